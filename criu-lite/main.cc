@@ -1,0 +1,120 @@
+// criu-lite: checkpoint/restore for Linux processes. The command line follows
+// CRIU's where the same thing is meant, so that scripts carry over.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "criu-lite/dump.h"
+#include "images/image_file.h"
+#include "kernel/kernel_probe.h"
+#include "kernel/log.h"
+#include "restore/restore.h"
+
+namespace {
+
+int Fail(const crl::Error& e) {
+  crl::Log(crl::LogLevel::kError, "%s", e.message.c_str());
+  return 1;
+}
+
+int RunCheck() {
+  auto rows = crl::CheckTable();
+  printf("%-28s %-18s %-5s %s\n", "need", "interface", "here", "criu-lite uses");
+  for (const auto& r : rows)
+    printf("%-28s %-18s %-5s %s\n", r.need.c_str(), r.interface.c_str(), r.status.c_str(),
+           r.path.c_str());
+  if (!crl::Kernel().prctl_set_mm_map) {
+    fprintf(stderr, "criu-lite: this kernel cannot restore (no PR_SET_MM_MAP)\n");
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"criu-lite: checkpoint and restore Linux processes"};
+  app.name("criu-lite");
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("-V,--version", CRIU_LITE_VERSION);
+  int verbosity = 0;
+  std::string log_file;
+  app.add_flag("-v,--verbose", verbosity, "more log output; repeat for more (-vv: debug)");
+  app.add_option("-o,--log-file", log_file, "write the log to FILE (errors also go to stderr)");
+  std::vector<std::string> disable;
+  app.add_option("--disable-kernel-feature", disable,
+                 "take the fallback path as if the kernel lacked FEATURE "
+                 "(pagemap-scan, procmap-query, clone3); for testing")
+      ->group("Testing");
+
+  crl::DumpOptions dopts;
+  bool compress = false;
+  auto* dump = app.add_subcommand("dump", "checkpoint a running process into an image directory");
+  dump->add_option("-t,--tree", dopts.pid, "PID of the process to dump")->required();
+  dump->add_option("-D,--images-dir", dopts.images_dir, "directory to write the images to")
+      ->required();
+  dump->add_flag("-R,--leave-running", dopts.leave_running,
+                 "let the process run on after the dump (default: kill it)");
+  dump->add_flag("-j,--shell-job", dopts.shell_job,
+                 "the process's stdin/stdout/stderr are a terminal or pipe that restore provides");
+  dump->add_flag("--compress", compress, "compress pages with zstd");
+  dump->add_option("--compress-level", dopts.zstd_level, "zstd level (implies --compress)")
+      ->check(CLI::Range(1, 19));
+
+  crl::RestoreOptions ropts;
+  std::string pages = "read";
+  auto* restore = app.add_subcommand("restore", "restore a process from an image directory");
+  restore->add_option("-D,--images-dir", ropts.images_dir, "directory holding the images")
+      ->required();
+  restore->add_flag("-d,--restore-detached", ropts.detached,
+                    "return once the process runs (default: wait for it and exit with its status)");
+  restore->add_flag("-j,--shell-job", ropts.shell_job,
+                    "give the process criu-lite's own stdin/stdout/stderr where it had a "
+                    "terminal or pipe");
+  restore->add_option("--pidfile", ropts.pidfile, "write the restored process's PID to FILE");
+  restore->add_option("--pages", pages,
+                      "how pages get into the process: read (it reads them from the page file "
+                      "itself: one copy) or writev (criu-lite writes them: the baseline)")
+      ->check(CLI::IsMember({"read", "writev"}));
+
+  auto* check = app.add_subcommand("check", "show which kernel interfaces criu-lite will use");
+  std::vector<std::string> show_files;
+  auto* show = app.add_subcommand("show", "print image files as JSON");
+  show->add_option("files", show_files, "image files")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  crl::SetLogLevel(1 + verbosity);
+  if (!log_file.empty() && !crl::SetLogFile(log_file.c_str())) {
+    fprintf(stderr, "criu-lite: cannot open log file %s: %m\n", log_file.c_str());
+    return 1;
+  }
+  for (const auto& f : disable) crl::DisableFeature(f);
+
+  if (*check) return RunCheck();
+  if (*show) {
+    for (const auto& f : show_files) {
+      auto json = crl::ImageToJson(f);
+      if (!json.ok()) return Fail(json.error());
+      fputs(json->c_str(), stdout);
+    }
+    return 0;
+  }
+  if (*dump) {
+    if (compress && dopts.zstd_level == 0) dopts.zstd_level = 1;
+    crl::Status s = crl::Dump(dopts);
+    if (!s.ok()) return Fail(s.error());
+    return 0;
+  }
+  if (*restore) {
+    ropts.pages = pages == "writev" ? crl::PagePlacement::kWritev : crl::PagePlacement::kRead;
+    // Without -d the restored process is criu-lite's child; keep its output
+    // ordered with ours.
+    fflush(nullptr);
+    auto r = crl::Restore(ropts);
+    if (!r.ok()) return Fail(r.error());
+    return *r;
+  }
+  return 1;
+}

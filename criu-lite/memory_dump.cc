@@ -1,0 +1,233 @@
+#include "criu-lite/memory_dump.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernel/kernel_probe.h"
+#include "kernel/log.h"
+#include "kernel/scoped_fd.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+namespace {
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void AddRun(std::vector<PageRun>* runs, uint64_t start, uint64_t end) {
+  if (!runs->empty() && runs->back().end == start)
+    runs->back().end = end;
+  else
+    runs->push_back({start, end});
+}
+
+Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_t end,
+                                                 bool shared_anon) {
+  std::vector<PageRun> runs;
+  std::vector<page_region> vec(1024);
+  uint64_t pos = start;
+  while (pos < end) {
+    pm_scan_arg arg{};
+    arg.size = sizeof arg;
+    arg.start = pos;
+    arg.end = end;
+    arg.vec = reinterpret_cast<uint64_t>(vec.data());
+    arg.vec_len = vec.size();
+    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    if (!shared_anon) {
+      // Only anonymous pages: not page-cache pages of a private file mapping,
+      // not the shared zero page.
+      arg.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+      arg.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO;
+    }
+    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    long n = ioctl(fd, PAGEMAP_SCAN, &arg);
+    if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, 0x%lx-0x%lx)", pos, end);
+    for (long i = 0; i < n; i++) AddRun(&runs, vec[i].start, vec[i].end);
+    if (arg.walk_end <= pos) break;
+    pos = arg.walk_end;
+  }
+  return runs;
+}
+
+Result<std::vector<PageRun>> ScanWithPagemapFile(int fd, uint64_t start, uint64_t end,
+                                                 bool shared_anon) {
+  std::vector<PageRun> runs;
+  std::vector<uint64_t> entries(4096);
+  for (uint64_t pos = start; pos < end;) {
+    size_t n = std::min<uint64_t>((end - pos) / kPageSize, entries.size());
+    ssize_t got = pread(fd, entries.data(), n * 8, (pos / kPageSize) * 8);
+    if (got != static_cast<ssize_t>(n * 8)) return ErrnoError("pread(pagemap, 0x%lx)", pos);
+    for (size_t i = 0; i < n; i++) {
+      uint64_t e = entries[i];
+      bool present = e & (1ull << 63), swapped = e & (1ull << 62), file = e & (1ull << 61);
+      bool keep = (present || swapped) && (shared_anon || !file);
+      uint64_t a = pos + i * kPageSize;
+      if (keep) AddRun(&runs, a, a + kPageSize);
+    }
+    pos += n * kPageSize;
+  }
+  return runs;
+}
+
+Status FillFileId(const std::string& path, img::FileId* id) {
+  struct stat s;
+  if (stat(path.c_str(), &s) < 0) return ErrnoError("stat(%s)", path.c_str());
+  id->set_dev(s.st_dev);
+  id->set_ino(s.st_ino);
+  id->set_size(s.st_size);
+  id->set_mtime_ns(s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec);
+  id->set_mode(s.st_mode);
+  return Ok{};
+}
+
+// Reads runs of pages from PID into BUF (process_vm_readv with many iovecs;
+// /proc/PID/mem for mappings the task itself cannot read, such as PROT_NONE).
+class PageCopier {
+ public:
+  PageCopier(pid_t pid, PageWriter* writer) : pid_(pid), writer_(writer) {
+    buf_.resize(kPageChunkBytes);
+  }
+  Status Add(uint64_t start, uint64_t end, bool readable) {
+    if (!readable) {
+      TRY(Flush());
+      return CopyViaProcMem(start, end);
+    }
+    while (start < end) {
+      size_t take = std::min<uint64_t>(end - start, buf_.size() - used_);
+      remote_.push_back({reinterpret_cast<void*>(start), take});
+      used_ += take;
+      start += take;
+      if (used_ == buf_.size() || remote_.size() == 1024) TRY(Flush());
+    }
+    return Ok{};
+  }
+  Status Flush() {
+    if (remote_.empty()) return Ok{};
+    iovec local{buf_.data(), used_};
+    ssize_t n = process_vm_readv(pid_, &local, 1, remote_.data(), remote_.size(), 0);
+    if (n != static_cast<ssize_t>(used_))
+      return ErrnoError("process_vm_readv(pid=%d, %zu ranges, %zu bytes) got %zd", pid_,
+                        remote_.size(), used_, n);
+    size_t off = 0;
+    for (const iovec& r : remote_) {
+      TRY(writer_->Append(reinterpret_cast<uint64_t>(r.iov_base), buf_.data() + off, r.iov_len));
+      off += r.iov_len;
+    }
+    remote_.clear();
+    used_ = 0;
+    return Ok{};
+  }
+
+ private:
+  Status CopyViaProcMem(uint64_t start, uint64_t end) {
+    if (!mem_.valid()) {
+      std::string path = Format("/proc/%d/mem", pid_);
+      mem_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mem_.valid()) return ErrnoError("open(%s)", path.c_str());
+    }
+    while (start < end) {
+      size_t take = std::min<uint64_t>(end - start, buf_.size());
+      ssize_t n = pread(mem_.get(), buf_.data(), take, start);
+      if (n != static_cast<ssize_t>(take))
+        return ErrnoError("pread(/proc/%d/mem, 0x%lx, %zu)", pid_, start, take);
+      TRY(writer_->Append(start, buf_.data(), take));
+      start += take;
+    }
+    return Ok{};
+  }
+
+  pid_t pid_;
+  PageWriter* writer_;
+  std::vector<char> buf_;
+  std::vector<iovec> remote_;
+  size_t used_ = 0;
+  ScopedFd mem_;
+};
+
+}  // namespace
+
+Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* mm) {
+  for (const VmaInfo& v : vmas) {
+    img::Vma out;
+    out.set_start(v.start);
+    out.set_end(v.end);
+    out.set_prot((v.read ? PROT_READ : 0) | (v.write ? PROT_WRITE : 0) | (v.exec ? PROT_EXEC : 0));
+    out.set_growsdown(v.HasFlag("gd"));
+    out.set_pgoff(v.offset);
+    out.set_path(v.path);
+    for (const char* f : {"dd", "hg", "nh", "dc", "wf", "mg", "nr"})
+      if (v.HasFlag(f)) out.add_madvise(f);
+    const std::string& p = v.path;
+    if (p == "[vsyscall]") continue;  // fixed by the kernel, the same in every process
+    if (p == "[vdso]") {
+      out.set_kind(img::Vma::VDSO);
+    } else if (p == "[vvar]") {
+      out.set_kind(img::Vma::VVAR);
+    } else if (p == "[vvar_vclock]") {
+      out.set_kind(img::Vma::VVAR_VCLOCK);
+    } else if (v.shared && (p.rfind("/dev/zero", 0) == 0 || p.rfind("/SYSV", 0) == 0 ||
+                            p.rfind("[anon_shmem", 0) == 0)) {
+      if (p.rfind("/SYSV", 0) == 0)
+        return MakeError("PID %d maps System V shared memory at 0x%lx: not supported yet", pid,
+                         v.start);
+      out.set_kind(img::Vma::ANON_SHARED);
+    } else if (p.empty() || p == "[heap]" || p == "[stack]" || p.rfind("[anon:", 0) == 0) {
+      if (v.shared)
+        return MakeError("PID %d has an unnamed shared mapping at 0x%lx: not supported", pid,
+                         v.start);
+      out.set_kind(img::Vma::ANON_PRIVATE);
+    } else if (p[0] == '/') {
+      if (EndsWith(p, " (deleted)"))
+        return MakeError("PID %d maps a deleted file %s at 0x%lx-0x%lx: not supported yet", pid,
+                         p.c_str(), v.start, v.end);
+      out.set_kind(v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE);
+      // map_files/ opens exactly the file mapped, whatever became of the path.
+      std::string mf = Format("/proc/%d/map_files/%lx-%lx", pid, v.start, v.end);
+      TRY(FillFileId(mf, out.mutable_file()));
+      if (out.file().ino() != v.inode)
+        return MakeError("PID %d: mapping at 0x%lx says inode %lu but its file is inode %lu", pid,
+                         v.start, v.inode, out.file().ino());
+    } else {
+      return MakeError("PID %d has a %s mapping at 0x%lx-0x%lx: not supported", pid, p.c_str(),
+                       v.start, v.end);
+    }
+    *mm->add_vmas() = std::move(out);
+  }
+  return Ok{};
+}
+
+Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t end,
+                                           bool shared_anon) {
+  std::string path = Format("/proc/%d/pagemap", pid);
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  if (Kernel().pagemap_scan) return ScanWithPagemapScan(fd.get(), start, end, shared_anon);
+  return ScanWithPagemapFile(fd.get(), start, end, shared_anon);
+}
+
+Status DumpMemory(pid_t pid, const img::MmState& mm, PageWriter* writer, MemoryDumpStats* stats) {
+  PageCopier copier(pid, writer);
+  for (const img::Vma& v : mm.vmas()) {
+    bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
+    if (v.kind() != img::Vma::ANON_PRIVATE && v.kind() != img::Vma::FILE_PRIVATE && !shared_anon)
+      continue;
+    stats->pages_scanned += (v.end() - v.start()) / kPageSize;
+    std::vector<PageRun> runs = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
+    for (const PageRun& r : runs) {
+      TRY(copier.Add(r.start, r.end, v.prot() & PROT_READ));
+      stats->pages_written += (r.end - r.start) / kPageSize;
+    }
+  }
+  return copier.Flush();
+}
+
+}  // namespace crl

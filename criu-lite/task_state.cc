@@ -1,0 +1,216 @@
+#include "criu-lite/task_state.h"
+#include "images/registers_image.h"
+
+#include <linux/prctl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+
+#include "kernel/log.h"
+#include "kernel/proc_parsers.h"
+#include "kernel/remote_syscalls.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+namespace {
+
+struct PtraceRseqConfiguration {  // struct ptrace_rseq_configuration
+  uint64_t rseq_abi_pointer;
+  uint32_t rseq_abi_size;
+  uint32_t signature;
+  uint32_t flags;
+  uint32_t pad;
+};
+static_assert(sizeof(PtraceRseqConfiguration) == 24);
+
+std::string Readlink(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+  return n < 0 ? std::string() : std::string(buf, n);
+}
+
+Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas) {
+  for (const auto& v : vmas)
+    if (v.path == "[vdso]") return FindSyscallInsn(pid, v.start, v.end);
+  return MakeError("PID %d has no [vdso] to run remote syscalls from", pid);
+}
+
+// State only the task can tell: asked with remote syscalls, answers passed
+// through a scratch page mapped in the task for the occasion.
+Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+                               img::TaskCore* core, img::ThreadCore* th) {
+  pid_t pid = task.pid();
+  RemotePtr site = TRY(SyscallSite(pid, vmas));
+  RemoteSyscalls rs(pid, site, task.regs());
+  constexpr size_t kScratch = 4096;
+  int64_t addr = TRY(rs.Checked("mmap(scratch)", SYS_mmap, 0, kScratch, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  RemotePtr scratch(addr);
+  auto body = [&]() -> Status {
+    for (int sig = 1; sig <= 64; sig++) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, 0,
+                     scratch.addr(), 8));
+      kernel_sigaction ka;
+      TRY(ReadRemote(pid, scratch, &ka, sizeof ka));
+      if (ka.handler == 0 && ka.flags == 0 && ka.mask == 0) continue;  // SIG_DFL, nothing set
+      img::SigAction* sa = core->add_sigactions();
+      sa->set_signo(sig);
+      sa->set_handler(ka.handler);
+      sa->set_flags(ka.flags);
+      sa->set_restorer(ka.restorer);
+      sa->set_mask(ka.mask);
+    }
+    TRY(rs.Checked("sigaltstack", SYS_sigaltstack, 0, scratch.addr()));
+    stack_t ss;
+    TRY(ReadRemote(pid, scratch, &ss, sizeof ss));
+    th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
+    th->set_altstack_size(ss.ss_size);
+    th->set_altstack_flags(ss.ss_flags);
+    for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
+      TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch.addr()));
+      itimerval it;
+      TRY(ReadRemote(pid, scratch, &it, sizeof it));
+      if (!it.it_value.tv_sec && !it.it_value.tv_usec && !it.it_interval.tv_sec &&
+          !it.it_interval.tv_usec)
+        continue;
+      img::Itimer* t = core->add_itimers();
+      t->set_which(which);
+      t->set_interval_sec(it.it_interval.tv_sec);
+      t->set_interval_usec(it.it_interval.tv_usec);
+      t->set_value_sec(it.it_value.tv_sec);
+      t->set_value_usec(it.it_value.tv_usec);
+    }
+    int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, scratch.addr()));
+    if (r == 0) {
+      uint64_t tid_addr;
+      TRY(ReadRemote(pid, scratch, &tid_addr, sizeof tid_addr));
+      th->set_tid_address(tid_addr);
+    }
+    return Ok{};
+  };
+  Status st = body();
+  Result<int64_t> un = rs.Checked("munmap(scratch)", SYS_munmap, scratch.addr(), kScratch);
+  TRY(st);
+  if (!un.ok()) return un.error();
+  return Ok{};
+}
+
+Status CollectSignals(const SeizedTask& task, img::TaskCore* core, img::ThreadCore* th) {
+  pid_t pid = task.pid();
+  th->set_blocked(task.original_sigmask());
+  for (bool shared : {false, true}) {
+    auto infos = TRY(PeekSiginfo(pid, shared));
+    for (const siginfo_t& si : infos) {
+      std::string raw(reinterpret_cast<const char*>(&si), sizeof si);
+      if (shared)
+        core->add_shared_pending(raw);
+      else
+        th->add_pending(raw);
+    }
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Status CollectTaskCore(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+                       img::TaskCore* core) {
+  pid_t pid = task.pid();
+  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
+  ProcStat st = TRY(ParseProcStat(stat_text).Context(Format("/proc/%d/stat", pid)));
+  std::string status_text = TRY(ReadFileToString(Format("/proc/%d/status", pid)));
+  ProcStatus status = TRY(ParseProcStatus(status_text).Context(Format("/proc/%d/status", pid)));
+  core->set_pid(pid);
+  core->set_ppid(st.ppid);
+  core->set_pgid(st.pgrp);
+  core->set_sid(st.session);
+  core->set_comm(st.comm);
+  core->set_umask(status.umask);
+  for (int i = 0; i < 4; i++) {
+    core->add_uids(status.uid[i]);
+    core->add_gids(status.gid[i]);
+  }
+  core->set_cwd(Readlink(Format("/proc/%d/cwd", pid)));
+  core->set_root(Readlink(Format("/proc/%d/root", pid)));
+  std::string pers = TRY(ReadFileToString(Format("/proc/%d/personality", pid)));
+  core->set_personality(static_cast<uint32_t>(strtoul(pers.c_str(), nullptr, 16)));
+  for (int res = 0; res < RLIM_NLIMITS; res++) {
+    rlimit64 rl;
+    if (prlimit64(pid, static_cast<__rlimit_resource>(res), nullptr, &rl) < 0)
+      return ErrnoError("prlimit(pid=%d, resource=%d)", pid, res);
+    img::Rlimit* r = core->add_rlimits();
+    r->set_resource(res);
+    r->set_cur(rl.rlim_cur);
+    r->set_max(rl.rlim_max);
+  }
+
+  img::ThreadCore* th = core->add_threads();
+  th->set_tid(pid);
+  *th->mutable_regs() = RegsToImage(task.regs());
+  std::vector<uint8_t> xs = TRY(GetXstate(pid));
+  th->set_xstate(xs.data(), xs.size());
+  TRY(CollectSignals(task, core, th));
+  uint64_t head = 0;
+  size_t len = 0;
+  if (syscall(SYS_get_robust_list, pid, &head, &len) < 0)
+    return ErrnoError("get_robust_list(pid=%d)", pid);
+  th->set_robust_list(head);
+  th->set_robust_list_len(len);
+  PtraceRseqConfiguration rseq{};
+  if (ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), pid, sizeof rseq,
+             &rseq) == sizeof rseq &&
+      rseq.rseq_abi_pointer) {
+    th->set_rseq_addr(rseq.rseq_abi_pointer);
+    th->set_rseq_len(rseq.rseq_abi_size);
+    th->set_rseq_sig(rseq.signature);
+  }
+  TRY(CollectByRemoteSyscalls(task, vmas, core, th));
+  return Ok{};
+}
+
+Status CollectMmFields(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+                       img::MmState* mm) {
+  pid_t pid = task.pid();
+  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
+  ProcStat st = TRY(ParseProcStat(stat_text).Context(Format("/proc/%d/stat", pid)));
+  mm->set_start_code(st.start_code);
+  mm->set_end_code(st.end_code);
+  mm->set_start_data(st.start_data);
+  mm->set_end_data(st.end_data);
+  mm->set_start_brk(st.start_brk);
+  mm->set_start_stack(st.start_stack);
+  mm->set_arg_start(st.arg_start);
+  mm->set_arg_end(st.arg_end);
+  mm->set_env_start(st.env_start);
+  mm->set_env_end(st.env_end);
+  // The current break is in no /proc file; brk(0) in the task returns it.
+  RemotePtr site = TRY(SyscallSite(pid, vmas));
+  {
+    RemoteSyscalls rs(pid, site, task.regs());
+    int64_t brk = TRY(rs.Syscall(SYS_brk, 0));
+    mm->set_brk(brk);
+  }
+  std::string auxv = TRY(ReadFileToString(Format("/proc/%d/auxv", pid)));
+  for (uint64_t v : ParseAuxv(auxv)) mm->add_auxv(v);
+  mm->set_exe_path(Readlink(Format("/proc/%d/exe", pid)));
+  struct stat s;
+  std::string exe_link = Format("/proc/%d/exe", pid);
+  if (stat(exe_link.c_str(), &s) < 0) return ErrnoError("stat(%s)", exe_link.c_str());
+  img::FileId* id = mm->mutable_exe_file();
+  id->set_dev(s.st_dev);
+  id->set_ino(s.st_ino);
+  id->set_size(s.st_size);
+  id->set_mtime_ns(s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec);
+  id->set_mode(s.st_mode);
+  return Ok{};
+}
+
+}  // namespace crl

@@ -1,0 +1,147 @@
+#include "images/image_file.h"
+
+#include <endian.h>
+#include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "images/criu_lite.pb.h"
+#include "kernel/proc_parsers.h"
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+namespace {
+
+std::unique_ptr<google::protobuf::Message> NewMessageFor(ImageKind kind) {
+  switch (kind) {
+    case ImageKind::kInventory: return std::make_unique<img::Inventory>();
+    case ImageKind::kCore: return std::make_unique<img::TaskCore>();
+    case ImageKind::kMm: return std::make_unique<img::MmState>();
+    case ImageKind::kPagemap: return std::make_unique<img::Pagemap>();
+    case ImageKind::kFds: return std::make_unique<img::Fds>();
+    case ImageKind::kStats: return std::make_unique<img::Stats>();
+  }
+  return nullptr;
+}
+
+Status WriteAll(int fd, const void* data, size_t len, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("write(%s)", path.c_str());
+    p += n;
+    len -= n;
+  }
+  return Ok{};
+}
+
+struct RawImage {
+  uint32_t magic;
+  uint32_t version;
+  std::string payload;
+};
+
+Result<RawImage> ReadRaw(const std::string& path) {
+  auto content = ReadFileToString(path);
+  if (!content.ok()) {
+    if (errno == ENOENT) return MakeError("image file %s is missing", path.c_str());
+    return content.error();
+  }
+  if (content->size() < sizeof(ImageHeader))
+    return MakeError("image file %s is truncated: %zu bytes, shorter than the %zu-byte header",
+                     path.c_str(), content->size(), sizeof(ImageHeader));
+  ImageHeader h;
+  memcpy(&h, content->data(), sizeof h);
+  RawImage raw{le32toh(h.magic), le32toh(h.version), {}};
+  uint64_t len = le64toh(h.payload_len);
+  if (content->size() - sizeof h < len)
+    return MakeError("image file %s is truncated: header says %lu payload bytes, file has %zu",
+                     path.c_str(), len, content->size() - sizeof h);
+  if (content->size() - sizeof h > len)
+    return MakeError("image file %s has %zu bytes of trailing garbage", path.c_str(),
+                     content->size() - sizeof h - len);
+  raw.payload = content->substr(sizeof h);
+  return raw;
+}
+
+Status CheckMagicAndVersion(const std::string& path, const RawImage& raw, ImageKind want) {
+  if (raw.magic != static_cast<uint32_t>(want)) {
+    if (NewMessageFor(static_cast<ImageKind>(raw.magic)) &&
+        strcmp(ImageKindName(static_cast<ImageKind>(raw.magic)), "unknown") != 0)
+      return MakeError("image file %s holds a %s record, expected %s", path.c_str(),
+                       ImageKindName(static_cast<ImageKind>(raw.magic)), ImageKindName(want));
+    return MakeError("image file %s is not a criu-lite image (magic 0x%08x)", path.c_str(),
+                     raw.magic);
+  }
+  if (raw.version > kImageFormatVersion)
+    return MakeError(
+        "image file %s has format version %u, newer than this criu-lite understands (%u); "
+        "restore it with a newer criu-lite",
+        path.c_str(), raw.version, kImageFormatVersion);
+  if (raw.version == 0) return MakeError("image file %s has format version 0", path.c_str());
+  return Ok{};
+}
+
+}  // namespace
+
+const char* ImageKindName(ImageKind kind) {
+  switch (kind) {
+    case ImageKind::kInventory: return "inventory";
+    case ImageKind::kCore: return "core";
+    case ImageKind::kMm: return "mm";
+    case ImageKind::kPagemap: return "pagemap";
+    case ImageKind::kFds: return "fds";
+    case ImageKind::kStats: return "stats";
+  }
+  return "unknown";
+}
+
+Status WriteImage(const std::string& path, ImageKind kind, const google::protobuf::Message& msg) {
+  std::string payload;
+  if (!msg.SerializeToString(&payload))
+    return MakeError("serializing the %s record for %s failed", ImageKindName(kind), path.c_str());
+  ImageHeader h{htole32(static_cast<uint32_t>(kind)), htole32(kImageFormatVersion),
+                htole64(payload.size())};
+  std::string tmp = path + ".tmp";
+  ScopedFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoError("open(%s)", tmp.c_str());
+  TRY(WriteAll(fd.get(), &h, sizeof h, tmp));
+  TRY(WriteAll(fd.get(), payload.data(), payload.size(), tmp));
+  fd.reset();
+  if (rename(tmp.c_str(), path.c_str()) < 0) return ErrnoError("rename(%s)", tmp.c_str());
+  return Ok{};
+}
+
+Status ReadImage(const std::string& path, ImageKind kind, google::protobuf::Message* msg) {
+  RawImage raw = TRY(ReadRaw(path));
+  TRY(CheckMagicAndVersion(path, raw, kind));
+  if (!msg->ParseFromString(raw.payload))
+    return MakeError("image file %s is corrupt: its %s record does not parse", path.c_str(),
+                     ImageKindName(kind));
+  return Ok{};
+}
+
+Result<std::string> ImageToJson(const std::string& path) {
+  RawImage raw = TRY(ReadRaw(path));
+  auto kind = static_cast<ImageKind>(raw.magic);
+  auto msg = NewMessageFor(kind);
+  if (!msg || strcmp(ImageKindName(kind), "unknown") == 0)
+    return MakeError("%s is not a criu-lite image (magic 0x%08x)", path.c_str(), raw.magic);
+  TRY(CheckMagicAndVersion(path, raw, kind));
+  if (!msg->ParseFromString(raw.payload))
+    return MakeError("image file %s is corrupt: its %s record does not parse", path.c_str(),
+                     ImageKindName(kind));
+  std::string json;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = true;
+  auto st = google::protobuf::util::MessageToJsonString(*msg, &json, opts);
+  if (!st.ok()) return MakeError("printing %s as JSON failed: %s", path.c_str(), st.ToString().c_str());
+  return "{\"kind\": \"" + std::string(ImageKindName(kind)) + "\", \"version\": " +
+         std::to_string(raw.version) + ", \"record\": " + json + "}\n";
+}
+
+}  // namespace crl

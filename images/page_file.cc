@@ -1,0 +1,198 @@
+#include "images/page_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace crl {
+
+Result<PageWriter> PageWriter::Create(const std::string& dir, const std::string& name,
+                                      int zstd_level) {
+  PageWriter w;
+  w.name_ = name;
+  w.path_ = dir + "/" + name;
+  w.fd_.reset(open(w.path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!w.fd_.valid()) return ErrnoError("open(%s)", w.path_.c_str());
+  w.zstd_level_ = zstd_level;
+  if (zstd_level > 0) {
+    ZSTD_CCtx* c = ZSTD_createCCtx();
+    if (!c) return MakeError("ZSTD_createCCtx failed");
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, zstd_level);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+    w.cctx_ = c;
+    w.frame_raw_.reserve(kPageChunkBytes);
+    w.frame_out_.resize(ZSTD_compressBound(kPageChunkBytes));
+  }
+  w.pm_.set_pages_file(name);
+  w.pm_.set_encoding(zstd_level > 0 ? img::Pagemap::ZSTD : img::Pagemap::RAW);
+  return w;
+}
+
+PageWriter::~PageWriter() {
+  if (cctx_) ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
+}
+
+Status PageWriter::WriteOut(const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = write(fd_.get(), p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("write(%s, %zu bytes)", path_.c_str(), len);
+    p += n;
+    len -= n;
+    file_offset_ += n;
+  }
+  return Ok{};
+}
+
+Status PageWriter::FlushFrame() {
+  if (frame_raw_.empty()) return Ok{};
+  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), frame_out_.data(), frame_out_.size(),
+                            frame_raw_.data(), frame_raw_.size());
+  if (ZSTD_isError(n)) return MakeError("zstd compression failed: %s", ZSTD_getErrorName(n));
+  img::ZstdFrame* f = pm_.add_frames();
+  f->set_file_offset(file_offset_);
+  f->set_compressed_size(n);
+  f->set_raw_offset(frame_raw_start_);
+  f->set_raw_size(frame_raw_.size());
+  TRY(WriteOut(frame_out_.data(), n));
+  frame_raw_start_ += frame_raw_.size();
+  frame_raw_.clear();
+  return Ok{};
+}
+
+Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len) {
+  CRL_CHECK(len % kPageSize == 0 && vaddr % kPageSize == 0, "unaligned pages at 0x%lx", vaddr);
+  int n = pm_.entries_size();
+  img::PagemapEntry* last = n ? pm_.mutable_entries(n - 1) : nullptr;
+  if (last && last->vaddr() + last->nr_pages() * kPageSize == vaddr &&
+      last->data_offset() + last->nr_pages() * kPageSize == raw_offset_) {
+    last->set_nr_pages(last->nr_pages() + len / kPageSize);
+  } else {
+    img::PagemapEntry* e = pm_.add_entries();
+    e->set_vaddr(vaddr);
+    e->set_nr_pages(len / kPageSize);
+    e->set_data_offset(raw_offset_);
+  }
+  raw_offset_ += len;
+  pm_.set_total_pages(pm_.total_pages() + len / kPageSize);
+  if (zstd_level_ == 0) return WriteOut(data, len);
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    size_t take = std::min(len, kPageChunkBytes - frame_raw_.size());
+    frame_raw_.insert(frame_raw_.end(), p, p + take);
+    p += take;
+    len -= take;
+    if (frame_raw_.size() == kPageChunkBytes) TRY(FlushFrame());
+  }
+  return Ok{};
+}
+
+Status PageWriter::Finish(img::Pagemap* pagemap) {
+  if (zstd_level_ > 0) TRY(FlushFrame());
+  if (fsync(fd_.get()) < 0 && errno != EINVAL) return ErrnoError("fsync(%s)", path_.c_str());
+  fd_.reset();
+  pm_.set_pages_file_size(file_offset_);
+  *pagemap = pm_;
+  return Ok{};
+}
+
+Result<PageReader> PageReader::Open(const std::string& dir, const img::Pagemap& pagemap) {
+  PageReader r;
+  r.pm_ = pagemap;
+  if (pagemap.pages_file().empty() || pagemap.pages_file().find('/') != std::string::npos)
+    return MakeError("pagemap in %s names a bad pages file '%s'", dir.c_str(),
+                     pagemap.pages_file().c_str());
+  r.path_ = dir + "/" + pagemap.pages_file();
+  r.fd_.reset(open(r.path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!r.fd_.valid()) {
+    if (errno == ENOENT) return MakeError("pages file %s is missing", r.path_.c_str());
+    return ErrnoError("open(%s)", r.path_.c_str());
+  }
+  struct stat st;
+  if (fstat(r.fd_.get(), &st) < 0) return ErrnoError("fstat(%s)", r.path_.c_str());
+  if (static_cast<uint64_t>(st.st_size) != pagemap.pages_file_size())
+    return MakeError("pages file %s is %s: %ld bytes, the pagemap expects %lu", r.path_.c_str(),
+                     static_cast<uint64_t>(st.st_size) < pagemap.pages_file_size() ? "truncated"
+                                                                                   : "too long",
+                     st.st_size, pagemap.pages_file_size());
+  // Every run must lie inside the page stream the file holds.
+  uint64_t raw_total = 0;
+  if (r.raw()) {
+    raw_total = pagemap.pages_file_size();
+  } else {
+    for (const auto& f : pagemap.frames()) {
+      if (f.file_offset() + f.compressed_size() > pagemap.pages_file_size() ||
+          f.raw_offset() != raw_total)
+        return MakeError("pagemap for %s has an inconsistent zstd frame table", r.path_.c_str());
+      raw_total += f.raw_size();
+    }
+  }
+  for (const auto& e : pagemap.entries()) {
+    if (e.data_offset() + e.nr_pages() * kPageSize > raw_total)
+      return MakeError("pagemap for %s points past the end of its pages (run at 0x%lx)",
+                       r.path_.c_str(), e.vaddr());
+  }
+  return r;
+}
+
+Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*, size_t)>& fn) {
+  std::vector<char> buf;
+  if (raw()) {
+    buf.resize(kPageChunkBytes);
+    for (const auto& e : pm_.entries()) {
+      uint64_t done = 0, total = e.nr_pages() * kPageSize;
+      while (done < total) {
+        size_t want = std::min<uint64_t>(total - done, buf.size());
+        ssize_t n = pread(fd_.get(), buf.data(), want, e.data_offset() + done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ErrnoError("pread(%s)", path_.c_str());
+        if (static_cast<size_t>(n) != want)
+          return MakeError("pages file %s ended early at offset %lu", path_.c_str(),
+                           e.data_offset() + done + n);
+        TRY(fn(e.vaddr() + done, buf.data(), want));
+        done += want;
+      }
+    }
+    return Ok{};
+  }
+  // zstd: decompress frame by frame; entries are in raw-offset order.
+  std::vector<char> in;
+  int next_entry = 0;
+  uint64_t entry_done = 0;
+  for (int fi = 0; fi < pm_.frames_size(); fi++) {
+    const img::ZstdFrame& f = pm_.frames(fi);
+    in.resize(f.compressed_size());
+    buf.resize(f.raw_size());
+    ssize_t n = pread(fd_.get(), in.data(), in.size(), f.file_offset());
+    if (n != static_cast<ssize_t>(in.size()))
+      return MakeError("pages file %s: zstd frame %d is cut short", path_.c_str(), fi);
+    size_t out = ZSTD_decompress(buf.data(), buf.size(), in.data(), in.size());
+    if (ZSTD_isError(out) || out != f.raw_size())
+      return MakeError("pages file %s: zstd frame %d is corrupt: %s", path_.c_str(), fi,
+                       ZSTD_isError(out) ? ZSTD_getErrorName(out) : "wrong decompressed size");
+    uint64_t frame_end = f.raw_offset() + f.raw_size();
+    while (next_entry < pm_.entries_size()) {
+      const img::PagemapEntry& e = pm_.entries(next_entry);
+      uint64_t pos = e.data_offset() + entry_done;
+      uint64_t total = e.nr_pages() * kPageSize;
+      if (pos >= frame_end) break;
+      size_t len = std::min<uint64_t>(total - entry_done, frame_end - pos);
+      TRY(fn(e.vaddr() + entry_done, buf.data() + (pos - f.raw_offset()), len));
+      entry_done += len;
+      if (entry_done == total) {
+        next_entry++;
+        entry_done = 0;
+      }
+    }
+  }
+  if (next_entry != pm_.entries_size())
+    return MakeError("pages file %s holds fewer pages than its pagemap lists", path_.c_str());
+  return Ok{};
+}
+
+}  // namespace crl

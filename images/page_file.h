@@ -1,0 +1,73 @@
+// Page data files (pages-PID.img): raw pages back to back, or zstd frames
+// (one per few MiB of pages, each with a content checksum). Where each run of
+// pages lives is recorded in the Pagemap record.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "images/criu_lite.pb.h"
+#include "kernel/result.h"
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+
+constexpr uint64_t kPageSize = 4096;
+
+class PageWriter {
+ public:
+  // zstd_level 0 means raw pages.
+  static Result<PageWriter> Create(const std::string& dir, const std::string& name, int zstd_level);
+  PageWriter(PageWriter&&) = default;
+  ~PageWriter();
+
+  // Appends LEN bytes (whole pages) that belong at VADDR.
+  Status Append(uint64_t vaddr, const void* data, size_t len);
+  // Flushes and fills in everything the pagemap needs to find the pages.
+  Status Finish(img::Pagemap* pagemap);
+  uint64_t bytes_written() const { return file_offset_; }
+
+ private:
+  PageWriter() = default;
+  Status WriteOut(const void* data, size_t len);
+  Status FlushFrame();
+
+  std::string path_, name_;
+  ScopedFd fd_;
+  int zstd_level_ = 0;
+  void* cctx_ = nullptr;  // ZSTD_CCtx
+  std::vector<char> frame_raw_, frame_out_;
+  uint64_t file_offset_ = 0, raw_offset_ = 0, frame_raw_start_ = 0;
+  img::Pagemap pm_;
+};
+
+// Reads the pages a Pagemap describes.
+class PageReader {
+ public:
+  // Checks that the pages file exists and has the size the pagemap recorded.
+  static Result<PageReader> Open(const std::string& dir, const img::Pagemap& pagemap);
+  PageReader(PageReader&&) = default;
+
+  bool raw() const { return pm_.encoding() == img::Pagemap::RAW; }
+  int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
+  const img::Pagemap& pagemap() const { return pm_; }
+
+  // Calls FN(vaddr, data, len) for every run of pages, in pagemap order,
+  // holding at most a few MiB in memory at a time.
+  Status ForEachChunk(const std::function<Status(uint64_t, const char*, size_t)>& fn);
+
+ private:
+  PageReader() = default;
+  std::string path_;
+  ScopedFd fd_;
+  img::Pagemap pm_;
+};
+
+// Size of one zstd frame's input / one raw read: large enough for streaming
+// speed, small enough to keep criu-lite's RSS low whatever the target's size.
+constexpr size_t kPageChunkBytes = 4 << 20;
+
+}  // namespace crl

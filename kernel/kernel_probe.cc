@@ -1,0 +1,164 @@
+#include "kernel/kernel_probe.h"
+
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "kernel/proc_parsers.h"
+#include "kernel/scoped_fd.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+namespace {
+
+bool ProbePagemapScan() {
+  ScopedFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  page_region regions[1];
+  pm_scan_arg arg{};
+  arg.size = sizeof arg;
+  arg.start = reinterpret_cast<uint64_t>(&regions) & ~4095ul;
+  arg.end = arg.start + 4096;
+  arg.vec = reinterpret_cast<uint64_t>(regions);
+  arg.vec_len = 1;
+  arg.category_anyof_mask = PAGE_IS_PRESENT;
+  arg.return_mask = PAGE_IS_PRESENT;
+  return ioctl(fd.get(), PAGEMAP_SCAN, &arg) >= 0;
+}
+
+bool ProbeProcmapQuery() {
+  ScopedFd fd(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  procmap_query q{};
+  q.size = sizeof q;
+  q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+  q.query_addr = 0;
+  return ioctl(fd.get(), PROCMAP_QUERY, &q) == 0;
+}
+
+bool ProbeSoftDirty() {
+  // With CONFIG_MEM_SOFT_DIRTY a freshly written page has pagemap bit 55.
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  *static_cast<volatile char*>(p) = 1;
+  bool dirty = false;
+  ScopedFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
+  uint64_t entry = 0;
+  if (fd.valid() &&
+      pread(fd.get(), &entry, 8, (reinterpret_cast<uint64_t>(p) / 4096) * 8) == 8)
+    dirty = entry & (1ull << 55);
+  munmap(p, 4096);
+  return dirty;
+}
+
+uint64_t ProbeUffdFeatures() {
+  int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+  if (fd < 0) fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return 0;
+  ScopedFd owner(fd);
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = 0;  // asking for 0 returns every feature the kernel has
+  if (ioctl(fd, UFFDIO_API, &api) < 0) return 0;
+  return api.features;
+}
+
+bool ProbeEbadfNotEnosys(long nr, long a1, long a2, long a3, long a4 = 0, long a5 = 0) {
+  errno = 0;
+  long r = syscall(nr, a1, a2, a3, a4, a5);
+  return !(r < 0 && errno == ENOSYS);
+}
+
+bool ProbeSetMmMap() {
+  unsigned int size = 0;
+  return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
+}
+
+bool ProbeProcessVmMmap() {
+  // process_vm_mmap never reached mainline and has no fixed number: trust only
+  // a kernel that names the syscall in its symbol table.
+  auto syms = ReadFileToString("/proc/kallsyms");
+  return syms.ok() && syms->find(" __x64_sys_process_vm_mmap\n") != std::string::npos;
+}
+
+bool ProbeVvarVclock() {
+  auto maps = ReadFileToString("/proc/self/maps");
+  return maps.ok() && maps->find("[vvar_vclock]") != std::string::npos;
+}
+
+KernelFeatures Probe() {
+  KernelFeatures f;
+  f.pagemap_scan = ProbePagemapScan();
+  f.procmap_query = ProbeProcmapQuery();
+  f.soft_dirty = ProbeSoftDirty();
+  uint64_t uffd = ProbeUffdFeatures();
+  f.uffd_wp_async = (uffd & UFFD_FEATURE_WP_ASYNC) && (uffd & UFFD_FEATURE_WP_UNPOPULATED);
+  f.uffd_move = uffd & UFFD_FEATURE_MOVE;
+  // clone3(NULL, 0) is EINVAL where clone3 exists; set_tid came with it in 5.5
+  // together with the size check that makes that EINVAL.
+  f.clone3_set_tid = ProbeEbadfNotEnosys(__NR_clone3, 0, 0, 0);
+  f.pidfd_getfd = ProbeEbadfNotEnosys(__NR_pidfd_getfd, -1, 0, 0);
+  f.process_madvise = ProbeEbadfNotEnosys(__NR_process_madvise, -1, 0, 0, 0, 0);
+  f.prctl_set_mm_map = ProbeSetMmMap();
+  f.process_vm_mmap = ProbeProcessVmMmap();
+  f.vvar_vclock = ProbeVvarVclock();
+  f.rseq_config = true;  // checked on the first tracee; ptrace needs a tracee
+  return f;
+}
+
+KernelFeatures& MutableKernel() {
+  static KernelFeatures f = Probe();
+  return f;
+}
+
+}  // namespace
+
+const KernelFeatures& Kernel() { return MutableKernel(); }
+
+void DisableFeature(const std::string& name) {
+  KernelFeatures& f = MutableKernel();
+  if (name == "pagemap-scan") f.pagemap_scan = false;
+  if (name == "procmap-query") f.procmap_query = false;
+  if (name == "uffd-wp") f.uffd_wp_async = false;
+}
+
+std::vector<CheckRow> CheckTable() {
+  const KernelFeatures& f = Kernel();
+  auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
+  std::vector<CheckRow> rows;
+  rows.push_back({"which pages exist", "PAGEMAP_SCAN", yes(f.pagemap_scan),
+                  f.pagemap_scan ? "PAGEMAP_SCAN" : "read /proc/PID/pagemap"});
+  std::string track = f.uffd_wp_async ? "uffd-wp async + PAGEMAP_SCAN"
+                      : f.soft_dirty  ? "soft-dirty"
+                                      : "none: pre-dump unavailable";
+  rows.push_back({"written-page tracking", "uffd WP_ASYNC", yes(f.uffd_wp_async), track});
+  rows.push_back({"", "soft-dirty", yes(f.soft_dirty), ""});
+  rows.push_back({"VMA list", "PROCMAP_QUERY", yes(f.procmap_query),
+                  f.procmap_query ? "PROCMAP_QUERY" : "parse /proc/PID/maps"});
+  rows.push_back({"read target memory", "process_vm_readv", "yes", "process_vm_readv"});
+  rows.push_back({"take a task's fd", "pidfd_getfd", yes(f.pidfd_getfd),
+                  f.pidfd_getfd ? "pidfd_getfd" : "remote sendmsg(SCM_RIGHTS)"});
+  rows.push_back({"task with a given PID", "clone3 set_tid", yes(f.clone3_set_tid),
+                  f.clone3_set_tid ? "clone3(set_tid)" : "ns_last_pid"});
+  rows.push_back({"set mm fields", "PR_SET_MM_MAP", yes(f.prctl_set_mm_map),
+                  f.prctl_set_mm_map ? "PR_SET_MM_MAP" : "unavailable: restore cannot work"});
+  rows.push_back({"pages without a copy", "process_vm_mmap", yes(f.process_vm_mmap),
+                  f.process_vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
+  rows.push_back({"hint another task's memory", "process_madvise", yes(f.process_madvise),
+                  f.process_madvise ? "process_madvise" : "-"});
+  rows.push_back({"post-copy restore", "UFFDIO_MOVE", yes(f.uffd_move), "UFFDIO_COPY"});
+  rows.push_back({"vDSO data split", "[vvar_vclock]", yes(f.vvar_vclock),
+                  f.vvar_vclock ? "move [vvar] and [vvar_vclock] with [vdso]"
+                                : "move [vvar] with [vdso]"});
+  return rows;
+}
+
+}  // namespace crl

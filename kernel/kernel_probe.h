@@ -1,0 +1,37 @@
+// What the running kernel offers, probed once at start-up. Every probe
+// exercises the interface on criu-lite itself; none guesses from versions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace crl {
+
+struct KernelFeatures {
+  bool pagemap_scan = false;     // PAGEMAP_SCAN ioctl on /proc/PID/pagemap
+  bool procmap_query = false;    // PROCMAP_QUERY ioctl on /proc/PID/maps
+  bool soft_dirty = false;       // pagemap bit 55 + clear_refs 4
+  bool uffd_wp_async = false;    // UFFD_FEATURE_WP_ASYNC + WP_UNPOPULATED
+  bool uffd_move = false;        // UFFDIO_MOVE
+  bool clone3_set_tid = false;   // clone3 with set_tid
+  bool pidfd_getfd = false;
+  bool process_madvise = false;
+  bool prctl_set_mm_map = false; // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
+  bool process_vm_mmap = false;  // out-of-tree patch; found in kallsyms only
+  bool vvar_vclock = false;      // [vvar_vclock] mapping (6.13+)
+  bool rseq_config = false;      // PTRACE_GET_RSEQ_CONFIGURATION
+};
+
+const KernelFeatures& Kernel();
+
+// Used by tests and by --no-pagemap-scan / --no-procmap-query to take the
+// fallback paths on a kernel that has the newer interface.
+void DisableFeature(const std::string& name);
+
+// The table `criu-lite check` prints.
+struct CheckRow {
+  std::string need, interface, status, path;
+};
+std::vector<CheckRow> CheckTable();
+
+}  // namespace crl

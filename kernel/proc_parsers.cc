@@ -1,0 +1,242 @@
+#include "kernel/proc_parsers.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+namespace {
+
+std::string_view NextLine(std::string_view& text) {
+  size_t nl = text.find('\n');
+  std::string_view line = text.substr(0, nl);
+  text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  return line;
+}
+
+std::string_view NextField(std::string_view& s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) {
+    s = {};
+    return {};
+  }
+  s.remove_prefix(b);
+  size_t e = s.find_first_of(" \t");
+  std::string_view f = s.substr(0, e);
+  s.remove_prefix(e == std::string_view::npos ? s.size() : e);
+  return f;
+}
+
+template <typename T>
+bool ParseNum(std::string_view s, T& out, int base = 10) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string_view Trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  size_t e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+Result<std::vector<MapsEntry>> ParseProcMaps(std::string_view text) {
+  std::vector<MapsEntry> out;
+  int lineno = 0;
+  while (!text.empty()) {
+    std::string_view line = NextLine(text);
+    ++lineno;
+    if (line.empty()) continue;
+    MapsEntry e;
+    std::string_view rest = line;
+    std::string_view range = NextField(rest), perms = NextField(rest), off = NextField(rest),
+                     dev = NextField(rest), ino = NextField(rest);
+    size_t dash = range.find('-'), colon = dev.find(':');
+    if (dash == std::string_view::npos || perms.size() != 4 || colon == std::string_view::npos ||
+        !ParseNum(range.substr(0, dash), e.start, 16) ||
+        !ParseNum(range.substr(dash + 1), e.end, 16) || !ParseNum(off, e.offset, 16) ||
+        !ParseNum(dev.substr(0, colon), e.dev_major, 16) ||
+        !ParseNum(dev.substr(colon + 1), e.dev_minor, 16) || !ParseNum(ino, e.inode)) {
+      return MakeError("maps line %d is malformed: '%.*s'", lineno, int(line.size()), line.data());
+    }
+    e.read = perms[0] == 'r';
+    e.write = perms[1] == 'w';
+    e.exec = perms[2] == 'x';
+    e.shared = perms[3] == 's';
+    // The path is the rest of the line after the padding; it may contain spaces.
+    size_t b = rest.find_first_not_of(' ');
+    if (b != std::string_view::npos) e.path = std::string(rest.substr(b));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool SmapsFlags::Has(std::string_view code) const {
+  return std::find(flags.begin(), flags.end(), code) != flags.end();
+}
+
+Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text) {
+  std::vector<SmapsFlags> out;
+  while (!text.empty()) {
+    std::string_view line = NextLine(text);
+    if (line.empty()) continue;
+    if (line.substr(0, 8) == "VmFlags:") {
+      if (out.empty()) return MakeError("smaps has VmFlags before any mapping");
+      std::string_view rest = line.substr(8);
+      for (std::string_view f = NextField(rest); !f.empty(); f = NextField(rest))
+        out.back().flags.emplace_back(f);
+      continue;
+    }
+    // A mapping header starts with "start-end "; field lines start with "Name:".
+    size_t dash = line.find('-'), sp = line.find(' ');
+    if (dash != std::string_view::npos && sp != std::string_view::npos && dash < sp) {
+      SmapsFlags s;
+      if (!ParseNum(line.substr(0, dash), s.start, 16))
+        return MakeError("smaps header is malformed: '%.*s'", int(line.size()), line.data());
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+Result<ProcStat> ParseProcStat(std::string_view text) {
+  ProcStat st;
+  size_t open = text.find('('), close = text.rfind(')');
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+    return MakeError("stat has no (comm)");
+  if (!ParseNum(Trim(text.substr(0, open)), st.pid)) return MakeError("stat has a bad pid");
+  st.comm = std::string(text.substr(open + 1, close - open - 1));
+  std::string_view rest = text.substr(close + 1);
+  // Fields after comm, numbered as in proc(5): field 3 is the state.
+  std::vector<std::string_view> f;
+  for (std::string_view x = NextField(rest); !x.empty(); x = NextField(rest)) {
+    if (x.back() == '\n') x.remove_suffix(1);
+    f.push_back(x);
+  }
+  if (f.size() < 50) return MakeError("stat has %zu fields after comm, want at least 50", f.size());
+  auto field = [&](int n) { return f[n - 3]; };
+  st.state = field(3)[0];
+  bool ok = ParseNum(field(4), st.ppid) && ParseNum(field(5), st.pgrp) &&
+            ParseNum(field(6), st.session) && ParseNum(field(9), st.flags) &&
+            ParseNum(field(20), st.num_threads) && ParseNum(field(22), st.start_time) &&
+            ParseNum(field(26), st.start_code) && ParseNum(field(27), st.end_code) &&
+            ParseNum(field(28), st.start_stack) && ParseNum(field(45), st.start_data) &&
+            ParseNum(field(46), st.end_data) && ParseNum(field(47), st.start_brk) &&
+            ParseNum(field(48), st.arg_start) && ParseNum(field(49), st.arg_end) &&
+            ParseNum(field(50), st.env_start) && ParseNum(field(51), st.env_end) &&
+            ParseNum(field(52), st.exit_code);
+  if (!ok) return MakeError("stat has a malformed numeric field");
+  return st;
+}
+
+Result<ProcStatus> ParseProcStatus(std::string_view text) {
+  ProcStatus st;
+  bool have_tgid = false;
+  while (!text.empty()) {
+    std::string_view line = NextLine(text);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), val = Trim(line.substr(colon + 1));
+    bool ok = true;
+    if (key == "Umask") {
+      ok = ParseNum(val, st.umask, 8);
+    } else if (key == "SigBlk") {
+      ok = ParseNum(val, st.sig_blocked, 16);
+    } else if (key == "SigPnd") {
+      ok = ParseNum(val, st.sig_pending, 16);
+    } else if (key == "ShdPnd") {
+      ok = ParseNum(val, st.sig_shared_pending, 16);
+    } else if (key == "Tgid") {
+      ok = ParseNum(val, st.tgid);
+      have_tgid = ok;
+    } else if (key == "NSpid") {
+      for (std::string_view x = NextField(val); !x.empty(); x = NextField(val)) {
+        pid_t p;
+        if (!(ok = ParseNum(x, p))) break;
+        st.nspid.push_back(p);
+      }
+    } else if (key == "Uid" || key == "Gid") {
+      uint32_t* dst = key == "Uid" ? st.uid : st.gid;
+      for (int i = 0; i < 4 && ok; i++) ok = ParseNum(NextField(val), dst[i]);
+    }
+    if (!ok)
+      return MakeError("status field %.*s is malformed: '%.*s'", int(key.size()), key.data(),
+                       int(val.size()), val.data());
+  }
+  if (!have_tgid) return MakeError("status has no Tgid");
+  return st;
+}
+
+Result<FdInfo> ParseFdInfo(std::string_view text) {
+  FdInfo fi;
+  bool have_pos = false, have_flags = false;
+  while (!text.empty()) {
+    std::string_view line = NextLine(text);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), val = Trim(line.substr(colon + 1));
+    if (key == "pos") {
+      if (!(have_pos = ParseNum(val, fi.pos))) return MakeError("fdinfo pos is malformed");
+    } else if (key == "flags") {
+      if (!(have_flags = ParseNum(val, fi.flags, 8))) return MakeError("fdinfo flags is malformed");
+    } else if (key == "mnt_id") {
+      if (!ParseNum(val, fi.mnt_id)) return MakeError("fdinfo mnt_id is malformed");
+    }
+  }
+  if (!have_pos || !have_flags) return MakeError("fdinfo lacks pos or flags");
+  return fi;
+}
+
+std::vector<uint64_t> ParseAuxv(std::string_view bytes) {
+  std::vector<uint64_t> out(bytes.size() / 8);
+  memcpy(out.data(), bytes.data(), out.size() * 8);
+  // Keep up to and including the AT_NULL pair.
+  for (size_t i = 0; i + 1 < out.size(); i += 2) {
+    if (out[i] == 0) {
+      out.resize(i + 2);
+      break;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> FdLinkKind(std::string_view link) {
+  if (link.empty() || link[0] == '/') return std::nullopt;
+  size_t colon = link.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string kind(link.substr(0, colon));
+  if (kind == "anon_inode") {
+    // anon_inode:[eventfd] or anon_inode:inotify
+    std::string_view rest = link.substr(colon + 1);
+    if (!rest.empty() && rest.front() == '[') rest = rest.substr(1, rest.size() - 2);
+    return "anon_inode:" + std::string(rest);
+  }
+  return kind;
+}
+
+Result<std::string> ReadFileToString(const std::string& path) {
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read(%s)", path.c_str());
+    }
+    if (n == 0) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+}  // namespace crl

@@ -1,0 +1,83 @@
+// Parsers for /proc text: pure functions over the file's contents, so every
+// one of them is unit-tested with inline fixtures and no live process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel/result.h"
+
+namespace crl {
+
+// One line of /proc/PID/maps.
+struct MapsEntry {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  bool read = false, write = false, exec = false, shared = false;
+  uint64_t offset = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+  uint64_t inode = 0;
+  std::string path;  // "" for anonymous; "[heap]", "[stack]", "[vdso]"... or a file
+};
+Result<std::vector<MapsEntry>> ParseProcMaps(std::string_view text);
+
+// The VmFlags line of each /proc/PID/smaps entry, keyed by the VMA start.
+struct SmapsFlags {
+  uint64_t start = 0;
+  std::vector<std::string> flags;  // two-letter codes: "rd", "wr", "gd", "dd", "hg"...
+  bool Has(std::string_view code) const;
+};
+Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text);
+
+// /proc/PID/stat, the fields criu-lite uses.
+struct ProcStat {
+  pid_t pid = 0;
+  std::string comm;
+  char state = '?';
+  pid_t ppid = 0, pgrp = 0, session = 0;
+  uint64_t flags = 0;  // PF_*
+  int64_t num_threads = 0;
+  uint64_t start_time = 0;
+  uint64_t start_code = 0, end_code = 0, start_stack = 0;
+  uint64_t start_data = 0, end_data = 0, start_brk = 0;
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  int exit_code = 0;
+};
+Result<ProcStat> ParseProcStat(std::string_view text);
+constexpr uint64_t kPfKthread = 0x00200000;  // PF_KTHREAD
+
+// /proc/PID/status, the fields criu-lite uses.
+struct ProcStatus {
+  uint32_t umask = 022;
+  uint64_t sig_blocked = 0;   // SigBlk
+  uint64_t sig_pending = 0;   // SigPnd (this thread)
+  uint64_t sig_shared_pending = 0;  // ShdPnd
+  pid_t tgid = 0;
+  std::vector<pid_t> nspid;   // NSpid, outermost namespace first
+  uint32_t uid[4] = {}, gid[4] = {};  // real, effective, saved, fs
+};
+Result<ProcStatus> ParseProcStatus(std::string_view text);
+
+// /proc/PID/fdinfo/FD.
+struct FdInfo {
+  uint64_t pos = 0;
+  uint32_t flags = 0;  // open flags as the kernel holds them (octal in the file)
+  uint32_t mnt_id = 0;
+};
+Result<FdInfo> ParseFdInfo(std::string_view text);
+
+// /proc/PID/auxv: pairs of native words.
+std::vector<uint64_t> ParseAuxv(std::string_view bytes);
+
+// "pipe:[1234]", "socket:[5]", "anon_inode:[eventfd]"... from readlink of an fd.
+std::optional<std::string> FdLinkKind(std::string_view link);
+
+// Reads a whole file (also /proc files whose st_size is 0).
+Result<std::string> ReadFileToString(const std::string& path);
+
+}  // namespace crl

@@ -1,0 +1,69 @@
+// One task under ptrace: the calls criu-lite makes on a stopped tracee.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+
+#include <csignal>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernel/remote_ptr.h"
+#include "kernel/result.h"
+
+namespace crl {
+
+// What waitpid said about a tracee, decoded.
+class WaitStatus {
+ public:
+  explicit WaitStatus(int status) : status_(status) {}
+  int raw() const { return status_; }
+  bool exited() const { return WIFEXITED(status_); }
+  bool signaled() const { return WIFSIGNALED(status_); }
+  bool stopped() const { return WIFSTOPPED(status_); }
+  int exit_code() const { return WEXITSTATUS(status_); }
+  int term_sig() const { return WTERMSIG(status_); }
+  int stop_sig() const { return WSTOPSIG(status_); }
+  int ptrace_event() const { return stopped() ? (status_ >> 16) & 0xff : 0; }
+  bool is_syscall_stop() const { return stopped() && stop_sig() == (SIGTRAP | 0x80); }
+  std::string ToString() const;
+
+ private:
+  int status_;
+};
+
+using Registers = user_regs_struct;
+
+// Thin wrappers that report the call, the pid and errno on failure.
+Status PtraceSeize(pid_t tid, long options);
+Status PtraceInterrupt(pid_t tid);
+Status PtraceSetOptions(pid_t tid, long options);
+Result<WaitStatus> WaitForTask(pid_t tid, int flags = __WALL);
+Result<Registers> GetRegs(pid_t tid);
+Status SetRegs(pid_t tid, const Registers& regs);
+Result<std::vector<uint8_t>> GetXstate(pid_t tid);
+Status SetXstate(pid_t tid, const std::vector<uint8_t>& xstate);
+Result<uint64_t> GetSigmask(pid_t tid);
+Status SetSigmask(pid_t tid, uint64_t mask);
+// Resume to the next syscall stop (or other stop), delivering SIG.
+Status PtraceSyscall(pid_t tid, int sig = 0);
+Status PtraceDetach(pid_t tid, int sig = 0);
+
+// Queued signals of a stopped task, as PTRACE_PEEKSIGINFO returns them.
+Result<std::vector<siginfo_t>> PeekSiginfo(pid_t tid, bool shared);
+
+// Memory of another process.
+Status ReadRemote(pid_t pid, RemotePtr addr, void* buf, size_t len);
+Status WriteRemote(pid_t pid, RemotePtr addr, const void* buf, size_t len);
+
+// Turns registers of a task stopped inside an interrupted syscall into the
+// registers that re-run that syscall when the task resumes, as the kernel's
+// signal code would (rewind rip over `syscall`, rax = the syscall or
+// restart_syscall), and sets orig_rax = -1 so that the kernel does not
+// rewind them a second time. Leaves other registers alone.
+Registers RegistersForRestart(const Registers& regs);
+
+}  // namespace crl

@@ -1,0 +1,81 @@
+#include "kernel/remote_syscalls.h"
+
+#include <sys/ptrace.h>
+
+#include <cstring>
+
+#include "kernel/log.h"
+
+namespace crl {
+
+RemoteSyscalls::RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved)
+    : tid_(tid), syscall_insn_(syscall_insn), saved_(saved) {}
+
+RemoteSyscalls::~RemoteSyscalls() {
+  if (!restore_) return;
+  Status s = SetRegs(tid_, saved_);
+  if (!s.ok()) LOG_WARN("restoring registers after remote syscalls: %s", s.error().message.c_str());
+}
+
+Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+                                        uint64_t a4, uint64_t a5, uint64_t a6) {
+  Registers r = saved_;
+  r.rip = syscall_insn_.addr();
+  r.rax = nr;
+  // orig_rax = -1: when the tracee leaves a signal stop, the kernel must not
+  // take our registers for an interrupted syscall and rewind them.
+  r.orig_rax = static_cast<unsigned long>(-1);
+  r.rdi = a1;
+  r.rsi = a2;
+  r.rdx = a3;
+  r.r10 = a4;
+  r.r8 = a5;
+  r.r9 = a6;
+  TRY(SetRegs(tid_, r));
+  // Two stops: syscall entry, then syscall exit.
+  for (int stop = 0; stop < 2; stop++) {
+    TRY(PtraceSyscall(tid_));
+    WaitStatus ws = TRY(WaitForTask(tid_));
+    if (!ws.is_syscall_stop()) {
+      return MakeError("remote syscall %ld in pid %d: expected a syscall stop, got %s", nr, tid_,
+                       ws.ToString().c_str());
+    }
+  }
+  Registers after = TRY(GetRegs(tid_));
+  LOG_DEBUG("remote syscall %ld(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld", nr, a1,
+            a2, a3, a4, a5, a6, tid_, static_cast<long>(after.rax));
+  return static_cast<int64_t>(after.rax);
+}
+
+Result<int64_t> RemoteSyscalls::Checked(const char* what, long nr, uint64_t a1, uint64_t a2,
+                                        uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6) {
+  int64_t r = TRY(Syscall(nr, a1, a2, a3, a4, a5, a6));
+  if (r < 0 && r > -4096) return ErrnoError(static_cast<int>(-r), "%s in pid %d", what, tid_);
+  return r;
+}
+
+Result<RemotePtr> RemoteScratch::Reserve(size_t len) {
+  size_t aligned = (len + 15) & ~size_t{15};
+  if (used_ + aligned > size_)
+    return MakeError("scratch memory in pid %d exhausted (%zu of %zu bytes used, %zu more wanted)",
+                     pid_, used_, size_, len);
+  RemotePtr p = base_ + used_;
+  used_ += aligned;
+  return p;
+}
+
+Result<RemotePtr> RemoteScratch::Push(const void* data, size_t len) {
+  RemotePtr p = TRY(Reserve(len));
+  TRY(WriteRemote(pid_, p, data, len));
+  return p;
+}
+
+Result<RemotePtr> FindSyscallInsn(pid_t pid, uint64_t start, uint64_t end) {
+  std::vector<uint8_t> buf(end - start);
+  TRY(ReadRemote(pid, RemotePtr(start), buf.data(), buf.size()));
+  for (size_t i = 0; i + 1 < buf.size(); i++)
+    if (buf[i] == 0x0f && buf[i + 1] == 0x05) return RemotePtr(start + i);
+  return MakeError("no syscall instruction in pid %d at 0x%lx-0x%lx", pid, start, end);
+}
+
+}  // namespace crl

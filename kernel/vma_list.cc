@@ -1,0 +1,77 @@
+#include "kernel/vma_list.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+
+#include "kernel/kernel_probe.h"
+#include "kernel/log.h"
+#include "kernel/scoped_fd.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+
+bool VmaInfo::HasFlag(std::string_view code) const {
+  return std::find(vmflags.begin(), vmflags.end(), code) != vmflags.end();
+}
+
+Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid) {
+  std::string path = Format("/proc/%d/maps", pid);
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  std::vector<MapsEntry> out;
+  char name[4096];
+  uint64_t addr = 0;
+  for (;;) {
+    procmap_query q{};
+    q.size = sizeof q;
+    q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+    q.query_addr = addr;
+    q.vma_name_addr = reinterpret_cast<uint64_t>(name);
+    q.vma_name_size = sizeof name;
+    if (ioctl(fd.get(), PROCMAP_QUERY, &q) < 0) {
+      if (errno == ENOENT) break;  // no VMA at or after addr
+      return ErrnoError("ioctl(%s, PROCMAP_QUERY, addr=0x%lx)", path.c_str(), addr);
+    }
+    MapsEntry e;
+    e.start = q.vma_start;
+    e.end = q.vma_end;
+    e.read = q.vma_flags & PROCMAP_QUERY_VMA_READABLE;
+    e.write = q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE;
+    e.exec = q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE;
+    e.shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+    e.offset = q.vma_offset;
+    e.inode = q.inode;
+    e.dev_major = q.dev_major;
+    e.dev_minor = q.dev_minor;
+    if (q.vma_name_size > 0) e.path.assign(name, q.vma_name_size - 1);
+    out.push_back(std::move(e));
+    addr = q.vma_end;
+  }
+  return out;
+}
+
+Result<std::vector<VmaInfo>> ListVmas(pid_t pid) {
+  std::vector<MapsEntry> entries;
+  if (Kernel().procmap_query) {
+    entries = TRY(QueryVmasWithProcmapQuery(pid));
+  } else {
+    std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", pid)));
+    entries = TRY(ParseProcMaps(text).Context(Format("/proc/%d/maps", pid)));
+  }
+  std::string smaps = TRY(ReadFileToString(Format("/proc/%d/smaps", pid)));
+  std::vector<SmapsFlags> flags = TRY(ParseSmapsVmFlags(smaps).Context(Format("/proc/%d/smaps", pid)));
+  std::vector<VmaInfo> out;
+  size_t fi = 0;
+  for (auto& e : entries) {
+    VmaInfo v;
+    static_cast<MapsEntry&>(v) = std::move(e);
+    while (fi < flags.size() && flags[fi].start < v.start) fi++;
+    if (fi < flags.size() && flags[fi].start == v.start) v.vmflags = flags[fi].flags;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace crl

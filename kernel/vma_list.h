@@ -1,0 +1,22 @@
+// The VMA list of a process: PROCMAP_QUERY where the kernel has it (6.11),
+// /proc/PID/maps otherwise; VmFlags always come from /proc/PID/smaps.
+#pragma once
+
+#include <sys/types.h>
+
+#include <vector>
+
+#include "kernel/proc_parsers.h"
+#include "kernel/result.h"
+
+namespace crl {
+
+struct VmaInfo : MapsEntry {
+  std::vector<std::string> vmflags;
+  bool HasFlag(std::string_view code) const;
+};
+
+Result<std::vector<VmaInfo>> ListVmas(pid_t pid);
+Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid);
+
+}  // namespace crl

@@ -1,0 +1,253 @@
+#include "restore/memory_restore.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <map>
+
+#include "kernel/log.h"
+#include "kernel/proc_parsers.h"
+
+namespace crl {
+namespace {
+
+bool IsSpecial(img::Vma::Kind k) {
+  return k == img::Vma::VDSO || k == img::Vma::VVAR || k == img::Vma::VVAR_VCLOCK;
+}
+
+bool NeedsPages(const img::Vma& v) {
+  return v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::FILE_PRIVATE ||
+         v.kind() == img::Vma::ANON_SHARED;
+}
+
+bool HasMadvise(const img::Vma& v, const char* code) {
+  return std::find(v.madvise().begin(), v.madvise().end(), code) != v.madvise().end();
+}
+
+Status CheckFileUnchanged(const std::string& path, const img::FileId& id, const char* what) {
+  struct stat s;
+  if (stat(path.c_str(), &s) < 0)
+    return ErrnoError("%s %s is gone since the dump: stat", what, path.c_str());
+  int64_t mtime = s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec;
+  if (s.st_dev != id.dev() || s.st_ino != id.ino() || static_cast<uint64_t>(s.st_size) != id.size() ||
+      mtime != id.mtime_ns())
+    return MakeError("%s %s changed since the dump (inode %lu->%lu, size %lu->%ld); refusing to "
+                     "map a different file",
+                     what, path.c_str(), id.ino(), s.st_ino, id.size(), s.st_size);
+  return Ok{};
+}
+
+struct SpecialMapping {
+  uint64_t start, end;
+};
+
+// [vdso], [vvar], [vvar_vclock] of criu-lite itself (and so of the puppet).
+Result<std::map<std::string, SpecialMapping>> OwnSpecialMappings() {
+  std::string text = TRY(ReadFileToString("/proc/self/maps"));
+  std::map<std::string, SpecialMapping> out;
+  for (const MapsEntry& e : TRY(ParseProcMaps(text)))
+    if (e.path == "[vdso]" || e.path == "[vvar]" || e.path == "[vvar_vclock]")
+      out[e.path] = {e.start, e.end};
+  return out;
+}
+
+}  // namespace
+
+const char* PagePlacementName(PagePlacement p) {
+  return p == PagePlacement::kRead ? "read" : "writev";
+}
+
+Status ValidateVmas(const img::MmState& mm) {
+  auto own = TRY(OwnSpecialMappings());
+  size_t recorded_specials = 0;
+  for (const img::Vma& v : mm.vmas()) {
+    if (v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED)
+      TRY(CheckFileUnchanged(v.path(), v.file(), "mapped file"));
+    if (IsSpecial(v.kind())) {
+      recorded_specials++;
+      auto it = own.find(v.path());
+      if (it == own.end() || it->second.end - it->second.start != v.end() - v.start())
+        return MakeError("the image's %s (%lu bytes) does not match this kernel's; the images come "
+                         "from a kernel with a different vDSO",
+                         v.path().c_str(), v.end() - v.start());
+    }
+  }
+  if (recorded_specials != own.size())
+    return MakeError("the image has %zu vDSO mappings, this kernel %zu: the images come from a "
+                     "kernel with a different vDSO layout",
+                     recorded_specials, own.size());
+  if (!mm.exe_path().empty()) TRY(CheckFileUnchanged(mm.exe_path(), mm.exe_file(), "executable"));
+  return Ok{};
+}
+
+Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
+  RemoteSyscalls& rs = p.rs();
+  const Blob& blob = p.blob();
+  std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", p.pid())));
+  std::map<std::string, SpecialMapping> specials;
+  for (const MapsEntry& e : TRY(ParseProcMaps(text))) {
+    if (e.path == "[vdso]" || e.path == "[vvar]" || e.path == "[vvar_vclock]") {
+      specials[e.path] = {e.start, e.end};
+      continue;
+    }
+    if (e.path == "[vsyscall]") continue;
+    if (e.start >= blob.start && e.end <= blob.start + blob.size) continue;
+    TRY(rs.Checked(Format("munmap(0x%lx-0x%lx %s)", e.start, e.end, e.path.c_str()).c_str(),
+                   SYS_munmap, e.start, e.end - e.start));
+  }
+  // Park each vDSO piece in the blob first, so that no move lands on a piece
+  // that has not moved yet; then put each where the task had it.
+  uint64_t park = blob.park_start();
+  std::map<std::string, uint64_t> parked;
+  for (auto& [name, m] : specials) {
+    TRY(rs.Checked(Format("mremap(%s to park)", name.c_str()).c_str(), SYS_mremap, m.start,
+                   m.end - m.start, m.end - m.start, MREMAP_MAYMOVE | MREMAP_FIXED, park));
+    parked[name] = park;
+    park += m.end - m.start;
+  }
+  for (const img::Vma& v : mm.vmas()) {
+    if (!IsSpecial(v.kind())) continue;
+    auto it = parked.find(v.path());
+    if (it == parked.end()) return MakeError("this kernel gave the puppet no %s", v.path().c_str());
+    TRY(rs.Checked(Format("mremap(%s to 0x%lx)", v.path().c_str(), v.start()).c_str(), SYS_mremap,
+                   it->second, v.end() - v.start(), v.end() - v.start(),
+                   MREMAP_MAYMOVE | MREMAP_FIXED, v.start()));
+  }
+  return Ok{};
+}
+
+Status MapVmas(Puppet& p, const img::MmState& mm) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  std::map<std::string, int64_t> open_files;  // path+mode -> fd in the puppet
+  auto open_remote = [&](const std::string& path, int flags) -> Result<int64_t> {
+    std::string key = path + (flags == O_RDWR ? "\1rw" : "\1ro");
+    if (auto it = open_files.find(key); it != open_files.end()) return it->second;
+    scratch.Reset();
+    RemotePtr rpath = TRY(scratch.PushString(path));
+    int64_t fd = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat, AT_FDCWD,
+                                rpath.addr(), flags | O_CLOEXEC));
+    open_files[key] = fd;
+    return fd;
+  };
+  Status st = [&]() -> Status {
+    for (const img::Vma& v : mm.vmas()) {
+      if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
+      uint64_t len = v.end() - v.start();
+      // Pages are written into the mapping before its final protection is set.
+      uint32_t prot = v.prot() | (NeedsPages(v) ? PROT_READ | PROT_WRITE : 0);
+      uint64_t flags = MAP_FIXED | (v.growsdown() ? MAP_GROWSDOWN : 0) |
+                       (HasMadvise(v, "nr") ? MAP_NORESERVE : 0);
+      int64_t fd = -1;
+      uint64_t pgoff = 0;
+      switch (v.kind()) {
+        case img::Vma::ANON_PRIVATE: flags |= MAP_PRIVATE | MAP_ANONYMOUS; break;
+        case img::Vma::ANON_SHARED: flags |= MAP_SHARED | MAP_ANONYMOUS; break;
+        case img::Vma::FILE_PRIVATE:
+          flags |= MAP_PRIVATE;
+          fd = TRY(open_remote(v.path(), O_RDONLY));
+          pgoff = v.pgoff();
+          break;
+        case img::Vma::FILE_SHARED:
+          flags |= MAP_SHARED;
+          fd = TRY(open_remote(v.path(), (v.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY));
+          pgoff = v.pgoff();
+          break;
+        default: return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());
+      }
+      int64_t r = TRY(rs.Checked(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(),
+                                        v.path().c_str()).c_str(),
+                                 SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
+      if (static_cast<uint64_t>(r) != v.start())
+        return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), v.start(), r);
+    }
+    return Ok{};
+  }();
+  for (auto& [key, fd] : open_files) (void)rs.Syscall(SYS_close, fd);
+  return st;
+}
+
+namespace {
+
+// --pages=read: the task reads its own pages from the page file, which
+// criu-lite opened before the fork, one preadv per batch of runs that lie
+// back to back in the file. No copy passes through criu-lite.
+Status PlaceByTaskRead(Puppet& p, PageReader& pages, const img::Pagemap& pm) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  std::vector<iovec> iov;
+  uint64_t batch_off = 0, batch_len = 0;
+  auto flush = [&]() -> Status {
+    while (!iov.empty()) {
+      scratch.Reset();
+      RemotePtr riov = TRY(scratch.Push(iov.data(), iov.size() * sizeof(iovec)));
+      int64_t n = TRY(rs.Checked(Format("preadv(%s)", pages.path().c_str()).c_str(), SYS_preadv,
+                                 pages.fd(), riov.addr(), iov.size(), batch_off, 0));
+      if (n == 0) return MakeError("pages file %s ended early", pages.path().c_str());
+      // A short read (the kernel caps one call near 2 GiB): drop what was done.
+      batch_off += n;
+      batch_len -= n;
+      while (n > 0) {
+        if (static_cast<uint64_t>(n) >= iov.front().iov_len) {
+          n -= iov.front().iov_len;
+          iov.erase(iov.begin());
+        } else {
+          iov.front().iov_base = static_cast<char*>(iov.front().iov_base) + n;
+          iov.front().iov_len -= n;
+          n = 0;
+        }
+      }
+    }
+    return Ok{};
+  };
+  for (const img::PagemapEntry& e : pm.entries()) {
+    uint64_t len = e.nr_pages() * kPageSize;
+    if (!iov.empty() && (e.data_offset() != batch_off + batch_len || iov.size() == 1024))
+      TRY(flush());
+    if (iov.empty()) batch_off = e.data_offset();
+    iov.push_back({reinterpret_cast<void*>(e.vaddr()), len});
+    batch_len += len;
+  }
+  return flush();
+}
+
+Status PlaceByWritev(Puppet& p, PageReader& pages) {
+  pid_t pid = p.pid();
+  return pages.ForEachChunk([pid](uint64_t vaddr, const char* data, size_t len) -> Status {
+    return WriteRemote(pid, RemotePtr(vaddr), data, len);
+  });
+}
+
+}  // namespace
+
+Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
+  if (how == PagePlacement::kRead && pages.raw()) return PlaceByTaskRead(p, pages, pages.pagemap());
+  if (how == PagePlacement::kRead)
+    LOG_INFO("pages are zstd-compressed: criu-lite decompresses them and writes them in");
+  return PlaceByWritev(p, pages);
+}
+
+Status FinishVmas(Puppet& p, const img::MmState& mm) {
+  RemoteSyscalls& rs = p.rs();
+  static const std::pair<const char*, int> kAdvice[] = {
+      {"dd", MADV_DONTDUMP}, {"hg", MADV_HUGEPAGE},  {"nh", MADV_NOHUGEPAGE},
+      {"dc", MADV_DONTFORK}, {"wf", MADV_WIPEONFORK}, {"mg", MADV_MERGEABLE}};
+  for (const img::Vma& v : mm.vmas()) {
+    if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
+    uint64_t len = v.end() - v.start();
+    if (NeedsPages(v) && v.prot() != (PROT_READ | PROT_WRITE))
+      TRY(rs.Checked(Format("mprotect(0x%lx)", v.start()).c_str(), SYS_mprotect, v.start(), len,
+                     v.prot()));
+    for (const auto& [code, advice] : kAdvice)
+      if (HasMadvise(v, code))
+        TRY(rs.Checked(Format("madvise(0x%lx, %s)", v.start(), code).c_str(), SYS_madvise,
+                       v.start(), len, advice));
+  }
+  return Ok{};
+}
+
+}  // namespace crl

@@ -1,0 +1,32 @@
+// Rebuilding a task's address space inside the puppet: clear out criu-lite's
+// mappings, move the vDSO, map the recorded VMAs, place the pages, then set
+// the final protections.
+#pragma once
+
+#include <string>
+
+#include "images/criu_lite.pb.h"
+#include "images/page_file.h"
+#include "kernel/result.h"
+#include "restore/puppet.h"
+
+namespace crl {
+
+enum class PagePlacement {
+  kRead,    // the task preadv()s its pages from the page file: one copy
+  kWritev,  // criu-lite process_vm_writev()s them: the baseline
+};
+const char* PagePlacementName(PagePlacement p);
+
+// Checks, before any task exists, that the VMAs can be mapped again here:
+// files unchanged since the dump, a vDSO of the same layout.
+Status ValidateVmas(const img::MmState& mm);
+
+// Unmaps everything of criu-lite's in the puppet except the blob and the vDSO
+// and moves the vDSO to where the task had it.
+Status ClearAddressSpace(Puppet& p, const img::MmState& mm);
+Status MapVmas(Puppet& p, const img::MmState& mm);
+Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
+Status FinishVmas(Puppet& p, const img::MmState& mm);
+
+}  // namespace crl

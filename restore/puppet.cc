@@ -1,0 +1,138 @@
+#include "restore/puppet.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "kernel/log.h"
+#include "kernel/proc_parsers.h"
+#include "kernel/scoped_fd.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+namespace {
+
+// The first thing the puppet does, before the puppeteer takes over: stop
+// being criu-lite in the ways the kernel remembers, then stop.
+[[noreturn]] void PuppetMain() {
+  // glibc registered criu-lite's thread with rseq; the area is in memory that
+  // the puppeteer is about to unmap, and the kernel would write to it.
+  if (__rseq_size > 0) {
+    auto* area = reinterpret_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) _exit(126);
+  raise(SIGSTOP);
+  _exit(127);  // only if the puppeteer lets go before the end
+}
+
+Result<pid_t> CloneWithPid(pid_t pid) {
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  pid_t tids[1] = {pid};
+  args.set_tid = reinterpret_cast<uint64_t>(tids);
+  args.set_tid_size = 1;
+  long r = syscall(__NR_clone3, &args, sizeof args);
+  if (r < 0) {
+    if (errno == EEXIST) return MakeError("PID %d is already in use", pid);
+    return ErrnoError("clone3(set_tid=%d)", pid);
+  }
+  if (r == 0) PuppetMain();
+  return static_cast<pid_t>(r);
+}
+
+// Before clone3 (5.5): make the kernel's next PID ours by writing the one
+// before it to ns_last_pid. Racy against other forks, hence the check.
+Result<pid_t> ForkWithNsLastPid(pid_t pid) {
+  ScopedFd fd(open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(/proc/sys/kernel/ns_last_pid)");
+  if (flock(fd.get(), LOCK_EX) < 0) return ErrnoError("flock(ns_last_pid)");
+  std::string s = std::to_string(pid - 1);
+  if (pwrite(fd.get(), s.data(), s.size(), 0) != static_cast<ssize_t>(s.size()))
+    return ErrnoError("write(ns_last_pid, %d)", pid - 1);
+  pid_t child = fork();
+  if (child < 0) return ErrnoError("fork");
+  if (child == 0) PuppetMain();
+  if (child != pid) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    return MakeError("PID %d is already in use (or was taken by another process first; got %d)",
+                     pid, child);
+  }
+  return child;
+}
+
+}  // namespace
+
+Result<Blob> MapBlob(const std::vector<std::pair<uint64_t, uint64_t>>& avoid, uint64_t park_bytes) {
+  Blob blob;
+  blob.size = 4096 + Blob::kScratchSize + ((park_bytes + 4095) & ~4095ull) + 4096;
+  std::vector<std::pair<uint64_t, uint64_t>> busy = avoid;
+  std::string maps = TRY(ReadFileToString("/proc/self/maps"));
+  for (const MapsEntry& e : TRY(ParseProcMaps(maps))) busy.push_back({e.start, e.end});
+  std::sort(busy.begin(), busy.end());
+  // Look for a gap from 4 GiB up, clear of everything by a page each side.
+  uint64_t cand = 1ull << 32;
+  for (const auto& [s, e] : busy) {
+    if (e + 4096 <= cand) continue;
+    if (s >= cand + blob.size + 4096) break;
+    cand = std::max<uint64_t>(cand, (e + 4096 + 0xfffff) & ~0xfffffull);
+  }
+  void* p = mmap(reinterpret_cast<void*>(cand), blob.size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return ErrnoError("mmap(restore blob at 0x%lx, %lu bytes)", cand, blob.size);
+  blob.start = cand;
+  static const uint8_t kCode[] = {0x0f, 0x05, 0xcc};  // syscall; int3
+  memcpy(p, kCode, sizeof kCode);
+  return blob;
+}
+
+void UnmapBlob(const Blob& blob) {
+  if (blob.start) munmap(reinterpret_cast<void*>(blob.start), blob.size);
+}
+
+Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool use_clone3) {
+  pid_t child = TRY(use_clone3 ? CloneWithPid(pid) : ForkWithNsLastPid(pid));
+  std::unique_ptr<Puppet> p(new Puppet(child, blob));
+  WaitStatus ws = TRY(WaitForTask(child));
+  if (!ws.stopped() || ws.stop_sig() != SIGSTOP)
+    return MakeError("the new task %d did not stop as expected: %s", child, ws.ToString().c_str());
+  // EXITKILL: should criu-lite die mid-restore, the half-built task dies too.
+  TRY(PtraceSetOptions(child, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+  TRY(SetSigmask(child, ~0ull));
+  Registers regs = TRY(GetRegs(child));
+  p->rs_ = std::make_unique<RemoteSyscalls>(child, RemotePtr(blob.syscall_insn()), regs);
+  p->rs_->DontRestoreRegisters();
+  return p;
+}
+
+Status Puppet::Release(const Registers& regs) {
+  TRY(SetRegs(pid_, regs));
+  TRY(PtraceDetach(pid_));
+  released_ = true;
+  return Ok{};
+}
+
+Puppet::~Puppet() {
+  if (released_) return;
+  kill(pid_, SIGKILL);
+  int status;
+  while (waitpid(pid_, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  LOG_INFO("killed the half-restored task %d", pid_);
+}
+
+}  // namespace crl

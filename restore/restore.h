@@ -1,0 +1,23 @@
+// `criu-lite restore`: rebuild a dumped process from its images.
+#pragma once
+
+#include <string>
+
+#include "kernel/result.h"
+#include "restore/memory_restore.h"
+
+namespace crl {
+
+struct RestoreOptions {
+  std::string images_dir;
+  bool detached = false;
+  bool shell_job = false;
+  std::string pidfile;
+  PagePlacement pages = PagePlacement::kRead;
+};
+
+// The exit status criu-lite should end with: 0 with -d once the task runs;
+// without -d, the restored task's own exit status once it ends.
+Result<int> Restore(const RestoreOptions& opts);
+
+}  // namespace crl

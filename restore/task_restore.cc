@@ -1,0 +1,197 @@
+#include "restore/task_restore.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
+#include <csignal>
+#include <cstring>
+#include <vector>
+
+#include "kernel/log.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+namespace {
+
+// struct prctl_mm_map from linux/prctl.h, mirrored to check its size.
+struct PrctlMmMap {
+  uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
+  uint64_t arg_start, arg_end, env_start, env_end;
+  uint64_t auxv;
+  uint32_t auxv_size;
+  uint32_t exe_fd;
+};
+static_assert(sizeof(PrctlMmMap) == 104);
+
+Result<std::vector<int>> ListPuppetFds(pid_t pid) {
+  std::string path = Format("/proc/%d/fd", pid);
+  DIR* d = opendir(path.c_str());
+  if (!d) return ErrnoError("opendir(%s)", path.c_str());
+  std::vector<int> out;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') out.push_back(atoi(e->d_name));
+  closedir(d);
+  return out;
+}
+
+}  // namespace
+
+Status CloseInheritedFds(Puppet& p, int keep_fd, const img::Fds& fds) {
+  std::vector<bool> inherited(3, false);
+  for (const img::Fd& f : fds.fds())
+    if (f.kind() == img::Fd::INHERITED && f.fd() < 3) inherited[f.fd()] = true;
+  for (int fd : TRY(ListPuppetFds(p.pid()))) {
+    if (fd == keep_fd || (fd < 3 && inherited[fd])) continue;
+    TRY(p.rs().Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
+  }
+  return Ok{};
+}
+
+Status RestoreFds(Puppet& p, const img::Fds& fds) {
+  RemoteSyscalls& rs = p.rs();
+  for (const img::Fd& f : fds.fds()) {
+    if (f.kind() == img::Fd::INHERITED) continue;
+    p.scratch().Reset();
+    RemotePtr path = TRY(p.scratch().PushString(f.path()));
+    int flags = f.flags() & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
+    std::string what = Format("open(%s) for fd %d", f.path().c_str(), f.fd());
+    int64_t tmp = TRY(rs.Checked(what.c_str(), SYS_openat, AT_FDCWD, path.addr(),
+                                 flags | O_NOCTTY | (f.cloexec() ? O_CLOEXEC : 0)));
+    if (tmp != f.fd()) {
+      TRY(rs.Checked(Format("dup3(%ld, %d)", tmp, f.fd()).c_str(), SYS_dup3, tmp, f.fd(),
+                     f.cloexec() ? O_CLOEXEC : 0));
+      TRY(rs.Checked("close", SYS_close, tmp));
+    }
+    if (f.kind() == img::Fd::REGULAR)
+      TRY(rs.Checked(Format("lseek(fd %d, %lu)", f.fd(), f.pos()).c_str(), SYS_lseek, f.fd(),
+                     f.pos(), SEEK_SET));
+  }
+  return Ok{};
+}
+
+Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  scratch.Reset();
+  TRY(rs.Checked("umask", SYS_umask, core.umask()));
+  RemotePtr cwd = TRY(scratch.PushString(core.cwd()));
+  TRY(rs.Checked(Format("chdir(%s)", core.cwd().c_str()).c_str(), SYS_chdir, cwd.addr()));
+  if (!core.root().empty() && core.root() != "/") {
+    RemotePtr root = TRY(scratch.PushString(core.root()));
+    TRY(rs.Checked(Format("chroot(%s)", core.root().c_str()).c_str(), SYS_chroot, root.addr()));
+  }
+  TRY(rs.Checked("personality", SYS_personality, core.personality()));
+  char comm[16] = {};
+  strncpy(comm, core.comm().c_str(), sizeof comm - 1);
+  RemotePtr rcomm = TRY(scratch.Push(comm, sizeof comm));
+  TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rcomm.addr()));
+  // The puppet asked to die with criu-lite; the restored task must not.
+  TRY(rs.Checked("prctl(PR_SET_PDEATHSIG, 0)", SYS_prctl, PR_SET_PDEATHSIG, 0));
+  // Sessions and groups of a single process: its own, or restore's.
+  if (core.sid() == core.pid()) {
+    TRY(rs.Checked("setsid", SYS_setsid));
+  } else if (core.pgid() == core.pid()) {
+    TRY(rs.Checked("setpgid(0, 0)", SYS_setpgid, 0, 0));
+  }
+
+  const img::ThreadCore& th = core.threads(0);
+  if (th.tid_address()) TRY(rs.Checked("set_tid_address", SYS_set_tid_address, th.tid_address()));
+  if (th.robust_list())
+    TRY(rs.Checked("set_robust_list", SYS_set_robust_list, th.robust_list(), th.robust_list_len()));
+  if (th.rseq_addr())
+    TRY(rs.Checked("rseq(register)", SYS_rseq, th.rseq_addr(), th.rseq_len(), 0, th.rseq_sig()));
+  return Ok{};
+}
+
+Status RestoreMmFields(Puppet& p, const img::MmState& mm) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  scratch.Reset();
+  int64_t exe_fd = -1;
+  if (!mm.exe_path().empty()) {
+    RemotePtr path = TRY(scratch.PushString(mm.exe_path()));
+    exe_fd = TRY(rs.Checked(Format("open(%s)", mm.exe_path().c_str()).c_str(), SYS_openat,
+                            AT_FDCWD, path.addr(), O_RDONLY | O_CLOEXEC));
+  }
+  std::vector<uint64_t> auxv(mm.auxv().begin(), mm.auxv().end());
+  RemotePtr rauxv = TRY(scratch.Push(auxv.data(), auxv.size() * 8));
+  PrctlMmMap m{mm.start_code(), mm.end_code(),  mm.start_data(), mm.end_data(),
+               mm.start_brk(),  mm.brk(),       mm.start_stack(), mm.arg_start(),
+               mm.arg_end(),    mm.env_start(), mm.env_end(),     rauxv.addr(),
+               static_cast<uint32_t>(auxv.size() * 8), static_cast<uint32_t>(exe_fd)};
+  RemotePtr rmap = TRY(scratch.Push(&m, sizeof m));
+  Result<int64_t> r =
+      rs.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP,
+                 rmap.addr(), sizeof m, 0);
+  if (exe_fd >= 0) (void)rs.Syscall(SYS_close, exe_fd);
+  if (!r.ok()) return r.error();
+  return Ok{};
+}
+
+Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  // Every disposition is set: the puppet still has criu-lite's.
+  std::vector<kernel_sigaction> acts(65);
+  for (const img::SigAction& sa : core.sigactions())
+    if (sa.signo() >= 1 && sa.signo() <= 64)
+      acts[sa.signo()] = {sa.handler(), sa.flags(), sa.restorer(), sa.mask()};
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    scratch.Reset();
+    RemotePtr ra = TRY(scratch.Push(&acts[sig], sizeof acts[sig]));
+    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra.addr(), 0, 8));
+  }
+  const img::ThreadCore& th = core.threads(0);
+  scratch.Reset();
+  stack_t ss{};
+  ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
+  ss.ss_size = th.altstack_size();
+  ss.ss_flags = th.altstack_flags() & ~SS_ONSTACK;
+  RemotePtr rss = TRY(scratch.Push(&ss, sizeof ss));
+  TRY(rs.Checked("sigaltstack", SYS_sigaltstack, rss.addr(), 0));
+  // Pending signals, queued while every signal is blocked; the task's own
+  // mask comes back with its registers.
+  pid_t pid = p.pid();
+  auto queue = [&](const std::string& raw, bool shared) -> Status {
+    if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
+    siginfo_t si;
+    memcpy(&si, raw.data(), sizeof si);
+    scratch.Reset();
+    RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
+    if (shared)
+      TRY(rs.Checked(Format("rt_sigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_sigqueueinfo, pid,
+                     si.si_signo, rsi.addr()));
+    else
+      TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
+                     pid, pid, si.si_signo, rsi.addr()));
+    return Ok{};
+  };
+  for (const std::string& raw : core.shared_pending()) TRY(queue(raw, true));
+  for (const std::string& raw : th.pending()) TRY(queue(raw, false));
+  return Ok{};
+}
+
+Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core) {
+  for (const img::Rlimit& r : core.rlimits()) {
+    rlimit64 rl{r.cur(), r.max()};
+    if (prlimit64(p.pid(), static_cast<__rlimit_resource>(r.resource()), &rl, nullptr) < 0)
+      return ErrnoError("prlimit(pid=%d, resource=%u)", p.pid(), r.resource());
+  }
+  RemoteSyscalls& rs = p.rs();
+  for (const img::Itimer& t : core.itimers()) {
+    itimerval it{{t.interval_sec(), t.interval_usec()}, {t.value_sec(), t.value_usec()}};
+    p.scratch().Reset();
+    RemotePtr rit = TRY(p.scratch().Push(&it, sizeof it));
+    TRY(rs.Checked("setitimer", SYS_setitimer, t.which(), rit.addr(), 0));
+  }
+  return Ok{};
+}
+
+}  // namespace crl
