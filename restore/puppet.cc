@@ -29,9 +29,12 @@ namespace {
 [[noreturn]] void PuppetMain() {
   // glibc registered criu-lite's thread with rseq; the area is in memory that
   // the puppeteer is about to unmap, and the kernel would write to it.
+  // Unregistering needs the length glibc registered with: __rseq_size is the
+  // feature size (20 on glibc 2.36), the registration used 32 bytes.
   if (__rseq_size > 0) {
     auto* area = reinterpret_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
-    syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+    if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0)
+      syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
   }
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) _exit(126);
@@ -113,6 +116,15 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
   // EXITKILL: should criu-lite die mid-restore, the half-built task dies too.
   TRY(PtraceSetOptions(child, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
   TRY(SetSigmask(child, ~0ull));
+  struct {
+    uint64_t pointer;
+    uint32_t size, signature, flags, pad;
+  } rseq{};
+  if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, child, sizeof rseq, &rseq) == sizeof rseq &&
+      rseq.pointer != 0)
+    return MakeError("the new task %d is still registered with rseq at 0x%lx; cannot clear its "
+                     "address space safely",
+                     child, rseq.pointer);
   Registers regs = TRY(GetRegs(child));
   p->rs_ = std::make_unique<RemoteSyscalls>(child, RemotePtr(blob.syscall_insn()), regs);
   p->rs_->DontRestoreRegisters();
