@@ -58,9 +58,6 @@ Status SeizedTask::Release() {
     int status;
     while (waitpid(pid, &status, __WALL) == pid && !WIFEXITED(status) && !WIFSIGNALED(status)) {
     }
-    // Until its parent reaps it the task lingers as a zombie holding its PID,
-    // which a restore right after the dump needs: give the parent a moment.
-    for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) usleep(10000);
     return Ok{};
   }
   Status st = SetRegs(pid, regs_);

@@ -23,7 +23,7 @@ Result<PageWriter> PageWriter::Create(const std::string& dir, const std::string&
     if (!c) return MakeError("ZSTD_createCCtx failed");
     ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, zstd_level);
     ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
-    w.cctx_ = c;
+    w.cctx_.reset(c);
     w.frame_raw_.reserve(kPageChunkBytes);
     w.frame_out_.resize(ZSTD_compressBound(kPageChunkBytes));
   }
@@ -32,9 +32,7 @@ Result<PageWriter> PageWriter::Create(const std::string& dir, const std::string&
   return w;
 }
 
-PageWriter::~PageWriter() {
-  if (cctx_) ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
-}
+void PageWriter::CctxFree::operator()(void* c) const { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(c)); }
 
 Status PageWriter::WriteOut(const void* data, size_t len) {
   const char* p = static_cast<const char*>(data);
@@ -51,7 +49,7 @@ Status PageWriter::WriteOut(const void* data, size_t len) {
 
 Status PageWriter::FlushFrame() {
   if (frame_raw_.empty()) return Ok{};
-  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), frame_out_.data(), frame_out_.size(),
+  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_.get()), frame_out_.data(), frame_out_.size(),
                             frame_raw_.data(), frame_raw_.size());
   if (ZSTD_isError(n)) return MakeError("zstd compression failed: %s", ZSTD_getErrorName(n));
   img::ZstdFrame* f = pm_.add_frames();

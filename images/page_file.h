@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,6 @@ class PageWriter {
   // zstd_level 0 means raw pages.
   static Result<PageWriter> Create(const std::string& dir, const std::string& name, int zstd_level);
   PageWriter(PageWriter&&) = default;
-  ~PageWriter();
 
   // Appends LEN bytes (whole pages) that belong at VADDR.
   Status Append(uint64_t vaddr, const void* data, size_t len);
@@ -37,7 +37,10 @@ class PageWriter {
   std::string path_, name_;
   ScopedFd fd_;
   int zstd_level_ = 0;
-  void* cctx_ = nullptr;  // ZSTD_CCtx
+  struct CctxFree {
+    void operator()(void* c) const;
+  };
+  std::unique_ptr<void, CctxFree> cctx_;  // ZSTD_CCtx
   std::vector<char> frame_raw_, frame_out_;
   uint64_t file_offset_ = 0, raw_offset_ = 0, frame_raw_start_ = 0;
   img::Pagemap pm_;

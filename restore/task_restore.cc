@@ -187,6 +187,10 @@ Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core) {
   RemoteSyscalls& rs = p.rs();
   for (const img::Itimer& t : core.itimers()) {
     itimerval it{{t.interval_sec(), t.interval_usec()}, {t.value_sec(), t.value_usec()}};
+    // An interval ITIMER_REAL whose SIGALRM is still pending reads 0: the
+    // kernel rearms it when the signal is dequeued. A 0 value would disarm
+    // it here, so arm it one interval ahead, as the rearm would.
+    if (!it.it_value.tv_sec && !it.it_value.tv_usec) it.it_value = it.it_interval;
     p.scratch().Reset();
     RemotePtr rit = TRY(p.scratch().Push(&it, sizeof it));
     TRY(rs.Checked("setitimer", SYS_setitimer, t.which(), rit.addr(), 0));

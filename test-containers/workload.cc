@@ -1,1 +1,560 @@
-int main(){}
+// A workload that checks itself across a checkpoint/restore.
+//
+//   workload SCENARIO --dir DIR [options]
+//
+// It builds the scenario's state, writes DIR/ready, and waits. On SIGUSR1
+// (sent by the test after restore) it verifies every piece of that state,
+// writes "PASS" or "FAIL: what" to DIR/result and exits 0 or 1. Scenarios:
+//   memory    heap, brk, stack, anonymous and file mappings, PROT_NONE data
+//             and guard regions (--big-mib N adds an N MiB region; --sparse
+//             adds a 64 GiB reservation with 100 touched pages)
+//   fpu       known values in ymm0-15 and MXCSR while spinning in a loop
+//   files     a file read at an offset, one opened O_APPEND, /dev/null, a
+//             directory, O_CLOEXEC and high fd numbers
+//   signals   handlers, ignored signals, blocked pending signals (process-
+//             and thread-directed, with queued values), umask, rlimit, cwd
+//   altstack  a handler that runs on a sigaltstack
+//   itimer    an interval timer that keeps firing
+//   nanosleep sleeping until an absolute deadline and for a relative time
+//   read      blocked in read() on stdin, which restore (--shell-job) provides
+//   counter   a counter in memory that keeps increasing (for the demo)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string g_dir;
+volatile sig_atomic_t g_check = 0;
+std::string g_failures;
+
+void Fail(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void Fail(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (!g_failures.empty()) g_failures += "; ";
+  g_failures += buf;
+}
+
+#define EXPECT(cond, ...) \
+  do {                    \
+    if (!(cond)) Fail(__VA_ARGS__); \
+  } while (0)
+
+void WriteFile(const std::string& name, const std::string& text) {
+  std::string path = g_dir + "/" + name, tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) _exit(3);
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) _exit(3);
+  close(fd);
+  rename(tmp.c_str(), path.c_str());
+}
+
+[[noreturn]] void Report() {
+  bool ok = g_failures.empty();
+  WriteFile("result", ok ? "PASS\n" : "FAIL: " + g_failures + "\n");
+  _exit(ok ? 0 : 1);
+}
+
+void OnCheck(int) { g_check = 1; }
+
+void InstallCheckHandler() {
+  struct sigaction sa {};
+  sa.sa_handler = OnCheck;
+  sigaction(SIGUSR1, &sa, nullptr);  // no SA_RESTART: interrupt sleeps
+}
+
+void Ready() { WriteFile("ready", std::to_string(getpid()) + "\n"); }
+
+void WaitForCheck() {
+  while (!g_check) pause();
+}
+
+uint64_t Mix(uint64_t x) {  // splitmix64: page contents nobody can guess
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+void Fill(void* p, size_t len, uint64_t seed) {
+  auto* w = static_cast<uint64_t*>(p);
+  for (size_t i = 0; i < len / 8; i++) w[i] = Mix(seed + i);
+}
+
+bool Verify(const void* p, size_t len, uint64_t seed) {
+  auto* w = static_cast<const uint64_t*>(p);
+  for (size_t i = 0; i < len / 8; i++)
+    if (w[i] != Mix(seed + i)) return false;
+  return true;
+}
+
+// How many pages of [p, p+len) are resident (mincore).
+size_t ResidentPages(const void* p, size_t len) {
+  std::vector<unsigned char> vec((len + 4095) / 4096);
+  if (mincore(const_cast<void*>(p), len, vec.data()) != 0) return SIZE_MAX;
+  size_t n = 0;
+  for (unsigned char c : vec) n += c & 1;
+  return n;
+}
+
+// ---- memory ------------------------------------------------------------------
+int Memory(long big_mib, bool sparse) {
+  const size_t kPage = 4096;
+  std::vector<uint64_t> heap(1 << 20);  // 8 MiB on the heap (mmap'd by malloc)
+  Fill(heap.data(), heap.size() * 8, 1);
+  auto* small = static_cast<uint64_t*>(malloc(4096));  // brk heap
+  Fill(small, 4096, 2);
+  void* brk_start = sbrk(0);
+  if (sbrk(1 << 20) == reinterpret_cast<void*>(-1)) return 2;
+  Fill(brk_start, 1 << 20, 3);
+  uint64_t stack_data[32768];  // 256 KiB on the stack
+  Fill(stack_data, sizeof stack_data, 4);
+
+  // 64 MiB with every other 1 MiB untouched.
+  const size_t kAnon = 64 << 20;
+  char* anon = static_cast<char*>(mmap(nullptr, kAnon, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  for (size_t off = 0; off < kAnon; off += 2 << 20) Fill(anon + off, 1 << 20, 5 + off);
+
+  // Data behind PROT_NONE, and a guard page between two writable pages.
+  char* hidden = static_cast<char*>(mmap(nullptr, 16 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(hidden, 16 * kPage, 6);
+  mprotect(hidden, 16 * kPage, PROT_NONE);
+  char* guarded = static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  mprotect(guarded + kPage, kPage, PROT_NONE);
+  Fill(guarded, kPage, 7);
+  Fill(guarded + 2 * kPage, kPage, 8);
+  // A read-only anonymous page holding data.
+  char* ro = static_cast<char*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(ro, kPage, 9);
+  mprotect(ro, kPage, PROT_READ);
+
+  // A private file mapping with some pages changed (COW), and a shared one.
+  std::string fpath = g_dir + "/mapped.dat";
+  int fd = open(fpath.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::vector<uint64_t> fdata(8 * kPage / 8);
+  Fill(fdata.data(), 8 * kPage, 10);
+  if (write(fd, fdata.data(), 8 * kPage) != static_cast<ssize_t>(8 * kPage)) return 2;
+  char* priv = static_cast<char*>(mmap(nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  Fill(priv + 2 * kPage, kPage, 11);  // COW copy differs from the file
+  char* shared = static_cast<char*>(mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4 * kPage));
+  Fill(shared, kPage, 12);  // written through to the file
+  close(fd);
+  // Shared anonymous memory.
+  char* shanon = static_cast<char*>(mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  Fill(shanon, 4 * kPage, 13);
+
+  char* bigp = nullptr;
+  if (big_mib > 0) {
+    bigp = static_cast<char*>(mmap(nullptr, big_mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    Fill(bigp, big_mib << 20, 14);
+  }
+  char* sp = nullptr;
+  const size_t kSparse = 64ull << 30;
+  std::vector<size_t> touched;
+  if (sparse) {
+    sp = static_cast<char*>(mmap(nullptr, kSparse, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+    if (sp == MAP_FAILED) return 2;
+    for (int i = 0; i < 100; i++) {
+      size_t page = Mix(1000 + i) % (kSparse / kPage);
+      touched.push_back(page);
+      Fill(sp + page * kPage, kPage, 15 + page);
+    }
+  }
+
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+
+  EXPECT(Verify(heap.data(), heap.size() * 8, 1), "malloc'd heap differs");
+  EXPECT(Verify(small, 4096, 2), "brk heap (malloc) differs");
+  EXPECT(Verify(brk_start, 1 << 20, 3), "sbrk area differs");
+  EXPECT(sbrk(0) == static_cast<char*>(brk_start) + (1 << 20), "program break moved");
+  EXPECT(sbrk(kPage) != reinterpret_cast<void*>(-1), "cannot grow the heap after restore");
+  EXPECT(Verify(stack_data, sizeof stack_data, 4), "stack differs");
+  for (size_t off = 0; off < kAnon; off += 2 << 20) {
+    EXPECT(Verify(anon + off, 1 << 20, 5 + off), "anonymous mapping differs at +%zu", off);
+    size_t res = ResidentPages(anon + off + (1 << 20), 1 << 20);
+    EXPECT(res == 0, "%zu untouched pages at +%zu became resident", res, off + (1 << 20));
+  }
+  mprotect(hidden, 16 * kPage, PROT_READ);
+  EXPECT(Verify(hidden, 16 * kPage, 6), "PROT_NONE data differs");
+  EXPECT(Verify(guarded, kPage, 7) && Verify(guarded + 2 * kPage, kPage, 8), "pages around the guard differ");
+  EXPECT(Verify(ro, kPage, 9), "read-only page differs");
+  // Pages not written privately show the file, including what the shared
+  // mapping wrote to its page 4.
+  EXPECT(Verify(priv, 2 * kPage, 10) && Verify(priv + 2 * kPage, kPage, 11) &&
+             Verify(priv + 3 * kPage, kPage, 10 + 3 * kPage / 8) && Verify(priv + 4 * kPage, kPage, 12) &&
+             Verify(priv + 5 * kPage, 3 * kPage, 10 + 5 * kPage / 8),
+         "private file mapping differs");
+  EXPECT(Verify(shared, kPage, 12), "shared file mapping differs");
+  Fill(shared + kPage, kPage, 99);  // must reach the file
+  msync(shared, 4 * kPage, MS_SYNC);
+  {
+    int f = open(fpath.c_str(), O_RDONLY | O_CLOEXEC);
+    std::vector<char> b(kPage);
+    EXPECT(pread(f, b.data(), kPage, 5 * kPage) == static_cast<ssize_t>(kPage) && Verify(b.data(), kPage, 99),
+           "a write to the shared file mapping did not reach the file");
+    close(f);
+  }
+  EXPECT(Verify(shanon, 4 * kPage, 13), "shared anonymous mapping differs");
+  if (bigp) EXPECT(Verify(bigp, big_mib << 20, 14), "the %ld MiB region differs", big_mib);
+  if (sp) {
+    for (size_t page : touched) EXPECT(Verify(sp + page * kPage, kPage, 15 + page), "sparse page %zu differs", page);
+    size_t res = ResidentPages(sp, kSparse);
+    EXPECT(res <= 100, "sparse reservation has %zu pages resident, want at most 100", res);
+  }
+  // Fresh memory still works.
+  void* fresh = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EXPECT(fresh != MAP_FAILED, "mmap after restore failed");
+  Report();
+}
+
+// ---- fpu ---------------------------------------------------------------------
+alignas(32) uint8_t g_ymm_in[16 * 32], g_ymm_out[16 * 32];
+volatile int g_spin_flag = 0;
+
+void OnCheckSpin(int) { g_spin_flag = 1; }
+
+int Fpu() {
+  for (size_t i = 0; i < sizeof g_ymm_in; i++) g_ymm_in[i] = static_cast<uint8_t>(Mix(i));
+  struct sigaction sa {};
+  sa.sa_handler = OnCheckSpin;
+  sigaction(SIGUSR1, &sa, nullptr);
+  // Round toward zero, flush-to-zero: a non-default MXCSR to check.
+  unsigned mxcsr_in = 0x7f80 | 0x6000 | 0x8000, mxcsr_out = 0;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  Ready();
+  // All in one asm block so that the compiler cannot use these registers:
+  // load known values, spin until the flag is set, store them back.
+  asm volatile(
+      "ldmxcsr %[mxin]\n"
+      "vmovdqa 0(%[in]), %%ymm0\n vmovdqa 32(%[in]), %%ymm1\n vmovdqa 64(%[in]), %%ymm2\n"
+      "vmovdqa 96(%[in]), %%ymm3\n vmovdqa 128(%[in]), %%ymm4\n vmovdqa 160(%[in]), %%ymm5\n"
+      "vmovdqa 192(%[in]), %%ymm6\n vmovdqa 224(%[in]), %%ymm7\n vmovdqa 256(%[in]), %%ymm8\n"
+      "vmovdqa 288(%[in]), %%ymm9\n vmovdqa 320(%[in]), %%ymm10\n vmovdqa 352(%[in]), %%ymm11\n"
+      "vmovdqa 384(%[in]), %%ymm12\n vmovdqa 416(%[in]), %%ymm13\n vmovdqa 448(%[in]), %%ymm14\n"
+      "vmovdqa 480(%[in]), %%ymm15\n"
+      "1: pause\n cmpl $0, %[flag]\n je 1b\n"
+      "vmovdqa %%ymm0, 0(%[out])\n vmovdqa %%ymm1, 32(%[out])\n vmovdqa %%ymm2, 64(%[out])\n"
+      "vmovdqa %%ymm3, 96(%[out])\n vmovdqa %%ymm4, 128(%[out])\n vmovdqa %%ymm5, 160(%[out])\n"
+      "vmovdqa %%ymm6, 192(%[out])\n vmovdqa %%ymm7, 224(%[out])\n vmovdqa %%ymm8, 256(%[out])\n"
+      "vmovdqa %%ymm9, 288(%[out])\n vmovdqa %%ymm10, 320(%[out])\n vmovdqa %%ymm11, 352(%[out])\n"
+      "vmovdqa %%ymm12, 384(%[out])\n vmovdqa %%ymm13, 416(%[out])\n vmovdqa %%ymm14, 448(%[out])\n"
+      "vmovdqa %%ymm15, 480(%[out])\n"
+      "stmxcsr %[mxout]\n"
+      "vzeroupper\n"
+      : [mxout] "=m"(mxcsr_out)
+      : [in] "r"(g_ymm_in), [out] "r"(g_ymm_out), [flag] "m"(g_spin_flag), [mxin] "m"(mxcsr_in)
+      : "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+  for (int r = 0; r < 16; r++)
+    EXPECT(memcmp(g_ymm_in + r * 32, g_ymm_out + r * 32, 32) == 0, "ymm%d differs", r);
+  EXPECT(mxcsr_out == mxcsr_in, "MXCSR is 0x%x, want 0x%x", mxcsr_out, mxcsr_in);
+  Report();
+}
+
+// ---- files -------------------------------------------------------------------
+int Files() {
+  std::string data_path = g_dir + "/input.dat", log_path = g_dir + "/append.log";
+  std::string content;
+  for (int i = 0; i < 10000; i++) content += static_cast<char>('a' + Mix(i) % 26);
+  {
+    int f = open(data_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (write(f, content.data(), content.size()) != static_cast<ssize_t>(content.size())) return 2;
+    close(f);
+    f = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (write(f, "before\n", 7) != 7) return 2;
+    close(f);
+  }
+  int in = open(data_path.c_str(), O_RDONLY);
+  char buf[4096];
+  if (read(in, buf, 1234) != 1234) return 2;
+  int app = open(log_path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  int devnull = open("/dev/null", O_RDWR);
+  int dir = open(g_dir.c_str(), O_RDONLY | O_DIRECTORY);
+  int high = dup2(in, 100) == 100 ? 100 : -1;  // shares the offset with `in`
+  int rw = open(data_path.c_str(), O_RDWR | O_NONBLOCK);
+  lseek(rw, 5000, SEEK_SET);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+
+  EXPECT(read(in, buf, 100) == 100 && memcmp(buf, content.data() + 1234, 100) == 0,
+         "reading on did not continue at offset 1234");
+  EXPECT(lseek(high, 0, SEEK_CUR) >= 1234, "fd 100 lost its offset");
+  EXPECT(write(app, "after\n", 6) == 6, "write to the O_APPEND file failed");
+  EXPECT((fcntl(app, F_GETFL) & O_APPEND) && (fcntl(app, F_GETFD) & FD_CLOEXEC),
+         "O_APPEND file lost O_APPEND or FD_CLOEXEC");
+  EXPECT(!(fcntl(in, F_GETFD) & FD_CLOEXEC), "fd %d gained FD_CLOEXEC", in);
+  {
+    int f = open(log_path.c_str(), O_RDONLY);
+    ssize_t n = read(f, buf, sizeof buf);
+    EXPECT(n == 13 && memcmp(buf, "before\nafter\n", 13) == 0, "append log holds '%.*s'", int(n > 0 ? n : 0), buf);
+    close(f);
+  }
+  EXPECT(write(devnull, "x", 1) == 1, "/dev/null is not writable");
+  struct stat st;
+  EXPECT(fstat(dir, &st) == 0 && S_ISDIR(st.st_mode), "directory fd lost");
+  EXPECT((fcntl(rw, F_GETFL) & O_ACCMODE) == O_RDWR && (fcntl(rw, F_GETFL) & O_NONBLOCK), "O_RDWR|O_NONBLOCK fd lost flags");
+  EXPECT(lseek(rw, 0, SEEK_CUR) == 5000, "O_RDWR fd offset is %ld", lseek(rw, 0, SEEK_CUR));
+  Report();
+}
+
+// ---- signals -----------------------------------------------------------------
+int g_got_values[8];
+volatile sig_atomic_t g_got_count = 0;
+volatile sig_atomic_t g_usr2 = 0;
+void OnQueued(int, siginfo_t* si, void*) {
+  if (g_got_count < 8) g_got_values[g_got_count++] = si->si_value.sival_int;
+}
+void OnUsr2(int, siginfo_t*, void*) { g_usr2 = 1; }
+
+int Signals() {
+  struct sigaction sa {};
+  sa.sa_sigaction = OnUsr2;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGWINCH);
+  sigaction(SIGUSR2, &sa, nullptr);
+  struct sigaction q {};
+  q.sa_sigaction = OnQueued;
+  q.sa_flags = SA_SIGINFO;
+  sigaction(SIGRTMIN + 1, &q, nullptr);
+  sigaction(SIGRTMIN + 2, &q, nullptr);
+  signal(SIGTERM, SIG_IGN);
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGRTMIN + 1);
+  sigaddset(&block, SIGRTMIN + 2);
+  sigaddset(&block, SIGWINCH);
+  sigprocmask(SIG_BLOCK, &block, nullptr);
+  sigqueue(getpid(), SIGRTMIN + 1, sigval{11});  // process-directed, queued in order
+  sigqueue(getpid(), SIGRTMIN + 1, sigval{12});
+  siginfo_t si{};
+  si.si_signo = SIGRTMIN + 2;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value.sival_int = 21;
+  syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN + 2, &si);  // thread-directed
+  raise(SIGWINCH);
+  umask(027);
+  rlimit rl{512, 4096};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  if (chdir(g_dir.c_str()) != 0) return 2;
+  personality(ADDR_NO_RANDOMIZE);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+
+  struct sigaction now {};
+  sigaction(SIGUSR2, nullptr, &now);
+  EXPECT(now.sa_sigaction == OnUsr2 && (now.sa_flags & SA_SIGINFO) && (now.sa_flags & SA_RESTART) &&
+             sigismember(&now.sa_mask, SIGWINCH),
+         "SIGUSR2 action differs");
+  sigaction(SIGTERM, nullptr, &now);
+  EXPECT(now.sa_handler == SIG_IGN, "SIGTERM is no longer ignored");
+  sigset_t pending, mask;
+  sigpending(&pending);
+  sigprocmask(SIG_BLOCK, nullptr, &mask);
+  EXPECT(sigismember(&mask, SIGRTMIN + 1) && sigismember(&mask, SIGWINCH), "signal mask differs");
+  EXPECT(sigismember(&pending, SIGRTMIN + 1) && sigismember(&pending, SIGRTMIN + 2) &&
+             sigismember(&pending, SIGWINCH),
+         "pending signals lost");
+  sigprocmask(SIG_UNBLOCK, &block, nullptr);
+  EXPECT(g_got_count == 3 && g_got_values[0] == 11 && g_got_values[1] == 12 && g_got_values[2] == 21,
+         "queued values arrived as %d values", int(g_got_count));
+  raise(SIGUSR2);
+  EXPECT(g_usr2 == 1, "SIGUSR2 handler did not run");
+  mode_t m = umask(0);
+  EXPECT(m == 027, "umask is %o", m);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  EXPECT(rl.rlim_cur == 512 && rl.rlim_max == 4096, "RLIMIT_NOFILE is %lu/%lu", rl.rlim_cur, rl.rlim_max);
+  char cwd[4096];
+  EXPECT(getcwd(cwd, sizeof cwd) && g_dir == cwd, "cwd is %s", cwd);
+  EXPECT(personality(0xffffffff) == ADDR_NO_RANDOMIZE, "personality lost");
+  Report();
+}
+
+// ---- altstack ----------------------------------------------------------------
+alignas(16) char g_altstack[64 * 1024];
+volatile sig_atomic_t g_on_alt = -1;
+void OnAlt(int) {
+  char here;
+  g_on_alt = (&here >= g_altstack && &here < g_altstack + sizeof g_altstack);
+}
+
+int Altstack() {
+  stack_t ss{};
+  ss.ss_sp = g_altstack;
+  ss.ss_size = sizeof g_altstack;
+  sigaltstack(&ss, nullptr);
+  struct sigaction sa {};
+  sa.sa_handler = OnAlt;
+  sa.sa_flags = SA_ONSTACK;
+  sigaction(SIGUSR2, &sa, nullptr);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  stack_t now{};
+  sigaltstack(nullptr, &now);
+  EXPECT(now.ss_sp == g_altstack && now.ss_size == sizeof g_altstack && !(now.ss_flags & SS_DISABLE),
+         "sigaltstack differs");
+  raise(SIGUSR2);
+  EXPECT(g_on_alt == 1, "handler did not run on the alternate stack (%d)", int(g_on_alt));
+  Report();
+}
+
+// ---- itimer ------------------------------------------------------------------
+volatile sig_atomic_t g_ticks = 0;
+void OnAlarm(int) { g_ticks = g_ticks + 1; }  // NOLINT: one writer
+
+int Itimer() {
+  struct sigaction sa {};
+  sa.sa_handler = OnAlarm;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGALRM, &sa, nullptr);
+  itimerval it{{0, 10000}, {0, 10000}};
+  setitimer(ITIMER_REAL, &it, nullptr);
+  InstallCheckHandler();
+  while (g_ticks < 5) pause();
+  Ready();
+  WaitForCheck();
+  itimerval now;
+  getitimer(ITIMER_REAL, &now);
+  EXPECT(now.it_interval.tv_sec == 0 && now.it_interval.tv_usec == 10000, "interval is %ld us",
+         now.it_interval.tv_usec);
+  int before = g_ticks;
+  timespec end;
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += 1;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, nullptr) == EINTR) {
+  }
+  EXPECT(g_ticks - before >= 20, "timer fired %d times in 1 s after restore", g_ticks - before);
+  Report();
+}
+
+// ---- nanosleep ---------------------------------------------------------------
+double Now(clockid_t c) {
+  timespec t;
+  clock_gettime(c, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int Nanosleep(double secs) {
+  InstallCheckHandler();
+  timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  double start = deadline.tv_sec + deadline.tv_nsec / 1e9;
+  deadline.tv_sec += static_cast<time_t>(secs);
+  Ready();
+  // An absolute sleep: after restore it must neither wake early nor fail.
+  int r;
+  while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nullptr)) == EINTR) {
+    if (g_check) break;
+  }
+  double woke = Now(CLOCK_MONOTONIC);
+  EXPECT(g_check || r == 0, "clock_nanosleep returned %d", r);
+  EXPECT(g_check || woke >= start + secs - 0.001, "woke %.3f s early", start + secs - woke);
+  WriteFile("woke", "1\n");
+  // A relative sleep handled as POSIX programs do: EINTR, then sleep again.
+  timespec rel{0, 200 * 1000 * 1000};
+  double before = Now(CLOCK_MONOTONIC);
+  while (nanosleep(&rel, &rel) < 0 && errno == EINTR && !g_check) {
+  }
+  EXPECT(g_check || Now(CLOCK_MONOTONIC) - before >= 0.199, "relative sleep ended early");
+  WaitForCheck();
+  Report();
+}
+
+// ---- read --------------------------------------------------------------------
+int ReadStdin() {
+  InstallCheckHandler();
+  Ready();
+  char buf[256];
+  ssize_t n;
+  std::string got;
+  // Blocked here during the dump; restore gives it restore's stdin.
+  while ((n = read(0, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    got.append(buf, n);
+    if (got.find('\n') != std::string::npos) break;
+  }
+  EXPECT(got == "hello after restore\n", "read '%s' from stdin", got.c_str());
+  Report();
+}
+
+// ---- counter (demo) -------------------------------------------------------------
+int Counter() {
+  InstallCheckHandler();
+  const size_t kLen = 256 << 20;
+  auto* mem = static_cast<uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(mem, kLen, 42);
+  uint64_t n = 0;
+  Ready();
+  for (;;) {
+    printf("counter %lu, pid %d, memory %s\n", n++, getpid(), Verify(mem, kLen, 42) ? "intact" : "CORRUPT");
+    fflush(stdout);
+    if (g_check) {
+      EXPECT(Verify(mem, kLen, 42), "memory corrupt");
+      Report();
+    }
+    sleep(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: workload SCENARIO --dir DIR [--big-mib N] [--sparse] [--secs S]\n");
+    return 2;
+  }
+  std::string scenario = argv[1];
+  long big_mib = 0;
+  bool sparse = false;
+  double secs = 2;
+  for (int i = 2; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--dir" && i + 1 < argc) g_dir = argv[++i];
+    else if (a == "--big-mib" && i + 1 < argc) big_mib = atol(argv[++i]);
+    else if (a == "--sparse") sparse = true;
+    else if (a == "--secs" && i + 1 < argc) secs = atof(argv[++i]);
+  }
+  if (g_dir.empty()) g_dir = ".";
+  // Whatever the launcher left open (pipes of a test runner, say) is not ours.
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  if (scenario == "memory") return Memory(big_mib, sparse);
+  if (scenario == "fpu") return Fpu();
+  if (scenario == "files") return Files();
+  if (scenario == "signals") return Signals();
+  if (scenario == "altstack") return Altstack();
+  if (scenario == "itimer") return Itimer();
+  if (scenario == "nanosleep") return Nanosleep(secs);
+  if (scenario == "read") return ReadStdin();
+  if (scenario == "counter") return Counter();
+  fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());
+  return 2;
+}
