@@ -33,11 +33,17 @@ Status CheckFileUnchanged(const std::string& path, const img::FileId& id, const 
   if (stat(path.c_str(), &s) < 0)
     return ErrnoError("%s %s is gone since the dump: stat", what, path.c_str());
   int64_t mtime = s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec;
-  if (s.st_dev != id.dev() || s.st_ino != id.ino() || static_cast<uint64_t>(s.st_size) != id.size() ||
-      mtime != id.mtime_ns())
-    return MakeError("%s %s changed since the dump (inode %lu->%lu, size %lu->%ld); refusing to "
-                     "map a different file",
-                     what, path.c_str(), id.ino(), s.st_ino, id.size(), s.st_size);
+  std::string changes;
+  if (s.st_dev != id.dev() || s.st_ino != id.ino())
+    changes += Format(" it is another file (inode %lu, was %lu);", s.st_ino, id.ino());
+  if (static_cast<uint64_t>(s.st_size) != id.size())
+    changes += Format(" its size is %ld, was %lu;", s.st_size, id.size());
+  if (mtime != id.mtime_ns()) changes += " it was modified;";
+  if (!changes.empty()) {
+    changes.pop_back();
+    return MakeError("%s %s changed since the dump:%s; refusing to map a different file", what,
+                     path.c_str(), changes.c_str());
+  }
   return Ok{};
 }
 

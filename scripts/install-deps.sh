@@ -1,0 +1,15 @@
+#!/bin/bash
+# Installs what criu-lite needs to build and test, from Debian's packages.
+set -euo pipefail
+PACKAGES=(g++ cmake make pkg-config libprotobuf-dev protobuf-compiler libzstd-dev
+          libarchive-dev libcli11-dev libgtest-dev procps)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,183 @@
+// Checkpoint and restore real processes that check themselves afterwards.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+struct Variant {
+  std::string name;
+  std::vector<std::string> dump_args, restore_args;
+};
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
+// Dump (killing the workload), restore detached, and have it check itself.
+void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string>& wl_args = {},
+                      const Variant& v = {}) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, scenario, wl_args);
+  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-o", dir / "dump.log", "-v"};
+  dump.insert(dump.end(), v.dump_args.begin(), v.dump_args.end());
+  CmdResult d = RunCriuLite(dump, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_FALSE(Alive(pid)) << "dump without --leave-running must kill the process";
+  std::vector<std::string> restore = {"restore", "-D", dir / "img", "-d", "-o", dir / "restore.log", "-v"};
+  restore.insert(restore.end(), v.restore_args.begin(), v.restore_args.end());
+  CmdResult r = RunCriuLite(restore);
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(CheckpointRestore, MemoryPatterns) { DumpRestoreCheck("memory"); }
+TEST(CheckpointRestore, OneGibRegionAndSparse64GibReservation) {
+  DumpRestoreCheck("memory", {"--big-mib", "1024", "--sparse"});
+}
+TEST(CheckpointRestore, FpuAndAvxRegisters) { DumpRestoreCheck("fpu"); }
+TEST(CheckpointRestore, FilesAtOffsetsAndAppend) { DumpRestoreCheck("files"); }
+TEST(CheckpointRestore, SignalsHandlersMasksPending) { DumpRestoreCheck("signals"); }
+TEST(CheckpointRestore, Sigaltstack) { DumpRestoreCheck("altstack"); }
+TEST(CheckpointRestore, ItimerKeepsFiring) { DumpRestoreCheck("itimer"); }
+
+// Page placement strategies x page encodings, and the kernels' fallbacks.
+class Placement : public ::testing::TestWithParam<Variant> {};
+TEST_P(Placement, MemoryComesBack) { DumpRestoreCheck("memory", {"--sparse"}, GetParam()); }
+INSTANTIATE_TEST_SUITE_P(
+    Strategies, Placement,
+    ::testing::Values(Variant{"read_raw", {}, {"--pages=read"}},
+                      Variant{"writev_raw", {}, {"--pages=writev"}},
+                      Variant{"read_zstd", {"--compress"}, {"--pages=read"}},
+                      Variant{"writev_zstd", {"--compress"}, {"--pages=writev"}},
+                      Variant{"pagemap_file_fallback", {"--disable-kernel-feature", "pagemap-scan"}, {}},
+                      Variant{"maps_file_fallback", {"--disable-kernel-feature", "procmap-query"}, {}},
+                      Variant{"ns_last_pid_fallback", {}, {"--disable-kernel-feature", "clone3"}}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(CheckpointRestore, AbsoluteSleepDoesNotWakeEarly) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "nanosleep", {"--secs", "2"});
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  // It was asleep in clock_nanosleep; it must sleep out its time, then say so.
+  ASSERT_TRUE(WaitForFile(dir / "woke", 10000)) << ReadFile(dir / "out");
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(CheckpointRestore, BlockedReadOnStdinWithShellJob) {
+  TestDir dir;
+  int before[2], after[2];
+  ASSERT_EQ(pipe(before), 0);
+  ASSERT_EQ(pipe(after), 0);
+  pid_t pid = StartWorkload(dir, "read", {}, before[0]);
+  close(before[0]);
+  usleep(100000);  // let it block in read()
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--shell-job"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  close(before[1]);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--shell-job"}, {}, after[0]);
+  ASSERT_TRUE(r.ok()) << r.err;
+  close(after[0]);
+  ASSERT_EQ(write(after[1], "hello after restore\n", 20), 20);
+  close(after[1]);
+  // The workload reports by itself once the line arrives.
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(ReadFile(dir / "result"), "PASS\n");
+}
+
+TEST(CheckpointRestore, ShellJobImagesNeedShellJobRestore) {
+  TestDir dir;
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t pid = StartWorkload(dir, "read", {}, p[0]);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-j"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("restore with --shell-job"), std::string::npos) << r.err;
+  EXPECT_FALSE(Alive(pid));
+  close(p[0]);
+  close(p[1]);
+}
+
+TEST(CheckpointRestore, LeaveRunningThenRestoreAfterKill) {
+  TestDir dir;
+  // (Not the memory workload: its check writes to a file it maps, and a
+  // mapped file that changed after the dump is rightly refused.)
+  pid_t pid = StartWorkload(dir, "signals");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--leave-running"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  ASSERT_TRUE(Alive(pid));
+  EXPECT_NE(TaskState(pid), 't') << "left stopped under ptrace";
+  // The original carries on intact...
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  // ...and the images restore it once it is gone.
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(CheckpointRestore, RestoreTwiceFromTheSameImages) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "files");
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
+  for (int i = 0; i < 2; i++) {
+    // The workload appends to its log; put the log back as it was at dump.
+    std::system(("printf 'before\\n' > " + (dir / "append.log")).c_str());
+    CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+    ASSERT_TRUE(r.ok()) << "restore " << i << ": " << r.err;
+    EXPECT_EQ(CheckWorkload(pid, dir), "PASS") << "restore " << i;
+  }
+}
+
+TEST(CheckpointRestore, RestoreWithoutDetachWaitsAndPassesExitStatus) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "memory");
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
+  // criu-lite restore stays the parent; SIGUSR1 makes the workload check and exit.
+  pid_t killer = fork();
+  if (killer == 0) {
+    for (int i = 0; i < 500 && !WaitForFile("/proc/" + std::to_string(pid), 10); i++) {
+    }
+    usleep(300000);
+    kill(pid, SIGUSR1);
+    _exit(0);
+  }
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "--pidfile", dir / "pidfile"}, {killer});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFile(dir / "pidfile"), std::to_string(pid));
+  EXPECT_EQ(ReadFile(dir / "result"), "PASS\n");
+}
+
+TEST(Commands, CheckPrintsTheTable) {
+  CmdResult r = RunCriuLite({"check"});
+  EXPECT_TRUE(r.ok()) << r.err;
+  EXPECT_NE(r.out.find("PAGEMAP_SCAN"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PR_SET_MM_MAP"), std::string::npos) << r.out;
+}
+
+TEST(Commands, ShowPrintsEveryImageAsJson) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "altstack");
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"}).ok());
+  std::string p = std::to_string(pid);
+  for (const char* f : {"inventory.img", "stats-dump.img"})
+    EXPECT_TRUE(RunCriuLite({"show", dir / ("img/" + std::string(f))}).ok()) << f;
+  for (const char* kind : {"core", "mm", "pagemap", "fds"}) {
+    std::string path = dir / ("img/" + std::string(kind) + "-" + p + ".img");
+    CmdResult r = RunCriuLite({"show", path});
+    EXPECT_TRUE(r.ok()) << path << ": " << r.err;
+    EXPECT_NE(r.out.find("\"kind\": \"" + std::string(kind) + "\""), std::string::npos) << r.out;
+  }
+  KillAndReap(pid);
+}
+
+}  // namespace
+}  // namespace crl::test

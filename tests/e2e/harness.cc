@@ -1,0 +1,159 @@
+#include "tests/e2e/harness.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+namespace crl::test {
+namespace {
+
+void CloseFrom(int first) {
+  for (int fd = first; fd < 1024; fd++) close(fd);
+}
+
+[[noreturn]] void ExecWith(const std::vector<std::string>& argv, int in, int out, int err) {
+  if (in >= 0) dup2(in, 0);
+  if (out >= 0) dup2(out, 1);
+  if (err >= 0) dup2(err, 2);
+  CloseFrom(3);
+  std::vector<char*> a;
+  for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  execv(a[0], a.data());
+  _exit(127);
+}
+
+}  // namespace
+
+TestDir::TestDir() {
+  char tmpl[] = "/tmp/criu-lite-e2e-XXXXXX";
+  path_ = mkdtemp(tmpl);
+}
+
+TestDir::~TestDir() {
+  if (!::testing::Test::HasFailure()) std::system(("rm -rf " + path_).c_str());
+  else fprintf(stderr, "test files kept in %s\n", path_.c_str());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+bool WaitForFile(const std::string& path, int timeout_ms) {
+  for (int i = 0; i < timeout_ms / 10; i++) {
+    if (access(path.c_str(), F_OK) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
+                    const std::vector<std::string>& args, int stdin_fd) {
+  std::vector<std::string> argv = {WORKLOAD_BIN, scenario, "--dir", dir.path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  unlink((dir / "ready").c_str());
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
+    int out = open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ExecWith(argv, in, out, out);
+  }
+  if (!WaitForFile(dir / "ready", 60000)) ADD_FAILURE() << "workload " << scenario << " never got ready";
+  return pid;
+}
+
+CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap, int stdin_fd) {
+  static int n = 0;
+  std::string err_path = "/tmp/criu-lite-e2e-stderr-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  std::vector<std::string> argv = {CRIU_LITE_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string out_path = err_path + ".out";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
+    ExecWith(argv, in, out, err);
+  }
+  CmdResult r;
+  for (;;) {
+    int status;
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) {
+      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    for (pid_t& p : reap)
+      if (p > 0 && waitpid(p, &status, WNOHANG) == p) p = -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  r.err = ReadFile(err_path);
+  r.out = ReadFile(out_path);
+  unlink(err_path.c_str());
+  unlink(out_path.c_str());
+  return r;
+}
+
+std::string CheckWorkload(pid_t pid, const TestDir& dir, int timeout_ms) {
+  unlink((dir / "result").c_str());
+  if (kill(pid, SIGUSR1) < 0) return "workload " + std::to_string(pid) + " is gone";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int status = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno == ECHILD) {
+      // Not our child (restored without our subreaper): wait for the result file.
+      if (WaitForFile(dir / "result", timeout_ms)) break;
+      return "no result from " + std::to_string(pid);
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      return "workload " + std::to_string(pid) + " did not answer; output: " + ReadFile(dir / "out");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (WIFSIGNALED(status))
+    return "workload died of signal " + std::to_string(WTERMSIG(status)) + "; output: " + ReadFile(dir / "out");
+  std::string result = ReadFile(dir / "result");
+  while (!result.empty() && result.back() == '\n') result.pop_back();
+  return result.empty() ? "empty result, output: " + ReadFile(dir / "out") : result;
+}
+
+char TaskState(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t p = stat.rfind(')');
+  return p == std::string::npos || p + 2 >= stat.size() ? 0 : stat[p + 2];
+}
+
+bool Alive(pid_t pid) { return kill(pid, 0) == 0 && TaskState(pid) != 'Z'; }
+
+void KillAndReap(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace crl::test
+
+// Restored processes lose their parent (criu-lite -d exits): make them ours.
+int main(int argc, char** argv) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  signal(SIGPIPE, SIG_IGN);
+  ::testing::InitGoogleTest(&argc, argv);
+  if (geteuid() != 0) {
+    fprintf(stderr, "SKIPPED: end-to-end tests need root (ptrace, clone3 set_tid, PR_SET_MM_MAP)\n");
+    return 0;
+  }
+  return RUN_ALL_TESTS();
+}

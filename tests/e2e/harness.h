@@ -1,0 +1,51 @@
+// Shared helpers for end-to-end tests: start self-checking workloads, run
+// criu-lite, and ask a restored workload whether it survived intact.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace crl::test {
+
+// A scratch directory, removed when the test passes.
+class TestDir {
+ public:
+  TestDir();
+  ~TestDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Starts `workload SCENARIO --dir DIR ARGS...` with stdin from STDIN_FD
+// (/dev/null if -1) and output to DIR/out, and waits until it is ready.
+pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
+                    const std::vector<std::string>& args = {}, int stdin_fd = -1);
+
+struct CmdResult {
+  int exit_code = -1;
+  std::string out, err;  // stdout, stderr
+  bool ok() const { return exit_code == 0; }
+};
+
+// Runs criu-lite with ARGS. Any of REAP that dies meanwhile is reaped (a
+// dumped workload is our child, and its PID stays taken until reaped).
+CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap = {},
+                      int stdin_fd = -1);
+
+// Sends SIGUSR1 and waits for the workload to report; returns "PASS" or the
+// failure. Restored workloads are reparented to the test (a subreaper).
+std::string CheckWorkload(pid_t pid, const TestDir& dir, int timeout_ms = 20000);
+
+bool WaitForFile(const std::string& path, int timeout_ms);
+// The state letter from /proc/PID/stat ('S', 'R', 't' for traced...), or 0.
+char TaskState(pid_t pid);
+bool Alive(pid_t pid);
+void KillAndReap(pid_t pid);
+std::string ReadFile(const std::string& path);
+
+}  // namespace crl::test
