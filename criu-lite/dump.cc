@@ -124,12 +124,6 @@ Status Dump(const DumpOptions& opts) {
   if (!opts.leave_running) task.KillOnRelease();
   TRY(task.Release());
   auto t_end = Clock::now();
-  if (!opts.leave_running) {
-    // Until its parent reaps it, the killed task lingers as a zombie holding
-    // its PID, which a restore right after the dump needs: give the parent a
-    // moment (outside the frozen time: the task is gone already).
-    for (int i = 0; i < 200 && kill(pid, 0) == 0; i++) usleep(10000);
-  }
 
   img::Stats stats;
   stats.set_kind("dump");

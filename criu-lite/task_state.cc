@@ -45,7 +45,7 @@ Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas) {
 // State only the task can tell: asked with remote syscalls, answers passed
 // through a scratch page mapped in the task for the occasion.
 Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
-                               img::TaskCore* core, img::ThreadCore* th) {
+                               uint64_t sig_set, img::TaskCore* core, img::ThreadCore* th) {
   pid_t pid = task.pid();
   RemotePtr site = TRY(SyscallSite(pid, vmas));
   RemoteSyscalls rs(pid, site, task.regs());
@@ -56,6 +56,9 @@ Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo
   auto body = [&]() -> Status {
     for (int sig = 1; sig <= 64; sig++) {
       if (sig == SIGKILL || sig == SIGSTOP) continue;
+      // Each remote syscall costs several context switches: ask only about
+      // signals /proc says are caught or ignored; the rest are SIG_DFL.
+      if (!(sig_set & (1ull << (sig - 1)))) continue;
       TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, 0,
                      scratch.addr(), 8));
       kernel_sigaction ka;
@@ -172,7 +175,7 @@ Status CollectTaskCore(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
     th->set_rseq_len(rseq.rseq_abi_size);
     th->set_rseq_sig(rseq.signature);
   }
-  TRY(CollectByRemoteSyscalls(task, vmas, core, th));
+  TRY(CollectByRemoteSyscalls(task, vmas, status.sig_caught | status.sig_ignored, core, th));
   return Ok{};
 }
 

@@ -108,7 +108,7 @@ KernelFeatures Probe() {
   f.pidfd_getfd = ProbeEbadfNotEnosys(__NR_pidfd_getfd, -1, 0, 0);
   f.process_madvise = ProbeEbadfNotEnosys(__NR_process_madvise, -1, 0, 0, 0, 0);
   f.prctl_set_mm_map = ProbeSetMmMap();
-  f.process_vm_mmap = ProbeProcessVmMmap();
+  // process_vm_mmap is probed on demand: kallsyms is megabytes of text.
   f.vvar_vclock = ProbeVvarVclock();
   f.rseq_config = true;  // checked on the first tracee; ptrace needs a tracee
   return f;
@@ -122,6 +122,11 @@ KernelFeatures& MutableKernel() {
 }  // namespace
 
 const KernelFeatures& Kernel() { return MutableKernel(); }
+
+bool HasProcessVmMmap() {
+  static bool has = ProbeProcessVmMmap();
+  return has;
+}
 
 void DisableFeature(const std::string& name) {
   KernelFeatures& f = MutableKernel();
@@ -150,8 +155,9 @@ std::vector<CheckRow> CheckTable() {
                   f.clone3_set_tid ? "clone3(set_tid)" : "ns_last_pid"});
   rows.push_back({"set mm fields", "PR_SET_MM_MAP", yes(f.prctl_set_mm_map),
                   f.prctl_set_mm_map ? "PR_SET_MM_MAP" : "unavailable: restore cannot work"});
-  rows.push_back({"pages without a copy", "process_vm_mmap", yes(f.process_vm_mmap),
-                  f.process_vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
+  bool vm_mmap = HasProcessVmMmap();
+  rows.push_back({"pages without a copy", "process_vm_mmap", yes(vm_mmap),
+                  vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
   rows.push_back({"hint another task's memory", "process_madvise", yes(f.process_madvise),
                   f.process_madvise ? "process_madvise" : "-"});
   rows.push_back({"post-copy restore", "UFFDIO_MOVE", yes(f.uffd_move), "UFFDIO_COPY"});

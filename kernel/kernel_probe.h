@@ -17,12 +17,14 @@ struct KernelFeatures {
   bool pidfd_getfd = false;
   bool process_madvise = false;
   bool prctl_set_mm_map = false; // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
-  bool process_vm_mmap = false;  // out-of-tree patch; found in kallsyms only
   bool vvar_vclock = false;      // [vvar_vclock] mapping (6.13+)
   bool rseq_config = false;      // PTRACE_GET_RSEQ_CONFIGURATION
 };
 
 const KernelFeatures& Kernel();
+// process_vm_mmap is an out-of-tree patch with no fixed syscall number: only a
+// kernel that names it in /proc/kallsyms has it (probed on first use).
+bool HasProcessVmMmap();
 
 // Used by tests and by --no-pagemap-scan / --no-procmap-query to take the
 // fallback paths on a kernel that has the newer interface.

@@ -154,6 +154,10 @@ Result<ProcStatus> ParseProcStatus(std::string_view text) {
       ok = ParseNum(val, st.sig_pending, 16);
     } else if (key == "ShdPnd") {
       ok = ParseNum(val, st.sig_shared_pending, 16);
+    } else if (key == "SigIgn") {
+      ok = ParseNum(val, st.sig_ignored, 16);
+    } else if (key == "SigCgt") {
+      ok = ParseNum(val, st.sig_caught, 16);
     } else if (key == "Tgid") {
       ok = ParseNum(val, st.tgid);
       have_tgid = ok;

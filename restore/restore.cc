@@ -15,6 +15,7 @@
 #include "images/page_file.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
+#include "kernel/proc_parsers.h"
 #include "restore/puppet.h"
 #include "restore/task_restore.h"
 
@@ -34,6 +35,13 @@ struct TaskImages {
   img::Pagemap pagemap;
   img::Fds fds;
 };
+
+char ProcessState(pid_t pid) {
+  auto stat = ReadFileToString(Format("/proc/%d/stat", pid));
+  if (!stat.ok()) return 0;
+  auto st = ParseProcStat(*stat);
+  return st.ok() ? st->state : 0;
+}
 
 // Everything is read and checked before any task exists.
 Result<TaskImages> LoadTask(const ImageDir& dir, pid_t pid, const RestoreOptions& opts) {
@@ -55,6 +63,9 @@ Result<TaskImages> LoadTask(const ImageDir& dir, pid_t pid, const RestoreOptions
       return ErrnoError("fd %d of PID %d: %s", f.fd(), pid, f.path().c_str());
   }
   TRY(ValidateVmas(t.mm));
+  // A process killed by the dump lingers as a zombie until its parent reaps
+  // it, holding the PID: give the parent a moment.
+  for (int i = 0; i < 200 && ProcessState(pid) == 'Z'; i++) usleep(10000);
   if (kill(pid, 0) == 0 || errno != ESRCH) {
     std::string comm = "?";
     if (FILE* f = fopen(Format("/proc/%d/comm", pid).c_str(), "re")) {

@@ -18,6 +18,7 @@
 //   nanosleep sleeping until an absolute deadline and for a relative time
 //   read      blocked in read() on stdin, which restore (--shell-job) provides
 //   counter   a counter in memory that keeps increasing (for the demo)
+//   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
@@ -506,6 +507,19 @@ int ReadStdin() {
   Report();
 }
 
+// ---- hold (benchmarks) ------------------------------------------------------
+int Hold(long mib) {
+  InstallCheckHandler();
+  size_t len = static_cast<size_t>(mib) << 20;
+  void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return 2;
+  Fill(mem, len, 77);
+  Ready();
+  WaitForCheck();
+  EXPECT(Verify(mem, len, 77), "the %ld MiB region differs", mib);
+  Report();
+}
+
 // ---- counter (demo) -------------------------------------------------------------
 int Counter() {
   InstallCheckHandler();
@@ -555,6 +569,7 @@ int main(int argc, char** argv) {
   if (scenario == "nanosleep") return Nanosleep(secs);
   if (scenario == "read") return ReadStdin();
   if (scenario == "counter") return Counter();
+  if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());
   return 2;
 }

@@ -95,7 +95,8 @@ TEST(ParseProcStatus, ReadsMasksAndIds) {
   const char* text =
       "Name:\tcat\nUmask:\t0027\nState:\tS (sleeping)\nTgid:\t77\nNgid:\t0\nPid:\t77\n"
       "Uid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nNSpid:\t77\t1\n"
-      "SigPnd:\t0000000000000200\nShdPnd:\t0000000000004000\nSigBlk:\t0000000000010000\n";
+      "SigPnd:\t0000000000000200\nShdPnd:\t0000000000004000\nSigBlk:\t0000000000010000\n"
+      "SigIgn:\t0000000000001000\nSigCgt:\t0000000180000002\n";
   auto r = ParseProcStatus(text);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->umask, 027u);
@@ -106,6 +107,8 @@ TEST(ParseProcStatus, ReadsMasksAndIds) {
   EXPECT_EQ(r->sig_pending, 0x200u);
   EXPECT_EQ(r->sig_shared_pending, 0x4000u);
   EXPECT_EQ(r->sig_blocked, 0x10000u);
+  EXPECT_EQ(r->sig_ignored, 0x1000u);
+  EXPECT_EQ(r->sig_caught, 0x180000002u);
 }
 
 TEST(ParseProcStatus, RejectsBadField) {
