@@ -89,12 +89,13 @@ CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> r
   for (;;) {
     int status;
     pid_t w = waitpid(pid, &status, WNOHANG);
+    // A dump has seen its target die before it exits: reap it now, too.
+    for (pid_t& p : reap)
+      if (p > 0 && waitpid(p, nullptr, WNOHANG) == p) p = -1;
     if (w == pid) {
       r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       break;
     }
-    for (pid_t& p : reap)
-      if (p > 0 && waitpid(p, &status, WNOHANG) == p) p = -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   r.err = ReadFile(err_path);
