@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   int verbosity = 0;
   std::string log_file;
   app.add_flag("-v,--verbose", verbosity, "more log output; repeat for more (-vv: debug)");
-  app.add_option("-o,--log-file", log_file, "write the log to FILE (errors also go to stderr)");
+  app.add_option("-o,--log-file", log_file, "write the log to FILE (errors also go to stderr)")
+      ->type_name("FILE");
   std::vector<std::string> disable;
   app.add_option("--disable-kernel-feature", disable,
                  "take the fallback path as if the kernel lacked FEATURE "
@@ -52,9 +53,10 @@ int main(int argc, char** argv) {
   crl::DumpOptions dopts;
   bool compress = false;
   auto* dump = app.add_subcommand("dump", "checkpoint a running process into an image directory");
-  dump->add_option("-t,--tree", dopts.pid, "PID of the process to dump")->required();
+  dump->add_option("-t,--tree", dopts.pid, "PID of the process to dump")->required()->type_name("PID");
   dump->add_option("-D,--images-dir", dopts.images_dir, "directory to write the images to")
-      ->required();
+      ->required()
+      ->type_name("DIR");
   dump->add_flag("-R,--leave-running", dopts.leave_running,
                  "let the process run on after the dump (default: kill it)");
   dump->add_flag("-j,--shell-job", dopts.shell_job,
@@ -67,13 +69,15 @@ int main(int argc, char** argv) {
   std::string pages = "read";
   auto* restore = app.add_subcommand("restore", "restore a process from an image directory");
   restore->add_option("-D,--images-dir", ropts.images_dir, "directory holding the images")
-      ->required();
+      ->required()
+      ->type_name("DIR");
   restore->add_flag("-d,--restore-detached", ropts.detached,
                     "return once the process runs (default: wait for it and exit with its status)");
   restore->add_flag("-j,--shell-job", ropts.shell_job,
                     "give the process criu-lite's own stdin/stdout/stderr where it had a "
                     "terminal or pipe");
-  restore->add_option("--pidfile", ropts.pidfile, "write the restored process's PID to FILE");
+  restore->add_option("--pidfile", ropts.pidfile, "write the restored process's PID to FILE")
+      ->type_name("FILE");
   restore->add_option("--pages", pages,
                       "how pages get into the process: read (it reads them from the page file "
                       "itself: one copy) or writev (criu-lite writes them: the baseline)")
@@ -90,7 +94,14 @@ int main(int argc, char** argv) {
     fprintf(stderr, "criu-lite: cannot open log file %s: %m\n", log_file.c_str());
     return 1;
   }
-  for (const auto& f : disable) crl::DisableFeature(f);
+  for (const auto& f : disable) {
+    if (!crl::DisableFeature(f)) {
+      fprintf(stderr, "criu-lite: unknown kernel feature '%s' (pagemap-scan, procmap-query, clone3)\n",
+              f.c_str());
+      return 1;
+    }
+    crl::Log(crl::LogLevel::kInfo, "taking the fallback path for %s", f.c_str());
+  }
 
   if (*check) return RunCheck();
   if (*show) {

@@ -128,11 +128,14 @@ bool HasProcessVmMmap() {
   return has;
 }
 
-void DisableFeature(const std::string& name) {
+bool DisableFeature(const std::string& name) {
   KernelFeatures& f = MutableKernel();
   if (name == "pagemap-scan") f.pagemap_scan = false;
-  if (name == "procmap-query") f.procmap_query = false;
-  if (name == "uffd-wp") f.uffd_wp_async = false;
+  else if (name == "procmap-query") f.procmap_query = false;
+  else if (name == "uffd-wp") f.uffd_wp_async = false;
+  else if (name == "clone3") f.clone3_set_tid = false;
+  else return false;
+  return true;
 }
 
 std::vector<CheckRow> CheckTable() {

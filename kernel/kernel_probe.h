@@ -28,7 +28,8 @@ bool HasProcessVmMmap();
 
 // Used by tests and by --no-pagemap-scan / --no-procmap-query to take the
 // fallback paths on a kernel that has the newer interface.
-void DisableFeature(const std::string& name);
+// Returns false for a name it does not know.
+bool DisableFeature(const std::string& name);
 
 // The table `criu-lite check` prints.
 struct CheckRow {

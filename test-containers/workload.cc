@@ -17,9 +17,11 @@
 //   itimer    an interval timer that keeps firing
 //   nanosleep sleeping until an absolute deadline and for a relative time
 //   read      blocked in read() on stdin, which restore (--shell-job) provides
+//   futex     blocked in FUTEX_WAIT, woken after restore
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
@@ -429,7 +431,7 @@ int Altstack() {
 
 // ---- itimer ------------------------------------------------------------------
 volatile sig_atomic_t g_ticks = 0;
-void OnAlarm(int) { g_ticks = g_ticks + 1; }  // NOLINT: one writer
+void OnAlarm(int) { g_ticks = g_ticks + 1; }
 
 int Itimer() {
   struct sigaction sa {};
@@ -486,6 +488,31 @@ int Nanosleep(double secs) {
   }
   EXPECT(g_check || Now(CLOCK_MONOTONIC) - before >= 0.199, "relative sleep ended early");
   WaitForCheck();
+  Report();
+}
+
+// ---- futex -------------------------------------------------------------------
+// Blocked in FUTEX_WAIT (no timeout) across the dump: the wait must restart
+// after restore, and the SIGUSR1 handler's wake-up must still reach it.
+uint32_t g_futex_word = 0;
+void OnCheckFutex(int) {
+  g_check = 1;
+  __atomic_store_n(&g_futex_word, 1, __ATOMIC_SEQ_CST);
+}
+
+int Futex() {
+  struct sigaction sa {};
+  sa.sa_handler = OnCheckFutex;
+  sa.sa_flags = SA_RESTART;  // the kernel restarts the wait after the handler
+  sigaction(SIGUSR1, &sa, nullptr);
+  Ready();
+  int waits = 0;
+  while (__atomic_load_n(&g_futex_word, __ATOMIC_SEQ_CST) == 0) {
+    long r = syscall(SYS_futex, &g_futex_word, FUTEX_WAIT_PRIVATE, 0, nullptr, nullptr, 0);
+    waits++;
+    EXPECT(r == 0 || errno == EAGAIN || errno == EINTR, "futex wait failed: %s", strerror(errno));
+  }
+  EXPECT(waits >= 1, "never waited");
   Report();
 }
 
@@ -568,6 +595,7 @@ int main(int argc, char** argv) {
   if (scenario == "itimer") return Itimer();
   if (scenario == "nanosleep") return Nanosleep(secs);
   if (scenario == "read") return ReadStdin();
+  if (scenario == "futex") return Futex();
   if (scenario == "counter") return Counter();
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());

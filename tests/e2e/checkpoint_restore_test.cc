@@ -1,6 +1,7 @@
 // Checkpoint and restore real processes that check themselves afterwards.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,9 +20,10 @@ void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
 
 // Dump (killing the workload), restore detached, and have it check itself.
 void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string>& wl_args = {},
-                      const Variant& v = {}) {
+                      const Variant& v = {}, long blocked_in = -1) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, scenario, wl_args);
+  if (blocked_in >= 0) ASSERT_TRUE(WaitInSyscall(pid, blocked_in)) << "workload never blocked";
   std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-o", dir / "dump.log", "-v"};
   dump.insert(dump.end(), v.dump_args.begin(), v.dump_args.end());
   CmdResult d = RunCriuLite(dump, {pid});
@@ -43,6 +45,7 @@ TEST(CheckpointRestore, FilesAtOffsetsAndAppend) { DumpRestoreCheck("files"); }
 TEST(CheckpointRestore, SignalsHandlersMasksPending) { DumpRestoreCheck("signals"); }
 TEST(CheckpointRestore, Sigaltstack) { DumpRestoreCheck("altstack"); }
 TEST(CheckpointRestore, ItimerKeepsFiring) { DumpRestoreCheck("itimer"); }
+TEST(CheckpointRestore, BlockedInFutexWait) { DumpRestoreCheck("futex", {}, {}, SYS_futex); }
 
 // Page placement strategies x page encodings, and the kernels' fallbacks.
 class Placement : public ::testing::TestWithParam<Variant> {};
@@ -61,6 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(CheckpointRestore, AbsoluteSleepDoesNotWakeEarly) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "nanosleep", {"--secs", "2"});
+  ASSERT_TRUE(WaitInSyscall(pid, SYS_clock_nanosleep));
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
@@ -77,7 +81,7 @@ TEST(CheckpointRestore, BlockedReadOnStdinWithShellJob) {
   ASSERT_EQ(pipe(after), 0);
   pid_t pid = StartWorkload(dir, "read", {}, before[0]);
   close(before[0]);
-  usleep(100000);  // let it block in read()
+  ASSERT_TRUE(WaitInSyscall(pid, SYS_read));
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--shell-job"}, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   close(before[1]);

@@ -138,6 +138,15 @@ char TaskState(pid_t pid) {
   return p == std::string::npos || p + 2 >= stat.size() ? 0 : stat[p + 2];
 }
 
+bool WaitInSyscall(pid_t pid, long nr, int timeout_ms) {
+  std::string want = std::to_string(nr) + " ";
+  for (int i = 0; i < timeout_ms / 5; i++) {
+    if (ReadFile("/proc/" + std::to_string(pid) + "/syscall").rfind(want, 0) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 bool Alive(pid_t pid) { return kill(pid, 0) == 0 && TaskState(pid) != 'Z'; }
 
 void KillAndReap(pid_t pid) {
