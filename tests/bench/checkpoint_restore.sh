@@ -40,13 +40,15 @@ check_workload() {
 
 declare -A T R
 for rep in $(seq "$REPS"); do
-  sync
-  T[floor_write]+="$($B/tests/bench/bench_floors write "$WORK" "$MIB") "
-  T[floor_read]+="$($B/tests/bench/bench_floors read "$WORK" "$MIB") "
   for enc in raw zstd; do
     args=(); [ $enc = zstd ] && args=(--compress)
-    start_workload
+    # The floors are taken right before each dump, after the same clean-up,
+    # so that both meet the same page cache and writeback state.
     rm -rf "$WORK/img"; sync
+    T[floor_write]+="$($B/tests/bench/bench_floors write "$WORK" "$MIB") "
+    T[floor_read]+="$($B/tests/bench/bench_floors read "$WORK" "$MIB") "
+    start_workload
+    sync
     read -r t r < <(measure $CRIU dump -t "$WPID" -D "$WORK/img" "${args[@]}")
     wait "$WPID" 2>/dev/null || true
     T[dump_$enc]+="$t "; R[dump_$enc]+="$r "
