@@ -9,7 +9,7 @@
 
 #include "criu-lite/fd_dump.h"
 #include "criu-lite/memory_dump.h"
-#include "criu-lite/seized_task.h"
+#include "criu-lite/seized_tree.h"
 #include "criu-lite/task_state.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
@@ -47,17 +47,25 @@ Status CheckDumpable(pid_t pid) {
   return Ok{};
 }
 
-// What this version can dump: one process with one thread and no children.
-Status CheckSupportedShape(pid_t pid) {
-  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
-  ProcStat st = TRY(ParseProcStat(stat_text));
-  if (st.num_threads != 1)
-    return MakeError("PID %d has %ld threads; multi-threaded processes are not supported yet", pid,
-                     st.num_threads);
-  auto children = ReadFileToString(Format("/proc/%d/task/%d/children", pid, pid));
-  if (children.ok() && !children->empty())
-    return MakeError("PID %d has child processes (%s); process trees are not supported yet", pid,
-                     children->c_str());
+// Everything recorded of one process before its pages are written.
+struct ProcessImages {
+  pid_t pid = 0;
+  pid_t parent = -1;  // in the tree, or -1
+  img::TaskCore core;
+  img::MmState mm;
+  img::Fds fds;
+};
+
+Status CollectProcess(const SeizedProcess& p, bool shell_job, ProcessImages* out) {
+  pid_t pid = p.pid;
+  out->pid = pid;
+  std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
+  TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
+  TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
+  // Remote syscalls above mapped and unmapped scratch memory: list VMAs again.
+  vmas = TRY(ListVmas(pid));
+  TRY(DescribeVmas(pid, vmas, &out->mm));
+  TRY(DumpFds(pid, shell_job, &out->fds));
   return Ok{};
 }
 
@@ -78,38 +86,66 @@ Status Dump(const DumpOptions& opts) {
   unlink(dir.Inventory().c_str());
 
   pid_t pid = opts.pid;
-  SeizedTask task = TRY(SeizedTask::Seize(pid).Context(Format("seizing PID %d", pid)));
+  SeizedTree tree = TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid)));
   auto t_frozen = Clock::now();
-  LOG_INFO("PID %d stopped", pid);
-  TRY(CheckSupportedShape(pid));
+  LOG_INFO("tree of PID %d stopped: %zu processes, %zu zombies", pid, tree.processes().size(),
+           tree.zombies().size());
 
-  img::TaskCore core;
-  img::MmState mm;
-  img::Fds fds;
-  std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
-  TRY(CollectTaskCore(task, vmas, &core).Context(Format("collecting PID %d", pid)));
-  TRY(CollectMmFields(task, vmas, &mm).Context(Format("collecting mm of PID %d", pid)));
-  // Remote syscalls above mapped and unmapped scratch memory: list VMAs again.
-  vmas = TRY(ListVmas(pid));
-  TRY(DescribeVmas(pid, vmas, &mm));
-  TRY(DumpFds(pid, opts.shell_job, &fds));
+  std::vector<ProcessImages> procs(tree.processes().size());
+  for (size_t i = 0; i < procs.size(); i++) {
+    const SeizedProcess& p = tree.processes()[i];
+    TRY(CollectProcess(p, opts.shell_job, &procs[i]));
+    for (size_t j = 0; j < i; j++)
+      if (procs[j].pid == p.ppid) {
+        procs[i].parent = p.ppid;
+        MarkInherited(procs[j].mm, &procs[i].mm);
+      }
+  }
   auto t_collected = Clock::now();
 
-  PageWriter writer = TRY(PageWriter::Create(opts.images_dir, dir.PagesName(pid), opts.zstd_level));
   MemoryDumpStats mstats;
-  TRY(DumpMemory(pid, mm, &writer, &mstats).Context(Format("dumping memory of PID %d", pid)));
-  img::Pagemap pagemap;
-  TRY(writer.Finish(&pagemap));
+  uint64_t bytes = 0;
+  for (ProcessImages& p : procs) {
+    PageWriter writer = TRY(PageWriter::Create(opts.images_dir, dir.PagesName(p.pid), opts.zstd_level));
+    TRY(DumpMemory(p.pid, p.parent, &p.mm, &writer, &mstats)
+            .Context(Format("dumping memory of PID %d", p.pid)));
+    img::Pagemap pagemap;
+    TRY(writer.Finish(&pagemap));
+    bytes += writer.bytes_written();
+    TRY(WriteImage(dir.Pagemap(p.pid), ImageKind::kPagemap, pagemap));
+  }
   auto t_memory = Clock::now();
 
-  TRY(WriteImage(dir.Core(pid), ImageKind::kCore, core));
-  TRY(WriteImage(dir.Mm(pid), ImageKind::kMm, mm));
-  TRY(WriteImage(dir.Pagemap(pid), ImageKind::kPagemap, pagemap));
-  TRY(WriteImage(dir.Fds(pid), ImageKind::kFds, fds));
   img::Inventory inv;
+  for (const ProcessImages& p : procs) {
+    TRY(WriteImage(dir.Core(p.pid), ImageKind::kCore, p.core));
+    TRY(WriteImage(dir.Mm(p.pid), ImageKind::kMm, p.mm));
+    TRY(WriteImage(dir.Fds(p.pid), ImageKind::kFds, p.fds));
+  }
+  for (const SeizedProcess& p : tree.processes()) {
+    inv.add_pids(p.pid);
+    img::TreeEntry* e = inv.add_tree();
+    e->set_pid(p.pid);
+    e->set_ppid(p.ppid);
+    for (const ProcessImages& pi : procs)
+      if (pi.pid == p.pid) {
+        e->set_pgid(pi.core.pgid());
+        e->set_sid(pi.core.sid());
+      }
+    e->set_stopped(p.stopped);
+    for (const SeizedThread& t : p.threads) e->add_tids(t.tid);
+  }
+  for (const ZombieTask& z : tree.zombies()) {
+    img::TreeEntry* e = inv.add_tree();
+    e->set_pid(z.pid);
+    e->set_ppid(z.ppid);
+    e->set_pgid(z.pgid);
+    e->set_sid(z.sid);
+    e->set_zombie(true);
+    e->set_exit_status(z.exit_status);
+  }
   inv.set_format_version(kImageFormatVersion);
   inv.set_root_pid(pid);
-  inv.add_pids(pid);
   utsname u;
   uname(&u);
   inv.set_kernel_release(u.release);
@@ -121,8 +157,8 @@ Status Dump(const DumpOptions& opts) {
   TRY(WriteImage(dir.Inventory(), ImageKind::kInventory, inv));
   auto t_written = Clock::now();
 
-  if (!opts.leave_running) task.KillOnRelease();
-  TRY(task.Release());
+  if (!opts.leave_running) tree.KillOnRelease();
+  TRY(tree.Release());
   auto t_end = Clock::now();
 
   img::Stats stats;
@@ -134,13 +170,14 @@ Status Dump(const DumpOptions& opts) {
   AddPhase(&stats, "release", t_written, t_end);
   stats.set_pages_scanned(mstats.pages_scanned);
   stats.set_pages_written(mstats.pages_written);
-  stats.set_bytes_written(writer.bytes_written());
+  stats.set_bytes_written(bytes);
   stats.set_frozen_usec(Usec(t_frozen, t_end));
   stats.set_total_usec(Usec(t_start, t_end));
   TRY(WriteImage(dir.Stats("dump"), ImageKind::kStats, stats));
-  LOG_INFO("dumped PID %d: %lu pages, %lu bytes in %.3f s (frozen %.3f s)", pid,
-           mstats.pages_written, writer.bytes_written(), stats.total_usec() / 1e6,
-           stats.frozen_usec() / 1e6);
+  LOG_INFO("dumped the tree of PID %d: %zu processes, %lu pages (%lu more shared with parents), "
+           "%lu bytes in %.3f s (frozen %.3f s)",
+           pid, procs.size(), mstats.pages_written, mstats.pages_shared_with_parent, bytes,
+           stats.total_usec() / 1e6, stats.frozen_usec() / 1e6);
   return Ok{};
 }
 

@@ -180,6 +180,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
         return MakeError("PID %d maps System V shared memory at 0x%lx: not supported yet", pid,
                          v.start);
       out.set_kind(img::Vma::ANON_SHARED);
+      out.set_shmem_ino(v.inode);
     } else if (p.empty() || p == "[heap]" || p == "[stack]" || p.rfind("[anon:", 0) == 0) {
       if (v.shared)
         return MakeError("PID %d has an unnamed shared mapping at 0x%lx: not supported", pid,
@@ -214,14 +215,98 @@ Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t e
   return ScanWithPagemapFile(fd.get(), start, end, shared_anon);
 }
 
-Status DumpMemory(pid_t pid, const img::MmState& mm, PageWriter* writer, MemoryDumpStats* stats) {
+void MarkInherited(const img::MmState& parent, img::MmState* child) {
+  for (img::Vma& v : *child->mutable_vmas()) {
+    for (const img::Vma& p : parent.vmas()) {
+      if (p.start() != v.start() || p.end() != v.end() || p.kind() != v.kind()) continue;
+      bool same = false;
+      switch (v.kind()) {
+        case img::Vma::ANON_PRIVATE: same = true; break;
+        case img::Vma::ANON_SHARED: same = p.shmem_ino() == v.shmem_ino(); break;
+        case img::Vma::FILE_PRIVATE:
+        case img::Vma::FILE_SHARED:
+          same = p.pgoff() == v.pgoff() && p.file().dev() == v.file().dev() &&
+                 p.file().ino() == v.file().ino();
+          break;
+        default: break;  // the vDSO moves by itself
+      }
+      v.set_inherited(same);
+      break;
+    }
+  }
+}
+
+namespace {
+
+// Page frame numbers of [start, end) in PID (0 where no page is present).
+Result<std::vector<uint64_t>> PageFrames(int pagemap_fd, uint64_t start, uint64_t end) {
+  std::vector<uint64_t> e((end - start) / kPageSize);
+  ssize_t n = pread(pagemap_fd, e.data(), e.size() * 8, (start / kPageSize) * 8);
+  if (n != static_cast<ssize_t>(e.size() * 8)) return ErrnoError("pread(pagemap, 0x%lx)", start);
+  for (uint64_t& x : e) x = (x & (1ull << 63)) ? (x & ((1ull << 55) - 1)) : 0;
+  return e;
+}
+
+// Splits the child's data pages of an inherited mapping into those to dump
+// (not the parent's page frame) and records parent pages the child lacks.
+Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
+                          const std::vector<PageRun>& runs, std::vector<PageRun>* own,
+                          img::MmState* mm, MemoryDumpStats* stats) {
+  ScopedFd child_pm(open(Format("/proc/%d/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd parent_pm(open(Format("/proc/%d/pagemap", parent).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!child_pm.valid() || !parent_pm.valid()) return ErrnoError("open(pagemap of %d/%d)", pid, parent);
+  for (const PageRun& r : runs) {
+    auto mine = TRY(PageFrames(child_pm.get(), r.start, r.end));
+    auto theirs = TRY(PageFrames(parent_pm.get(), r.start, r.end));
+    for (size_t i = 0; i < mine.size(); i++) {
+      uint64_t a = r.start + i * kPageSize;
+      if (mine[i] != 0 && mine[i] == theirs[i]) {
+        stats->pages_shared_with_parent++;
+        continue;
+      }
+      AddRun(own, a, a + kPageSize);
+    }
+  }
+  // Parent data pages where the child has none: the child dropped them.
+  std::vector<PageRun> parent_runs =
+      TRY(FindDataPages(parent, v.start(), v.end(), v.kind() == img::Vma::ANON_SHARED));
+  size_t ci = 0;
+  for (const PageRun& pr : parent_runs) {
+    for (uint64_t a = pr.start; a < pr.end; a += kPageSize) {
+      while (ci < runs.size() && runs[ci].end <= a) ci++;
+      bool child_has = ci < runs.size() && runs[ci].start <= a;
+      if (child_has) continue;
+      int n = mm->zap_size();
+      if (n && mm->zap(n - 1).end() == a) {
+        mm->mutable_zap(n - 1)->set_end(a + kPageSize);
+      } else {
+        img::PageRange* z = mm->add_zap();
+        z->set_start(a);
+        z->set_end(a + kPageSize);
+      }
+    }
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Status DumpMemory(pid_t pid, pid_t parent, img::MmState* mm, PageWriter* writer,
+                  MemoryDumpStats* stats) {
   PageCopier copier(pid, writer);
-  for (const img::Vma& v : mm.vmas()) {
+  for (const img::Vma& v : mm->vmas()) {
     bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
     if (v.kind() != img::Vma::ANON_PRIVATE && v.kind() != img::Vma::FILE_PRIVATE && !shared_anon)
       continue;
+    // A shared object inherited from the parent is the parent's: one copy.
+    if (shared_anon && v.inherited()) continue;
     stats->pages_scanned += (v.end() - v.start()) / kPageSize;
     std::vector<PageRun> runs = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
+    if (v.inherited() && parent > 0) {
+      std::vector<PageRun> own;
+      TRY(SplitAgainstParent(pid, parent, v, runs, &own, mm, stats));
+      runs = std::move(own);
+    }
     for (const PageRun& r : runs) {
       TRY(copier.Add(r.start, r.end, v.prot() & PROT_READ));
       stats->pages_written += (r.end - r.start) / kPageSize;

@@ -28,9 +28,17 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
 Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t end,
                                            bool shared_anon);
 
+// Marks the child's mappings that it will inherit from its restored parent
+// by fork (same range, kind and object).
+void MarkInherited(const img::MmState& parent, img::MmState* child);
+
 struct MemoryDumpStats {
-  uint64_t pages_scanned = 0, pages_written = 0;
+  uint64_t pages_scanned = 0, pages_written = 0, pages_shared_with_parent = 0;
 };
-Status DumpMemory(pid_t pid, const img::MmState& mm, PageWriter* writer, MemoryDumpStats* stats);
+// PARENT is the process the task inherits its `inherited` mappings from, or
+// -1: pages still shared copy-on-write with it (same page frame) are left
+// out, and parent pages the task dropped become mm->zap ranges.
+Status DumpMemory(pid_t pid, pid_t parent, img::MmState* mm, PageWriter* writer,
+                  MemoryDumpStats* stats);
 
 }  // namespace crl

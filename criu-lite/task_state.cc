@@ -44,11 +44,12 @@ Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas) {
 
 // State only the task can tell: asked with remote syscalls, answers passed
 // through a scratch page mapped in the task for the occasion.
-Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
-                               uint64_t sig_set, img::TaskCore* core, img::ThreadCore* th) {
-  pid_t pid = task.pid();
+Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
+                               uint64_t sig_set, img::TaskCore* core) {
+  const SeizedThread& leader = task.threads[0];
+  pid_t pid = task.pid;
   RemotePtr site = TRY(SyscallSite(pid, vmas));
-  RemoteSyscalls rs(pid, site, task.regs());
+  RemoteSyscalls rs(leader.tid, site, leader.regs);
   constexpr size_t kScratch = 4096;
   int64_t addr = TRY(rs.Checked("mmap(scratch)", SYS_mmap, 0, kScratch, PROT_READ | PROT_WRITE,
                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -63,7 +64,6 @@ Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo
                      scratch.addr(), 8));
       kernel_sigaction ka;
       TRY(ReadRemote(pid, scratch, &ka, sizeof ka));
-      if (ka.handler == 0 && ka.flags == 0 && ka.mask == 0) continue;  // SIG_DFL, nothing set
       img::SigAction* sa = core->add_sigactions();
       sa->set_signo(sig);
       sa->set_handler(ka.handler);
@@ -71,12 +71,6 @@ Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo
       sa->set_restorer(ka.restorer);
       sa->set_mask(ka.mask);
     }
-    TRY(rs.Checked("sigaltstack", SYS_sigaltstack, 0, scratch.addr()));
-    stack_t ss;
-    TRY(ReadRemote(pid, scratch, &ss, sizeof ss));
-    th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
-    th->set_altstack_size(ss.ss_size);
-    th->set_altstack_flags(ss.ss_flags);
     for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
       TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch.addr()));
       itimerval it;
@@ -91,11 +85,29 @@ Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo
       t->set_value_sec(it.it_value.tv_sec);
       t->set_value_usec(it.it_value.tv_usec);
     }
-    int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, scratch.addr()));
+    int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch.addr()));
     if (r == 0) {
-      uint64_t tid_addr;
-      TRY(ReadRemote(pid, scratch, &tid_addr, sizeof tid_addr));
-      th->set_tid_address(tid_addr);
+      int sub = 0;
+      TRY(ReadRemote(pid, scratch, &sub, sizeof sub));
+      core->set_child_subreaper(sub != 0);
+    }
+    // Per thread: its alternate signal stack and TID address.
+    for (size_t i = 0; i < task.threads.size(); i++) {
+      const SeizedThread& t = task.threads[i];
+      img::ThreadCore* th = core->mutable_threads(i);
+      RemoteSyscalls trs(t.tid, site, t.regs);
+      TRY(trs.Checked("sigaltstack", SYS_sigaltstack, 0, scratch.addr()));
+      stack_t ss;
+      TRY(ReadRemote(pid, scratch, &ss, sizeof ss));
+      th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
+      th->set_altstack_size(ss.ss_size);
+      th->set_altstack_flags(ss.ss_flags);
+      r = TRY(trs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, scratch.addr()));
+      if (r == 0) {
+        uint64_t tid_addr;
+        TRY(ReadRemote(pid, scratch, &tid_addr, sizeof tid_addr));
+        th->set_tid_address(tid_addr);
+      }
     }
     return Ok{};
   };
@@ -106,27 +118,37 @@ Status CollectByRemoteSyscalls(const SeizedTask& task, const std::vector<VmaInfo
   return Ok{};
 }
 
-Status CollectSignals(const SeizedTask& task, img::TaskCore* core, img::ThreadCore* th) {
-  pid_t pid = task.pid();
-  th->set_blocked(task.original_sigmask());
-  for (bool shared : {false, true}) {
-    auto infos = TRY(PeekSiginfo(pid, shared));
-    for (const siginfo_t& si : infos) {
-      std::string raw(reinterpret_cast<const char*>(&si), sizeof si);
-      if (shared)
-        core->add_shared_pending(raw);
-      else
-        th->add_pending(raw);
-    }
+Status CollectThread(const SeizedThread& t, img::ThreadCore* th) {
+  pid_t tid = t.tid;
+  th->set_tid(tid);
+  *th->mutable_regs() = RegsToImage(t.regs);
+  std::vector<uint8_t> xs = TRY(GetXstate(tid));
+  th->set_xstate(xs.data(), xs.size());
+  th->set_blocked(t.sigmask);
+  for (const siginfo_t& si : TRY(PeekSiginfo(tid, false)))
+    th->add_pending(std::string(reinterpret_cast<const char*>(&si), sizeof si));
+  uint64_t head = 0;
+  size_t len = 0;
+  if (syscall(SYS_get_robust_list, tid, &head, &len) < 0)
+    return ErrnoError("get_robust_list(pid=%d)", tid);
+  th->set_robust_list(head);
+  th->set_robust_list_len(len);
+  PtraceRseqConfiguration rseq{};
+  if (ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), tid, sizeof rseq,
+             &rseq) == sizeof rseq &&
+      rseq.rseq_abi_pointer) {
+    th->set_rseq_addr(rseq.rseq_abi_pointer);
+    th->set_rseq_len(rseq.rseq_abi_size);
+    th->set_rseq_sig(rseq.signature);
   }
   return Ok{};
 }
 
 }  // namespace
 
-Status CollectTaskCore(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core) {
-  pid_t pid = task.pid();
+  pid_t pid = task.pid;
   std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
   ProcStat st = TRY(ParseProcStat(stat_text).Context(Format("/proc/%d/stat", pid)));
   std::string status_text = TRY(ReadFileToString(Format("/proc/%d/status", pid)));
@@ -154,34 +176,16 @@ Status CollectTaskCore(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
     r->set_cur(rl.rlim_cur);
     r->set_max(rl.rlim_max);
   }
-
-  img::ThreadCore* th = core->add_threads();
-  th->set_tid(pid);
-  *th->mutable_regs() = RegsToImage(task.regs());
-  std::vector<uint8_t> xs = TRY(GetXstate(pid));
-  th->set_xstate(xs.data(), xs.size());
-  TRY(CollectSignals(task, core, th));
-  uint64_t head = 0;
-  size_t len = 0;
-  if (syscall(SYS_get_robust_list, pid, &head, &len) < 0)
-    return ErrnoError("get_robust_list(pid=%d)", pid);
-  th->set_robust_list(head);
-  th->set_robust_list_len(len);
-  PtraceRseqConfiguration rseq{};
-  if (ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), pid, sizeof rseq,
-             &rseq) == sizeof rseq &&
-      rseq.rseq_abi_pointer) {
-    th->set_rseq_addr(rseq.rseq_abi_pointer);
-    th->set_rseq_len(rseq.rseq_abi_size);
-    th->set_rseq_sig(rseq.signature);
-  }
-  TRY(CollectByRemoteSyscalls(task, vmas, status.sig_caught | status.sig_ignored, core, th));
+  for (const siginfo_t& si : TRY(PeekSiginfo(pid, true)))
+    core->add_shared_pending(std::string(reinterpret_cast<const char*>(&si), sizeof si));
+  for (const SeizedThread& t : task.threads) TRY(CollectThread(t, core->add_threads()));
+  TRY(CollectByRemoteSyscalls(task, vmas, status.sig_caught | status.sig_ignored, core));
   return Ok{};
 }
 
-Status CollectMmFields(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::MmState* mm) {
-  pid_t pid = task.pid();
+  pid_t pid = task.pid;
   std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
   ProcStat st = TRY(ParseProcStat(stat_text).Context(Format("/proc/%d/stat", pid)));
   mm->set_start_code(st.start_code);
@@ -197,7 +201,7 @@ Status CollectMmFields(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
   // The current break is in no /proc file; brk(0) in the task returns it.
   RemotePtr site = TRY(SyscallSite(pid, vmas));
   {
-    RemoteSyscalls rs(pid, site, task.regs());
+    RemoteSyscalls rs(pid, site, task.threads[0].regs);
     int64_t brk = TRY(rs.Syscall(SYS_brk, 0));
     mm->set_brk(brk);
   }

@@ -5,16 +5,16 @@
 
 #include <vector>
 
-#include "criu-lite/seized_task.h"
+#include "criu-lite/seized_tree.h"
 #include "images/criu_lite.pb.h"
 #include "kernel/result.h"
 #include "kernel/vma_list.h"
 
 namespace crl {
 
-Status CollectTaskCore(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core);
-Status CollectMmFields(const SeizedTask& task, const std::vector<VmaInfo>& vmas,
+Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::MmState* mm);
 
 }  // namespace crl

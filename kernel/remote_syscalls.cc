@@ -32,19 +32,48 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
   r.r8 = a5;
   r.r9 = a6;
   TRY(SetRegs(tid_, r));
-  // Two stops: syscall entry, then syscall exit.
-  for (int stop = 0; stop < 2; stop++) {
+  // Two syscall stops: entry, then exit. A clone or fork in between reports
+  // an event stop first, which carries the new task's TID.
+  for (int stops = 0; stops < 2;) {
     TRY(PtraceSyscall(tid_));
     WaitStatus ws = TRY(WaitForTask(tid_));
-    if (!ws.is_syscall_stop()) {
-      return MakeError("remote syscall %ld in pid %d: expected a syscall stop, got %s", nr, tid_,
-                       ws.ToString().c_str());
+    if (ws.is_syscall_stop()) {
+      stops++;
+      continue;
     }
+    int ev = ws.ptrace_event();
+    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
+      unsigned long msg = 0;
+      ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg);
+      last_new_task_ = static_cast<pid_t>(msg);
+      continue;
+    }
+    return MakeError("remote syscall %ld in pid %d: expected a syscall stop, got %s", nr, tid_,
+                     ws.ToString().c_str());
   }
   Registers after = TRY(GetRegs(tid_));
   LOG_DEBUG("remote syscall %ld(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld", nr, a1,
             a2, a3, a4, a5, a6, tid_, static_cast<long>(after.rax));
   return static_cast<int64_t>(after.rax);
+}
+
+Result<WaitStatus> RemoteSyscalls::SyscallThatExits(long nr, uint64_t a1, uint64_t a2) {
+  Registers r = saved_;
+  r.rip = syscall_insn_.addr();
+  r.rax = nr;
+  r.orig_rax = static_cast<unsigned long>(-1);
+  r.rdi = a1;
+  r.rsi = a2;
+  TRY(SetRegs(tid_, r));
+  restore_ = false;
+  int sig = 0;
+  for (;;) {
+    if (ptrace(PTRACE_CONT, tid_, 0, sig) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+    WaitStatus ws = TRY(WaitForTask(tid_));
+    if (ws.exited() || ws.signaled()) return ws;
+    // A fatal signal it sent itself stops it on the way: deliver it.
+    sig = ws.stopped() && ws.ptrace_event() == 0 ? ws.stop_sig() : 0;
+  }
 }
 
 Result<int64_t> RemoteSyscalls::Checked(const char* what, long nr, uint64_t a1, uint64_t a2,

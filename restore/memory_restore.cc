@@ -95,6 +95,10 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   const Blob& blob = p.blob();
   std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", p.pid())));
   std::map<std::string, SpecialMapping> specials;
+  // Mappings inherited from the parent by fork stay, with their pages.
+  std::vector<std::pair<uint64_t, uint64_t>> keep;
+  for (const img::Vma& v : mm.vmas())
+    if (v.inherited()) keep.push_back({v.start(), v.end()});
   for (const MapsEntry& e : TRY(ParseProcMaps(text))) {
     if (e.path == "[vdso]" || e.path == "[vvar]" || e.path == "[vvar_vclock]") {
       specials[e.path] = {e.start, e.end};
@@ -102,14 +106,27 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
     }
     if (e.path == "[vsyscall]") continue;
     if (e.start >= blob.start && e.end <= blob.start + blob.size) continue;
-    TRY(rs.Checked(Format("munmap(0x%lx-0x%lx %s)", e.start, e.end, e.path.c_str()).c_str(),
-                   SYS_munmap, e.start, e.end - e.start));
+    // Unmap what is not kept; kept ranges may be parts of a larger mapping.
+    uint64_t pos = e.start;
+    for (const auto& [ks, ke] : keep) {
+      if (ke <= pos || ks >= e.end) continue;
+      if (ks > pos)
+        TRY(rs.Checked(Format("munmap(0x%lx-0x%lx)", pos, ks).c_str(), SYS_munmap, pos, ks - pos));
+      pos = std::max(pos, ke);
+    }
+    if (pos < e.end)
+      TRY(rs.Checked(Format("munmap(0x%lx-0x%lx %s)", pos, e.end, e.path.c_str()).c_str(),
+                     SYS_munmap, pos, e.end - pos));
   }
   // Park each vDSO piece in the blob first, so that no move lands on a piece
   // that has not moved yet; then put each where the task had it.
   uint64_t park = blob.park_start();
   std::map<std::string, uint64_t> parked;
   for (auto& [name, m] : specials) {
+    bool in_place = false;
+    for (const img::Vma& v : mm.vmas())
+      if (v.path() == name && v.start() == m.start) in_place = true;
+    if (in_place) continue;  // inherited where it belongs
     TRY(rs.Checked(Format("mremap(%s to park)", name.c_str()).c_str(), SYS_mremap, m.start,
                    m.end - m.start, m.end - m.start, MREMAP_MAYMOVE | MREMAP_FIXED, park));
     parked[name] = park;
@@ -118,7 +135,10 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   for (const img::Vma& v : mm.vmas()) {
     if (!IsSpecial(v.kind())) continue;
     auto it = parked.find(v.path());
-    if (it == parked.end()) return MakeError("this kernel gave the puppet no %s", v.path().c_str());
+    if (it == parked.end()) {
+      if (specials.count(v.path())) continue;  // already in place
+      return MakeError("this kernel gave the puppet no %s", v.path().c_str());
+    }
     TRY(rs.Checked(Format("mremap(%s to 0x%lx)", v.path().c_str(), v.start()).c_str(), SYS_mremap,
                    it->second, v.end() - v.start(), v.end() - v.start(),
                    MREMAP_MAYMOVE | MREMAP_FIXED, v.start()));
@@ -144,6 +164,13 @@ Status MapVmas(Puppet& p, const img::MmState& mm) {
     for (const img::Vma& v : mm.vmas()) {
       if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
       uint64_t len = v.end() - v.start();
+      if (v.inherited()) {
+        // Already there from the parent; its pages may need writing.
+        if (NeedsPages(v))
+          TRY(rs.Checked(Format("mprotect(0x%lx, rw)", v.start()).c_str(), SYS_mprotect, v.start(),
+                         len, PROT_READ | PROT_WRITE));
+        continue;
+      }
       // Pages are written into the mapping before its final protection is set.
       uint32_t prot = v.prot() | (NeedsPages(v) ? PROT_READ | PROT_WRITE : 0);
       uint64_t flags = MAP_FIXED | (v.growsdown() ? MAP_GROWSDOWN : 0) |
@@ -179,10 +206,24 @@ Status MapVmas(Puppet& p, const img::MmState& mm) {
 
 namespace {
 
-// --pages=read: the task reads its own pages from the page file, which
-// criu-lite opened before the fork, one preadv per batch of runs that lie
-// back to back in the file. No copy passes through criu-lite.
+Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm, int64_t fd);
+
+// --pages=read: the task opens the page file and reads its own pages, one
+// preadv per batch of runs that lie back to back in the file. No copy passes
+// through criu-lite.
 Status PlaceByTaskRead(Puppet& p, PageReader& pages, const img::Pagemap& pm) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  scratch.Reset();
+  RemotePtr rpath = TRY(scratch.PushString(pages.path()));
+  int64_t fd = TRY(rs.Checked(Format("open(%s)", pages.path().c_str()).c_str(), SYS_openat,
+                              AT_FDCWD, rpath.addr(), O_RDONLY | O_CLOEXEC));
+  Status st = PlaceByTaskReadFrom(p, pages, pm, fd);
+  (void)rs.Syscall(SYS_close, fd);
+  return st;
+}
+
+Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm, int64_t fd) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
   std::vector<iovec> iov;
@@ -192,7 +233,7 @@ Status PlaceByTaskRead(Puppet& p, PageReader& pages, const img::Pagemap& pm) {
       scratch.Reset();
       RemotePtr riov = TRY(scratch.Push(iov.data(), iov.size() * sizeof(iovec)));
       int64_t n = TRY(rs.Checked(Format("preadv(%s)", pages.path().c_str()).c_str(), SYS_preadv,
-                                 pages.fd(), riov.addr(), iov.size(), batch_off, 0));
+                                 fd, riov.addr(), iov.size(), batch_off, 0));
       if (n == 0) return MakeError("pages file %s ended early", pages.path().c_str());
       // A short read (the kernel caps one call near 2 GiB): drop what was done.
       batch_off += n;
@@ -237,6 +278,13 @@ Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
   return PlaceByWritev(p, pages);
 }
 
+Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {
+  for (const img::PageRange& z : mm.zap())
+    TRY(p.rs().Checked(Format("madvise(0x%lx, DONTNEED)", z.start()).c_str(), SYS_madvise,
+                       z.start(), z.end() - z.start(), MADV_DONTNEED));
+  return Ok{};
+}
+
 Status FinishVmas(Puppet& p, const img::MmState& mm) {
   RemoteSyscalls& rs = p.rs();
   static const std::pair<const char*, int> kAdvice[] = {
@@ -245,7 +293,7 @@ Status FinishVmas(Puppet& p, const img::MmState& mm) {
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
     uint64_t len = v.end() - v.start();
-    if (NeedsPages(v) && v.prot() != (PROT_READ | PROT_WRITE))
+    if ((NeedsPages(v) && v.prot() != (PROT_READ | PROT_WRITE)) || v.inherited())
       TRY(rs.Checked(Format("mprotect(0x%lx)", v.start()).c_str(), SYS_mprotect, v.start(), len,
                      v.prot()));
     for (const auto& [code, advice] : kAdvice)

@@ -22,10 +22,12 @@ const char* PagePlacementName(PagePlacement p);
 // files unchanged since the dump, a vDSO of the same layout.
 Status ValidateVmas(const img::MmState& mm);
 
-// Unmaps everything of criu-lite's in the puppet except the blob and the vDSO
-// and moves the vDSO to where the task had it.
+// Unmaps everything in the puppet except the blob, the vDSO and the mappings
+// it inherits from its parent, and moves the vDSO to where the task had it.
 Status ClearAddressSpace(Puppet& p, const img::MmState& mm);
 Status MapVmas(Puppet& p, const img::MmState& mm);
+// In mappings inherited by fork: drops the parent's pages the task had not.
+Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
 Status FinishVmas(Puppet& p, const img::MmState& mm);
 

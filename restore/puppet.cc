@@ -107,14 +107,33 @@ void UnmapBlob(const Blob& blob) {
   if (blob.start) munmap(reinterpret_cast<void*>(blob.start), blob.size);
 }
 
+// PTRACE_O_EXITKILL: should criu-lite die mid-restore, the half-built tree
+// dies too. TRACEFORK/TRACECLONE: tasks a puppet creates are puppets too.
+constexpr long kPuppetOptions =
+    PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
+
+Status Puppet::AdoptThread(pid_t tid) {
+  Registers regs = TRY(GetRegs(tid));
+  threads_.push_back({tid, std::make_unique<RemoteSyscalls>(tid, RemotePtr(blob_.syscall_insn()), regs)});
+  threads_.back().rs->DontRestoreRegisters();
+  return Ok{};
+}
+
+// A task auto-attached after a fork/clone starts with a SIGSTOP stop.
+static Status WaitForNewTask(pid_t tid) {
+  WaitStatus ws = TRY(WaitForTask(tid));
+  if (!ws.stopped())
+    return MakeError("the new task %d did not stop as expected: %s", tid, ws.ToString().c_str());
+  return Ok{};
+}
+
 Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool use_clone3) {
   pid_t child = TRY(use_clone3 ? CloneWithPid(pid) : ForkWithNsLastPid(pid));
   std::unique_ptr<Puppet> p(new Puppet(child, blob));
   WaitStatus ws = TRY(WaitForTask(child));
   if (!ws.stopped() || ws.stop_sig() != SIGSTOP)
     return MakeError("the new task %d did not stop as expected: %s", child, ws.ToString().c_str());
-  // EXITKILL: should criu-lite die mid-restore, the half-built task dies too.
-  TRY(PtraceSetOptions(child, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL));
+  TRY(PtraceSetOptions(child, kPuppetOptions));
   TRY(SetSigmask(child, ~0ull));
   struct {
     uint64_t pointer;
@@ -125,24 +144,59 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
     return MakeError("the new task %d is still registered with rseq at 0x%lx; cannot clear its "
                      "address space safely",
                      child, rseq.pointer);
-  Registers regs = TRY(GetRegs(child));
-  p->rs_ = std::make_unique<RemoteSyscalls>(child, RemotePtr(blob.syscall_insn()), regs);
-  p->rs_->DontRestoreRegisters();
+  TRY(p->AdoptThread(child));
   return p;
 }
 
-Status Puppet::Release(const Registers& regs) {
-  TRY(SetRegs(pid_, regs));
-  TRY(PtraceDetach(pid_));
+Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
+  scratch_.Reset();
+  pid_t tids[1] = {pid};
+  RemotePtr rtids = TRY(scratch_.Push(tids, sizeof tids));
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  args.set_tid = rtids.addr();
+  args.set_tid_size = 1;
+  RemotePtr rargs = TRY(scratch_.Push(&args, sizeof args));
+  int64_t r = TRY(rs().Syscall(__NR_clone3, rargs.addr(), sizeof args));
+  if (r == -EEXIST) return MakeError("PID %d is already in use", pid);
+  if (r < 0) return ErrnoError(static_cast<int>(-r), "clone3(set_tid=%d) in pid %d", pid, pid_);
+  std::unique_ptr<Puppet> child(new Puppet(static_cast<pid_t>(r), blob_));
+  TRY(WaitForNewTask(child->pid_));
+  TRY(child->AdoptThread(child->pid_));
+  return child;
+}
+
+Status Puppet::CloneThread(pid_t tid) {
+  scratch_.Reset();
+  pid_t tids[1] = {tid};
+  RemotePtr rtids = TRY(scratch_.Push(tids, sizeof tids));
+  clone_args args{};
+  args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+  args.set_tid = rtids.addr();
+  args.set_tid_size = 1;
+  RemotePtr rargs = TRY(scratch_.Push(&args, sizeof args));
+  int64_t r = TRY(rs().Syscall(__NR_clone3, rargs.addr(), sizeof args));
+  if (r < 0) return ErrnoError(static_cast<int>(-r), "clone3(thread, set_tid=%d) in pid %d", tid, pid_);
+  TRY(WaitForNewTask(static_cast<pid_t>(r)));
+  return AdoptThread(static_cast<pid_t>(r));
+}
+
+Status Puppet::Release(const std::vector<Registers>& regs, bool stop) {
+  for (size_t i = 0; i < threads_.size(); i++) TRY(SetRegs(threads_[i].tid, regs[i]));
+  // Queued now, SIGSTOP takes effect as the task resumes: it never runs.
+  if (stop) kill(pid_, SIGSTOP);
+  for (size_t i = 0; i < threads_.size(); i++) TRY(PtraceDetach(threads_[i].tid));
   released_ = true;
   return Ok{};
 }
 
 Puppet::~Puppet() {
-  if (released_) return;
+  if (released_ || exited_) return;
   kill(pid_, SIGKILL);
-  int status;
-  while (waitpid(pid_, &status, __WALL) < 0 && errno == EINTR) {
+  for (const Thread& t : threads_) {
+    int status;
+    while (waitpid(t.tid, &status, __WALL) < 0 && errno == EINTR) {
+    }
   }
   LOG_INFO("killed the half-restored task %d", pid_);
 }

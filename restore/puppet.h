@@ -37,27 +37,44 @@ void UnmapBlob(const Blob& blob);
 
 class Puppet {
  public:
-  // Creates the puppet with PID (clone3 set_tid, or ns_last_pid where the
-  // kernel lacks it) and waits until it is stopped under ptrace.
+  // Creates the root puppet with PID (clone3 set_tid, or ns_last_pid where
+  // the kernel lacks it) and waits until it is stopped under ptrace.
   static Result<std::unique_ptr<Puppet>> Create(pid_t pid, const Blob& blob, bool use_clone3);
+  // Makes this puppet fork a child puppet with PID, as the task did: the
+  // child starts as a copy of this one (memory, files), traced too.
+  Result<std::unique_ptr<Puppet>> Fork(pid_t pid);
+  // Makes this puppet start a thread with TID; it stays stopped, ready to be
+  // driven with thread_rs().
+  Status CloneThread(pid_t tid);
   ~Puppet();
 
   pid_t pid() const { return pid_; }
   const Blob& blob() const { return blob_; }
-  RemoteSyscalls& rs() { return *rs_; }
+  RemoteSyscalls& rs() { return *threads_[0].rs; }
   RemoteScratch& scratch() { return scratch_; }
+  size_t thread_count() const { return threads_.size(); }
+  pid_t thread_tid(size_t i) const { return threads_[i].tid; }
+  RemoteSyscalls& thread_rs(size_t i) { return *threads_[i].rs; }
 
-  // Sets the final registers, lets the task run, and gives up ownership.
-  Status Release(const Registers& regs);
+  // Sets each thread's final registers (REGS[i] for thread i), lets the task
+  // run, and gives up ownership. STOP: leave it in a group-stop, as dumped.
+  Status Release(const std::vector<Registers>& regs, bool stop);
+  // A task that has exited on purpose (a zombie being restored).
+  void MarkExited() { exited_ = true; }
 
  private:
+  struct Thread {
+    pid_t tid;
+    std::unique_ptr<RemoteSyscalls> rs;
+  };
   Puppet(pid_t pid, const Blob& blob)
       : pid_(pid), blob_(blob), scratch_(pid, RemotePtr(blob.scratch_start()), Blob::kScratchSize) {}
+  Status AdoptThread(pid_t tid);
   pid_t pid_;
   Blob blob_;
   RemoteScratch scratch_;
-  std::unique_ptr<RemoteSyscalls> rs_;
-  bool released_ = false;
+  std::vector<Thread> threads_;
+  bool released_ = false, exited_ = false;
 };
 
 }  // namespace crl

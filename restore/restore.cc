@@ -1,21 +1,25 @@
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstring>
+#include <map>
 
-#include "images/registers_image.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/page_file.h"
+#include "images/registers_image.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/uapi.h"
 #include "restore/puppet.h"
 #include "restore/task_restore.h"
 
@@ -29,11 +33,13 @@ uint64_t Usec(Clock::time_point a, Clock::time_point b) {
 }
 
 struct TaskImages {
-  pid_t pid = 0;
+  img::TreeEntry entry;
   img::TaskCore core;
   img::MmState mm;
   img::Pagemap pagemap;
   img::Fds fds;
+  std::unique_ptr<PageReader> pages;
+  std::vector<const TaskImages*> children;  // tree order
 };
 
 char ProcessState(pid_t pid) {
@@ -43,55 +49,72 @@ char ProcessState(pid_t pid) {
   return st.ok() ? st->state : 0;
 }
 
+Status CheckPidFree(pid_t pid) {
+  // A process killed by the dump lingers as a zombie until its parent reaps
+  // it, holding the PID: give the parent a moment.
+  for (int i = 0; i < 200 && ProcessState(pid) == 'Z'; i++) usleep(10000);
+  if (kill(pid, 0) == 0 || errno != ESRCH) {
+    std::string comm = "?";
+    if (auto c = ReadFileToString(Format("/proc/%d/comm", pid)); c.ok())
+      comm = c->substr(0, c->find('\n'));
+    return MakeError("PID %d is already in use (by %s); a restored process gets its own PID back",
+                     pid, comm.c_str());
+  }
+  return Ok{};
+}
+
 // Everything is read and checked before any task exists.
-Result<TaskImages> LoadTask(const ImageDir& dir, pid_t pid, const RestoreOptions& opts) {
-  TaskImages t;
-  t.pid = pid;
-  TRY(ReadImage(dir.Core(pid), ImageKind::kCore, &t.core));
-  TRY(ReadImage(dir.Mm(pid), ImageKind::kMm, &t.mm));
-  TRY(ReadImage(dir.Pagemap(pid), ImageKind::kPagemap, &t.pagemap));
-  TRY(ReadImage(dir.Fds(pid), ImageKind::kFds, &t.fds));
-  if (t.core.pid() != pid || t.core.threads_size() != 1)
-    return MakeError("%s does not describe one thread of PID %d", dir.Core(pid).c_str(), pid);
-  if (t.core.threads(0).xstate().empty())
-    return MakeError("%s has no FPU state", dir.Core(pid).c_str());
-  for (const img::Fd& f : t.fds.fds()) {
+Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) {
+  pid_t pid = t->entry.pid();
+  TRY(ReadImage(dir.Core(pid), ImageKind::kCore, &t->core));
+  TRY(ReadImage(dir.Mm(pid), ImageKind::kMm, &t->mm));
+  TRY(ReadImage(dir.Pagemap(pid), ImageKind::kPagemap, &t->pagemap));
+  TRY(ReadImage(dir.Fds(pid), ImageKind::kFds, &t->fds));
+  if (t->core.pid() != pid || t->core.threads_size() != t->entry.tids_size() ||
+      t->core.threads_size() == 0)
+    return MakeError("%s does not match the inventory's threads of PID %d", dir.Core(pid).c_str(),
+                     pid);
+  for (const img::ThreadCore& th : t->core.threads())
+    if (th.xstate().empty()) return MakeError("%s has no FPU state", dir.Core(pid).c_str());
+  for (const img::Fd& f : t->fds.fds()) {
     if (f.kind() == img::Fd::INHERITED && !opts.shell_job)
       return MakeError("fd %d of PID %d was dumped with --shell-job (%s); restore with --shell-job",
                        f.fd(), pid, f.path().c_str());
     if (f.kind() != img::Fd::INHERITED && access(f.path().c_str(), F_OK) < 0)
       return ErrnoError("fd %d of PID %d: %s", f.fd(), pid, f.path().c_str());
   }
-  TRY(ValidateVmas(t.mm));
-  // A process killed by the dump lingers as a zombie until its parent reaps
-  // it, holding the PID: give the parent a moment.
-  for (int i = 0; i < 200 && ProcessState(pid) == 'Z'; i++) usleep(10000);
-  if (kill(pid, 0) == 0 || errno != ESRCH) {
-    std::string comm = "?";
-    if (FILE* f = fopen(Format("/proc/%d/comm", pid).c_str(), "re")) {
-      char buf[64] = {};
-      if (fgets(buf, sizeof buf, f)) comm = std::string(buf, strcspn(buf, "\n"));
-      fclose(f);
-    }
-    return MakeError("PID %d is already in use (by %s); a restored process gets its own PID back",
-                     pid, comm.c_str());
+  TRY(ValidateVmas(t->mm).Context(Format("PID %d", pid)));
+  auto reader = TRY(PageReader::Open(dir.path(), t->pagemap));
+  t->pages = std::make_unique<PageReader>(std::move(reader));
+  for (int tid : t->entry.tids()) TRY(CheckPidFree(tid));
+  return Ok{};
+}
+
+struct Tree {
+  std::map<pid_t, std::unique_ptr<TaskImages>> tasks;
+  const TaskImages* root = nullptr;
+};
+
+Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const RestoreOptions& opts) {
+  Tree tree;
+  if (inv.tree_size() == 0) return MakeError("%s lists no tasks", dir.Inventory().c_str());
+  for (const img::TreeEntry& e : inv.tree()) {
+    auto t = std::make_unique<TaskImages>();
+    t->entry = e;
+    if (e.zombie())
+      TRY(CheckPidFree(e.pid()));
+    else
+      TRY(LoadTask(dir, opts, t.get()));
+    if (e.pid() != inv.root_pid() && !tree.tasks.count(e.ppid()))
+      return MakeError("%s: PID %d's parent %d is not in the tree", dir.Inventory().c_str(),
+                       e.pid(), e.ppid());
+    if (e.pid() != inv.root_pid()) tree.tasks[e.ppid()]->children.push_back(t.get());
+    tree.tasks[e.pid()] = std::move(t);
   }
-  return t;
-}
-
-std::vector<std::pair<uint64_t, uint64_t>> VmaRanges(const img::MmState& mm) {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (const img::Vma& v : mm.vmas()) out.push_back({v.start(), v.end()});
-  return out;
-}
-
-uint64_t SpecialBytes(const img::MmState& mm) {
-  uint64_t n = 0;
-  for (const img::Vma& v : mm.vmas())
-    if (v.kind() == img::Vma::VDSO || v.kind() == img::Vma::VVAR ||
-        v.kind() == img::Vma::VVAR_VCLOCK)
-      n += v.end() - v.start();
-  return n + (64 << 10);
+  tree.root = tree.tasks[inv.root_pid()].get();
+  if (!tree.root || tree.root->entry.zombie())
+    return MakeError("%s has no live root task", dir.Inventory().c_str());
+  return tree;
 }
 
 struct Phases {
@@ -106,30 +129,161 @@ struct Phases {
   }
 };
 
-Status BuildTask(Puppet& p, const TaskImages& t, PageReader& pages, const RestoreOptions& opts,
-                 Phases& ph) {
-  int keep = (opts.pages == PagePlacement::kRead && pages.raw()) ? pages.fd() : -1;
-  TRY(CloseInheritedFds(p, keep, t.fds).Context("closing criu-lite's files"));
-  TRY(ClearAddressSpace(p, t.mm).Context("clearing the address space"));
-  TRY(MapVmas(p, t.mm).Context("mapping VMAs"));
-  ph.Mark("map");
-  TRY(PlacePages(p, pages, opts.pages).Context("placing pages"));
-  if (keep >= 0) TRY(p.rs().Checked("close(pages file)", SYS_close, keep));
-  TRY(FinishVmas(p, t.mm).Context("setting protections"));
-  ph.Mark("pages");
-  TRY(RestoreFds(p, t.fds).Context("restoring files"));
-  TRY(RestoreProcessState(p, t.core).Context("restoring process state"));
-  TRY(RestoreMmFields(p, t.mm).Context("restoring mm fields"));
-  TRY(RestoreSignals(p, t.core).Context("restoring signals"));
-  TRY(RestoreTimersAndLimits(p, t.core).Context("restoring timers and limits"));
-  const img::ThreadCore& th = t.core.threads(0);
-  std::vector<uint8_t> xstate(th.xstate().begin(), th.xstate().end());
-  // Last remote syscall: drop the blob. The task stops at the syscall's exit
-  // and never returns to the unmapped instruction: its registers come next.
-  TRY(p.rs().Checked("munmap(blob)", SYS_munmap, p.blob().start, p.blob().size));
-  TRY(SetXstate(p.pid(), xstate));
-  TRY(SetSigmask(p.pid(), th.blocked()));
-  ph.Mark("state");
+class TreeBuilder {
+ public:
+  TreeBuilder(const Tree& tree, const RestoreOptions& opts) : tree_(tree), opts_(opts) {}
+
+  Status Build(std::unique_ptr<Puppet> root) {
+    TRY(BuildProcess(std::move(root), *tree_.root));
+    TRY(SetProcessGroups());
+    return Ok{};
+  }
+  // Last remote syscalls, signal masks, registers; every task runs at once.
+  Status ReleaseAll();
+  size_t processes() const { return puppets_.size(); }
+
+ private:
+  Status BuildProcess(std::unique_ptr<Puppet> p, const TaskImages& t);
+  Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
+  Status MakeZombie(Puppet& parent, const TaskImages& z);
+  Status SetProcessGroups();
+
+  const Tree& tree_;
+  const RestoreOptions& opts_;
+  // Creation order: parents before children. Destroying a Puppet that was
+  // not released kills it: a failed restore leaves nothing behind.
+  std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
+  std::vector<std::unique_ptr<Puppet>> zombies_;
+};
+
+Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages& t) {
+  Puppet& p = *owned;
+  puppets_.push_back({&t, std::move(owned)});
+  pid_t pid = t.entry.pid();
+  auto step = [&](Status s, const char* what) -> Status {
+    if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
+    return Ok{};
+  };
+  TRY(step(CloseInheritedFds(p, -1, t.fds), "closing inherited files"));
+  TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
+  TRY(step(MapVmas(p, t.mm), "mapping VMAs"));
+  TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
+  TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
+  TRY(step(FinishVmas(p, t.mm), "setting protections"));
+  TRY(step(RestoreFds(p, t.fds), "restoring files"));
+  TRY(step(RestoreProcessState(p, t.core), "restoring process state"));
+  // Children in the session this task had before it made its own are forked
+  // first; then its setsid; then the children in its own session.
+  bool own_session = t.core.sid() == pid;
+  TRY(ForkChildren(p, t, false));
+  if (own_session) {
+    Result<int64_t> r = p.rs().Checked("setsid", SYS_setsid);
+    if (!r.ok()) return MakeError("restoring PID %d: %s", pid, r.error().message.c_str());
+  }
+  TRY(ForkChildren(p, t, true));
+  for (int i = 1; i < t.core.threads_size(); i++)
+    TRY(step(p.CloneThread(t.core.threads(i).tid()), "creating a thread"));
+  TRY(step(RestoreMmFields(p, t.mm), "restoring mm fields"));
+  TRY(step(RestoreSignals(p, t.core), "restoring signals"));
+  for (int i = 0; i < t.core.threads_size(); i++)
+    TRY(step(RestoreThreadState(p, i, t.core.threads(i)), "restoring a thread"));
+  TRY(step(RestoreTimersAndLimits(p, t.core), "restoring timers and limits"));
+  return Ok{};
+}
+
+Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session) {
+  for (const TaskImages* c : t.children) {
+    bool child_in_mine = c->entry.sid() == t.entry.sid() || c->entry.sid() == c->entry.pid();
+    if (t.entry.sid() != t.entry.pid()) child_in_mine = true;  // one pass suffices
+    if (child_in_mine != in_my_session) continue;
+    if (c->entry.zombie()) {
+      TRY(MakeZombie(p, *c));
+      continue;
+    }
+    auto child = p.Fork(c->entry.pid());
+    if (!child.ok())
+      return MakeError("restoring PID %d: creating it in %d: %s", c->entry.pid(), p.pid(),
+                       child.error().message.c_str());
+    TRY(BuildProcess(std::move(*child), *c));
+  }
+  return Ok{};
+}
+
+// A zombie comes back as one: created by its parent, it exits at once the
+// way it had (exit code or signal), and its parent has not reaped it.
+Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
+  pid_t pid = z.entry.pid();
+  auto child = parent.Fork(pid);
+  if (!child.ok())
+    return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
+  std::unique_ptr<Puppet> c = std::move(*child);
+  int status = z.entry.exit_status();
+  Result<WaitStatus> ws = MakeError("unreachable");
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    rlimit64 no_core{0, 0};
+    prlimit64(pid, RLIMIT_CORE, &no_core, nullptr);
+    c->scratch().Reset();
+    kernel_sigaction dfl{};
+    RemotePtr ra = TRY(c->scratch().Push(&dfl, sizeof dfl));
+    TRY(c->rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra.addr(), 0, 8));
+    TRY(SetSigmask(pid, 0));
+    ws = c->rs().SyscallThatExits(SYS_kill, pid, sig);
+  } else {
+    ws = c->rs().SyscallThatExits(SYS_exit_group, WEXITSTATUS(status));
+  }
+  if (!ws.ok()) return MakeError("restoring zombie %d: %s", pid, ws.error().message.c_str());
+  c->MarkExited();
+  // Its SIGCHLD was handled before the dump: take the new one back.
+  parent.scratch().Reset();
+  uint64_t set = 1ull << (SIGCHLD - 1);
+  timespec zero{0, 0};
+  RemotePtr rset = TRY(parent.scratch().Push(&set, sizeof set));
+  RemotePtr rzero = TRY(parent.scratch().Push(&zero, sizeof zero));
+  (void)parent.rs().Syscall(SYS_rt_sigtimedwait, rset.addr(), 0, rzero.addr(), 8);
+  zombies_.push_back(std::move(c));
+  return Ok{};
+}
+
+// Process groups once every task exists: leaders first, then members.
+Status TreeBuilder::SetProcessGroups() {
+  pid_t root_pgid = tree_.root->entry.pgid();
+  for (int pass = 0; pass < 2; pass++) {
+    for (auto& [t, p] : puppets_) {
+      pid_t pid = t->entry.pid(), pgid = t->entry.pgid();
+      if (t->entry.sid() == pid) continue;  // a session leader leads its group
+      bool leader = pgid == pid;
+      if (leader != (pass == 0)) continue;
+      if (!leader && !tree_.tasks.count(pgid)) {
+        if (pgid == root_pgid) continue;  // restore's own group, as the root's
+        return MakeError("restoring PID %d: its process group %d has no leader in the tree; not "
+                         "supported yet",
+                         pid, pgid);
+      }
+      Result<int64_t> r = p->rs().Checked(Format("setpgid(0, %d)", leader ? 0 : pgid).c_str(),
+                                          SYS_setpgid, 0, leader ? 0 : pgid);
+      if (!r.ok()) return MakeError("restoring PID %d: %s", pid, r.error().message.c_str());
+    }
+  }
+  return Ok{};
+}
+
+Status TreeBuilder::ReleaseAll() {
+  std::vector<std::vector<Registers>> regs;
+  for (auto& [t, p] : puppets_) {
+    // The last remote syscall of each process drops its blob. Its threads
+    // stop at that syscall's exit and never return to the unmapped code.
+    TRY(p->rs().Checked("munmap(blob)", SYS_munmap, p->blob().start, p->blob().size));
+    std::vector<Registers> r;
+    for (int i = 0; i < t->core.threads_size(); i++) {
+      TRY(SetSigmask(p->thread_tid(i), t->core.threads(i).blocked()));
+      r.push_back(RegsFromImage(t->core.threads(i).regs()));
+    }
+    regs.push_back(std::move(r));
+  }
+  // Everything is in place: let the whole tree go at once.
+  for (size_t i = 0; i < puppets_.size(); i++)
+    TRY(puppets_[i].second->Release(regs[i], puppets_[i].first->entry.stopped()));
   return Ok{};
 }
 
@@ -141,44 +295,70 @@ Status WritePidfile(const std::string& path, pid_t pid) {
   return Ok{};
 }
 
+std::vector<std::pair<uint64_t, uint64_t>> AllVmaRanges(const Tree& tree) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const auto& [pid, t] : tree.tasks)
+    for (const img::Vma& v : t->mm.vmas()) out.push_back({v.start(), v.end()});
+  return out;
+}
+
+uint64_t SpecialBytes(const img::MmState& mm) {
+  uint64_t n = 0;
+  for (const img::Vma& v : mm.vmas())
+    if (v.kind() == img::Vma::VDSO || v.kind() == img::Vma::VVAR ||
+        v.kind() == img::Vma::VVAR_VCLOCK)
+      n += v.end() - v.start();
+  return n + (64 << 10);
+}
+
 }  // namespace
 
-Result<int> Restore(const RestoreOptions& opts) {
+Result<int> Restore(const RestoreOptions& in_opts) {
   auto t_start = Clock::now();
   Phases ph;
+  RestoreOptions opts = in_opts;
+  char real[PATH_MAX];
+  if (realpath(opts.images_dir.c_str(), real)) opts.images_dir = real;  // the puppets open files
   ImageDir dir(opts.images_dir);
   img::Inventory inv = TRY(dir.ReadInventory());
-  if (inv.pids_size() != 1)
-    return MakeError("%s lists %d tasks; this criu-lite restores single processes only",
-                     dir.Inventory().c_str(), inv.pids_size());
   if (!Kernel().prctl_set_mm_map)
     return MakeError("this kernel lacks PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE): cannot restore");
+  if (inv.tree_size() == 0) {
+    // Images from before trees were recorded: one process.
+    img::TreeEntry* e = inv.add_tree();
+    e->set_pid(inv.root_pid());
+    e->add_tids(inv.root_pid());
+  }
+  Tree tree = TRY(LoadTree(dir, inv, opts));
   pid_t pid = inv.root_pid();
-  TaskImages t = TRY(LoadTask(dir, pid, opts));
-  PageReader pages = TRY(PageReader::Open(opts.images_dir, t.pagemap));
   ph.Mark("read-images");
 
-  Blob blob = TRY(MapBlob(VmaRanges(t.mm), SpecialBytes(t.mm)));
+  Blob blob = TRY(MapBlob(AllVmaRanges(tree), SpecialBytes(tree.root->mm)));
   auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid);
   UnmapBlob(blob);  // the puppet has its own copy now
-  if (!puppet_r.ok()) return puppet_r.error();
-  std::unique_ptr<Puppet> puppet = std::move(*puppet_r);
+  if (!puppet_r.ok()) return puppet_r.error().message.find("PID") == 0
+                                 ? puppet_r.error()
+                                 : MakeError("restoring PID %d: %s", pid,
+                                             puppet_r.error().message.c_str());
   ph.Mark("fork");
 
-  Status built = BuildTask(*puppet, t, pages, opts, ph);
-  if (!built.ok())
-    return MakeError("restoring PID %d: %s", pid, built.error().message.c_str());
+  TreeBuilder builder(tree, opts);
+  TRY(builder.Build(std::move(*puppet_r)));
+  ph.Mark("build");
   if (!opts.pidfile.empty()) TRY(WritePidfile(opts.pidfile, pid));
-  TRY(puppet->Release(RegsFromImage(t.core.threads(0).regs())));
+  TRY(builder.ReleaseAll());
   ph.Mark("resume");
 
   ph.stats.set_kind("restore");
   ph.stats.set_page_placement(PagePlacementName(opts.pages));
-  ph.stats.set_pages_written(t.pagemap.total_pages());
+  uint64_t pages = 0;
+  for (const auto& [p, t] : tree.tasks) pages += t->pagemap.total_pages();
+  ph.stats.set_pages_written(pages);
   ph.stats.set_total_usec(Usec(t_start, Clock::now()));
   Status s = WriteImage(dir.Stats("restore"), ImageKind::kStats, ph.stats);
   if (!s.ok()) LOG_WARN("writing restore stats: %s", s.error().message.c_str());
-  LOG_INFO("restored PID %d in %.3f s", pid, ph.stats.total_usec() / 1e6);
+  LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", pid, builder.processes(),
+           ph.stats.total_usec() / 1e6);
 
   if (opts.detached) return 0;
   int status;

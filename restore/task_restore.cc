@@ -93,19 +93,37 @@ Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
   TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rcomm.addr()));
   // The puppet asked to die with criu-lite; the restored task must not.
   TRY(rs.Checked("prctl(PR_SET_PDEATHSIG, 0)", SYS_prctl, PR_SET_PDEATHSIG, 0));
-  // Sessions and groups of a single process: its own, or restore's.
-  if (core.sid() == core.pid()) {
-    TRY(rs.Checked("setsid", SYS_setsid));
-  } else if (core.pgid() == core.pid()) {
-    TRY(rs.Checked("setpgid(0, 0)", SYS_setpgid, 0, 0));
-  }
+  if (core.child_subreaper())
+    TRY(rs.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1));
+  return Ok{};
+}
 
-  const img::ThreadCore& th = core.threads(0);
+Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
+  RemoteSyscalls& rs = p.thread_rs(i);
+  RemoteScratch& scratch = p.scratch();
   if (th.tid_address()) TRY(rs.Checked("set_tid_address", SYS_set_tid_address, th.tid_address()));
   if (th.robust_list())
     TRY(rs.Checked("set_robust_list", SYS_set_robust_list, th.robust_list(), th.robust_list_len()));
   if (th.rseq_addr())
     TRY(rs.Checked("rseq(register)", SYS_rseq, th.rseq_addr(), th.rseq_len(), 0, th.rseq_sig()));
+  scratch.Reset();
+  stack_t ss{};
+  ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
+  ss.ss_size = th.altstack_size();
+  ss.ss_flags = th.altstack_flags() & ~SS_ONSTACK;
+  RemotePtr rss = TRY(scratch.Push(&ss, sizeof ss));
+  TRY(rs.Checked("sigaltstack", SYS_sigaltstack, rss.addr(), 0));
+  for (const std::string& raw : th.pending()) {
+    if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
+    siginfo_t si;
+    memcpy(&si, raw.data(), sizeof si);
+    scratch.Reset();
+    RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
+    TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
+                   p.pid(), p.thread_tid(i), si.si_signo, rsi.addr()));
+  }
+  std::vector<uint8_t> xstate(th.xstate().begin(), th.xstate().end());
+  TRY(SetXstate(p.thread_tid(i), xstate));
   return Ok{};
 }
 
@@ -148,33 +166,20 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
     RemotePtr ra = TRY(scratch.Push(&acts[sig], sizeof acts[sig]));
     TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra.addr(), 0, 8));
   }
-  const img::ThreadCore& th = core.threads(0);
-  scratch.Reset();
-  stack_t ss{};
-  ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
-  ss.ss_size = th.altstack_size();
-  ss.ss_flags = th.altstack_flags() & ~SS_ONSTACK;
-  RemotePtr rss = TRY(scratch.Push(&ss, sizeof ss));
-  TRY(rs.Checked("sigaltstack", SYS_sigaltstack, rss.addr(), 0));
-  // Pending signals, queued while every signal is blocked; the task's own
-  // mask comes back with its registers.
+  // Process-wide pending signals, queued while every signal is blocked; each
+  // thread's own come with its state, its mask with its registers.
   pid_t pid = p.pid();
-  auto queue = [&](const std::string& raw, bool shared) -> Status {
+  auto queue = [&](const std::string& raw) -> Status {
     if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
     siginfo_t si;
     memcpy(&si, raw.data(), sizeof si);
     scratch.Reset();
     RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
-    if (shared)
-      TRY(rs.Checked(Format("rt_sigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_sigqueueinfo, pid,
-                     si.si_signo, rsi.addr()));
-    else
-      TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
-                     pid, pid, si.si_signo, rsi.addr()));
+    TRY(rs.Checked(Format("rt_sigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_sigqueueinfo, pid,
+                   si.si_signo, rsi.addr()));
     return Ok{};
   };
-  for (const std::string& raw : core.shared_pending()) TRY(queue(raw, true));
-  for (const std::string& raw : th.pending()) TRY(queue(raw, false));
+  for (const std::string& raw : core.shared_pending()) TRY(queue(raw));
   return Ok{};
 }
 

@@ -15,7 +15,12 @@ Status CloseInheritedFds(Puppet& p, int keep_fd, const img::Fds& fds);
 Status RestoreFds(Puppet& p, const img::Fds& fds);
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core);
 Status RestoreMmFields(Puppet& p, const img::MmState& mm);
+// Dispositions and process-wide pending signals.
 Status RestoreSignals(Puppet& p, const img::TaskCore& core);
+// Thread I's own state: TID address, robust list, rseq, sigaltstack, pending
+// signals, FPU state. (Its signal mask is set last, when no more remote
+// syscalls run in it: a handler must not run on the puppeteer's registers.)
+Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th);
 // The last steps before the task runs: timers, limits, rlimits.
 Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core);
 

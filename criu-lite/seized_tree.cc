@@ -1,0 +1,187 @@
+#include "criu-lite/seized_tree.h"
+
+#include <dirent.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <csignal>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "kernel/log.h"
+#include "kernel/proc_parsers.h"
+
+namespace crl {
+namespace {
+
+std::vector<pid_t> ListThreads(pid_t pid) {
+  std::vector<pid_t> out;
+  DIR* d = opendir(Format("/proc/%d/task", pid).c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] != '.') out.push_back(atoi(e->d_name));
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  // The leader first.
+  auto it = std::find(out.begin(), out.end(), pid);
+  if (it != out.end()) std::rotate(out.begin(), it, it + 1);
+  return out;
+}
+
+std::vector<pid_t> ListChildren(pid_t pid, pid_t tid) {
+  std::vector<pid_t> out;
+  auto text = ReadFileToString(Format("/proc/%d/task/%d/children", pid, tid));
+  if (!text.ok()) return out;
+  std::istringstream in(*text);
+  pid_t c;
+  while (in >> c) out.push_back(c);
+  return out;
+}
+
+}  // namespace
+
+Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
+  if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0) {
+    if (errno == ESRCH) return Ok{};  // the thread exited meanwhile
+    return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
+  }
+  p.threads.push_back({tid});
+  SeizedThread& t = p.threads.back();
+  TRY(PtraceInterrupt(tid));
+  for (;;) {
+    WaitStatus ws = TRY(WaitForTask(tid));
+    if (ws.exited() || ws.signaled()) {
+      p.threads.pop_back();
+      return MakeError("task %d went away while being seized: %s", tid, ws.ToString().c_str());
+    }
+    if (ws.ptrace_event() == PTRACE_EVENT_STOP) {
+      int sig = ws.stop_sig();
+      if (sig != SIGTRAP) p.stopped = true;  // a group-stop: SIGSTOP, SIGTSTP...
+      break;
+    }
+    // A signal arrived before our interrupt: let it be delivered as it would
+    // have been; the interrupt stays pending and stops the task right after.
+    if (ptrace(PTRACE_CONT, tid, 0, ws.stop_sig()) < 0)
+      return ErrnoError("ptrace(PTRACE_CONT, pid=%d, sig=%d)", tid, ws.stop_sig());
+  }
+  t.sigmask = TRY(GetSigmask(tid));
+  t.sigmask_saved = true;
+  TRY(SetSigmask(tid, ~0ull));
+  Registers raw = TRY(GetRegs(tid));
+  t.regs = RegistersForRestart(raw);
+  TRY(SetRegs(tid, t.regs));
+  return Ok{};
+}
+
+Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
+  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
+  ProcStat st = TRY(ParseProcStat(stat_text));
+  if (st.state == 'Z') {
+    zombies_.push_back({pid, ppid, st.pgrp, st.session, st.exit_code});
+    return Ok{};
+  }
+  procs_.push_back({pid, ppid});
+  for (pid_t tid : ListThreads(pid)) TRY(SeizeThread(procs_.back(), tid));
+  if (procs_.back().threads.empty()) return MakeError("PID %d has no live thread", pid);
+  if (procs_.back().threads[0].tid != pid)
+    return MakeError("PID %d: its main thread has exited; not supported yet", pid);
+  return Ok{};
+}
+
+// One pass over the tree: seizes threads and children that appeared since.
+Result<bool> SeizedTree::SeizeNewcomers() {
+  std::set<pid_t> known;
+  for (const auto& p : procs_) known.insert(p.pid);
+  for (const auto& z : zombies_) known.insert(z.pid);
+  bool changed = false;
+  for (size_t i = 0; i < procs_.size(); i++) {
+    pid_t pid = procs_[i].pid;
+    std::set<pid_t> have;
+    for (const auto& t : procs_[i].threads) have.insert(t.tid);
+    for (pid_t tid : ListThreads(pid)) {
+      if (have.count(tid)) continue;
+      TRY(SeizeThread(procs_[i], tid));
+      changed = true;
+    }
+    std::vector<pid_t> tids;
+    for (const auto& t : procs_[i].threads) tids.push_back(t.tid);
+    for (pid_t tid : tids) {
+      for (pid_t child : ListChildren(pid, tid)) {
+        if (known.count(child)) continue;
+        known.insert(child);
+        TRY(SeizeProcess(child, pid));
+        changed = true;
+      }
+    }
+  }
+  return changed;
+}
+
+Result<SeizedTree> SeizedTree::Seize(pid_t root) {
+  SeizedTree tree;  // from here on, the destructor lets go of what is seized
+  tree.root_ = root;
+  TRY(tree.SeizeProcess(root, 0));
+  if (tree.procs_.empty()) return MakeError("PID %d is a zombie", root);
+  // Tasks may fork or start threads until every one of them is stopped.
+  for (int pass = 0;; pass++) {
+    if (pass > 100) return MakeError("the tree of PID %d keeps changing; giving up", root);
+    if (!TRY(tree.SeizeNewcomers())) break;
+  }
+  return tree;
+}
+
+Status SeizedTree::ReleaseProcess(SeizedProcess& p) {
+  Status first = Ok{};
+  // A task seized in a group-stop goes back to it: SIGSTOP, queued while it
+  // is still held, takes effect as it resumes.
+  if (p.stopped) kill(p.pid, SIGSTOP);
+  for (SeizedThread& t : p.threads) {
+    Status st = SetRegs(t.tid, t.regs);
+    if (st.ok() && t.sigmask_saved) st = SetSigmask(t.tid, t.sigmask);
+    Status d = PtraceDetach(t.tid);
+    if (first.ok() && !st.ok()) first = st;
+    if (first.ok() && !d.ok()) first = d;
+  }
+  return first;
+}
+
+Status SeizedTree::Release() {
+  if (released_) return Ok{};
+  released_ = true;
+  if (kill_) {
+    for (auto& p : procs_) kill(p.pid, SIGKILL);
+    // A traced task reports its death to us; wait so that all are gone
+    // before dump returns (their parents reap them).
+    for (auto& p : procs_)
+      for (auto& t : p.threads) {
+        int status;
+        while (waitpid(t.tid, &status, __WALL) == t.tid && !WIFEXITED(status) &&
+               !WIFSIGNALED(status)) {
+        }
+      }
+    return Ok{};
+  }
+  Status first = Ok{};
+  for (auto& p : procs_) {
+    Status s = ReleaseProcess(p);
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+SeizedTree::SeizedTree(SeizedTree&& o) noexcept
+    : root_(std::exchange(o.root_, -1)),
+      procs_(std::move(o.procs_)),
+      zombies_(std::move(o.zombies_)),
+      kill_(o.kill_),
+      released_(std::exchange(o.released_, true)) {}
+
+SeizedTree::~SeizedTree() {
+  if (root_ < 0) return;  // moved from
+  Status s = Release();
+  if (!s.ok()) LOG_ERROR("letting the tree go: %s", s.error().message.c_str());
+}
+
+}  // namespace crl

@@ -1,0 +1,70 @@
+// A process tree held in ptrace stops for the duration of a dump. Every
+// thread of every process is seized and interrupted, walking
+// /proc/PID/task/TID/children until the tree stops changing. Whatever
+// happens, the destructor lets every task go: resumed exactly where it was
+// (registers and signal mask as they were; a task that was stopped stays
+// stopped) or, when asked, killed. A failed dump never leaves the tree stopped.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "kernel/ptrace_task.h"
+#include "kernel/result.h"
+
+namespace crl {
+
+struct SeizedThread {
+  pid_t tid = -1;
+  // Registers as they should be restored: an interrupted syscall re-runs.
+  Registers regs{};
+  uint64_t sigmask = 0;
+  bool sigmask_saved = false;
+};
+
+struct SeizedProcess {
+  pid_t pid = -1;
+  pid_t ppid = -1;
+  bool stopped = false;            // in a group-stop (SIGSTOP & co) when seized
+  std::vector<SeizedThread> threads;  // threads[0] is the leader
+};
+
+struct ZombieTask {
+  pid_t pid = -1, ppid = -1, pgid = 0, sid = 0;
+  int exit_status = 0;  // as waitpid would report it
+};
+
+class SeizedTree {
+ public:
+  static Result<SeizedTree> Seize(pid_t root);
+  SeizedTree(SeizedTree&& o) noexcept;
+  SeizedTree& operator=(SeizedTree&&) = delete;
+  ~SeizedTree();
+
+  pid_t root() const { return root_; }
+  // Parents before children.
+  const std::vector<SeizedProcess>& processes() const { return procs_; }
+  const std::vector<ZombieTask>& zombies() const { return zombies_; }
+
+  // At release, kill the tree instead of resuming it (dump without --leave-running).
+  void KillOnRelease() { kill_ = true; }
+  Status Release();
+
+ private:
+  SeizedTree() = default;
+  Status SeizeProcess(pid_t pid, pid_t ppid);
+  Status SeizeThread(SeizedProcess& p, pid_t tid);
+  Result<bool> SeizeNewcomers();
+  Status ReleaseProcess(SeizedProcess& p);
+
+  pid_t root_ = -1;
+  std::vector<SeizedProcess> procs_;
+  std::vector<ZombieTask> zombies_;
+  bool kill_ = false;
+  bool released_ = false;
+};
+
+}  // namespace crl
