@@ -104,10 +104,15 @@ Status Dump(const DumpOptions& opts) {
   auto t_collected = Clock::now();
 
   MemoryDumpStats mstats;
+  std::vector<MemoryPlan> plans;
+  for (ProcessImages& p : procs)
+    plans.push_back(TRY(PlanMemory(p.pid, p.parent, &p.mm, &mstats)
+                            .Context(Format("scanning memory of PID %d", p.pid))));
   uint64_t bytes = 0;
-  for (ProcessImages& p : procs) {
+  for (size_t i = 0; i < procs.size(); i++) {
+    ProcessImages& p = procs[i];
     PageWriter writer = TRY(PageWriter::Create(opts.images_dir, dir.PagesName(p.pid), opts.zstd_level));
-    TRY(DumpMemory(p.pid, p.parent, &p.mm, &writer, &mstats)
+    TRY(CopyPages(p.pid, plans[i], opts.leave_running, &writer, &mstats)
             .Context(Format("dumping memory of PID %d", p.pid)));
     img::Pagemap pagemap;
     TRY(writer.Finish(&pagemap));

@@ -291,9 +291,8 @@ Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
 
 }  // namespace
 
-Status DumpMemory(pid_t pid, pid_t parent, img::MmState* mm, PageWriter* writer,
-                  MemoryDumpStats* stats) {
-  PageCopier copier(pid, writer);
+Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats) {
+  MemoryPlan plan;
   for (const img::Vma& v : mm->vmas()) {
     bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
     if (v.kind() != img::Vma::ANON_PRIVATE && v.kind() != img::Vma::FILE_PRIVATE && !shared_anon)
@@ -307,9 +306,39 @@ Status DumpMemory(pid_t pid, pid_t parent, img::MmState* mm, PageWriter* writer,
       TRY(SplitAgainstParent(pid, parent, v, runs, &own, mm, stats));
       runs = std::move(own);
     }
-    for (const PageRun& r : runs) {
-      TRY(copier.Add(r.start, r.end, v.prot() & PROT_READ));
-      stats->pages_written += (r.end - r.start) / kPageSize;
+    for (const PageRun& r : runs) plan.push_back({r, (v.prot() & PROT_READ) != 0});
+  }
+  return plan;
+}
+
+Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWriter* writer,
+                 MemoryDumpStats* stats) {
+  PageCopier copier(pid, writer);
+  ScopedFd pagemap;
+  if (keep_cow_shared) {
+    pagemap.reset(open(Format("/proc/%d/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!pagemap.valid()) return ErrnoError("open(/proc/%d/pagemap)", pid);
+  }
+  for (const auto& [r, readable] : plan) {
+    stats->pages_written += (r.end - r.start) / kPageSize;
+    if (!keep_cow_shared || !readable) {
+      TRY(copier.Add(r.start, r.end, readable));
+      continue;
+    }
+    // process_vm_readv pins pages, and pinning a page shared copy-on-write
+    // unshares it (since 5.19): a task left running would pay with a copy of
+    // every page it shares with its parent or children. /proc/PID/mem reads
+    // without pinning: use it for the pages that are not exclusive.
+    std::vector<uint64_t> e((r.end - r.start) / kPageSize);
+    if (pread(pagemap.get(), e.data(), e.size() * 8, (r.start / kPageSize) * 8) !=
+        static_cast<ssize_t>(e.size() * 8))
+      return ErrnoError("pread(/proc/%d/pagemap)", pid);
+    for (size_t i = 0; i < e.size();) {
+      bool exclusive = e[i] & (1ull << 56);
+      size_t j = i;
+      while (j < e.size() && ((e[j] & (1ull << 56)) != 0) == exclusive) j++;
+      TRY(copier.Add(r.start + i * kPageSize, r.start + j * kPageSize, exclusive));
+      i = j;
     }
   }
   return copier.Flush();

@@ -35,10 +35,19 @@ void MarkInherited(const img::MmState& parent, img::MmState* child);
 struct MemoryDumpStats {
   uint64_t pages_scanned = 0, pages_written = 0, pages_shared_with_parent = 0;
 };
-// PARENT is the process the task inherits its `inherited` mappings from, or
-// -1: pages still shared copy-on-write with it (same page frame) are left
-// out, and parent pages the task dropped become mm->zap ranges.
-Status DumpMemory(pid_t pid, pid_t parent, img::MmState* mm, PageWriter* writer,
-                  MemoryDumpStats* stats);
+// The runs of pages to copy, and whether the task itself can read them.
+using MemoryPlan = std::vector<std::pair<PageRun, bool>>;
+
+// Which pages the image needs. PARENT is the process the task inherits its
+// `inherited` mappings from, or -1: pages still shared copy-on-write with it
+// (same page frame) are left out, and parent pages the task dropped become
+// mm->zap ranges. Every process of a tree is planned before any page is
+// read: reading can unshare pages (see CopyPages).
+Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats);
+
+// Copies the planned pages to the page file. KEEP_COW_SHARED (for a tree
+// left running): read pages shared copy-on-write without unsharing them.
+Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWriter* writer,
+                 MemoryDumpStats* stats);
 
 }  // namespace crl

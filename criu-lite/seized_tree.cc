@@ -85,6 +85,9 @@ Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
   procs_.push_back({pid, ppid});
   for (pid_t tid : ListThreads(pid)) TRY(SeizeThread(procs_.back(), tid));
   if (procs_.back().threads.empty()) return MakeError("PID %d has no live thread", pid);
+  // A task in a group-stop cannot run the remote syscalls the dump needs:
+  // end the group-stop (it stays held by ptrace); release stops it again.
+  if (procs_.back().stopped) kill(pid, SIGCONT);
   if (procs_.back().threads[0].tid != pid)
     return MakeError("PID %d: its main thread has exited; not supported yet", pid);
   return Ok{};
@@ -154,8 +157,11 @@ Status SeizedTree::Release() {
     for (auto& p : procs_) kill(p.pid, SIGKILL);
     // A traced task reports its death to us; wait so that all are gone
     // before dump returns (their parents reap them).
+    // Non-leader threads first: a traced leader's death is reported only
+    // once its other threads are reaped.
     for (auto& p : procs_)
-      for (auto& t : p.threads) {
+      for (auto it = p.threads.rbegin(); it != p.threads.rend(); ++it) {
+        SeizedThread& t = *it;
         int status;
         while (waitpid(t.tid, &status, __WALL) == t.tid && !WIFEXITED(status) &&
                !WIFSIGNALED(status)) {

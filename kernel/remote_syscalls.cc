@@ -34,6 +34,7 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
   TRY(SetRegs(tid_, r));
   // Two syscall stops: entry, then exit. A clone or fork in between reports
   // an event stop first, which carries the new task's TID.
+  int group_stop_traps = 0;
   for (int stops = 0; stops < 2;) {
     TRY(PtraceSyscall(tid_));
     WaitStatus ws = TRY(WaitForTask(tid_));
@@ -42,6 +43,8 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
       continue;
     }
     int ev = ws.ptrace_event();
+    // A task whose group-stop was just ended traps once more to say so.
+    if (ev == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
     if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
       unsigned long msg = 0;
       ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg);

@@ -193,7 +193,9 @@ Status Puppet::Release(const std::vector<Registers>& regs, bool stop) {
 Puppet::~Puppet() {
   if (released_ || exited_) return;
   kill(pid_, SIGKILL);
-  for (const Thread& t : threads_) {
+  // Non-leader threads first: a traced leader is reported after the others.
+  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it) {
+    const Thread& t = *it;
     int status;
     while (waitpid(t.tid, &status, __WALL) < 0 && errno == EINTR) {
     }

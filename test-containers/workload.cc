@@ -18,6 +18,10 @@
 //   nanosleep sleeping until an absolute deadline and for a relative time
 //   read      blocked in read() on stdin, which restore (--shell-job) provides
 //   futex     blocked in FUTEX_WAIT, woken after restore
+//   threads   8 threads taking turns under a mutex and condition variable
+//   tree      3 levels, sessions, groups, a zombie, a stopped child, COW memory
+//   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
+//   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
@@ -30,6 +34,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <sys/wait.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -39,6 +46,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -91,6 +99,17 @@ void Ready() { WriteFile("ready", std::to_string(getpid()) + "\n"); }
 
 void WaitForCheck() {
   while (!g_check) pause();
+}
+
+std::string ReadProcStat(pid_t pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re");
+  if (!f) return "?";
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char* p = strrchr(buf, ')');
+  return p ? std::string(1, p[2]) : "?";
 }
 
 uint64_t Mix(uint64_t x) {  // splitmix64: page contents nobody can guess
@@ -431,7 +450,7 @@ int Altstack() {
 
 // ---- itimer ------------------------------------------------------------------
 volatile sig_atomic_t g_ticks = 0;
-void OnAlarm(int) { g_ticks = g_ticks + 1; }
+void OnAlarm(int) { g_ticks = g_ticks + 1; }  // not ++: deprecated on volatile
 
 int Itimer() {
   struct sigaction sa {};
@@ -534,6 +553,235 @@ int ReadStdin() {
   Report();
 }
 
+// ---- threads -----------------------------------------------------------------
+// Eight threads take turns under a mutex and condition variable: thread i may
+// increment only when turn % 8 == i. Invariants: sum of counters == turn,
+// each thread keeps its TID, and all keep making progress after restore.
+constexpr int kThreads = 8;
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+uint64_t g_turn = 0, g_counts[kThreads];
+pid_t g_tids[kThreads];
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_tid_mismatch{-1};
+
+void* TurnTaker(void* arg) {
+  int me = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  g_tids[me] = gettid();
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // SIGUSR1 goes to the main thread
+  pthread_mutex_lock(&g_mu);
+  while (!g_stop) {
+    while (g_turn % kThreads != static_cast<uint64_t>(me) && !g_stop) pthread_cond_wait(&g_cv, &g_mu);
+    if (g_stop) break;
+    if (gettid() != g_tids[me]) g_tid_mismatch = me;
+    g_counts[me]++;
+    g_turn++;
+    pthread_cond_broadcast(&g_cv);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return nullptr;
+}
+
+int Threads() {
+  InstallCheckHandler();
+  pthread_t th[kThreads];
+  for (int i = 0; i < kThreads; i++) pthread_create(&th[i], nullptr, TurnTaker, reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+  while (__atomic_load_n(&g_turn, __ATOMIC_SEQ_CST) < 1000) usleep(1000);
+  Ready();
+  WaitForCheck();
+  pthread_mutex_lock(&g_mu);
+  uint64_t before = g_turn;
+  pthread_mutex_unlock(&g_mu);
+  usleep(300000);
+  pthread_mutex_lock(&g_mu);
+  uint64_t after = g_turn, sum = 0;
+  for (uint64_t c : g_counts) sum += c;
+  EXPECT(sum == g_turn, "sum of counters %lu != turns %lu", sum, g_turn);
+  for (int i = 0; i < kThreads; i++)
+    EXPECT(g_counts[i] == g_turn / kThreads + (static_cast<uint64_t>(i) < g_turn % kThreads), "thread %d took %lu turns of %lu", i, g_counts[i], g_turn);
+  g_stop = true;
+  pthread_cond_broadcast(&g_cv);
+  pthread_mutex_unlock(&g_mu);
+  EXPECT(after > before + 100, "threads made %lu turns in 0.3 s after restore", after - before);
+  for (int i = 0; i < kThreads; i++) pthread_join(th[i], nullptr);
+  EXPECT(g_tid_mismatch < 0, "thread %d changed TID", g_tid_mismatch.load());
+  Report();
+}
+
+// ---- tree ----------------------------------------------------------------------
+// A 3-level tree with its own sessions and groups, a zombie, a stopped child
+// and memory shared copy-on-write. On SIGUSR1 the root checks the tree's
+// shape from /proc, reaps the zombie, and asks every other task to verify
+// itself; each answers by exiting 0.
+struct Shape {
+  pid_t pid, ppid, pgid, sid;
+};
+std::vector<Shape> g_shape;
+char* g_cow = nullptr;
+const size_t kCow = 8 << 20;
+
+Shape ShapeOf(pid_t pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re");
+  Shape s{pid, -1, -1, -1};
+  if (!f) return s;
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  char* p = strrchr(buf, ')');
+  char state;
+  if (p) sscanf(p + 2, "%c %d %d %d", &state, &s.ppid, &s.pgid, &s.sid);
+  return s;
+}
+
+// A member of the tree: verifies its memory when told, and its own children.
+[[noreturn]] void TreeMember(uint64_t seed, const std::vector<pid_t>& kids) {
+  InstallCheckHandler();
+  WaitForCheck();
+  EXPECT(Verify(g_cow, kCow / 2, 500), "inherited half of the shared buffer differs");
+  EXPECT(Verify(g_cow + kCow / 2, 4096, seed), "own page differs");
+  for (pid_t k : kids) {
+    kill(k, SIGUSR1);
+    int st;
+    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (%x)", k, st);
+  }
+  if (!g_failures.empty()) {
+    WriteFile("fail-" + std::to_string(getpid()), g_failures);
+    _exit(1);
+  }
+  _exit(0);
+}
+
+pid_t ForkMember(uint64_t seed, const std::function<std::vector<pid_t>()>& setup) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    Fill(g_cow + kCow / 2, 4096, seed);  // one page of its own
+    std::vector<pid_t> kids = setup();
+    TreeMember(seed, kids);
+  }
+  return pid;
+}
+
+int Tree() {
+  g_cow = static_cast<char*>(mmap(nullptr, kCow, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(g_cow, kCow, 500);
+  // A: its own session; its child A1 stays in it.
+  pid_t a = ForkMember(501, [] {
+    setsid();
+    pid_t a1 = ForkMember(502, [] { return std::vector<pid_t>{}; });
+    return std::vector<pid_t>{a1};
+  });
+  // B: its own group in the root's session; B1 joins B's group.
+  pid_t b = ForkMember(503, [] {
+    setpgid(0, 0);
+    pid_t b1 = ForkMember(504, [] { return std::vector<pid_t>{}; });
+    return std::vector<pid_t>{b1};
+  });
+  // Z: a zombie with exit code 7.
+  pid_t z = fork();
+  if (z == 0) _exit(7);
+  // S: stopped.
+  pid_t st = ForkMember(505, [] {
+    raise(SIGSTOP);
+    return std::vector<pid_t>{};
+  });
+  // Wait until the tree has its shape.
+  usleep(200000);
+  std::vector<pid_t> all = {getpid(), a, b, st};
+  for (pid_t p : {a, b}) {
+    std::string kids;
+    FILE* f = fopen(("/proc/" + std::to_string(p) + "/task/" + std::to_string(p) + "/children").c_str(), "re");
+    char buf[256] = {};
+    if (f) {
+      if (fgets(buf, sizeof buf, f)) all.push_back(atoi(buf));
+      fclose(f);
+    }
+  }
+  for (pid_t p : all) g_shape.push_back(ShapeOf(p));
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+
+  for (const Shape& want : g_shape) {
+    Shape got = ShapeOf(want.pid);
+    EXPECT(got.ppid == want.ppid || want.pid == getpid(), "PID %d has parent %d, want %d", want.pid, got.ppid, want.ppid);
+    EXPECT(got.pgid == want.pgid, "PID %d is in group %d, want %d", want.pid, got.pgid, want.pgid);
+    EXPECT(got.sid == want.sid, "PID %d is in session %d, want %d", want.pid, got.sid, want.sid);
+  }
+  EXPECT(Verify(g_cow, kCow, 500), "root's buffer differs");
+  int status = 0;
+  EXPECT(waitpid(z, &status, WNOHANG) == z && WIFEXITED(status) && WEXITSTATUS(status) == 7, "zombie %d: wait status %x", z, status);
+  std::string stat = ReadProcStat(st);
+  EXPECT(stat == "T", "stopped child is in state %s", stat.c_str());
+  kill(st, SIGCONT);
+  for (pid_t k : {a, b, st}) {
+    kill(k, SIGUSR1);
+    EXPECT(waitpid(k, &status, 0) == k && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed (%x)", k, status);
+  }
+  Report();
+}
+
+// ---- cow -----------------------------------------------------------------------
+// A parent holding --big-mib MiB forks 4 children that each change 1% of it.
+int Cow(long mib) {
+  size_t len = static_cast<size_t>(mib) << 20;
+  char* mem = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(mem, len, 600);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 4; i++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      Fill(mem + i * (len / 100), len / 100, 700 + i);
+      InstallCheckHandler();
+      WaitForCheck();
+      bool ok = Verify(mem + i * (len / 100), len / 100, 700 + i) && Verify(mem + 4 * (len / 100), len - 4 * (len / 100), 600 + 4 * (len / 100) / 8);
+      _exit(ok ? 0 : 1);
+    }
+    kids.push_back(pid);
+  }
+  usleep(300000);
+  InstallCheckHandler();
+  std::string list;
+  for (pid_t k : kids) list += std::to_string(k) + " ";
+  WriteFile("children", list + "\n");
+  Ready();
+  WaitForCheck();
+  EXPECT(Verify(mem, len, 600), "parent memory differs");
+  for (pid_t k : kids) {
+    kill(k, SIGUSR1);
+    int st;
+    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", k);
+  }
+  Report();
+}
+
+// ---- shmem ---------------------------------------------------------------------
+// Shared anonymous memory between a parent and a child: after restore, a
+// write in the child is seen by the parent.
+int Shmem() {
+  auto* shared = static_cast<volatile uint64_t*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  Fill(const_cast<uint64_t*>(shared), 1 << 20, 800);
+  pid_t child = fork();
+  if (child == 0) {
+    InstallCheckHandler();
+    WaitForCheck();
+    bool ok = Verify(const_cast<uint64_t*>(shared), 1 << 20, 800);
+    shared[0] = 0xfeedface;
+    _exit(ok ? 0 : 1);
+  }
+  usleep(100000);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  kill(child, SIGUSR1);
+  int st;
+  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child saw different shared memory");
+  EXPECT(shared[0] == 0xfeedface, "the child's write is not seen by the parent: not one object");
+  Report();
+}
+
 // ---- hold (benchmarks) ------------------------------------------------------
 int Hold(long mib) {
   InstallCheckHandler();
@@ -596,6 +844,10 @@ int main(int argc, char** argv) {
   if (scenario == "nanosleep") return Nanosleep(secs);
   if (scenario == "read") return ReadStdin();
   if (scenario == "futex") return Futex();
+  if (scenario == "threads") return Threads();
+  if (scenario == "tree") return Tree();
+  if (scenario == "cow") return Cow(big_mib > 0 ? big_mib : 256);
+  if (scenario == "shmem") return Shmem();
   if (scenario == "counter") return Counter();
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());
