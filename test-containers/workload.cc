@@ -22,6 +22,8 @@
 //   tree      3 levels, sessions, groups, a zombie, a stopped child, COW memory
 //   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
 //   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
+//   forker    forks short-lived children all the time, also while seized
+//   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
@@ -348,7 +350,11 @@ int g_got_values[8];
 volatile sig_atomic_t g_got_count = 0;
 volatile sig_atomic_t g_usr2 = 0;
 void OnQueued(int, siginfo_t* si, void*) {
-  if (g_got_count < 8) g_got_values[g_got_count++] = si->si_value.sival_int;
+  int n = g_got_count;
+  if (n < 8) {
+    g_got_values[n] = si->si_value.sival_int;
+    g_got_count = n + 1;
+  }
 }
 void OnUsr2(int, siginfo_t*, void*) { g_usr2 = 1; }
 
@@ -450,7 +456,7 @@ int Altstack() {
 
 // ---- itimer ------------------------------------------------------------------
 volatile sig_atomic_t g_ticks = 0;
-void OnAlarm(int) { g_ticks = g_ticks + 1; }  // not ++: deprecated on volatile
+void OnAlarm(int) { g_ticks = g_ticks + 1; }
 
 int Itimer() {
   struct sigaction sa {};
@@ -782,6 +788,84 @@ int Shmem() {
   Report();
 }
 
+// ---- forker --------------------------------------------------------------------
+// Forks short-lived children all the time, also while being seized.
+int Forker() {
+  InstallCheckHandler();
+  int forked = 0, reaped = 0, bad = 0;
+  auto reap = [&](int flags) {
+    int st;
+    pid_t r;
+    while ((r = waitpid(-1, &st, flags)) > 0) {
+      reaped++;
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 3) bad++;
+    }
+  };
+  auto spawn = [&] {
+    pid_t c = fork();
+    if (c == 0) {
+      usleep(20000);
+      _exit(3);
+    }
+    if (c > 0) forked++;
+  };
+  for (int i = 0; i < 20; i++) spawn();
+  Ready();
+  while (!g_check) {
+    spawn();
+    reap(WNOHANG);
+    usleep(2000);
+  }
+  for (int i = 0; i < 10; i++) spawn();
+  reap(0);
+  EXPECT(bad == 0, "%d children ended badly", bad);
+  EXPECT(reaped > 0 && forked > 0, "forked %d, reaped %d", forked, reaped);
+  Report();
+}
+
+// ---- forest (benchmarks) ---------------------------------------------------------
+// --procs N processes (the root and N-1 children) with --threads T threads
+// each and --big-mib M MiB of their own memory.
+void* Idle(void*) {
+  for (;;) pause();
+}
+
+int Forest(int procs, int threads, long mib) {
+  size_t len = static_cast<size_t>(mib) << 20;
+  auto setup = [&](uint64_t seed) {
+    void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    Fill(mem, len, seed);
+    for (int t = 1; t < threads; t++) {
+      pthread_t th;
+      pthread_create(&th, nullptr, Idle, nullptr);
+    }
+    return mem;
+  };
+  std::vector<pid_t> kids;
+  for (int i = 1; i < procs; i++) {
+    pid_t c = fork();
+    if (c == 0) {
+      void* mem = setup(900 + i);
+      InstallCheckHandler();
+      WaitForCheck();
+      _exit(Verify(mem, len, 900 + i) ? 0 : 1);
+    }
+    kids.push_back(c);
+  }
+  void* mem = setup(900);
+  InstallCheckHandler();
+  usleep(200000 + procs * 10000);
+  Ready();
+  WaitForCheck();
+  EXPECT(Verify(mem, len, 900), "root memory differs");
+  for (pid_t k : kids) {
+    kill(k, SIGUSR1);
+    int st;
+    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", k);
+  }
+  Report();
+}
+
 // ---- hold (benchmarks) ------------------------------------------------------
 int Hold(long mib) {
   InstallCheckHandler();
@@ -825,12 +909,15 @@ int main(int argc, char** argv) {
   long big_mib = 0;
   bool sparse = false;
   double secs = 2;
+  int procs = 50, threads = 4;
   for (int i = 2; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--dir" && i + 1 < argc) g_dir = argv[++i];
     else if (a == "--big-mib" && i + 1 < argc) big_mib = atol(argv[++i]);
     else if (a == "--sparse") sparse = true;
     else if (a == "--secs" && i + 1 < argc) secs = atof(argv[++i]);
+    else if (a == "--procs" && i + 1 < argc) procs = atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = atoi(argv[++i]);
   }
   if (g_dir.empty()) g_dir = ".";
   // Whatever the launcher left open (pipes of a test runner, say) is not ours.
@@ -848,6 +935,8 @@ int main(int argc, char** argv) {
   if (scenario == "tree") return Tree();
   if (scenario == "cow") return Cow(big_mib > 0 ? big_mib : 256);
   if (scenario == "shmem") return Shmem();
+  if (scenario == "forker") return Forker();
+  if (scenario == "forest") return Forest(procs, threads, big_mib > 0 ? big_mib : 20);
   if (scenario == "counter") return Counter();
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());

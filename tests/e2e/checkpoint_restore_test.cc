@@ -23,7 +23,9 @@ void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string
                       const Variant& v = {}, long blocked_in = -1) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, scenario, wl_args);
-  if (blocked_in >= 0) ASSERT_TRUE(WaitInSyscall(pid, blocked_in)) << "workload never blocked";
+  if (blocked_in >= 0) {
+    ASSERT_TRUE(WaitInSyscall(pid, blocked_in)) << "workload never blocked";
+  }
   std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-o", dir / "dump.log", "-v"};
   dump.insert(dump.end(), v.dump_args.begin(), v.dump_args.end());
   CmdResult d = RunCriuLite(dump, {pid});

@@ -88,16 +88,20 @@ CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> r
   CmdResult r;
   for (;;) {
     int status;
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    // A dump has seen its target die before it exits: reap it now, too.
-    for (pid_t& p : reap)
-      if (p > 0 && waitpid(p, nullptr, WNOHANG) == p) p = -1;
+    // While a dump kills a tree, its tasks die and some are reparented to us
+    // (a subreaper): reap every child that dies, so that PIDs get free.
+    pid_t w = waitpid(reap.empty() ? pid : -1, &status, WNOHANG);
     if (w == pid) {
       r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       break;
     }
+    if (w > 0) continue;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
+  // The dump saw them die before it exited: they are there to reap now.
+  if (!reap.empty())
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
   r.err = ReadFile(err_path);
   r.out = ReadFile(out_path);
   unlink(err_path.c_str());

@@ -32,8 +32,9 @@ struct CmdResult {
   bool ok() const { return exit_code == 0; }
 };
 
-// Runs criu-lite with ARGS. Any of REAP that dies meanwhile is reaped (a
-// dumped workload is our child, and its PID stays taken until reaped).
+// Runs criu-lite with ARGS. With REAP non-empty (a dump that kills), every
+// child of ours that dies meanwhile is reaped: a dumped workload is our
+// child, and its PID stays taken until reaped.
 CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap = {},
                       int stdin_fd = -1);
 

@@ -1,0 +1,120 @@
+// Process trees, threads, and what processes share.
+#include <gtest/gtest.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <sstream>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string>& args = {}) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, scenario, args);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(Tree, EightThreadsUnderMutexAndCondvar) { DumpRestoreCheck("threads"); }
+TEST(Tree, ThreeLevelsSessionsGroupsZombieStopped) { DumpRestoreCheck("tree"); }
+TEST(Tree, SharedAnonymousMemoryIsOneObjectAgain) { DumpRestoreCheck("shmem"); }
+TEST(Tree, ForksWhileBeingSeized) { DumpRestoreCheck("forker"); }
+TEST(Tree, TenProcessesWithFourThreadsEach) {
+  DumpRestoreCheck("forest", {"--procs", "10", "--threads", "4", "--big-mib", "4"});
+}
+
+long PssKb(pid_t pid) {
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/smaps_rollup"));
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Pss:", 0) == 0) return std::stol(line.substr(4));
+  return -1;
+}
+
+long TreePss(pid_t root, const std::vector<pid_t>& kids) {
+  long sum = PssKb(root);
+  for (pid_t k : kids) sum += PssKb(k);
+  return sum;
+}
+
+TEST(Tree, CopyOnWritePagesStaySharedAfterRestore) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "cow", {"--big-mib", "256"});
+  std::vector<pid_t> kids;
+  std::istringstream in(ReadFile(dir / "children"));
+  for (pid_t k; in >> k;) kids.push_back(k);
+  ASSERT_EQ(kids.size(), 4u);
+  long before = TreePss(pid, kids);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  long after = TreePss(pid, kids);
+  fprintf(stderr, "tree PSS: %ld kB before dump, %ld kB after restore\n", before, after);
+  EXPECT_LT(after, before * 11 / 10) << "copy-on-write pages were duplicated";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(Tree, LeaveRunningKeepsCopyOnWriteShared) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "cow", {"--big-mib", "64"});
+  std::vector<pid_t> kids;
+  std::istringstream in(ReadFile(dir / "children"));
+  for (pid_t k; in >> k;) kids.push_back(k);
+  long before = TreePss(pid, kids);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  long after = TreePss(pid, kids);
+  EXPECT_LT(after, before * 11 / 10) << "the dump unshared pages of the running tree";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+// Creates a process that holds PID (clone3 set_tid) until killed.
+pid_t OccupyPid(pid_t pid) {
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  args.set_tid = reinterpret_cast<uint64_t>(&pid);
+  args.set_tid_size = 1;
+  long r = syscall(SYS_clone3, &args, sizeof args);
+  if (r == 0) {
+    pause();
+    _exit(0);
+  }
+  return static_cast<pid_t>(r);
+}
+
+TEST(Tree, ATakenPidFailsTheWholeRestoreCleanly) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "cow", {"--big-mib", "8"});
+  std::vector<pid_t> kids;
+  std::istringstream in(ReadFile(dir / "children"));
+  for (pid_t k; in >> k;) kids.push_back(k);
+  std::vector<pid_t> reap = kids;
+  reap.push_back(pid);
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, reap).ok());
+  pid_t squatter = OccupyPid(kids[2]);
+  ASSERT_EQ(squatter, kids[2]);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("PID " + std::to_string(kids[2]) + " is already in use"), std::string::npos) << r.err;
+  EXPECT_FALSE(Alive(pid)) << "half-restored root left behind";
+  for (pid_t k : kids) {
+    if (k == kids[2]) continue;
+    EXPECT_FALSE(Alive(k)) << "half-restored child " << k << " left behind";
+  }
+  KillAndReap(squatter);
+  CmdResult again = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(again.ok()) << again.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+}  // namespace
+}  // namespace crl::test
