@@ -56,7 +56,7 @@ struct ProcessImages {
   img::Fds fds;
 };
 
-Status CollectProcess(const SeizedProcess& p, bool shell_job, ProcessImages* out) {
+Status CollectProcess(const SeizedProcess& p, ProcessImages* out) {
   pid_t pid = p.pid;
   out->pid = pid;
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
@@ -65,7 +65,7 @@ Status CollectProcess(const SeizedProcess& p, bool shell_job, ProcessImages* out
   // Remote syscalls above mapped and unmapped scratch memory: list VMAs again.
   vmas = TRY(ListVmas(pid));
   TRY(DescribeVmas(pid, vmas, &out->mm));
-  TRY(DumpFds(pid, shell_job, &out->fds));
+  TRY(DumpFds(pid, &out->fds));
   return Ok{};
 }
 
@@ -94,12 +94,18 @@ Status Dump(const DumpOptions& opts) {
   std::vector<ProcessImages> procs(tree.processes().size());
   for (size_t i = 0; i < procs.size(); i++) {
     const SeizedProcess& p = tree.processes()[i];
-    TRY(CollectProcess(p, opts.shell_job, &procs[i]));
+    TRY(CollectProcess(p, &procs[i]));
     for (size_t j = 0; j < i; j++)
       if (procs[j].pid == p.ppid) {
         procs[i].parent = p.ppid;
         MarkInherited(procs[j].mm, &procs[i].mm);
       }
+  }
+  img::Shared shared;
+  {
+    std::vector<ProcessFds> pf;
+    for (ProcessImages& p : procs) pf.push_back({p.pid, &p.fds});
+    TRY(ResolveTreeFds(pf, opts.shell_job, &shared));
   }
   auto t_collected = Clock::now();
 
@@ -122,6 +128,7 @@ Status Dump(const DumpOptions& opts) {
   auto t_memory = Clock::now();
 
   img::Inventory inv;
+  TRY(WriteImage(dir.Shared(), ImageKind::kShared, shared));
   for (const ProcessImages& p : procs) {
     TRY(WriteImage(dir.Core(p.pid), ImageKind::kCore, p.core));
     TRY(WriteImage(dir.Mm(p.pid), ImageKind::kMm, p.mm));

@@ -2,18 +2,28 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
-#include <vector>
+#include <map>
+#include <set>
 
+#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/scoped_fd.h"
+#include "kernel/uapi.h"
+#include "kernel/unix_diag.h"
 
 namespace crl {
 namespace {
+
+constexpr int kKcmpFile = 0;  // KCMP_FILE
 
 Result<std::vector<int>> ListFds(pid_t pid) {
   std::string path = Format("/proc/%d/fd", pid);
@@ -35,9 +45,69 @@ bool IsTerminal(const struct stat& s) {
   return maj == 4 || maj == 5 || (maj >= 136 && maj <= 143);  // tty, console/ptmx, pts
 }
 
+// Kinds only DumpFds uses, before the tree-wide pass settles them.
+constexpr int kTerminal = 100;
+constexpr int kStdioSocket = 101;
+
+Result<uint64_t> HexField(const std::string& text, const char* key) {
+  size_t p = text.find(key);
+  if (p == std::string::npos) return MakeError("no %s", key);
+  return strtoull(text.c_str() + p + strlen(key), nullptr, 16);
+}
+
+// A copy of task PID's fd in criu-lite: the same open file description.
+Result<ScopedFd> TakeFd(pid_t pid, int fd) {
+  ScopedFd pidfd(syscall(__NR_pidfd_open, pid, 0));
+  if (!pidfd.valid()) return ErrnoError("pidfd_open(%d)", pid);
+  ScopedFd out(syscall(__NR_pidfd_getfd, pidfd.get(), fd, 0));
+  if (!out.valid()) return ErrnoError("pidfd_getfd(pid=%d, fd=%d)", pid, fd);
+  return out;
+}
+
+// Bytes in a pipe, copied out with tee() so that they stay in it.
+Result<std::string> PeekPipe(int read_end) {
+  int tmp[2];
+  if (pipe2(tmp, O_CLOEXEC | O_NONBLOCK) < 0) return ErrnoError("pipe2");
+  ScopedFd r(tmp[0]), w(tmp[1]);
+  int size = fcntl(read_end, F_GETPIPE_SZ);
+  if (size > 0) fcntl(w.get(), F_SETPIPE_SZ, size);
+  ssize_t n = tee(read_end, w.get(), INT_MAX, SPLICE_F_NONBLOCK);
+  if (n < 0 && errno != EAGAIN) return ErrnoError("tee(pipe)");
+  std::string data(n > 0 ? n : 0, '\0');
+  if (n > 0 && read(r.get(), data.data(), n) != n) return ErrnoError("read(tee copy)");
+  return data;
+}
+
+// A socket's receive queue, peeked: all bytes of a stream, or each datagram
+// (SO_PEEK_OFF walks the queue one message after another).
+Result<std::vector<std::string>> PeekSocket(int sock, int type) {
+  std::vector<std::string> out;
+  std::vector<char> buf(1 << 20);
+  if (type == SOCK_STREAM) {
+    ssize_t n = recv(sock, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN) return ErrnoError("recv(MSG_PEEK)");
+    if (n > 0) out.emplace_back(buf.data(), n);
+    return out;
+  }
+  int off = 0;
+  if (setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) < 0)
+    return ErrnoError("setsockopt(SO_PEEK_OFF)");
+  for (;;) {
+    ssize_t n = recv(sock, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EAGAIN) break;
+      return ErrnoError("recv(MSG_PEEK)");
+    }
+    out.emplace_back(buf.data(), n);
+  }
+  off = -1;  // back to plain peeking: the socket is the task's
+  setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
+  return out;
+}
+
 }  // namespace
 
-Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
+Status DumpFds(pid_t pid, img::Fds* fds) {
   for (int fd : TRY(ListFds(pid))) {
     std::string link_path = Format("/proc/%d/fd/%d", pid, fd);
     char buf[4096];
@@ -55,20 +125,22 @@ Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
     out.set_flags(info.flags & ~O_CLOEXEC);
     out.set_pos(info.pos);
     out.set_path(link);
-    bool stdio = fd <= 2;
+    out.set_ino(s.st_ino);
     auto kind = FdLinkKind(link);
-    if (stdio && shell_job && (kind || IsTerminal(s))) {
-      // CRIU's --shell-job: the restored task gets restore's own stdio here.
-      out.set_kind(img::Fd::INHERITED);
+    if (kind && *kind == "pipe") {
+      out.set_kind(img::Fd::PIPE);
+    } else if (kind && *kind == "socket") {
+      out.set_kind(img::Fd::UNIX_SOCKET);
+    } else if (kind && *kind == "anon_inode:eventfd") {
+      out.set_kind(img::Fd::EVENTFD);
+      out.set_eventfd_count(TRY(HexField(info_text, "eventfd-count:")));
+      auto sem = HexField(info_text, "eventfd-semaphore:");
+      out.set_eventfd_semaphore(sem.ok() && *sem);
     } else if (kind) {
-      return MakeError("PID %d fd %d is a %s (%s): not supported yet%s", pid, fd, kind->c_str(),
-                       link.c_str(),
-                       stdio ? "; dump with --shell-job to let the restored task use restore's "
-                               "own stdin/stdout/stderr"
-                             : "");
-    } else if (IsTerminal(s)) {
-      return MakeError("PID %d fd %d is the terminal %s; dump with --shell-job", pid, fd,
+      return MakeError("PID %d fd %d is a %s (%s): not supported yet", pid, fd, kind->c_str(),
                        link.c_str());
+    } else if (IsTerminal(s)) {
+      out.set_kind(static_cast<img::Fd::Kind>(kTerminal));
     } else if (link.size() > 10 && link.compare(link.size() - 10, 10, " (deleted)") == 0) {
       return MakeError("PID %d fd %d is a deleted file (%s): not supported yet", pid, fd,
                        link.c_str());
@@ -78,9 +150,11 @@ Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
       out.set_kind(img::Fd::DIRECTORY);
     } else if (S_ISCHR(s.st_mode)) {
       out.set_kind(img::Fd::CHARDEV);
+    } else if (S_ISFIFO(s.st_mode)) {
+      out.set_kind(img::Fd::FIFO);
     } else {
       return MakeError("PID %d fd %d (%s) is a %s: not supported yet", pid, fd, link.c_str(),
-                       S_ISFIFO(s.st_mode) ? "FIFO" : S_ISSOCK(s.st_mode) ? "socket" : "special file");
+                       S_ISSOCK(s.st_mode) ? "socket" : "special file");
     }
     img::FileId* id = out.mutable_file();
     id->set_dev(s.st_dev);
@@ -88,6 +162,125 @@ Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
     id->set_size(s.st_size);
     id->set_mode(s.st_mode);
     *fds->add_fds() = std::move(out);
+  }
+  return Ok{};
+}
+
+Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img::Shared* shared) {
+  // Which pipe ends and sockets the tree holds.
+  std::map<uint64_t, std::pair<bool, bool>> pipe_ends;  // ino -> (read end, write end)
+  std::set<uint64_t> sockets;
+  bool any_socket = false;
+  for (const auto& [pid, fds] : procs)
+    for (const img::Fd& f : fds->fds()) {
+      if (f.kind() == img::Fd::PIPE || f.kind() == img::Fd::FIFO) {
+        int acc = f.flags() & O_ACCMODE;
+        if (acc != O_WRONLY) pipe_ends[f.ino()].first = true;
+        if (acc != O_RDONLY) pipe_ends[f.ino()].second = true;
+      }
+      if (f.kind() == img::Fd::UNIX_SOCKET) {
+        sockets.insert(f.ino());
+        any_socket = true;
+      }
+    }
+  std::map<uint64_t, UnixSocketInfo> diag;
+  if (any_socket) diag = TRY(ListUnixSockets());
+
+  // Settle each fd's kind, or refuse it.
+  for (const auto& [pid, fds] : procs) {
+    for (img::Fd& f : *fds->mutable_fds()) {
+      bool stdio = f.fd() <= 2;
+      const char* hint = stdio ? "; dump with --shell-job to let the restored task use restore's "
+                                 "own stdin/stdout/stderr"
+                               : "";
+      auto external = [&](const char* what) -> Status {
+        if (stdio && shell_job) {
+          f.set_kind(img::Fd::INHERITED);  // CRIU's --shell-job
+          return Ok{};
+        }
+        return MakeError("PID %d fd %d is %s (%s)%s", pid, f.fd(), what, f.path().c_str(),
+                         stdio ? hint : ": not supported yet");
+      };
+      if (f.kind() == kTerminal) {
+        TRY(external("a terminal"));
+      } else if (f.kind() == img::Fd::PIPE) {
+        auto [r, w] = pipe_ends[f.ino()];
+        if (!(r && w)) TRY(external("a pipe with its other end outside the tree"));
+      } else if (f.kind() == img::Fd::UNIX_SOCKET) {
+        auto it = diag.find(f.ino());
+        if (it == diag.end()) {
+          TRY(external("a socket that is not a unix socket"));
+          continue;
+        }
+        const UnixSocketInfo& si = it->second;
+        if (!si.name.empty() || !sockets.count(si.peer_ino)) {
+          TRY(external(si.name.empty() ? "a unix socket connected outside the tree"
+                                       : "a bound unix socket"));
+          continue;
+        }
+        f.set_sock_type(si.type);
+        f.set_peer_ino(si.peer_ino);
+      }
+    }
+  }
+
+  // Open file descriptions: fds on the same object are compared with kcmp.
+  struct Rep {
+    pid_t pid;
+    int fd;
+    uint32_t id;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<Rep>> reps;  // (dev, ino) -> descriptions
+  uint32_t next_id = 1;
+  for (const auto& [pid, fds] : procs) {
+    for (img::Fd& f : *fds->mutable_fds()) {
+      auto& list = reps[{f.file().dev(), f.file().ino()}];
+      uint32_t id = 0;
+      for (const Rep& r : list) {
+        long same = syscall(SYS_kcmp, pid, r.pid, kKcmpFile, f.fd(), r.fd);
+        if (same < 0) return ErrnoError("kcmp(%d fd %d, %d fd %d)", pid, f.fd(), r.pid, r.fd);
+        if (same == 0) {
+          id = r.id;
+          break;
+        }
+      }
+      if (id == 0) {
+        id = next_id++;
+        list.push_back({pid, f.fd(), id});
+      }
+      f.set_file_id(id);
+    }
+  }
+
+  // Data in flight, read through criu-lite's own copy of a task's fd.
+  std::set<uint64_t> done;
+  for (const auto& [pid, fds] : procs) {
+    for (img::Fd& f : *fds->mutable_fds()) {
+      bool pipe = f.kind() == img::Fd::PIPE || f.kind() == img::Fd::FIFO;
+      bool sock = f.kind() == img::Fd::UNIX_SOCKET;
+      if (!pipe && !sock) continue;
+      ScopedFd mine = TRY(TakeFd(pid, f.fd()));
+      if (pipe) {
+        int size = fcntl(mine.get(), F_GETPIPE_SZ);
+        if (size > 0) f.set_pipe_size(size);
+        if ((f.flags() & O_ACCMODE) == O_WRONLY || done.count(f.ino())) continue;
+        std::string data = TRY(PeekPipe(mine.get()).Context(Format("PID %d fd %d", pid, f.fd())));
+        done.insert(f.ino());
+        if (data.empty()) continue;
+        img::QueuedData* q = shared->add_queues();
+        q->set_ino(f.ino());
+        q->add_chunks(std::move(data));
+        LOG_INFO("pipe %lu: %zu bytes in flight", f.ino(), q->chunks(0).size());
+      } else {
+        if (done.count(f.ino())) continue;
+        done.insert(f.ino());
+        auto chunks = TRY(PeekSocket(mine.get(), f.sock_type()).Context(Format("PID %d fd %d", pid, f.fd())));
+        if (chunks.empty()) continue;
+        img::QueuedData* q = shared->add_queues();
+        q->set_ino(f.ino());
+        for (auto& c : chunks) q->add_chunks(std::move(c));
+      }
+    }
   }
   return Ok{};
 }

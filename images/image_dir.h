@@ -22,6 +22,7 @@ class ImageDir {
   std::string PagesName(pid_t pid) const { return Format("pages-%d.img", pid); }
   std::string Fds(pid_t pid) const { return Format("%s/fds-%d.img", path_.c_str(), pid); }
   std::string Stats(const char* kind) const { return path_ + "/stats-" + kind + ".img"; }
+  std::string Shared() const { return path_ + "/shared.img"; }
 
   // For dump: creates the directory if needed (like CRIU, an existing one is reused).
   Status PrepareForDump() const;

@@ -22,6 +22,7 @@ std::unique_ptr<google::protobuf::Message> NewMessageFor(ImageKind kind) {
     case ImageKind::kPagemap: return std::make_unique<img::Pagemap>();
     case ImageKind::kFds: return std::make_unique<img::Fds>();
     case ImageKind::kStats: return std::make_unique<img::Stats>();
+    case ImageKind::kShared: return std::make_unique<img::Shared>();
   }
   return nullptr;
 }
@@ -95,6 +96,7 @@ const char* ImageKindName(ImageKind kind) {
     case ImageKind::kPagemap: return "pagemap";
     case ImageKind::kFds: return "fds";
     case ImageKind::kStats: return "stats";
+    case ImageKind::kShared: return "shared";
   }
   return "unknown";
 }

@@ -19,6 +19,7 @@ enum class ImageKind : uint32_t {
   kPagemap = 0x4d504c43,    // "CLPM"
   kFds = 0x44464c43,        // "CLFD"
   kStats = 0x54534c43,      // "CLST"
+  kShared = 0x48534c43,     // "CLSH"
 };
 
 constexpr uint32_t kImageFormatVersion = 1;

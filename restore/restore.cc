@@ -20,6 +20,7 @@
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
+#include "restore/file_table.h"
 #include "restore/puppet.h"
 #include "restore/task_restore.h"
 
@@ -93,6 +94,7 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
 struct Tree {
   std::map<pid_t, std::unique_ptr<TaskImages>> tasks;
   const TaskImages* root = nullptr;
+  img::Shared shared;
 };
 
 Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const RestoreOptions& opts) {
@@ -112,6 +114,8 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
     tree.tasks[e.pid()] = std::move(t);
   }
   tree.root = tree.tasks[inv.root_pid()].get();
+  if (access(dir.Shared().c_str(), F_OK) == 0)
+    TRY(ReadImage(dir.Shared(), ImageKind::kShared, &tree.shared));
   if (!tree.root || tree.root->entry.zombie())
     return MakeError("%s has no live root task", dir.Inventory().c_str());
   return tree;
@@ -131,7 +135,8 @@ struct Phases {
 
 class TreeBuilder {
  public:
-  TreeBuilder(const Tree& tree, const RestoreOptions& opts) : tree_(tree), opts_(opts) {}
+  TreeBuilder(const Tree& tree, const RestoreOptions& opts, const FileTable& files)
+      : tree_(tree), opts_(opts), files_(files) {}
 
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
@@ -150,6 +155,7 @@ class TreeBuilder {
 
   const Tree& tree_;
   const RestoreOptions& opts_;
+  const FileTable& files_;
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
@@ -164,13 +170,12 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
     return Ok{};
   };
-  TRY(step(CloseInheritedFds(p, -1, t.fds), "closing inherited files"));
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   TRY(step(MapVmas(p, t.mm), "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
   TRY(step(FinishVmas(p, t.mm), "setting protections"));
-  TRY(step(RestoreFds(p, t.fds), "restoring files"));
+  TRY(step(InstallFds(p, t.fds, files_), "restoring files"));
   TRY(step(RestoreProcessState(p, t.core), "restoring process state"));
   // Children in the session this task had before it made its own are forked
   // first; then its setsid; then the children in its own session.
@@ -333,6 +338,11 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   pid_t pid = inv.root_pid();
   ph.Mark("read-images");
 
+  std::vector<const img::Fds*> all_fds;
+  for (const auto& [p, t] : tree.tasks)
+    if (!t->entry.zombie()) all_fds.push_back(&t->fds);
+  FileTable files = TRY(FileTable::Create(all_fds, tree.shared).Context("opening the tree's files"));
+
   Blob blob = TRY(MapBlob(AllVmaRanges(tree), SpecialBytes(tree.root->mm)));
   auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid);
   UnmapBlob(blob);  // the puppet has its own copy now
@@ -342,7 +352,7 @@ Result<int> Restore(const RestoreOptions& in_opts) {
                                              puppet_r.error().message.c_str());
   ph.Mark("fork");
 
-  TreeBuilder builder(tree, opts);
+  TreeBuilder builder(tree, opts, files);
   TRY(builder.Build(std::move(*puppet_r)));
   ph.Mark("build");
   if (!opts.pidfile.empty()) TRY(WritePidfile(opts.pidfile, pid));

@@ -1,0 +1,26 @@
+// What the kernel knows of unix sockets (NETLINK_SOCK_DIAG, UNIX_DIAG):
+// type, state, peer and bound name, keyed by socket inode. /proc shows none
+// of the peer links that say which two sockets form a pair.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "kernel/result.h"
+
+namespace crl {
+
+struct UnixSocketInfo {
+  uint64_t ino = 0;
+  int type = 0;   // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
+  int state = 0;  // TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE...
+  uint64_t peer_ino = 0;
+  std::string name;  // bound path (or @abstract), empty if unbound
+  uint32_t rqueue = 0;  // bytes (stream) or datagrams waiting to be read
+};
+
+// Every unix socket in criu-lite's network namespace.
+Result<std::map<uint64_t, UnixSocketInfo>> ListUnixSockets();
+
+}  // namespace crl

@@ -1,0 +1,38 @@
+// The tree's open file descriptions, created once in criu-lite before any
+// task exists: files reopened at their offsets, pipes and socket pairs with
+// the data they held, eventfds with their counts. Each restored task then
+// takes the ones it had with a remote pidfd_getfd(), so that fds shared by
+// several tasks share one description again (offset, flags, buffers).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "images/criu_lite.pb.h"
+#include "kernel/result.h"
+#include "kernel/scoped_fd.h"
+#include "restore/puppet.h"
+
+namespace crl {
+
+class FileTable {
+ public:
+  static Result<FileTable> Create(const std::vector<const img::Fds*>& all, const img::Shared& shared);
+  FileTable(FileTable&&) = default;
+  // criu-lite's fd for the description FILE_ID.
+  int LocalFd(uint32_t file_id) const;
+
+ private:
+  FileTable() = default;
+  Status Add(const img::Fd& f, const std::map<uint64_t, const img::QueuedData*>& queues);
+  std::map<uint32_t, ScopedFd> fds_;
+  std::map<uint64_t, std::pair<int, int>> pipes_;      // ino -> (read end, write end), owned by fds_ or held_
+  std::map<uint64_t, int> sockets_;                    // ino -> local socket
+  std::vector<ScopedFd> held_;                         // pipe/socket ends and FIFO keepers
+};
+
+// Closes what the puppet inherited and gives it its own fds from TABLE.
+Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table);
+
+}  // namespace crl
