@@ -81,7 +81,9 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
     if (f.kind() == img::Fd::INHERITED && !opts.shell_job)
       return MakeError("fd %d of PID %d was dumped with --shell-job (%s); restore with --shell-job",
                        f.fd(), pid, f.path().c_str());
-    if (f.kind() != img::Fd::INHERITED && access(f.path().c_str(), F_OK) < 0)
+    bool by_path = f.kind() == img::Fd::REGULAR || f.kind() == img::Fd::DIRECTORY ||
+                   f.kind() == img::Fd::CHARDEV || f.kind() == img::Fd::FIFO;
+    if (by_path && access(f.path().c_str(), F_OK) < 0)
       return ErrnoError("fd %d of PID %d: %s", f.fd(), pid, f.path().c_str());
   }
   TRY(ValidateVmas(t->mm).Context(Format("PID %d", pid)));

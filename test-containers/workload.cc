@@ -23,12 +23,16 @@
 //   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
 //   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
 //   forker    forks short-lived children all the time, also while seized
+//   pipeline  producer | relay | consumer through pipes with data in flight
+//   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -788,6 +792,115 @@ int Shmem() {
   Report();
 }
 
+// ---- pipeline ------------------------------------------------------------------
+// producer -> pipe -> relay -> pipe -> consumer (the root), with data in
+// flight in both pipes at the dump. The consumer checks that the sequence
+// numbers it receives never skip or repeat, across the restore.
+int Pipeline() {
+  int p1[2], p2[2];
+  if (pipe(p1) < 0 || pipe(p2) < 0) return 2;
+  pid_t producer = fork();
+  if (producer == 0) {
+    close(p1[0]); close(p2[0]); close(p2[1]);
+    for (uint64_t seq = 0;; seq++) {
+      if (write(p1[1], &seq, 8) != 8) _exit(g_check ? 0 : 1);
+      if (seq % 64 == 0) usleep(1000);
+    }
+  }
+  pid_t relay = fork();
+  if (relay == 0) {
+    close(p1[1]); close(p2[0]);
+    uint64_t buf[64];
+    for (;;) {
+      ssize_t n = read(p1[0], buf, sizeof buf);
+      if (n <= 0) _exit(0);
+      if (write(p2[1], buf, n) != n) _exit(0);
+      usleep(3000);  // slower than the producer: data piles up in p1
+    }
+  }
+  close(p1[0]); close(p1[1]); close(p2[1]);
+  InstallCheckHandler();
+  uint64_t expect = 0, got;
+  auto consume = [&](int n) {
+    for (int i = 0; i < n; i++) {
+      ssize_t r = read(p2[0], &got, 8);
+      if (r < 0 && errno == EINTR) { i--; continue; }
+      if (r != 8) { Fail("read %zd bytes", r); return; }
+      if (got != expect) { Fail("got record %lu, want %lu", got, expect); return; }
+      expect++;
+    }
+  };
+  consume(1000);
+  Ready();
+  WaitForCheck();
+  consume(5000);
+  kill(producer, SIGKILL);
+  kill(relay, SIGKILL);
+  waitpid(producer, nullptr, 0);
+  waitpid(relay, nullptr, 0);
+  Report();
+}
+
+// ---- sockets -------------------------------------------------------------------
+// Unix socket pairs (stream and datagram) with messages queued, an eventfd
+// in semaphore mode, and a file whose offset parent and child share.
+int Sockets() {
+  int st[2], dg[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, st) < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) < 0) return 2;
+  int efd = eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK);
+  std::string fpath = g_dir + "/shared-offset.dat";
+  {
+    int f = open(fpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; i < 256; i++) {
+      char c = static_cast<char>(i);
+      if (write(f, &c, 1) != 1) return 2;
+    }
+    close(f);
+  }
+  int shared_fd = open(fpath.c_str(), O_RDONLY);
+  char buf[256];
+  if (read(shared_fd, buf, 50) != 50) return 2;
+  pid_t child = fork();
+  if (child == 0) {
+    close(st[0]);
+    close(dg[0]);
+    InstallCheckHandler();
+    WaitForCheck();
+    ssize_t n = recv(st[1], buf, sizeof buf, MSG_DONTWAIT);
+    EXPECT(n == 16 && memcmp(buf, "stream-data-1234", 16) == 0, "stream queue: %zd bytes", n);
+    for (int i = 1; i <= 3; i++) {
+      n = recv(dg[1], buf, sizeof buf, MSG_DONTWAIT);
+      EXPECT(n == i && buf[0] == 'a' + i - 1, "datagram %d: %zd bytes", i, n);
+    }
+    EXPECT(recv(dg[1], buf, sizeof buf, MSG_DONTWAIT) < 0, "an extra datagram");
+    uint64_t v;
+    EXPECT(read(efd, &v, 8) == 8 && v == 1, "eventfd semaphore read");
+    EXPECT(read(shared_fd, buf, 10) == 10 && buf[0] == 50, "shared file read at %d", buf[0]);
+    if (!g_failures.empty()) WriteFile("fail-child", g_failures);
+    _exit(g_failures.empty() ? 0 : 1);
+  }
+  close(st[1]);
+  close(dg[1]);
+  if (send(st[0], "stream-data-1234", 16, 0) != 16) return 2;
+  for (int i = 1; i <= 3; i++) {
+    std::string m(i, static_cast<char>('a' + i - 1));
+    if (send(dg[0], m.data(), m.size(), 0) != i) return 2;
+  }
+  usleep(50000);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  kill(child, SIGUSR1);
+  int status;
+  EXPECT(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (%x)", status);
+  EXPECT(lseek(shared_fd, 0, SEEK_CUR) == 60, "shared offset is %ld, want 60", lseek(shared_fd, 0, SEEK_CUR));
+  uint64_t v;
+  int reads = 0;
+  while (read(efd, &v, 8) == 8) reads++;
+  EXPECT(reads == 4, "eventfd had %d left, want 4", reads);
+  Report();
+}
+
 // ---- forker --------------------------------------------------------------------
 // Forks short-lived children all the time, also while being seized.
 int Forker() {
@@ -936,6 +1049,8 @@ int main(int argc, char** argv) {
   if (scenario == "cow") return Cow(big_mib > 0 ? big_mib : 256);
   if (scenario == "shmem") return Shmem();
   if (scenario == "forker") return Forker();
+  if (scenario == "pipeline") return Pipeline();
+  if (scenario == "sockets") return Sockets();
   if (scenario == "forest") return Forest(procs, threads, big_mib > 0 ? big_mib : 20);
   if (scenario == "counter") return Counter();
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);

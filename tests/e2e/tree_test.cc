@@ -27,6 +27,19 @@ TEST(Tree, EightThreadsUnderMutexAndCondvar) { DumpRestoreCheck("threads"); }
 TEST(Tree, ThreeLevelsSessionsGroupsZombieStopped) { DumpRestoreCheck("tree"); }
 TEST(Tree, SharedAnonymousMemoryIsOneObjectAgain) { DumpRestoreCheck("shmem"); }
 TEST(Tree, ForksWhileBeingSeized) { DumpRestoreCheck("forker"); }
+TEST(Tree, PipelineWithDataInFlight) { DumpRestoreCheck("pipeline"); }
+TEST(Tree, SocketPairsEventfdAndSharedOffsets) { DumpRestoreCheck("sockets"); }
+
+// A dump that leaves the tree running must not consume what is in flight.
+TEST(Tree, LeaveRunningConsumesNothingInFlight) {
+  for (const char* scenario : {"pipeline", "sockets"}) {
+    TestDir dir;
+    pid_t pid = StartWorkload(dir, scenario);
+    CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
+    ASSERT_TRUE(d.ok()) << scenario << ": " << d.err;
+    EXPECT_EQ(CheckWorkload(pid, dir), "PASS") << scenario;
+  }
+}
 TEST(Tree, TenProcessesWithFourThreadsEach) {
   DumpRestoreCheck("forest", {"--procs", "10", "--threads", "4", "--big-mib", "4"});
 }
