@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "images/image_dir.h"
 #include "images/image_file.h"
@@ -116,6 +117,10 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
     tree.tasks[e.pid()] = std::move(t);
   }
   tree.root = tree.tasks[inv.root_pid()].get();
+  // A group whose leader has exited needs the leader's PID for a moment.
+  for (const img::TreeEntry& e : inv.tree())
+    if (!tree.tasks.count(e.pgid()) && e.pgid() != tree.tasks[inv.root_pid()]->entry.pgid())
+      TRY(CheckPidFree(e.pgid()).Context(Format("process group %d of PID %d", e.pgid(), e.pid())));
   if (access(dir.Shared().c_str(), F_OK) == 0)
     TRY(ReadImage(dir.Shared(), ImageKind::kShared, &tree.shared));
   if (!tree.root || tree.root->entry.zombie())
@@ -154,6 +159,7 @@ class TreeBuilder {
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
   Status MakeZombie(Puppet& parent, const TaskImages& z);
   Status SetProcessGroups();
+  Status MakeLeaderlessGroup(Puppet& member, const TaskImages& t);
 
   const Tree& tree_;
   const RestoreOptions& opts_;
@@ -162,6 +168,7 @@ class TreeBuilder {
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
   std::vector<std::unique_ptr<Puppet>> zombies_;
+  std::set<pid_t> created_groups_, zombie_pids_;
 };
 
 Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages& t) {
@@ -224,6 +231,10 @@ Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
   if (!child.ok())
     return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
   std::unique_ptr<Puppet> c = std::move(*child);
+  // A zombie still leads its process group, if it led one.
+  if (z.entry.pgid() == pid && z.entry.sid() != pid)
+    TRY(c->rs().Checked("setpgid(0, 0) in a zombie", SYS_setpgid, 0, 0));
+  zombie_pids_.insert(pid);
   int status = z.entry.exit_status();
   Result<WaitStatus> ws = MakeError("unreachable");
   if (WIFSIGNALED(status)) {
@@ -252,20 +263,58 @@ Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
   return Ok{};
 }
 
+// A process group whose leader has exited lives on in its members. To put a
+// member back in it, a helper task takes the leader's PID in the member's
+// session, makes the group, lets the member join, and exits; its parent
+// reaps it. The group outlives it, as it did the original leader.
+Status TreeBuilder::MakeLeaderlessGroup(Puppet& member, const TaskImages& t) {
+  pid_t pgid = t.entry.pgid();
+  Puppet* host = nullptr;  // a task in the member's session to fork the helper
+  for (auto& [ti, p] : puppets_)
+    if (ti->entry.sid() == t.entry.sid() && (ti->entry.pid() == t.entry.ppid() || !host))
+      host = p.get();
+  if (!host) return MakeError("no task of session %d to recreate group %d", t.entry.sid(), pgid);
+  auto helper_r = host->Fork(pgid);
+  if (!helper_r.ok())
+    return MakeError("recreating process group %d: %s", pgid, helper_r.error().message.c_str());
+  std::unique_ptr<Puppet> helper = std::move(*helper_r);
+  TRY(helper->rs().Checked("setpgid(0, 0) in the group helper", SYS_setpgid, 0, 0));
+  TRY(member.rs().Checked(Format("setpgid(0, %d)", pgid).c_str(), SYS_setpgid, 0, pgid));
+  Result<WaitStatus> ws = helper->rs().SyscallThatExits(SYS_exit_group, 0);
+  if (!ws.ok()) return ws.error();
+  helper->MarkExited();
+  host->scratch().Reset();
+  TRY(host->rs().Checked("wait4(group helper)", SYS_wait4, pgid, 0, __WALL, 0));
+  uint64_t set = 1ull << (SIGCHLD - 1);
+  timespec zero{0, 0};
+  RemotePtr rset = TRY(host->scratch().Push(&set, sizeof set));
+  RemotePtr rzero = TRY(host->scratch().Push(&zero, sizeof zero));
+  (void)host->rs().Syscall(SYS_rt_sigtimedwait, rset.addr(), 0, rzero.addr(), 8);
+  return Ok{};
+}
+
 // Process groups once every task exists: leaders first, then members.
 Status TreeBuilder::SetProcessGroups() {
   pid_t root_pgid = tree_.root->entry.pgid();
+  std::set<pid_t> live;
+  for (auto& [t, p] : puppets_) live.insert(t->entry.pid());
+  live.insert(zombie_pids_.begin(), zombie_pids_.end());
   for (int pass = 0; pass < 2; pass++) {
     for (auto& [t, p] : puppets_) {
       pid_t pid = t->entry.pid(), pgid = t->entry.pgid();
       if (t->entry.sid() == pid) continue;  // a session leader leads its group
       bool leader = pgid == pid;
       if (leader != (pass == 0)) continue;
-      if (!leader && !tree_.tasks.count(pgid)) {
-        if (pgid == root_pgid) continue;  // restore's own group, as the root's
-        return MakeError("restoring PID %d: its process group %d has no leader in the tree; not "
-                         "supported yet",
-                         pid, pgid);
+      if (!leader && pgid == root_pgid && !live.count(pgid)) continue;  // restore's own group
+      if (!leader && !live.count(pgid)) {
+        if (created_groups_.count(pgid)) {
+          TRY(p->rs().Checked(Format("setpgid(0, %d)", pgid).c_str(), SYS_setpgid, 0, pgid));
+        } else {
+          Status s = MakeLeaderlessGroup(*p, *t);
+          if (!s.ok()) return MakeError("restoring PID %d: %s", pid, s.error().message.c_str());
+          created_groups_.insert(pgid);
+        }
+        continue;
       }
       Result<int64_t> r = p->rs().Checked(Format("setpgid(0, %d)", leader ? 0 : pgid).c_str(),
                                           SYS_setpgid, 0, leader ? 0 : pgid);

@@ -19,7 +19,9 @@
 //   read      blocked in read() on stdin, which restore (--shell-job) provides
 //   futex     blocked in FUTEX_WAIT, woken after restore
 //   threads   8 threads taking turns under a mutex and condition variable
-//   tree      3 levels, sessions, groups, a zombie, a stopped child, COW memory
+//   tree      3 levels, sessions, groups, a zombie, a stopped child, COW memory,
+//             an orphan reparented to the root (a subreaper) in a group whose
+//             leader has exited
 //   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
 //   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
 //   forker    forks short-lived children all the time, also while seized
@@ -34,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -697,9 +700,26 @@ int Tree() {
     raise(SIGSTOP);
     return std::vector<pid_t>{};
   });
+  // O leads its own group, forks G into it, and exits: G is reparented to
+  // the root (a subreaper) and stays in a group whose leader is gone.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  int gpipe[2];
+  if (pipe(gpipe) < 0) return 2;
+  pid_t o = fork();
+  if (o == 0) {
+    setpgid(0, 0);
+    pid_t g = ForkMember(506, [] { return std::vector<pid_t>{}; });
+    if (write(gpipe[1], &g, sizeof g) != sizeof g) _exit(1);
+    _exit(0);
+  }
+  pid_t orphan = -1;
+  if (read(gpipe[0], &orphan, sizeof orphan) != sizeof orphan) return 2;
+  close(gpipe[0]);
+  close(gpipe[1]);
+  waitpid(o, nullptr, 0);
   // Wait until the tree has its shape.
   usleep(200000);
-  std::vector<pid_t> all = {getpid(), a, b, st};
+  std::vector<pid_t> all = {getpid(), a, b, st, orphan};
   for (pid_t p : {a, b}) {
     std::string kids;
     FILE* f = fopen(("/proc/" + std::to_string(p) + "/task/" + std::to_string(p) + "/children").c_str(), "re");
@@ -726,7 +746,8 @@ int Tree() {
   std::string stat = ReadProcStat(st);
   EXPECT(stat == "T", "stopped child is in state %s", stat.c_str());
   kill(st, SIGCONT);
-  for (pid_t k : {a, b, st}) {
+  EXPECT(ShapeOf(orphan).pgid == o, "orphan left its leaderless group %d", o);
+  for (pid_t k : {a, b, st, orphan}) {
     kill(k, SIGUSR1);
     EXPECT(waitpid(k, &status, 0) == k && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed (%x)", k, status);
   }
