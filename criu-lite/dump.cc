@@ -106,6 +106,11 @@ Status Dump(const DumpOptions& opts) {
     std::vector<ProcessFds> pf;
     for (ProcessImages& p : procs) pf.push_back({p.pid, &p.fds});
     TRY(ResolveTreeFds(pf, opts.shell_job, &shared));
+    for (ProcessImages& p : procs)
+      for (const img::Vma& v : p.mm.vmas())
+        if (v.memfd_ino())
+          TRY(SaveMemfd(Format("/proc/%d/map_files/%lx-%lx", p.pid, v.start(), v.end()), v.path(),
+                        v.memfd_ino(), &shared));
   }
   auto t_collected = Clock::now();
 

@@ -141,6 +141,8 @@ Status DumpFds(pid_t pid, img::Fds* fds) {
                        link.c_str());
     } else if (IsTerminal(s)) {
       out.set_kind(static_cast<img::Fd::Kind>(kTerminal));
+    } else if (link.rfind("/memfd:", 0) == 0 && S_ISREG(s.st_mode)) {
+      out.set_kind(img::Fd::MEMFD);
     } else if (link.size() > 10 && link.compare(link.size() - 10, 10, " (deleted)") == 0) {
       return MakeError("PID %d fd %d is a deleted file (%s): not supported yet", pid, fd,
                        link.c_str());
@@ -163,6 +165,35 @@ Status DumpFds(pid_t pid, img::Fds* fds) {
     id->set_mode(s.st_mode);
     *fds->add_fds() = std::move(out);
   }
+  return Ok{};
+}
+
+Status SaveMemfd(const std::string& access_path, const std::string& link, uint64_t ino,
+                 img::Shared* shared) {
+  for (const img::MemfdData& m : shared->memfds())
+    if (m.ino() == ino) return Ok{};
+  ScopedFd fd(open(access_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", access_path.c_str());
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return ErrnoError("fstat(%s)", access_path.c_str());
+  img::MemfdData* m = shared->add_memfds();
+  m->set_ino(ino);
+  std::string name = link.substr(7);  // after "/memfd:"
+  if (name.size() > 10 && name.compare(name.size() - 10, 10, " (deleted)") == 0)
+    name.resize(name.size() - 10);
+  m->set_name(name);
+  m->set_size(st.st_size);
+  std::string data(st.st_size, '\0');
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = pread(fd.get(), data.data() + off, data.size() - off, off);
+    if (n <= 0) return ErrnoError("reading memfd %s", access_path.c_str());
+    off += n;
+  }
+  // Trailing zeros need no room in the image: the size restores them.
+  size_t end = data.find_last_not_of('\0');
+  data.resize(end == std::string::npos ? 0 : end + 1);
+  m->set_data(std::move(data));
   return Ok{};
 }
 
@@ -256,6 +287,10 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
   std::set<uint64_t> done;
   for (const auto& [pid, fds] : procs) {
     for (img::Fd& f : *fds->mutable_fds()) {
+      if (f.kind() == img::Fd::MEMFD) {
+        TRY(SaveMemfd(Format("/proc/%d/fd/%d", pid, f.fd()), f.path(), f.ino(), shared));
+        continue;
+      }
       bool pipe = f.kind() == img::Fd::PIPE || f.kind() == img::Fd::FIFO;
       bool sock = f.kind() == img::Fd::UNIX_SOCKET;
       if (!pipe && !sock) continue;

@@ -25,6 +25,11 @@ struct ProcessFds {
 // --shell-job, an error otherwise...), finds fds that share one open file
 // description (kcmp), and captures data in flight in pipes and sockets
 // without consuming it.
+// Saves a memfd's contents once (ACCESS_PATH opens it: /proc/PID/fd/N or
+// /proc/PID/map_files/RANGE).
+Status SaveMemfd(const std::string& access_path, const std::string& link, uint64_t ino,
+                 img::Shared* shared);
+
 Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img::Shared* shared);
 
 }  // namespace crl

@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -186,6 +187,12 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
         return MakeError("PID %d has an unnamed shared mapping at 0x%lx: not supported", pid,
                          v.start);
       out.set_kind(img::Vma::ANON_PRIVATE);
+    } else if (p.rfind("/memfd:", 0) == 0) {
+      // A memfd: its contents are saved once for the tree (shared.img).
+      out.set_kind(v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE);
+      out.set_memfd_ino(v.inode);
+      out.mutable_file()->set_ino(v.inode);
+      out.mutable_file()->set_dev(makedev(v.dev_major, v.dev_minor));
     } else if (p[0] == '/') {
       if (EndsWith(p, " (deleted)"))
         return MakeError("PID %d maps a deleted file %s at 0x%lx-0x%lx: not supported yet", pid,

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,6 +35,12 @@ Status WriteAllNonblocking(int fd, const std::string& data, const char* what) {
 
 }  // namespace
 
+Result<std::string> FileTable::MemfdPath(uint64_t ino) const {
+  auto it = memfds_.find(ino);
+  if (it == memfds_.end()) return MakeError("memfd %lu is not in shared.img", ino);
+  return Format("/proc/%d/fd/%d", getpid(), it->second);
+}
+
 int FileTable::LocalFd(uint32_t file_id) const {
   auto it = fds_.find(file_id);
   return it == fds_.end() ? -1 : it->second.get();
@@ -50,6 +57,16 @@ Status FileTable::Add(const img::Fd& f, const std::map<uint64_t, const img::Queu
       if (local < 0) return ErrnoError("open(%s) for fd %d", f.path().c_str(), f.fd());
       if (f.kind() == img::Fd::REGULAR && lseek(local, f.pos(), SEEK_SET) < 0)
         return ErrnoError("lseek(%s, %lu)", f.path().c_str(), f.pos());
+      break;
+    }
+    case img::Fd::MEMFD: {
+      // A description of its own on criu-lite's memfd, as the task had.
+      auto m = memfds_.find(f.ino());
+      if (m == memfds_.end()) return MakeError("fd %d: memfd %lu is not in shared.img", f.fd(), f.ino());
+      std::string path = Format("/proc/self/fd/%d", m->second);
+      local = open(path.c_str(), (f.flags() & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC);
+      if (local < 0) return ErrnoError("reopening memfd %lu", f.ino());
+      if (lseek(local, f.pos(), SEEK_SET) < 0) return ErrnoError("lseek(memfd, %lu)", f.pos());
       break;
     }
     case img::Fd::INHERITED:
@@ -133,6 +150,16 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all, con
   FileTable t;
   std::map<uint64_t, const img::QueuedData*> queues;
   for (const img::QueuedData& q : shared.queues()) queues[q.ino()] = &q;
+  for (const img::MemfdData& m : shared.memfds()) {
+    int fd = memfd_create(m.name().c_str(), MFD_CLOEXEC);
+    if (fd < 0) return ErrnoError("memfd_create(%s)", m.name().c_str());
+    t.held_.emplace_back(fd);
+    if (ftruncate(fd, m.size()) < 0) return ErrnoError("ftruncate(memfd %s)", m.name().c_str());
+    if (!m.data().empty() && pwrite(fd, m.data().data(), m.data().size(), 0) !=
+                                 static_cast<ssize_t>(m.data().size()))
+      return ErrnoError("filling memfd %s", m.name().c_str());
+    t.memfds_[m.ino()] = fd;
+  }
   for (const img::Fds* fds : all)
     for (const img::Fd& f : fds->fds())
       if (!t.fds_.count(f.file_id())) TRY(t.Add(f, queues));

@@ -22,6 +22,8 @@ class FileTable {
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;
+  // A path a restored task opens to map the memfd INO (criu-lite's copy).
+  Result<std::string> MemfdPath(uint64_t ino) const;
 
  private:
   FileTable() = default;
@@ -29,6 +31,7 @@ class FileTable {
   std::map<uint32_t, ScopedFd> fds_;
   std::map<uint64_t, std::pair<int, int>> pipes_;      // ino -> (read end, write end), owned by fds_ or held_
   std::map<uint64_t, int> sockets_;                    // ino -> local socket
+  std::map<uint64_t, int> memfds_;                     // ino -> local memfd
   std::vector<ScopedFd> held_;                         // pipe/socket ends and FIFO keepers
 };
 

@@ -71,7 +71,7 @@ Status ValidateVmas(const img::MmState& mm) {
   auto own = TRY(OwnSpecialMappings());
   size_t recorded_specials = 0;
   for (const img::Vma& v : mm.vmas()) {
-    if (v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED)
+    if ((v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED) && !v.memfd_ino())
       TRY(CheckFileUnchanged(v.path(), v.file(), "mapped file"));
     if (IsSpecial(v.kind())) {
       recorded_specials++;
@@ -146,7 +146,8 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   return Ok{};
 }
 
-Status MapVmas(Puppet& p, const img::MmState& mm) {
+Status MapVmas(Puppet& p, const img::MmState& mm,
+               const std::function<Result<std::string>(uint64_t)>& memfd_path) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
   std::map<std::string, int64_t> open_files;  // path+mode -> fd in the puppet
@@ -182,12 +183,13 @@ Status MapVmas(Puppet& p, const img::MmState& mm) {
         case img::Vma::ANON_SHARED: flags |= MAP_SHARED | MAP_ANONYMOUS; break;
         case img::Vma::FILE_PRIVATE:
           flags |= MAP_PRIVATE;
-          fd = TRY(open_remote(v.path(), O_RDONLY));
+          fd = TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(), O_RDONLY));
           pgoff = v.pgoff();
           break;
         case img::Vma::FILE_SHARED:
           flags |= MAP_SHARED;
-          fd = TRY(open_remote(v.path(), (v.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY));
+          fd = TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(),
+                               (v.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY));
           pgoff = v.pgoff();
           break;
         default: return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());

@@ -3,6 +3,7 @@
 // the final protections.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "images/criu_lite.pb.h"
@@ -25,7 +26,9 @@ Status ValidateVmas(const img::MmState& mm);
 // Unmaps everything in the puppet except the blob, the vDSO and the mappings
 // it inherits from its parent, and moves the vDSO to where the task had it.
 Status ClearAddressSpace(Puppet& p, const img::MmState& mm);
-Status MapVmas(Puppet& p, const img::MmState& mm);
+// MEMFD_PATH gives the path a task opens to map a memfd, by inode.
+Status MapVmas(Puppet& p, const img::MmState& mm,
+               const std::function<Result<std::string>(uint64_t)>& memfd_path);
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);

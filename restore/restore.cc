@@ -180,7 +180,8 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     return Ok{};
   };
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
-  TRY(step(MapVmas(p, t.mm), "mapping VMAs"));
+  TRY(step(MapVmas(p, t.mm, [this](uint64_t ino) { return files_.MemfdPath(ino); }),
+           "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
   TRY(step(FinishVmas(p, t.mm), "setting protections"));

@@ -27,6 +27,7 @@
 //   forker    forks short-lived children all the time, also while seized
 //   pipeline  producer | relay | consumer through pipes with data in flight
 //   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
+//   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
@@ -922,6 +923,44 @@ int Sockets() {
   Report();
 }
 
+// ---- memfd ---------------------------------------------------------------------
+// A memfd shared by a parent and a child that mapped it after the fork (so
+// not inherited), an open fd on it at an offset, and a private mapping of it
+// with a page of its own.
+int Memfd() {
+  const size_t kLen = 1 << 20;
+  int fd = memfd_create("crl-test", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, kLen) < 0) return 2;
+  auto* parent_map = static_cast<uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  Fill(parent_map, kLen / 2, 1000);  // the second half stays zero
+  auto* priv = static_cast<char*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  Fill(priv + 4096, 4096, 1001);  // a private copy of page 1
+  lseek(fd, 100, SEEK_SET);
+  pid_t child = fork();
+  if (child == 0) {
+    auto* mine = static_cast<volatile uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    InstallCheckHandler();
+    WaitForCheck();
+    bool ok = Verify(const_cast<uint64_t*>(mine), kLen / 2, 1000);
+    mine[kLen / 8 - 1] = 0xabcdef;  // the last word: seen by the parent?
+    _exit(ok ? 0 : 1);
+  }
+  usleep(100000);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  kill(child, SIGUSR1);
+  int st;
+  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child saw different memfd contents");
+  EXPECT(parent_map[kLen / 8 - 1] == 0xabcdef, "the child's write to the memfd is not seen: not one object");
+  EXPECT(Verify(parent_map, kLen / 2, 1000), "memfd contents differ");
+  EXPECT(Verify(priv, 4096, 1000) && Verify(priv + 4096, 4096, 1001), "private memfd mapping differs");
+  EXPECT(lseek(fd, 0, SEEK_CUR) == 100, "memfd offset is %ld", lseek(fd, 0, SEEK_CUR));
+  uint64_t w = 0;
+  EXPECT(pread(fd, &w, 8, kLen - 8) == 8 && w == 0xabcdef, "the fd does not see the mapping");
+  Report();
+}
+
 // ---- forker --------------------------------------------------------------------
 // Forks short-lived children all the time, also while being seized.
 int Forker() {
@@ -1071,6 +1110,7 @@ int main(int argc, char** argv) {
   if (scenario == "shmem") return Shmem();
   if (scenario == "forker") return Forker();
   if (scenario == "pipeline") return Pipeline();
+  if (scenario == "memfd") return Memfd();
   if (scenario == "sockets") return Sockets();
   if (scenario == "forest") return Forest(procs, threads, big_mib > 0 ? big_mib : 20);
   if (scenario == "counter") return Counter();

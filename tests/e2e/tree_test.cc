@@ -29,6 +29,7 @@ TEST(Tree, SharedAnonymousMemoryIsOneObjectAgain) { DumpRestoreCheck("shmem"); }
 TEST(Tree, ForksWhileBeingSeized) { DumpRestoreCheck("forker"); }
 TEST(Tree, PipelineWithDataInFlight) { DumpRestoreCheck("pipeline"); }
 TEST(Tree, SocketPairsEventfdAndSharedOffsets) { DumpRestoreCheck("sockets"); }
+TEST(Tree, MemfdMappedByParentAndChildIsOneObject) { DumpRestoreCheck("memfd"); }
 
 // A dump that leaves the tree running must not consume what is in flight.
 TEST(Tree, LeaveRunningConsumesNothingInFlight) {
