@@ -76,6 +76,9 @@ int main(int argc, char** argv) {
   restore->add_flag("-j,--shell-job", ropts.shell_job,
                     "give the process criu-lite's own stdin/stdout/stderr where it had a "
                     "terminal or pipe");
+  restore->add_flag("--restore-sibling", ropts.sibling,
+                    "make the restored root a sibling of criu-lite (a child of criu-lite's "
+                    "parent), as CRIU's --restore-sibling; returns once it runs");
   restore->add_option("--pidfile", ropts.pidfile, "write the restored process's PID to FILE")
       ->type_name("FILE");
   restore->add_option("--pages", pages,

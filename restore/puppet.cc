@@ -26,7 +26,14 @@ namespace {
 
 // The first thing the puppet does, before the puppeteer takes over: stop
 // being criu-lite in the ways the kernel remembers, then stop.
-[[noreturn]] void PuppetMain() {
+// The fds a new puppet uses to say it is ready and to wait to be seized.
+struct PuppetPipes {
+  int wait_r, wait_w, ready_w;
+};
+
+[[noreturn]] void PuppetMain(const PuppetPipes& pp) {
+  int wait_fd = pp.wait_r;
+  close(pp.wait_w);
   // glibc registered criu-lite's thread with rseq; the area is in memory that
   // the puppeteer is about to unmap, and the kernel would write to it.
   // Unregistering needs the length glibc registered with: __rseq_size is the
@@ -36,15 +43,24 @@ namespace {
     if (syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) < 0)
       syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
   }
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (ptrace(PTRACE_TRACEME, 0, 0, 0) < 0) _exit(126);
-  raise(SIGSTOP);
-  _exit(127);  // only if the puppeteer lets go before the end
+  // Tell criu-lite we are ready (closing our end of its "ready" pipe: it
+  // reads EOF), then wait for it to seize us: it never writes to the other
+  // pipe; its interrupt, or its death closing that pipe, ends the wait.
+  close(pp.ready_w);
+  char c;
+  for (;;) {
+    ssize_t n = read(wait_fd, &c, 1);
+    if (n == 0) _exit(127);  // criu-lite is gone
+    if (n < 0 && errno != EINTR) _exit(127);
+  }
 }
 
-Result<pid_t> CloneWithPid(pid_t pid) {
+Result<pid_t> CloneWithPid(pid_t pid, bool sibling, const PuppetPipes& pp) {
   clone_args args{};
-  args.exit_signal = SIGCHLD;
+  // --restore-sibling: the task becomes criu-lite's sibling (its parent is
+  // criu-lite's parent), as with CRIU.
+  args.flags = sibling ? CLONE_PARENT : 0;
+  args.exit_signal = sibling ? 0 : SIGCHLD;
   pid_t tids[1] = {pid};
   args.set_tid = reinterpret_cast<uint64_t>(tids);
   args.set_tid_size = 1;
@@ -53,13 +69,13 @@ Result<pid_t> CloneWithPid(pid_t pid) {
     if (errno == EEXIST) return MakeError("PID %d is already in use", pid);
     return ErrnoError("clone3(set_tid=%d)", pid);
   }
-  if (r == 0) PuppetMain();
+  if (r == 0) PuppetMain(pp);
   return static_cast<pid_t>(r);
 }
 
 // Before clone3 (5.5): make the kernel's next PID ours by writing the one
 // before it to ns_last_pid. Racy against other forks, hence the check.
-Result<pid_t> ForkWithNsLastPid(pid_t pid) {
+Result<pid_t> ForkWithNsLastPid(pid_t pid, const PuppetPipes& pp) {
   ScopedFd fd(open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(/proc/sys/kernel/ns_last_pid)");
   if (flock(fd.get(), LOCK_EX) < 0) return ErrnoError("flock(ns_last_pid)");
@@ -68,7 +84,7 @@ Result<pid_t> ForkWithNsLastPid(pid_t pid) {
     return ErrnoError("write(ns_last_pid, %d)", pid - 1);
   pid_t child = fork();
   if (child < 0) return ErrnoError("fork");
-  if (child == 0) PuppetMain();
+  if (child == 0) PuppetMain(pp);
   if (child != pid) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
@@ -127,13 +143,35 @@ static Status WaitForNewTask(pid_t tid) {
   return Ok{};
 }
 
-Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool use_clone3) {
-  pid_t child = TRY(use_clone3 ? CloneWithPid(pid) : ForkWithNsLastPid(pid));
+Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool use_clone3,
+                                                bool sibling) {
+  // Two pipes: the child closes its end of READY once it is ready, and
+  // waits on WAIT, whose write end criu-lite keeps (and drops if it dies).
+  int ready_pipe[2], wait_pipe[2];
+  if (pipe2(ready_pipe, O_CLOEXEC) < 0 || pipe2(wait_pipe, O_CLOEXEC) < 0) return ErrnoError("pipe2");
+  ScopedFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
+  ScopedFd wait_r(wait_pipe[0]), wait_w(wait_pipe[1]);
+  if (sibling && !use_clone3) return MakeError("--restore-sibling needs clone3");
+  PuppetPipes pp{wait_r.get(), wait_w.get(), ready_w.get()};
+  pid_t child = TRY(use_clone3 ? CloneWithPid(pid, sibling, pp) : ForkWithNsLastPid(pid, pp));
   std::unique_ptr<Puppet> p(new Puppet(child, blob));
+  p->sibling_ = sibling;
+  ready_w.reset();
+  char c;
+  if (read(ready_r.get(), &c, 1) != 0) {
+    kill(child, SIGKILL);
+    return MakeError("the new task %d did not get ready", child);
+  }
+  // Seized, not PTRACE_TRACEME: a sibling's parent is not criu-lite.
+  Status seized = PtraceSeize(child, kPuppetOptions);
+  if (!seized.ok()) {
+    kill(child, SIGKILL);
+    return seized.error();
+  }
+  TRY(PtraceInterrupt(child));
   WaitStatus ws = TRY(WaitForTask(child));
-  if (!ws.stopped() || ws.stop_sig() != SIGSTOP)
+  if (!ws.stopped() || ws.ptrace_event() != PTRACE_EVENT_STOP)
     return MakeError("the new task %d did not stop as expected: %s", child, ws.ToString().c_str());
-  TRY(PtraceSetOptions(child, kPuppetOptions));
   TRY(SetSigmask(child, ~0ull));
   struct {
     uint64_t pointer;

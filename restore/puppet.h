@@ -39,7 +39,9 @@ class Puppet {
  public:
   // Creates the root puppet with PID (clone3 set_tid, or ns_last_pid where
   // the kernel lacks it) and waits until it is stopped under ptrace.
-  static Result<std::unique_ptr<Puppet>> Create(pid_t pid, const Blob& blob, bool use_clone3);
+  // SIBLING (--restore-sibling): its parent is criu-lite's parent.
+  static Result<std::unique_ptr<Puppet>> Create(pid_t pid, const Blob& blob, bool use_clone3,
+                                                bool sibling = false);
   // Makes this puppet fork a child puppet with PID, as the task did: the
   // child starts as a copy of this one (memory, files), traced too.
   Result<std::unique_ptr<Puppet>> Fork(pid_t pid);
@@ -74,7 +76,7 @@ class Puppet {
   Blob blob_;
   RemoteScratch scratch_;
   std::vector<Thread> threads_;
-  bool released_ = false, exited_ = false;
+  bool released_ = false, exited_ = false, sibling_ = false;
 };
 
 }  // namespace crl

@@ -396,7 +396,7 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   FileTable files = TRY(FileTable::Create(all_fds, tree.shared).Context("opening the tree's files"));
 
   Blob blob = TRY(MapBlob(AllVmaRanges(tree), SpecialBytes(tree.root->mm)));
-  auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid);
+  auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid, opts.sibling);
   UnmapBlob(blob);  // the puppet has its own copy now
   if (!puppet_r.ok()) return puppet_r.error().message.find("PID") == 0
                                  ? puppet_r.error()
@@ -422,7 +422,8 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", pid, builder.processes(),
            ph.stats.total_usec() / 1e6);
 
-  if (opts.detached) return 0;
+  // A sibling is not criu-lite's child: it cannot be waited for.
+  if (opts.detached || opts.sibling) return 0;
   int status;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoError("waitpid(%d)", pid);

@@ -11,6 +11,7 @@ namespace crl {
 struct RestoreOptions {
   std::string images_dir;
   bool detached = false;
+  bool sibling = false;  // --restore-sibling: the root's parent is criu-lite's parent
   bool shell_job = false;
   std::string pidfile;
   PagePlacement pages = PagePlacement::kRead;

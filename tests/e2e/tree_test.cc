@@ -45,6 +45,19 @@ TEST(Tree, TenProcessesWithFourThreadsEach) {
   DumpRestoreCheck("forest", {"--procs", "10", "--threads", "4", "--big-mib", "4"});
 }
 
+TEST(Tree, RestoreSiblingMakesTheCallerTheParent) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "tree");
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "--restore-sibling", "--pidfile", dir / "pid"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  int ppid = -1;
+  sscanf(stat.c_str() + stat.rfind(')') + 4, "%d", &ppid);
+  EXPECT_EQ(ppid, getpid()) << "the restored root is not criu-lite's sibling";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 long PssKb(pid_t pid) {
   std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/smaps_rollup"));
   std::string line;
