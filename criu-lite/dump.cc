@@ -11,6 +11,7 @@
 #include "criu-lite/memory_dump.h"
 #include "criu-lite/seized_tree.h"
 #include "criu-lite/task_state.h"
+#include "criu-lite/tracking.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/page_file.h"
@@ -56,10 +57,11 @@ struct ProcessImages {
   img::Fds fds;
 };
 
-Status CollectProcess(const SeizedProcess& p, ProcessImages* out) {
+Status CollectProcess(const SeizedProcess& p, bool memory_only, ProcessImages* out) {
   pid_t pid = p.pid;
   out->pid = pid;
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
+  if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
   // Remote syscalls above mapped and unmapped scratch memory: list VMAs again.
@@ -92,9 +94,14 @@ Status Dump(const DumpOptions& opts) {
            tree.zombies().size());
 
   std::vector<ProcessImages> procs(tree.processes().size());
+  bool chained = !opts.prev_images_dir.empty();
   for (size_t i = 0; i < procs.size(); i++) {
     const SeizedProcess& p = tree.processes()[i];
-    TRY(CollectProcess(p, &procs[i]));
+    TRY(CollectProcess(p, opts.pre_dump, &procs[i]));
+    // Copy-on-write sharing with the parent is not combined with "in the
+    // previous image" yet: a chained dump (and a pre-dump, which starts a
+    // chain) saves each process whole.
+    if (chained || opts.pre_dump) continue;
     for (size_t j = 0; j < i; j++)
       if (procs[j].pid == p.ppid) {
         procs[i].parent = p.ppid;
@@ -102,7 +109,7 @@ Status Dump(const DumpOptions& opts) {
       }
   }
   img::Shared shared;
-  {
+  if (!opts.pre_dump) {
     std::vector<ProcessFds> pf;
     for (ProcessImages& p : procs) pf.push_back({p.pid, &p.fds});
     TRY(ResolveTreeFds(pf, opts.shell_job, &shared));
@@ -116,27 +123,63 @@ Status Dump(const DumpOptions& opts) {
 
   MemoryDumpStats mstats;
   std::vector<MemoryPlan> plans;
-  for (ProcessImages& p : procs)
-    plans.push_back(TRY(PlanMemory(p.pid, p.parent, &p.mm, &mstats)
-                            .Context(Format("scanning memory of PID %d", p.pid))));
+  std::vector<std::vector<PageRun>> in_parent(procs.size());
+  std::string prev_dir = opts.prev_images_dir;
+  if (chained && prev_dir[0] != '/') prev_dir = opts.images_dir + "/" + prev_dir;
+  Tracker tracker = Tracker::Fresh(BestTrackingMethod());
+  if (chained) tracker = TRY(Tracker::Resume(prev_dir));
+  if ((opts.pre_dump || opts.track_mem) && tracker.method() == TrackingMethod::kNone)
+    return MakeError("this kernel can track written pages neither with uffd-wp async "
+                     "(PAGEMAP_SCAN) nor with soft-dirty: pre-dump is not possible");
+  for (size_t i = 0; i < procs.size(); i++) {
+    ProcessImages& p = procs[i];
+    img::MmState prev_mm;
+    bool have_prev = chained && ReadImage(ImageDir(prev_dir).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
+    if (chained && have_prev && tracker.Tracking(p.pid)) {
+      IncrementalPlan inc = TRY(PlanIncremental(p.pid, p.mm, prev_mm, tracker, &mstats)
+                                    .Context(Format("finding pages PID %d wrote", p.pid)));
+      plans.push_back(std::move(inc.copy));
+      in_parent[i] = std::move(inc.in_parent);
+    } else {
+      if (chained) LOG_INFO("PID %d: no tracking from the previous pass: a full copy", p.pid);
+      plans.push_back(TRY(PlanMemory(p.pid, p.parent, &p.mm, &mstats)
+                              .Context(Format("scanning memory of PID %d", p.pid))));
+      if (opts.pre_dump) TRY(tracker.Start(tree.processes()[i], p.mm));
+    }
+    if (opts.pre_dump) TRY(tracker.Rearm(p.pid));
+  }
+  auto t_scanned = Clock::now();
+  // A pre-dump lets the tree run on while its pages are copied: a page it
+  // writes meanwhile is copied new and also counts as written for the next pass.
+  if (opts.pre_dump) TRY(tree.Release());
+  auto t_thawed = Clock::now();
   uint64_t bytes = 0;
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
     PageWriter writer = TRY(PageWriter::Create(opts.images_dir, dir.PagesName(p.pid), opts.zstd_level));
-    TRY(CopyPages(p.pid, plans[i], opts.leave_running, &writer, &mstats)
+    TRY(CopyPages(p.pid, plans[i], opts.leave_running || opts.pre_dump, &writer, &mstats)
             .Context(Format("dumping memory of PID %d", p.pid)));
+    for (const PageRun& r : in_parent[i]) writer.AppendInParent(r.start, r.end - r.start);
     img::Pagemap pagemap;
     TRY(writer.Finish(&pagemap));
     bytes += writer.bytes_written();
     TRY(WriteImage(dir.Pagemap(p.pid), ImageKind::kPagemap, pagemap));
   }
+  if (chained) {
+    unlink(dir.ParentLink().c_str());
+    if (symlink(opts.prev_images_dir.c_str(), dir.ParentLink().c_str()) < 0)
+      return ErrnoError("symlink(%s)", dir.ParentLink().c_str());
+  }
+  if (opts.pre_dump) TRY(tracker.Save(opts.images_dir));
   auto t_memory = Clock::now();
 
   img::Inventory inv;
-  TRY(WriteImage(dir.Shared(), ImageKind::kShared, shared));
+  inv.set_pre_dump(opts.pre_dump);
+  if (!opts.pre_dump) TRY(WriteImage(dir.Shared(), ImageKind::kShared, shared));
   for (const ProcessImages& p : procs) {
-    TRY(WriteImage(dir.Core(p.pid), ImageKind::kCore, p.core));
     TRY(WriteImage(dir.Mm(p.pid), ImageKind::kMm, p.mm));
+    if (opts.pre_dump) continue;
+    TRY(WriteImage(dir.Core(p.pid), ImageKind::kCore, p.core));
     TRY(WriteImage(dir.Fds(p.pid), ImageKind::kFds, p.fds));
   }
   for (const SeizedProcess& p : tree.processes()) {
@@ -145,7 +188,7 @@ Status Dump(const DumpOptions& opts) {
     e->set_pid(p.pid);
     e->set_ppid(p.ppid);
     for (const ProcessImages& pi : procs)
-      if (pi.pid == p.pid) {
+      if (pi.pid == p.pid && !opts.pre_dump) {
         e->set_pgid(pi.core.pgid());
         e->set_sid(pi.core.sid());
       }
@@ -174,22 +217,25 @@ Status Dump(const DumpOptions& opts) {
   TRY(WriteImage(dir.Inventory(), ImageKind::kInventory, inv));
   auto t_written = Clock::now();
 
-  if (!opts.leave_running) tree.KillOnRelease();
+  if (!opts.leave_running && !opts.pre_dump) tree.KillOnRelease();
   TRY(tree.Release());
   auto t_end = Clock::now();
+  if (chained && !opts.pre_dump) tracker.Stop();  // the final pass ends tracking
 
   img::Stats stats;
   stats.set_kind("dump");
   AddPhase(&stats, "validate", t_start, t_frozen);
   AddPhase(&stats, "collect", t_frozen, t_collected);
-  AddPhase(&stats, "memory", t_collected, t_memory);
+  AddPhase(&stats, "scan", t_collected, t_scanned);
+  AddPhase(&stats, "memory", t_thawed, t_memory);
   AddPhase(&stats, "write-images", t_memory, t_written);
   AddPhase(&stats, "release", t_written, t_end);
   stats.set_pages_scanned(mstats.pages_scanned);
   stats.set_pages_written(mstats.pages_written);
   stats.set_bytes_written(bytes);
-  stats.set_frozen_usec(Usec(t_frozen, t_end));
+  stats.set_frozen_usec(opts.pre_dump ? Usec(t_frozen, t_thawed) : Usec(t_frozen, t_end));
   stats.set_total_usec(Usec(t_start, t_end));
+  stats.set_kind(opts.pre_dump ? "pre-dump" : "dump");
   TRY(WriteImage(dir.Stats("dump"), ImageKind::kStats, stats));
   LOG_INFO("dumped the tree of PID %d: %zu processes, %lu pages (%lu more shared with parents), "
            "%lu bytes in %.3f s (frozen %.3f s)",

@@ -16,6 +16,12 @@ struct DumpOptions {
   bool leave_running = false;
   bool shell_job = false;
   int zstd_level = 0;  // 0: raw pages
+  // Iterative dumps: the previous pass's directory (relative to images_dir
+  // unless absolute), and whether this pass is a pre-dump (memory only, the
+  // tree keeps running) or the final dump (--track-mem).
+  std::string prev_images_dir;
+  bool pre_dump = false;
+  bool track_mem = false;
 };
 
 Status Dump(const DumpOptions& opts);

@@ -65,6 +65,29 @@ int main(int argc, char** argv) {
   dump->add_option("--compress-level", dopts.zstd_level, "zstd level (implies --compress)")
       ->check(CLI::Range(1, 19));
 
+  dump->add_option("--prev-images-dir", dopts.prev_images_dir,
+                   "the previous pass of an iterative dump (relative to -D, as CRIU): save only "
+                   "the pages written since")
+      ->type_name("DIR");
+  dump->add_flag("--track-mem", dopts.track_mem,
+                 "with --prev-images-dir: use the write tracking pre-dump armed");
+
+  crl::DumpOptions popts;
+  popts.pre_dump = true;
+  popts.leave_running = true;
+  auto* pre = app.add_subcommand(
+      "pre-dump", "copy a tree's memory while it runs and track what it writes next");
+  pre->add_option("-t,--tree", popts.pid, "PID of the tree's root")->required()->type_name("PID");
+  pre->add_option("-D,--images-dir", popts.images_dir, "directory to write the pages to")
+      ->required()
+      ->type_name("DIR");
+  pre->add_option("--prev-images-dir", popts.prev_images_dir,
+                  "the previous pre-dump (relative to -D): copy only what was written since")
+      ->type_name("DIR");
+  bool pre_track_mem = false;
+  pre->add_flag("--track-mem", pre_track_mem,
+                "accepted for CRIU compatibility: pre-dump always tracks");
+
   crl::RestoreOptions ropts;
   std::string pages = "read";
   auto* restore = app.add_subcommand("restore", "restore a process from an image directory");
@@ -115,8 +138,17 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (*pre) {
+    crl::Status s = crl::Dump(popts);
+    if (!s.ok()) return Fail(s.error());
+    return 0;
+  }
   if (*dump) {
     if (compress && dopts.zstd_level == 0) dopts.zstd_level = 1;
+    if (dopts.zstd_level && !dopts.prev_images_dir.empty()) {
+      fprintf(stderr, "criu-lite: --compress with --prev-images-dir is not supported yet\n");
+      return 1;
+    }
     crl::Status s = crl::Dump(dopts);
     if (!s.ok()) return Fail(s.error());
     return 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include "kernel/proc_parsers.h"
 #include <cstring>
 
 #include "kernel/kernel_probe.h"
@@ -30,6 +31,16 @@ void AddRun(std::vector<PageRun>* runs, uint64_t start, uint64_t end) {
     runs->push_back({start, end});
 }
 
+// Without swap devices, a "swapped" entry is no page of data (a marker or
+// an entry in migration), and counting it would invent pages.
+bool SwapEnabled() {
+  static bool on = [] {
+    auto swaps = ReadFileToString("/proc/swaps");
+    return swaps.ok() && std::count(swaps->begin(), swaps->end(), '\n') > 1;
+  }();
+  return on;
+}
+
 Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_t end,
                                                  bool shared_anon) {
   std::vector<PageRun> runs;
@@ -42,7 +53,7 @@ Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_
     arg.end = end;
     arg.vec = reinterpret_cast<uint64_t>(vec.data());
     arg.vec_len = vec.size();
-    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.category_anyof_mask = PAGE_IS_PRESENT | (SwapEnabled() ? PAGE_IS_SWAPPED : 0);
     if (!shared_anon) {
       // Only anonymous pages: not page-cache pages of a private file mapping,
       // not the shared zero page.
@@ -70,7 +81,7 @@ Result<std::vector<PageRun>> ScanWithPagemapFile(int fd, uint64_t start, uint64_
     for (size_t i = 0; i < n; i++) {
       uint64_t e = entries[i];
       bool present = e & (1ull << 63), swapped = e & (1ull << 62), file = e & (1ull << 61);
-      bool keep = (present || swapped) && (shared_anon || !file);
+      bool keep = (present || (swapped && SwapEnabled())) && (shared_anon || !file);
       uint64_t a = pos + i * kPageSize;
       if (keep) AddRun(&runs, a, a + kPageSize);
     }

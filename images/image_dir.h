@@ -23,6 +23,9 @@ class ImageDir {
   std::string Fds(pid_t pid) const { return Format("%s/fds-%d.img", path_.c_str(), pid); }
   std::string Stats(const char* kind) const { return path_ + "/stats-" + kind + ".img"; }
   std::string Shared() const { return path_ + "/shared.img"; }
+  std::string Tracking() const { return path_ + "/tracking.img"; }
+  // The previous pass of an iterative dump: a symlink named `parent`.
+  std::string ParentLink() const { return path_ + "/parent"; }
 
   // For dump: creates the directory if needed (like CRIU, an existing one is reused).
   Status PrepareForDump() const;

@@ -23,6 +23,7 @@ std::unique_ptr<google::protobuf::Message> NewMessageFor(ImageKind kind) {
     case ImageKind::kFds: return std::make_unique<img::Fds>();
     case ImageKind::kStats: return std::make_unique<img::Stats>();
     case ImageKind::kShared: return std::make_unique<img::Shared>();
+    case ImageKind::kTracking: return std::make_unique<img::Tracking>();
   }
   return nullptr;
 }
@@ -97,6 +98,7 @@ const char* ImageKindName(ImageKind kind) {
     case ImageKind::kFds: return "fds";
     case ImageKind::kStats: return "stats";
     case ImageKind::kShared: return "shared";
+    case ImageKind::kTracking: return "tracking";
   }
   return "unknown";
 }

@@ -20,6 +20,7 @@ enum class ImageKind : uint32_t {
   kFds = 0x44464c43,        // "CLFD"
   kStats = 0x54534c43,      // "CLST"
   kShared = 0x48534c43,     // "CLSH"
+  kTracking = 0x52544c43,   // "CLTR"
 };
 
 constexpr uint32_t kImageFormatVersion = 1;

@@ -63,11 +63,24 @@ Status PageWriter::FlushFrame() {
   return Ok{};
 }
 
+void PageWriter::AppendInParent(uint64_t vaddr, size_t len) {
+  int n = pm_.entries_size();
+  img::PagemapEntry* last = n ? pm_.mutable_entries(n - 1) : nullptr;
+  if (last && last->in_parent() && last->vaddr() + last->nr_pages() * kPageSize == vaddr) {
+    last->set_nr_pages(last->nr_pages() + len / kPageSize);
+    return;
+  }
+  img::PagemapEntry* e = pm_.add_entries();
+  e->set_vaddr(vaddr);
+  e->set_nr_pages(len / kPageSize);
+  e->set_in_parent(true);
+}
+
 Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len) {
   CRL_CHECK(len % kPageSize == 0 && vaddr % kPageSize == 0, "unaligned pages at 0x%lx", vaddr);
   int n = pm_.entries_size();
   img::PagemapEntry* last = n ? pm_.mutable_entries(n - 1) : nullptr;
-  if (last && last->vaddr() + last->nr_pages() * kPageSize == vaddr &&
+  if (last && !last->in_parent() && last->vaddr() + last->nr_pages() * kPageSize == vaddr &&
       last->data_offset() + last->nr_pages() * kPageSize == raw_offset_) {
     last->set_nr_pages(last->nr_pages() + len / kPageSize);
   } else {
@@ -132,6 +145,7 @@ Result<PageReader> PageReader::Open(const std::string& dir, const img::Pagemap& 
     }
   }
   for (const auto& e : pagemap.entries()) {
+    if (e.in_parent()) continue;
     if (e.data_offset() + e.nr_pages() * kPageSize > raw_total)
       return MakeError("pagemap for %s points past the end of its pages (run at 0x%lx)",
                        r.path_.c_str(), e.vaddr());
@@ -144,6 +158,7 @@ Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*
   if (raw()) {
     buf.resize(kPageChunkBytes);
     for (const auto& e : pm_.entries()) {
+      if (e.in_parent()) continue;
       uint64_t done = 0, total = e.nr_pages() * kPageSize;
       while (done < total) {
         size_t want = std::min<uint64_t>(total - done, buf.size());
@@ -177,6 +192,10 @@ Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*
     uint64_t frame_end = f.raw_offset() + f.raw_size();
     while (next_entry < pm_.entries_size()) {
       const img::PagemapEntry& e = pm_.entries(next_entry);
+      if (e.in_parent()) {
+        next_entry++;
+        continue;
+      }
       uint64_t pos = e.data_offset() + entry_done;
       uint64_t total = e.nr_pages() * kPageSize;
       if (pos >= frame_end) break;
@@ -189,6 +208,7 @@ Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*
       }
     }
   }
+  while (next_entry < pm_.entries_size() && pm_.entries(next_entry).in_parent()) next_entry++;
   if (next_entry != pm_.entries_size())
     return MakeError("pages file %s holds fewer pages than its pagemap lists", path_.c_str());
   return Ok{};

@@ -25,6 +25,8 @@ class PageWriter {
 
   // Appends LEN bytes (whole pages) that belong at VADDR.
   Status Append(uint64_t vaddr, const void* data, size_t len);
+  // Records pages at [VADDR, VADDR+LEN) whose data is in the parent image.
+  void AppendInParent(uint64_t vaddr, size_t len);
   // Flushes and fills in everything the pagemap needs to find the pages.
   Status Finish(img::Pagemap* pagemap);
   uint64_t bytes_written() const { return file_offset_; }

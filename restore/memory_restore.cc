@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <map>
+#include <unistd.h>
 
 #include "kernel/log.h"
+#include "images/image_file.h"
 #include "kernel/proc_parsers.h"
 
 namespace crl {
@@ -278,6 +280,117 @@ Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
   if (how == PagePlacement::kRead)
     LOG_INFO("pages are zstd-compressed: criu-lite decompresses them and writes them in");
   return PlaceByWritev(p, pages);
+}
+
+namespace {
+
+struct ChainLevel {
+  std::string dir;
+  img::Pagemap pm;  // entries sorted by vaddr
+};
+
+Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64_t a, uint64_t b,
+                    PageChain* chain) {
+  if (k >= levels.size()) {
+    // Load the next link of the chain.
+    std::string link = levels.back().dir + "/parent";
+    char target[4096];
+    ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+    if (n < 0)
+      return MakeError("pages 0x%lx-0x%lx of PID %d are 'in parent', but %s has no parent link", a,
+                       b, pid, levels.back().dir.c_str());
+    std::string t(target, n);
+    std::string dir = t[0] == '/' ? t : levels.back().dir + "/" + t;
+    ChainLevel next{dir, {}};
+    TRY(ReadImage(Format("%s/pagemap-%d.img", dir.c_str(), pid), ImageKind::kPagemap, &next.pm)
+            .Context("following the chain of images"));
+    if (next.pm.encoding() != img::Pagemap::RAW)
+      return MakeError("%s: compressed pages in a chain of images are not supported yet", dir.c_str());
+    std::sort(next.pm.mutable_entries()->begin(), next.pm.mutable_entries()->end(),
+              [](const img::PagemapEntry& x, const img::PagemapEntry& y) { return x.vaddr() < y.vaddr(); });
+    auto reader = TRY(PageReader::Open(dir, next.pm));
+    chain->sources.push_back(std::make_unique<PageReader>(std::move(reader)));
+    levels.push_back(std::move(next));
+  }
+  const img::Pagemap& pm = levels[k].pm;
+  uint64_t covered = a;
+  auto it = std::upper_bound(pm.entries().begin(), pm.entries().end(), a,
+                             [](uint64_t v, const img::PagemapEntry& e) { return v < e.vaddr(); });
+  if (it != pm.entries().begin()) --it;
+  for (; it != pm.entries().end() && it->vaddr() < b; ++it) {
+    uint64_t s = std::max(a, it->vaddr()), e = std::min(b, it->vaddr() + it->nr_pages() * kPageSize);
+    if (s >= e) continue;
+    if (s != covered) break;
+    if (it->in_parent())
+      TRY(ResolveRange(levels, k + 1, pid, s, e, chain));
+    else
+      chain->runs.push_back({s, e - s, k, it->data_offset() + (s - it->vaddr())});
+    covered = e;
+  }
+  if (covered != b)
+    return MakeError("page 0x%lx of PID %d is in none of the images of the chain (%s): a broken "
+                     "chain",
+                     covered, pid, levels[k].dir.c_str());
+  return Ok{};
+}
+
+}  // namespace
+
+Result<PageChain> ResolvePageChain(const std::string& dir, pid_t pid, const img::Pagemap& pm) {
+  PageChain chain;
+  if (pm.encoding() != img::Pagemap::RAW)
+    return MakeError("%s: compressed pages in a chain of images are not supported yet", dir.c_str());
+  std::vector<ChainLevel> levels{{dir, pm}};
+  auto first = TRY(PageReader::Open(dir, pm));
+  chain.sources.push_back(std::make_unique<PageReader>(std::move(first)));
+  for (const img::PagemapEntry& e : pm.entries()) {
+    if (e.in_parent())
+      TRY(ResolveRange(levels, 1, pid, e.vaddr(), e.vaddr() + e.nr_pages() * kPageSize, &chain));
+    else
+      chain.runs.push_back({e.vaddr(), e.nr_pages() * kPageSize, 0, e.data_offset()});
+  }
+  return chain;
+}
+
+Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
+  if (how == PagePlacement::kWritev) {
+    std::vector<char> buf(kPageChunkBytes);
+    for (const ChainedRun& r : chain.runs) {
+      for (uint64_t done = 0; done < r.len;) {
+        size_t n = std::min<uint64_t>(r.len - done, buf.size());
+        int fd = chain.sources[r.source]->fd();
+        if (pread(fd, buf.data(), n, r.offset + done) != static_cast<ssize_t>(n))
+          return ErrnoError("pread(%s)", chain.sources[r.source]->path().c_str());
+        TRY(WriteRemote(p.pid(), RemotePtr(r.vaddr + done), buf.data(), n));
+        done += n;
+      }
+    }
+    return Ok{};
+  }
+  // --pages=read: the task opens each page file of the chain it needs.
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  std::map<size_t, int64_t> fds;
+  Status st = [&]() -> Status {
+    for (const ChainedRun& r : chain.runs) {
+      if (!fds.count(r.source)) {
+        scratch.Reset();
+        const std::string& path = chain.sources[r.source]->path();
+        RemotePtr rpath = TRY(scratch.PushString(path));
+        fds[r.source] = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat,
+                                       AT_FDCWD, rpath.addr(), O_RDONLY | O_CLOEXEC));
+      }
+      for (uint64_t done = 0; done < r.len;) {
+        int64_t n = TRY(rs.Checked("pread64(pages)", SYS_pread64, fds[r.source], r.vaddr + done,
+                                   r.len - done, r.offset + done));
+        if (n <= 0) return MakeError("page file %s ended early", chain.sources[r.source]->path().c_str());
+        done += n;
+      }
+    }
+    return Ok{};
+  }();
+  for (auto& [src, fd] : fds) (void)rs.Syscall(SYS_close, fd);
+  return st;
 }
 
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <vector>
 #include <string>
 
 #include "images/criu_lite.pb.h"
@@ -32,6 +34,22 @@ Status MapVmas(Puppet& p, const img::MmState& mm,
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
+
+// Pages of an iterative dump: the final image's pagemap sends "in parent"
+// runs up the chain of `parent` links; each run is found in the newest image
+// that has it.
+struct ChainedRun {
+  uint64_t vaddr, len;
+  size_t source;  // index into the chain: 0 is the final image
+  uint64_t offset;
+};
+struct PageChain {
+  std::vector<std::unique_ptr<PageReader>> sources;
+  std::vector<ChainedRun> runs;
+};
+// DIR is the final image directory, PM the task's pagemap there.
+Result<PageChain> ResolvePageChain(const std::string& dir, pid_t pid, const img::Pagemap& pm);
+Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how);
 Status FinishVmas(Puppet& p, const img::MmState& mm);
 
 }  // namespace crl

@@ -41,6 +41,7 @@ struct TaskImages {
   img::Pagemap pagemap;
   img::Fds fds;
   std::unique_ptr<PageReader> pages;
+  std::unique_ptr<PageChain> chain;  // iterative dumps: pages in parent images
   std::vector<const TaskImages*> children;  // tree order
 };
 
@@ -90,6 +91,10 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   TRY(ValidateVmas(t->mm).Context(Format("PID %d", pid)));
   auto reader = TRY(PageReader::Open(dir.path(), t->pagemap));
   t->pages = std::make_unique<PageReader>(std::move(reader));
+  bool chained = false;
+  for (const img::PagemapEntry& e : t->pagemap.entries()) chained |= e.in_parent();
+  if (chained)
+    t->chain = std::make_unique<PageChain>(TRY(ResolvePageChain(dir.path(), pid, t->pagemap)));
   for (int tid : t->entry.tids()) TRY(CheckPidFree(tid));
   return Ok{};
 }
@@ -183,7 +188,10 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   TRY(step(MapVmas(p, t.mm, [this](uint64_t ino) { return files_.MemfdPath(ino); }),
            "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
-  TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
+  if (t.chain)
+    TRY(step(PlaceChainedPages(p, *t.chain, opts_.pages), "placing pages"));
+  else
+    TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
   TRY(step(FinishVmas(p, t.mm), "setting protections"));
   TRY(step(InstallFds(p, t.fds, files_), "restoring files"));
   TRY(step(RestoreProcessState(p, t.core), "restoring process state"));
@@ -378,6 +386,10 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   if (realpath(opts.images_dir.c_str(), real)) opts.images_dir = real;  // the puppets open files
   ImageDir dir(opts.images_dir);
   img::Inventory inv = TRY(dir.ReadInventory());
+  if (inv.pre_dump())
+    return MakeError("%s is a pre-dump (memory only): restore the final dump made with "
+                     "--prev-images-dir pointing to it",
+                     opts.images_dir.c_str());
   if (!Kernel().prctl_set_mm_map)
     return MakeError("this kernel lacks PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE): cannot restore");
   if (inv.tree_size() == 0) {

@@ -29,6 +29,8 @@
 //   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
+//   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
+//             also dropping pages; for iterative dumps
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
@@ -120,6 +122,25 @@ std::string ReadProcStat(pid_t pid) {
   buf[n] = 0;
   char* p = strrchr(buf, ')');
   return p ? std::string(1, p[2]) : "?";
+}
+
+std::string Format2(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string Format2(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::string ReadFileOr(const std::string& name) {
+  FILE* f = fopen((g_dir + "/" + name).c_str(), "re");
+  if (!f) return "";
+  char buf[512] = {};
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  return std::string(buf, n);
 }
 
 uint64_t Mix(uint64_t x) {  // splitmix64: page contents nobody can guess
@@ -1039,6 +1060,145 @@ int Forest(int procs, int threads, long mib) {
   Report();
 }
 
+// ---- dirtier ------------------------------------------------------------------
+// Keeps writing to its memory at a steady rate, each page stamped with its
+// index and a generation that only grows; a table (in memory too) says each
+// page's newest generation. A restored page from an older pass is stale and
+// shows. It also drops pages (MADV_DONTNEED), flips protections, and maps
+// and unmaps regions, the ways tracking can break. --big-mib W MiB,
+// --rate pages/ms per writer, --threads T writers, --procs N processes.
+struct Dirtier {
+  char* mem;
+  size_t pages;
+  std::vector<uint32_t> gen;  // 0: dropped, reads as zeros
+  uint64_t rng;
+};
+std::atomic<bool> g_dirty_stop{false};
+
+void StampPage(char* page, size_t index, uint32_t gen) {
+  auto* w = reinterpret_cast<uint64_t*>(page);
+  w[0] = index;
+  w[1] = gen;
+  for (size_t i = 2; i < 4096 / 8; i += 61) w[i] = Mix(index * 1000003 + gen + i);
+}
+
+bool PageOk(const char* page, size_t index, uint32_t gen) {
+  auto* w = reinterpret_cast<const uint64_t*>(page);
+  if (gen == 0) {
+    for (size_t i = 0; i < 4096 / 8; i++)
+      if (w[i]) return false;
+    return true;
+  }
+  if (w[0] != index || w[1] != gen) return false;
+  for (size_t i = 2; i < 4096 / 8; i += 61)
+    if (w[i] != Mix(index * 1000003 + gen + i)) return false;
+  return true;
+}
+
+void DirtyLoop(Dirtier* d, int rate) {
+  while (!g_dirty_stop) {
+    for (int k = 0; k < rate; k++) {
+      d->rng = Mix(d->rng);
+      size_t i = d->rng % d->pages;
+      if (d->rng % 97 == 0) {
+        madvise(d->mem + i * 4096, 4096, MADV_DONTNEED);
+        d->gen[i] = 0;
+      } else if (d->rng % 89 == 0) {
+        mprotect(d->mem + i * 4096, 4096, PROT_READ);  // protections change under tracking
+        mprotect(d->mem + i * 4096, 4096, PROT_READ | PROT_WRITE);
+      } else {
+        StampPage(d->mem + i * 4096, i, ++d->gen[i] ? d->gen[i] : ++d->gen[i]);
+      }
+    }
+    usleep(1000);
+  }
+}
+
+std::string VerifyDirtier(const Dirtier& d) {
+  size_t bad = 0, first = SIZE_MAX;
+  for (size_t i = 0; i < d.pages; i++)
+    if (!PageOk(d.mem + i * 4096, i, d.gen[i])) {
+      bad++;
+      if (first == SIZE_MAX) first = i;
+    }
+  if (!bad) return "";
+  auto* w = reinterpret_cast<const uint64_t*>(d.mem + first * 4096);
+  return Format2("%zu stale pages; page %zu holds generation %lu, want %u", bad, first, w[1], d.gen[first]);
+}
+
+void* DirtyThread(void* arg) {
+  auto* pair = static_cast<std::pair<Dirtier*, int>*>(arg);
+  DirtyLoop(pair->first, pair->second);
+  return nullptr;
+}
+
+// One process's share: T writer threads, each with its own slice of pages.
+std::string RunDirtier(long mib, int threads, int rate, bool ready, uint64_t seed) {
+  size_t pages = (static_cast<size_t>(mib) << 20) / 4096 / threads;
+  std::vector<Dirtier> ds(threads);
+  for (int t = 0; t < threads; t++) {
+    Dirtier& d = ds[t];
+    d.pages = pages;
+    d.mem = static_cast<char*>(mmap(nullptr, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    d.gen.assign(pages, 1);
+    d.rng = seed * 100 + t;
+    for (size_t i = 0; i < pages; i++) StampPage(d.mem + i * 4096, i, 1);
+  }
+  // A region that is mapped, then changes protection and gets unmapped.
+  char* extra = static_cast<char*>(mmap(nullptr, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  Fill(extra, 64 * 4096, seed);
+  std::vector<std::pair<Dirtier*, int>> args;
+  for (auto& d : ds) args.push_back({&d, rate});
+  std::vector<pthread_t> th(threads);
+  for (int t = 1; t < threads; t++) pthread_create(&th[t], nullptr, DirtyThread, &args[t]);
+  if (ready) Ready();
+  DirtyLoop(&ds[0], rate);  // the first writer is this thread, until the check
+  for (int t = 1; t < threads; t++) pthread_join(th[t], nullptr);
+  std::string err;
+  for (auto& d : ds) {
+    std::string e = VerifyDirtier(d);
+    if (!e.empty() && err.empty()) err = e;
+  }
+  if (!Verify(extra, 64 * 4096, seed)) err += " extra region differs";
+  return err;
+}
+
+void OnCheckDirtier(int) {
+  g_check = 1;
+  g_dirty_stop = true;
+}
+
+int DirtierMain(long mib, int threads, int rate, int procs) {
+  struct sigaction sa {};
+  sa.sa_handler = OnCheckDirtier;
+  sigaction(SIGUSR1, &sa, nullptr);
+  std::vector<pid_t> kids;
+  for (int i = 1; i < procs; i++) {
+    pid_t c = fork();
+    if (c == 0) {
+      std::string e = RunDirtier(mib, threads, rate, false, 77 + i);
+      if (!e.empty()) WriteFile("fail-" + std::to_string(getpid()), e);
+      _exit(e.empty() ? 0 : 1);
+    }
+    kids.push_back(c);
+  }
+  if (!kids.empty()) {
+    std::string list;
+    for (pid_t k : kids) list += std::to_string(k) + " ";
+    WriteFile("children", list + "\n");
+  }
+  // The root forwards the check to its children once it has stopped too.
+  std::string e = RunDirtier(mib, threads, rate, true, 77);
+  if (!e.empty()) Fail("%s", e.c_str());
+  for (pid_t k : kids) {
+    kill(k, SIGUSR1);
+    int st;
+    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: %s", k,
+           ReadFileOr("fail-" + std::to_string(k)).c_str());
+  }
+  Report();
+}
+
 // ---- hold (benchmarks) ------------------------------------------------------
 int Hold(long mib) {
   InstallCheckHandler();
@@ -1082,15 +1242,17 @@ int main(int argc, char** argv) {
   long big_mib = 0;
   bool sparse = false;
   double secs = 2;
-  int procs = 50, threads = 4;
+  int procs = 50, threads = 4, rate = 64;
+  bool procs_set = false, threads_set = false;
   for (int i = 2; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--dir" && i + 1 < argc) g_dir = argv[++i];
     else if (a == "--big-mib" && i + 1 < argc) big_mib = atol(argv[++i]);
     else if (a == "--sparse") sparse = true;
     else if (a == "--secs" && i + 1 < argc) secs = atof(argv[++i]);
-    else if (a == "--procs" && i + 1 < argc) procs = atoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (a == "--procs" && i + 1 < argc) procs = atoi(argv[++i]), procs_set = true;
+    else if (a == "--threads" && i + 1 < argc) threads = atoi(argv[++i]), threads_set = true;
+    else if (a == "--rate" && i + 1 < argc) rate = atoi(argv[++i]);
   }
   if (g_dir.empty()) g_dir = ".";
   // Whatever the launcher left open (pipes of a test runner, say) is not ours.
@@ -1109,6 +1271,7 @@ int main(int argc, char** argv) {
   if (scenario == "cow") return Cow(big_mib > 0 ? big_mib : 256);
   if (scenario == "shmem") return Shmem();
   if (scenario == "forker") return Forker();
+  if (scenario == "dirtier") return DirtierMain(big_mib > 0 ? big_mib : 64, threads_set ? threads : 1, rate, procs_set ? procs : 1);
   if (scenario == "pipeline") return Pipeline();
   if (scenario == "memfd") return Memfd();
   if (scenario == "sockets") return Sockets();

@@ -1,0 +1,328 @@
+#include "criu-lite/tracking.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+
+#include "images/image_dir.h"
+#include "images/image_file.h"
+#include "kernel/kernel_probe.h"
+#include "kernel/log.h"
+#include "kernel/proc_parsers.h"
+#include "kernel/remote_syscalls.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+namespace {
+
+uint64_t StartTime(pid_t pid) {
+  auto text = ReadFileToString(Format("/proc/%d/stat", pid));
+  if (!text.ok()) return 0;
+  auto st = ParseProcStat(*text);
+  return st.ok() ? st->start_time : 0;
+}
+
+bool Trackable(const img::Vma& v) {
+  return v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::FILE_PRIVATE ||
+         v.kind() == img::Vma::ANON_SHARED;
+}
+
+// The holder: keeps the userfaultfds open until every tracked task is gone.
+[[noreturn]] void HolderMain(const std::vector<int>& keep, const std::vector<pid_t>& pids) {
+  setsid();
+  prctl(PR_SET_NAME, "crl-wp-holder");
+  signal(SIGHUP, SIG_IGN);
+  for (int fd = 0; fd < 4096; fd++)
+    if (std::find(keep.begin(), keep.end(), fd) == keep.end()) close(fd);
+  std::vector<pollfd> pfds;
+  for (pid_t p : pids) {
+    int fd = syscall(__NR_pidfd_open, p, 0);
+    if (fd >= 0) pfds.push_back({fd, POLLIN, 0});
+  }
+  while (!pfds.empty()) {
+    if (poll(pfds.data(), pfds.size(), -1) < 0) continue;
+    pfds.erase(std::remove_if(pfds.begin(), pfds.end(), [](const pollfd& p) { return p.revents; }),
+               pfds.end());
+  }
+  _exit(0);
+}
+
+}  // namespace
+
+TrackingMethod BestTrackingMethod() {
+  if (Kernel().uffd_wp_async && Kernel().pagemap_scan) return TrackingMethod::kUffdWp;
+  if (Kernel().soft_dirty) return TrackingMethod::kSoftDirty;
+  return TrackingMethod::kNone;
+}
+
+const char* TrackingMethodName(TrackingMethod m) {
+  switch (m) {
+    case TrackingMethod::kUffdWp: return "uffd-wp";
+    case TrackingMethod::kSoftDirty: return "soft-dirty";
+    default: return "none";
+  }
+}
+
+bool Tracker::Tracking(pid_t pid) const {
+  return method_ == TrackingMethod::kUffdWp ? uffds_.count(pid) > 0 : soft_dirty_.count(pid) > 0;
+}
+
+Result<Tracker> Tracker::Resume(const std::string& prev_dir) {
+  ImageDir prev(prev_dir);
+  img::Tracking t;
+  if (access(prev.Tracking().c_str(), F_OK) < 0) {
+    LOG_WARN("%s holds no tracking state: every page counts as written", prev_dir.c_str());
+    return Tracker(BestTrackingMethod());
+  }
+  TRY(ReadImage(prev.Tracking(), ImageKind::kTracking, &t));
+  if (t.method() == "soft-dirty") {
+    Tracker tr(TrackingMethod::kSoftDirty);
+    for (const img::TrackedTask& task : t.tasks()) tr.soft_dirty_[task.pid()] = true;
+    return tr;
+  }
+  Tracker tr(TrackingMethod::kUffdWp);
+  if (t.holder_pid() <= 0 || StartTime(t.holder_pid()) != t.holder_start_time()) {
+    LOG_WARN("the tracking holder %d of %s is gone: tracking was lost, every page counts as "
+             "written (a full dump)",
+             t.holder_pid(), prev_dir.c_str());
+    return tr;
+  }
+  ScopedFd holder(syscall(__NR_pidfd_open, t.holder_pid(), 0));
+  if (!holder.valid()) return tr;
+  tr.holder_ = t.holder_pid();
+  for (const img::TrackedTask& task : t.tasks()) {
+    int fd = syscall(__NR_pidfd_getfd, holder.get(), task.holder_fd(), 0);
+    char link[64] = {};
+    if (fd >= 0 && readlink(Format("/proc/self/fd/%d", fd).c_str(), link, sizeof link - 1) > 0 &&
+        std::string(link) == "anon_inode:[userfaultfd]") {
+      tr.uffds_[task.pid()] = ScopedFd(fd);
+      tr.holder_fds_[task.pid()] = task.holder_fd();
+    } else {
+      if (fd >= 0) close(fd);
+      LOG_WARN("tracking of PID %d was lost: its pages all count as written", task.pid());
+    }
+  }
+  return tr;
+}
+
+Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
+  pid_t pid = p.pid;
+  if (method_ == TrackingMethod::kSoftDirty) {
+    soft_dirty_[pid] = true;
+    return Rearm(pid);
+  }
+  if (method_ != TrackingMethod::kUffdWp) return MakeError("no tracking method");
+  uint64_t vdso = 0, vdso_end = 0;
+  for (const img::Vma& v : mm.vmas())
+    if (v.kind() == img::Vma::VDSO) vdso = v.start(), vdso_end = v.end();
+  RemotePtr site = TRY(FindSyscallInsn(pid, vdso, vdso_end));
+  int64_t remote_fd;
+  {
+    RemoteSyscalls rs(p.threads[0].tid, site, p.threads[0].regs);
+    // Created by the task itself: a userfaultfd belongs to its creator's mm.
+    remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    ScopedFd pidfd(syscall(__NR_pidfd_open, pid, 0));
+    int local = syscall(__NR_pidfd_getfd, pidfd.get(), remote_fd, 0);
+    (void)rs.Syscall(SYS_close, remote_fd);
+    if (local < 0) return ErrnoError("pidfd_getfd(%d, userfaultfd)", pid);
+    uffds_[pid] = ScopedFd(local);
+  }
+  int uffd = uffds_[pid].get();
+  uffdio_api api{};
+  api.api = UFFD_API;
+  // WP_ASYNC without WP_UNPOPULATED: unpopulated pages then stay plain empty
+  // ptes (a first write to one fills it, unprotected: "written"), where
+  // WP_UNPOPULATED would install markers that PAGEMAP_SCAN and
+  // /proc/PID/pagemap both report as swapped pages, not telling them from
+  // real ones.
+  api.features = UFFD_FEATURE_WP_ASYNC;
+  if (ioctl(uffd, UFFDIO_API, &api) < 0) return ErrnoError("ioctl(UFFDIO_API, WP_ASYNC) for %d", pid);
+  int tracked = 0;
+  for (const img::Vma& v : mm.vmas()) {
+    if (!Trackable(v)) continue;
+    uffdio_register reg{};
+    reg.range = {v.start(), v.end() - v.start()};
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+      // Not trackable (the task's own userfaultfd, say): dumped in full.
+      LOG_DEBUG("PID %d: cannot track 0x%lx-0x%lx: %m", pid, v.start(), v.end());
+      continue;
+    }
+    uffdio_writeprotect wp{};
+    wp.range = reg.range;
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+      return ErrnoError("ioctl(UFFDIO_WRITEPROTECT, 0x%lx) for %d", v.start(), pid);
+    tracked++;
+  }
+  LOG_INFO("PID %d: tracking writes in %d mappings with uffd-wp", pid, tracked);
+  return Ok{};
+}
+
+Result<std::vector<PageRun>> Tracker::TakeWritten(pid_t pid, uint64_t start, uint64_t end) {
+  std::string path = Format("/proc/%d/pagemap", pid);
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  std::vector<PageRun> runs;
+  if (method_ == TrackingMethod::kSoftDirty) {
+    std::vector<uint64_t> e(4096);
+    for (uint64_t pos = start; pos < end;) {
+      size_t n = std::min<uint64_t>((end - pos) / kPageSize, e.size());
+      if (pread(fd.get(), e.data(), n * 8, (pos / kPageSize) * 8) != static_cast<ssize_t>(n * 8))
+        return ErrnoError("pread(%s)", path.c_str());
+      for (size_t i = 0; i < n; i++)
+        if (e[i] & (1ull << 55)) {
+          uint64_t a = pos + i * kPageSize;
+          if (!runs.empty() && runs.back().end == a) runs.back().end += kPageSize;
+          else runs.push_back({a, a + kPageSize});
+        }
+      pos += n * kPageSize;
+    }
+    return runs;
+  }
+  std::vector<page_region> vec(1024);
+  for (uint64_t pos = start; pos < end;) {
+    pm_scan_arg arg{};
+    arg.size = sizeof arg;
+    arg.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+    arg.start = pos;
+    arg.end = end;
+    arg.vec = reinterpret_cast<uint64_t>(vec.data());
+    arg.vec_len = vec.size();
+    arg.category_mask = PAGE_IS_WRITTEN;
+    arg.return_mask = PAGE_IS_WRITTEN;
+    long n = ioctl(fd.get(), PAGEMAP_SCAN, &arg);
+    if (n < 0 && errno == EPERM) return MakeError("untracked");
+    if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, written, 0x%lx-0x%lx)", pos, end);
+    for (long i = 0; i < n; i++) {
+      if (!runs.empty() && runs.back().end == vec[i].start) runs.back().end = vec[i].end;
+      else runs.push_back({vec[i].start, vec[i].end});
+    }
+    if (arg.walk_end <= pos) break;
+    pos = arg.walk_end;
+  }
+  return runs;
+}
+
+Status Tracker::Rearm(pid_t pid) {
+  if (method_ != TrackingMethod::kSoftDirty) return Ok{};
+  std::string path = Format("/proc/%d/clear_refs", pid);
+  ScopedFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid() || write(fd.get(), "4", 1) != 1) return ErrnoError("write(%s, 4)", path.c_str());
+  return Ok{};
+}
+
+Status Tracker::Save(const std::string& dir) {
+  img::Tracking t;
+  t.set_method(TrackingMethodName(method_));
+  if (method_ == TrackingMethod::kSoftDirty) {
+    for (auto& [pid, on] : soft_dirty_) t.add_tasks()->set_pid(pid);
+    return WriteImage(ImageDir(dir).Tracking(), ImageKind::kTracking, t);
+  }
+  if (holder_ > 0) kill(holder_, SIGKILL);  // the new holder takes over every fd
+  std::vector<int> keep;
+  std::vector<pid_t> pids;
+  for (auto& [pid, fd] : uffds_) {
+    keep.push_back(fd.get());
+    pids.push_back(pid);
+  }
+  // Double fork: the holder is nobody's child, so nothing has to reap it.
+  int ready[2];
+  if (pipe(ready) < 0) return ErrnoError("pipe");
+  pid_t mid = fork();
+  if (mid < 0) return ErrnoError("fork");
+  if (mid == 0) {
+    pid_t h = fork();
+    if (h == 0) {
+      keep.push_back(ready[1]);
+      close(ready[0]);
+      HolderMain(keep, pids);
+    }
+    if (write(ready[1], &h, sizeof h) != sizeof h) _exit(1);
+    _exit(0);
+  }
+  close(ready[1]);
+  pid_t h = -1;
+  if (read(ready[0], &h, sizeof h) != sizeof h) h = -1;
+  close(ready[0]);
+  waitpid(mid, nullptr, 0);
+  if (h <= 0) return MakeError("could not start the tracking holder");
+  holder_ = h;
+  t.set_holder_pid(h);
+  t.set_holder_start_time(StartTime(h));
+  for (auto& [pid, fd] : uffds_) {
+    img::TrackedTask* task = t.add_tasks();
+    task->set_pid(pid);
+    task->set_holder_fd(fd.get());
+  }
+  return WriteImage(ImageDir(dir).Tracking(), ImageKind::kTracking, t);
+}
+
+void Tracker::Stop() {
+  if (holder_ > 0) kill(holder_, SIGKILL);
+  holder_ = -1;
+  uffds_.clear();
+}
+
+Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const img::MmState& prev,
+                                        Tracker& tracker, MemoryDumpStats* stats) {
+  IncrementalPlan plan;
+  for (const img::Vma& v : mm.vmas()) {
+    if (!Trackable(v)) continue;
+    bool existed = false;
+    for (const img::Vma& pv : prev.vmas())
+      if (pv.start() == v.start() && pv.end() == v.end() && pv.kind() == v.kind()) existed = true;
+    bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
+    bool readable = v.prot() & PROT_READ;
+    stats->pages_scanned += (v.end() - v.start()) / kPageSize;
+    std::vector<PageRun> data = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
+    auto written = tracker.TakeWritten(pid, v.start(), v.end());
+    if (LogEnabled(LogLevel::kDebug)) {
+      size_t nd = 0, nw = 0;
+      for (const PageRun& r : data) nd += (r.end - r.start) / kPageSize;
+      if (written.ok())
+        for (const PageRun& r : *written) nw += (r.end - r.start) / kPageSize;
+      LOG_DEBUG("PID %d 0x%lx-0x%lx: %zu data pages, %s %zu written", pid, v.start(), v.end(), nd,
+                written.ok() ? "tracked," : "untracked,", nw);
+    }
+    if (!written.ok() || !existed) {
+      for (const PageRun& r : data) plan.copy.push_back({r, readable});
+      continue;
+    }
+    // Each data page is either written since the last pass, or unchanged and
+    // so in the parent image.
+    size_t wi = 0;
+    for (const PageRun& r : data) {
+      for (uint64_t a = r.start; a < r.end;) {
+        while (wi < written->size() && (*written)[wi].end <= a) wi++;
+        bool w = wi < written->size() && (*written)[wi].start <= a;
+        uint64_t lim = r.end;
+        if (wi < written->size()) lim = std::min(lim, w ? (*written)[wi].end : (*written)[wi].start);
+        if (w) {
+          if (!plan.copy.empty() && plan.copy.back().first.end == a)
+            plan.copy.back().first.end = lim;
+          else
+            plan.copy.push_back({{a, lim}, readable});
+        } else {
+          if (!plan.in_parent.empty() && plan.in_parent.back().end == a)
+            plan.in_parent.back().end = lim;
+          else
+            plan.in_parent.push_back({a, lim});
+        }
+        a = lim;
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace crl

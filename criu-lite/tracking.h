@@ -1,0 +1,81 @@
+// Tracking which pages a task writes between the passes of an iterative
+// dump (pre-dump ... dump --track-mem).
+//
+// uffd-wp (6.7+): a userfaultfd is created in the task (a remote syscall:
+// its mm is the task's), taken out with pidfd_getfd and closed there. With
+// UFFD_FEATURE_WP_ASYNC + WP_UNPOPULATED, registering a VMA in write-protect
+// mode makes the kernel note every first write to a page instead of
+// faulting; PAGEMAP_SCAN with PAGE_IS_WRITTEN and PM_SCAN_WP_MATCHING reports
+// the written pages and re-protects them in one call. The registration lives
+// as long as the userfaultfd is open, so between passes (each its own
+// criu-lite process) a small holder process keeps the task's userfaultfd;
+// the next pass takes it back with pidfd_getfd. The final dump ends the
+// holder. A task that registers its own userfaultfd, or a VMA that is new
+// or remapped, is not write-protected (PM_SCAN_CHECK_WPASYNC fails): such
+// VMAs count as fully written.
+//
+// soft-dirty (kernels with CONFIG_MEM_SOFT_DIRTY and no uffd-wp): writing
+// "4" to /proc/PID/clear_refs clears the bits; pagemap bit 55 says written.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "criu-lite/memory_dump.h"
+#include "criu-lite/seized_tree.h"
+#include "images/criu_lite.pb.h"
+#include "kernel/result.h"
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+
+enum class TrackingMethod { kNone, kUffdWp, kSoftDirty };
+TrackingMethod BestTrackingMethod();
+const char* TrackingMethodName(TrackingMethod m);
+
+class Tracker {
+ public:
+  // Takes the tracking state left by the previous pass in PREV_DIR. An empty
+  // result for a task means its tracking was lost (the reason is logged).
+  static Result<Tracker> Resume(const std::string& prev_dir);
+  static Tracker Fresh(TrackingMethod m) { return Tracker(m); }
+
+  TrackingMethod method() const { return method_; }
+  bool Tracking(pid_t pid) const;
+  // Arms tracking for a task from now on (all its pages count as written
+  // until the next scan). The task must be seized.
+  Status Start(const SeizedProcess& p, const img::MmState& mm);
+  // The written pages of [start, end) since the last scan, re-armed in the
+  // same call. Error kUntracked: this range is not tracked.
+  Result<std::vector<PageRun>> TakeWritten(pid_t pid, uint64_t start, uint64_t end);
+  // After a pass of soft-dirty: clear the bits for the next one.
+  Status Rearm(pid_t pid);
+  // Leaves the state for the next pass: spawns or keeps the holder.
+  Status Save(const std::string& dir);
+  // Ends tracking: the holder goes, the tasks' registrations with it.
+  void Stop();
+
+ private:
+  explicit Tracker(TrackingMethod m) : method_(m) {}
+  TrackingMethod method_;
+  std::map<pid_t, ScopedFd> uffds_;  // uffd-wp: criu-lite's copy of each task's userfaultfd
+  std::map<pid_t, bool> soft_dirty_;
+  pid_t holder_ = -1;
+  std::map<pid_t, int> holder_fds_;
+};
+
+// The incremental plan of one process: pages written since the previous
+// pass are copied; pages present but not written are "in parent".
+struct IncrementalPlan {
+  MemoryPlan copy;
+  std::vector<PageRun> in_parent;
+};
+// PREV: the task's mappings at the previous pass; a mapping that was not
+// there (new, moved or re-mapped) counts as fully written.
+Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const img::MmState& prev,
+                                        Tracker& tracker, MemoryDumpStats* stats);
+
+}  // namespace crl
