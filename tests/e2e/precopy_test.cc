@@ -1,0 +1,104 @@
+// Iterative pre-copy: pre-dump passes while the workload writes, a final
+// dump of what changed, and a restore that must never show a stale page.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+bool KernelHas(const std::string& check_line_start) {
+  CmdResult r = RunCriuLite({"check"});
+  for (size_t p = r.out.find(check_line_start); p != std::string::npos;) {
+    std::string line = r.out.substr(p, r.out.find('\n', p) - p);
+    return line.find(" yes ") != std::string::npos;
+  }
+  return false;
+}
+
+// N pre-dumps, then the final dump, then restore; the workload checks itself.
+void Iterate(const std::vector<std::string>& wl_args, int passes,
+             const std::vector<std::string>& extra = {}) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "dirtier", wl_args);
+  std::string prev;
+  for (int i = 1; i <= passes; i++) {
+    std::vector<std::string> args = {"pre-dump", "-t", std::to_string(pid), "-D", dir / ("p" + std::to_string(i))};
+    if (!prev.empty()) args.insert(args.end(), {"--prev-images-dir", "../" + prev});
+    args.insert(args.end(), extra.begin(), extra.end());
+    CmdResult r = RunCriuLite(args);
+    ASSERT_TRUE(r.ok()) << "pass " << i << ": " << r.err;
+    ASSERT_TRUE(Alive(pid)) << "pre-dump must leave the tree running";
+    EXPECT_NE(TaskState(pid), 't') << "left stopped";
+    prev = "p" + std::to_string(i);
+    usleep(200000);
+  }
+  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "final", "-v", "-o", dir / "dump.log"};
+  if (!prev.empty()) dump.insert(dump.end(), {"--prev-images-dir", "../" + prev, "--track-mem"});
+  dump.insert(dump.end(), extra.begin(), extra.end());
+  CmdResult d = RunCriuLite(dump, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(PreCopy, FivePassesWithUffdWpNeverRestoreAStalePage) {
+  if (!KernelHas("written-page tracking")) GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
+  Iterate({"--big-mib", "32", "--rate", "32"}, 5);
+}
+
+TEST(PreCopy, TreeOfThreeMultithreadedProcessesThreePasses) {
+  if (!KernelHas("written-page tracking")) GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
+  Iterate({"--procs", "3", "--threads", "2", "--big-mib", "16", "--rate", "16"}, 3);
+}
+
+TEST(PreCopy, SoftDirtyTracking) {
+  CmdResult r = RunCriuLite({"check"});
+  if (r.out.find("soft-dirty         yes") == std::string::npos)
+    GTEST_SKIP() << "SKIPPED: this kernel has no soft-dirty (CONFIG_MEM_SOFT_DIRTY); the uffd-wp "
+                    "path is tested instead";
+  Iterate({"--big-mib", "16", "--rate", "16"}, 3, {"--disable-kernel-feature", "uffd-wp"});
+}
+
+TEST(PreCopy, LostTrackingFallsBackToAFullDumpAndSaysSo) {
+  if (!KernelHas("written-page tracking")) GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "dirtier", {"--big-mib", "8", "--rate", "8"});
+  ASSERT_TRUE(RunCriuLite({"pre-dump", "-t", std::to_string(pid), "-D", dir / "p1"}).ok());
+  // Kill the holder that keeps the tracking alive.
+  std::string show = RunCriuLite({"show", dir / "p1/tracking.img"}).out;
+  size_t at = show.find("\"holder_pid\": ");
+  ASSERT_NE(at, std::string::npos) << show;
+  pid_t holder = atoi(show.c_str() + at + 14);
+  ASSERT_GT(holder, 0);
+  kill(holder, SIGKILL);
+  usleep(100000);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "final", "--prev-images-dir", "../p1", "--track-mem"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_NE(d.err.find("tracking was lost"), std::string::npos) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(PreCopy, APreDumpAloneIsNotRestorable) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "dirtier", {"--big-mib", "4"});
+  CmdResult p = RunCriuLite({"pre-dump", "-t", std::to_string(pid), "-D", dir / "p1"});
+  if (!p.ok()) {
+    EXPECT_NE(p.err.find("pre-dump is not possible"), std::string::npos) << p.err;
+  } else {
+    CmdResult r = RunCriuLite({"restore", "-D", dir / "p1"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("is a pre-dump"), std::string::npos) << r.err;
+  }
+  KillAndReap(pid);
+}
+
+}  // namespace
+}  // namespace crl::test
