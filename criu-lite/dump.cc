@@ -129,12 +129,14 @@ Status Dump(const DumpOptions& opts) {
   Tracker tracker = Tracker::Fresh(BestTrackingMethod());
   if (chained) tracker = TRY(Tracker::Resume(prev_dir));
   if ((opts.pre_dump || opts.track_mem) && tracker.method() == TrackingMethod::kNone)
-    return MakeError("this kernel can track written pages neither with uffd-wp async "
-                     "(PAGEMAP_SCAN) nor with soft-dirty: pre-dump is not possible");
+    return MakeError(
+        "this kernel can track written pages neither with uffd-wp async "
+        "(PAGEMAP_SCAN) nor with soft-dirty: pre-dump is not possible");
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
     img::MmState prev_mm;
-    bool have_prev = chained && ReadImage(ImageDir(prev_dir).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
+    bool have_prev =
+        chained && ReadImage(ImageDir(prev_dir).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
     if (chained && have_prev && tracker.Tracking(p.pid)) {
       IncrementalPlan inc = TRY(PlanIncremental(p.pid, p.mm, prev_mm, tracker, &mstats)
                                     .Context(Format("finding pages PID %d wrote", p.pid)));
@@ -156,7 +158,8 @@ Status Dump(const DumpOptions& opts) {
   uint64_t bytes = 0;
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
-    PageWriter writer = TRY(PageWriter::Create(opts.images_dir, dir.PagesName(p.pid), opts.zstd_level));
+    PageWriter writer =
+        TRY(PageWriter::Create(opts.images_dir, dir.PagesName(p.pid), opts.zstd_level));
     TRY(CopyPages(p.pid, plans[i], opts.leave_running || opts.pre_dump, &writer, &mstats)
             .Context(Format("dumping memory of PID %d", p.pid)));
     for (const PageRun& r : in_parent[i]) writer.AppendInParent(r.start, r.end - r.start);
@@ -237,10 +240,11 @@ Status Dump(const DumpOptions& opts) {
   stats.set_total_usec(Usec(t_start, t_end));
   stats.set_kind(opts.pre_dump ? "pre-dump" : "dump");
   TRY(WriteImage(dir.Stats("dump"), ImageKind::kStats, stats));
-  LOG_INFO("dumped the tree of PID %d: %zu processes, %lu pages (%lu more shared with parents), "
-           "%lu bytes in %.3f s (frozen %.3f s)",
-           pid, procs.size(), mstats.pages_written, mstats.pages_shared_with_parent, bytes,
-           stats.total_usec() / 1e6, stats.frozen_usec() / 1e6);
+  LOG_INFO(
+      "dumped the tree of PID %d: %zu processes, %lu pages (%lu more shared with parents), "
+      "%lu bytes in %.3f s (frozen %.3f s)",
+      pid, procs.size(), mstats.pages_written, mstats.pages_shared_with_parent, bytes,
+      stats.total_usec() / 1e6, stats.frozen_usec() / 1e6);
   return Ok{};
 }
 

@@ -309,7 +309,8 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
       } else {
         if (done.count(f.ino())) continue;
         done.insert(f.ino());
-        auto chunks = TRY(PeekSocket(mine.get(), f.sock_type()).Context(Format("PID %d fd %d", pid, f.fd())));
+        auto chunks =
+            TRY(PeekSocket(mine.get(), f.sock_type()).Context(Format("PID %d fd %d", pid, f.fd())));
         if (chunks.empty()) continue;
         img::QueuedData* q = shared->add_queues();
         q->set_ino(f.ino());

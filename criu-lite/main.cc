@@ -1,7 +1,6 @@
 // criu-lite: checkpoint/restore for Linux processes. The command line follows
 // CRIU's where the same thing is meant, so that scripts carry over.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <iostream>
 
@@ -53,7 +52,9 @@ int main(int argc, char** argv) {
   crl::DumpOptions dopts;
   bool compress = false;
   auto* dump = app.add_subcommand("dump", "checkpoint a running process into an image directory");
-  dump->add_option("-t,--tree", dopts.pid, "PID of the process to dump")->required()->type_name("PID");
+  dump->add_option("-t,--tree", dopts.pid, "PID of the process to dump")
+      ->required()
+      ->type_name("PID");
   dump->add_option("-D,--images-dir", dopts.images_dir, "directory to write the images to")
       ->required()
       ->type_name("DIR");
@@ -104,9 +105,10 @@ int main(int argc, char** argv) {
                     "parent), as CRIU's --restore-sibling; returns once it runs");
   restore->add_option("--pidfile", ropts.pidfile, "write the restored process's PID to FILE")
       ->type_name("FILE");
-  restore->add_option("--pages", pages,
-                      "how pages get into the process: read (it reads them from the page file "
-                      "itself: one copy) or writev (criu-lite writes them: the baseline)")
+  restore
+      ->add_option("--pages", pages,
+                   "how pages get into the process: read (it reads them from the page file "
+                   "itself: one copy) or writev (criu-lite writes them: the baseline)")
       ->check(CLI::IsMember({"read", "writev"}));
 
   auto* check = app.add_subcommand("check", "show which kernel interfaces criu-lite will use");
@@ -122,7 +124,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& f : disable) {
     if (!crl::DisableFeature(f)) {
-      fprintf(stderr, "criu-lite: unknown kernel feature '%s' (pagemap-scan, procmap-query, clone3)\n",
+      fprintf(stderr,
+              "criu-lite: unknown kernel feature '%s' (pagemap-scan, procmap-query, clone3)\n",
               f.c_str());
       return 1;
     }

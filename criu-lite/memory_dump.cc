@@ -9,11 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include "kernel/proc_parsers.h"
 #include <cstring>
 
+#include "images/file_id.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
+#include "kernel/proc_parsers.h"
 #include "kernel/scoped_fd.h"
 #include "kernel/uapi.h"
 
@@ -21,7 +22,8 @@ namespace crl {
 namespace {
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 void AddRun(std::vector<PageRun>* runs, uint64_t start, uint64_t end) {
@@ -88,17 +90,6 @@ Result<std::vector<PageRun>> ScanWithPagemapFile(int fd, uint64_t start, uint64_
     pos += n * kPageSize;
   }
   return runs;
-}
-
-Status FillFileId(const std::string& path, img::FileId* id) {
-  struct stat s;
-  if (stat(path.c_str(), &s) < 0) return ErrnoError("stat(%s)", path.c_str());
-  id->set_dev(s.st_dev);
-  id->set_ino(s.st_ino);
-  id->set_size(s.st_size);
-  id->set_mtime_ns(s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec);
-  id->set_mode(s.st_mode);
-  return Ok{};
 }
 
 // Reads runs of pages from PID into BUF (process_vm_readv with many iovecs;
@@ -239,14 +230,19 @@ void MarkInherited(const img::MmState& parent, img::MmState* child) {
       if (p.start() != v.start() || p.end() != v.end() || p.kind() != v.kind()) continue;
       bool same = false;
       switch (v.kind()) {
-        case img::Vma::ANON_PRIVATE: same = true; break;
-        case img::Vma::ANON_SHARED: same = p.shmem_ino() == v.shmem_ino(); break;
+        case img::Vma::ANON_PRIVATE:
+          same = true;
+          break;
+        case img::Vma::ANON_SHARED:
+          same = p.shmem_ino() == v.shmem_ino();
+          break;
         case img::Vma::FILE_PRIVATE:
         case img::Vma::FILE_SHARED:
           same = p.pgoff() == v.pgoff() && p.file().dev() == v.file().dev() &&
                  p.file().ino() == v.file().ino();
           break;
-        default: break;  // the vDSO moves by itself
+        default:
+          break;  // the vDSO moves by itself
       }
       v.set_inherited(same);
       break;
@@ -272,7 +268,8 @@ Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
                           img::MmState* mm, MemoryDumpStats* stats) {
   ScopedFd child_pm(open(Format("/proc/%d/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
   ScopedFd parent_pm(open(Format("/proc/%d/pagemap", parent).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!child_pm.valid() || !parent_pm.valid()) return ErrnoError("open(pagemap of %d/%d)", pid, parent);
+  if (!child_pm.valid() || !parent_pm.valid())
+    return ErrnoError("open(pagemap of %d/%d)", pid, parent);
   for (const PageRun& r : runs) {
     auto mine = TRY(PageFrames(child_pm.get(), r.start, r.end));
     auto theirs = TRY(PageFrames(parent_pm.get(), r.start, r.end));

@@ -28,7 +28,7 @@ struct SeizedThread {
 struct SeizedProcess {
   pid_t pid = -1;
   pid_t ppid = -1;
-  bool stopped = false;            // in a group-stop (SIGSTOP & co) when seized
+  bool stopped = false;               // in a group-stop (SIGSTOP & co) when seized
   std::vector<SeizedThread> threads;  // threads[0] is the leader
 };
 

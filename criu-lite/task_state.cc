@@ -1,5 +1,4 @@
 #include "criu-lite/task_state.h"
-#include "images/registers_image.h"
 
 #include <linux/prctl.h>
 #include <sys/mman.h>
@@ -13,6 +12,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "images/file_id.h"
+#include "images/registers_image.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/remote_syscalls.h"
@@ -208,16 +209,7 @@ Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vm
   std::string auxv = TRY(ReadFileToString(Format("/proc/%d/auxv", pid)));
   for (uint64_t v : ParseAuxv(auxv)) mm->add_auxv(v);
   mm->set_exe_path(Readlink(Format("/proc/%d/exe", pid)));
-  struct stat s;
-  std::string exe_link = Format("/proc/%d/exe", pid);
-  if (stat(exe_link.c_str(), &s) < 0) return ErrnoError("stat(%s)", exe_link.c_str());
-  img::FileId* id = mm->mutable_exe_file();
-  id->set_dev(s.st_dev);
-  id->set_ino(s.st_ino);
-  id->set_size(s.st_size);
-  id->set_mtime_ns(s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec);
-  id->set_mode(s.st_mode);
-  return Ok{};
+  return FillFileId(Format("/proc/%d/exe", pid), mm->mutable_exe_file());
 }
 
 }  // namespace crl

@@ -66,9 +66,12 @@ TrackingMethod BestTrackingMethod() {
 
 const char* TrackingMethodName(TrackingMethod m) {
   switch (m) {
-    case TrackingMethod::kUffdWp: return "uffd-wp";
-    case TrackingMethod::kSoftDirty: return "soft-dirty";
-    default: return "none";
+    case TrackingMethod::kUffdWp:
+      return "uffd-wp";
+    case TrackingMethod::kSoftDirty:
+      return "soft-dirty";
+    default:
+      return "none";
   }
 }
 
@@ -91,9 +94,10 @@ Result<Tracker> Tracker::Resume(const std::string& prev_dir) {
   }
   Tracker tr(TrackingMethod::kUffdWp);
   if (t.holder_pid() <= 0 || StartTime(t.holder_pid()) != t.holder_start_time()) {
-    LOG_WARN("the tracking holder %d of %s is gone: tracking was lost, every page counts as "
-             "written (a full dump)",
-             t.holder_pid(), prev_dir.c_str());
+    LOG_WARN(
+        "the tracking holder %d of %s is gone: tracking was lost, every page counts as "
+        "written (a full dump)",
+        t.holder_pid(), prev_dir.c_str());
     return tr;
   }
   ScopedFd holder(syscall(__NR_pidfd_open, t.holder_pid(), 0));
@@ -145,7 +149,8 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
   // /proc/PID/pagemap both report as swapped pages, not telling them from
   // real ones.
   api.features = UFFD_FEATURE_WP_ASYNC;
-  if (ioctl(uffd, UFFDIO_API, &api) < 0) return ErrnoError("ioctl(UFFDIO_API, WP_ASYNC) for %d", pid);
+  if (ioctl(uffd, UFFDIO_API, &api) < 0)
+    return ErrnoError("ioctl(UFFDIO_API, WP_ASYNC) for %d", pid);
   int tracked = 0;
   for (const img::Vma& v : mm.vmas()) {
     if (!Trackable(v)) continue;
@@ -182,8 +187,10 @@ Result<std::vector<PageRun>> Tracker::TakeWritten(pid_t pid, uint64_t start, uin
       for (size_t i = 0; i < n; i++)
         if (e[i] & (1ull << 55)) {
           uint64_t a = pos + i * kPageSize;
-          if (!runs.empty() && runs.back().end == a) runs.back().end += kPageSize;
-          else runs.push_back({a, a + kPageSize});
+          if (!runs.empty() && runs.back().end == a)
+            runs.back().end += kPageSize;
+          else
+            runs.push_back({a, a + kPageSize});
         }
       pos += n * kPageSize;
     }
@@ -204,8 +211,10 @@ Result<std::vector<PageRun>> Tracker::TakeWritten(pid_t pid, uint64_t start, uin
     if (n < 0 && errno == EPERM) return MakeError("untracked");
     if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, written, 0x%lx-0x%lx)", pos, end);
     for (long i = 0; i < n; i++) {
-      if (!runs.empty() && runs.back().end == vec[i].start) runs.back().end = vec[i].end;
-      else runs.push_back({vec[i].start, vec[i].end});
+      if (!runs.empty() && runs.back().end == vec[i].start)
+        runs.back().end = vec[i].end;
+      else
+        runs.push_back({vec[i].start, vec[i].end});
     }
     if (arg.walk_end <= pos) break;
     pos = arg.walk_end;
@@ -306,7 +315,8 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const
         while (wi < written->size() && (*written)[wi].end <= a) wi++;
         bool w = wi < written->size() && (*written)[wi].start <= a;
         uint64_t lim = r.end;
-        if (wi < written->size()) lim = std::min(lim, w ? (*written)[wi].end : (*written)[wi].start);
+        if (wi < written->size())
+          lim = std::min(lim, w ? (*written)[wi].end : (*written)[wi].start);
         if (w) {
           if (!plan.copy.empty() && plan.copy.back().first.end == a)
             plan.copy.back().first.end = lim;

@@ -25,9 +25,10 @@ Result<img::Inventory> ImageDir::ReadInventory() const {
   }
   if (!S_ISDIR(st.st_mode)) return MakeError("%s is not a directory", path_.c_str());
   if (stat(Inventory().c_str(), &st) < 0 && errno == ENOENT)
-    return MakeError("%s holds no inventory.img: not a criu-lite image directory (empty, or the "
-                     "dump did not finish)",
-                     path_.c_str());
+    return MakeError(
+        "%s holds no inventory.img: not a criu-lite image directory (empty, or the "
+        "dump did not finish)",
+        path_.c_str());
   img::Inventory inv;
   TRY(ReadImage(Inventory(), ImageKind::kInventory, &inv));
   if (inv.pids_size() == 0) return MakeError("%s lists no tasks", Inventory().c_str());

@@ -16,14 +16,22 @@ namespace {
 
 std::unique_ptr<google::protobuf::Message> NewMessageFor(ImageKind kind) {
   switch (kind) {
-    case ImageKind::kInventory: return std::make_unique<img::Inventory>();
-    case ImageKind::kCore: return std::make_unique<img::TaskCore>();
-    case ImageKind::kMm: return std::make_unique<img::MmState>();
-    case ImageKind::kPagemap: return std::make_unique<img::Pagemap>();
-    case ImageKind::kFds: return std::make_unique<img::Fds>();
-    case ImageKind::kStats: return std::make_unique<img::Stats>();
-    case ImageKind::kShared: return std::make_unique<img::Shared>();
-    case ImageKind::kTracking: return std::make_unique<img::Tracking>();
+    case ImageKind::kInventory:
+      return std::make_unique<img::Inventory>();
+    case ImageKind::kCore:
+      return std::make_unique<img::TaskCore>();
+    case ImageKind::kMm:
+      return std::make_unique<img::MmState>();
+    case ImageKind::kPagemap:
+      return std::make_unique<img::Pagemap>();
+    case ImageKind::kFds:
+      return std::make_unique<img::Fds>();
+    case ImageKind::kStats:
+      return std::make_unique<img::Stats>();
+    case ImageKind::kShared:
+      return std::make_unique<img::Shared>();
+    case ImageKind::kTracking:
+      return std::make_unique<img::Tracking>();
   }
   return nullptr;
 }
@@ -91,14 +99,22 @@ Status CheckMagicAndVersion(const std::string& path, const RawImage& raw, ImageK
 
 const char* ImageKindName(ImageKind kind) {
   switch (kind) {
-    case ImageKind::kInventory: return "inventory";
-    case ImageKind::kCore: return "core";
-    case ImageKind::kMm: return "mm";
-    case ImageKind::kPagemap: return "pagemap";
-    case ImageKind::kFds: return "fds";
-    case ImageKind::kStats: return "stats";
-    case ImageKind::kShared: return "shared";
-    case ImageKind::kTracking: return "tracking";
+    case ImageKind::kInventory:
+      return "inventory";
+    case ImageKind::kCore:
+      return "core";
+    case ImageKind::kMm:
+      return "mm";
+    case ImageKind::kPagemap:
+      return "pagemap";
+    case ImageKind::kFds:
+      return "fds";
+    case ImageKind::kStats:
+      return "stats";
+    case ImageKind::kShared:
+      return "shared";
+    case ImageKind::kTracking:
+      return "tracking";
   }
   return "unknown";
 }
@@ -143,9 +159,10 @@ Result<std::string> ImageToJson(const std::string& path) {
   opts.add_whitespace = true;
   opts.preserve_proto_field_names = true;
   auto st = google::protobuf::util::MessageToJsonString(*msg, &json, opts);
-  if (!st.ok()) return MakeError("printing %s as JSON failed: %s", path.c_str(), st.ToString().c_str());
-  return "{\"kind\": \"" + std::string(ImageKindName(kind)) + "\", \"version\": " +
-         std::to_string(raw.version) + ", \"record\": " + json + "}\n";
+  if (!st.ok())
+    return MakeError("printing %s as JSON failed: %s", path.c_str(), st.ToString().c_str());
+  return "{\"kind\": \"" + std::string(ImageKindName(kind)) +
+         "\", \"version\": " + std::to_string(raw.version) + ", \"record\": " + json + "}\n";
 }
 
 }  // namespace crl

@@ -49,8 +49,8 @@ Status PageWriter::WriteOut(const void* data, size_t len) {
 
 Status PageWriter::FlushFrame() {
   if (frame_raw_.empty()) return Ok{};
-  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_.get()), frame_out_.data(), frame_out_.size(),
-                            frame_raw_.data(), frame_raw_.size());
+  size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_.get()), frame_out_.data(),
+                            frame_out_.size(), frame_raw_.data(), frame_raw_.size());
   if (ZSTD_isError(n)) return MakeError("zstd compression failed: %s", ZSTD_getErrorName(n));
   img::ZstdFrame* f = pm_.add_frames();
   f->set_file_offset(file_offset_);
@@ -128,10 +128,10 @@ Result<PageReader> PageReader::Open(const std::string& dir, const img::Pagemap& 
   struct stat st;
   if (fstat(r.fd_.get(), &st) < 0) return ErrnoError("fstat(%s)", r.path_.c_str());
   if (static_cast<uint64_t>(st.st_size) != pagemap.pages_file_size())
-    return MakeError("pages file %s is %s: %ld bytes, the pagemap expects %lu", r.path_.c_str(),
-                     static_cast<uint64_t>(st.st_size) < pagemap.pages_file_size() ? "truncated"
-                                                                                   : "too long",
-                     st.st_size, pagemap.pages_file_size());
+    return MakeError(
+        "pages file %s is %s: %ld bytes, the pagemap expects %lu", r.path_.c_str(),
+        static_cast<uint64_t>(st.st_size) < pagemap.pages_file_size() ? "truncated" : "too long",
+        st.st_size, pagemap.pages_file_size());
   // Every run must lie inside the page stream the file holds.
   uint64_t raw_total = 0;
   if (r.raw()) {

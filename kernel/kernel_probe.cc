@@ -52,8 +52,7 @@ bool ProbeSoftDirty() {
   bool dirty = false;
   ScopedFd fd(open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   uint64_t entry = 0;
-  if (fd.valid() &&
-      pread(fd.get(), &entry, 8, (reinterpret_cast<uint64_t>(p) / 4096) * 8) == 8)
+  if (fd.valid() && pread(fd.get(), &entry, 8, (reinterpret_cast<uint64_t>(p) / 4096) * 8) == 8)
     dirty = entry & (1ull << 55);
   munmap(p, 4096);
   return dirty;
@@ -130,11 +129,16 @@ bool HasProcessVmMmap() {
 
 bool DisableFeature(const std::string& name) {
   KernelFeatures& f = MutableKernel();
-  if (name == "pagemap-scan") f.pagemap_scan = false;
-  else if (name == "procmap-query") f.procmap_query = false;
-  else if (name == "uffd-wp") f.uffd_wp_async = false;
-  else if (name == "clone3") f.clone3_set_tid = false;
-  else return false;
+  if (name == "pagemap-scan")
+    f.pagemap_scan = false;
+  else if (name == "procmap-query")
+    f.procmap_query = false;
+  else if (name == "uffd-wp")
+    f.uffd_wp_async = false;
+  else if (name == "clone3")
+    f.clone3_set_tid = false;
+  else
+    return false;
   return true;
 }
 
@@ -164,9 +168,9 @@ std::vector<CheckRow> CheckTable() {
   rows.push_back({"hint another task's memory", "process_madvise", yes(f.process_madvise),
                   f.process_madvise ? "process_madvise" : "-"});
   rows.push_back({"post-copy restore", "UFFDIO_MOVE", yes(f.uffd_move), "UFFDIO_COPY"});
-  rows.push_back({"vDSO data split", "[vvar_vclock]", yes(f.vvar_vclock),
-                  f.vvar_vclock ? "move [vvar] and [vvar_vclock] with [vdso]"
-                                : "move [vvar] with [vdso]"});
+  rows.push_back(
+      {"vDSO data split", "[vvar_vclock]", yes(f.vvar_vclock),
+       f.vvar_vclock ? "move [vvar] and [vvar_vclock] with [vdso]" : "move [vvar] with [vdso]"});
   return rows;
 }
 

@@ -8,17 +8,17 @@
 namespace crl {
 
 struct KernelFeatures {
-  bool pagemap_scan = false;     // PAGEMAP_SCAN ioctl on /proc/PID/pagemap
-  bool procmap_query = false;    // PROCMAP_QUERY ioctl on /proc/PID/maps
-  bool soft_dirty = false;       // pagemap bit 55 + clear_refs 4
-  bool uffd_wp_async = false;    // UFFD_FEATURE_WP_ASYNC + WP_UNPOPULATED
-  bool uffd_move = false;        // UFFDIO_MOVE
-  bool clone3_set_tid = false;   // clone3 with set_tid
+  bool pagemap_scan = false;    // PAGEMAP_SCAN ioctl on /proc/PID/pagemap
+  bool procmap_query = false;   // PROCMAP_QUERY ioctl on /proc/PID/maps
+  bool soft_dirty = false;      // pagemap bit 55 + clear_refs 4
+  bool uffd_wp_async = false;   // UFFD_FEATURE_WP_ASYNC + WP_UNPOPULATED
+  bool uffd_move = false;       // UFFDIO_MOVE
+  bool clone3_set_tid = false;  // clone3 with set_tid
   bool pidfd_getfd = false;
   bool process_madvise = false;
-  bool prctl_set_mm_map = false; // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
-  bool vvar_vclock = false;      // [vvar_vclock] mapping (6.13+)
-  bool rseq_config = false;      // PTRACE_GET_RSEQ_CONFIGURATION
+  bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
+  bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)
+  bool rseq_config = false;       // PTRACE_GET_RSEQ_CONFIGURATION
 };
 
 const KernelFeatures& Kernel();

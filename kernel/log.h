@@ -16,5 +16,8 @@ void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 
 #define LOG_ERROR(...) ::crl::Log(::crl::LogLevel::kError, __VA_ARGS__)
 #define LOG_WARN(...) ::crl::Log(::crl::LogLevel::kWarn, __VA_ARGS__)
 #define LOG_INFO(...) ::crl::Log(::crl::LogLevel::kInfo, __VA_ARGS__)
-#define LOG_DEBUG(...) \
-  do { if (::crl::LogEnabled(::crl::LogLevel::kDebug)) ::crl::Log(::crl::LogLevel::kDebug, __VA_ARGS__); } while (0)
+#define LOG_DEBUG(...)                                  \
+  do {                                                  \
+    if (::crl::LogEnabled(::crl::LogLevel::kDebug))     \
+      ::crl::Log(::crl::LogLevel::kDebug, __VA_ARGS__); \
+  } while (0)

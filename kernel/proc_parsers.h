@@ -54,13 +54,13 @@ constexpr uint64_t kPfKthread = 0x00200000;  // PF_KTHREAD
 // /proc/PID/status, the fields criu-lite uses.
 struct ProcStatus {
   uint32_t umask = 022;
-  uint64_t sig_blocked = 0;   // SigBlk
-  uint64_t sig_pending = 0;   // SigPnd (this thread)
+  uint64_t sig_blocked = 0;         // SigBlk
+  uint64_t sig_pending = 0;         // SigPnd (this thread)
   uint64_t sig_shared_pending = 0;  // ShdPnd
-  uint64_t sig_ignored = 0;   // SigIgn
-  uint64_t sig_caught = 0;    // SigCgt
+  uint64_t sig_ignored = 0;         // SigIgn
+  uint64_t sig_caught = 0;          // SigCgt
   pid_t tgid = 0;
-  std::vector<pid_t> nspid;   // NSpid, outermost namespace first
+  std::vector<pid_t> nspid;           // NSpid, outermost namespace first
   uint32_t uid[4] = {}, gid[4] = {};  // real, effective, saved, fs
 };
 Result<ProcStatus> ParseProcStatus(std::string_view text);

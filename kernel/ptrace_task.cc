@@ -25,7 +25,8 @@ std::string WaitStatus::ToString() const {
 }
 
 Status PtraceSeize(pid_t tid, long options) {
-  if (ptrace(PTRACE_SEIZE, tid, 0, options) < 0) return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
+  if (ptrace(PTRACE_SEIZE, tid, 0, options) < 0)
+    return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
   return Ok{};
 }
 
@@ -53,12 +54,14 @@ Result<WaitStatus> WaitForTask(pid_t tid, int flags) {
 
 Result<Registers> GetRegs(pid_t tid) {
   Registers regs;
-  if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0) return ErrnoError("ptrace(PTRACE_GETREGS, pid=%d)", tid);
+  if (ptrace(PTRACE_GETREGS, tid, 0, &regs) < 0)
+    return ErrnoError("ptrace(PTRACE_GETREGS, pid=%d)", tid);
   return regs;
 }
 
 Status SetRegs(pid_t tid, const Registers& regs) {
-  if (ptrace(PTRACE_SETREGS, tid, 0, &regs) < 0) return ErrnoError("ptrace(PTRACE_SETREGS, pid=%d)", tid);
+  if (ptrace(PTRACE_SETREGS, tid, 0, &regs) < 0)
+    return ErrnoError("ptrace(PTRACE_SETREGS, pid=%d)", tid);
   return Ok{};
 }
 
@@ -76,7 +79,8 @@ Status SetXstate(pid_t tid, const std::vector<uint8_t>& xstate) {
   std::vector<uint8_t> copy = xstate;
   iovec iov{copy.data(), copy.size()};
   if (ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, &iov) < 0)
-    return ErrnoError("ptrace(PTRACE_SETREGSET, NT_X86_XSTATE, pid=%d, %zu bytes)", tid, copy.size());
+    return ErrnoError("ptrace(PTRACE_SETREGSET, NT_X86_XSTATE, pid=%d, %zu bytes)", tid,
+                      copy.size());
   return Ok{};
 }
 
@@ -94,12 +98,14 @@ Status SetSigmask(pid_t tid, uint64_t mask) {
 }
 
 Status PtraceSyscall(pid_t tid, int sig) {
-  if (ptrace(PTRACE_SYSCALL, tid, 0, sig) < 0) return ErrnoError("ptrace(PTRACE_SYSCALL, pid=%d)", tid);
+  if (ptrace(PTRACE_SYSCALL, tid, 0, sig) < 0)
+    return ErrnoError("ptrace(PTRACE_SYSCALL, pid=%d)", tid);
   return Ok{};
 }
 
 Status PtraceDetach(pid_t tid, int sig) {
-  if (ptrace(PTRACE_DETACH, tid, 0, sig) < 0) return ErrnoError("ptrace(PTRACE_DETACH, pid=%d)", tid);
+  if (ptrace(PTRACE_DETACH, tid, 0, sig) < 0)
+    return ErrnoError("ptrace(PTRACE_DETACH, pid=%d)", tid);
   return Ok{};
 }
 

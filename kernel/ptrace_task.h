@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 
 #include <csignal>
-
 #include <cstdint>
 #include <string>
 #include <vector>

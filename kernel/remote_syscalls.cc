@@ -17,8 +17,8 @@ RemoteSyscalls::~RemoteSyscalls() {
   if (!s.ok()) LOG_WARN("restoring registers after remote syscalls: %s", s.error().message.c_str());
 }
 
-Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3,
-                                        uint64_t a4, uint64_t a5, uint64_t a6) {
+Registers RemoteSyscalls::RegsFor(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                                  uint64_t a5, uint64_t a6) const {
   Registers r = saved_;
   r.rip = syscall_insn_.addr();
   r.rax = nr;
@@ -31,7 +31,12 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
   r.r10 = a4;
   r.r8 = a5;
   r.r9 = a6;
-  TRY(SetRegs(tid_, r));
+  return r;
+}
+
+Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                                        uint64_t a5, uint64_t a6) {
+  TRY(SetRegs(tid_, RegsFor(nr, a1, a2, a3, a4, a5, a6)));
   // Two syscall stops: entry, then exit. A clone or fork in between reports
   // an event stop first, which carries the new task's TID.
   int group_stop_traps = 0;
@@ -61,17 +66,12 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
 }
 
 Result<WaitStatus> RemoteSyscalls::SyscallThatExits(long nr, uint64_t a1, uint64_t a2) {
-  Registers r = saved_;
-  r.rip = syscall_insn_.addr();
-  r.rax = nr;
-  r.orig_rax = static_cast<unsigned long>(-1);
-  r.rdi = a1;
-  r.rsi = a2;
-  TRY(SetRegs(tid_, r));
+  TRY(SetRegs(tid_, RegsFor(nr, a1, a2)));
   restore_ = false;
   int sig = 0;
   for (;;) {
-    if (ptrace(PTRACE_CONT, tid_, 0, sig) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+    if (ptrace(PTRACE_CONT, tid_, 0, sig) < 0)
+      return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
     WaitStatus ws = TRY(WaitForTask(tid_));
     if (ws.exited() || ws.signaled()) return ws;
     // A fatal signal it sent itself stops it on the way: deliver it.

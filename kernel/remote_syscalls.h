@@ -50,6 +50,9 @@ class RemoteSyscalls {
   Result<WaitStatus> SyscallThatExits(long nr, uint64_t a1 = 0, uint64_t a2 = 0);
 
  private:
+  // The saved registers, at the syscall instruction, loaded for NR(args).
+  Registers RegsFor(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0,
+                    uint64_t a5 = 0, uint64_t a6 = 0) const;
   pid_t tid_;
   RemotePtr syscall_insn_;
   Registers saved_;

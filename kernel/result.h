@@ -53,16 +53,16 @@ using Status = Result<Ok>;
 }  // namespace crl
 
 // Propagates an error to the caller; otherwise yields the value.
-#define TRY(expr)                                \
-  ({                                             \
-    auto _try_r = (expr);                        \
-    if (!_try_r.ok()) return _try_r.error();     \
-    std::move(_try_r).value();                   \
+#define TRY(expr)                            \
+  ({                                         \
+    auto _try_r = (expr);                    \
+    if (!_try_r.ok()) return _try_r.error(); \
+    std::move(_try_r).value();               \
   })
 
 // Fatal invariant check: a bug in criu-lite, not a user error.
-#define CRL_CHECK(cond, ...)                                                           \
-  do {                                                                                 \
+#define CRL_CHECK(cond, ...)                                                                \
+  do {                                                                                      \
     if (!(cond)) ::crl::CheckFailed(__FILE__, __LINE__, #cond, ::crl::Format(__VA_ARGS__)); \
   } while (0)
 

@@ -47,14 +47,19 @@ Result<std::map<uint64_t, UnixSocketInfo>> ListUnixSockets() {
       int len = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
       for (auto* a = reinterpret_cast<rtattr*>(m + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
         switch (a->rta_type) {
-          case UNIX_DIAG_PEER: info.peer_ino = *static_cast<uint32_t*>(RTA_DATA(a)); break;
+          case UNIX_DIAG_PEER:
+            info.peer_ino = *static_cast<uint32_t*>(RTA_DATA(a));
+            break;
           case UNIX_DIAG_NAME: {
             const char* p = static_cast<const char*>(RTA_DATA(a));
             size_t l = RTA_PAYLOAD(a);
-            info.name = (l && p[0] == 0) ? "@" + std::string(p + 1, l - 1) : std::string(p, strnlen(p, l));
+            info.name =
+                (l && p[0] == 0) ? "@" + std::string(p + 1, l - 1) : std::string(p, strnlen(p, l));
             break;
           }
-          case UNIX_DIAG_RQLEN: info.rqueue = static_cast<unix_diag_rqlen*>(RTA_DATA(a))->udiag_rqueue; break;
+          case UNIX_DIAG_RQLEN:
+            info.rqueue = static_cast<unix_diag_rqlen*>(RTA_DATA(a))->udiag_rqueue;
+            break;
         }
       }
       out[info.ino] = info;

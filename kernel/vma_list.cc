@@ -61,7 +61,8 @@ Result<std::vector<VmaInfo>> ListVmas(pid_t pid) {
     entries = TRY(ParseProcMaps(text).Context(Format("/proc/%d/maps", pid)));
   }
   std::string smaps = TRY(ReadFileToString(Format("/proc/%d/smaps", pid)));
-  std::vector<SmapsFlags> flags = TRY(ParseSmapsVmFlags(smaps).Context(Format("/proc/%d/smaps", pid)));
+  std::vector<SmapsFlags> flags =
+      TRY(ParseSmapsVmFlags(smaps).Context(Format("/proc/%d/smaps", pid)));
   std::vector<VmaInfo> out;
   size_t fi = 0;
   for (auto& e : entries) {

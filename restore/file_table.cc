@@ -62,7 +62,8 @@ Status FileTable::Add(const img::Fd& f, const std::map<uint64_t, const img::Queu
     case img::Fd::MEMFD: {
       // A description of its own on criu-lite's memfd, as the task had.
       auto m = memfds_.find(f.ino());
-      if (m == memfds_.end()) return MakeError("fd %d: memfd %lu is not in shared.img", f.fd(), f.ino());
+      if (m == memfds_.end())
+        return MakeError("fd %d: memfd %lu is not in shared.img", f.fd(), f.ino());
       std::string path = Format("/proc/self/fd/%d", m->second);
       local = open(path.c_str(), (f.flags() & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC);
       if (local < 0) return ErrnoError("reopening memfd %lu", f.ino());
@@ -103,7 +104,8 @@ Status FileTable::Add(const img::Fd& f, const std::map<uint64_t, const img::Queu
         if (auto q = queues.find(f.ino()); q != queues.end()) {
           int old = fcntl(p[1], F_GETFL);
           fcntl(p[1], F_SETFL, old | O_NONBLOCK);
-          for (const std::string& c : q->second->chunks()) TRY(WriteAllNonblocking(p[1], c, "a pipe"));
+          for (const std::string& c : q->second->chunks())
+            TRY(WriteAllNonblocking(p[1], c, "a pipe"));
           fcntl(p[1], F_SETFL, old);
         }
         if (keeper.valid()) held_.push_back(std::move(keeper));
@@ -125,7 +127,8 @@ Status FileTable::Add(const img::Fd& f, const std::map<uint64_t, const img::Queu
         sockets_[f.ino()] = sv[0];
         sockets_[f.peer_ino()] = sv[1];
         // What each end had waiting to be read, sent again by its peer.
-        for (auto [ino, from] : {std::make_pair(f.ino(), sv[1]), std::make_pair(f.peer_ino(), sv[0])}) {
+        for (auto [ino, from] :
+             {std::make_pair(f.ino(), sv[1]), std::make_pair(f.peer_ino(), sv[0])}) {
           auto q = queues.find(ino);
           if (q == queues.end()) continue;
           for (const std::string& c : q->second->chunks())
@@ -146,7 +149,8 @@ Status FileTable::Add(const img::Fd& f, const std::map<uint64_t, const img::Queu
   return Ok{};
 }
 
-Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all, const img::Shared& shared) {
+Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
+                                    const img::Shared& shared) {
   FileTable t;
   std::map<uint64_t, const img::QueuedData*> queues;
   for (const img::QueuedData& q : shared.queues()) queues[q.ino()] = &q;
@@ -155,8 +159,8 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all, con
     if (fd < 0) return ErrnoError("memfd_create(%s)", m.name().c_str());
     t.held_.emplace_back(fd);
     if (ftruncate(fd, m.size()) < 0) return ErrnoError("ftruncate(memfd %s)", m.name().c_str());
-    if (!m.data().empty() && pwrite(fd, m.data().data(), m.data().size(), 0) !=
-                                 static_cast<ssize_t>(m.data().size()))
+    if (!m.data().empty() &&
+        pwrite(fd, m.data().data(), m.data().size(), 0) != static_cast<ssize_t>(m.data().size()))
       return ErrnoError("filling memfd %s", m.name().c_str());
     t.memfds_[m.ino()] = fd;
   }
@@ -182,7 +186,8 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   for (const img::Fd& f : fds.fds()) max_fd = std::max(max_fd, f.fd());
   // A pidfd for criu-lite, parked above every fd the task will have.
   int64_t pidfd = TRY(rs.Checked("pidfd_open(criu-lite)", __NR_pidfd_open, getpid(), 0));
-  int64_t parked = TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd, F_DUPFD_CLOEXEC, max_fd + 1));
+  int64_t parked =
+      TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd, F_DUPFD_CLOEXEC, max_fd + 1));
   TRY(rs.Checked("close", SYS_close, pidfd));
   for (const img::Fd& f : fds.fds()) {
     int local = table.LocalFd(f.file_id());

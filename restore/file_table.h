@@ -18,7 +18,8 @@ namespace crl {
 
 class FileTable {
  public:
-  static Result<FileTable> Create(const std::vector<const img::Fds*>& all, const img::Shared& shared);
+  static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
+                                  const img::Shared& shared);
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;
@@ -29,10 +30,11 @@ class FileTable {
   FileTable() = default;
   Status Add(const img::Fd& f, const std::map<uint64_t, const img::QueuedData*>& queues);
   std::map<uint32_t, ScopedFd> fds_;
-  std::map<uint64_t, std::pair<int, int>> pipes_;      // ino -> (read end, write end), owned by fds_ or held_
-  std::map<uint64_t, int> sockets_;                    // ino -> local socket
-  std::map<uint64_t, int> memfds_;                     // ino -> local memfd
-  std::vector<ScopedFd> held_;                         // pipe/socket ends and FIFO keepers
+  std::map<uint64_t, std::pair<int, int>>
+      pipes_;                        // ino -> (read end, write end), owned by fds_ or held_
+  std::map<uint64_t, int> sockets_;  // ino -> local socket
+  std::map<uint64_t, int> memfds_;   // ino -> local memfd
+  std::vector<ScopedFd> held_;       // pipe/socket ends and FIFO keepers
 };
 
 // Closes what the puppet inherited and gives it its own fds from TABLE.

@@ -5,13 +5,13 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
-#include <unistd.h>
 
-#include "kernel/log.h"
 #include "images/image_file.h"
+#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 
 namespace crl {
@@ -79,15 +79,17 @@ Status ValidateVmas(const img::MmState& mm) {
       recorded_specials++;
       auto it = own.find(v.path());
       if (it == own.end() || it->second.end - it->second.start != v.end() - v.start())
-        return MakeError("the image's %s (%lu bytes) does not match this kernel's; the images come "
-                         "from a kernel with a different vDSO",
-                         v.path().c_str(), v.end() - v.start());
+        return MakeError(
+            "the image's %s (%lu bytes) does not match this kernel's; the images come "
+            "from a kernel with a different vDSO",
+            v.path().c_str(), v.end() - v.start());
     }
   }
   if (recorded_specials != own.size())
-    return MakeError("the image has %zu vDSO mappings, this kernel %zu: the images come from a "
-                     "kernel with a different vDSO layout",
-                     recorded_specials, own.size());
+    return MakeError(
+        "the image has %zu vDSO mappings, this kernel %zu: the images come from a "
+        "kernel with a different vDSO layout",
+        recorded_specials, own.size());
   if (!mm.exe_path().empty()) TRY(CheckFileUnchanged(mm.exe_path(), mm.exe_file(), "executable"));
   return Ok{};
 }
@@ -181,11 +183,16 @@ Status MapVmas(Puppet& p, const img::MmState& mm,
       int64_t fd = -1;
       uint64_t pgoff = 0;
       switch (v.kind()) {
-        case img::Vma::ANON_PRIVATE: flags |= MAP_PRIVATE | MAP_ANONYMOUS; break;
-        case img::Vma::ANON_SHARED: flags |= MAP_SHARED | MAP_ANONYMOUS; break;
+        case img::Vma::ANON_PRIVATE:
+          flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+          break;
+        case img::Vma::ANON_SHARED:
+          flags |= MAP_SHARED | MAP_ANONYMOUS;
+          break;
         case img::Vma::FILE_PRIVATE:
           flags |= MAP_PRIVATE;
-          fd = TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(), O_RDONLY));
+          fd =
+              TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(), O_RDONLY));
           pgoff = v.pgoff();
           break;
         case img::Vma::FILE_SHARED:
@@ -194,11 +201,12 @@ Status MapVmas(Puppet& p, const img::MmState& mm,
                                (v.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY));
           pgoff = v.pgoff();
           break;
-        default: return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());
+        default:
+          return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());
       }
-      int64_t r = TRY(rs.Checked(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(),
-                                        v.path().c_str()).c_str(),
-                                 SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
+      int64_t r = TRY(
+          rs.Checked(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(), v.path().c_str()).c_str(),
+                     SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
       if (static_cast<uint64_t>(r) != v.start())
         return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), v.start(), r);
     }
@@ -236,8 +244,8 @@ Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm,
     while (!iov.empty()) {
       scratch.Reset();
       RemotePtr riov = TRY(scratch.Push(iov.data(), iov.size() * sizeof(iovec)));
-      int64_t n = TRY(rs.Checked(Format("preadv(%s)", pages.path().c_str()).c_str(), SYS_preadv,
-                                 fd, riov.addr(), iov.size(), batch_off, 0));
+      int64_t n = TRY(rs.Checked(Format("preadv(%s)", pages.path().c_str()).c_str(), SYS_preadv, fd,
+                                 riov.addr(), iov.size(), batch_off, 0));
       if (n == 0) return MakeError("pages file %s ended early", pages.path().c_str());
       // A short read (the kernel caps one call near 2 GiB): drop what was done.
       batch_off += n;
@@ -305,9 +313,12 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
     TRY(ReadImage(Format("%s/pagemap-%d.img", dir.c_str(), pid), ImageKind::kPagemap, &next.pm)
             .Context("following the chain of images"));
     if (next.pm.encoding() != img::Pagemap::RAW)
-      return MakeError("%s: compressed pages in a chain of images are not supported yet", dir.c_str());
+      return MakeError("%s: compressed pages in a chain of images are not supported yet",
+                       dir.c_str());
     std::sort(next.pm.mutable_entries()->begin(), next.pm.mutable_entries()->end(),
-              [](const img::PagemapEntry& x, const img::PagemapEntry& y) { return x.vaddr() < y.vaddr(); });
+              [](const img::PagemapEntry& x, const img::PagemapEntry& y) {
+                return x.vaddr() < y.vaddr();
+              });
     auto reader = TRY(PageReader::Open(dir, next.pm));
     chain->sources.push_back(std::make_unique<PageReader>(std::move(reader)));
     levels.push_back(std::move(next));
@@ -318,7 +329,8 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
                              [](uint64_t v, const img::PagemapEntry& e) { return v < e.vaddr(); });
   if (it != pm.entries().begin()) --it;
   for (; it != pm.entries().end() && it->vaddr() < b; ++it) {
-    uint64_t s = std::max(a, it->vaddr()), e = std::min(b, it->vaddr() + it->nr_pages() * kPageSize);
+    uint64_t s = std::max(a, it->vaddr()),
+             e = std::min(b, it->vaddr() + it->nr_pages() * kPageSize);
     if (s >= e) continue;
     if (s != covered) break;
     if (it->in_parent())
@@ -328,9 +340,10 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
     covered = e;
   }
   if (covered != b)
-    return MakeError("page 0x%lx of PID %d is in none of the images of the chain (%s): a broken "
-                     "chain",
-                     covered, pid, levels[k].dir.c_str());
+    return MakeError(
+        "page 0x%lx of PID %d is in none of the images of the chain (%s): a broken "
+        "chain",
+        covered, pid, levels[k].dir.c_str());
   return Ok{};
 }
 
@@ -339,7 +352,8 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
 Result<PageChain> ResolvePageChain(const std::string& dir, pid_t pid, const img::Pagemap& pm) {
   PageChain chain;
   if (pm.encoding() != img::Pagemap::RAW)
-    return MakeError("%s: compressed pages in a chain of images are not supported yet", dir.c_str());
+    return MakeError("%s: compressed pages in a chain of images are not supported yet",
+                     dir.c_str());
   std::vector<ChainLevel> levels{{dir, pm}};
   auto first = TRY(PageReader::Open(dir, pm));
   chain.sources.push_back(std::make_unique<PageReader>(std::move(first)));
@@ -383,7 +397,8 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
       for (uint64_t done = 0; done < r.len;) {
         int64_t n = TRY(rs.Checked("pread64(pages)", SYS_pread64, fds[r.source], r.vaddr + done,
                                    r.len - done, r.offset + done));
-        if (n <= 0) return MakeError("page file %s ended early", chain.sources[r.source]->path().c_str());
+        if (n <= 0)
+          return MakeError("page file %s ended early", chain.sources[r.source]->path().c_str());
         done += n;
       }
     }
@@ -403,7 +418,7 @@ Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {
 Status FinishVmas(Puppet& p, const img::MmState& mm) {
   RemoteSyscalls& rs = p.rs();
   static const std::pair<const char*, int> kAdvice[] = {
-      {"dd", MADV_DONTDUMP}, {"hg", MADV_HUGEPAGE},  {"nh", MADV_NOHUGEPAGE},
+      {"dd", MADV_DONTDUMP}, {"hg", MADV_HUGEPAGE},   {"nh", MADV_NOHUGEPAGE},
       {"dc", MADV_DONTFORK}, {"wf", MADV_WIPEONFORK}, {"mg", MADV_MERGEABLE}};
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;

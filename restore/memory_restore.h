@@ -5,8 +5,8 @@
 
 #include <functional>
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "images/criu_lite.pb.h"
 #include "images/page_file.h"

@@ -130,7 +130,8 @@ constexpr long kPuppetOptions =
 
 Status Puppet::AdoptThread(pid_t tid) {
   Registers regs = TRY(GetRegs(tid));
-  threads_.push_back({tid, std::make_unique<RemoteSyscalls>(tid, RemotePtr(blob_.syscall_insn()), regs)});
+  threads_.push_back(
+      {tid, std::make_unique<RemoteSyscalls>(tid, RemotePtr(blob_.syscall_insn()), regs)});
   threads_.back().rs->DontRestoreRegisters();
   return Ok{};
 }
@@ -144,11 +145,12 @@ static Status WaitForNewTask(pid_t tid) {
 }
 
 Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool use_clone3,
-                                                bool sibling) {
+                                               bool sibling) {
   // Two pipes: the child closes its end of READY once it is ready, and
   // waits on WAIT, whose write end criu-lite keeps (and drops if it dies).
   int ready_pipe[2], wait_pipe[2];
-  if (pipe2(ready_pipe, O_CLOEXEC) < 0 || pipe2(wait_pipe, O_CLOEXEC) < 0) return ErrnoError("pipe2");
+  if (pipe2(ready_pipe, O_CLOEXEC) < 0 || pipe2(wait_pipe, O_CLOEXEC) < 0)
+    return ErrnoError("pipe2");
   ScopedFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
   ScopedFd wait_r(wait_pipe[0]), wait_w(wait_pipe[1]);
   if (sibling && !use_clone3) return MakeError("--restore-sibling needs clone3");
@@ -179,9 +181,10 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
   } rseq{};
   if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, child, sizeof rseq, &rseq) == sizeof rseq &&
       rseq.pointer != 0)
-    return MakeError("the new task %d is still registered with rseq at 0x%lx; cannot clear its "
-                     "address space safely",
-                     child, rseq.pointer);
+    return MakeError(
+        "the new task %d is still registered with rseq at 0x%lx; cannot clear its "
+        "address space safely",
+        child, rseq.pointer);
   TRY(p->AdoptThread(child));
   return p;
 }
@@ -214,7 +217,8 @@ Status Puppet::CloneThread(pid_t tid) {
   args.set_tid_size = 1;
   RemotePtr rargs = TRY(scratch_.Push(&args, sizeof args));
   int64_t r = TRY(rs().Syscall(__NR_clone3, rargs.addr(), sizeof args));
-  if (r < 0) return ErrnoError(static_cast<int>(-r), "clone3(thread, set_tid=%d) in pid %d", tid, pid_);
+  if (r < 0)
+    return ErrnoError(static_cast<int>(-r), "clone3(thread, set_tid=%d) in pid %d", tid, pid_);
   TRY(WaitForNewTask(static_cast<pid_t>(r)));
   return AdoptThread(static_cast<pid_t>(r));
 }

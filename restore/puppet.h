@@ -70,7 +70,9 @@ class Puppet {
     std::unique_ptr<RemoteSyscalls> rs;
   };
   Puppet(pid_t pid, const Blob& blob)
-      : pid_(pid), blob_(blob), scratch_(pid, RemotePtr(blob.scratch_start()), Blob::kScratchSize) {}
+      : pid_(pid),
+        blob_(blob),
+        scratch_(pid, RemotePtr(blob.scratch_start()), Blob::kScratchSize) {}
   Status AdoptThread(pid_t tid);
   pid_t pid_;
   Blob blob_;

@@ -41,7 +41,7 @@ struct TaskImages {
   img::Pagemap pagemap;
   img::Fds fds;
   std::unique_ptr<PageReader> pages;
-  std::unique_ptr<PageChain> chain;  // iterative dumps: pages in parent images
+  std::unique_ptr<PageChain> chain;         // iterative dumps: pages in parent images
   std::vector<const TaskImages*> children;  // tree order
 };
 
@@ -237,8 +237,7 @@ Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_sess
 Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
   pid_t pid = z.entry.pid();
   auto child = parent.Fork(pid);
-  if (!child.ok())
-    return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
+  if (!child.ok()) return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
   std::unique_ptr<Puppet> c = std::move(*child);
   // A zombie still leads its process group, if it led one.
   if (z.entry.pgid() == pid && z.entry.sid() != pid)
@@ -387,9 +386,10 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   ImageDir dir(opts.images_dir);
   img::Inventory inv = TRY(dir.ReadInventory());
   if (inv.pre_dump())
-    return MakeError("%s is a pre-dump (memory only): restore the final dump made with "
-                     "--prev-images-dir pointing to it",
-                     opts.images_dir.c_str());
+    return MakeError(
+        "%s is a pre-dump (memory only): restore the final dump made with "
+        "--prev-images-dir pointing to it",
+        opts.images_dir.c_str());
   if (!Kernel().prctl_set_mm_map)
     return MakeError("this kernel lacks PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE): cannot restore");
   if (inv.tree_size() == 0) {
@@ -405,15 +405,16 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   std::vector<const img::Fds*> all_fds;
   for (const auto& [p, t] : tree.tasks)
     if (!t->entry.zombie()) all_fds.push_back(&t->fds);
-  FileTable files = TRY(FileTable::Create(all_fds, tree.shared).Context("opening the tree's files"));
+  FileTable files =
+      TRY(FileTable::Create(all_fds, tree.shared).Context("opening the tree's files"));
 
   Blob blob = TRY(MapBlob(AllVmaRanges(tree), SpecialBytes(tree.root->mm)));
   auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid, opts.sibling);
   UnmapBlob(blob);  // the puppet has its own copy now
-  if (!puppet_r.ok()) return puppet_r.error().message.find("PID") == 0
-                                 ? puppet_r.error()
-                                 : MakeError("restoring PID %d: %s", pid,
-                                             puppet_r.error().message.c_str());
+  if (!puppet_r.ok())
+    return puppet_r.error().message.find("PID") == 0
+               ? puppet_r.error()
+               : MakeError("restoring PID %d: %s", pid, puppet_r.error().message.c_str());
   ph.Mark("fork");
 
   TreeBuilder builder(tree, opts, files);

@@ -134,19 +134,28 @@ Status RestoreMmFields(Puppet& p, const img::MmState& mm) {
   int64_t exe_fd = -1;
   if (!mm.exe_path().empty()) {
     RemotePtr path = TRY(scratch.PushString(mm.exe_path()));
-    exe_fd = TRY(rs.Checked(Format("open(%s)", mm.exe_path().c_str()).c_str(), SYS_openat,
-                            AT_FDCWD, path.addr(), O_RDONLY | O_CLOEXEC));
+    exe_fd = TRY(rs.Checked(Format("open(%s)", mm.exe_path().c_str()).c_str(), SYS_openat, AT_FDCWD,
+                            path.addr(), O_RDONLY | O_CLOEXEC));
   }
   std::vector<uint64_t> auxv(mm.auxv().begin(), mm.auxv().end());
   RemotePtr rauxv = TRY(scratch.Push(auxv.data(), auxv.size() * 8));
-  PrctlMmMap m{mm.start_code(), mm.end_code(),  mm.start_data(), mm.end_data(),
-               mm.start_brk(),  mm.brk(),       mm.start_stack(), mm.arg_start(),
-               mm.arg_end(),    mm.env_start(), mm.env_end(),     rauxv.addr(),
-               static_cast<uint32_t>(auxv.size() * 8), static_cast<uint32_t>(exe_fd)};
+  PrctlMmMap m{mm.start_code(),
+               mm.end_code(),
+               mm.start_data(),
+               mm.end_data(),
+               mm.start_brk(),
+               mm.brk(),
+               mm.start_stack(),
+               mm.arg_start(),
+               mm.arg_end(),
+               mm.env_start(),
+               mm.env_end(),
+               rauxv.addr(),
+               static_cast<uint32_t>(auxv.size() * 8),
+               static_cast<uint32_t>(exe_fd)};
   RemotePtr rmap = TRY(scratch.Push(&m, sizeof m));
-  Result<int64_t> r =
-      rs.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP,
-                 rmap.addr(), sizeof m, 0);
+  Result<int64_t> r = rs.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM,
+                                 PR_SET_MM_MAP, rmap.addr(), sizeof m, 0);
   if (exe_fd >= 0) (void)rs.Syscall(SYS_close, exe_fd);
   if (!r.ok()) return r.error();
   return Ok{};
@@ -164,7 +173,8 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     scratch.Reset();
     RemotePtr ra = TRY(scratch.Push(&acts[sig], sizeof acts[sig]));
-    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra.addr(), 0, 8));
+    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra.addr(), 0,
+                   8));
   }
   // Process-wide pending signals, queued while every signal is blocked; each
   // thread's own come with its state, its mask with its registers.

@@ -35,24 +35,23 @@
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
-#include <unistd.h>
-
-#include <pthread.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstdarg>
 #include <csignal>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -79,8 +78,8 @@ void Fail(const char* fmt, ...) {
   g_failures += buf;
 }
 
-#define EXPECT(cond, ...) \
-  do {                    \
+#define EXPECT(cond, ...)           \
+  do {                              \
     if (!(cond)) Fail(__VA_ARGS__); \
   } while (0)
 
@@ -186,19 +185,23 @@ int Memory(long big_mib, bool sparse) {
 
   // 64 MiB with every other 1 MiB untouched.
   const size_t kAnon = 64 << 20;
-  char* anon = static_cast<char*>(mmap(nullptr, kAnon, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* anon = static_cast<char*>(
+      mmap(nullptr, kAnon, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   for (size_t off = 0; off < kAnon; off += 2 << 20) Fill(anon + off, 1 << 20, 5 + off);
 
   // Data behind PROT_NONE, and a guard page between two writable pages.
-  char* hidden = static_cast<char*>(mmap(nullptr, 16 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* hidden = static_cast<char*>(
+      mmap(nullptr, 16 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(hidden, 16 * kPage, 6);
   mprotect(hidden, 16 * kPage, PROT_NONE);
-  char* guarded = static_cast<char*>(mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* guarded = static_cast<char*>(
+      mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   mprotect(guarded + kPage, kPage, PROT_NONE);
   Fill(guarded, kPage, 7);
   Fill(guarded + 2 * kPage, kPage, 8);
   // A read-only anonymous page holding data.
-  char* ro = static_cast<char*>(mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* ro = static_cast<char*>(
+      mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(ro, kPage, 9);
   mprotect(ro, kPage, PROT_READ);
 
@@ -208,25 +211,30 @@ int Memory(long big_mib, bool sparse) {
   std::vector<uint64_t> fdata(8 * kPage / 8);
   Fill(fdata.data(), 8 * kPage, 10);
   if (write(fd, fdata.data(), 8 * kPage) != static_cast<ssize_t>(8 * kPage)) return 2;
-  char* priv = static_cast<char*>(mmap(nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  char* priv =
+      static_cast<char*>(mmap(nullptr, 8 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
   Fill(priv + 2 * kPage, kPage, 11);  // COW copy differs from the file
-  char* shared = static_cast<char*>(mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4 * kPage));
+  char* shared = static_cast<char*>(
+      mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4 * kPage));
   Fill(shared, kPage, 12);  // written through to the file
   close(fd);
   // Shared anonymous memory.
-  char* shanon = static_cast<char*>(mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  char* shanon = static_cast<char*>(
+      mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   Fill(shanon, 4 * kPage, 13);
 
   char* bigp = nullptr;
   if (big_mib > 0) {
-    bigp = static_cast<char*>(mmap(nullptr, big_mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    bigp = static_cast<char*>(
+        mmap(nullptr, big_mib << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     Fill(bigp, big_mib << 20, 14);
   }
   char* sp = nullptr;
   const size_t kSparse = 64ull << 30;
   std::vector<size_t> touched;
   if (sparse) {
-    sp = static_cast<char*>(mmap(nullptr, kSparse, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+    sp = static_cast<char*>(mmap(nullptr, kSparse, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
     if (sp == MAP_FAILED) return 2;
     for (int i = 0; i < 100; i++) {
       size_t page = Mix(1000 + i) % (kSparse / kPage);
@@ -252,12 +260,14 @@ int Memory(long big_mib, bool sparse) {
   }
   mprotect(hidden, 16 * kPage, PROT_READ);
   EXPECT(Verify(hidden, 16 * kPage, 6), "PROT_NONE data differs");
-  EXPECT(Verify(guarded, kPage, 7) && Verify(guarded + 2 * kPage, kPage, 8), "pages around the guard differ");
+  EXPECT(Verify(guarded, kPage, 7) && Verify(guarded + 2 * kPage, kPage, 8),
+         "pages around the guard differ");
   EXPECT(Verify(ro, kPage, 9), "read-only page differs");
   // Pages not written privately show the file, including what the shared
   // mapping wrote to its page 4.
   EXPECT(Verify(priv, 2 * kPage, 10) && Verify(priv + 2 * kPage, kPage, 11) &&
-             Verify(priv + 3 * kPage, kPage, 10 + 3 * kPage / 8) && Verify(priv + 4 * kPage, kPage, 12) &&
+             Verify(priv + 3 * kPage, kPage, 10 + 3 * kPage / 8) &&
+             Verify(priv + 4 * kPage, kPage, 12) &&
              Verify(priv + 5 * kPage, 3 * kPage, 10 + 5 * kPage / 8),
          "private file mapping differs");
   EXPECT(Verify(shared, kPage, 12), "shared file mapping differs");
@@ -266,14 +276,16 @@ int Memory(long big_mib, bool sparse) {
   {
     int f = open(fpath.c_str(), O_RDONLY | O_CLOEXEC);
     std::vector<char> b(kPage);
-    EXPECT(pread(f, b.data(), kPage, 5 * kPage) == static_cast<ssize_t>(kPage) && Verify(b.data(), kPage, 99),
+    EXPECT(pread(f, b.data(), kPage, 5 * kPage) == static_cast<ssize_t>(kPage) &&
+               Verify(b.data(), kPage, 99),
            "a write to the shared file mapping did not reach the file");
     close(f);
   }
   EXPECT(Verify(shanon, 4 * kPage, 13), "shared anonymous mapping differs");
   if (bigp) EXPECT(Verify(bigp, big_mib << 20, 14), "the %ld MiB region differs", big_mib);
   if (sp) {
-    for (size_t page : touched) EXPECT(Verify(sp + page * kPage, kPage, 15 + page), "sparse page %zu differs", page);
+    for (size_t page : touched)
+      EXPECT(Verify(sp + page * kPage, kPage, 15 + page), "sparse page %zu differs", page);
     size_t res = ResidentPages(sp, kSparse);
     EXPECT(res <= 100, "sparse reservation has %zu pages resident, want at most 100", res);
   }
@@ -363,13 +375,15 @@ int Files() {
   {
     int f = open(log_path.c_str(), O_RDONLY);
     ssize_t n = read(f, buf, sizeof buf);
-    EXPECT(n == 13 && memcmp(buf, "before\nafter\n", 13) == 0, "append log holds '%.*s'", int(n > 0 ? n : 0), buf);
+    EXPECT(n == 13 && memcmp(buf, "before\nafter\n", 13) == 0, "append log holds '%.*s'",
+           int(n > 0 ? n : 0), buf);
     close(f);
   }
   EXPECT(write(devnull, "x", 1) == 1, "/dev/null is not writable");
   struct stat st;
   EXPECT(fstat(dir, &st) == 0 && S_ISDIR(st.st_mode), "directory fd lost");
-  EXPECT((fcntl(rw, F_GETFL) & O_ACCMODE) == O_RDWR && (fcntl(rw, F_GETFL) & O_NONBLOCK), "O_RDWR|O_NONBLOCK fd lost flags");
+  EXPECT((fcntl(rw, F_GETFL) & O_ACCMODE) == O_RDWR && (fcntl(rw, F_GETFL) & O_NONBLOCK),
+         "O_RDWR|O_NONBLOCK fd lost flags");
   EXPECT(lseek(rw, 0, SEEK_CUR) == 5000, "O_RDWR fd offset is %ld", lseek(rw, 0, SEEK_CUR));
   Report();
 }
@@ -440,14 +454,16 @@ int Signals() {
              sigismember(&pending, SIGWINCH),
          "pending signals lost");
   sigprocmask(SIG_UNBLOCK, &block, nullptr);
-  EXPECT(g_got_count == 3 && g_got_values[0] == 11 && g_got_values[1] == 12 && g_got_values[2] == 21,
-         "queued values arrived as %d values", int(g_got_count));
+  EXPECT(
+      g_got_count == 3 && g_got_values[0] == 11 && g_got_values[1] == 12 && g_got_values[2] == 21,
+      "queued values arrived as %d values", int(g_got_count));
   raise(SIGUSR2);
   EXPECT(g_usr2 == 1, "SIGUSR2 handler did not run");
   mode_t m = umask(0);
   EXPECT(m == 027, "umask is %o", m);
   getrlimit(RLIMIT_NOFILE, &rl);
-  EXPECT(rl.rlim_cur == 512 && rl.rlim_max == 4096, "RLIMIT_NOFILE is %lu/%lu", rl.rlim_cur, rl.rlim_max);
+  EXPECT(rl.rlim_cur == 512 && rl.rlim_max == 4096, "RLIMIT_NOFILE is %lu/%lu", rl.rlim_cur,
+         rl.rlim_max);
   char cwd[4096];
   EXPECT(getcwd(cwd, sizeof cwd) && g_dir == cwd, "cwd is %s", cwd);
   EXPECT(personality(0xffffffff) == ADDR_NO_RANDOMIZE, "personality lost");
@@ -476,8 +492,9 @@ int Altstack() {
   WaitForCheck();
   stack_t now{};
   sigaltstack(nullptr, &now);
-  EXPECT(now.ss_sp == g_altstack && now.ss_size == sizeof g_altstack && !(now.ss_flags & SS_DISABLE),
-         "sigaltstack differs");
+  EXPECT(
+      now.ss_sp == g_altstack && now.ss_size == sizeof g_altstack && !(now.ss_flags & SS_DISABLE),
+      "sigaltstack differs");
   raise(SIGUSR2);
   EXPECT(g_on_alt == 1, "handler did not run on the alternate stack (%d)", int(g_on_alt));
   Report();
@@ -608,7 +625,8 @@ void* TurnTaker(void* arg) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // SIGUSR1 goes to the main thread
   pthread_mutex_lock(&g_mu);
   while (!g_stop) {
-    while (g_turn % kThreads != static_cast<uint64_t>(me) && !g_stop) pthread_cond_wait(&g_cv, &g_mu);
+    while (g_turn % kThreads != static_cast<uint64_t>(me) && !g_stop)
+      pthread_cond_wait(&g_cv, &g_mu);
     if (g_stop) break;
     if (gettid() != g_tids[me]) g_tid_mismatch = me;
     g_counts[me]++;
@@ -622,7 +640,8 @@ void* TurnTaker(void* arg) {
 int Threads() {
   InstallCheckHandler();
   pthread_t th[kThreads];
-  for (int i = 0; i < kThreads; i++) pthread_create(&th[i], nullptr, TurnTaker, reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+  for (int i = 0; i < kThreads; i++)
+    pthread_create(&th[i], nullptr, TurnTaker, reinterpret_cast<void*>(static_cast<intptr_t>(i)));
   while (__atomic_load_n(&g_turn, __ATOMIC_SEQ_CST) < 1000) usleep(1000);
   Ready();
   WaitForCheck();
@@ -635,7 +654,8 @@ int Threads() {
   for (uint64_t c : g_counts) sum += c;
   EXPECT(sum == g_turn, "sum of counters %lu != turns %lu", sum, g_turn);
   for (int i = 0; i < kThreads; i++)
-    EXPECT(g_counts[i] == g_turn / kThreads + (static_cast<uint64_t>(i) < g_turn % kThreads), "thread %d took %lu turns of %lu", i, g_counts[i], g_turn);
+    EXPECT(g_counts[i] == g_turn / kThreads + (static_cast<uint64_t>(i) < g_turn % kThreads),
+           "thread %d took %lu turns of %lu", i, g_counts[i], g_turn);
   g_stop = true;
   pthread_cond_broadcast(&g_cv);
   pthread_mutex_unlock(&g_mu);
@@ -680,7 +700,8 @@ Shape ShapeOf(pid_t pid) {
   for (pid_t k : kids) {
     kill(k, SIGUSR1);
     int st;
-    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (%x)", k, st);
+    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed (%x)",
+           k, st);
   }
   if (!g_failures.empty()) {
     WriteFile("fail-" + std::to_string(getpid()), g_failures);
@@ -700,7 +721,8 @@ pid_t ForkMember(uint64_t seed, const std::function<std::vector<pid_t>()>& setup
 }
 
 int Tree() {
-  g_cow = static_cast<char*>(mmap(nullptr, kCow, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  g_cow = static_cast<char*>(
+      mmap(nullptr, kCow, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(g_cow, kCow, 500);
   // A: its own session; its child A1 stays in it.
   pid_t a = ForkMember(501, [] {
@@ -744,7 +766,8 @@ int Tree() {
   std::vector<pid_t> all = {getpid(), a, b, st, orphan};
   for (pid_t p : {a, b}) {
     std::string kids;
-    FILE* f = fopen(("/proc/" + std::to_string(p) + "/task/" + std::to_string(p) + "/children").c_str(), "re");
+    FILE* f = fopen(
+        ("/proc/" + std::to_string(p) + "/task/" + std::to_string(p) + "/children").c_str(), "re");
     char buf[256] = {};
     if (f) {
       if (fgets(buf, sizeof buf, f)) all.push_back(atoi(buf));
@@ -758,20 +781,23 @@ int Tree() {
 
   for (const Shape& want : g_shape) {
     Shape got = ShapeOf(want.pid);
-    EXPECT(got.ppid == want.ppid || want.pid == getpid(), "PID %d has parent %d, want %d", want.pid, got.ppid, want.ppid);
+    EXPECT(got.ppid == want.ppid || want.pid == getpid(), "PID %d has parent %d, want %d", want.pid,
+           got.ppid, want.ppid);
     EXPECT(got.pgid == want.pgid, "PID %d is in group %d, want %d", want.pid, got.pgid, want.pgid);
     EXPECT(got.sid == want.sid, "PID %d is in session %d, want %d", want.pid, got.sid, want.sid);
   }
   EXPECT(Verify(g_cow, kCow, 500), "root's buffer differs");
   int status = 0;
-  EXPECT(waitpid(z, &status, WNOHANG) == z && WIFEXITED(status) && WEXITSTATUS(status) == 7, "zombie %d: wait status %x", z, status);
+  EXPECT(waitpid(z, &status, WNOHANG) == z && WIFEXITED(status) && WEXITSTATUS(status) == 7,
+         "zombie %d: wait status %x", z, status);
   std::string stat = ReadProcStat(st);
   EXPECT(stat == "T", "stopped child is in state %s", stat.c_str());
   kill(st, SIGCONT);
   EXPECT(ShapeOf(orphan).pgid == o, "orphan left its leaderless group %d", o);
   for (pid_t k : {a, b, st, orphan}) {
     kill(k, SIGUSR1);
-    EXPECT(waitpid(k, &status, 0) == k && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed (%x)", k, status);
+    EXPECT(waitpid(k, &status, 0) == k && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "child %d failed (%x)", k, status);
   }
   Report();
 }
@@ -780,7 +806,8 @@ int Tree() {
 // A parent holding --big-mib MiB forks 4 children that each change 1% of it.
 int Cow(long mib) {
   size_t len = static_cast<size_t>(mib) << 20;
-  char* mem = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* mem = static_cast<char*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(mem, len, 600);
   std::vector<pid_t> kids;
   for (int i = 0; i < 4; i++) {
@@ -789,7 +816,8 @@ int Cow(long mib) {
       Fill(mem + i * (len / 100), len / 100, 700 + i);
       InstallCheckHandler();
       WaitForCheck();
-      bool ok = Verify(mem + i * (len / 100), len / 100, 700 + i) && Verify(mem + 4 * (len / 100), len - 4 * (len / 100), 600 + 4 * (len / 100) / 8);
+      bool ok = Verify(mem + i * (len / 100), len / 100, 700 + i) &&
+                Verify(mem + 4 * (len / 100), len - 4 * (len / 100), 600 + 4 * (len / 100) / 8);
       _exit(ok ? 0 : 1);
     }
     kids.push_back(pid);
@@ -814,7 +842,8 @@ int Cow(long mib) {
 // Shared anonymous memory between a parent and a child: after restore, a
 // write in the child is seen by the parent.
 int Shmem() {
-  auto* shared = static_cast<volatile uint64_t*>(mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* shared = static_cast<volatile uint64_t*>(
+      mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   Fill(const_cast<uint64_t*>(shared), 1 << 20, 800);
   pid_t child = fork();
   if (child == 0) {
@@ -830,7 +859,8 @@ int Shmem() {
   WaitForCheck();
   kill(child, SIGUSR1);
   int st;
-  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child saw different shared memory");
+  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "child saw different shared memory");
   EXPECT(shared[0] == 0xfeedface, "the child's write is not seen by the parent: not one object");
   Report();
 }
@@ -844,7 +874,9 @@ int Pipeline() {
   if (pipe(p1) < 0 || pipe(p2) < 0) return 2;
   pid_t producer = fork();
   if (producer == 0) {
-    close(p1[0]); close(p2[0]); close(p2[1]);
+    close(p1[0]);
+    close(p2[0]);
+    close(p2[1]);
     for (uint64_t seq = 0;; seq++) {
       if (write(p1[1], &seq, 8) != 8) _exit(g_check ? 0 : 1);
       if (seq % 64 == 0) usleep(1000);
@@ -852,7 +884,8 @@ int Pipeline() {
   }
   pid_t relay = fork();
   if (relay == 0) {
-    close(p1[1]); close(p2[0]);
+    close(p1[1]);
+    close(p2[0]);
     uint64_t buf[64];
     for (;;) {
       ssize_t n = read(p1[0], buf, sizeof buf);
@@ -861,15 +894,26 @@ int Pipeline() {
       usleep(3000);  // slower than the producer: data piles up in p1
     }
   }
-  close(p1[0]); close(p1[1]); close(p2[1]);
+  close(p1[0]);
+  close(p1[1]);
+  close(p2[1]);
   InstallCheckHandler();
   uint64_t expect = 0, got;
   auto consume = [&](int n) {
     for (int i = 0; i < n; i++) {
       ssize_t r = read(p2[0], &got, 8);
-      if (r < 0 && errno == EINTR) { i--; continue; }
-      if (r != 8) { Fail("read %zd bytes", r); return; }
-      if (got != expect) { Fail("got record %lu, want %lu", got, expect); return; }
+      if (r < 0 && errno == EINTR) {
+        i--;
+        continue;
+      }
+      if (r != 8) {
+        Fail("read %zd bytes", r);
+        return;
+      }
+      if (got != expect) {
+        Fail("got record %lu, want %lu", got, expect);
+        return;
+      }
       expect++;
     }
   };
@@ -889,7 +933,8 @@ int Pipeline() {
 // in semaphore mode, and a file whose offset parent and child share.
 int Sockets() {
   int st[2], dg[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM, 0, st) < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) < 0) return 2;
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, st) < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) < 0)
+    return 2;
   int efd = eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK);
   std::string fpath = g_dir + "/shared-offset.dat";
   {
@@ -935,8 +980,10 @@ int Sockets() {
   WaitForCheck();
   kill(child, SIGUSR1);
   int status;
-  EXPECT(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (%x)", status);
-  EXPECT(lseek(shared_fd, 0, SEEK_CUR) == 60, "shared offset is %ld, want 60", lseek(shared_fd, 0, SEEK_CUR));
+  EXPECT(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "child failed (%x)", status);
+  EXPECT(lseek(shared_fd, 0, SEEK_CUR) == 60, "shared offset is %ld, want 60",
+         lseek(shared_fd, 0, SEEK_CUR));
   uint64_t v;
   int reads = 0;
   while (read(efd, &v, 8) == 8) reads++;
@@ -952,14 +999,16 @@ int Memfd() {
   const size_t kLen = 1 << 20;
   int fd = memfd_create("crl-test", MFD_CLOEXEC);
   if (fd < 0 || ftruncate(fd, kLen) < 0) return 2;
-  auto* parent_map = static_cast<uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  auto* parent_map =
+      static_cast<uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
   Fill(parent_map, kLen / 2, 1000);  // the second half stays zero
   auto* priv = static_cast<char*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
   Fill(priv + 4096, 4096, 1001);  // a private copy of page 1
   lseek(fd, 100, SEEK_SET);
   pid_t child = fork();
   if (child == 0) {
-    auto* mine = static_cast<volatile uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    auto* mine = static_cast<volatile uint64_t*>(
+        mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
     InstallCheckHandler();
     WaitForCheck();
     bool ok = Verify(const_cast<uint64_t*>(mine), kLen / 2, 1000);
@@ -972,10 +1021,13 @@ int Memfd() {
   WaitForCheck();
   kill(child, SIGUSR1);
   int st;
-  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child saw different memfd contents");
-  EXPECT(parent_map[kLen / 8 - 1] == 0xabcdef, "the child's write to the memfd is not seen: not one object");
+  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "child saw different memfd contents");
+  EXPECT(parent_map[kLen / 8 - 1] == 0xabcdef,
+         "the child's write to the memfd is not seen: not one object");
   EXPECT(Verify(parent_map, kLen / 2, 1000), "memfd contents differ");
-  EXPECT(Verify(priv, 4096, 1000) && Verify(priv + 4096, 4096, 1001), "private memfd mapping differs");
+  EXPECT(Verify(priv, 4096, 1000) && Verify(priv + 4096, 4096, 1001),
+         "private memfd mapping differs");
   EXPECT(lseek(fd, 0, SEEK_CUR) == 100, "memfd offset is %ld", lseek(fd, 0, SEEK_CUR));
   uint64_t w = 0;
   EXPECT(pread(fd, &w, 8, kLen - 8) == 8 && w == 0xabcdef, "the fd does not see the mapping");
@@ -1123,7 +1175,8 @@ std::string VerifyDirtier(const Dirtier& d) {
     }
   if (!bad) return "";
   auto* w = reinterpret_cast<const uint64_t*>(d.mem + first * 4096);
-  return Format2("%zu stale pages; page %zu holds generation %lu, want %u", bad, first, w[1], d.gen[first]);
+  return Format2("%zu stale pages; page %zu holds generation %lu, want %u", bad, first, w[1],
+                 d.gen[first]);
 }
 
 void* DirtyThread(void* arg) {
@@ -1139,13 +1192,15 @@ std::string RunDirtier(long mib, int threads, int rate, bool ready, uint64_t see
   for (int t = 0; t < threads; t++) {
     Dirtier& d = ds[t];
     d.pages = pages;
-    d.mem = static_cast<char*>(mmap(nullptr, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    d.mem = static_cast<char*>(
+        mmap(nullptr, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     d.gen.assign(pages, 1);
     d.rng = seed * 100 + t;
     for (size_t i = 0; i < pages; i++) StampPage(d.mem + i * 4096, i, 1);
   }
   // A region that is mapped, then changes protection and gets unmapped.
-  char* extra = static_cast<char*>(mmap(nullptr, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* extra = static_cast<char*>(
+      mmap(nullptr, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(extra, 64 * 4096, seed);
   std::vector<std::pair<Dirtier*, int>> args;
   for (auto& d : ds) args.push_back({&d, rate});
@@ -1216,12 +1271,14 @@ int Hold(long mib) {
 int Counter() {
   InstallCheckHandler();
   const size_t kLen = 256 << 20;
-  auto* mem = static_cast<uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  auto* mem = static_cast<uint64_t*>(
+      mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   Fill(mem, kLen, 42);
   uint64_t n = 0;
   Ready();
   for (;;) {
-    printf("counter %lu, pid %d, memory %s\n", n++, getpid(), Verify(mem, kLen, 42) ? "intact" : "CORRUPT");
+    printf("counter %lu, pid %d, memory %s\n", n++, getpid(),
+           Verify(mem, kLen, 42) ? "intact" : "CORRUPT");
     fflush(stdout);
     if (g_check) {
       EXPECT(Verify(mem, kLen, 42), "memory corrupt");
@@ -1246,13 +1303,20 @@ int main(int argc, char** argv) {
   bool procs_set = false, threads_set = false;
   for (int i = 2; i < argc; i++) {
     std::string a = argv[i];
-    if (a == "--dir" && i + 1 < argc) g_dir = argv[++i];
-    else if (a == "--big-mib" && i + 1 < argc) big_mib = atol(argv[++i]);
-    else if (a == "--sparse") sparse = true;
-    else if (a == "--secs" && i + 1 < argc) secs = atof(argv[++i]);
-    else if (a == "--procs" && i + 1 < argc) procs = atoi(argv[++i]), procs_set = true;
-    else if (a == "--threads" && i + 1 < argc) threads = atoi(argv[++i]), threads_set = true;
-    else if (a == "--rate" && i + 1 < argc) rate = atoi(argv[++i]);
+    if (a == "--dir" && i + 1 < argc)
+      g_dir = argv[++i];
+    else if (a == "--big-mib" && i + 1 < argc)
+      big_mib = atol(argv[++i]);
+    else if (a == "--sparse")
+      sparse = true;
+    else if (a == "--secs" && i + 1 < argc)
+      secs = atof(argv[++i]);
+    else if (a == "--procs" && i + 1 < argc)
+      procs = atoi(argv[++i]), procs_set = true;
+    else if (a == "--threads" && i + 1 < argc)
+      threads = atoi(argv[++i]), threads_set = true;
+    else if (a == "--rate" && i + 1 < argc)
+      rate = atoi(argv[++i]);
   }
   if (g_dir.empty()) g_dir = ".";
   // Whatever the launcher left open (pipes of a test runner, say) is not ours.
@@ -1271,7 +1335,9 @@ int main(int argc, char** argv) {
   if (scenario == "cow") return Cow(big_mib > 0 ? big_mib : 256);
   if (scenario == "shmem") return Shmem();
   if (scenario == "forker") return Forker();
-  if (scenario == "dirtier") return DirtierMain(big_mib > 0 ? big_mib : 64, threads_set ? threads : 1, rate, procs_set ? procs : 1);
+  if (scenario == "dirtier")
+    return DirtierMain(big_mib > 0 ? big_mib : 64, threads_set ? threads : 1, rate,
+                       procs_set ? procs : 1);
   if (scenario == "pipeline") return Pipeline();
   if (scenario == "memfd") return Memfd();
   if (scenario == "sockets") return Sockets();

@@ -37,7 +37,8 @@ double Median(std::vector<double> v) {
 int main(int argc, char** argv) {
   long gib = argc > 1 ? atol(argv[1]) : 1;
   size_t len = static_cast<size_t>(gib) << 30, pages = len / 4096;
-  char* mem = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
+  char* mem = static_cast<char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0));
   if (mem == MAP_FAILED) return perror("mmap"), 1;
   madvise(mem, len, MADV_NOHUGEPAGE);
   for (size_t i = 0; i < pages; i++) mem[i * 4096] = 1;
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
     uint64_t dirty = 0;
     for (size_t p = 0; p < pages; p += entries.size()) {
       size_t n = std::min(entries.size(), pages - p);
-      if (pread(pm, entries.data(), n * 8, (reinterpret_cast<uint64_t>(mem) / 4096 + p) * 8) != static_cast<ssize_t>(n * 8))
+      if (pread(pm, entries.data(), n * 8, (reinterpret_cast<uint64_t>(mem) / 4096 + p) * 8) !=
+          static_cast<ssize_t>(n * 8))
         return perror("pread pagemap"), 1;
       for (size_t i = 0; i < n; i++) dirty += (entries[i] >> 55) & 1;
     }
@@ -91,7 +93,9 @@ int main(int argc, char** argv) {
     (void)dirty;
   }
   double s = Median(scan_ms), r = Median(read_ms);
-  printf("%4ld GiB  %8lu written pages found  PAGEMAP_SCAN %8.2f ms  full pagemap read %8.2f ms  %6.1fx less\n",
-         gib, found, s, r, r / s);
+  printf(
+      "%4ld GiB  %8lu written pages found  PAGEMAP_SCAN %8.2f ms  full pagemap read %8.2f ms  "
+      "%6.1fx less\n",
+      gib, found, s, r, r / s);
   return 0;
 }

@@ -20,7 +20,8 @@ void ExpectFailure(const CmdResult& r, const std::string& phrase) {
 
 TEST(BadInput, PidThatDoesNotExist) {
   TestDir dir;
-  ExpectFailure(RunCriuLite({"dump", "-t", "999999", "-D", dir / "img"}), "no process with PID 999999");
+  ExpectFailure(RunCriuLite({"dump", "-t", "999999", "-D", dir / "img"}),
+                "no process with PID 999999");
 }
 
 TEST(BadInput, KernelThread) {
@@ -31,10 +32,12 @@ TEST(BadInput, KernelThread) {
 TEST(BadInput, CriuLiteItself) {
   TestDir dir;
   // $$ of the shell is criu-lite's PID once the shell execs it.
-  std::string cmd = "exec " + std::string(CRIU_LITE_BIN) + " dump -t $$ -D " + (dir / "img") + " 2>" + (dir / "err");
+  std::string cmd = "exec " + std::string(CRIU_LITE_BIN) + " dump -t $$ -D " + (dir / "img") +
+                    " 2>" + (dir / "err");
   int rc = std::system(("sh -c '" + cmd + "'").c_str());
   EXPECT_NE(rc, 0);
-  EXPECT_NE(ReadFile(dir / "err").find("is criu-lite itself"), std::string::npos) << ReadFile(dir / "err");
+  EXPECT_NE(ReadFile(dir / "err").find("is criu-lite itself"), std::string::npos)
+      << ReadFile(dir / "err");
 }
 
 TEST(BadInput, UnsupportedFdFailsNamingItAndLeavesTargetRunning) {

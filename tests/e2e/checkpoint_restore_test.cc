@@ -26,12 +26,14 @@ void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string
   if (blocked_in >= 0) {
     ASSERT_TRUE(WaitInSyscall(pid, blocked_in)) << "workload never blocked";
   }
-  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-o", dir / "dump.log", "-v"};
+  std::vector<std::string> dump = {"dump",      "-t", std::to_string(pid), "-D",
+                                   dir / "img", "-o", dir / "dump.log",    "-v"};
   dump.insert(dump.end(), v.dump_args.begin(), v.dump_args.end());
   CmdResult d = RunCriuLite(dump, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   EXPECT_FALSE(Alive(pid)) << "dump without --leave-running must kill the process";
-  std::vector<std::string> restore = {"restore", "-D", dir / "img", "-d", "-o", dir / "restore.log", "-v"};
+  std::vector<std::string> restore = {"restore",           "-D", dir / "img", "-d", "-o",
+                                      dir / "restore.log", "-v"};
   restore.insert(restore.end(), v.restore_args.begin(), v.restore_args.end());
   CmdResult r = RunCriuLite(restore);
   ASSERT_TRUE(r.ok()) << r.err;
@@ -54,13 +56,13 @@ class Placement : public ::testing::TestWithParam<Variant> {};
 TEST_P(Placement, MemoryComesBack) { DumpRestoreCheck("memory", {"--sparse"}, GetParam()); }
 INSTANTIATE_TEST_SUITE_P(
     Strategies, Placement,
-    ::testing::Values(Variant{"read_raw", {}, {"--pages=read"}},
-                      Variant{"writev_raw", {}, {"--pages=writev"}},
-                      Variant{"read_zstd", {"--compress"}, {"--pages=read"}},
-                      Variant{"writev_zstd", {"--compress"}, {"--pages=writev"}},
-                      Variant{"pagemap_file_fallback", {"--disable-kernel-feature", "pagemap-scan"}, {}},
-                      Variant{"maps_file_fallback", {"--disable-kernel-feature", "procmap-query"}, {}},
-                      Variant{"ns_last_pid_fallback", {}, {"--disable-kernel-feature", "clone3"}}),
+    ::testing::Values(
+        Variant{"read_raw", {}, {"--pages=read"}}, Variant{"writev_raw", {}, {"--pages=writev"}},
+        Variant{"read_zstd", {"--compress"}, {"--pages=read"}},
+        Variant{"writev_zstd", {"--compress"}, {"--pages=writev"}},
+        Variant{"pagemap_file_fallback", {"--disable-kernel-feature", "pagemap-scan"}, {}},
+        Variant{"maps_file_fallback", {"--disable-kernel-feature", "procmap-query"}, {}},
+        Variant{"ns_last_pid_fallback", {}, {"--disable-kernel-feature", "clone3"}}),
     [](const auto& info) { return info.param.name; });
 
 TEST(CheckpointRestore, AbsoluteSleepDoesNotWakeEarly) {
@@ -84,7 +86,8 @@ TEST(CheckpointRestore, BlockedReadOnStdinWithShellJob) {
   pid_t pid = StartWorkload(dir, "read", {}, before[0]);
   close(before[0]);
   ASSERT_TRUE(WaitInSyscall(pid, SYS_read));
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--shell-job"}, {pid});
+  CmdResult d =
+      RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--shell-job"}, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   close(before[1]);
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--shell-job"}, {}, after[0]);
@@ -118,7 +121,8 @@ TEST(CheckpointRestore, LeaveRunningThenRestoreAfterKill) {
   // (Not the memory workload: its check writes to a file it maps, and a
   // mapped file that changed after the dump is rightly refused.)
   pid_t pid = StartWorkload(dir, "signals");
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--leave-running"});
+  CmdResult d =
+      RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--leave-running"});
   ASSERT_TRUE(d.ok()) << d.err;
   ASSERT_TRUE(Alive(pid));
   EXPECT_NE(TaskState(pid), 't') << "left stopped under ptrace";

@@ -40,8 +40,10 @@ TestDir::TestDir() {
 }
 
 TestDir::~TestDir() {
-  if (!::testing::Test::HasFailure()) std::system(("rm -rf " + path_).c_str());
-  else fprintf(stderr, "test files kept in %s\n", path_.c_str());
+  if (!::testing::Test::HasFailure())
+    std::system(("rm -rf " + path_).c_str());
+  else
+    fprintf(stderr, "test files kept in %s\n", path_.c_str());
 }
 
 std::string ReadFile(const std::string& path) {
@@ -68,13 +70,15 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
     int out = open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ExecWith(argv, in, out, out);
   }
-  if (!WaitForFile(dir / "ready", 60000)) ADD_FAILURE() << "workload " << scenario << " never got ready";
+  if (!WaitForFile(dir / "ready", 60000))
+    ADD_FAILURE() << "workload " << scenario << " never got ready";
   return pid;
 }
 
 CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap, int stdin_fd) {
   static int n = 0;
-  std::string err_path = "/tmp/criu-lite-e2e-stderr-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  std::string err_path =
+      "/tmp/criu-lite-e2e-stderr-" + std::to_string(getpid()) + "-" + std::to_string(n++);
   std::vector<std::string> argv = {CRIU_LITE_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   std::string out_path = err_path + ".out";
@@ -125,12 +129,14 @@ std::string CheckWorkload(pid_t pid, const TestDir& dir, int timeout_ms) {
     if (std::chrono::steady_clock::now() > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
-      return "workload " + std::to_string(pid) + " did not answer; output: " + ReadFile(dir / "out");
+      return "workload " + std::to_string(pid) +
+             " did not answer; output: " + ReadFile(dir / "out");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (WIFSIGNALED(status))
-    return "workload died of signal " + std::to_string(WTERMSIG(status)) + "; output: " + ReadFile(dir / "out");
+    return "workload died of signal " + std::to_string(WTERMSIG(status)) +
+           "; output: " + ReadFile(dir / "out");
   std::string result = ReadFile(dir / "result");
   while (!result.empty() && result.back() == '\n') result.pop_back();
   return result.empty() ? "empty result, output: " + ReadFile(dir / "out") : result;
@@ -166,7 +172,8 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   ::testing::InitGoogleTest(&argc, argv);
   if (geteuid() != 0) {
-    fprintf(stderr, "SKIPPED: end-to-end tests need root (ptrace, clone3 set_tid, PR_SET_MM_MAP)\n");
+    fprintf(stderr,
+            "SKIPPED: end-to-end tests need root (ptrace, clone3 set_tid, PR_SET_MM_MAP)\n");
     return 0;
   }
   return RUN_ALL_TESTS();

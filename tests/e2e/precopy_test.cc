@@ -27,7 +27,8 @@ void Iterate(const std::vector<std::string>& wl_args, int passes,
   pid_t pid = StartWorkload(dir, "dirtier", wl_args);
   std::string prev;
   for (int i = 1; i <= passes; i++) {
-    std::vector<std::string> args = {"pre-dump", "-t", std::to_string(pid), "-D", dir / ("p" + std::to_string(i))};
+    std::vector<std::string> args = {"pre-dump", "-t", std::to_string(pid), "-D",
+                                     dir / ("p" + std::to_string(i))};
     if (!prev.empty()) args.insert(args.end(), {"--prev-images-dir", "../" + prev});
     args.insert(args.end(), extra.begin(), extra.end());
     CmdResult r = RunCriuLite(args);
@@ -37,23 +38,27 @@ void Iterate(const std::vector<std::string>& wl_args, int passes,
     prev = "p" + std::to_string(i);
     usleep(200000);
   }
-  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "final", "-v", "-o", dir / "dump.log"};
+  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "final",
+                                   "-v",   "-o", dir / "dump.log"};
   if (!prev.empty()) dump.insert(dump.end(), {"--prev-images-dir", "../" + prev, "--track-mem"});
   dump.insert(dump.end(), extra.begin(), extra.end());
   CmdResult d = RunCriuLite(dump, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
-  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d", "-v", "-o", dir / "restore.log"});
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "final", "-d", "-v", "-o", dir / "restore.log"});
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
 TEST(PreCopy, FivePassesWithUffdWpNeverRestoreAStalePage) {
-  if (!KernelHas("written-page tracking")) GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
+  if (!KernelHas("written-page tracking"))
+    GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
   Iterate({"--big-mib", "32", "--rate", "32"}, 5);
 }
 
 TEST(PreCopy, TreeOfThreeMultithreadedProcessesThreePasses) {
-  if (!KernelHas("written-page tracking")) GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
+  if (!KernelHas("written-page tracking"))
+    GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
   Iterate({"--procs", "3", "--threads", "2", "--big-mib", "16", "--rate", "16"}, 3);
 }
 
@@ -66,7 +71,8 @@ TEST(PreCopy, SoftDirtyTracking) {
 }
 
 TEST(PreCopy, LostTrackingFallsBackToAFullDumpAndSaysSo) {
-  if (!KernelHas("written-page tracking")) GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
+  if (!KernelHas("written-page tracking"))
+    GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel";
   TestDir dir;
   pid_t pid = StartWorkload(dir, "dirtier", {"--big-mib", "8", "--rate", "8"});
   ASSERT_TRUE(RunCriuLite({"pre-dump", "-t", std::to_string(pid), "-D", dir / "p1"}).ok());
@@ -78,7 +84,9 @@ TEST(PreCopy, LostTrackingFallsBackToAFullDumpAndSaysSo) {
   ASSERT_GT(holder, 0);
   kill(holder, SIGKILL);
   usleep(100000);
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "final", "--prev-images-dir", "../p1", "--track-mem"}, {pid});
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "final",
+                             "--prev-images-dir", "../p1", "--track-mem"},
+                            {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   EXPECT_NE(d.err.find("tracking was lost"), std::string::npos) << d.err;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d"});

@@ -16,7 +16,8 @@ namespace {
 void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string>& args = {}) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, scenario, args);
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
   ASSERT_TRUE(r.ok()) << r.err;
@@ -49,7 +50,8 @@ TEST(Tree, RestoreSiblingMakesTheCallerTheParent) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "tree");
   ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
-  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "--restore-sibling", "--pidfile", dir / "pid"});
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "img", "--restore-sibling", "--pidfile", dir / "pid"});
   ASSERT_TRUE(r.ok()) << r.err;
   std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
   int ppid = -1;
@@ -131,7 +133,8 @@ TEST(Tree, ATakenPidFailsTheWholeRestoreCleanly) {
   ASSERT_EQ(squatter, kids[2]);
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("PID " + std::to_string(kids[2]) + " is already in use"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("PID " + std::to_string(kids[2]) + " is already in use"), std::string::npos)
+      << r.err;
   EXPECT_FALSE(Alive(pid)) << "half-restored root left behind";
   for (pid_t k : kids) {
     if (k == kids[2]) continue;

@@ -48,7 +48,8 @@ TEST_F(ImageFileTest, MissingFileIsNamed) {
   img::TaskCore back;
   Status s = ReadImage(path_, ImageKind::kCore, &back);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("core-1.img is missing"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("core-1.img is missing"), std::string::npos)
+      << s.error().message;
 }
 
 TEST_F(ImageFileTest, TruncatedPayload) {
@@ -70,11 +71,15 @@ TEST_F(ImageFileTest, TruncatedHeader) {
 }
 
 TEST_F(ImageFileTest, ForeignFile) {
-  Spit(std::string("\x7f" "ELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16));
+  Spit(
+      std::string("\x7f"
+                  "ELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+                  16));
   img::TaskCore back;
   Status st = ReadImage(path_, ImageKind::kCore, &back);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().message.find("not a criu-lite image"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("not a criu-lite image"), std::string::npos)
+      << st.error().message;
 }
 
 TEST_F(ImageFileTest, WrongKind) {

@@ -9,10 +9,12 @@ TEST(ParseProcMaps, ParsesEveryKindOfLine) {
   const char* text =
       "55b1eb1db000-55b1eb1dc000 r--p 00000000 fe:00 10952889                   /tmp/t1\n"
       "55b1f422f000-55b1f4250000 rw-p 00000000 00:00 0                          [heap]\n"
-      "7fece14eb000-7fece15ef000 rw-s 00001000 00:01 42                         /dev/zero (deleted)\n"
+      "7fece14eb000-7fece15ef000 rw-s 00001000 00:01 42                         /dev/zero "
+      "(deleted)\n"
       "7fece17e4000-7fece17e6000 r-xp 00000000 00:00 0                          [vdso]\n"
       "7fece17e6000-7fece17e7000 ---p 00000000 00:00 0 \n"
-      "7fece17e7000-7fece17e8000 r--p 00000000 fe:00 7                          /tmp/a file with spaces\n"
+      "7fece17e7000-7fece17e8000 r--p 00000000 fe:00 7                          /tmp/a file with "
+      "spaces\n"
       "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
   auto r = ParseProcMaps(text);
   ASSERT_TRUE(r.ok()) << r.error().message;

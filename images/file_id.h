@@ -1,0 +1,15 @@
+// A file's identity (device, inode, size, mtime, mode) as recorded in images,
+// to refuse a restore when the file changed since the dump.
+#pragma once
+
+#include <string>
+
+#include "images/criu_lite.pb.h"
+#include "kernel/result.h"
+
+namespace crl {
+
+// stat(PATH) into ID (follows links: /proc/PID/exe, /proc/PID/map_files/...).
+Status FillFileId(const std::string& path, img::FileId* id);
+
+}  // namespace crl
