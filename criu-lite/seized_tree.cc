@@ -82,7 +82,10 @@ Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
     zombies_.push_back({pid, ppid, st.pgrp, st.session, st.exit_code});
     return Ok{};
   }
-  procs_.push_back({pid, ppid});
+  SeizedProcess sp;
+  sp.pid = pid;
+  sp.ppid = ppid;
+  procs_.push_back(std::move(sp));
   for (pid_t tid : ListThreads(pid)) TRY(SeizeThread(procs_.back(), tid));
   if (procs_.back().threads.empty()) return MakeError("PID %d has no live thread", pid);
   // A task in a group-stop cannot run the remote syscalls the dump needs:
