@@ -14,6 +14,7 @@
 #include "criu-lite/tracking.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
+#include "images/image_output.h"
 #include "images/page_file.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
@@ -86,6 +87,9 @@ Status Dump(const DumpOptions& opts) {
   TRY(dir.PrepareForDump());
   // A previous dump's inventory must not make a half-written one look whole.
   unlink(dir.Inventory().c_str());
+  LocalImageOutput local(opts.images_dir);
+  ImageOutput& out = opts.output ? *opts.output : local;
+  auto base = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
 
   pid_t pid = opts.pid;
   SeizedTree tree = TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid)));
@@ -159,31 +163,29 @@ Status Dump(const DumpOptions& opts) {
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
     PageWriter writer =
-        TRY(PageWriter::Create(opts.images_dir, dir.PagesName(p.pid), opts.zstd_level));
+        TRY(PageWriter::Create(&out, dir.PagesName(p.pid), opts.zstd_level));
     TRY(CopyPages(p.pid, plans[i], opts.leave_running || opts.pre_dump, &writer, &mstats)
             .Context(Format("dumping memory of PID %d", p.pid)));
     for (const PageRun& r : in_parent[i]) writer.AppendInParent(r.start, r.end - r.start);
     img::Pagemap pagemap;
     TRY(writer.Finish(&pagemap));
     bytes += writer.bytes_written();
-    TRY(WriteImage(dir.Pagemap(p.pid), ImageKind::kPagemap, pagemap));
+    TRY(WriteImage(out, base(dir.Pagemap(p.pid)), ImageKind::kPagemap, pagemap));
   }
   if (chained) {
-    unlink(dir.ParentLink().c_str());
-    if (symlink(opts.prev_images_dir.c_str(), dir.ParentLink().c_str()) < 0)
-      return ErrnoError("symlink(%s)", dir.ParentLink().c_str());
+    TRY(out.Symlink("parent", opts.prev_images_dir));
   }
   if (opts.pre_dump) TRY(tracker.Save(opts.images_dir));
   auto t_memory = Clock::now();
 
   img::Inventory inv;
   inv.set_pre_dump(opts.pre_dump);
-  if (!opts.pre_dump) TRY(WriteImage(dir.Shared(), ImageKind::kShared, shared));
+  if (!opts.pre_dump) TRY(WriteImage(out, "shared.img", ImageKind::kShared, shared));
   for (const ProcessImages& p : procs) {
-    TRY(WriteImage(dir.Mm(p.pid), ImageKind::kMm, p.mm));
+    TRY(WriteImage(out, base(dir.Mm(p.pid)), ImageKind::kMm, p.mm));
     if (opts.pre_dump) continue;
-    TRY(WriteImage(dir.Core(p.pid), ImageKind::kCore, p.core));
-    TRY(WriteImage(dir.Fds(p.pid), ImageKind::kFds, p.fds));
+    TRY(WriteImage(out, base(dir.Core(p.pid)), ImageKind::kCore, p.core));
+    TRY(WriteImage(out, base(dir.Fds(p.pid)), ImageKind::kFds, p.fds));
   }
   for (const SeizedProcess& p : tree.processes()) {
     inv.add_pids(p.pid);
@@ -217,10 +219,15 @@ Status Dump(const DumpOptions& opts) {
   inv.set_dump_time_unix(time(nullptr));
   inv.set_shell_job(opts.shell_job);
   // The inventory goes last: its presence says the dump is complete.
-  TRY(WriteImage(dir.Inventory(), ImageKind::kInventory, inv));
+  TRY(WriteImage(out, "inventory.img", ImageKind::kInventory, inv));
+  TRY(out.Commit());
   auto t_written = Clock::now();
 
-  if (!opts.leave_running && !opts.pre_dump) tree.KillOnRelease();
+  bool kill_tree = !opts.leave_running && !opts.pre_dump;
+  // A migration decides here: the destination either runs the tree (kill
+  // the source) or failed (resume it, nothing lost).
+  if (opts.before_release) kill_tree = TRY(opts.before_release());
+  if (kill_tree) tree.KillOnRelease();
   TRY(tree.Release());
   auto t_end = Clock::now();
   if (chained && !opts.pre_dump) tracker.Stop();  // the final pass ends tracking

@@ -4,7 +4,10 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
+
+#include "images/image_output.h"
 
 #include "kernel/result.h"
 
@@ -22,6 +25,12 @@ struct DumpOptions {
   std::string prev_images_dir;
   bool pre_dump = false;
   bool track_mem = false;
+  // Where the images go (a page server, say); by default images_dir. The
+  // small files a next pass needs are read from images_dir either way.
+  ImageOutput* output = nullptr;
+  // Called with the tree still frozen once every image is out: true to kill
+  // it, false to resume it.
+  std::function<Result<bool>()> before_release;
 };
 
 Status Dump(const DumpOptions& opts);

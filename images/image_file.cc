@@ -135,6 +135,18 @@ Status WriteImage(const std::string& path, ImageKind kind, const google::protobu
   return Ok{};
 }
 
+Status WriteImage(ImageOutput& out, const std::string& name, ImageKind kind,
+                  const google::protobuf::Message& msg) {
+  std::string payload;
+  if (!msg.SerializeToString(&payload))
+    return MakeError("serializing the %s record for %s failed", ImageKindName(kind), name.c_str());
+  ImageHeader h{htole32(static_cast<uint32_t>(kind)), htole32(kImageFormatVersion),
+                htole64(payload.size())};
+  std::string data(reinterpret_cast<const char*>(&h), sizeof h);
+  data += payload;
+  return out.PutFile(name, data);
+}
+
 Status ReadImage(const std::string& path, ImageKind kind, google::protobuf::Message* msg) {
   RawImage raw = TRY(ReadRaw(path));
   TRY(CheckMagicAndVersion(path, raw, kind));

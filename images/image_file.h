@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "images/image_output.h"
 #include "kernel/result.h"
 
 namespace crl {
@@ -37,6 +38,9 @@ const char* ImageKindName(ImageKind kind);
 // Writes to PATH.tmp and renames, so that a crash never leaves a half file
 // under the real name.
 Status WriteImage(const std::string& path, ImageKind kind, const google::protobuf::Message& msg);
+// The same, as file NAME of OUT (a directory on disk or a page server).
+Status WriteImage(ImageOutput& out, const std::string& name, ImageKind kind,
+                  const google::protobuf::Message& msg);
 // Errors name the file and what is wrong with it: missing, foreign, newer,
 // truncated, corrupt.
 Status ReadImage(const std::string& path, ImageKind kind, google::protobuf::Message* msg);

@@ -12,11 +12,20 @@ namespace crl {
 
 Result<PageWriter> PageWriter::Create(const std::string& dir, const std::string& name,
                                       int zstd_level) {
+  auto out = std::make_unique<LocalImageOutput>(dir);
+  PageWriter w = TRY(Create(out.get(), name, zstd_level));
+  w.own_out_ = std::move(out);
+  w.path_ = dir + "/" + name;
+  return w;
+}
+
+Result<PageWriter> PageWriter::Create(ImageOutput* out, const std::string& name, int zstd_level) {
   PageWriter w;
   w.name_ = name;
-  w.path_ = dir + "/" + name;
-  w.fd_.reset(open(w.path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!w.fd_.valid()) return ErrnoError("open(%s)", w.path_.c_str());
+  w.path_ = name;
+  w.out_ = out;
+  // An empty page file still exists.
+  TRY(out->AppendFile(name, "", 0));
   w.zstd_level_ = zstd_level;
   if (zstd_level > 0) {
     ZSTD_CCtx* c = ZSTD_createCCtx();
@@ -35,15 +44,8 @@ Result<PageWriter> PageWriter::Create(const std::string& dir, const std::string&
 void PageWriter::CctxFree::operator()(void* c) const { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(c)); }
 
 Status PageWriter::WriteOut(const void* data, size_t len) {
-  const char* p = static_cast<const char*>(data);
-  while (len > 0) {
-    ssize_t n = write(fd_.get(), p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("write(%s, %zu bytes)", path_.c_str(), len);
-    p += n;
-    len -= n;
-    file_offset_ += n;
-  }
+  TRY(out_->AppendFile(name_, data, len));
+  file_offset_ += len;
   return Ok{};
 }
 
@@ -107,7 +109,6 @@ Status PageWriter::Finish(img::Pagemap* pagemap) {
   if (zstd_level_ > 0) TRY(FlushFrame());
   // No fsync, as CRIU: images go through the page cache; `sync` them if the
   // machine may crash before restore. (fsync doubled the dump time on ext4.)
-  fd_.reset();
   pm_.set_pages_file_size(file_offset_);
   *pagemap = pm_;
   return Ok{};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "images/criu_lite.pb.h"
+#include "images/image_output.h"
 #include "kernel/result.h"
 #include "kernel/scoped_fd.h"
 
@@ -21,6 +22,8 @@ class PageWriter {
  public:
   // zstd_level 0 means raw pages.
   static Result<PageWriter> Create(const std::string& dir, const std::string& name, int zstd_level);
+  // Pages stream to file NAME of OUT (a directory, or a page server).
+  static Result<PageWriter> Create(ImageOutput* out, const std::string& name, int zstd_level);
   PageWriter(PageWriter&&) = default;
 
   // Appends LEN bytes (whole pages) that belong at VADDR.
@@ -37,7 +40,8 @@ class PageWriter {
   Status FlushFrame();
 
   std::string path_, name_;
-  ScopedFd fd_;
+  std::unique_ptr<ImageOutput> own_out_;  // when created for a directory
+  ImageOutput* out_ = nullptr;
   int zstd_level_ = 0;
   struct CctxFree {
     void operator()(void* c) const;

@@ -1,0 +1,67 @@
+// Where a dump's files go: an image directory on disk, or a page server on
+// another host (pageserver/), or both (a migration keeps the small files it
+// needs for the next pass locally and sends everything).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "kernel/result.h"
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+
+class ImageOutput {
+ public:
+  virtual ~ImageOutput() = default;
+  // A whole file (an image record): replaces any earlier one of that name.
+  virtual Status PutFile(const std::string& name, const std::string& data) = 0;
+  // Appends to a file written as a stream (page data).
+  virtual Status AppendFile(const std::string& name, const void* data, size_t len) = 0;
+  virtual Status Symlink(const std::string& name, const std::string& target) = 0;
+  // Every file is complete.
+  virtual Status Commit() = 0;
+};
+
+// An image directory on disk: whole files are written to NAME.tmp and renamed.
+class LocalImageOutput : public ImageOutput {
+ public:
+  explicit LocalImageOutput(std::string dir) : dir_(std::move(dir)) {}
+  Status PutFile(const std::string& name, const std::string& data) override;
+  Status AppendFile(const std::string& name, const void* data, size_t len) override;
+  Status Symlink(const std::string& name, const std::string& target) override;
+  Status Commit() override;
+
+ private:
+  std::string dir_;
+  std::map<std::string, ScopedFd> streams_;
+};
+
+// Small files to both; page streams to the second only.
+class TeeImageOutput : public ImageOutput {
+ public:
+  TeeImageOutput(ImageOutput* small, ImageOutput* all) : small_(small), all_(all) {}
+  Status PutFile(const std::string& name, const std::string& data) override {
+    TRY(small_->PutFile(name, data));
+    return all_->PutFile(name, data);
+  }
+  Status AppendFile(const std::string& name, const void* data, size_t len) override {
+    return all_->AppendFile(name, data, len);
+  }
+  Status Symlink(const std::string& name, const std::string& target) override {
+    TRY(small_->Symlink(name, target));
+    return all_->Symlink(name, target);
+  }
+  Status Commit() override {
+    TRY(small_->Commit());
+    return all_->Commit();
+  }
+
+ private:
+  ImageOutput* small_;
+  ImageOutput* all_;
+};
+
+Status WriteAllToFd(int fd, const void* data, size_t len, const std::string& what);
+
+}  // namespace crl
