@@ -5,6 +5,9 @@
 #include <iostream>
 
 #include "criu-lite/dump.h"
+#include "criu-lite/migrate.h"
+#include "pageserver/receiver.h"
+#include "pageserver/sender.h"
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
@@ -89,6 +92,50 @@ int main(int argc, char** argv) {
   pre->add_flag("--track-mem", pre_track_mem,
                 "accepted for CRIU compatibility: pre-dump always tracks");
 
+  // --page-server for dump and pre-dump, as CRIU's.
+  struct PageServerTarget {
+    bool on = false;
+    std::string address;
+    int port = 0;
+  } dps, pps;
+  for (auto [cmd, t] : {std::make_pair(dump, &dps), std::make_pair(pre, &pps)}) {
+    cmd->add_flag("--page-server", t->on, "send the images to a page server instead of -D "
+                                          "(-D keeps the small files the next pass needs)");
+    cmd->add_option("--address", t->address, "the page server's address")->type_name("ADDR");
+    cmd->add_option("--port", t->port, "the page server's port")->type_name("PORT");
+  }
+
+  crl::PageServerOptions sopts;
+  std::string spages = "read";
+  auto* server = app.add_subcommand("page-server", "receive images over TCP (and restore them)");
+  server->add_option("--port", sopts.port, "TCP port to listen on")->required()->type_name("PORT");
+  server->add_option("--address", sopts.address, "address to listen on (default: all)")
+      ->type_name("ADDR");
+  server->add_option("-D,--images-dir", sopts.images_dir, "where image directories go")
+      ->required()
+      ->type_name("DIR");
+  server->add_flag("--daemon", sopts.daemon, "keep serving after a client is done");
+  server->add_flag("--restore", sopts.restore,
+                   "restore on request: the destination of `criu-lite migrate`");
+  server->add_option("--timeout", sopts.timeout, "seconds without progress before giving up");
+  server->add_option("--status-file", sopts.status_file, "create FILE once listening")
+      ->type_name("FILE");
+  server->add_option("--pages", spages, "page placement for --restore (read, writev)")
+      ->check(CLI::IsMember({"read", "writev"}));
+
+  crl::MigrateOptions mopts;
+  std::string to;
+  auto* migrate = app.add_subcommand("migrate", "move a running tree to another host");
+  migrate->add_option("-t,--tree", mopts.pid, "PID of the tree's root")->required()->type_name("PID");
+  migrate->add_option("--to", to, "HOST:PORT of `criu-lite page-server --restore`")->required();
+  migrate->add_option("--max-iters", mopts.max_iters, "pre-copy passes at most (0: stop-and-copy; default 8)");
+  migrate->add_option("--downtime-target", mopts.downtime_target_ms,
+                      "stop pre-copy once the last delta would take less (ms; default 300)");
+  migrate->add_option("--min-pages", mopts.min_pages,
+                      "stop pre-copy once a pass writes fewer pages (default 1024)");
+  migrate->add_option("--stats", mopts.stats_file, "write the figures as JSON to FILE")->type_name("FILE");
+  migrate->add_option("--timeout", mopts.timeout, "seconds without progress before giving up");
+
   crl::RestoreOptions ropts;
   std::string pages = "read";
   auto* restore = app.add_subcommand("restore", "restore a process from an image directory");
@@ -141,20 +188,54 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (*pre) {
-    crl::Status s = crl::Dump(popts);
-    if (!s.ok()) return Fail(s.error());
-    return 0;
+  // Runs a dump or pre-dump, through a page server when asked.
+  auto run_dump = [&](crl::DumpOptions& o, const PageServerTarget& t) -> int {
+    if (!t.on) {
+      crl::Status s = crl::Dump(o);
+      return s.ok() ? 0 : Fail(s.error());
+    }
+    if (t.address.empty() || t.port <= 0) {
+      fprintf(stderr, "criu-lite: --page-server needs --address and --port\n");
+      return 1;
+    }
+    auto sender = crl::PageServerSender::Connect(t.address, t.port, 30);
+    if (!sender.ok()) return Fail(sender.error());
+    // The server gets the directory under the name -D has here.
+    std::string name = o.images_dir;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    name = name.substr(name.rfind('/') + 1);
+    crl::Status s = (*sender)->Open(name);
+    crl::LocalImageOutput local(o.images_dir);
+    crl::TeeImageOutput tee(&local, sender->get());
+    o.output = &tee;
+    if (s.ok()) s = crl::Dump(o);
+    if (s.ok()) s = (*sender)->Done();
+    return s.ok() ? 0 : Fail(s.error());
+  };
+  if (*server) {
+    sopts.pages = spages == "writev" ? crl::PagePlacement::kWritev : crl::PagePlacement::kRead;
+    crl::Status s = crl::RunPageServer(sopts);
+    return s.ok() ? 0 : Fail(s.error());
   }
+  if (*migrate) {
+    size_t colon = to.rfind(':');
+    if (colon == std::string::npos) {
+      fprintf(stderr, "criu-lite: --to wants HOST:PORT, got '%s'\n", to.c_str());
+      return 1;
+    }
+    mopts.host = to.substr(0, colon);
+    mopts.port = atoi(to.c_str() + colon + 1);
+    crl::Status s = crl::Migrate(mopts);
+    return s.ok() ? 0 : Fail(s.error());
+  }
+  if (*pre) return run_dump(popts, pps);
   if (*dump) {
     if (compress && dopts.zstd_level == 0) dopts.zstd_level = 1;
     if (dopts.zstd_level && !dopts.prev_images_dir.empty()) {
       fprintf(stderr, "criu-lite: --compress with --prev-images-dir is not supported yet\n");
       return 1;
     }
-    crl::Status s = crl::Dump(dopts);
-    if (!s.ok()) return Fail(s.error());
-    return 0;
+    return run_dump(dopts, dps);
   }
   if (*restore) {
     ropts.pages = pages == "writev" ? crl::PagePlacement::kWritev : crl::PagePlacement::kRead;

@@ -1,0 +1,26 @@
+// `criu-lite page-server`: receives image directories over TCP and writes
+// them exactly as a local dump would, so that restore does not care where
+// the pages came from; with --restore it also restores them on request.
+#pragma once
+
+#include <string>
+
+#include "kernel/result.h"
+#include "restore/memory_restore.h"
+
+namespace crl {
+
+struct PageServerOptions {
+  std::string address = "0.0.0.0";
+  int port = 0;
+  std::string images_dir;
+  bool daemon = false;   // keep serving after a client is done
+  bool restore = false;  // accept RESTORE requests (the migration destination)
+  int timeout = 30;      // seconds without progress before a peer counts as stalled
+  std::string status_file;  // created once listening (for scripts and tests)
+  PagePlacement pages = PagePlacement::kRead;
+};
+
+Status RunPageServer(const PageServerOptions& opts);
+
+}  // namespace crl

@@ -1,0 +1,40 @@
+// The sending side of the page server protocol: an ImageOutput that streams
+// a dump's files to a page server, one image directory per pass.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "images/image_output.h"
+#include "kernel/result.h"
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+
+class PageServerSender : public ImageOutput {
+ public:
+  // Connects to ADDRESS:PORT and says hello; TIMEOUT: seconds without
+  // progress before the connection counts as stalled.
+  static Result<std::unique_ptr<PageServerSender>> Connect(const std::string& address, int port,
+                                                           int timeout);
+  // Starts image directory DIR (a name under the server's -D).
+  Status Open(const std::string& dir);
+  Status PutFile(const std::string& name, const std::string& data) override;
+  Status AppendFile(const std::string& name, const void* data, size_t len) override;
+  Status Symlink(const std::string& name, const std::string& target) override;
+  // The directory is complete; returns once the server has it in place.
+  Status Commit() override;
+  // Asks a server started with --restore to restore DIR; returns its root
+  // PID and how long the restore took there.
+  Result<std::pair<int, uint64_t>> RequestRestore(const std::string& dir);
+  Status Done();
+  uint64_t bytes_sent() const { return bytes_; }
+
+ private:
+  Status Expect(const char* what);
+  std::string peer_, dir_;
+  ScopedFd fd_;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace crl
