@@ -68,7 +68,6 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   }
   t.sigmask = TRY(GetSigmask(tid));
   t.sigmask_saved = true;
-  TRY(SetSigmask(tid, ~0ull));
   Registers raw = TRY(GetRegs(tid));
   t.regs = RegistersForRestart(raw);
   TRY(SetRegs(tid, t.regs));
@@ -136,6 +135,19 @@ Result<SeizedTree> SeizedTree::Seize(pid_t root) {
     if (!TRY(tree.SeizeNewcomers())) break;
   }
   return tree;
+}
+
+Status SeizedTree::BlockSignals() {
+  for (auto& p : procs_)
+    for (auto& t : p.threads) TRY(SetSigmask(t.tid, ~0ull));
+  return Ok{};
+}
+
+Status SeizedTree::UnblockSignals() {
+  for (auto& p : procs_)
+    for (auto& t : p.threads)
+      if (t.sigmask_saved) TRY(SetSigmask(t.tid, t.sigmask));
+  return Ok{};
 }
 
 Status SeizedTree::ReleaseProcess(SeizedProcess& p) {

@@ -49,6 +49,12 @@ class SeizedTree {
   const std::vector<SeizedProcess>& processes() const { return procs_; }
   const std::vector<ZombieTask>& zombies() const { return zombies_; }
 
+  // Every signal blocked while criu-lite runs syscalls inside the tasks (no
+  // handler may run on its registers); then the tasks' own masks again, so
+  // that a criu-lite killed while it copies pages leaves them as they were.
+  Status BlockSignals();
+  Status UnblockSignals();
+
   // At release, kill the tree instead of resuming it (dump without --leave-running).
   void KillOnRelease() { kill_ = true; }
   Status Release();

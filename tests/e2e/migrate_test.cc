@@ -1,0 +1,257 @@
+// Page server protocol errors (on loopback) and live migration between two
+// "hosts" (network and PID namespaces, test-containers/hosts.sh).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+const std::string kHosts = std::string(SOURCE_DIR) + "/test-containers/hosts.sh";
+
+int Sh(const std::string& cmd) {
+  int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+// A page server on loopback, run in the background; its exit status kept.
+struct LoopbackServer {
+  pid_t pid = -1;
+  int port;
+  TestDir& dir;
+  LoopbackServer(TestDir& d, int p, const std::vector<std::string>& extra = {}) : port(p), dir(d) {
+    std::vector<std::string> args = {CRIU_LITE_BIN, "page-server", "--address", "127.0.0.1",
+                                     "--port", std::to_string(port), "-D", dir / "server",
+                                     "--status-file", dir / "server.ready", "--timeout", "3",
+                                     "-o", dir / "server.log"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid = fork();
+    if (pid == 0) {
+      std::vector<char*> a;
+      for (auto& s : args) a.push_back(s.data());
+      a.push_back(nullptr);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    WaitForFile(dir / "server.ready", 5000);
+  }
+  int Wait() {
+    int st = 0;
+    waitpid(pid, &st, 0);
+    pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  }
+  ~LoopbackServer() {
+    if (pid > 0) KillAndReap(pid);
+  }
+};
+
+int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return -1;
+  return fd;
+}
+
+TEST(PageServer, GarbageOnThePortIsRefused) {
+  TestDir dir;
+  LoopbackServer server(dir, 17701);
+  int fd = ConnectLoopback(17701);
+  ASSERT_GE(fd, 0);
+  const char junk[] = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_GT(write(fd, junk, sizeof junk), 0);
+  EXPECT_NE(server.Wait(), 0);
+  close(fd);
+  EXPECT_NE(ReadFile(dir / "server.log").find("does not speak the criu-lite page server protocol"),
+            std::string::npos)
+      << ReadFile(dir / "server.log");
+}
+
+TEST(PageServer, SenderDyingMidStreamLeavesNoCompleteDirectory) {
+  TestDir dir;
+  LoopbackServer server(dir, 17702);
+  pid_t pid = StartWorkload(dir, "hold", {"--big-mib", "256"});
+  // A dump sending 256 MiB, killed as soon as the server has a partial directory.
+  pid_t dumper = fork();
+  if (dumper == 0) {
+    execl(CRIU_LITE_BIN, CRIU_LITE_BIN, "dump", "-t", std::to_string(pid).c_str(), "-D",
+          (dir / "img").c_str(), "-R", "--page-server", "--address", "127.0.0.1", "--port", "17702",
+          nullptr);
+    _exit(127);
+  }
+  ASSERT_TRUE(WaitForFile(dir / "server/img.partial", 10000));
+  usleep(20000);
+  kill(dumper, SIGKILL);
+  waitpid(dumper, nullptr, 0);
+  EXPECT_NE(server.Wait(), 0);
+  EXPECT_NE(ReadFile(dir / "server.log").find("hung up mid-stream"), std::string::npos)
+      << ReadFile(dir / "server.log");
+  EXPECT_FALSE(std::filesystem::exists(dir / "server/img"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "server/img.partial"));
+  EXPECT_NE(TaskState(pid), 't') << "the source was left stopped";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(PageServer, ReceiverDyingMidStreamFailsTheDumpAndTheSourceRunsOn) {
+  TestDir dir;
+  // A receiver that says hello and then goes away.
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(17703);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  listen(lfd, 1);
+  std::thread fake([lfd] {
+    int c = accept(lfd, nullptr, nullptr);
+    char buf[256];
+    (void)!read(c, buf, sizeof buf);
+    // ACK: header length 2, then {type: ACK (8)}.
+    const unsigned char ack[] = {2, 0, 0, 0, 0x08, 0x08};
+    (void)!write(c, ack, sizeof ack);
+    usleep(50000);
+    close(c);
+  });
+  pid_t pid = StartWorkload(dir, "hold", {"--big-mib", "64"});
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--page-server",
+                             "--address", "127.0.0.1", "--port", "17703"});
+  fake.join();
+  close(lfd);
+  EXPECT_NE(d.exit_code, 0);
+  EXPECT_NE(d.err.find("hung up"), std::string::npos) << d.err;
+  EXPECT_NE(TaskState(pid), 't') << "the source was left stopped";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(PageServer, AnotherProtocolVersionIsRefusedOnBothSides) {
+  TestDir dir;
+  LoopbackServer server(dir, 17704);
+  int fd = ConnectLoopback(17704);
+  ASSERT_GE(fd, 0);
+  // HELLO (type 0) with version 2: header {version: 2} = 0x10 0x02.
+  const unsigned char hello[] = {2, 0, 0, 0, 0x10, 0x02};
+  ASSERT_EQ(write(fd, hello, sizeof hello), 6);
+  char buf[512] = {};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  ASSERT_GT(n, 4);
+  EXPECT_NE(std::string(buf + 4, n - 4).find("speaks protocol version 2"), std::string::npos);
+  EXPECT_NE(server.Wait(), 0);
+}
+
+TEST(PageServer, ASecondClientIsTurnedAway) {
+  TestDir dir;
+  LoopbackServer server(dir, 17705);
+  int first = ConnectLoopback(17705);
+  const unsigned char hello[] = {2, 0, 0, 0, 0x10, 0x01};
+  ASSERT_EQ(write(first, hello, sizeof hello), 6);
+  char buf[512] = {};
+  ASSERT_GT(read(first, buf, sizeof buf), 0);  // its ACK
+  CmdResult d = RunCriuLite({"pre-dump", "-t", std::to_string(getpid()), "-D", dir / "x",
+                             "--page-server", "--address", "127.0.0.1", "--port", "17705"});
+  EXPECT_NE(d.exit_code, 0);
+  EXPECT_NE(d.err.find("busy"), std::string::npos) << d.err;
+  close(first);
+}
+
+TEST(PageServer, DumpThroughItRestoresFromItsDirectory) {
+  TestDir dir;
+  LoopbackServer server(dir, 17706);
+  pid_t pid = StartWorkload(dir, "memory");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--page-server",
+                             "--address", "127.0.0.1", "--port", "17706"},
+                            {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(server.Wait(), 0);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "server/img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+// ---- two hosts ------------------------------------------------------------------
+
+class TwoHosts : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_EQ(Sh(kHosts + " up"), 0) << "could not make the two hosts"; }
+  static void TearDownTestSuite() { Sh(kHosts + " down"); }
+
+  std::string OnHost(const std::string& h, const std::string& cmd) {
+    return kHosts + " exec " + h + " " + cmd;
+  }
+  // Starts a workload on host a; returns its PID there.
+  pid_t StartOnA(const std::string& scenario, const std::string& args = "") {
+    Sh(OnHost("a", std::string(WORKLOAD_BIN) + " " + scenario + " --dir " + dir_.path() + " " +
+                       args + " </dev/null >" + (dir_ / "out") + " 2>&1 &"));
+    if (!WaitForFile(dir_ / "ready", 20000)) return -1;
+    usleep(100000);
+    return atoi(ReadFile(dir_ / "ready").c_str());
+  }
+  void StartServerOnB(int port, const std::string& extra = "--restore") {
+    Sh(OnHost("b", std::string(CRIU_LITE_BIN) + " page-server --address 10.77.0.2 --port " +
+                       std::to_string(port) + " -D " + (dir_ / "dest") + " " + extra +
+                       " --status-file " + (dir_ / "server.ready") + " -v -o " +
+                       (dir_ / "server.log") + " &"));
+    ASSERT_TRUE(WaitForFile(dir_ / "server.ready", 10000)) << ReadFile(dir_ / "server.log");
+  }
+  int Migrate(pid_t pid, int port, const std::string& extra = "") {
+    return Sh(OnHost("a", std::string(CRIU_LITE_BIN) + " migrate -t " + std::to_string(pid) +
+                              " --to 10.77.0.2:" + std::to_string(port) + " --stats " +
+                              (dir_ / "stats.json") + " " + extra + " 2>" + (dir_ / "migrate.err")));
+  }
+  std::string CheckOn(const std::string& h, pid_t pid) {
+    unlink((dir_ / "result").c_str());
+    if (Sh(OnHost(h, "kill -USR1 " + std::to_string(pid))) != 0) return "no PID " + std::to_string(pid) + " on host " + h;
+    if (!WaitForFile(dir_ / "result", 20000)) return "no result; output: " + ReadFile(dir_ / "out");
+    usleep(50000);
+    std::string r = ReadFile(dir_ / "result");
+    while (!r.empty() && r.back() == '\n') r.pop_back();
+    return r;
+  }
+  void MigrateAndCheck(const std::string& scenario, const std::string& args, int port) {
+    pid_t pid = StartOnA(scenario, args);
+    ASSERT_GT(pid, 0) << ReadFile(dir_ / "out");
+    StartServerOnB(port);
+    ASSERT_EQ(Migrate(pid, port), 0) << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
+    fprintf(stderr, "%s", ReadFile(dir_ / "migrate.err").c_str());
+    EXPECT_NE(Sh(OnHost("a", "kill -0 " + std::to_string(pid) + " 2>/dev/null")), 0)
+        << "the tree is still on host a";
+    EXPECT_EQ(CheckOn("b", pid), "PASS");
+    EXPECT_NE(ReadFile(dir_ / "stats.json").find("\"frozen_seconds\""), std::string::npos);
+  }
+  TestDir dir_;
+};
+
+TEST_F(TwoHosts, SingleProcess) { MigrateAndCheck("memory", "", 7101); }
+TEST_F(TwoHosts, TreeWithPipes) { MigrateAndCheck("pipeline", "", 7102); }
+TEST_F(TwoHosts, Multithreaded) { MigrateAndCheck("threads", "", 7103); }
+TEST_F(TwoHosts, WritingFivePercentPerSecond) {
+  // 64 MiB, 5%/s = 3.2 MiB/s: about 1 page per ms.
+  MigrateAndCheck("dirtier", "--big-mib 64 --rate 1", 7104);
+}
+
+TEST_F(TwoHosts, ADestinationThatCannotRestoreLeavesTheSourceRunning) {
+  pid_t pid = StartOnA("memory");
+  ASSERT_GT(pid, 0);
+  StartServerOnB(7105, "");  // no --restore
+  EXPECT_NE(Migrate(pid, 7105), 0);
+  EXPECT_NE(ReadFile(dir_ / "migrate.err").find("the source tree runs on"), std::string::npos)
+      << ReadFile(dir_ / "migrate.err");
+  EXPECT_EQ(CheckOn("a", pid), "PASS");
+}
+
+}  // namespace
+}  // namespace crl::test
