@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -135,6 +136,21 @@ TEST(PageServer, ReceiverDyingMidStreamFailsTheDumpAndTheSourceRunsOn) {
   EXPECT_NE(d.err.find("hung up"), std::string::npos) << d.err;
   EXPECT_NE(TaskState(pid), 't') << "the source was left stopped";
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+TEST(PageServer, AStalledSenderTimesOut) {
+  TestDir dir;
+  LoopbackServer server(dir, 17707);  // --timeout 3
+  int fd = ConnectLoopback(17707);
+  const unsigned char hello[] = {2, 0, 0, 0, 0x10, 0x01};
+  ASSERT_EQ(write(fd, hello, sizeof hello), 6);
+  // Then nothing: the server gives up after its timeout.
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(server.Wait(), 0);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  close(fd);
+  EXPECT_LT(secs, 10);
+  EXPECT_NE(ReadFile(dir / "server.log").find("stalled"), std::string::npos) << ReadFile(dir / "server.log");
 }
 
 TEST(PageServer, AnotherProtocolVersionIsRefusedOnBothSides) {

@@ -1,0 +1,62 @@
+#!/bin/bash
+# Migration benchmark between the two hosts of test-containers/hosts.sh: a
+# W MiB workload dirtying 0, 1% and 10% of its memory per second is migrated
+# with pre-copy, and (the baseline) the 1%/s one with no pre-copy at all
+# (--max-iters 0: freeze, copy everything, restore). Prints migrate's own
+# rows per pass and a summary with the frozen time's split.
+#
+#   tests/bench/migrate.sh [W_MIB=1024] [DEST_DIR=/dev/shm]   (as root, after scripts/build.sh)
+#
+# The destination receives into DEST_DIR: tmpfs by default, as one does for
+# migrations, so that the restore does not compete with the writeback of the
+# gigabyte just received (on this machine's ext4 that doubles the restore).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=${1:-1024}
+DEST=${2:-/dev/shm}
+B=$PWD/build
+H=$PWD/test-containers/hosts.sh
+WORK=$(mktemp -d /tmp/criu-lite-bench-migrate-XXXXXX)
+DESTW=$(mktemp -d "$DEST/criu-lite-bench-migrate-XXXXXX")
+trap '$H down; rm -rf "$WORK" "$DESTW"' EXIT
+$H up
+PORT=7200
+json() { grep -o "\"$2\": [0-9.]*" "$1" | head -1 | awk '{print $2}'; }
+split() { grep -o '"frozen_split": {[^}]*}' "$1" | sed 's/"frozen_split": //; s/"//g'; }
+
+run() {  # label pages-per-ms extra-migrate-args
+  local label=$1 rate=$2; shift 2
+  local d=$WORK/$label
+  mkdir -p "$d"
+  PORT=$((PORT + 1))
+  $H exec a "$B/test-containers/workload" dirtier --big-mib "$W" --rate "$rate" --dir "$d" </dev/null >"$d/out" 2>&1 &
+  disown
+  while [ ! -f "$d/ready" ]; do sleep 0.1; done
+  local pid; pid=$(cat "$d/ready")
+  $H exec b "$B/criu-lite" page-server --address 10.77.0.2 --port $PORT -D "$DESTW/$label" --restore --status-file "$d/server.ready" &
+  while [ ! -f "$d/server.ready" ]; do sleep 0.05; done
+  echo "== $label: $W MiB, $rate pages/ms written ($(echo "$rate * 1000 * 4096 / 1048576" | bc) MiB/s)"
+  $H exec a "$B/criu-lite" migrate -t "$pid" --to 10.77.0.2:$PORT --stats "$d/stats.json" "$@"
+  $H exec b kill -USR1 "$pid"
+  while [ ! -f "$d/result" ]; do sleep 0.1; done
+  echo "   restored workload: $(cat "$d/result")"
+  rm -rf "${DESTW:?}/$label"
+}
+
+one_pct=$(( (W * 1048576 / 100) / 4096 / 1000 )); [ $one_pct -lt 1 ] && one_pct=1
+ten_pct=$(( (W * 1048576 / 10) / 4096 / 1000 )); [ $ten_pct -lt 1 ] && ten_pct=1
+run idle 0
+run one-pct $one_pct
+run ten-pct $ten_pct
+run baseline $one_pct --max-iters 0
+
+echo
+printf '%-10s %14s %14s %12s %10s   %s\n' run "bytes sent" "x memory" "total s" "frozen s" "frozen split (s)"
+for r in idle one-pct ten-pct baseline; do
+  f=$WORK/$r/stats.json
+  printf '%-10s %14s %14.2f %12.3f %10.3f   %s\n' "$r" "$(json "$f" total_bytes)" \
+    "$(echo "$(json "$f" total_bytes) / ($W * 1048576)" | bc -l)" "$(json "$f" total_seconds)" \
+    "$(json "$f" frozen_seconds)" "$(split "$f")"
+done
+b=$(json "$WORK/baseline/stats.json" frozen_seconds); o=$(json "$WORK/one-pct/stats.json" frozen_seconds)
+printf '\nat 1%%/s: frozen %.3f s = %.1f%% of the stop-and-copy baseline (%.3f s); target <= 30%%\n' "$o" "$(echo "100 * $o / $b" | bc -l)" "$b"
