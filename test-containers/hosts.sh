@@ -9,6 +9,7 @@
 set -euo pipefail
 STATE=/run/criu-lite-hosts
 NET=10.77.0
+REAPER=${REAPER:-$(cd "$(dirname "$0")/.." && pwd)/build/test-containers/workload}
 
 init_pid() { cat "$STATE/$1.init" 2>/dev/null; }
 
@@ -25,13 +26,13 @@ up() {
   for h in a b; do
     ip -n crl-$h link set lo up
     ip -n crl-$h link set crl-v$h up
-    # The PID namespace's init: a process that outlives everything run there.
-    ip netns exec crl-$h unshare --pid --fork --mount-proc sleep infinity &
+    # The PID namespace's init: outlives everything run there and reaps it.
+    ip netns exec crl-$h unshare --pid --fork --mount-proc "$REAPER" reaper &
     local outer=$!
     local child=""
     for _ in $(seq 100); do
-      child=$(pgrep -P "$(pgrep -P $outer | head -1 || echo 0)" sleep 2>/dev/null || true)
-      [ -z "$child" ] && child=$(pgrep -P $outer sleep 2>/dev/null || true)
+      child=$(pgrep -P "$(pgrep -P $outer | head -1 || echo 0)" workload 2>/dev/null || true)
+      [ -z "$child" ] && child=$(pgrep -P $outer workload 2>/dev/null || true)
       [ -n "$child" ] && break
       sleep 0.05
     done

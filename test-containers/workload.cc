@@ -33,6 +33,7 @@
 //             also dropping pages; for iterative dumps
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
+//   reaper    init of a test host's PID namespace (test-containers/hosts.sh)
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -1343,6 +1344,11 @@ int main(int argc, char** argv) {
   if (scenario == "sockets") return Sockets();
   if (scenario == "forest") return Forest(procs, threads, big_mib > 0 ? big_mib : 20);
   if (scenario == "counter") return Counter();
+  if (scenario == "reaper") {
+    // PID 1 of a test host's PID namespace: reaps whatever is reparented to it.
+    for (;;)
+      if (waitpid(-1, nullptr, 0) < 0) sleep(1);
+  }
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());
   return 2;
