@@ -164,8 +164,7 @@ Status Dump(const DumpOptions& opts) {
   uint64_t bytes = 0;
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
-    PageWriter writer =
-        TRY(PageWriter::Create(&out, dir.PagesName(p.pid), opts.zstd_level));
+    PageWriter writer = TRY(PageWriter::Create(&out, dir.PagesName(p.pid), opts.zstd_level));
     TRY(CopyPages(p.pid, plans[i], opts.leave_running || opts.pre_dump, &writer, &mstats)
             .Context(Format("dumping memory of PID %d", p.pid)));
     for (const PageRun& r : in_parent[i]) writer.AppendInParent(r.start, r.end - r.start);

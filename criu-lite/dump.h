@@ -8,7 +8,6 @@
 #include <string>
 
 #include "images/image_output.h"
-
 #include "kernel/result.h"
 
 namespace crl {

@@ -6,11 +6,11 @@
 
 #include "criu-lite/dump.h"
 #include "criu-lite/migrate.h"
-#include "pageserver/receiver.h"
-#include "pageserver/sender.h"
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
+#include "pageserver/receiver.h"
+#include "pageserver/sender.h"
 #include "restore/restore.h"
 
 namespace {
@@ -99,8 +99,9 @@ int main(int argc, char** argv) {
     int port = 0;
   } dps, pps;
   for (auto [cmd, t] : {std::make_pair(dump, &dps), std::make_pair(pre, &pps)}) {
-    cmd->add_flag("--page-server", t->on, "send the images to a page server instead of -D "
-                                          "(-D keeps the small files the next pass needs)");
+    cmd->add_flag("--page-server", t->on,
+                  "send the images to a page server instead of -D "
+                  "(-D keeps the small files the next pass needs)");
     cmd->add_option("--address", t->address, "the page server's address")->type_name("ADDR");
     cmd->add_option("--port", t->port, "the page server's port")->type_name("PORT");
   }
@@ -126,14 +127,18 @@ int main(int argc, char** argv) {
   crl::MigrateOptions mopts;
   std::string to;
   auto* migrate = app.add_subcommand("migrate", "move a running tree to another host");
-  migrate->add_option("-t,--tree", mopts.pid, "PID of the tree's root")->required()->type_name("PID");
+  migrate->add_option("-t,--tree", mopts.pid, "PID of the tree's root")
+      ->required()
+      ->type_name("PID");
   migrate->add_option("--to", to, "HOST:PORT of `criu-lite page-server --restore`")->required();
-  migrate->add_option("--max-iters", mopts.max_iters, "pre-copy passes at most (0: stop-and-copy; default 8)");
+  migrate->add_option("--max-iters", mopts.max_iters,
+                      "pre-copy passes at most (0: stop-and-copy; default 8)");
   migrate->add_option("--downtime-target", mopts.downtime_target_ms,
                       "stop pre-copy once the last delta would take less (ms; default 300)");
   migrate->add_option("--min-pages", mopts.min_pages,
                       "stop pre-copy once a pass writes fewer pages (default 1024)");
-  migrate->add_option("--stats", mopts.stats_file, "write the figures as JSON to FILE")->type_name("FILE");
+  migrate->add_option("--stats", mopts.stats_file, "write the figures as JSON to FILE")
+      ->type_name("FILE");
   migrate->add_option("--timeout", mopts.timeout, "seconds without progress before giving up");
 
   crl::RestoreOptions ropts;

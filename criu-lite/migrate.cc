@@ -59,8 +59,8 @@ Status Migrate(const MigrateOptions& opts) {
   std::vector<PassRow> rows;
   std::string prev, stop_reason = "--max-iters reached";
   auto last_pass = Clock::now();
-  fprintf(stderr, "%-6s %10s %12s %9s %12s %9s\n", "pass", "pages", "bytes", "seconds", "dirty MiB/s",
-          "stop ms");
+  fprintf(stderr, "%-6s %10s %12s %9s %12s %9s\n", "pass", "pages", "bytes", "seconds",
+          "dirty MiB/s", "stop ms");
   if (opts.max_iters == 0) stop_reason = "no pre-copy (--max-iters 0)";
   for (int i = 1; i <= opts.max_iters; i++) {
     std::string name = Format("p%d", i);
@@ -79,7 +79,8 @@ Status Migrate(const MigrateOptions& opts) {
     auto t1 = Clock::now();
     img::Stats st;
     TRY(ReadImage(ImageDir(d.images_dir).Stats("dump"), ImageKind::kStats, &st));
-    PassRow row{name, st.pages_written(), st.bytes_written(), Secs(t0, t1), 0, st.frozen_usec() / 1e6};
+    PassRow row{name, st.pages_written(),    st.bytes_written(), Secs(t0, t1),
+                0,    st.frozen_usec() / 1e6};
     if (i > 1) row.dirty_mib_s = st.pages_written() * 4096.0 / (1 << 20) / Secs(last_pass, t0);
     last_pass = t0;
     fprintf(stderr, "%-6d %10lu %12lu %9.3f %12s %9.1f\n", i, row.pages, row.bytes, row.seconds,
@@ -97,7 +98,8 @@ Status Migrate(const MigrateOptions& opts) {
       break;
     }
     if (i > 1 && row.pages * 4096.0 / bandwidth * 1000 < opts.downtime_target_ms) {
-      stop_reason = Format("the last delta fits the %d ms downtime target", opts.downtime_target_ms);
+      stop_reason =
+          Format("the last delta fits the %d ms downtime target", opts.downtime_target_ms);
       break;
     }
   }

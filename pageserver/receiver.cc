@@ -131,7 +131,8 @@ Status Session::Handle(const wire::Header& h, bool* done) {
   };
   switch (h.type()) {
     case wire::Header::OPEN: {
-      if (!SafeName(h.dir())) return MakeError("the sender named a directory '%s'", h.dir().c_str());
+      if (!SafeName(h.dir()))
+        return MakeError("the sender named a directory '%s'", h.dir().c_str());
       cur_name_ = h.dir();
       cur_ = opts_.images_dir + "/" + h.dir() + ".partial";
       std::filesystem::remove_all(cur_);
@@ -163,7 +164,8 @@ Status Session::Handle(const wire::Header& h, bool* done) {
       TRY(need_dir());
       std::string path = cur_ + "/" + h.name();
       unlink(path.c_str());
-      if (symlink(h.target().c_str(), path.c_str()) < 0) return ErrnoError("symlink(%s)", path.c_str());
+      if (symlink(h.target().c_str(), path.c_str()) < 0)
+        return ErrnoError("symlink(%s)", path.c_str());
       return Ok{};
     }
     case wire::Header::COMMIT: {
@@ -171,7 +173,8 @@ Status Session::Handle(const wire::Header& h, bool* done) {
       streams_.clear();
       std::string final_path = opts_.images_dir + "/" + cur_name_;
       std::filesystem::remove_all(final_path);
-      if (rename(cur_.c_str(), final_path.c_str()) < 0) return ErrnoError("rename(%s)", cur_.c_str());
+      if (rename(cur_.c_str(), final_path.c_str()) < 0)
+        return ErrnoError("rename(%s)", cur_.c_str());
       partial_.erase(cur_);
       LOG_INFO("received %s", cur_name_.c_str());
       cur_.clear();
@@ -179,7 +182,8 @@ Status Session::Handle(const wire::Header& h, bool* done) {
     }
     case wire::Header::RESTORE: {
       if (!opts_.restore) return SendError(fd_, "this page server was not started with --restore");
-      if (!SafeName(h.dir())) return MakeError("the sender named a directory '%s'", h.dir().c_str());
+      if (!SafeName(h.dir()))
+        return MakeError("the sender named a directory '%s'", h.dir().c_str());
       // A criu-lite of its own does the restore: its puppets then fork from a
       // small single-threaded process, not from this server (two threads,
       // sockets, buffers).

@@ -14,9 +14,9 @@ struct PageServerOptions {
   std::string address = "0.0.0.0";
   int port = 0;
   std::string images_dir;
-  bool daemon = false;   // keep serving after a client is done
-  bool restore = false;  // accept RESTORE requests (the migration destination)
-  int timeout = 30;      // seconds without progress before a peer counts as stalled
+  bool daemon = false;      // keep serving after a client is done
+  bool restore = false;     // accept RESTORE requests (the migration destination)
+  int timeout = 30;         // seconds without progress before a peer counts as stalled
   std::string status_file;  // created once listening (for scripts and tests)
   PagePlacement pages = PagePlacement::kRead;
 };

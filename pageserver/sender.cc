@@ -39,11 +39,14 @@ Result<std::unique_ptr<PageServerSender>> PageServerSender::Connect(const std::s
 
 Status PageServerSender::Expect(const char* what) {
   auto h = RecvHeader(fd_.get());
-  if (!h.ok()) return MakeError("page server %s, waiting for its answer to %s: %s", peer_.c_str(), what, h.error().message.c_str());
+  if (!h.ok())
+    return MakeError("page server %s, waiting for its answer to %s: %s", peer_.c_str(), what,
+                     h.error().message.c_str());
   if (h->type() == wire::Header::ERROR)
     return MakeError("page server %s refused %s: %s", peer_.c_str(), what, h->message().c_str());
   if (h->type() != wire::Header::ACK && h->type() != wire::Header::RESTORED)
-    return MakeError("page server %s answered %s with %s", peer_.c_str(), what, WireTypeName(h->type()));
+    return MakeError("page server %s answered %s with %s", peer_.c_str(), what,
+                     WireTypeName(h->type()));
   return Ok{};
 }
 
@@ -99,11 +102,14 @@ Result<std::pair<int, uint64_t>> PageServerSender::RequestRestore(const std::str
   h.set_dir(dir);
   TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
   auto r = RecvHeader(fd_.get());
-  if (!r.ok()) return MakeError("page server %s, restoring %s: %s", peer_.c_str(), dir.c_str(), r.error().message.c_str());
+  if (!r.ok())
+    return MakeError("page server %s, restoring %s: %s", peer_.c_str(), dir.c_str(),
+                     r.error().message.c_str());
   if (r->type() == wire::Header::ERROR)
     return MakeError("the destination could not restore the tree: %s", r->message().c_str());
   if (r->type() != wire::Header::RESTORED)
-    return MakeError("page server %s answered the restore with %s", peer_.c_str(), WireTypeName(r->type()));
+    return MakeError("page server %s answered the restore with %s", peer_.c_str(),
+                     WireTypeName(r->type()));
   return std::make_pair(r->pid(), r->restore_usec());
 }
 

@@ -62,9 +62,10 @@ Result<wire::Header> RecvHeader(int fd) {
   TRY(RecvBytes(fd, &len, 4));
   len = le32toh(len);
   if (len > kMaxHeaderBytes)
-    return MakeError("the peer does not speak the criu-lite page server protocol (a %u-byte "
-                     "header)",
-                     len);
+    return MakeError(
+        "the peer does not speak the criu-lite page server protocol (a %u-byte "
+        "header)",
+        len);
   std::string body(len, '\0');
   TRY(RecvBytes(fd, body.data(), len));
   wire::Header h;

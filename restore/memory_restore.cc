@@ -407,10 +407,12 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
       }
       uint64_t off = start;
       while (!iov.empty()) {
-        RemotePtr riov = TRY(scratch.Push(iov.data(), std::min<size_t>(iov.size(), 1024) * sizeof(iovec)));
+        RemotePtr riov =
+            TRY(scratch.Push(iov.data(), std::min<size_t>(iov.size(), 1024) * sizeof(iovec)));
         int64_t n = TRY(rs.Checked("preadv(pages)", SYS_preadv, fds[src], riov.addr(),
                                    std::min<size_t>(iov.size(), 1024), off, 0));
-        if (n <= 0) return MakeError("page file %s ended early", chain.sources[src]->path().c_str());
+        if (n <= 0)
+          return MakeError("page file %s ended early", chain.sources[src]->path().c_str());
         off += n;
         while (n > 0) {
           if (static_cast<uint64_t>(n) >= iov.front().iov_len) {
@@ -429,8 +431,8 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
       return Ok{};
     };
     for (const ChainedRun& r : chain.runs) {
-      bool joins = !iov.empty() && r.source == src && r.offset >= end && r.offset - end <= kMaxGap &&
-                   iov.size() < 1000;
+      bool joins = !iov.empty() && r.source == src && r.offset >= end &&
+                   r.offset - end <= kMaxGap && iov.size() < 1000;
       if (!joins) {
         TRY(flush());
         src = r.source;

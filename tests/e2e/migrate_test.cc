@@ -30,10 +30,20 @@ struct LoopbackServer {
   int port;
   TestDir& dir;
   LoopbackServer(TestDir& d, int p, const std::vector<std::string>& extra = {}) : port(p), dir(d) {
-    std::vector<std::string> args = {CRIU_LITE_BIN, "page-server", "--address", "127.0.0.1",
-                                     "--port", std::to_string(port), "-D", dir / "server",
-                                     "--status-file", dir / "server.ready", "--timeout", "3",
-                                     "-o", dir / "server.log"};
+    std::vector<std::string> args = {CRIU_LITE_BIN,
+                                     "page-server",
+                                     "--address",
+                                     "127.0.0.1",
+                                     "--port",
+                                     std::to_string(port),
+                                     "-D",
+                                     dir / "server",
+                                     "--status-file",
+                                     dir / "server.ready",
+                                     "--timeout",
+                                     "3",
+                                     "-o",
+                                     dir / "server.log"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid = fork();
     if (pid == 0) {
@@ -150,7 +160,8 @@ TEST(PageServer, AStalledSenderTimesOut) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   close(fd);
   EXPECT_LT(secs, 10);
-  EXPECT_NE(ReadFile(dir / "server.log").find("stalled"), std::string::npos) << ReadFile(dir / "server.log");
+  EXPECT_NE(ReadFile(dir / "server.log").find("stalled"), std::string::npos)
+      << ReadFile(dir / "server.log");
 }
 
 TEST(PageServer, AnotherProtocolVersionIsRefusedOnBothSides) {
@@ -202,7 +213,9 @@ TEST(PageServer, DumpThroughItRestoresFromItsDirectory) {
 
 class TwoHosts : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { ASSERT_EQ(Sh(kHosts + " up"), 0) << "could not make the two hosts"; }
+  static void SetUpTestSuite() {
+    ASSERT_EQ(Sh(kHosts + " up"), 0) << "could not make the two hosts";
+  }
   static void TearDownTestSuite() { Sh(kHosts + " down"); }
 
   std::string OnHost(const std::string& h, const std::string& cmd) {
@@ -226,11 +239,13 @@ class TwoHosts : public ::testing::Test {
   int Migrate(pid_t pid, int port, const std::string& extra = "") {
     return Sh(OnHost("a", std::string(CRIU_LITE_BIN) + " migrate -t " + std::to_string(pid) +
                               " --to 10.77.0.2:" + std::to_string(port) + " --stats " +
-                              (dir_ / "stats.json") + " " + extra + " 2>" + (dir_ / "migrate.err")));
+                              (dir_ / "stats.json") + " " + extra + " 2>" +
+                              (dir_ / "migrate.err")));
   }
   std::string CheckOn(const std::string& h, pid_t pid) {
     unlink((dir_ / "result").c_str());
-    if (Sh(OnHost(h, "kill -USR1 " + std::to_string(pid))) != 0) return "no PID " + std::to_string(pid) + " on host " + h;
+    if (Sh(OnHost(h, "kill -USR1 " + std::to_string(pid))) != 0)
+      return "no PID " + std::to_string(pid) + " on host " + h;
     if (!WaitForFile(dir_ / "result", 20000)) return "no result; output: " + ReadFile(dir_ / "out");
     usleep(50000);
     std::string r = ReadFile(dir_ / "result");
@@ -241,7 +256,8 @@ class TwoHosts : public ::testing::Test {
     pid_t pid = StartOnA(scenario, args);
     ASSERT_GT(pid, 0) << ReadFile(dir_ / "out");
     StartServerOnB(port);
-    ASSERT_EQ(Migrate(pid, port), 0) << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
+    ASSERT_EQ(Migrate(pid, port), 0)
+        << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
     fprintf(stderr, "%s", ReadFile(dir_ / "migrate.err").c_str());
     EXPECT_NE(Sh(OnHost("a", "kill -0 " + std::to_string(pid) + " 2>/dev/null")), 0)
         << "the tree is still on host a";
