@@ -220,6 +220,21 @@ namespace {
 
 Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm, int64_t fd);
 
+// After a (possibly short) read of N bytes, drops what the iovecs received.
+void ConsumeIovecs(std::vector<iovec>* iov, int64_t n) {
+  while (n > 0 && !iov->empty()) {
+    iovec& front = iov->front();
+    if (static_cast<uint64_t>(n) >= front.iov_len) {
+      n -= front.iov_len;
+      iov->erase(iov->begin());
+    } else {
+      front.iov_base = static_cast<char*>(front.iov_base) + n;
+      front.iov_len -= n;
+      n = 0;
+    }
+  }
+}
+
 // --pages=read: the task opens the page file and reads its own pages, one
 // preadv per batch of runs that lie back to back in the file. No copy passes
 // through criu-lite.
@@ -250,16 +265,7 @@ Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm,
       // A short read (the kernel caps one call near 2 GiB): drop what was done.
       batch_off += n;
       batch_len -= n;
-      while (n > 0) {
-        if (static_cast<uint64_t>(n) >= iov.front().iov_len) {
-          n -= iov.front().iov_len;
-          iov.erase(iov.begin());
-        } else {
-          iov.front().iov_base = static_cast<char*>(iov.front().iov_base) + n;
-          iov.front().iov_len -= n;
-          n = 0;
-        }
-      }
+      ConsumeIovecs(&iov, n);
     }
     return Ok{};
   };
@@ -414,16 +420,7 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
         if (n <= 0)
           return MakeError("page file %s ended early", chain.sources[src]->path().c_str());
         off += n;
-        while (n > 0) {
-          if (static_cast<uint64_t>(n) >= iov.front().iov_len) {
-            n -= iov.front().iov_len;
-            iov.erase(iov.begin());
-          } else {
-            iov.front().iov_base = static_cast<char*>(iov.front().iov_base) + n;
-            iov.front().iov_len -= n;
-            n = 0;
-          }
-        }
+        ConsumeIovecs(&iov, n);
         // Scratch space for the iovec arrays is reused batch after batch.
         scratch.Reset();
         TRY(scratch.Reserve(scratch_mark));
