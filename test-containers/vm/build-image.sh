@@ -1,0 +1,75 @@
+#!/bin/bash
+# Builds what a test VM boots: Debian 12's own 6.1 kernel (fetched with
+# apt-get download, nothing else from outside) and an initramfs holding
+# busybox, criu-lite, the workloads and the test binaries with the libraries
+# they need, at the same absolute paths as on this machine (the tests have
+# them compiled in). The VM runs /init, which runs the command given on the
+# kernel command line (crl.cmd=...) and powers off.
+#
+#   test-containers/vm/build-image.sh OUT_DIR       (after scripts/build.sh; as root)
+set -euo pipefail
+OUT=${1:?usage: build-image.sh OUT_DIR}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=$ROOT/build
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+export DEBIAN_FRONTEND=noninteractive
+for p in qemu-system-x86 busybox-static cpio; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || NEED="${NEED:-} $p"
+done
+if [ -n "${NEED:-}" ]; then apt-get update -qq; apt-get install -y -qq $NEED >/dev/null; fi
+
+# The kernel: Debian's cloud flavour of 6.1 (soft-dirty, no PAGEMAP_SCAN).
+if ! ls "$OUT"/vmlinuz-* >/dev/null 2>&1; then
+  pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+  (cd "$OUT" && apt-get download "$pkg" >/dev/null 2>&1)
+  dpkg-deb -x "$OUT"/"$pkg"_*.deb "$OUT/kernel"
+  cp "$OUT"/kernel/boot/vmlinuz-* "$OUT"/
+  rm -f "$OUT"/"$pkg"_*.deb
+fi
+
+R=$OUT/initramfs
+rm -rf "$R"
+mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,run,etc}
+cp /usr/bin/busybox "$R/bin/busybox"
+for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
+# Our binaries at their own paths, with every library they load.
+bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests")
+for f in "${bins[@]}"; do
+  mkdir -p "$R$(dirname "$f")"
+  cp "$f" "$R$f"
+  for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
+    mkdir -p "$R$(dirname "$lib")"
+    cp -L "$lib" "$R$lib"
+  done
+done
+mkdir -p "$R$ROOT/test-containers"
+cp "$ROOT/test-containers/hosts.sh" "$R$ROOT/test-containers/"
+KVER=$(basename "$OUT"/vmlinuz-* | sed 's/vmlinuz-//')
+if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
+  mkdir -p "$R/lib/modules/$KVER/kernel"
+  for m in net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
+    f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*$m*" | head -1)
+    [ -n "$f" ] && cp "$f" "$R/lib/modules/$KVER/kernel/"
+  done
+fi
+cat > "$R/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
+for m in /lib/modules/*/kernel/failover.ko /lib/modules/*/kernel/net_failover.ko /lib/modules/*/kernel/virtio_net.ko; do
+  [ -f "$m" ] && insmod "$m" 2>/dev/null
+done
+CMD=$(sed -n 's/.*crl.cmd="\([^"]*\)".*/\1/p' /proc/cmdline)
+echo "crl-vm: kernel $(uname -r), running: $CMD"
+sh -c "$CMD"
+echo "crl-vm: exit status $?"
+poweroff -f
+INIT
+chmod +x "$R/init"
+(cd "$R" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$OUT/initramfs.gz")
+echo "$OUT/vmlinuz-$KVER $OUT/initramfs.gz"
