@@ -209,6 +209,12 @@ Status MapVmas(Puppet& p, const img::MmState& mm,
                      SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
       if (static_cast<uint64_t>(r) != v.start())
         return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), v.start(), r);
+      // Huge-page advice before any page lands: with THP "always", writing
+      // the first page of a 2 MiB range would otherwise fault in a huge page
+      // and make its untouched rest resident (found on Debian's 6.1).
+      if (HasMadvise(v, "nh") || HasMadvise(v, "hg"))
+        TRY(rs.Checked("madvise(THP)", SYS_madvise, v.start(), len,
+                       HasMadvise(v, "nh") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE));
     }
     return Ok{};
   }();

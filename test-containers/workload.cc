@@ -250,6 +250,11 @@ int Memory(long big_mib, bool sparse) {
   }
 
   InstallCheckHandler();
+  // What a kernel made resident before the dump (fault-around, huge pages)
+  // is its business; the restore must not add to it.
+  std::vector<size_t> res_before;
+  for (size_t off = 0; off < kAnon; off += 2 << 20)
+    res_before.push_back(ResidentPages(anon + off + (1 << 20), 1 << 20));
   Ready();
   WaitForCheck();
 
@@ -262,7 +267,9 @@ int Memory(long big_mib, bool sparse) {
   for (size_t off = 0; off < kAnon; off += 2 << 20) {
     EXPECT(Verify(anon + off, 1 << 20, 5 + off), "anonymous mapping differs at +%zu", off);
     size_t res = ResidentPages(anon + off + (1 << 20), 1 << 20);
-    EXPECT(res == 0, "%zu untouched pages at +%zu became resident", res, off + (1 << 20));
+    size_t before = res_before[off / (2 << 20)];
+    EXPECT(res <= before, "%zu untouched pages at +%zu became resident (%zu were before)", res - before,
+           off + (1 << 20), before);
   }
   mprotect(hidden, 16 * kPage, PROT_READ);
   EXPECT(Verify(hidden, 16 * kPage, 6), "PROT_NONE data differs");
