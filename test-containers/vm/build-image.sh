@@ -48,7 +48,9 @@ cp "$ROOT/test-containers/hosts.sh" "$R$ROOT/test-containers/"
 KVER=$(basename "$OUT"/vmlinuz-* | sed 's/vmlinuz-//')
 if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
   mkdir -p "$R/lib/modules/$KVER/kernel"
-  for m in net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
+  # virtio-net for the network; unix_diag because criu-lite asks UNIX_DIAG
+  # which sockets are pairs (a running system loads it on demand).
+  for m in net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko net/unix/unix_diag.ko; do
     f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*$m*" | head -1)
     [ -n "$f" ] && cp "$f" "$R/lib/modules/$KVER/kernel/"
   done
@@ -61,7 +63,7 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
-for m in /lib/modules/*/kernel/failover.ko /lib/modules/*/kernel/net_failover.ko /lib/modules/*/kernel/virtio_net.ko; do
+for m in /lib/modules/*/kernel/failover.ko /lib/modules/*/kernel/net_failover.ko /lib/modules/*/kernel/virtio_net.ko /lib/modules/*/kernel/unix_diag.ko; do
   [ -f "$m" ] && insmod "$m" 2>/dev/null
 done
 CMD=$(sed -n 's/.*crl.cmd="\([^"]*\)".*/\1/p' /proc/cmdline)
