@@ -136,6 +136,12 @@ Status DumpFds(pid_t pid, img::Fds* fds) {
       out.set_eventfd_count(TRY(HexField(info_text, "eventfd-count:")));
       auto sem = HexField(info_text, "eventfd-semaphore:");
       out.set_eventfd_semaphore(sem.ok() && *sem);
+      // Kernels before 6.6 do not say whether an eventfd counts as a
+      // semaphore; it comes back as a plain counter there.
+      if (!sem.ok())
+        LOG_WARN("PID %d fd %d: this kernel does not tell whether the eventfd is in semaphore "
+                 "mode; it is restored as a plain counter",
+                 pid, fd);
     } else if (kind) {
       return MakeError("PID %d fd %d is a %s (%s): not supported yet", pid, fd, kind->c_str(),
                        link.c_str());
