@@ -22,15 +22,6 @@
 namespace crl {
 namespace {
 
-struct PtraceRseqConfiguration {  // struct ptrace_rseq_configuration
-  uint64_t rseq_abi_pointer;
-  uint32_t rseq_abi_size;
-  uint32_t signature;
-  uint32_t flags;
-  uint32_t pad;
-};
-static_assert(sizeof(PtraceRseqConfiguration) == 24);
-
 std::string Readlink(const std::string& path) {
   char buf[4096];
   ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
@@ -134,7 +125,7 @@ Status CollectThread(const SeizedThread& t, img::ThreadCore* th) {
     return ErrnoError("get_robust_list(pid=%d)", tid);
   th->set_robust_list(head);
   th->set_robust_list_len(len);
-  PtraceRseqConfiguration rseq{};
+  __ptrace_rseq_configuration rseq{};
   if (ptrace(static_cast<__ptrace_request>(PTRACE_GET_RSEQ_CONFIGURATION), tid, sizeof rseq,
              &rseq) == sizeof rseq &&
       rseq.rseq_abi_pointer) {

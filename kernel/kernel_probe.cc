@@ -109,7 +109,6 @@ KernelFeatures Probe() {
   f.prctl_set_mm_map = ProbeSetMmMap();
   // process_vm_mmap is probed on demand: kallsyms is megabytes of text.
   f.vvar_vclock = ProbeVvarVclock();
-  f.rseq_config = true;  // checked on the first tracee; ptrace needs a tracee
   return f;
 }
 

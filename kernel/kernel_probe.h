@@ -18,7 +18,6 @@ struct KernelFeatures {
   bool process_madvise = false;
   bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
   bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)
-  bool rseq_config = false;       // PTRACE_GET_RSEQ_CONFIGURATION
 };
 
 const KernelFeatures& Kernel();

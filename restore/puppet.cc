@@ -157,7 +157,6 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
   PuppetPipes pp{wait_r.get(), wait_w.get(), ready_w.get()};
   pid_t child = TRY(use_clone3 ? CloneWithPid(pid, sibling, pp) : ForkWithNsLastPid(pid, pp));
   std::unique_ptr<Puppet> p(new Puppet(child, blob));
-  p->sibling_ = sibling;
   ready_w.reset();
   char c;
   if (read(ready_r.get(), &c, 1) != 0) {
@@ -175,16 +174,13 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
   if (!ws.stopped() || ws.ptrace_event() != PTRACE_EVENT_STOP)
     return MakeError("the new task %d did not stop as expected: %s", child, ws.ToString().c_str());
   TRY(SetSigmask(child, ~0ull));
-  struct {
-    uint64_t pointer;
-    uint32_t size, signature, flags, pad;
-  } rseq{};
+  __ptrace_rseq_configuration rseq{};
   if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, child, sizeof rseq, &rseq) == sizeof rseq &&
-      rseq.pointer != 0)
+      rseq.rseq_abi_pointer != 0)
     return MakeError(
         "the new task %d is still registered with rseq at 0x%lx; cannot clear its "
         "address space safely",
-        child, rseq.pointer);
+        child, rseq.rseq_abi_pointer);
   TRY(p->AdoptThread(child));
   return p;
 }

@@ -78,7 +78,7 @@ class Puppet {
   Blob blob_;
   RemoteScratch scratch_;
   std::vector<Thread> threads_;
-  bool released_ = false, exited_ = false, sibling_ = false;
+  bool released_ = false, exited_ = false;
 };
 
 }  // namespace crl

@@ -1,6 +1,5 @@
 #include "restore/task_restore.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <sys/prctl.h>
@@ -29,51 +28,7 @@ struct PrctlMmMap {
 };
 static_assert(sizeof(PrctlMmMap) == 104);
 
-Result<std::vector<int>> ListPuppetFds(pid_t pid) {
-  std::string path = Format("/proc/%d/fd", pid);
-  DIR* d = opendir(path.c_str());
-  if (!d) return ErrnoError("opendir(%s)", path.c_str());
-  std::vector<int> out;
-  while (dirent* e = readdir(d))
-    if (e->d_name[0] != '.') out.push_back(atoi(e->d_name));
-  closedir(d);
-  return out;
-}
-
 }  // namespace
-
-Status CloseInheritedFds(Puppet& p, int keep_fd, const img::Fds& fds) {
-  std::vector<bool> inherited(3, false);
-  for (const img::Fd& f : fds.fds())
-    if (f.kind() == img::Fd::INHERITED && f.fd() < 3) inherited[f.fd()] = true;
-  for (int fd : TRY(ListPuppetFds(p.pid()))) {
-    if (fd == keep_fd || (fd < 3 && inherited[fd])) continue;
-    TRY(p.rs().Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
-  }
-  return Ok{};
-}
-
-Status RestoreFds(Puppet& p, const img::Fds& fds) {
-  RemoteSyscalls& rs = p.rs();
-  for (const img::Fd& f : fds.fds()) {
-    if (f.kind() == img::Fd::INHERITED) continue;
-    p.scratch().Reset();
-    RemotePtr path = TRY(p.scratch().PushString(f.path()));
-    int flags = f.flags() & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY);
-    std::string what = Format("open(%s) for fd %d", f.path().c_str(), f.fd());
-    int64_t tmp = TRY(rs.Checked(what.c_str(), SYS_openat, AT_FDCWD, path.addr(),
-                                 flags | O_NOCTTY | (f.cloexec() ? O_CLOEXEC : 0)));
-    if (tmp != f.fd()) {
-      TRY(rs.Checked(Format("dup3(%ld, %d)", tmp, f.fd()).c_str(), SYS_dup3, tmp, f.fd(),
-                     f.cloexec() ? O_CLOEXEC : 0));
-      TRY(rs.Checked("close", SYS_close, tmp));
-    }
-    if (f.kind() == img::Fd::REGULAR)
-      TRY(rs.Checked(Format("lseek(fd %d, %lu)", f.fd(), f.pos()).c_str(), SYS_lseek, f.fd(),
-                     f.pos(), SEEK_SET));
-  }
-  return Ok{};
-}
 
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
   RemoteSyscalls& rs = p.rs();

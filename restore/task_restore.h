@@ -9,10 +9,6 @@
 
 namespace crl {
 
-// Closes everything criu-lite had open in the puppet except KEEP_FD and, for
-// --shell-job, the stdio the task inherits.
-Status CloseInheritedFds(Puppet& p, int keep_fd, const img::Fds& fds);
-Status RestoreFds(Puppet& p, const img::Fds& fds);
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core);
 Status RestoreMmFields(Puppet& p, const img::MmState& mm);
 // Dispositions and process-wide pending signals.

@@ -101,6 +101,15 @@ void WriteFile(const std::string& name, const std::string& text) {
 
 void OnCheck(int) { g_check = 1; }
 
+// Asks each child to check itself (SIGUSR1) and waits for it to exit 0.
+void CheckChildren(const std::vector<pid_t>& kids) {
+  for (pid_t k : kids) {
+    kill(k, SIGUSR1);
+    int st;
+    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", k);
+  }
+}
+
 void InstallCheckHandler() {
   struct sigaction sa {};
   sa.sa_handler = OnCheck;
@@ -268,8 +277,8 @@ int Memory(long big_mib, bool sparse) {
     EXPECT(Verify(anon + off, 1 << 20, 5 + off), "anonymous mapping differs at +%zu", off);
     size_t res = ResidentPages(anon + off + (1 << 20), 1 << 20);
     size_t before = res_before[off / (2 << 20)];
-    EXPECT(res <= before, "%zu untouched pages at +%zu became resident (%zu were before)", res - before,
-           off + (1 << 20), before);
+    EXPECT(res <= before, "%zu untouched pages at +%zu became resident (%zu were before)",
+           res - before, off + (1 << 20), before);
   }
   mprotect(hidden, 16 * kPage, PROT_READ);
   EXPECT(Verify(hidden, 16 * kPage, 6), "PROT_NONE data differs");
@@ -843,11 +852,7 @@ int Cow(long mib) {
   Ready();
   WaitForCheck();
   EXPECT(Verify(mem, len, 600), "parent memory differs");
-  for (pid_t k : kids) {
-    kill(k, SIGUSR1);
-    int st;
-    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", k);
-  }
+  CheckChildren(kids);
   Report();
 }
 
@@ -1117,11 +1122,7 @@ int Forest(int procs, int threads, long mib) {
   Ready();
   WaitForCheck();
   EXPECT(Verify(mem, len, 900), "root memory differs");
-  for (pid_t k : kids) {
-    kill(k, SIGUSR1);
-    int st;
-    EXPECT(waitpid(k, &st, 0) == k && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", k);
-  }
+  CheckChildren(kids);
   Report();
 }
 

@@ -68,6 +68,14 @@ long PssKb(pid_t pid) {
   return -1;
 }
 
+// The PIDs the cow workload wrote to DIR/children.
+std::vector<pid_t> ChildrenOf(const TestDir& dir) {
+  std::vector<pid_t> kids;
+  std::istringstream in(ReadFile(dir / "children"));
+  for (pid_t k; in >> k;) kids.push_back(k);
+  return kids;
+}
+
 long TreePss(pid_t root, const std::vector<pid_t>& kids) {
   long sum = PssKb(root);
   for (pid_t k : kids) sum += PssKb(k);
@@ -77,9 +85,7 @@ long TreePss(pid_t root, const std::vector<pid_t>& kids) {
 TEST(Tree, CopyOnWritePagesStaySharedAfterRestore) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "cow", {"--big-mib", "256"});
-  std::vector<pid_t> kids;
-  std::istringstream in(ReadFile(dir / "children"));
-  for (pid_t k; in >> k;) kids.push_back(k);
+  std::vector<pid_t> kids = ChildrenOf(dir);
   ASSERT_EQ(kids.size(), 4u);
   long before = TreePss(pid, kids);
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
@@ -95,9 +101,7 @@ TEST(Tree, CopyOnWritePagesStaySharedAfterRestore) {
 TEST(Tree, LeaveRunningKeepsCopyOnWriteShared) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "cow", {"--big-mib", "64"});
-  std::vector<pid_t> kids;
-  std::istringstream in(ReadFile(dir / "children"));
-  for (pid_t k; in >> k;) kids.push_back(k);
+  std::vector<pid_t> kids = ChildrenOf(dir);
   long before = TreePss(pid, kids);
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
   ASSERT_TRUE(d.ok()) << d.err;
@@ -123,9 +127,7 @@ pid_t OccupyPid(pid_t pid) {
 TEST(Tree, ATakenPidFailsTheWholeRestoreCleanly) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "cow", {"--big-mib", "8"});
-  std::vector<pid_t> kids;
-  std::istringstream in(ReadFile(dir / "children"));
-  for (pid_t k; in >> k;) kids.push_back(k);
+  std::vector<pid_t> kids = ChildrenOf(dir);
   std::vector<pid_t> reap = kids;
   reap.push_back(pid);
   ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, reap).ok());
