@@ -20,6 +20,12 @@ int Fail(const crl::Error& e) {
   return 1;
 }
 
+crl::PagePlacement ParsePlacement(const std::string& s) {
+  if (s == "writev") return crl::PagePlacement::kWritev;
+  if (s == "lazy") return crl::PagePlacement::kLazy;
+  return crl::PagePlacement::kRead;
+}
+
 int RunCheck() {
   auto rows = crl::CheckTable();
   printf("%-28s %-18s %-5s %s\n", "need", "interface", "here", "criu-lite uses");
@@ -107,7 +113,7 @@ int main(int argc, char** argv) {
   }
 
   crl::PageServerOptions sopts;
-  std::string spages = "read";
+  std::string spages = "lazy";
   auto* server = app.add_subcommand("page-server", "receive images over TCP (and restore them)");
   server->add_option("--port", sopts.port, "TCP port to listen on")->required()->type_name("PORT");
   server->add_option("--address", sopts.address, "address to listen on (default: all)")
@@ -121,8 +127,10 @@ int main(int argc, char** argv) {
   server->add_option("--timeout", sopts.timeout, "seconds without progress before giving up");
   server->add_option("--status-file", sopts.status_file, "create FILE once listening")
       ->type_name("FILE");
-  server->add_option("--pages", spages, "page placement for --restore (read, writev)")
-      ->check(CLI::IsMember({"read", "writev"}));
+  server->add_option("--pages", spages,
+                     "page placement for --restore (read, writev, lazy; default lazy: the "
+                     "shortest freeze)")
+      ->check(CLI::IsMember({"read", "writev", "lazy"}));
 
   crl::MigrateOptions mopts;
   std::string to;
@@ -160,8 +168,14 @@ int main(int argc, char** argv) {
   restore
       ->add_option("--pages", pages,
                    "how pages get into the process: read (it reads them from the page file "
-                   "itself: one copy) or writev (criu-lite writes them: the baseline)")
-      ->check(CLI::IsMember({"read", "writev"}));
+                   "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "
+                   "(the tree runs at once; a daemon fills its memory on demand and in the "
+                   "background)")
+      ->check(CLI::IsMember({"read", "writev", "lazy"}));
+  restore->add_option("--lazy-fill-rate", ropts.lazy_fill_mib_s,
+                      "with --pages=lazy: place at most this many MiB/s in the background "
+                      "(faults are always served at once; default 0: no limit)")
+      ->type_name("MIB");
 
   auto* check = app.add_subcommand("check", "show which kernel interfaces criu-lite will use");
   std::vector<std::string> show_files;
@@ -218,7 +232,7 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : Fail(s.error());
   };
   if (*server) {
-    sopts.pages = spages == "writev" ? crl::PagePlacement::kWritev : crl::PagePlacement::kRead;
+    sopts.pages = ParsePlacement(spages);
     crl::Status s = crl::RunPageServer(sopts);
     return s.ok() ? 0 : Fail(s.error());
   }
@@ -243,7 +257,7 @@ int main(int argc, char** argv) {
     return run_dump(dopts, dps);
   }
   if (*restore) {
-    ropts.pages = pages == "writev" ? crl::PagePlacement::kWritev : crl::PagePlacement::kRead;
+    ropts.pages = ParsePlacement(pages);
     // Without -d the restored process is criu-lite's child; keep its output
     // ordered with ours.
     fflush(nullptr);

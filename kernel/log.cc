@@ -27,6 +27,8 @@ bool SetLogFile(const char* path) {
   return true;
 }
 
+int LogFileFd() { return g_file ? fileno(g_file) : -1; }
+
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) <= g_level; }
 
 void Log(LogLevel level, const char* fmt, ...) {

@@ -8,6 +8,8 @@ enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 void SetLogLevel(int level);
 // Sends log lines to FILE (appending); errors still go to stderr too.
 bool SetLogFile(const char* path);
+// The log file's descriptor, or -1 (a daemon keeps it open, closing the rest).
+int LogFileFd();
 bool LogEnabled(LogLevel level);
 void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

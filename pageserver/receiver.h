@@ -18,7 +18,7 @@ struct PageServerOptions {
   bool restore = false;     // accept RESTORE requests (the migration destination)
   int timeout = 30;         // seconds without progress before a peer counts as stalled
   std::string status_file;  // created once listening (for scripts and tests)
-  PagePlacement pages = PagePlacement::kRead;
+  PagePlacement pages = PagePlacement::kLazy;
 };
 
 Status RunPageServer(const PageServerOptions& opts);

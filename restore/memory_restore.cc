@@ -66,7 +66,15 @@ Result<std::map<std::string, SpecialMapping>> OwnSpecialMappings() {
 }  // namespace
 
 const char* PagePlacementName(PagePlacement p) {
-  return p == PagePlacement::kRead ? "read" : "writev";
+  switch (p) {
+    case PagePlacement::kRead:
+      return "read";
+    case PagePlacement::kWritev:
+      return "writev";
+    case PagePlacement::kLazy:
+      return "lazy";
+  }
+  return "?";
 }
 
 Status ValidateVmas(const img::MmState& mm) {
@@ -296,8 +304,8 @@ Status PlaceByWritev(Puppet& p, PageReader& pages) {
 }  // namespace
 
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
-  if (how == PagePlacement::kRead && pages.raw()) return PlaceByTaskRead(p, pages, pages.pagemap());
-  if (how == PagePlacement::kRead)
+  if (how != PagePlacement::kWritev && pages.raw()) return PlaceByTaskRead(p, pages, pages.pagemap());
+  if (how != PagePlacement::kWritev)
     LOG_INFO("pages are zstd-compressed: criu-lite decompresses them and writes them in");
   return PlaceByWritev(p, pages);
 }

@@ -18,6 +18,7 @@ namespace crl {
 enum class PagePlacement {
   kRead,    // the task preadv()s its pages from the page file: one copy
   kWritev,  // criu-lite process_vm_writev()s them: the baseline
+  kLazy,    // private anonymous memory is filled after the tree runs (lazy_pages.h)
 };
 const char* PagePlacementName(PagePlacement p);
 

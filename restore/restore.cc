@@ -1,11 +1,13 @@
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <csignal>
@@ -22,6 +24,7 @@
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
 #include "restore/file_table.h"
+#include "restore/lazy_pages.h"
 #include "restore/puppet.h"
 #include "restore/task_restore.h"
 
@@ -42,6 +45,9 @@ struct TaskImages {
   img::Fds fds;
   std::unique_ptr<PageReader> pages;
   std::unique_ptr<PageChain> chain;         // iterative dumps: pages in parent images
+  // --pages=lazy: the mappings the daemon fills, and their pages.
+  std::vector<std::pair<uint64_t, uint64_t>> lazy_ranges;
+  std::vector<ChainedRun> lazy_runs;
   std::vector<const TaskImages*> children;  // tree order
 };
 
@@ -93,7 +99,11 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   t->pages = std::make_unique<PageReader>(std::move(reader));
   bool chained = false;
   for (const img::PagemapEntry& e : t->pagemap.entries()) chained |= e.in_parent();
-  if (chained)
+  if (opts.pages == PagePlacement::kLazy && !t->pages->raw())
+    return MakeError("%s: --pages=lazy needs uncompressed pages (these were dumped with --compress)",
+                     dir.Pagemap(pid).c_str());
+  // Lazy restore splits every task's pages by mapping: a chain of one image.
+  if (chained || opts.pages == PagePlacement::kLazy)
     t->chain = std::make_unique<PageChain>(TRY(ResolvePageChain(dir.path(), pid, t->pagemap)));
   for (int tid : t->entry.tids()) TRY(CheckPidFree(tid));
   return Ok{};
@@ -133,6 +143,78 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
   return tree;
 }
 
+// --pages=lazy: which pages the daemon places once the tree runs. Those of
+// private anonymous mappings; not those a child inherits at fork, which must
+// be in place before the fork (the child keeps them, or drops them), nor the
+// pages of rseq areas, which the kernel writes when restore registers them.
+// In a mapping the task itself inherited, its own pages are dropped after
+// the fork (DropLazyPages) and come lazily too.
+void PlanLazy(Tree& tree) {
+  for (auto& [pid, t] : tree.tasks) {
+    if (t->entry.zombie()) continue;
+    std::vector<std::pair<uint64_t, uint64_t>> kept_by_children, placed_first;
+    for (const TaskImages* c : t->children)
+      if (!c->entry.zombie())
+        for (const img::Vma& v : c->mm.vmas())
+          if (v.inherited()) kept_by_children.push_back({v.start(), v.end()});
+    for (const img::ThreadCore& th : t->core.threads())
+      if (th.rseq_addr())
+        placed_first.push_back({th.rseq_addr() & ~(kPageSize - 1),
+                                (th.rseq_addr() + th.rseq_len() + kPageSize - 1) & ~(kPageSize - 1)});
+    std::sort(placed_first.begin(), placed_first.end());
+    for (const img::Vma& v : t->mm.vmas()) {
+      if (v.kind() != img::Vma::ANON_PRIVATE) continue;
+      bool kept = false;
+      for (const auto& [s, e] : kept_by_children) kept |= s < v.end() && e > v.start();
+      if (!kept) t->lazy_ranges.push_back({v.start(), v.end()});
+    }
+    std::sort(t->lazy_ranges.begin(), t->lazy_ranges.end());
+    // The lazy mappings less the pages placed first.
+    std::vector<std::pair<uint64_t, uint64_t>> lazy;
+    for (auto [s, e] : t->lazy_ranges) {
+      for (const auto& [ps, pe] : placed_first) {
+        if (pe <= s || ps >= e) continue;
+        if (ps > s) lazy.push_back({s, ps});
+        s = std::max(s, pe);
+      }
+      if (s < e) lazy.push_back({s, e});
+    }
+    std::vector<ChainedRun> eager;
+    for (const ChainedRun& r : t->chain->runs) {
+      for (uint64_t pos = r.vaddr, end = r.vaddr + r.len; pos < end;) {
+        auto it = std::upper_bound(lazy.begin(), lazy.end(), pos,
+                                   [](uint64_t v, const auto& range) { return v < range.first; });
+        bool in_lazy = it != lazy.begin() && std::prev(it)->second > pos;
+        uint64_t piece_end = in_lazy ? std::min(end, std::prev(it)->second)
+                                     : (it == lazy.end() ? end : std::min(end, it->first));
+        ChainedRun piece{pos, piece_end - pos, r.source, r.offset + (pos - r.vaddr)};
+        (in_lazy ? t->lazy_runs : eager).push_back(piece);
+        pos = piece_end;
+      }
+    }
+    t->chain->runs = std::move(eager);
+  }
+}
+
+// The parent's pages at the addresses of the task's own lazy pages, in the
+// mappings it inherited: dropped, so that they are missing until placed.
+Status DropLazyPages(Puppet& p, const TaskImages& t) {
+  std::vector<std::pair<uint64_t, uint64_t>> inherited, drop;
+  for (const img::Vma& v : t.mm.vmas())
+    if (v.inherited()) inherited.push_back({v.start(), v.end()});
+  for (const ChainedRun& r : t.lazy_runs)
+    for (const auto& [s, e] : inherited)
+      if (r.vaddr >= s && r.vaddr < e) drop.push_back({r.vaddr, r.vaddr + r.len});
+  std::sort(drop.begin(), drop.end());
+  for (size_t i = 0; i < drop.size();) {
+    uint64_t s = drop[i].first, e = drop[i].second;
+    for (i++; i < drop.size() && drop[i].first == e; i++) e = drop[i].second;
+    TRY(p.rs().Checked(Format("madvise(0x%lx, DONTNEED)", s).c_str(), SYS_madvise, s, e - s,
+                       MADV_DONTNEED));
+  }
+  return Ok{};
+}
+
 struct Phases {
   img::Stats stats;
   Clock::time_point last = Clock::now();
@@ -165,6 +247,7 @@ class TreeBuilder {
   Status MakeZombie(Puppet& parent, const TaskImages& z);
   Status SetProcessGroups();
   Status MakeLeaderlessGroup(Puppet& member, const TaskImages& t);
+  Status StartLazyPages();
 
   const Tree& tree_;
   const RestoreOptions& opts_;
@@ -188,8 +271,10 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   TRY(step(MapVmas(p, t.mm, [this](uint64_t ino) { return files_.MemfdPath(ino); }),
            "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
+  if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
+  PagePlacement how = opts_.pages == PagePlacement::kLazy ? PagePlacement::kRead : opts_.pages;
   if (t.chain)
-    TRY(step(PlaceChainedPages(p, *t.chain, opts_.pages), "placing pages"));
+    TRY(step(PlaceChainedPages(p, *t.chain, how), "placing pages"));
   else
     TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
   TRY(step(FinishVmas(p, t.mm), "setting protections"));
@@ -332,7 +417,36 @@ Status TreeBuilder::SetProcessGroups() {
   return Ok{};
 }
 
+// Registers every task's lazy mappings, now that no task forks any more (a
+// fork would wait for the daemon), and starts the daemon before anything runs.
+Status TreeBuilder::StartLazyPages() {
+  std::vector<LazyTask> tasks;
+  std::vector<std::pair<int, std::string>> sources;
+  for (auto& [t, p] : puppets_) {
+    if (t->lazy_runs.empty()) continue;
+    LazyTask lt;
+    lt.pid = t->entry.pid();
+    auto uffd = RegisterLazyRanges(*p, t->lazy_ranges);
+    if (!uffd.ok())
+      return MakeError("restoring PID %d: %s", lt.pid, uffd.error().message.c_str());
+    lt.uffd = std::move(*uffd);
+    size_t base = sources.size();
+    for (const auto& src : t->chain->sources) sources.push_back({src->fd(), src->path()});
+    for (const ChainedRun& r : t->lazy_runs)
+      lt.runs.push_back({r.vaddr, r.len, base + r.source, r.offset});
+    tasks.push_back(std::move(lt));
+  }
+  if (tasks.empty()) {
+    LOG_INFO("lazy pages: nothing to place lazily (all private memory is shared with children "
+             "by fork, and was placed before the fork)");
+    return Ok{};
+  }
+  TRY(StartLazyPagesDaemon(std::move(tasks), sources, opts_.lazy_fill_mib_s));
+  return Ok{};
+}
+
 Status TreeBuilder::ReleaseAll() {
+  if (opts_.pages == PagePlacement::kLazy) TRY(StartLazyPages());
   std::vector<std::vector<Registers>> regs;
   for (auto& [t, p] : puppets_) {
     // The last remote syscall of each process drops its blob. Its threads
@@ -399,6 +513,7 @@ Result<int> Restore(const RestoreOptions& in_opts) {
     e->add_tids(inv.root_pid());
   }
   Tree tree = TRY(LoadTree(dir, inv, opts));
+  if (opts.pages == PagePlacement::kLazy) PlanLazy(tree);
   pid_t pid = inv.root_pid();
   ph.Mark("read-images");
 

@@ -15,6 +15,7 @@ struct RestoreOptions {
   bool shell_job = false;
   std::string pidfile;
   PagePlacement pages = PagePlacement::kRead;
+  uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
 };
 
 // The exit status criu-lite should end with: 0 with -d once the task runs;

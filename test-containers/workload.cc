@@ -33,6 +33,8 @@
 //             also dropping pages; for iterative dumps
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
+//   lazy      forks, mremaps, drops, remaps and read()s into memory that a
+//             lazy restore has not placed yet (--big-mib, 64)
 //   reaper    init of a test host's PID namespace (test-containers/hosts.sh)
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -1281,6 +1283,88 @@ int Hold(long mib) {
   Report();
 }
 
+// ---- lazy (lazy restore) -------------------------------------------------------
+// Memory a lazy restore has not placed yet, used in every way that changes
+// the layout under the lazy-pages daemon: a fork, an mremap, MADV_DONTNEED,
+// a munmap with a new mapping in its place, a read() that makes the kernel
+// write into it, and four threads reading at once.
+int Lazy(long mib) {
+  InstallCheckHandler();
+  size_t len = static_cast<size_t>(mib) << 20, part = len / 8;
+  auto* mem = static_cast<char*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (mem == MAP_FAILED) return 2;
+  Fill(mem, len, 31);
+  Ready();
+  WaitForCheck();
+  auto seed_at = [](size_t off) { return 31 + off / 8; };
+  // A child sees all of it as it was at the fork.
+  pid_t kid = fork();
+  if (kid == 0) _exit(Verify(mem, len, 31) ? 0 : 1);
+  // Part 1 moves.
+  void* to = mmap(nullptr, part, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* moved = mremap(mem + part, part, part, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  EXPECT(moved == to, "mremap: %s", strerror(errno));
+  if (moved == to) EXPECT(Verify(moved, part, seed_at(part)), "the moved part differs");
+  // Part 2 is dropped: zeros.
+  EXPECT(madvise(mem + 2 * part, part, MADV_DONTNEED) == 0, "madvise: %s", strerror(errno));
+  for (size_t i = 0; i < part; i += 4096)
+    if (mem[2 * part + i] != 0) {
+      Fail("a dropped page is not zero");
+      break;
+    }
+  // Part 3 is unmapped and mapped anew: zeros.
+  munmap(mem + 3 * part, part);
+  void* again = mmap(mem + 3 * part, part, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  EXPECT(again == mem + 3 * part, "mmap again: %s", strerror(errno));
+  for (size_t i = 0; i < part; i += 4096)
+    if (mem[3 * part + i] != 0) {
+      Fail("a page mapped anew is not zero");
+      break;
+    }
+  // The kernel writes one page of part 4.
+  int p[2];
+  char line[4096];
+  memset(line, 'k', sizeof line);
+  EXPECT(pipe(p) == 0, "pipe");
+  EXPECT(write(p[1], line, sizeof line) == sizeof line, "write(pipe)");
+  char* target = mem + 4 * part + 8192;
+  EXPECT(read(p[0], target, sizeof line) == sizeof line, "read into lazy memory");
+  EXPECT(memcmp(target, line, sizeof line) == 0, "read() into lazy memory lost data");
+  EXPECT(Verify(mem + 4 * part, 8192, seed_at(4 * part)), "part 4 before the read differs");
+  EXPECT(Verify(target + 4096, part - 12288, seed_at(4 * part + 12288)),
+             "part 4 after the read differs");
+  // Parts 0, 5, 6, 7 read by four threads at once.
+  struct Job {
+    const char* p;
+    size_t len;
+    uint64_t seed;
+    bool ok;
+  } jobs[4] = {{mem, part, 31, false},
+               {mem + 5 * part, part, seed_at(5 * part), false},
+               {mem + 6 * part, part, seed_at(6 * part), false},
+               {mem + 7 * part, part, seed_at(7 * part), false}};
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++)
+    pthread_create(
+        &th[i], nullptr,
+        [](void* a) -> void* {
+          auto* j = static_cast<Job*>(a);
+          j->ok = Verify(j->p, j->len, j->seed);
+          return nullptr;
+        },
+        &jobs[i]);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], nullptr);
+    EXPECT(jobs[i].ok, "part read by thread %d differs", i);
+  }
+  int st;
+  EXPECT(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "the child forked after restore saw other memory");
+  Report();
+}
+
 // ---- counter (demo) -------------------------------------------------------------
 int Counter() {
   InstallCheckHandler();
@@ -1363,6 +1447,7 @@ int main(int argc, char** argv) {
       if (waitpid(-1, nullptr, 0) < 0) sleep(1);
   }
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
+  if (scenario == "lazy") return Lazy(big_mib > 0 ? big_mib : 64);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());
   return 2;
 }

@@ -60,6 +60,7 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"read_raw", {}, {"--pages=read"}}, Variant{"writev_raw", {}, {"--pages=writev"}},
         Variant{"read_zstd", {"--compress"}, {"--pages=read"}},
         Variant{"writev_zstd", {"--compress"}, {"--pages=writev"}},
+        Variant{"lazy_raw", {}, {"--pages=lazy"}},
         Variant{"pagemap_file_fallback", {"--disable-kernel-feature", "pagemap-scan"}, {}},
         Variant{"maps_file_fallback", {"--disable-kernel-feature", "procmap-query"}, {}},
         Variant{"ns_last_pid_fallback", {}, {"--disable-kernel-feature", "clone3"}}),

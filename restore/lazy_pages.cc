@@ -1,0 +1,366 @@
+#include "restore/lazy_pages.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <list>
+#include <map>
+#include <set>
+
+#include "images/page_file.h"
+#include "kernel/log.h"
+#include "kernel/uapi.h"
+
+namespace crl {
+
+Result<ScopedFd> RegisterLazyRanges(Puppet& p,
+                                    const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  RemoteSyscalls& rs = p.rs();
+  // A userfaultfd belongs to the mm of the task that creates it.
+  int64_t remote = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  ScopedFd pidfd(syscall(__NR_pidfd_open, p.pid(), 0));
+  int local = pidfd.valid() ? syscall(__NR_pidfd_getfd, pidfd.get(), remote, 0) : -1;
+  int saved = errno;
+  (void)rs.Syscall(SYS_close, remote);
+  errno = saved;
+  if (local < 0) return ErrnoError("taking the userfaultfd of PID %d (pidfd_getfd)", p.pid());
+  ScopedFd uffd(local);
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+                 UFFD_FEATURE_EVENT_UNMAP;
+  if (ioctl(uffd.get(), UFFDIO_API, &api) < 0)
+    return ErrnoError("ioctl(UFFDIO_API) for PID %d: this kernel's userfaultfd lacks the events "
+                      "lazy restore follows",
+                      p.pid());
+  for (const auto& [start, end] : ranges) {
+    uffdio_register reg{};
+    reg.range = {start, end - start};
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (ioctl(uffd.get(), UFFDIO_REGISTER, &reg) < 0)
+      return ErrnoError("registering 0x%lx-0x%lx of PID %d with its userfaultfd", start, end,
+                        p.pid());
+  }
+  return uffd;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Pages of one mm still to be placed, by address; runs never overlap.
+struct Pending {
+  uint64_t len;
+  size_t source;
+  uint64_t offset;
+};
+using PendingMap = std::map<uint64_t, Pending>;
+
+// Splits the run that straddles ADDR, so that a run starts there.
+void SplitAt(PendingMap& m, uint64_t addr) {
+  auto it = m.upper_bound(addr);
+  if (it == m.begin()) return;
+  --it;
+  uint64_t start = it->first, end = start + it->second.len;
+  if (addr <= start || addr >= end) return;
+  Pending tail{end - addr, it->second.source, it->second.offset + (addr - start)};
+  it->second.len = addr - start;
+  m.emplace(addr, tail);
+}
+
+void Erase(PendingMap& m, uint64_t a, uint64_t b) {
+  SplitAt(m, a);
+  SplitAt(m, b);
+  m.erase(m.lower_bound(a), m.lower_bound(b));
+}
+
+// mremap moved [FROM, FROM+LEN) to TO: so did the pages still missing there.
+void Move(PendingMap& m, uint64_t from, uint64_t to, uint64_t len) {
+  SplitAt(m, from);
+  SplitAt(m, from + len);
+  std::vector<std::pair<uint64_t, Pending>> moved(m.lower_bound(from), m.lower_bound(from + len));
+  m.erase(m.lower_bound(from), m.lower_bound(from + len));
+  Erase(m, to, to + len);
+  for (auto& [addr, p] : moved) m.emplace(addr - from + to, p);
+}
+
+struct Mm {
+  pid_t pid;  // 0 for a process the task forked after the restore
+  ScopedFd uffd;
+  PendingMap pending;
+  std::vector<uint64_t> faults;  // to serve, or to retry
+  bool gone = false;
+};
+
+struct Source {
+  const char* base = nullptr;
+  uint64_t size = 0;
+};
+
+enum class Outcome { kDone, kRetry, kGone };
+
+constexpr uint64_t kFaultChunk = 64 << 10;     // placed around a faulting page
+constexpr uint64_t kBackgroundChunk = 1 << 20;  // placed per step between faults
+
+class Daemon {
+ public:
+  Daemon(std::vector<Source> sources, uint64_t fill_rate)
+      : sources_(std::move(sources)), fill_rate_(fill_rate) {}
+  void Add(Mm mm) { mms_.push_back(std::move(mm)); }
+  void Run();
+
+ private:
+  Outcome Copy(Mm& mm, uint64_t a, uint64_t b);
+  Outcome ServeFault(Mm& mm, uint64_t addr);
+  void ReadMessages(Mm& mm);
+
+  std::vector<Source> sources_;
+  uint64_t fill_rate_;  // bytes per second, 0: as fast as it goes
+  std::list<Mm> mms_;
+  uint64_t on_demand_ = 0, in_background_ = 0, zero_ = 0;
+};
+
+// Places [A, B), which lies in one pending run.
+Outcome Daemon::Copy(Mm& mm, uint64_t a, uint64_t b) {
+  auto it = std::prev(mm.pending.upper_bound(a));
+  const char* data = sources_[it->second.source].base + it->second.offset + (a - it->first);
+  while (a < b) {
+    uffdio_copy c{};
+    c.dst = a;
+    c.src = reinterpret_cast<uint64_t>(data);
+    c.len = b - a;
+    if (ioctl(mm.uffd.get(), UFFDIO_COPY, &c) == 0) {
+      Erase(mm.pending, a, b);
+      return Outcome::kDone;
+    }
+    if (c.copy > 0) {  // part of it went in
+      Erase(mm.pending, a, a + c.copy);
+      a += c.copy;
+      data += c.copy;
+      continue;
+    }
+    if (errno == EAGAIN) return Outcome::kRetry;  // the layout is changing: read events first
+    if (errno == ESRCH) return Outcome::kGone;    // the process has exited
+    // Already there (EEXIST: the kernel wrote it before the restore handed
+    // the task to us, which restore avoids), or no longer a registered
+    // mapping (ENOENT): nothing to place on this page.
+    if (errno == EEXIST)
+      LOG_WARN("lazy pages: PID %d: page 0x%lx was present before its image was placed", mm.pid,
+               a);
+    else
+      LOG_DEBUG("lazy pages: PID %d: page 0x%lx not placed: %m", mm.pid, a);
+    Erase(mm.pending, a, a + kPageSize);
+    a += kPageSize;
+    data += kPageSize;
+  }
+  return Outcome::kDone;
+}
+
+Outcome Daemon::ServeFault(Mm& mm, uint64_t addr) {
+  uint64_t page = addr & ~(kPageSize - 1);
+  auto it = mm.pending.upper_bound(page);
+  if (it != mm.pending.begin() && page < std::prev(it)->first + std::prev(it)->second.len) {
+    --it;
+    uint64_t start = std::max(it->first, page & ~(kFaultChunk - 1));
+    uint64_t end = std::min(it->first + it->second.len, start + kFaultChunk);
+    uint64_t n = (end - start) / kPageSize;
+    Outcome o = Copy(mm, start, end);
+    if (o == Outcome::kDone) on_demand_ += n;
+    return o;
+  }
+  // A page the image does not have: it reads as zeros, as it did.
+  uffdio_zeropage z{};
+  z.range = {page, kPageSize};
+  if (ioctl(mm.uffd.get(), UFFDIO_ZEROPAGE, &z) == 0) {
+    LOG_DEBUG("lazy pages: PID %d: zero page at 0x%lx", mm.pid, page);
+    zero_++;
+    return Outcome::kDone;
+  }
+  if (errno == EAGAIN) return Outcome::kRetry;
+  if (errno == ESRCH) return Outcome::kGone;
+  // Placed meanwhile (EEXIST), or the mapping went away: let the thread retry.
+  uffdio_range r{page, kPageSize};
+  (void)ioctl(mm.uffd.get(), UFFDIO_WAKE, &r);
+  return Outcome::kDone;
+}
+
+void Daemon::ReadMessages(Mm& mm) {
+  uffd_msg msgs[64];
+  for (;;) {
+    ssize_t n = read(mm.uffd.get(), msgs, sizeof msgs);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EAGAIN: nothing more
+    for (ssize_t i = 0; i < n / static_cast<ssize_t>(sizeof msgs[0]); i++) {
+      const uffd_msg& m = msgs[i];
+      switch (m.event) {
+        case UFFD_EVENT_PAGEFAULT:
+          mm.faults.push_back(m.arg.pagefault.address);
+          break;
+        case UFFD_EVENT_FORK: {
+          // The child has the parent's missing pages missing too, with the
+          // same contents to come.
+          Mm child{0, ScopedFd(static_cast<int>(m.arg.fork.ufd)), mm.pending, {}, false};
+          LOG_DEBUG("lazy pages: PID %d forked; following its child", mm.pid);
+          mms_.push_back(std::move(child));
+          break;
+        }
+        case UFFD_EVENT_REMAP:
+          Move(mm.pending, m.arg.remap.from, m.arg.remap.to, m.arg.remap.len);
+          break;
+        case UFFD_EVENT_REMOVE:  // MADV_DONTNEED and the like: zeros from now on
+        case UFFD_EVENT_UNMAP:
+          Erase(mm.pending, m.arg.remove.start, m.arg.remove.end);
+          break;
+        default:
+          LOG_WARN("lazy pages: PID %d: unexpected userfaultfd event 0x%x", mm.pid, m.event);
+      }
+    }
+  }
+}
+
+void Daemon::Run() {
+  auto t0 = Clock::now();
+  uint64_t total = 0;
+  for (const Mm& mm : mms_)
+    for (const auto& [a, p] : mm.pending) total += p.len / kPageSize;
+  LOG_INFO("lazy pages: serving %zu processes, %lu pages", mms_.size(), total);
+  auto next = mms_.begin();  // whose pages the background fill places next
+  bool stalled = false;
+  while (!mms_.empty()) {
+    bool filling = false;
+    for (const Mm& mm : mms_) filling |= !mm.pending.empty() && !mm.gone;
+    // --lazy-fill-rate: the background fill keeps to its budget.
+    double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    bool may_fill = fill_rate_ == 0 || in_background_ * kPageSize <= fill_rate_ * elapsed;
+    std::vector<pollfd> pfds;
+    for (const Mm& mm : mms_) pfds.push_back({mm.uffd.get(), POLLIN, 0});
+    int timeout = (filling && may_fill && !stalled) ? 0 : filling || stalled ? 1 : 100;
+    (void)poll(pfds.data(), pfds.size(), timeout);
+    stalled = false;
+    size_t count = mms_.size();  // forks found now are served next round
+    auto it = mms_.begin();
+    for (size_t i = 0; i < count; i++, ++it) {
+      if (pfds[i].revents) ReadMessages(*it);
+      std::vector<uint64_t> retry;
+      for (uint64_t addr : it->faults) {
+        Outcome o = it->gone ? Outcome::kGone : ServeFault(*it, addr);
+        if (o == Outcome::kRetry) retry.push_back(addr);
+        if (o == Outcome::kGone) it->gone = true;
+      }
+      it->faults = std::move(retry);
+      stalled |= !it->faults.empty();
+    }
+    // One step of the background fill, round robin over the processes.
+    for (size_t tries = 0; may_fill && tries < mms_.size(); tries++) {
+      if (next == mms_.end()) next = mms_.begin();
+      Mm& mm = *next++;
+      if (mm.gone || mm.pending.empty()) continue;
+      auto run = mm.pending.begin();
+      uint64_t a = run->first, b = a + std::min(run->second.len, kBackgroundChunk);
+      Outcome o = Copy(mm, a, b);
+      if (o == Outcome::kDone) in_background_ += (b - a) / kPageSize;
+      if (o == Outcome::kGone) mm.gone = true;
+      if (o == Outcome::kRetry) stalled = true;
+      break;
+    }
+    // A process whose pages are all in place no longer needs us: closing its
+    // userfaultfd hands its mappings back to the kernel.
+    for (auto m = mms_.begin(); m != mms_.end();) {
+      bool done = m->gone || (m->pending.empty() && m->faults.empty());
+      if (done && !m->gone) {
+        ReadMessages(*m);  // a fork or a fault that came in just now
+        done = m->pending.empty() && m->faults.empty();
+      }
+      if (!done) {
+        ++m;
+        continue;
+      }
+      if (m->gone) LOG_DEBUG("lazy pages: PID %d has exited", m->pid);
+      if (next == m) ++next;
+      m = mms_.erase(m);
+    }
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  LOG_INFO(
+      "lazy pages: done in %.3f s: %lu pages placed on demand, %lu in the background, %lu zero "
+      "pages on demand",
+      secs, on_demand_, in_background_, zero_);
+}
+
+// The daemon keeps its userfaultfds, the page files and the log; a pipe end
+// or socket of the restored tree held here would keep it from seeing EOF.
+void CloseAllBut(const std::set<int>& keep) {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return;
+  std::vector<int> close_these;
+  for (dirent* e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    int fd = atoi(e->d_name);
+    if (fd != dirfd(d) && !keep.count(fd)) close_these.push_back(fd);
+  }
+  closedir(d);
+  for (int fd : close_these) close(fd);
+}
+
+}  // namespace
+
+Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
+                                   const std::vector<std::pair<int, std::string>>& sources,
+                                   uint64_t fill_mib_s) {
+  fflush(nullptr);
+  pid_t child = fork();
+  if (child < 0) return ErrnoError("fork (lazy-pages daemon)");
+  if (child > 0) {
+    LOG_INFO("lazy pages: daemon %d serves %zu processes", child, tasks.size());
+    return child;  // TASKS goes away here, closing criu-lite's copies
+  }
+  // The daemon.
+  std::set<int> keep{LogFileFd()};
+  for (const LazyTask& t : tasks) keep.insert(t.uffd.get());
+  for (const auto& [fd, path] : sources) keep.insert(fd);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3; fd++)
+    if (!keep.count(fd)) dup2(null, fd);
+  keep.insert({0, 1, 2});
+  CloseAllBut(keep);
+  setsid();
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  prctl(PR_SET_NAME, "crl-lazy-pages");
+  std::vector<Source> mapped;
+  for (const auto& [fd, path] : sources) {
+    struct stat st;
+    Source s;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+      void* base = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+      if (base == MAP_FAILED) {
+        LOG_ERROR("lazy pages: mmap(%s): %m; the restored processes will fault forever",
+                  path.c_str());
+        _exit(1);
+      }
+      s = {static_cast<const char*>(base), static_cast<uint64_t>(st.st_size)};
+    }
+    mapped.push_back(s);
+  }
+  Daemon daemon(std::move(mapped), fill_mib_s << 20);
+  for (LazyTask& t : tasks) {
+    Mm mm{t.pid, std::move(t.uffd), {}, {}, false};
+    for (const LazyRun& r : t.runs) mm.pending[r.vaddr] = {r.len, r.source, r.offset};
+    daemon.Add(std::move(mm));
+  }
+  daemon.Run();
+  _exit(0);
+}
+
+}  // namespace crl

@@ -1,0 +1,131 @@
+// --pages=lazy: the tree runs before its memory is in place; the lazy-pages
+// daemon serves its faults and fills the rest in the background. The fill is
+// slowed down (--lazy-fill-rate) so that the workloads really run on memory
+// that is not there yet.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <regex>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+// The daemon's last log line: "lazy pages: done in S s: N pages placed on
+// demand, M in the background, Z zero pages on demand".
+struct DaemonFigures {
+  bool done = false, none = false;  // none: no daemon was needed
+  long on_demand = 0, background = 0, zero = 0;
+  bool warned = false;
+};
+
+DaemonFigures WaitForDaemon(const std::string& log, int timeout_ms = 20000) {
+  DaemonFigures f;
+  std::regex done("lazy pages: done in [0-9.]+ s: ([0-9]+) pages placed on demand, ([0-9]+) in "
+                  "the background, ([0-9]+) zero");
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    std::string text = ReadFile(log);
+    std::smatch m;
+    if (text.find("nothing to place lazily") != std::string::npos) {
+      f.none = true;
+      return f;
+    }
+    if (std::regex_search(text, m, done)) {
+      f.done = true;
+      f.on_demand = std::stol(m[1]);
+      f.background = std::stol(m[2]);
+      f.zero = std::stol(m[3]);
+      f.warned = text.find("was present before") != std::string::npos;
+      return f;
+    }
+    usleep(50000);
+  }
+  return f;
+}
+
+const std::vector<std::string> kLazy = {"--pages=lazy", "--lazy-fill-rate", "16"};
+
+// Dump, restore lazily, check at once (while most pages are still missing),
+// then see the daemon finish.
+DaemonFigures LazyRoundTrip(const std::string& scenario, const std::vector<std::string>& wl_args,
+                            const std::vector<std::string>& restore_extra = kLazy) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, scenario, wl_args);
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  EXPECT_TRUE(d.ok()) << d.err;
+  if (!d.ok()) return {};
+  std::vector<std::string> restore = {"restore", "-D", dir / "img", "-d", "-v", "-o",
+                                      dir / "restore.log"};
+  restore.insert(restore.end(), restore_extra.begin(), restore_extra.end());
+  CmdResult r = RunCriuLite(restore);
+  EXPECT_TRUE(r.ok()) << r.err;
+  if (!r.ok()) return {};
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  DaemonFigures f = WaitForDaemon(dir / "restore.log");
+  EXPECT_TRUE(f.done || f.none) << "the lazy-pages daemon did not finish:\n"
+                                << ReadFile(dir / "restore.log");
+  EXPECT_FALSE(f.warned) << ReadFile(dir / "restore.log");
+  return f;
+}
+
+TEST(LazyRestore, ForkMremapDontneedMunmapAndReadIntoMissingMemory) {
+  DaemonFigures f = LazyRoundTrip("lazy", {"--big-mib", "64"});
+  // The check ran on missing memory: its pages came on demand, and the
+  // dropped part was answered with zero pages.
+  EXPECT_GT(f.on_demand, 0);
+  EXPECT_GT(f.zero, 0);
+}
+
+TEST(LazyRestore, UnthrottledFillOfAGibibyte) {
+  DaemonFigures f = LazyRoundTrip("hold", {"--big-mib", "1024"}, {"--pages=lazy"});
+  EXPECT_GE(f.on_demand + f.background, 262144);
+}
+
+TEST(LazyRestore, TreeOfMultithreadedProcessesEachWithItsOwnMemory) {
+  DaemonFigures f = LazyRoundTrip("forest", {"--procs", "4", "--threads", "3", "--big-mib", "16"});
+  EXPECT_TRUE(f.done);
+  EXPECT_GT(f.on_demand, 0);
+}
+
+// Every scenario of the suite, restored lazily. In some, all private memory
+// is shared with children by fork: that is placed before the fork, and no
+// daemon is needed.
+class LazyScenario : public ::testing::TestWithParam<std::string> {};
+TEST_P(LazyScenario, ChecksItselfOnMissingMemory) { LazyRoundTrip(GetParam(), {}); }
+INSTANTIATE_TEST_SUITE_P(Scenarios, LazyScenario,
+                         ::testing::Values("memory", "threads", "tree", "forker", "pipeline",
+                                           "cow", "shmem", "sockets"));
+
+TEST(LazyRestore, AfterPreCopyPasses) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "dirtier", {"--big-mib", "32", "--rate", "8"});
+  ASSERT_TRUE(RunCriuLite({"pre-dump", "-t", std::to_string(pid), "-D", dir / "p1"}).ok());
+  usleep(200000);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "final",
+                             "--prev-images-dir", "../p1", "--track-mem"},
+                            {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d", "-v", "-o",
+                             dir / "restore.log", "--pages=lazy", "--lazy-fill-rate", "16"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  EXPECT_TRUE(WaitForDaemon(dir / "restore.log").done) << ReadFile(dir / "restore.log");
+}
+
+TEST(LazyRestore, CompressedImagesAreRefusedBeforeAnythingRuns) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "memory");
+  ASSERT_TRUE(
+      RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--compress"}, {pid})
+          .ok());
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--pages=lazy"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("--pages=lazy needs uncompressed pages"), std::string::npos) << r.err;
+  EXPECT_FALSE(Alive(pid));
+}
+
+}  // namespace
+}  // namespace crl::test
