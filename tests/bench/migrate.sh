@@ -3,7 +3,9 @@
 # W MiB workload dirtying 0, 1% and 10% of its memory per second is migrated
 # with pre-copy, and (the baseline) the 1%/s one with no pre-copy at all
 # (--max-iters 0: freeze, copy everything, restore). Prints migrate's own
-# rows per pass and a summary with the frozen time's split.
+# rows per pass and a summary with the frozen time's split. The destination
+# restores lazily (its default); the same 1%/s run and baseline are then
+# repeated with --pages=read on the destination, to show what that buys.
 #
 #   tests/bench/migrate.sh [W_MIB=1024] [DEST_DIR=/dev/shm]   (as root, after scripts/build.sh)
 #
@@ -24,8 +26,8 @@ PORT=7200
 json() { grep -o "\"$2\": [0-9.]*" "$1" | head -1 | awk '{print $2}'; }
 split() { grep -o '"frozen_split": {[^}]*}' "$1" | sed 's/"frozen_split": //; s/"//g'; }
 
-run() {  # label pages-per-ms extra-migrate-args
-  local label=$1 rate=$2; shift 2
+run() {  # label pages-per-ms destination-placement extra-migrate-args
+  local label=$1 rate=$2 placement=$3; shift 3
   local d=$WORK/$label
   mkdir -p "$d"
   PORT=$((PORT + 1))
@@ -33,9 +35,9 @@ run() {  # label pages-per-ms extra-migrate-args
   disown
   while [ ! -f "$d/ready" ]; do sleep 0.1; done
   local pid; pid=$(cat "$d/ready")
-  $H exec b "$B/criu-lite" page-server --address 10.77.0.2 --port $PORT -D "$DESTW/$label" --restore --status-file "$d/server.ready" &
+  $H exec b "$B/criu-lite" page-server --address 10.77.0.2 --port $PORT -D "$DESTW/$label" --restore --pages "$placement" --status-file "$d/server.ready" &
   while [ ! -f "$d/server.ready" ]; do sleep 0.05; done
-  echo "== $label: $W MiB, $rate pages/ms written ($(echo "$rate * 1000 * 4096 / 1048576" | bc) MiB/s)"
+  echo "== $label: $W MiB, $rate pages/ms written ($(echo "$rate * 1000 * 4096 / 1048576" | bc) MiB/s), destination --pages=$placement"
   $H exec a "$B/criu-lite" migrate -t "$pid" --to 10.77.0.2:$PORT --stats "$d/stats.json" "$@"
   $H exec b kill -USR1 "$pid"
   while [ ! -f "$d/result" ]; do sleep 0.1; done
@@ -45,18 +47,24 @@ run() {  # label pages-per-ms extra-migrate-args
 
 one_pct=$(( (W * 1048576 / 100) / 4096 / 1000 )); [ $one_pct -lt 1 ] && one_pct=1
 ten_pct=$(( (W * 1048576 / 10) / 4096 / 1000 )); [ $ten_pct -lt 1 ] && ten_pct=1
-run idle 0
-run one-pct $one_pct
-run ten-pct $ten_pct
-run baseline $one_pct --max-iters 0
+run idle 0 lazy
+run one-pct $one_pct lazy
+run ten-pct $ten_pct lazy
+run baseline $one_pct lazy --max-iters 0
+# What lazy restore buys: the same 1%/s migration, pages placed before the
+# tree runs (and its stop-and-copy baseline).
+run one-pct-eager $one_pct read
+run baseline-eager $one_pct read --max-iters 0
 
 echo
-printf '%-10s %14s %14s %12s %10s   %s\n' run "bytes sent" "x memory" "total s" "frozen s" "frozen split (s)"
-for r in idle one-pct ten-pct baseline; do
+printf '%-14s %14s %10s %10s %10s   %s\n' run "bytes sent" "x memory" "total s" "frozen s" "frozen split (s)"
+for r in idle one-pct ten-pct baseline one-pct-eager baseline-eager; do
   f=$WORK/$r/stats.json
-  printf '%-10s %14s %14.2f %12.3f %10.3f   %s\n' "$r" "$(json "$f" total_bytes)" \
+  printf '%-14s %14s %10.2f %10.3f %10.3f   %s\n' "$r" "$(json "$f" total_bytes)" \
     "$(echo "$(json "$f" total_bytes) / ($W * 1048576)" | bc -l)" "$(json "$f" total_seconds)" \
     "$(json "$f" frozen_seconds)" "$(split "$f")"
 done
 b=$(json "$WORK/baseline/stats.json" frozen_seconds); o=$(json "$WORK/one-pct/stats.json" frozen_seconds)
 printf '\nat 1%%/s: frozen %.3f s = %.1f%% of the stop-and-copy baseline (%.3f s); target <= 30%%\n' "$o" "$(echo "100 * $o / $b" | bc -l)" "$b"
+b=$(json "$WORK/baseline-eager/stats.json" frozen_seconds); o=$(json "$WORK/one-pct-eager/stats.json" frozen_seconds)
+printf 'with --pages=read on the destination: frozen %.3f s = %.1f%% of its baseline (%.3f s)\n' "$o" "$(echo "100 * $o / $b" | bc -l)" "$b"
