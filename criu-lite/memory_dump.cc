@@ -169,6 +169,12 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     out.set_path(v.path);
     for (const char* f : {"dd", "hg", "nh", "dc", "wf", "mg", "nr"})
       if (v.HasFlag(f)) out.add_madvise(f);
+    if (v.HasFlag("um"))
+      return MakeError(
+          "PID %d: 0x%lx-0x%lx is registered with a userfaultfd for missing pages (a lazy "
+          "restore still filling it: its log says 'lazy pages: done' when it is over; or the "
+          "task's own userfaultfd): its missing pages cannot be dumped",
+          pid, v.start, v.end);
     const std::string& p = v.path;
     if (p == "[vsyscall]") continue;  // fixed by the kernel, the same in every process
     if (p == "[vdso]") {

@@ -115,6 +115,26 @@ TEST(LazyRestore, AfterPreCopyPasses) {
   EXPECT_TRUE(WaitForDaemon(dir / "restore.log").done) << ReadFile(dir / "restore.log");
 }
 
+TEST(LazyRestore, ADumpWhileTheDaemonFillsIsRefusedAndLaterWorks) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "hold", {"--big-mib", "64"});
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
+                             "--pages=lazy", "--lazy-fill-rate", "16"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  CmdResult early = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "again"});
+  EXPECT_FALSE(early.ok());
+  EXPECT_NE(early.err.find("registered with a userfaultfd for missing pages"), std::string::npos)
+      << early.err;
+  ASSERT_TRUE(Alive(pid));
+  EXPECT_NE(TaskState(pid), 't') << "left stopped";
+  ASSERT_TRUE(WaitForDaemon(dir / "restore.log").done);
+  CmdResult later = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "again"}, {pid});
+  ASSERT_TRUE(later.ok()) << later.err;
+  ASSERT_TRUE(RunCriuLite({"restore", "-D", dir / "again", "-d"}).ok());
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 TEST(LazyRestore, CompressedImagesAreRefusedBeforeAnythingRuns) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "memory");
