@@ -209,6 +209,22 @@ TEST(PageServer, DumpThroughItRestoresFromItsDirectory) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+TEST(PageServer, CompressedPagesTravelAsZstdFrames) {
+  TestDir dir;
+  LoopbackServer server(dir, 17708);
+  pid_t pid = StartWorkload(dir, "memory");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--compress",
+                             "--page-server", "--address", "127.0.0.1", "--port", "17708"},
+                            {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(server.Wait(), 0);
+  CmdResult show = RunCriuLite({"show", dir / ("server/img/pagemap-" + std::to_string(pid) + ".img")});
+  EXPECT_NE(show.out.find("ZSTD"), std::string::npos) << show.out;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "server/img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // ---- two hosts ------------------------------------------------------------------
 
 class TwoHosts : public ::testing::Test {
