@@ -43,16 +43,25 @@ for f in "${bins[@]}"; do
     cp -L "$lib" "$R$lib"
   done
 done
-mkdir -p "$R$ROOT/test-containers"
+mkdir -p "$R$ROOT/test-containers/vm"
 cp "$ROOT/test-containers/hosts.sh" "$R$ROOT/test-containers/"
+cp "$ROOT"/test-containers/vm/guest-*.sh "$R$ROOT/test-containers/vm/"
 KVER=$(basename "$OUT"/vmlinuz-* | sed 's/vmlinuz-//')
 if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
   mkdir -p "$R/lib/modules/$KVER/kernel"
-  # virtio-net for the network; unix_diag because criu-lite asks UNIX_DIAG
-  # which sockets are pairs (a running system loads it on demand).
-  for m in net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko net/unix/unix_diag.ko; do
-    f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*$m*" | head -1)
-    [ -n "$f" ] && cp "$f" "$R/lib/modules/$KVER/kernel/"
+  # virtio-net (and the virtio PCI transport under it) for the network;
+  # unix_diag because criu-lite asks UNIX_DIAG which sockets are pairs (a
+  # running system loads it on demand). In load order:
+  : >"$R/lib/modules/load-order"
+  for m in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko \
+           drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
+           drivers/virtio/virtio_pci.ko net/core/failover.ko drivers/net/net_failover.ko \
+           drivers/net/virtio_net.ko net/unix/unix_diag.ko; do
+    f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*/$m*" | head -1)
+    if [ -n "$f" ]; then
+      cp "$f" "$R/lib/modules/$KVER/kernel/"
+      echo "/lib/modules/$KVER/kernel/$(basename "$f")" >>"$R/lib/modules/load-order"
+    fi
   done
 fi
 cat > "$R/init" <<'INIT'
@@ -63,8 +72,8 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
-for m in /lib/modules/*/kernel/failover.ko /lib/modules/*/kernel/net_failover.ko /lib/modules/*/kernel/virtio_net.ko /lib/modules/*/kernel/unix_diag.ko; do
-  [ -f "$m" ] && insmod "$m" 2>/dev/null
+for m in $(cat /lib/modules/load-order 2>/dev/null); do
+  insmod "$m" 2>/dev/null
 done
 CMD=$(sed -n 's/.*crl.cmd="\([^"]*\)".*/\1/p' /proc/cmdline)
 echo "crl-vm: kernel $(uname -r), running: $CMD"

@@ -1,0 +1,67 @@
+#!/bin/sh
+# Runs inside a test VM started by pair.sh: VM a (10.78.0.1) runs a
+# self-checking workload and migrates it with `criu-lite migrate`; VM b
+# (10.78.0.2) receives it with `criu-lite page-server --restore`, then asks
+# the restored workload to check itself. Each side's exit status says
+# whether its half went right: a, that migrate succeeded and the workload is
+# gone from a; b, that the workload runs on b and checks PASS.
+#
+#   guest-migrate.sh a|b [MIB=64] [RATE=1 page/ms] [EXTRA migrate args...]
+set -u
+ROLE=${1:?a or b}
+MIB=${2:-64}
+RATE=${3:-1}
+shift 3 2>/dev/null || shift $#
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+CRL=$ROOT/build/criu-lite
+W=/tmp/w
+mkdir -p $W
+ip link set lo up
+ip link set eth0 up
+say() { echo "crl-vm-$ROLE: $*"; }
+
+if [ "$ROLE" = a ]; then
+  ip addr add 10.78.0.1/24 dev eth0
+  # PIDs far from what b's own processes take: the tree keeps its PIDs on b.
+  echo 5000 > /proc/sys/kernel/ns_last_pid
+  "$ROOT/build/test-containers/workload" dirtier --big-mib "$MIB" --rate "$RATE" --dir $W \
+    </dev/null >/dev/null 2>&1 &
+  i=0
+  while [ ! -f $W/ready ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+  PID=$(cat $W/ready) || { say "the workload never got ready"; exit 1; }
+  say "workload PID $PID ($MIB MiB, $RATE pages/ms written)"
+  i=0
+  until ping -c 1 -W 1 10.78.0.2 >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -gt 120 ] && { say "b never answered on the network"; exit 1; }
+  done
+  # migrate connects before it touches the tree: retrying until b's page
+  # server listens is harmless.
+  i=0
+  while :; do
+    "$CRL" migrate -t "$PID" --to 10.78.0.2:7000 --stats $W/stats.json --timeout 300 "$@" \
+      2>$W/migrate.err
+    rc=$?
+    [ $rc = 0 ] && break
+    grep -q "connecting to the page server" $W/migrate.err || break
+    i=$((i + 1)); [ $i -gt 120 ] && break
+    sleep 1
+  done
+  cat $W/migrate.err
+  [ $rc = 0 ] || { say "migrate failed"; exit 1; }
+  cat $W/stats.json
+  if kill -0 "$PID" 2>/dev/null; then say "PID $PID still runs on a"; exit 1; fi
+  say "PID $PID migrated, and gone from a"
+  exit 0
+fi
+
+ip addr add 10.78.0.2/24 dev eth0
+"$CRL" page-server --address 10.78.0.2 --port 7000 -D /tmp/img --restore --timeout 300 || {
+  say "page server failed"; cat /tmp/img/*/restore.log 2>/dev/null | tail -20; exit 1; }
+PID=$(pidof workload)
+[ -n "$PID" ] || { say "no workload runs on b"; exit 1; }
+say "workload PID $PID runs on b; asking it to check itself"
+kill -USR1 "$PID"
+i=0
+while [ ! -f $W/result ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+say "workload says: $(cat $W/result 2>/dev/null || echo nothing)"
+grep -q PASS $W/result 2>/dev/null
