@@ -21,6 +21,7 @@ if [ -n "${NEED:-}" ]; then apt-get update -qq; apt-get install -y -qq $NEED >/d
 
 # The kernel: Debian's cloud flavour of 6.1 (soft-dirty, no PAGEMAP_SCAN).
 if ! ls "$OUT"/vmlinuz-* >/dev/null 2>&1; then
+  apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || apt-get update -qq
   pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
   (cd "$OUT" && apt-get download "$pkg" >/dev/null 2>&1)
   dpkg-deb -x "$OUT"/"$pkg"_*.deb "$OUT/kernel"
