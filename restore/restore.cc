@@ -145,23 +145,17 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
 
 // --pages=lazy: which pages the daemon places once the tree runs. Those of
 // private anonymous mappings; not those a child inherits at fork, which must
-// be in place before the fork (the child keeps them, or drops them), nor the
-// pages of rseq areas, which the kernel writes when restore registers them.
-// In a mapping the task itself inherited, its own pages are dropped after
-// the fork (DropLazyPages) and come lazily too.
+// be in place before the fork (the child keeps them, or drops them). In a
+// mapping the task itself inherited, its own pages are dropped after the
+// fork (DropLazyPages) and come lazily too.
 void PlanLazy(Tree& tree) {
   for (auto& [pid, t] : tree.tasks) {
     if (t->entry.zombie()) continue;
-    std::vector<std::pair<uint64_t, uint64_t>> kept_by_children, placed_first;
+    std::vector<std::pair<uint64_t, uint64_t>> kept_by_children;
     for (const TaskImages* c : t->children)
       if (!c->entry.zombie())
         for (const img::Vma& v : c->mm.vmas())
           if (v.inherited()) kept_by_children.push_back({v.start(), v.end()});
-    for (const img::ThreadCore& th : t->core.threads())
-      if (th.rseq_addr())
-        placed_first.push_back({th.rseq_addr() & ~(kPageSize - 1),
-                                (th.rseq_addr() + th.rseq_len() + kPageSize - 1) & ~(kPageSize - 1)});
-    std::sort(placed_first.begin(), placed_first.end());
     for (const img::Vma& v : t->mm.vmas()) {
       if (v.kind() != img::Vma::ANON_PRIVATE) continue;
       bool kept = false;
@@ -169,16 +163,7 @@ void PlanLazy(Tree& tree) {
       if (!kept) t->lazy_ranges.push_back({v.start(), v.end()});
     }
     std::sort(t->lazy_ranges.begin(), t->lazy_ranges.end());
-    // The lazy mappings less the pages placed first.
-    std::vector<std::pair<uint64_t, uint64_t>> lazy;
-    for (auto [s, e] : t->lazy_ranges) {
-      for (const auto& [ps, pe] : placed_first) {
-        if (pe <= s || ps >= e) continue;
-        if (ps > s) lazy.push_back({s, ps});
-        s = std::max(s, pe);
-      }
-      if (s < e) lazy.push_back({s, e});
-    }
+    const auto& lazy = t->lazy_ranges;
     std::vector<ChainedRun> eager;
     for (const ChainedRun& r : t->chain->runs) {
       for (uint64_t pos = r.vaddr, end = r.vaddr + r.len; pos < end;) {
@@ -235,6 +220,11 @@ class TreeBuilder {
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
     TRY(SetProcessGroups());
+    // No task forks from here on (a fork would wait for the lazy-pages
+    // daemon), and nothing has written to lazy memory yet: the kernel writes
+    // the rseq areas, which FinishProcess registers, through the daemon.
+    if (opts_.pages == PagePlacement::kLazy) TRY(StartLazyPages());
+    for (auto& [t, p] : puppets_) TRY(FinishProcess(*p, *t));
     return Ok{};
   }
   // Last remote syscalls, signal masks, registers; every task runs at once.
@@ -243,6 +233,7 @@ class TreeBuilder {
 
  private:
   Status BuildProcess(std::unique_ptr<Puppet> p, const TaskImages& t);
+  Status FinishProcess(Puppet& p, const TaskImages& t);
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
   Status MakeZombie(Puppet& parent, const TaskImages& z);
   Status SetProcessGroups();
@@ -291,6 +282,16 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   TRY(ForkChildren(p, t, true));
   for (int i = 1; i < t.core.threads_size(); i++)
     TRY(step(p.CloneThread(t.core.threads(i).tid()), "creating a thread"));
+  return Ok{};
+}
+
+// Once the whole tree exists: what each task's threads carry.
+Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
+  pid_t pid = t.entry.pid();
+  auto step = [&](Status s, const char* what) -> Status {
+    if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
+    return Ok{};
+  };
   TRY(step(RestoreMmFields(p, t.mm), "restoring mm fields"));
   TRY(step(RestoreSignals(p, t.core), "restoring signals"));
   for (int i = 0; i < t.core.threads_size(); i++)
@@ -417,8 +418,7 @@ Status TreeBuilder::SetProcessGroups() {
   return Ok{};
 }
 
-// Registers every task's lazy mappings, now that no task forks any more (a
-// fork would wait for the daemon), and starts the daemon before anything runs.
+// Registers every task's lazy mappings and starts the daemon.
 Status TreeBuilder::StartLazyPages() {
   std::vector<LazyTask> tasks;
   std::vector<std::pair<int, std::string>> sources;
@@ -446,7 +446,6 @@ Status TreeBuilder::StartLazyPages() {
 }
 
 Status TreeBuilder::ReleaseAll() {
-  if (opts_.pages == PagePlacement::kLazy) TRY(StartLazyPages());
   std::vector<std::vector<Registers>> regs;
   for (auto& [t, p] : puppets_) {
     // The last remote syscall of each process drops its blob. Its threads

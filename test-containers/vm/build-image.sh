@@ -35,7 +35,10 @@ mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,run,etc}
 cp /usr/bin/busybox "$R/bin/busybox"
 for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
 # Our binaries at their own paths, with every library they load.
-bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests")
+# bash, ip (with netns), unshare and nsenter: test-containers/hosts.sh, which
+# the two-host tests use, needs the real ones, not busybox's.
+bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests"
+      "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)")
 for f in "${bins[@]}"; do
   mkdir -p "$R$(dirname "$f")"
   cp "$f" "$R$f"
@@ -57,7 +60,7 @@ if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
   for m in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko \
            drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
            drivers/virtio/virtio_pci.ko net/core/failover.ko drivers/net/net_failover.ko \
-           drivers/net/virtio_net.ko net/unix/unix_diag.ko; do
+           drivers/net/virtio_net.ko net/unix/unix_diag.ko drivers/net/veth.ko; do
     f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*/$m*" | head -1)
     if [ -n "$f" ]; then
       cp "$f" "$R/lib/modules/$KVER/kernel/"
@@ -65,8 +68,10 @@ if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
     fi
   done
 fi
+ln -sf "$(command -v bash)" "$R/bin/bash"
 cat > "$R/init" <<'INIT'
 #!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
