@@ -64,6 +64,26 @@ Result<ScopedFd> TakeFd(pid_t pid, int fd) {
   return out;
 }
 
+// Kernels before 6.6 do not show an eventfd's semaphore mode in fdinfo; a
+// read shows it. With the tree frozen, criu-lite adds 2 to the counter and
+// reads once: a semaphore gives 1 (and the extra 1 is read back), a plain
+// counter gives all of it (and what was there is written back). The counter
+// ends as it was; a poller in the tree wakes, finds nothing new and sleeps.
+Result<bool> ProbeEventfdSemaphore(pid_t pid, int fd) {
+  ScopedFd e = TRY(TakeFd(pid, fd));
+  uint64_t two = 2, got = 0;
+  if (write(e.get(), &two, 8) != 8) return ErrnoError("write(eventfd of PID %d fd %d)", pid, fd);
+  if (read(e.get(), &got, 8) != 8) return ErrnoError("read(eventfd of PID %d fd %d)", pid, fd);
+  if (got == 1) {
+    if (read(e.get(), &got, 8) != 8) return ErrnoError("read(eventfd of PID %d fd %d)", pid, fd);
+    return true;
+  }
+  uint64_t was = got - 2;
+  if (was && write(e.get(), &was, 8) != 8)
+    return ErrnoError("write(eventfd of PID %d fd %d)", pid, fd);
+  return false;
+}
+
 // Bytes in a pipe, copied out with tee() so that they stay in it.
 Result<std::string> PeekPipe(int read_end) {
   int tmp[2];
@@ -135,13 +155,7 @@ Status DumpFds(pid_t pid, img::Fds* fds) {
       out.set_kind(img::Fd::EVENTFD);
       out.set_eventfd_count(TRY(HexField(info_text, "eventfd-count:")));
       auto sem = HexField(info_text, "eventfd-semaphore:");
-      out.set_eventfd_semaphore(sem.ok() && *sem);
-      // Kernels before 6.6 do not say whether an eventfd counts as a
-      // semaphore; it comes back as a plain counter there.
-      if (!sem.ok())
-        LOG_WARN("PID %d fd %d: this kernel does not tell whether the eventfd is in semaphore "
-                 "mode; it is restored as a plain counter",
-                 pid, fd);
+      out.set_eventfd_semaphore(sem.ok() ? *sem != 0 : TRY(ProbeEventfdSemaphore(pid, fd)));
     } else if (kind) {
       return MakeError("PID %d fd %d is a %s (%s): not supported yet", pid, fd, kind->c_str(),
                        link.c_str());
