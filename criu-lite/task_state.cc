@@ -43,8 +43,11 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
   RemotePtr site = TRY(SyscallSite(pid, vmas));
   RemoteSyscalls rs(leader.tid, site, leader.regs);
   constexpr size_t kScratch = 4096;
+  // Shared, so that it never merges with a private mapping next to it: on a
+  // soft-dirty kernel, a mapping merged into marks the whole VMA soft-dirty,
+  // and the next pass of a pre-copy would copy all of it again.
   int64_t addr = TRY(rs.Checked("mmap(scratch)", SYS_mmap, 0, kScratch, PROT_READ | PROT_WRITE,
-                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   RemotePtr scratch(addr);
   auto body = [&]() -> Status {
     for (int sig = 1; sig <= 64; sig++) {
