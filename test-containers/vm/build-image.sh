@@ -35,10 +35,11 @@ mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,run,etc}
 cp /usr/bin/busybox "$R/bin/busybox"
 for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
 # Our binaries at their own paths, with every library they load.
-# bash, ip (with netns), unshare and nsenter: test-containers/hosts.sh, which
+# bash, ip (with netns), unshare, nsenter, pgrep: test-containers/hosts.sh, which
 # the two-host tests use, needs the real ones, not busybox's.
 bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests"
-      "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)")
+      "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)"
+      "$(command -v pgrep)")
 for f in "${bins[@]}"; do
   mkdir -p "$R$(dirname "$f")"
   cp "$f" "$R$f"
@@ -81,6 +82,7 @@ echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
 for m in $(cat /lib/modules/load-order 2>/dev/null); do
   insmod "$m" 2>/dev/null
 done
+ip link set lo up
 CMD=$(sed -n 's/.*crl.cmd="\([^"]*\)".*/\1/p' /proc/cmdline)
 echo "crl-vm: kernel $(uname -r), running: $CMD"
 sh -c "$CMD"

@@ -19,14 +19,19 @@ start=$(date +%s)
 run_shard() {
   local i=$1
   VM_TIMEOUT=${VM_TIMEOUT:-2400} "$ROOT/test-containers/vm/run.sh" "$IMG" \
-    "cd /tmp && GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i $ROOT/build/tests/e2e_tests" \
+    "cd /tmp && GTEST_COLOR=no GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i $ROOT/build/tests/e2e_tests" \
     4096 >"$OUT/shard-$i.log" 2>&1
   echo $? >"$OUT/shard-$i.rc"
   echo "shard $i/$SHARDS: exit $(cat "$OUT/shard-$i.rc"), $(grep -c '^\[       OK \]' "$OUT/shard-$i.log") passed, $(grep -c '^\[  FAILED  \].*(' "$OUT/shard-$i.log") failed, $(grep -c '^\[  SKIPPED \].*(' "$OUT/shard-$i.log") skipped ($(( $(date +%s) - start )) s)"
 }
+running=()
 for ((i = 0; i < SHARDS; i++)); do
-  while (($(jobs -rp | wc -l) >= JOBS)); do sleep 1; done
+  if ((${#running[@]} >= JOBS)); then
+    wait "${running[0]}" || true
+    running=("${running[@]:1}")
+  fi
   run_shard "$i" &
+  running+=($!)
 done
 wait
 ok=0 failed=0 skipped=0 status=0
