@@ -45,6 +45,12 @@ std::vector<pid_t> ListChildren(pid_t pid, pid_t tid) {
 Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0) {
     if (errno == ESRCH) return Ok{};  // the thread exited meanwhile
+    // EPERM also says it is exiting (a zombie cannot be traced): the same.
+    int saved = errno;
+    auto stat = ReadFileToString(Format("/proc/%d/task/%d/stat", p.pid, tid));
+    auto st = stat.ok() ? ParseProcStat(*stat) : Result<ProcStat>(stat.error());
+    if (saved == EPERM && (!st.ok() || st->state == 'Z' || st->state == 'X')) return Ok{};
+    errno = saved;
     return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
   }
   p.threads.push_back({tid});
