@@ -17,11 +17,11 @@ OUT=$(mktemp -d /tmp/crl-vm-suite-XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 start=$(date +%s)
 run_shard() {
-  local i=$1
+  local i=$1 rc=0
   VM_TIMEOUT=${VM_TIMEOUT:-2400} "$ROOT/test-containers/vm/run.sh" "$IMG" \
     "cd /tmp && GTEST_COLOR=no GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i $ROOT/build/tests/e2e_tests" \
-    4096 >"$OUT/shard-$i.log" 2>&1
-  echo $? >"$OUT/shard-$i.rc"
+    4096 >"$OUT/shard-$i.log" 2>&1 || rc=$?
+  echo $rc >"$OUT/shard-$i.rc"
   echo "shard $i/$SHARDS: exit $(cat "$OUT/shard-$i.rc"), $(grep -c '^\[       OK \]' "$OUT/shard-$i.log") passed, $(grep -c '^\[  FAILED  \].*(' "$OUT/shard-$i.log") failed, $(grep -c '^\[  SKIPPED \].*(' "$OUT/shard-$i.log") skipped ($(( $(date +%s) - start )) s)"
 }
 running=()
