@@ -76,7 +76,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
+mount -t tmpfs -o size=90% tmp /tmp
 mount -t tmpfs run /run
 echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
 for m in $(cat /lib/modules/load-order 2>/dev/null); do

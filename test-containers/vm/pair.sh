@@ -47,15 +47,15 @@ done
 boot b 52:54:00:00:78:02 "connect=127.0.0.1:$PORT" "$CMD_B"
 
 # Show both consoles as they come.
-tail -q -n +1 -F "$WORK/a.log" 2>/dev/null | sed -u 's/\r//; s/^/[a] /' &
+tail -q -s 0.1 -n +1 -F "$WORK/a.log" 2>/dev/null | sed -u 's/\r//; s/^/[a] /' &
 TA=$!
-tail -q -n +1 -F "$WORK/b.log" 2>/dev/null | sed -u 's/\r//; s/^/[b] /' &
+tail -q -s 0.1 -n +1 -F "$WORK/b.log" 2>/dev/null | sed -u 's/\r//; s/^/[b] /' &
 TB=$!
 PIDS+=("$TA" "$TB")
 rc_a=0 rc_b=0
 wait "${PIDS[0]}" || rc_a=$?
 wait "${PIDS[1]}" || rc_b=$?
-sleep 0.3
+sleep 1
 kill "$TA" "$TB" 2>/dev/null || true
 status() {  # name qemu-exit
   local s
