@@ -76,7 +76,9 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs -o size=90% tmp /tmp
+# Room for images in memory: the root (the initramfs, on tmpfs) may grow.
+# No tmpfs over /tmp: the project may live there (a CI clone in /tmp).
+mount -o remount,size=90% / 2>/dev/null || [ -n "$(ls -A /tmp)" ] || mount -t tmpfs -o size=90% tmp /tmp
 mount -t tmpfs run /run
 echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
 for m in $(cat /lib/modules/load-order 2>/dev/null); do
