@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "kernel/log.h"
+#include "kernel/uapi.h"
 #include "kernel/proc_parsers.h"
 
 namespace crl {
@@ -76,6 +77,10 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   t.sigmask_saved = true;
   Registers raw = TRY(GetRegs(tid));
   t.regs = RegistersForRestart(raw);
+  long ret = static_cast<long>(raw.rax);
+  if (static_cast<long>(raw.orig_rax) >= 0 &&
+      (ret == -kERESTARTSYS || ret == -kERESTARTNOINTR || ret == -kERESTARTNOHAND))
+    t.restart_code = ret;
   TRY(SetRegs(tid, t.regs));
   return Ok{};
 }

@@ -21,6 +21,7 @@ struct SeizedThread {
   pid_t tid = -1;
   // Registers as they should be restored: an interrupted syscall re-runs.
   Registers regs{};
+  int64_t restart_code = 0;  // -ERESTART* of the syscall it was in, if one
   uint64_t sigmask = 0;
   bool sigmask_saved = false;
 };

@@ -117,6 +117,7 @@ Status CollectThread(const SeizedThread& t, img::ThreadCore* th) {
   pid_t tid = t.tid;
   th->set_tid(tid);
   *th->mutable_regs() = RegsToImage(t.regs);
+  th->set_restart_code(t.restart_code);
   std::vector<uint8_t> xs = TRY(GetXstate(tid));
   th->set_xstate(xs.data(), xs.size());
   th->set_blocked(t.sigmask);

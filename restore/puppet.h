@@ -60,7 +60,12 @@ class Puppet {
 
   // Sets each thread's final registers (REGS[i] for thread i), lets the task
   // run, and gives up ownership. STOP: leave it in a group-stop, as dumped.
-  Status Release(const std::vector<Registers>& regs, bool stop);
+  // RESTART[i], where not 0, is the -ERESTART* code of the syscall thread i
+  // was dumped in (REGS[i] has it rewound): the kernel then decides, as it
+  // would have, between restarting it and EINTR for a signal that came
+  // during the restore.
+  Status Release(const std::vector<Registers>& regs, const std::vector<int64_t>& restart,
+                 bool stop);
   // A task that has exited on purpose (a zombie being restored).
   void MarkExited() { exited_ = true; }
 

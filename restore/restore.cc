@@ -447,20 +447,24 @@ Status TreeBuilder::StartLazyPages() {
 
 Status TreeBuilder::ReleaseAll() {
   std::vector<std::vector<Registers>> regs;
+  std::vector<std::vector<int64_t>> restart;
   for (auto& [t, p] : puppets_) {
     // The last remote syscall of each process drops its blob. Its threads
     // stop at that syscall's exit and never return to the unmapped code.
     TRY(p->rs().Checked("munmap(blob)", SYS_munmap, p->blob().start, p->blob().size));
     std::vector<Registers> r;
+    std::vector<int64_t> codes;
     for (int i = 0; i < t->core.threads_size(); i++) {
       TRY(SetSigmask(p->thread_tid(i), t->core.threads(i).blocked()));
       r.push_back(RegsFromImage(t->core.threads(i).regs()));
+      codes.push_back(t->core.threads(i).restart_code());
     }
     regs.push_back(std::move(r));
+    restart.push_back(std::move(codes));
   }
   // Everything is in place: let the whole tree go at once.
   for (size_t i = 0; i < puppets_.size(); i++)
-    TRY(puppets_[i].second->Release(regs[i], puppets_[i].first->entry.stopped()));
+    TRY(puppets_[i].second->Release(regs[i], restart[i], puppets_[i].first->entry.stopped()));
   return Ok{};
 }
 

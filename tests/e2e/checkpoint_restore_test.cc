@@ -178,6 +178,34 @@ TEST(CheckpointRestore, RestoreWithoutDetachWaitsAndPassesExitStatus) {
   EXPECT_EQ(ReadFile(dir / "result"), "PASS\n");
 }
 
+// Dumped inside pause(), sent its check signal while it is being restored:
+// the signal waits (blocked) until the restore ends, then interrupts the
+// pause() as it would have (EINTR), instead of running before a re-entered
+// pause() that would then wait for ever.
+TEST(CheckpointRestore, ASignalDuringTheRestoreInterruptsTheSyscallItWasIn) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "memory", {"--big-mib", "512"});
+  ASSERT_TRUE(WaitInSyscall(pid, SYS_pause));
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
+  pid_t killer = fork();
+  if (killer == 0) {
+    // As soon as the PID is back and under criu-lite's ptrace: mid-restore.
+    for (int i = 0; i < 5000; i++) {
+      std::string status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+      size_t t = status.find("TracerPid:\t");
+      if (t != std::string::npos && status.compare(t + 11, 2, "0\n") != 0) break;
+      usleep(1000);
+    }
+    kill(pid, SIGUSR1);
+    _exit(0);
+  }
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"}, {killer});
+  ASSERT_TRUE(r.ok()) << r.err;
+  ASSERT_TRUE(WaitForFile(dir / "result", 20000)) << "the signal sent during the restore was lost";
+  EXPECT_EQ(ReadFile(dir / "result"), "PASS\n");
+  KillAndReap(pid);
+}
+
 TEST(Commands, CheckPrintsTheTable) {
   CmdResult r = RunCriuLite({"check"});
   EXPECT_TRUE(r.ok()) << r.err;
