@@ -153,19 +153,15 @@ TEST(CheckpointRestore, RestoreWithoutDetachWaitsAndPassesExitStatus) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "memory");
   ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
-  // criu-lite restore stays the parent; SIGUSR1 makes the workload check and exit.
-  // Once it runs (no longer stopped under criu-lite's ptrace): a signal sent
-  // while it is rebuilt reaches it before it re-enters the pause() it was
-  // dumped in, and that pause() then waits for another.
+  // criu-lite restore stays the parent; SIGUSR1 makes the workload check and
+  // exit. It is sent once the workload runs: the pidfile is written just
+  // before the release, and a signal reaching the PID earlier could find the
+  // new task before it is seized, still criu-lite's clone, and kill it.
   pid_t killer = fork();
   if (killer == 0) {
     for (int i = 0; i < 3000; i++) {
-      std::string status = ReadFile("/proc/" + std::to_string(pid) + "/status");
-      size_t t = status.find("TracerPid:\t");
-      // (The pidfile is written just before the release: before it, a
-      // puppet that is not yet seized has no tracer either.)
-      if (std::filesystem::exists(dir / "pidfile") && t != std::string::npos &&
-          status.compare(t + 11, 2, "0\n") == 0 && TaskState(pid) == 'S')
+      if (std::filesystem::exists(dir / "pidfile") && TracerPid(pid) == 0 &&
+          TaskState(pid) == 'S')
         break;
       usleep(10000);
     }
@@ -190,12 +186,7 @@ TEST(CheckpointRestore, ASignalDuringTheRestoreInterruptsTheSyscallItWasIn) {
   pid_t killer = fork();
   if (killer == 0) {
     // As soon as the PID is back and under criu-lite's ptrace: mid-restore.
-    for (int i = 0; i < 5000; i++) {
-      std::string status = ReadFile("/proc/" + std::to_string(pid) + "/status");
-      size_t t = status.find("TracerPid:\t");
-      if (t != std::string::npos && status.compare(t + 11, 2, "0\n") != 0) break;
-      usleep(1000);
-    }
+    for (int i = 0; i < 5000 && TracerPid(pid) <= 0; i++) usleep(1000);
     kill(pid, SIGUSR1);
     _exit(0);
   }

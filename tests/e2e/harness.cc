@@ -148,6 +148,12 @@ char TaskState(pid_t pid) {
   return p == std::string::npos || p + 2 >= stat.size() ? 0 : stat[p + 2];
 }
 
+pid_t TracerPid(pid_t pid) {
+  std::string status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  size_t t = status.find("TracerPid:\t");
+  return t == std::string::npos ? -1 : atoi(status.c_str() + t + 11);
+}
+
 bool WaitInSyscall(pid_t pid, long nr, int timeout_ms) {
   std::string want = std::to_string(nr) + " ";
   for (int i = 0; i < timeout_ms / 5; i++) {

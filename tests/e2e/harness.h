@@ -46,6 +46,8 @@ bool WaitForFile(const std::string& path, int timeout_ms);
 // The state letter from /proc/PID/stat ('S', 'R', 't' for traced...), or 0.
 char TaskState(pid_t pid);
 bool Alive(pid_t pid);
+// Who ptraces PID: 0 for nobody, -1 if PID does not exist.
+pid_t TracerPid(pid_t pid);
 // Waits until PID sleeps in syscall NR (per /proc/PID/syscall).
 bool WaitInSyscall(pid_t pid, long nr, int timeout_ms = 5000);
 void KillAndReap(pid_t pid);
