@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "images/file_id.h"
 #include "kernel/kernel_probe.h"
@@ -156,6 +158,30 @@ class PageCopier {
   ScopedFd mem_;
 };
 
+// Every VmFlag smaps shows is either restored (by the kind of mapping, its
+// protection, or the advice FinishVmas gives again) or refused here by name.
+Status CheckVmFlagsCarried(pid_t pid, const VmaInfo& v) {
+  static const std::set<std::string> kCarried = {
+      "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "ac", "nr", "dc", "wf", "dd",
+      "hg", "nh", "mg", "sr", "rr", "lo", "lf", "sd", "uw",
+      // Set by the kernel on its own for the kinds of mapping criu-lite maps.
+      "de", "mm", "sf", "nl", "ar", "bt"};
+  static const std::map<std::string, const char*> kRefused = {
+      {"dp", "MAP_DROPPABLE"}, {"ss", "a shadow stack"}, {"sl", "sealed by mseal()"},
+      {"pf", "a raw PFN mapping"}, {"io", "memory-mapped I/O"}, {"ht", "hugetlbfs memory"},
+      {"mt", "memory tagging"}, {"gu", "guard regions (MADV_GUARD_INSTALL)"}};
+  for (const std::string& f : v.vmflags) {
+    auto refused = kRefused.find(f);
+    if (refused != kRefused.end() || !kCarried.count(f))
+      return MakeError(
+          "PID %d: the mapping at 0x%lx-0x%lx (%s) is %s (VmFlags '%s'), which criu-lite "
+          "cannot restore yet",
+          pid, v.start, v.end, v.path.empty() ? "anonymous" : v.path.c_str(),
+          refused != kRefused.end() ? refused->second : "marked", f.c_str());
+  }
+  return Ok{};
+}
+
 }  // namespace
 
 Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* mm) {
@@ -167,7 +193,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     out.set_growsdown(v.HasFlag("gd"));
     out.set_pgoff(v.offset);
     out.set_path(v.path);
-    for (const char* f : {"dd", "hg", "nh", "dc", "wf", "mg", "nr"})
+    for (const char* f : {"dd", "hg", "nh", "dc", "wf", "mg", "nr", "sr", "rr", "lo", "lf"})
       if (v.HasFlag(f)) out.add_madvise(f);
     if (v.HasFlag("um"))
       return MakeError(
@@ -175,6 +201,13 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
           "restore still filling it: its log says 'lazy pages: done' when it is over; or the "
           "task's own userfaultfd): its missing pages cannot be dumped",
           pid, v.start, v.end);
+    // Commit is charged for a private mapping once it is writable, and stays
+    // charged: restore must give write access only to mappings that had it.
+    out.set_accounted(v.HasFlag("ac"));
+    // The vDSO pieces are the kernel's own, moved as they are.
+    bool vdso = v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]" ||
+                v.path == "[vsyscall]";
+    if (!vdso) TRY(CheckVmFlagsCarried(pid, v));
     const std::string& p = v.path;
     if (p == "[vsyscall]") continue;  // fixed by the kernel, the same in every process
     if (p == "[vdso]") {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "images/image_file.h"
 #include "kernel/log.h"
@@ -24,6 +25,16 @@ bool IsSpecial(img::Vma::Kind k) {
 bool NeedsPages(const img::Vma& v) {
   return v.kind() == img::Vma::ANON_PRIVATE || v.kind() == img::Vma::FILE_PRIVATE ||
          v.kind() == img::Vma::ANON_SHARED;
+}
+
+// Pages are written into a mapping before its final protection is set, so
+// it is mapped writable while they are; and so is a private mapping the
+// kernel charged commit for (VM_ACCOUNT: it was writable once), since only
+// becoming writable charges it. Any other stays as it was: giving it write
+// access for a moment would charge it for good.
+bool WritableWhileBuilt(const img::Vma& v, const VmasWithPages& with_pages) {
+  if (!NeedsPages(v)) return false;
+  return with_pages.any.count(v.start()) || (v.accounted() && v.kind() != img::Vma::ANON_SHARED);
 }
 
 bool HasMadvise(const img::Vma& v, const char* code) {
@@ -158,7 +169,7 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   return Ok{};
 }
 
-Status MapVmas(Puppet& p, const img::MmState& mm,
+Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
                const std::function<Result<std::string>(uint64_t)>& memfd_path) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
@@ -179,13 +190,12 @@ Status MapVmas(Puppet& p, const img::MmState& mm,
       uint64_t len = v.end() - v.start();
       if (v.inherited()) {
         // Already there from the parent; its pages may need writing.
-        if (NeedsPages(v))
+        if (WritableWhileBuilt(v, with_pages))
           TRY(rs.Checked(Format("mprotect(0x%lx, rw)", v.start()).c_str(), SYS_mprotect, v.start(),
                          len, PROT_READ | PROT_WRITE));
         continue;
       }
-      // Pages are written into the mapping before its final protection is set.
-      uint32_t prot = v.prot() | (NeedsPages(v) ? PROT_READ | PROT_WRITE : 0);
+      uint32_t prot = v.prot() | (WritableWhileBuilt(v, with_pages) ? PROT_READ | PROT_WRITE : 0);
       uint64_t flags = MAP_FIXED | (v.growsdown() ? MAP_GROWSDOWN : 0) |
                        (HasMadvise(v, "nr") ? MAP_NORESERVE : 0);
       int64_t fd = -1;
@@ -467,21 +477,37 @@ Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {
   return Ok{};
 }
 
-Status FinishVmas(Puppet& p, const img::MmState& mm) {
+Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages) {
   RemoteSyscalls& rs = p.rs();
   static const std::pair<const char*, int> kAdvice[] = {
-      {"dd", MADV_DONTDUMP}, {"hg", MADV_HUGEPAGE},   {"nh", MADV_NOHUGEPAGE},
-      {"dc", MADV_DONTFORK}, {"wf", MADV_WIPEONFORK}, {"mg", MADV_MERGEABLE}};
+      {"dd", MADV_DONTDUMP},  {"hg", MADV_HUGEPAGE},    {"nh", MADV_NOHUGEPAGE},
+      {"dc", MADV_DONTFORK},  {"wf", MADV_WIPEONFORK},  {"mg", MADV_MERGEABLE},
+      {"sr", MADV_SEQUENTIAL}, {"rr", MADV_RANDOM}};
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
     uint64_t len = v.end() - v.start();
-    if ((NeedsPages(v) && v.prot() != (PROT_READ | PROT_WRITE)) || v.inherited())
+    // Made unwritable, an anonymous mapping that never had a page (no
+    // anon_vma) loses its commit charge. One that had the charge while not
+    // writable had had pages: if none was placed (all lazy, or none saved),
+    // one is touched and dropped, which leaves the anon_vma behind.
+    if (v.kind() == img::Vma::ANON_PRIVATE && v.accounted() && !(v.prot() & PROT_WRITE) &&
+        !v.inherited() && !with_pages.eager.count(v.start())) {
+      char zero = 0;
+      TRY(WriteRemote(p.pid(), RemotePtr(v.start()), &zero, 1));
+      TRY(rs.Checked("madvise(DONTNEED)", SYS_madvise, v.start(), kPageSize, MADV_DONTNEED));
+    }
+    if ((WritableWhileBuilt(v, with_pages) && v.prot() != (PROT_READ | PROT_WRITE)) ||
+        v.inherited())
       TRY(rs.Checked(Format("mprotect(0x%lx)", v.start()).c_str(), SYS_mprotect, v.start(), len,
                      v.prot()));
     for (const auto& [code, advice] : kAdvice)
       if (HasMadvise(v, code))
         TRY(rs.Checked(Format("madvise(0x%lx, %s)", v.start(), code).c_str(), SYS_madvise,
                        v.start(), len, advice));
+    // Locked memory (mlock, or mlock2 MLOCK_ONFAULT: "lf") is locked again.
+    if (HasMadvise(v, "lo"))
+      TRY(rs.Checked(Format("mlock2(0x%lx)", v.start()).c_str(), SYS_mlock2, v.start(), len,
+                     HasMadvise(v, "lf") ? MLOCK_ONFAULT : 0));
   }
   return Ok{};
 }

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,13 @@ Status ValidateVmas(const img::MmState& mm);
 // Unmaps everything in the puppet except the blob, the vDSO and the mappings
 // it inherits from its parent, and moves the vDSO to where the task had it.
 Status ClearAddressSpace(Puppet& p, const img::MmState& mm);
+// Which VMAs (by start) have pages to place: ANY, eagerly or lazily; EAGER,
+// before the tree runs.
+struct VmasWithPages {
+  std::set<uint64_t> any, eager;
+};
 // MEMFD_PATH gives the path a task opens to map a memfd, by inode.
-Status MapVmas(Puppet& p, const img::MmState& mm,
+Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
                const std::function<Result<std::string>(uint64_t)>& memfd_path);
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
@@ -51,6 +57,6 @@ struct PageChain {
 // DIR is the final image directory, PM the task's pagemap there.
 Result<PageChain> ResolvePageChain(const std::string& dir, pid_t pid, const img::Pagemap& pm);
 Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how);
-Status FinishVmas(Puppet& p, const img::MmState& mm);
+Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages);
 
 }  // namespace crl

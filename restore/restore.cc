@@ -158,6 +158,14 @@ void PlanLazy(Tree& tree) {
           if (v.inherited()) kept_by_children.push_back({v.start(), v.end()});
     for (const img::Vma& v : t->mm.vmas()) {
       if (v.kind() != img::Vma::ANON_PRIVATE) continue;
+      // Placed before the tree runs: locked memory (mlock faults it all in),
+      // and the stack with the arguments and environment, which other
+      // processes read through /proc/PID/cmdline and environ (a remote read
+      // does not wait for a userfaultfd: it would find nothing).
+      auto holds = [&v](uint64_t addr) { return addr >= v.start() && addr < v.end(); };
+      if (std::count(v.madvise().begin(), v.madvise().end(), "lo") ||
+          holds(t->mm.arg_start()) || holds(t->mm.env_start()))
+        continue;
       bool kept = false;
       for (const auto& [s, e] : kept_by_children) kept |= s < v.end() && e > v.start();
       if (!kept) t->lazy_ranges.push_back({v.start(), v.end()});
@@ -198,6 +206,32 @@ Status DropLazyPages(Puppet& p, const TaskImages& t) {
                        MADV_DONTNEED));
   }
   return Ok{};
+}
+
+// Which VMAs have pages to place, eagerly or lazily.
+VmasWithPages FindVmasWithPages(const TaskImages& t) {
+  std::vector<std::pair<uint64_t, uint64_t>> eager, lazy;
+  if (t.chain) {
+    for (const ChainedRun& r : t.chain->runs) eager.push_back({r.vaddr, r.vaddr + r.len});
+    for (const ChainedRun& r : t.lazy_runs) lazy.push_back({r.vaddr, r.vaddr + r.len});
+  } else {
+    for (const img::PagemapEntry& e : t.pagemap.entries())
+      eager.push_back({e.vaddr(), e.vaddr() + e.nr_pages() * kPageSize});
+  }
+  // Whether a run of RUNS (sorted, apart) reaches into V: the last one that
+  // starts before V's end is the only one that may.
+  auto touches = [](std::vector<std::pair<uint64_t, uint64_t>>& runs, const img::Vma& v) {
+    auto it = std::lower_bound(runs.begin(), runs.end(), std::make_pair(v.end(), uint64_t{0}));
+    return it != runs.begin() && std::prev(it)->second > v.start();
+  };
+  std::sort(eager.begin(), eager.end());
+  std::sort(lazy.begin(), lazy.end());
+  VmasWithPages out;
+  for (const img::Vma& v : t.mm.vmas()) {
+    if (touches(eager, v)) out.eager.insert(v.start());
+    if (touches(eager, v) || touches(lazy, v)) out.any.insert(v.start());
+  }
+  return out;
 }
 
 struct Phases {
@@ -259,7 +293,8 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     return Ok{};
   };
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
-  TRY(step(MapVmas(p, t.mm, [this](uint64_t ino) { return files_.MemfdPath(ino); }),
+  VmasWithPages with_pages = FindVmasWithPages(t);
+  TRY(step(MapVmas(p, t.mm, with_pages, [this](uint64_t ino) { return files_.MemfdPath(ino); }),
            "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
@@ -268,7 +303,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     TRY(step(PlaceChainedPages(p, *t.chain, how), "placing pages"));
   else
     TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
-  TRY(step(FinishVmas(p, t.mm), "setting protections"));
+  TRY(step(FinishVmas(p, t.mm, with_pages), "setting protections"));
   TRY(step(InstallFds(p, t.fds, files_), "restoring files"));
   TRY(step(RestoreProcessState(p, t.core), "restoring process state"));
   // Children in the session this task had before it made its own are forked

@@ -1,4 +1,5 @@
 #include "tests/e2e/harness.h"
+#include "tests/e2e/state_diff.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -77,6 +78,7 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
 
 CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap, int stdin_fd) {
   static int n = 0;
+  RecordBeforeDump(args);
   std::string err_path =
       "/tmp/criu-lite-e2e-stderr-" + std::to_string(getpid()) + "-" + std::to_string(n++);
   std::vector<std::string> argv = {CRIU_LITE_BIN};
@@ -110,6 +112,10 @@ CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> r
   r.out = ReadFile(out_path);
   unlink(err_path.c_str());
   unlink(out_path.c_str());
+  if (r.ok())
+    CompareAfterRestore(args);
+  else
+    ForgetDump(args);
   return r;
 }
 

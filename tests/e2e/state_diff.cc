@@ -1,0 +1,384 @@
+#include "tests/e2e/state_diff.h"
+
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+std::string Proc(pid_t pid, const std::string& what) {
+  return "/proc/" + std::to_string(pid) + "/" + what;
+}
+
+std::string Link(const std::string& path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n < 0 ? "(unreadable)" : std::string(buf, n);
+}
+
+std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(path.c_str())) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') out.push_back(e->d_name);
+    closedir(d);
+  }
+  return out;
+}
+
+std::vector<int> Numbers(const std::vector<std::string>& names) {
+  std::vector<int> out;
+  for (const auto& n : names) out.push_back(atoi(n.c_str()));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// /proc/PID/stat split after the command name: field 3 (state) is [0].
+std::vector<std::string> StatFields(const std::string& stat) {
+  std::vector<std::string> out;
+  size_t p = stat.rfind(')');
+  if (p == std::string::npos) return out;
+  std::istringstream in(stat.substr(p + 2));
+  for (std::string f; in >> f;) out.push_back(f);
+  return out;
+}
+
+// Running and sleeping are one thing to a checkpoint: only stopped, traced
+// and zombie are states a restore must keep.
+std::string StateClass(char c) {
+  switch (c) {
+    case 'T': return "stopped";
+    case 't': return "traced";
+    case 'Z': return "zombie";
+    case 'X': return "dead";
+    default: return "alive";
+  }
+}
+
+// Lines of /proc/PID/status that change by themselves (memory use, counters,
+// pending signals, which the restored task may have handled by now).
+bool VolatileStatus(const std::string& key) {
+  static const std::set<std::string> k = {
+      "State", "VmPeak", "VmSize", "VmLck", "VmPin", "VmHWM", "VmRSS", "RssAnon", "RssFile",
+      "RssShmem", "VmData", "VmStk", "VmExe", "VmLib", "VmPTE", "VmSwap", "HugetlbPages",
+      "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches", "SigQ", "SigPnd", "ShdPnd",
+      "FDSize", "CoreDumping", "Name"};
+  return k.count(key) > 0;
+}
+
+// VmFlags that say how criu-lite (or a tracker) looks at a mapping, not what
+// the process asked for: soft-dirty, userfaultfd missing/write-protect.
+std::string StableVmFlags(const std::string& flags) {
+  static const std::set<std::string> skip = {"sd", "um", "uw"};
+  std::istringstream in(flags);
+  std::string out;
+  for (std::string f; in >> f;)
+    if (!skip.count(f)) out += f + " ";
+  return out;
+}
+
+// Every process of the tree (zombies too), in PID order.
+std::vector<pid_t> TreePids(pid_t root) {
+  std::vector<pid_t> todo = {root};
+  std::set<pid_t> seen;
+  while (!todo.empty()) {
+    pid_t pid = todo.back();
+    todo.pop_back();
+    if (!seen.insert(pid).second) continue;
+    for (int tid : Numbers(ListDir(Proc(pid, "task"))))
+      for (const auto& c : Lines(ReadFile(Proc(pid, "task/" + std::to_string(tid) + "/children"))))
+        for (std::istringstream in(c); in;) {
+          pid_t child;
+          if (in >> child) todo.push_back(child);
+        }
+  }
+  return std::vector<pid_t>(seen.begin(), seen.end());
+}
+
+// Whether any thread of the tree is running.
+bool AnyRunning(pid_t root) {
+  for (pid_t pid : TreePids(root))
+    for (int tid : Numbers(ListDir(Proc(pid, "task")))) {
+      std::vector<std::string> st =
+          StatFields(ReadFile(Proc(pid, "task/" + std::to_string(tid) + "/stat")));
+      if (!st.empty() && st[0] == "R") return true;
+    }
+  return false;
+}
+
+class Recorder {
+ public:
+  TreeRecord Record(pid_t root) {
+    TreeRecord tree;
+    tree.root = root;
+    // Labels go to objects in PID order, which restore keeps (the order of
+    // the children lists is the order of creation, which it need not keep).
+    for (pid_t pid : TreePids(root)) RecordProcess(pid, &tree.tasks[pid]);
+    return tree;
+  }
+
+ private:
+  // Anonymous kernel objects get labels in order of first appearance.
+  std::string Label(const std::string& kind, const std::string& identity) {
+    auto [it, fresh] = labels_.try_emplace(identity, "");
+    if (fresh) it->second = kind + "#" + std::to_string(labels_.size());
+    return it->second;
+  }
+
+  void RecordProcess(pid_t pid, TaskRecord* r) {
+    std::vector<std::string> st = StatFields(ReadFile(Proc(pid, "stat")));
+    if (st.size() < 50) {
+      (*r)["gone"] = "yes";
+      return;
+    }
+    // Field N of stat(5) is st[N - 3].
+    auto f = [&](int n) { return st[n - 3]; };
+    (*r)["state"] = StateClass(f(3)[0]);
+    for (auto [name, n] : std::vector<std::pair<const char*, int>>{
+             {"ppid", 4}, {"pgrp", 5}, {"session", 6}, {"tty_nr", 7}, {"exit_signal", 38},
+             {"start_code", 26}, {"end_code", 27}, {"start_stack", 28}, {"start_data", 45},
+             {"end_data", 46}, {"start_brk", 47}, {"arg_start", 48}, {"arg_end", 49},
+             {"env_start", 50}, {"env_end", 51}, {"exit_code", 52}})
+      (*r)[std::string("stat.") + name] = f(n);
+    if (f(3) == "Z") return;  // a zombie has nothing more to show
+    for (const char* file : {"limits", "oom_score_adj", "loginuid", "sessionid", "personality",
+                             "cgroup", "timers", "timerslack_ns", "cmdline", "environ",
+                             "coredump_filter", "comm"})
+      (*r)[std::string("proc.") + file] = ReadFile(Proc(pid, file));
+    for (const char* link : {"cwd", "root", "exe"})
+      (*r)[std::string("proc.") + link] = Link(Proc(pid, link));
+    for (const auto& ns : ListDir(Proc(pid, "ns"))) (*r)["ns." + ns] = Link(Proc(pid, "ns/" + ns));
+    RecordMaps(pid, r);
+    RecordFds(pid, r);
+    for (int tid : Numbers(ListDir(Proc(pid, "task")))) RecordThread(pid, tid, r);
+  }
+
+  void RecordThread(pid_t pid, pid_t tid, TaskRecord* r) {
+    std::string base = Proc(pid, "task/" + std::to_string(tid) + "/");
+    std::string key = "thread." + std::to_string(tid) + ".";
+    std::vector<std::string> st = StatFields(ReadFile(base + "stat"));
+    if (st.size() < 50) return;
+    auto f = [&](int n) { return st[n - 3]; };
+    (*r)[key + "state"] = StateClass(f(3)[0]);
+    (*r)[key + "priority"] = f(18);
+    (*r)[key + "nice"] = f(19);
+    (*r)[key + "rt_priority"] = f(40);
+    (*r)[key + "policy"] = f(41);
+    (*r)[key + "comm"] = ReadFile(base + "comm");
+    for (const auto& line : Lines(ReadFile(base + "status"))) {
+      size_t colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string k = line.substr(0, colon);
+      if (VolatileStatus(k)) continue;
+      size_t v = line.find_first_not_of(" \t", colon + 1);
+      (*r)[key + "status." + k] = v == std::string::npos ? "" : line.substr(v);
+    }
+  }
+
+  // From smaps: every mapping, its flags, and (for shmem and memfds) which
+  // object it maps, as a label. Neighbours that differ in nothing are one
+  // range: where the kernel splits or merges them is not the process's
+  // state (a tracker's userfaultfd registration splits them, for one).
+  void RecordMaps(pid_t pid, TaskRecord* r) {
+    struct Range {
+      uint64_t start, end, offset;
+      std::string perms, id, path, flags;
+    };
+    std::vector<Range> ranges;
+    for (const auto& line : Lines(ReadFile(Proc(pid, "smaps")))) {
+      if (line.rfind("VmFlags:", 0) == 0 && !ranges.empty()) {
+        ranges.back().flags = StableVmFlags(line.substr(8));
+        continue;
+      }
+      // A mapping line: "start-end perms offset dev inode   path"; other
+      // lines ("Rss:   4 kB") start with a key ending in ':'.
+      std::istringstream in(line);
+      std::string range, perms, offset, dev, ino, path;
+      in >> range >> perms >> offset >> dev >> ino;
+      if (range.empty() || range.back() == ':' || range.find('-') == std::string::npos) continue;
+      std::getline(in >> std::ws, path);
+      std::string id = dev + ":" + ino;
+      bool anonymous_object = !path.empty() && path[0] != '[' &&
+                              (path.find(" (deleted)") != std::string::npos ||
+                               path.rfind("/memfd:", 0) == 0 || path.rfind("/SYSV", 0) == 0);
+      if (anonymous_object) id = Label("shm", id);
+      Range m{std::stoull(range, nullptr, 16), std::stoull(range.substr(range.find('-') + 1),
+                                                           nullptr, 16),
+              std::stoull(offset, nullptr, 16), perms, id, path, ""};
+      ranges.push_back(m);
+    }
+    std::vector<Range> merged;
+    for (const Range& m : ranges) {
+      if (!merged.empty()) {
+        Range& last = merged.back();
+        bool anon = m.id == "00:00:0";
+        if (last.end == m.start && last.perms == m.perms && last.id == m.id &&
+            last.path == m.path && last.flags == m.flags &&
+            (anon || last.offset + (last.end - last.start) == m.offset)) {
+          last.end = m.end;
+          continue;
+        }
+      }
+      merged.push_back(m);
+    }
+    for (const Range& m : merged) {
+      char key[64];
+      snprintf(key, sizeof key, "maps.%lx-%lx", m.start, m.end);
+      (*r)[key] = m.perms + " " + std::to_string(m.offset) + " " + m.id + " " + m.path +
+                  " flags: " + m.flags;
+    }
+  }
+
+  void RecordFds(pid_t pid, TaskRecord* r) {
+    for (int fd : Numbers(ListDir(Proc(pid, "fd")))) {
+      std::string key = "fd." + std::to_string(fd);
+      std::string target = Link(Proc(pid, "fd/" + std::to_string(fd)));
+      bool anonymous = target.empty() || target[0] != '/' ||
+                       target.find(" (deleted)") != std::string::npos ||
+                       target.rfind("/memfd:", 0) == 0;
+      std::string info = ReadFile(Proc(pid, "fdinfo/" + std::to_string(fd)));
+      std::string ino;
+      for (const auto& line : Lines(info))
+        if (line.rfind("ino:", 0) == 0) ino = line.substr(4);
+      std::string label = anonymous ? Label("obj", target + ino) : target;
+      (*r)[key] = label;
+      std::string kept;
+      for (const auto& line : Lines(info)) {
+        // Per-object ids (eventfd-id) and anonymous inodes are not state.
+        if (line.find("-id:") != std::string::npos) continue;
+        if (anonymous && line.rfind("ino:", 0) == 0) continue;
+        kept += line + "|";
+      }
+      (*r)[key + ".info"] = kept;
+    }
+  }
+
+  std::map<std::string, std::string> labels_;
+};
+
+void Settle(pid_t root, int settle_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(settle_ms);
+  while (AnyRunning(root) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+std::string Flat(const std::string& s) {
+  std::string out = s;
+  std::replace(out.begin(), out.end(), '\n', '|');
+  std::replace(out.begin(), out.end(), '\0', ' ');
+  return out.size() > 300 ? out.substr(0, 300) + "..." : out;
+}
+
+bool Allowed(const std::string& key, const std::vector<std::string>& allowed) {
+  for (const auto& a : allowed)
+    if (key.rfind(a, 0) == 0) return true;
+  return false;
+}
+
+std::vector<std::string> g_allowed;
+std::map<std::string, TreeRecord> g_dumps;  // by the image directory's real path
+
+std::string Arg(const std::vector<std::string>& args, std::initializer_list<const char*> names) {
+  for (size_t i = 0; i + 1 < args.size(); i++)
+    for (const char* n : names)
+      if (args[i] == n) return args[i + 1];
+  return "";
+}
+
+bool Has(const std::vector<std::string>& args, std::initializer_list<const char*> names) {
+  for (const auto& a : args)
+    for (const char* n : names)
+      if (a == n) return true;
+  return false;
+}
+
+std::string RealDir(const std::string& dir) {
+  char real[PATH_MAX];
+  return realpath(dir.c_str(), real) ? std::string(real) : dir;
+}
+
+}  // namespace
+
+TreeRecord RecordTree(pid_t root, int settle_ms) {
+  Settle(root, settle_ms);
+  return Recorder().Record(root);
+}
+
+std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& after,
+                                   const std::vector<std::string>& allowed) {
+  std::vector<std::string> out;
+  for (const auto& [pid, b] : before.tasks) {
+    auto it = after.tasks.find(pid);
+    if (it == after.tasks.end()) {
+      if (!Allowed("task", allowed)) out.push_back(std::to_string(pid) + ": missing after restore");
+      continue;
+    }
+    const TaskRecord& a = it->second;
+    std::set<std::string> keys;
+    for (const auto& [k, v] : b) keys.insert(k);
+    for (const auto& [k, v] : a) keys.insert(k);
+    for (const auto& k : keys) {
+      auto bi = b.find(k), ai = a.find(k);
+      std::string bv = bi == b.end() ? "(none)" : bi->second;
+      std::string av = ai == a.end() ? "(none)" : ai->second;
+      if (bv == av || Allowed(k, allowed)) continue;
+      out.push_back(std::to_string(pid) + " " + k + ": '" + Flat(bv) + "' -> '" + Flat(av) + "'");
+    }
+  }
+  for (const auto& [pid, a] : after.tasks)
+    if (!before.tasks.count(pid) && !Allowed("task", allowed))
+      out.push_back(std::to_string(pid) + ": not there before the dump");
+  return out;
+}
+
+ExpectStateDiff::ExpectStateDiff(std::vector<std::string> prefixes) : added_(prefixes.size()) {
+  g_allowed.insert(g_allowed.end(), prefixes.begin(), prefixes.end());
+}
+ExpectStateDiff::~ExpectStateDiff() { g_allowed.resize(g_allowed.size() - added_); }
+const std::vector<std::string>& ExpectStateDiff::Current() { return g_allowed; }
+
+void RecordBeforeDump(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "dump") return;
+  std::string pid = Arg(args, {"-t", "--tree"}), dir = Arg(args, {"-D", "--images-dir"});
+  if (pid.empty() || dir.empty()) return;
+  g_dumps[RealDir(dir)] = RecordTree(atoi(pid.c_str()), 500);
+}
+
+void ForgetDump(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "dump") return;
+  g_dumps.erase(RealDir(Arg(args, {"-D", "--images-dir"})));
+}
+
+void CompareAfterRestore(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "restore") return;
+  // Without -d restore waits for the tree to exit: nothing left to compare.
+  if (!Has(args, {"-d", "--restore-detached", "--restore-sibling"})) return;
+  auto it = g_dumps.find(RealDir(Arg(args, {"-D", "--images-dir"})));
+  if (it == g_dumps.end()) return;
+  TreeRecord after = RecordTree(it->second.root);
+  std::vector<std::string> diff = DiffTrees(it->second, after, g_allowed);
+  if (diff.empty()) return;
+  std::string text;
+  for (const auto& d : diff) text += "\n  " + d;
+  ADD_FAILURE() << "state-diff: the restored tree differs from the dumped one in " << diff.size()
+                << " place(s):" << text;
+}
+
+}  // namespace crl::test

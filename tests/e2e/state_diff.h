@@ -1,0 +1,57 @@
+// The state-diff check: what /proc shows about every task of a tree, recorded
+// before a dump and again after the restore, and compared. Any difference a
+// test does not name as expected fails it: this is how a piece of state that
+// restore silently loses is found by a test instead of by a user.
+//
+// RunCriuLite records a tree before every `dump -t PID -D DIR` and compares
+// after every successful detached `restore -D DIR`, so every end-to-end test
+// runs through it without asking.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace crl::test {
+
+// One task's state as key -> value, keys like "status.CapEff", "maps.7ffd...",
+// "fd.3.flags", "thread.2.SigBlk" (threads by their index in the task).
+// Identities of anonymous kernel objects (pipes, sockets, shmem, memfds) are
+// replaced by labels in order of first appearance over the whole tree, so
+// that "these two fds are one pipe" is compared, not the inode numbers.
+using TaskRecord = std::map<std::string, std::string>;
+
+struct TreeRecord {
+  pid_t root = -1;
+  std::map<pid_t, TaskRecord> tasks;  // every process of the tree, zombies too
+};
+
+// Waits (up to SETTLE_MS) until no thread of the tree is running, so that a
+// signal handler is not caught half-way, then records the tree.
+TreeRecord RecordTree(pid_t root, int settle_ms = 1000);
+
+// Differences as "PID key: before -> after", ignoring keys that match one of
+// ALLOWED (a key prefix, e.g. "status.Seccomp" or "fd.5.").
+std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& after,
+                                   const std::vector<std::string>& allowed = {});
+
+// For the test's lifetime, differences under these key prefixes are expected
+// (and reported in the log, not failed).
+class ExpectStateDiff {
+ public:
+  explicit ExpectStateDiff(std::vector<std::string> prefixes);
+  ~ExpectStateDiff();
+  static const std::vector<std::string>& Current();
+
+ private:
+  size_t added_;
+};
+
+// Used by RunCriuLite.
+void RecordBeforeDump(const std::vector<std::string>& args);
+void ForgetDump(const std::vector<std::string>& args);
+void CompareAfterRestore(const std::vector<std::string>& args);
+
+}  // namespace crl::test
