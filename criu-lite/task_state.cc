@@ -1,6 +1,7 @@
 #include "criu-lite/task_state.h"
 
 #include <linux/prctl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -86,6 +87,20 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
       TRY(ReadRemote(pid, scratch, &sub, sizeof sub));
       core->set_child_subreaper(sub != 0);
     }
+    core->set_thp_disable(TRY(rs.Checked("prctl(PR_GET_THP_DISABLE)", SYS_prctl,
+                                         PR_GET_THP_DISABLE, 0, 0, 0, 0)) != 0);
+    int64_t dumpable = TRY(rs.Checked("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));
+    if (dumpable != 0 && dumpable != 1)
+      return MakeError("PID %d has dumpable mode %ld, which no process can set for itself", pid,
+                       dumpable);
+    core->set_dumpable(dumpable);
+    // Kernels before 6.3 cannot tell the registrations: none are assumed.
+    r = TRY(rs.Syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0));
+    if (r > 0) core->set_membarrier(r);
+    r = TRY(rs.Syscall(SYS_prctl, PR_GET_MDWE, 0, 0, 0, 0));
+    if (r > 0)
+      return MakeError("PID %d denies writable-executable memory (PR_SET_MDWE): not carried yet",
+                       pid);
     // Per thread: its alternate signal stack and TID address.
     for (size_t i = 0; i < task.threads.size(); i++) {
       const SeizedThread& t = task.threads[i];
@@ -97,6 +112,14 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
       th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
       th->set_altstack_size(ss.ss_size);
       th->set_altstack_flags(ss.ss_flags);
+      th->mutable_creds()->set_securebits(
+          TRY(trs.Checked("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS)));
+      th->mutable_sched()->set_timer_slack_ns(
+          TRY(trs.Checked("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+      TRY(trs.Checked("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch.addr()));
+      int pdeath = 0;
+      TRY(ReadRemote(pid, scratch, &pdeath, sizeof pdeath));
+      th->set_pdeath_signal(pdeath);
       r = TRY(trs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, scratch.addr()));
       if (r == 0) {
         uint64_t tid_addr;
@@ -113,9 +136,76 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
   return Ok{};
 }
 
-Status CollectThread(const SeizedThread& t, img::ThreadCore* th) {
+// A thread's credentials, from its own status (they are per thread).
+Status CollectCreds(pid_t pid, pid_t tid, img::Creds* c) {
+  std::string path = Format("/proc/%d/task/%d/status", pid, tid);
+  std::string text = TRY(ReadFileToString(path));
+  ProcStatus st = TRY(ParseProcStatus(text).Context(path));
+  for (int i = 0; i < 4; i++) {
+    c->add_uids(st.uid[i]);
+    c->add_gids(st.gid[i]);
+  }
+  for (uint32_t g : st.groups) c->add_groups(g);
+  c->set_cap_inh(st.cap_inh);
+  c->set_cap_prm(st.cap_prm);
+  c->set_cap_eff(st.cap_eff);
+  c->set_cap_bnd(st.cap_bnd);
+  c->set_cap_amb(st.cap_amb);
+  c->set_no_new_privs(st.no_new_privs);
+  if (st.seccomp != 0)
+    return MakeError(
+        "thread %d of PID %d runs under seccomp (%s, %d filters): criu-lite cannot restore "
+        "seccomp filters yet",
+        tid, pid, st.seccomp == 1 ? "strict mode" : "filter mode", st.seccomp_filters);
+  return Ok{};
+}
+
+// How a thread is scheduled: asked of the kernel from outside.
+Status CollectSched(pid_t pid, pid_t tid, img::Sched* s) {
+  int policy = sched_getscheduler(tid);
+  if (policy < 0) return ErrnoError("sched_getscheduler(%d)", tid);
+  if ((policy & ~SCHED_RESET_ON_FORK) == SCHED_DEADLINE)
+    return MakeError("thread %d of PID %d is scheduled SCHED_DEADLINE: not carried yet", tid, pid);
+  sched_param sp{};
+  if (sched_getparam(tid, &sp) < 0) return ErrnoError("sched_getparam(%d)", tid);
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, tid);
+  if (nice == -1 && errno) return ErrnoError("getpriority(%d)", tid);
+  cpu_set_t cpus;
+  if (sched_getaffinity(tid, sizeof cpus, &cpus) < 0) return ErrnoError("sched_getaffinity(%d)", tid);
+  long ioprio = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, tid);
+  if (ioprio < 0) return ErrnoError("ioprio_get(%d)", tid);
+  s->set_policy(policy);
+  s->set_rt_priority(sp.sched_priority);
+  s->set_nice(nice);
+  s->set_affinity(&cpus, sizeof cpus);
+  s->set_ioprio(ioprio);
+  return Ok{};
+}
+
+// Refuses a task in namespaces other than criu-lite's own: restore would
+// bring it back in criu-lite's (the containers issue carries them).
+Status CheckNamespaces(pid_t pid, const std::string& comm) {
+  for (const char* ns : {"pid", "pid_for_children", "mnt", "net", "uts", "ipc", "cgroup", "time",
+                         "time_for_children", "user"}) {
+    std::string theirs = Readlink(Format("/proc/%d/ns/%s", pid, ns));
+    std::string ours = Readlink(Format("/proc/self/ns/%s", ns));
+    if (theirs.empty() || ours.empty()) continue;  // the kernel lacks that namespace
+    if (theirs != ours)
+      return MakeError(
+          "PID %d (%s) is in another %s namespace (%s; criu-lite is in %s): criu-lite cannot "
+          "dump namespaces yet; run criu-lite inside them (nsenter) to dump it as part of "
+          "that namespace",
+          pid, comm.c_str(), ns, theirs.c_str(), ours.c_str());
+  }
+  return Ok{};
+}
+
+Status CollectThread(pid_t pid, const SeizedThread& t, img::ThreadCore* th) {
   pid_t tid = t.tid;
   th->set_tid(tid);
+  TRY(CollectCreds(pid, tid, th->mutable_creds()));
+  TRY(CollectSched(pid, tid, th->mutable_sched()));
   *th->mutable_regs() = RegsToImage(t.regs);
   th->set_restart_code(t.restart_code);
   std::vector<uint8_t> xs = TRY(GetXstate(tid));
@@ -163,18 +253,30 @@ Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vm
   core->set_root(Readlink(Format("/proc/%d/root", pid)));
   std::string pers = TRY(ReadFileToString(Format("/proc/%d/personality", pid)));
   core->set_personality(static_cast<uint32_t>(strtoul(pers.c_str(), nullptr, 16)));
-  for (int res = 0; res < RLIM_NLIMITS; res++) {
-    rlimit64 rl;
-    if (prlimit64(pid, static_cast<__rlimit_resource>(res), nullptr, &rl) < 0)
-      return ErrnoError("prlimit(pid=%d, resource=%d)", pid, res);
+  // Limits from /proc: prlimit() on another user's process needs
+  // CAP_SYS_RESOURCE, which root does not always have.
+  std::string limits_text = TRY(ReadFileToString(Format("/proc/%d/limits", pid)));
+  for (const ProcLimit& l :
+       TRY(ParseProcLimits(limits_text).Context(Format("/proc/%d/limits", pid)))) {
     img::Rlimit* r = core->add_rlimits();
-    r->set_resource(res);
-    r->set_cur(rl.rlim_cur);
-    r->set_max(rl.rlim_max);
+    r->set_resource(l.resource);
+    r->set_cur(l.cur);
+    r->set_max(l.max);
+  }
+  TRY(CheckNamespaces(pid, st.comm));
+  core->set_oom_score_adj(
+      atoi(TRY(ReadFileToString(Format("/proc/%d/oom_score_adj", pid))).c_str()));
+  core->set_loginuid(static_cast<uint32_t>(
+      strtoul(TRY(ReadFileToString(Format("/proc/%d/loginuid", pid))).c_str(), nullptr, 10)));
+  std::string cgroups = TRY(ReadFileToString(Format("/proc/%d/cgroup", pid)));
+  for (size_t p = 0, nl; p < cgroups.size(); p = nl + 1) {
+    nl = cgroups.find('\n', p);
+    if (nl == std::string::npos) nl = cgroups.size();
+    if (nl > p) core->add_cgroups(cgroups.substr(p, nl - p));
   }
   for (const siginfo_t& si : TRY(PeekSiginfo(pid, true)))
     core->add_shared_pending(std::string(reinterpret_cast<const char*>(&si), sizeof si));
-  for (const SeizedThread& t : task.threads) TRY(CollectThread(t, core->add_threads()));
+  for (const SeizedThread& t : task.threads) TRY(CollectThread(pid, t, core->add_threads()));
   TRY(CollectByRemoteSyscalls(task, vmas, status.sig_caught | status.sig_ignored, core));
   return Ok{};
 }

@@ -170,6 +170,29 @@ Result<ProcStatus> ParseProcStatus(std::string_view text) {
     } else if (key == "Uid" || key == "Gid") {
       uint32_t* dst = key == "Uid" ? st.uid : st.gid;
       for (int i = 0; i < 4 && ok; i++) ok = ParseNum(NextField(val), dst[i]);
+    } else if (key == "Groups") {
+      for (std::string_view x = NextField(val); !x.empty() && ok; x = NextField(val)) {
+        uint32_t g;
+        if ((ok = ParseNum(x, g))) st.groups.push_back(g);
+      }
+    } else if (key == "CapInh") {
+      ok = ParseNum(val, st.cap_inh, 16);
+    } else if (key == "CapPrm") {
+      ok = ParseNum(val, st.cap_prm, 16);
+    } else if (key == "CapEff") {
+      ok = ParseNum(val, st.cap_eff, 16);
+    } else if (key == "CapBnd") {
+      ok = ParseNum(val, st.cap_bnd, 16);
+    } else if (key == "CapAmb") {
+      ok = ParseNum(val, st.cap_amb, 16);
+    } else if (key == "NoNewPrivs") {
+      int v = 0;
+      ok = ParseNum(val, v);
+      st.no_new_privs = v != 0;
+    } else if (key == "Seccomp") {
+      ok = ParseNum(val, st.seccomp);
+    } else if (key == "Seccomp_filters") {
+      ok = ParseNum(val, st.seccomp_filters);
     }
     if (!ok)
       return MakeError("status field %.*s is malformed: '%.*s'", int(key.size()), key.data(),
@@ -240,6 +263,46 @@ Result<std::string> ReadFileToString(const std::string& path) {
     if (n == 0) break;
     out.append(buf, n);
   }
+  return out;
+}
+
+}  // namespace crl
+
+namespace crl {
+
+Result<std::vector<ProcLimit>> ParseProcLimits(std::string_view text) {
+  // "Limit                     Soft Limit           Hard Limit           Units"
+  // "Max cpu time              unlimited            unlimited            seconds"
+  // Names in RLIMIT_* order; their column is 26 characters wide.
+  static const char* const kNames[] = {
+      "Max cpu time",       "Max file size",     "Max data size",       "Max stack size",
+      "Max core file size", "Max resident set",  "Max processes",       "Max open files",
+      "Max locked memory",  "Max address space", "Max file locks",      "Max pending signals",
+      "Max msgqueue size",  "Max nice priority", "Max realtime priority",
+      "Max realtime timeout"};
+  std::vector<ProcLimit> out;
+  auto value = [](std::string_view v, uint64_t* dst) {
+    if (v == "unlimited") {
+      *dst = ~0ull;
+      return true;
+    }
+    return ParseNum(v, *dst);
+  };
+  while (!text.empty()) {
+    std::string_view line = NextLine(text);
+    if (line.rfind("Limit ", 0) == 0 || line.empty()) continue;
+    int res = -1;
+    for (int i = 0; i < int(std::size(kNames)); i++)
+      if (line.rfind(kNames[i], 0) == 0 && line.size() > 26) res = i;
+    if (res < 0) return MakeError("unknown limit '%.*s'", int(line.size()), line.data());
+    std::string_view rest = line.substr(26);
+    ProcLimit l{res, 0, 0};
+    if (!value(NextField(rest), &l.cur) || !value(NextField(rest), &l.max))
+      return MakeError("malformed limit '%.*s'", int(line.size()), line.data());
+    out.push_back(l);
+  }
+  if (out.size() != std::size(kNames))
+    return MakeError("limits lists %zu resources, not %zu", out.size(), std::size(kNames));
   return out;
 }
 

@@ -62,8 +62,22 @@ struct ProcStatus {
   pid_t tgid = 0;
   std::vector<pid_t> nspid;           // NSpid, outermost namespace first
   uint32_t uid[4] = {}, gid[4] = {};  // real, effective, saved, fs
+  std::vector<uint32_t> groups;       // supplementary
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;
+  bool no_new_privs = false;
+  int seccomp = 0;  // 0 off, 1 strict, 2 filter
+  int seccomp_filters = 0;
 };
 Result<ProcStatus> ParseProcStatus(std::string_view text);
+
+// /proc/PID/limits: every resource's soft and hard limit, in RLIMIT_* order.
+// Readable for any process, where prlimit() on another user's process needs
+// CAP_SYS_RESOURCE.
+struct ProcLimit {
+  int resource = 0;
+  uint64_t cur = 0, max = 0;  // RLIM_INFINITY for "unlimited"
+};
+Result<std::vector<ProcLimit>> ParseProcLimits(std::string_view text);
 
 // /proc/PID/fdinfo/FD.
 struct FdInfo {

@@ -123,3 +123,14 @@ constexpr long kERESTARTSYS = 512;
 constexpr long kERESTARTNOINTR = 513;
 constexpr long kERESTARTNOHAND = 514;
 constexpr long kERESTART_RESTARTBLOCK = 516;
+
+// ---- membarrier (6.3): which REGISTER_* commands a process has issued -------
+#ifndef MEMBARRIER_CMD_GET_REGISTRATIONS
+#define MEMBARRIER_CMD_GET_REGISTRATIONS (1 << 9)
+#endif
+
+// ---- prctl (6.3): memory-deny-write-execute -----------------------------------
+#ifndef PR_GET_MDWE
+#define PR_SET_MDWE 65
+#define PR_GET_MDWE 66
+#endif

@@ -23,6 +23,7 @@
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
+#include "restore/creds_restore.h"
 #include "restore/file_table.h"
 #include "restore/lazy_pages.h"
 #include "restore/puppet.h"
@@ -83,8 +84,10 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
       t->core.threads_size() == 0)
     return MakeError("%s does not match the inventory's threads of PID %d", dir.Core(pid).c_str(),
                      pid);
-  for (const img::ThreadCore& th : t->core.threads())
+  for (const img::ThreadCore& th : t->core.threads()) {
     if (th.xstate().empty()) return MakeError("%s has no FPU state", dir.Core(pid).c_str());
+    TRY(ValidateCreds(th.tid(), th.creds()));
+  }
   for (const img::Fd& f : t->fds.fds()) {
     if (f.kind() == img::Fd::INHERITED && !opts.shell_job)
       return MakeError("fd %d of PID %d was dumped with --shell-job (%s); restore with --shell-job",
@@ -332,6 +335,10 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
   for (int i = 0; i < t.core.threads_size(); i++)
     TRY(step(RestoreThreadState(p, i, t.core.threads(i)), "restoring a thread"));
   TRY(step(RestoreTimersAndLimits(p, t.core), "restoring timers and limits"));
+  TRY(step(RestoreProcessSettings(p, t.core), "restoring process settings"));
+  for (int i = 0; i < t.core.threads_size(); i++)
+    TRY(step(RestoreSched(p, i, t.core.threads(i).sched()), "restoring scheduling"));
+  TRY(step(RestoreCredsLast(p, t.core), "restoring credentials"));
   return Ok{};
 }
 

@@ -8,11 +8,18 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstring>
 #include <vector>
 
+#include "kernel/cgroups.h"
 #include "kernel/log.h"
+#include "kernel/proc_parsers.h"
+#include "restore/creds_restore.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -28,7 +35,109 @@ struct PrctlMmMap {
 };
 static_assert(sizeof(PrctlMmMap) == 104);
 
+Status WriteProcFile(pid_t pid, const char* file, const std::string& value) {
+  std::string path = Format("/proc/%d/%s", pid, file);
+  FILE* f = fopen(path.c_str(), "we");
+  if (!f) return ErrnoError("open(%s)", path.c_str());
+  bool ok = fputs(value.c_str(), f) >= 0;
+  ok = fclose(f) == 0 && ok;
+  if (!ok) return ErrnoError("writing %s to %s", value.c_str(), path.c_str());
+  return Ok{};
+}
+
+std::string OwnLine(const std::string& path) {
+  auto text = ReadFileToString(path);
+  return text.ok() ? text->substr(0, text->find('\n')) : "";
+}
+
+// Moves the task into each cgroup it was in, where that differs from
+// criu-lite's own (which the puppet inherited). A missing cgroup is created,
+// as CRIU's default --manage-cgroups=soft does.
+Status MoveToCgroups(pid_t pid, const img::TaskCore& core) {
+  if (core.cgroups().empty()) return Ok{};
+  std::string own = TRY(ReadFileToString("/proc/self/cgroup"));
+  std::vector<CgroupMount> mounts =
+      ParseCgroupMounts(TRY(ReadFileToString("/proc/self/mountinfo")));
+  for (const std::string& line : core.cgroups()) {
+    if (own.find(line + "\n") == 0 || own.find("\n" + line + "\n") != std::string::npos)
+      continue;
+    std::string dir = TRY(CgroupDir(mounts, line).Context(Format("PID %d", pid)));
+    if (access(dir.c_str(), F_OK) < 0) {
+      LOG_INFO("PID %d: creating cgroup %s", pid, dir.c_str());
+      for (size_t p = dir.find('/', 1); ; p = dir.find('/', p + 1)) {
+        std::string part = p == std::string::npos ? dir : dir.substr(0, p);
+        if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST)
+          return ErrnoError("PID %d: mkdir(%s)", pid, part.c_str());
+        if (p == std::string::npos) break;
+      }
+    }
+    std::string procs = dir + "/cgroup.procs";
+    FILE* f = fopen(procs.c_str(), "we");
+    bool ok = f && fprintf(f, "%d", pid) > 0;
+    ok = f && fclose(f) == 0 && ok;
+    if (!ok) return ErrnoError("PID %d: moving it into cgroup %s", pid, dir.c_str());
+  }
+  return Ok{};
+}
+
 }  // namespace
+
+Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
+  pid_t pid = p.pid();
+  RemoteSyscalls& rs = p.rs();
+  if (core.cgroups().empty()) return Ok{};  // images from before these were recorded
+  TRY(MoveToCgroups(pid, core));
+  // Lowering it below criu-lite's own needs CAP_SYS_RESOURCE: the error says so.
+  Status oom = WriteProcFile(pid, "oom_score_adj", std::to_string(core.oom_score_adj()));
+  if (!oom.ok())
+    return MakeError("%s (lowering oom_score_adj needs CAP_SYS_RESOURCE)",
+                     oom.error().message.c_str());
+  if (std::to_string(core.loginuid()) != OwnLine("/proc/self/loginuid"))
+    TRY(WriteProcFile(pid, "loginuid", std::to_string(core.loginuid())));
+  if (core.thp_disable())
+    TRY(rs.Checked("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0));
+  for (uint32_t cmd = 1; cmd; cmd <<= 1)
+    if (core.membarrier() & cmd)
+      TRY(rs.Checked(Format("membarrier(0x%x)", cmd).c_str(), SYS_membarrier, cmd, 0, 0));
+  return Ok{};
+}
+
+Status RestoreSched(Puppet& p, size_t i, const img::Sched& s) {
+  pid_t tid = p.thread_tid(i);
+  // Where a real-time policy forces the slack to 0, the kernel ignores this.
+  if (s.timer_slack_ns())
+    TRY(p.thread_rs(i).Checked("prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
+                               s.timer_slack_ns(), 0, 0, 0));
+  if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, tid, s.ioprio()) < 0)
+    return ErrnoError("ioprio_set(%d, 0x%x)", tid, s.ioprio());
+  if (!s.affinity().empty()) {
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    memcpy(&cpus, s.affinity().data(), std::min(sizeof cpus, s.affinity().size()));
+    if (sched_setaffinity(tid, sizeof cpus, &cpus) < 0)
+      return ErrnoError("sched_setaffinity(%d) to CPUs this machine may not have", tid);
+  }
+  if (setpriority(PRIO_PROCESS, tid, s.nice()) < 0)
+    return ErrnoError("setpriority(%d, %d)", tid, s.nice());
+  sched_param sp{};
+  sp.sched_priority = s.rt_priority();
+  if (sched_setscheduler(tid, s.policy(), &sp) < 0)
+    return ErrnoError("sched_setscheduler(%d, policy 0x%x, priority %u)", tid, s.policy(),
+                      s.rt_priority());
+  return Ok{};
+}
+
+Status RestoreCredsLast(Puppet& p, const img::TaskCore& core) {
+  for (int i = 0; i < core.threads_size(); i++)
+    TRY(RestoreCreds(p.thread_rs(i), p.scratch(), core.threads(i).creds()));
+  // A change of credentials resets both of these.
+  if (core.cgroups().empty()) return Ok{};  // images from before these were recorded
+  TRY(p.rs().Checked("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, core.dumpable()));
+  for (int i = 0; i < core.threads_size(); i++)
+    TRY(p.thread_rs(i).Checked("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+                               core.threads(i).pdeath_signal()));
+  return Ok{};
+}
 
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
   RemoteSyscalls& rs = p.rs();

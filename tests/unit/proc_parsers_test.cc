@@ -113,6 +113,59 @@ TEST(ParseProcStatus, ReadsMasksAndIds) {
   EXPECT_EQ(r->sig_caught, 0x180000002u);
 }
 
+TEST(ParseProcStatus, ReadsCredentialsAndSeccomp) {
+  const char* text =
+      "Tgid:\t9\nUid:\t0\t65534\t0\t65534\nGid:\t0\t0\t0\t0\nGroups:\t4 24 27 \n"
+      "CapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t0000000000003000\n"
+      "CapBnd:\t000001fffffffeff\nCapAmb:\t0000000000001000\nNoNewPrivs:\t1\n"
+      "Seccomp:\t2\nSeccomp_filters:\t3\n";
+  auto r = ParseProcStatus(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->uid[1], 65534u);
+  EXPECT_EQ(r->groups, (std::vector<uint32_t>{4, 24, 27}));
+  EXPECT_EQ(r->cap_prm, 0x1ffffffffffu);
+  EXPECT_EQ(r->cap_eff, 0x3000u);
+  EXPECT_EQ(r->cap_bnd, 0x1fffffffeffu);
+  EXPECT_EQ(r->cap_amb, 0x1000u);
+  EXPECT_TRUE(r->no_new_privs);
+  EXPECT_EQ(r->seccomp, 2);
+  EXPECT_EQ(r->seccomp_filters, 3);
+  auto none = ParseProcStatus("Tgid:\t9\nGroups:\t\n");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->groups.empty());
+}
+
+TEST(ParseProcLimits, ReadsEveryResourceInOrder) {
+  const char* text =
+      "Limit                     Soft Limit           Hard Limit           Units     \n"
+      "Max cpu time              unlimited            unlimited            seconds   \n"
+      "Max file size             unlimited            unlimited            bytes     \n"
+      "Max data size             unlimited            unlimited            bytes     \n"
+      "Max stack size            8388608              unlimited            bytes     \n"
+      "Max core file size        0                    unlimited            bytes     \n"
+      "Max resident set          unlimited            unlimited            bytes     \n"
+      "Max processes             96365                96365                processes \n"
+      "Max open files            512                  20000                files     \n"
+      "Max locked memory         8388608              8388608              bytes     \n"
+      "Max address space         unlimited            unlimited            bytes     \n"
+      "Max file locks            unlimited            unlimited            locks     \n"
+      "Max pending signals       96365                96365                signals   \n"
+      "Max msgqueue size         819200               819200               bytes     \n"
+      "Max nice priority         0                    0                    \n"
+      "Max realtime priority     0                    0                    \n"
+      "Max realtime timeout      unlimited            unlimited            us        \n";
+  auto r = ParseProcLimits(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 16u);
+  EXPECT_EQ((*r)[3].resource, 3);  // RLIMIT_STACK
+  EXPECT_EQ((*r)[3].cur, 8388608u);
+  EXPECT_EQ((*r)[3].max, ~0ull);
+  EXPECT_EQ((*r)[7].cur, 512u);  // RLIMIT_NOFILE
+  EXPECT_EQ((*r)[7].max, 20000u);
+  EXPECT_FALSE(ParseProcLimits("Max open files            many    20000   files\n").ok());
+  EXPECT_FALSE(ParseProcLimits("Max open files            1  2  files\n").ok());  // 15 missing
+}
+
 TEST(ParseProcStatus, RejectsBadField) {
   EXPECT_FALSE(ParseProcStatus("Tgid:\tabc\n").ok());
   EXPECT_FALSE(ParseProcStatus("Name:\tx\n").ok());  // no Tgid

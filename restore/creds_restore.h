@@ -1,0 +1,20 @@
+// A restored thread's credentials: uids, gids, supplementary groups, the five
+// capability sets, securebits and no_new_privs. The puppet starts with
+// criu-lite's (root); these are set last, by remote syscalls in each thread,
+// in the one order in which each step is still allowed by what the previous
+// ones left (see creds_restore.cc).
+#pragma once
+
+#include "images/criu_lite.pb.h"
+#include "kernel/remote_syscalls.h"
+#include "kernel/result.h"
+
+namespace crl {
+
+// Refuses, before any task exists, credentials criu-lite cannot give: a
+// capability criu-lite itself lacks (root without CAP_SYS_RESOURCE, say).
+Status ValidateCreds(pid_t tid, const img::Creds& c);
+
+Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds& c);
+
+}  // namespace crl

@@ -1,0 +1,41 @@
+#include "kernel/cgroups.h"
+
+#include <gtest/gtest.h>
+
+namespace crl {
+namespace {
+
+const char* kHybrid =
+    "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+    "35 31 0:32 /ctr /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,xattr,memory\n"
+    "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+    "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n";
+
+TEST(ParseCgroupMounts, FindsEveryHierarchy) {
+  auto m = ParseCgroupMounts(kHybrid);
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[0].controllers, (std::vector<std::string>{"cpu", "cpuacct"}));
+  EXPECT_EQ(m[1].controllers, (std::vector<std::string>{"memory"}));
+  EXPECT_EQ(m[1].root, "/ctr");
+  EXPECT_EQ(m[2].controllers, (std::vector<std::string>{"name=systemd"}));
+  EXPECT_TRUE(m[3].v2);
+  EXPECT_TRUE(m[3].controllers.empty());
+}
+
+TEST(CgroupDir, MapsLinesToDirectories) {
+  auto m = ParseCgroupMounts(kHybrid);
+  EXPECT_EQ(*CgroupDir(m, "3:cpuacct,cpu:/a/b"), "/sys/fs/cgroup/cpu,cpuacct/a/b");
+  EXPECT_EQ(*CgroupDir(m, "1:name=systemd:/"), "/sys/fs/cgroup/systemd");
+  EXPECT_EQ(*CgroupDir(m, "0::/x:y"), "/sys/fs/cgroup/unified/x:y");
+  // The memory mount shows only /ctr and what is below it.
+  EXPECT_EQ(*CgroupDir(m, "4:memory:/ctr/job"), "/sys/fs/cgroup/memory/job");
+  EXPECT_FALSE(CgroupDir(m, "4:memory:/other").ok());
+  auto missing = CgroupDir(m, "7:pids:/");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("'pids'"), std::string::npos);
+  EXPECT_FALSE(CgroupDir(m, "garbage").ok());
+}
+
+}  // namespace
+}  // namespace crl
