@@ -58,9 +58,11 @@ struct ProcessImages {
   img::Fds fds;
 };
 
-Status CollectProcess(const SeizedProcess& p, bool memory_only, ProcessImages* out) {
+Status CollectProcess(const SeizedProcess& p, pid_t parent, bool memory_only,
+                      ProcessImages* out) {
   pid_t pid = p.pid;
   out->pid = pid;
+  TRY(CheckTaskCarried(p, parent));
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
@@ -102,7 +104,9 @@ Status Dump(const DumpOptions& opts) {
   bool chained = !opts.prev_images_dir.empty();
   for (size_t i = 0; i < procs.size(); i++) {
     const SeizedProcess& p = tree.processes()[i];
-    TRY(CollectProcess(p, opts.pre_dump, &procs[i]));
+    // The root too: what it shares with a parent outside the tree could not
+    // be shared again either.
+    TRY(CollectProcess(p, p.ppid, opts.pre_dump, &procs[i]));
     // Copy-on-write sharing with the parent is not combined with "in the
     // previous image" yet: a chained dump (and a pre-dump, which starts a
     // chain) saves each process whole.

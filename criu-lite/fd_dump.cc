@@ -98,30 +98,62 @@ Result<std::string> PeekPipe(int read_end) {
   return data;
 }
 
-// A socket's receive queue, peeked: all bytes of a stream, or each datagram
-// (SO_PEEK_OFF walks the queue one message after another).
+// One message (or, for a stream, the next bytes) of a socket's receive
+// queue, peeked at SO_PEEK_OFF. File descriptors in flight with it
+// (SCM_RIGHTS) are refused: peeking installs copies of them in criu-lite,
+// which are closed at once.
+Result<ssize_t> PeekOne(int sock, std::vector<char>& buf) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 253)];
+  iovec iov{buf.data(), buf.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(sock, &msg, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  bool rights = msg.msg_flags & MSG_CTRUNC;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    rights = true;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; i++) close(reinterpret_cast<int*>(CMSG_DATA(c))[i]);
+  }
+  if (rights)
+    return MakeError(
+        "file descriptors are in flight in it (SCM_RIGHTS): criu-lite cannot carry them yet");
+  return n;
+}
+
+// A socket's receive queue, peeked: all bytes of a stream, or each message,
+// walking the queue with SO_PEEK_OFF. An empty message does not move the
+// peek offset, so it cannot be walked past: refused, rather than peeked for
+// ever (it cannot be told from the end of a shut-down socket either).
 Result<std::vector<std::string>> PeekSocket(int sock, int type) {
   std::vector<std::string> out;
   std::vector<char> buf(1 << 20);
-  if (type == SOCK_STREAM) {
-    ssize_t n = recv(sock, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && errno != EAGAIN) return ErrnoError("recv(MSG_PEEK)");
-    if (n > 0) out.emplace_back(buf.data(), n);
-    return out;
-  }
   int off = 0;
   if (setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off) < 0)
     return ErrnoError("setsockopt(SO_PEEK_OFF)");
-  for (;;) {
-    ssize_t n = recv(sock, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EAGAIN) break;
-      return ErrnoError("recv(MSG_PEEK)");
+  Status st = [&]() -> Status {
+    for (;;) {
+      ssize_t n = TRY(PeekOne(sock, buf));
+      if (n < 0 && errno == EAGAIN) return Ok{};
+      if (n < 0) return ErrnoError("recvmsg(MSG_PEEK)");
+      if (type == SOCK_STREAM) {
+        if (n == 0) return Ok{};  // the peer shut down its end: nothing more
+        if (out.empty()) out.emplace_back();
+        out[0].append(buf.data(), n);  // a stream is one chunk
+        continue;
+      }
+      if (n == 0)
+        return MakeError("an empty message (or end of stream) is queued: not carried yet");
+      out.emplace_back(buf.data(), n);
     }
-    out.emplace_back(buf.data(), n);
-  }
+  }();
   off = -1;  // back to plain peeking: the socket is the task's
   setsockopt(sock, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
+  TRY(st);
   return out;
 }
 
@@ -136,6 +168,13 @@ Status DumpFds(pid_t pid, img::Fds* fds) {
     std::string link(buf, n);
     std::string info_text = TRY(ReadFileToString(Format("/proc/%d/fdinfo/%d", pid, fd)));
     FdInfo info = TRY(ParseFdInfo(info_text).Context(Format("/proc/%d/fdinfo/%d", pid, fd)));
+    // fdinfo lists the locks (flock, POSIX, OFD) and leases held through it.
+    if (size_t l = info_text.find("lock:\t"); l != std::string::npos) {
+      std::string what = info_text.substr(l + 6, info_text.find('\n', l) - l - 6);
+      return MakeError("PID %d holds a file lock through fd %d (%s: %s): file locks are not "
+                       "carried yet",
+                       pid, fd, link.c_str(), what.c_str());
+    }
     struct stat s;
     if (stat(link_path.c_str(), &s) < 0) return ErrnoError("stat(%s)", link_path.c_str());
 
@@ -269,6 +308,11 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
                                        : "a bound unix socket"));
           continue;
         }
+        if (si.shutdown || (sockets.count(si.peer_ino) && diag[si.peer_ino].shutdown))
+          return MakeError(
+              "PID %d fd %d is a unix socket pair with an end shut down (shutdown()): not "
+              "carried yet",
+              pid, f.fd());
         f.set_sock_type(si.type);
         f.set_peer_ino(si.peer_ino);
       }

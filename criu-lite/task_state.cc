@@ -152,11 +152,6 @@ Status CollectCreds(pid_t pid, pid_t tid, img::Creds* c) {
   c->set_cap_bnd(st.cap_bnd);
   c->set_cap_amb(st.cap_amb);
   c->set_no_new_privs(st.no_new_privs);
-  if (st.seccomp != 0)
-    return MakeError(
-        "thread %d of PID %d runs under seccomp (%s, %d filters): criu-lite cannot restore "
-        "seccomp filters yet",
-        tid, pid, st.seccomp == 1 ? "strict mode" : "filter mode", st.seccomp_filters);
   return Ok{};
 }
 
@@ -232,6 +227,41 @@ Status CollectThread(pid_t pid, const SeizedThread& t, img::ThreadCore* th) {
 
 }  // namespace
 
+Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
+  pid_t pid = task.pid;
+  std::string comm = Readlink(Format("/proc/%d/exe", pid));
+  comm = comm.substr(comm.rfind('/') + 1);
+  TRY(CheckNamespaces(pid, comm));
+  // Strict mode would kill the task at criu-lite's first remote syscall; a
+  // filter could kill it or make criu-lite's calls fail.
+  for (const SeizedThread& t : task.threads) {
+    std::string path = Format("/proc/%d/task/%d/status", pid, t.tid);
+    ProcStatus st = TRY(ParseProcStatus(TRY(ReadFileToString(path))).Context(path));
+    if (st.seccomp != 0)
+      return MakeError(
+          "thread %d of PID %d (%s) runs under seccomp (%s, %d filters): criu-lite cannot "
+          "restore seccomp yet",
+          t.tid, pid, comm.c_str(), st.seccomp == 1 ? "strict mode" : "filter mode",
+          st.seccomp_filters);
+  }
+  if (parent <= 0) return Ok{};
+  static const struct {
+    int type;
+    const char* what;
+  } kShared[] = {{1 /* KCMP_VM */, "memory (CLONE_VM, as after vfork)"},
+                 {2 /* KCMP_FILES */, "fd table (CLONE_FILES)"},
+                 {3 /* KCMP_FS */, "root, cwd and umask (CLONE_FS)"},
+                 {4 /* KCMP_SIGHAND */, "signal handlers (CLONE_SIGHAND)"}};
+  for (const auto& k : kShared) {
+    long r = syscall(SYS_kcmp, pid, parent, k.type, 0, 0);
+    if (r < 0) return ErrnoError("kcmp(%d, %d, %d)", pid, parent, k.type);
+    if (r == 0)
+      return MakeError("PID %d (%s) shares its %s with its parent %d: not carried yet", pid,
+                       comm.c_str(), k.what, parent);
+  }
+  return Ok{};
+}
+
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core) {
   pid_t pid = task.pid;
@@ -263,7 +293,6 @@ Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vm
     r->set_cur(l.cur);
     r->set_max(l.max);
   }
-  TRY(CheckNamespaces(pid, st.comm));
   core->set_oom_score_adj(
       atoi(TRY(ReadFileToString(Format("/proc/%d/oom_score_adj", pid))).c_str()));
   core->set_loginuid(static_cast<uint32_t>(

@@ -12,6 +12,11 @@
 
 namespace crl {
 
+// Refuses, before anything runs inside it, a task whose state criu-lite
+// cannot carry: other namespaces, seccomp, and what it shares with its
+// PARENT by clone() flags short of a thread.
+Status CheckTaskCarried(const SeizedProcess& task, pid_t parent);
+
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core);
 Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,

@@ -60,6 +60,9 @@ Result<std::map<uint64_t, UnixSocketInfo>> ListUnixSockets() {
           case UNIX_DIAG_RQLEN:
             info.rqueue = static_cast<unix_diag_rqlen*>(RTA_DATA(a))->udiag_rqueue;
             break;
+          case UNIX_DIAG_SHUTDOWN:
+            info.shutdown = *static_cast<uint8_t*>(RTA_DATA(a));
+            break;
         }
       }
       out[info.ino] = info;

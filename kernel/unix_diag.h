@@ -18,6 +18,7 @@ struct UnixSocketInfo {
   uint64_t peer_ino = 0;
   std::string name;     // bound path (or @abstract), empty if unbound
   uint32_t rqueue = 0;  // bytes (stream) or datagrams waiting to be read
+  uint8_t shutdown = 0;  // RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2)
 };
 
 // Every unix socket in criu-lite's network namespace.

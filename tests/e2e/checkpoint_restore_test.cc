@@ -51,6 +51,12 @@ TEST(CheckpointRestore, FilesAtOffsetsAndAppend) { DumpRestoreCheck("files"); }
 TEST(CheckpointRestore, SignalsHandlersMasksPending) { DumpRestoreCheck("signals"); }
 TEST(CheckpointRestore, Sigaltstack) { DumpRestoreCheck("altstack"); }
 TEST(CheckpointRestore, ItimerKeepsFiring) { DumpRestoreCheck("itimer"); }
+// Another user's process that kept some capabilities, scheduled and limited
+// in every way a task can be: all of it comes back (the workload checks it,
+// the state-diff check compares what /proc shows of every thread).
+TEST(CheckpointRestore, IdentityCredentialsSchedulingAndPrctlState) {
+  DumpRestoreCheck("identity");
+}
 TEST(CheckpointRestore, BlockedInFutexWait) { DumpRestoreCheck("futex", {}, {}, SYS_futex); }
 
 // Page placement strategies x page encodings, and the kernels' fallbacks.
