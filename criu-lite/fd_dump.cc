@@ -242,6 +242,12 @@ Status SaveMemfd(const std::string& access_path, const std::string& link, uint64
     name.resize(name.size() - 10);
   m->set_name(name);
   m->set_size(st.st_size);
+  m->set_mode(st.st_mode & 07777);
+  m->set_uid(st.st_uid);
+  m->set_gid(st.st_gid);
+  int seals = fcntl(fd.get(), F_GET_SEALS);
+  if (seals < 0) return ErrnoError("fcntl(%s, F_GET_SEALS)", access_path.c_str());
+  m->set_seals(seals);
   std::string data(st.st_size, '\0');
   size_t off = 0;
   while (off < data.size()) {
@@ -344,6 +350,40 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
         list.push_back({pid, f.fd(), id});
       }
       f.set_file_id(id);
+    }
+  }
+
+  // Who owns each description's signals: asked of criu-lite's own copy of
+  // it. An owner outside the tree could not be named again.
+  std::set<pid_t> in_tree;
+  for (const auto& [pid, fds] : procs) in_tree.insert(pid);
+  std::map<uint32_t, std::pair<f_owner_ex, int>> owners;  // by file_id
+  for (const auto& [pid, fds] : procs) {
+    for (img::Fd& f : *fds->mutable_fds()) {
+      if (f.kind() == img::Fd::INHERITED) continue;
+      if (!owners.count(f.file_id())) {
+        ScopedFd mine = TRY(TakeFd(pid, f.fd()));
+        f_owner_ex owner{};
+        if (fcntl(mine.get(), F_GETOWN_EX, &owner) < 0)
+          return ErrnoError("fcntl(PID %d fd %d, F_GETOWN_EX)", pid, f.fd());
+        int sig = fcntl(mine.get(), F_GETSIG);
+        if (sig < 0) return ErrnoError("fcntl(PID %d fd %d, F_GETSIG)", pid, f.fd());
+        owners[f.file_id()] = {owner, sig};
+      }
+      auto [owner, sig] = owners[f.file_id()];
+      pid_t owner_process = owner.pid;  // a thread's process, a group's leader
+      if (owner.type == F_OWNER_TID) {
+        auto st = ReadFileToString(Format("/proc/%d/status", owner.pid));
+        auto parsed = st.ok() ? ParseProcStatus(*st) : Result<ProcStatus>(st.error());
+        owner_process = parsed.ok() ? parsed->tgid : -1;
+      }
+      if (owner.pid && !in_tree.count(owner_process))
+        return MakeError("PID %d fd %d (%s) sends its signals to %d, outside the tree: not "
+                         "carried",
+                         pid, f.fd(), f.path().c_str(), owner.pid);
+      f.set_owner_type(owner.type);
+      f.set_owner_pid(owner.pid);
+      f.set_owner_signal(sig);
     }
   }
 

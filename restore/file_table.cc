@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -155,9 +156,15 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   std::map<uint64_t, const img::QueuedData*> queues;
   for (const img::QueuedData& q : shared.queues()) queues[q.ino()] = &q;
   for (const img::MemfdData& m : shared.memfds()) {
-    int fd = memfd_create(m.name().c_str(), MFD_CLOEXEC);
+    // Sealable, so that Finish() can add the seals it had (F_SEAL_SEAL alone
+    // for one made unsealable).
+    int fd = memfd_create(m.name().c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return ErrnoError("memfd_create(%s)", m.name().c_str());
     t.held_.emplace_back(fd);
+    if (m.mode() && fchmod(fd, m.mode()) < 0)
+      return ErrnoError("fchmod(memfd %s, 0%o)", m.name().c_str(), m.mode());
+    if (m.mode() && fchown(fd, m.uid(), m.gid()) < 0)
+      return ErrnoError("fchown(memfd %s, %u, %u)", m.name().c_str(), m.uid(), m.gid());
     if (ftruncate(fd, m.size()) < 0) return ErrnoError("ftruncate(memfd %s)", m.name().c_str());
     if (!m.data().empty() &&
         pwrite(fd, m.data().data(), m.data().size(), 0) != static_cast<ssize_t>(m.data().size()))
@@ -168,6 +175,29 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
     for (const img::Fd& f : fds->fds())
       if (!t.fds_.count(f.file_id())) TRY(t.Add(f, queues));
   return t;
+}
+
+Status FileTable::Finish(const std::vector<const img::Fds*>& all,
+                         const img::Shared& shared) const {
+  for (const img::Fds* fds : all)
+    for (const img::Fd& f : fds->fds()) {
+      int local = LocalFd(f.file_id());
+      if (local < 0 || f.kind() == img::Fd::INHERITED) continue;
+      if (f.owner_pid()) {
+        f_owner_ex owner{static_cast<__pid_type>(f.owner_type()), f.owner_pid()};
+        if (fcntl(local, F_SETOWN_EX, &owner) < 0)
+          return ErrnoError("fcntl(fd %d, F_SETOWN_EX, %d)", f.fd(), f.owner_pid());
+      }
+      if (f.owner_signal() && fcntl(local, F_SETSIG, f.owner_signal()) < 0)
+        return ErrnoError("fcntl(fd %d, F_SETSIG, %d)", f.fd(), f.owner_signal());
+    }
+  for (const img::MemfdData& m : shared.memfds()) {
+    auto it = memfds_.find(m.ino());
+    if (it == memfds_.end() || !m.seals()) continue;
+    if (fcntl(it->second, F_ADD_SEALS, m.seals()) < 0)
+      return ErrnoError("fcntl(memfd %s, F_ADD_SEALS, 0x%x)", m.name().c_str(), m.seals());
+  }
+  return Ok{};
 }
 
 Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {

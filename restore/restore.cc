@@ -579,6 +579,7 @@ Result<int> Restore(const RestoreOptions& in_opts) {
 
   TreeBuilder builder(tree, opts, files);
   TRY(builder.Build(std::move(*puppet_r)));
+  TRY(files.Finish(all_fds, tree.shared).Context("finishing the tree's files"));
   ph.Mark("build");
   if (!opts.pidfile.empty()) TRY(WritePidfile(opts.pidfile, pid));
   TRY(builder.ReleaseAll());

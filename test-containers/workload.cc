@@ -1034,6 +1034,13 @@ int Memfd() {
   auto* priv = static_cast<char*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
   Fill(priv + 4096, 4096, 1001);  // a private copy of page 1
   lseek(fd, 100, SEEK_SET);
+  // A second, sealed memfd that cannot be executed (mode 0666, F_SEAL_EXEC).
+  int sealed = memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0008U /* NOEXEC_SEAL */);
+  if (sealed < 0) sealed = memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);  // < 6.3
+  if (sealed < 0 || ftruncate(sealed, 8192) < 0 || fchmod(sealed, 0640) < 0 ||
+      fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+    return 2;
+  int sealed_seals = fcntl(sealed, F_GET_SEALS);
   pid_t child = fork();
   if (child == 0) {
     auto* mine = static_cast<volatile uint64_t*>(
@@ -1060,6 +1067,13 @@ int Memfd() {
   EXPECT(lseek(fd, 0, SEEK_CUR) == 100, "memfd offset is %ld", lseek(fd, 0, SEEK_CUR));
   uint64_t w = 0;
   EXPECT(pread(fd, &w, 8, kLen - 8) == 8 && w == 0xabcdef, "the fd does not see the mapping");
+  EXPECT(fcntl(sealed, F_GET_SEALS) == sealed_seals, "seals 0x%x, not 0x%x",
+         fcntl(sealed, F_GET_SEALS), sealed_seals);
+  EXPECT(fcntl(fd, F_GET_SEALS) == F_SEAL_SEAL, "an unsealable memfd became sealable");
+  EXPECT(ftruncate(sealed, 4096) < 0 && errno == EPERM, "a memfd sealed against shrinking shrank");
+  struct stat sst;
+  EXPECT(fstat(sealed, &sst) == 0 && (sst.st_mode & 07777) == 0640, "memfd mode 0%o",
+         sst.st_mode & 07777);
   Report();
 }
 
@@ -1463,6 +1477,10 @@ int Identity() {
   close(go[0]);
   int p[2];
   EXPECT(pipe2(p, O_NONBLOCK) == 0 && write(p[1], "abc", 3) == 3, "pipe: %m");
+  // Its SIGIO goes to this process as SIGRTMIN+3 (nothing more is written).
+  EXPECT(fcntl(p[0], F_SETOWN, getpid()) == 0 && fcntl(p[0], F_SETSIG, SIGRTMIN + 3) == 0 &&
+             fcntl(p[0], F_SETFL, O_NONBLOCK | O_ASYNC) == 0,
+         "O_ASYNC: %m");
   pthread_t th;
   pthread_create(&th, nullptr, IdentityThread, nullptr);
   while (!g_id_thread_ready) usleep(1000);
@@ -1523,7 +1541,9 @@ int Identity() {
          "ambient capability lost");
   EXPECT(prctl(PR_CAPBSET_READ, CAP_SYS_MODULE) == 0, "CAP_SYS_MODULE back in the bounding set");
   int fl = fcntl(p[0], F_GETFL);
-  EXPECT(fl >= 0 && (fl & O_NONBLOCK), "pipe lost O_NONBLOCK");
+  EXPECT(fl >= 0 && (fl & O_NONBLOCK) && (fl & O_ASYNC), "pipe flags 0%o", fl);
+  EXPECT(fcntl(p[0], F_GETOWN) == getpid(), "pipe owner %d", fcntl(p[0], F_GETOWN));
+  EXPECT(fcntl(p[0], F_GETSIG) == SIGRTMIN + 3, "pipe signal %d", fcntl(p[0], F_GETSIG));
   char buf[4] = {};
   EXPECT(read(p[0], buf, 4) == 3 && !memcmp(buf, "abc", 3), "pipe data");
   EXPECT(read(p[0], buf, 4) < 0 && errno == EAGAIN, "an empty pipe blocks");
