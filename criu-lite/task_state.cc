@@ -67,6 +67,23 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
       sa->set_restorer(ka.restorer);
       sa->set_mask(ka.mask);
     }
+    std::string timers = TRY(ReadFileToString(Format("/proc/%d/timers", pid)));
+    for (const ProcTimer& pt : TRY(ParseProcTimers(timers).Context(Format("PID %d", pid)))) {
+      TRY(rs.Checked(Format("timer_gettime(%d)", pt.id).c_str(), SYS_timer_gettime, pt.id,
+                     scratch.addr()));
+      itimerspec its;
+      TRY(ReadRemote(pid, scratch, &its, sizeof its));
+      img::PosixTimer* t = core->add_posix_timers();
+      t->set_id(pt.id);
+      t->set_clock(pt.clock);
+      t->set_notify(pt.notify);
+      t->set_signo(pt.signo);
+      t->set_sival(pt.sival);
+      if (pt.notify & SIGEV_THREAD_ID) t->set_notify_tid(pt.notify_pid);
+      t->set_interval_ns(its.it_interval.tv_sec * 1000000000ll + its.it_interval.tv_nsec);
+      t->set_value_ns(its.it_value.tv_sec * 1000000000ll + its.it_value.tv_nsec);
+      t->set_overrun(TRY(rs.Checked("timer_getoverrun", SYS_timer_getoverrun, pt.id)));
+    }
     for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
       TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch.addr()));
       itimerval it;

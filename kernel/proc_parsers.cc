@@ -307,3 +307,50 @@ Result<std::vector<ProcLimit>> ParseProcLimits(std::string_view text) {
 }
 
 }  // namespace crl
+
+namespace crl {
+
+Result<std::vector<ProcTimer>> ParseProcTimers(std::string_view text) {
+  // "ID: 1\nsignal: 38/0000000000001234\nnotify: signal/pid.7827\nClockID: 1\n"
+  std::vector<ProcTimer> out;
+  while (!text.empty()) {
+    std::string_view line = NextLine(text);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, colon), val = Trim(line.substr(colon + 1));
+    auto bad = [&]() {
+      return MakeError("timers: malformed line '%.*s'", int(line.size()), line.data());
+    };
+    if (key == "ID") {
+      out.emplace_back();
+      if (!ParseNum(val, out.back().id)) return bad();
+      continue;
+    }
+    if (out.empty()) return bad();
+    ProcTimer& t = out.back();
+    if (key == "signal") {
+      size_t slash = val.find('/');
+      if (slash == std::string_view::npos || !ParseNum(val.substr(0, slash), t.signo) ||
+          !ParseNum(val.substr(slash + 1), t.sival, 16))
+        return bad();
+    } else if (key == "notify") {
+      // "signal/pid.N", "none/pid.N", "signal/tid.N" (SIGEV_THREAD_ID)
+      size_t slash = val.find('/'), dot = val.find('.');
+      if (slash == std::string_view::npos || dot == std::string_view::npos || dot < slash)
+        return bad();
+      std::string_view how = val.substr(0, slash), whom = val.substr(slash + 1, dot - slash - 1);
+      if (how == "signal") t.notify = 0;
+      else if (how == "none") t.notify = 1;
+      else if (how == "thread") t.notify = 2;
+      else return bad();
+      if (whom == "tid") t.notify |= 4;
+      else if (whom != "pid") return bad();
+      if (!ParseNum(val.substr(dot + 1), t.notify_pid)) return bad();
+    } else if (key == "ClockID") {
+      if (!ParseNum(val, t.clock)) return bad();
+    }
+  }
+  return out;
+}
+
+}  // namespace crl

@@ -79,6 +79,17 @@ struct ProcLimit {
 };
 Result<std::vector<ProcLimit>> ParseProcLimits(std::string_view text);
 
+// /proc/PID/timers: the POSIX timers of a process (timer_create).
+struct ProcTimer {
+  int id = 0;
+  int signo = 0;
+  uint64_t sival = 0;  // sigev_value, as a pointer
+  int notify = 0;      // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, | SIGEV_THREAD_ID
+  pid_t notify_pid = 0;  // the process, or with SIGEV_THREAD_ID the thread
+  int clock = 0;
+};
+Result<std::vector<ProcTimer>> ParseProcTimers(std::string_view text);
+
 // /proc/PID/fdinfo/FD.
 struct FdInfo {
   uint64_t pos = 0;

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <vector>
@@ -78,6 +79,57 @@ Status MoveToCgroups(pid_t pid, const img::TaskCore& core) {
     if (!ok) return ErrnoError("PID %d: moving it into cgroup %s", pid, dir.c_str());
   }
   return Ok{};
+}
+
+timespec Timespec(int64_t ns) { return {ns / 1000000000, ns % 1000000000}; }
+
+// POSIX timers come back with their IDs, which the process holds as
+// timer_t values. Kernels with PR_TIMER_CREATE_RESTORE_IDS (6.14) take the
+// ID to use from timer_create()'s last argument; older ones hand IDs out in
+// increasing order in a new process, so those in between are created and
+// deleted again.
+Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
+  if (core.posix_timers().empty()) return Ok{};
+  constexpr int kRestoreIds = 77, kOff = 0, kOn = 1;  // PR_TIMER_CREATE_RESTORE_IDS
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch& scratch = p.scratch();
+  bool by_id = TRY(rs.Syscall(SYS_prctl, kRestoreIds, kOn, 0, 0, 0)) == 0;
+  std::vector<const img::PosixTimer*> timers;
+  for (const img::PosixTimer& t : core.posix_timers()) timers.push_back(&t);
+  std::sort(timers.begin(), timers.end(), [](auto* a, auto* b) { return a->id() < b->id(); });
+  Status st = [&]() -> Status {
+    for (const img::PosixTimer* t : timers) {
+      sigevent sev{};
+      sev.sigev_notify = t->notify();
+      sev.sigev_signo = t->signo();
+      sev.sigev_value.sival_ptr = reinterpret_cast<void*>(t->sival());
+      sev._sigev_un._tid = t->notify_tid();
+      for (int attempt = 0;; attempt++) {
+        scratch.Reset();
+        RemotePtr rsev = TRY(scratch.Push(&sev, sizeof sev));
+        int32_t id = t->id();
+        RemotePtr rid = TRY(scratch.Push(&id, sizeof id));
+        TRY(rs.Checked(Format("timer_create(id %d)", t->id()).c_str(), SYS_timer_create,
+                       t->clock(), rsev.addr(), rid.addr()));
+        TRY(ReadRemote(p.pid(), rid, &id, sizeof id));
+        if (id == t->id()) break;
+        TRY(rs.Checked("timer_delete", SYS_timer_delete, id));
+        if (id > t->id() || attempt > 100000)
+          return MakeError("timer_create gave ID %d where the process had timer %d", id,
+                           t->id());
+      }
+      if (!t->value_ns()) continue;
+      itimerspec its{Timespec(t->interval_ns()), Timespec(t->value_ns())};
+      scratch.Reset();
+      RemotePtr rits = TRY(scratch.Push(&its, sizeof its));
+      TRY(rs.Checked(Format("timer_settime(%d)", t->id()).c_str(), SYS_timer_settime, t->id(), 0,
+                     rits.addr(), 0));
+    }
+    return Ok{};
+  }();
+  if (by_id) TRY(rs.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", SYS_prctl, kRestoreIds,
+                            kOff, 0, 0, 0));
+  return st;
 }
 
 }  // namespace
@@ -264,6 +316,7 @@ Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core) {
       return ErrnoError("prlimit(pid=%d, resource=%u)", p.pid(), r.resource());
   }
   RemoteSyscalls& rs = p.rs();
+  TRY(RestorePosixTimers(p, core));
   for (const img::Itimer& t : core.itimers()) {
     itimerval it{{t.interval_sec(), t.interval_usec()}, {t.value_sec(), t.value_usec()}};
     // An interval ITIMER_REAL whose SIGALRM is still pending reads 0: the

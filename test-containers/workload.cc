@@ -34,6 +34,8 @@
 //   identity  another user with capabilities, securebits, no_new_privs; nice,
 //             policy, affinity, slack, ioprio per thread; oom_score_adj, THP
 //             off, membarrier, not dumpable; O_NONBLOCK; a parent-death signal
+//   ptimers   POSIX timers: signalling the process with a value, one thread,
+//             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 //   lazy      forks, mremaps, drops, remaps and read()s into memory that a
@@ -1556,6 +1558,92 @@ int Identity() {
   Report();
 }
 
+// ptimers: POSIX timers with a gap in their IDs (timer 1 deleted): a
+// periodic one signalling the process with a value, a periodic one
+// signalling one thread (SIGEV_THREAD_ID), an unsignalled one far in the
+// future (SIGEV_NONE), and a disarmed one.
+std::atomic<int> g_pt_process_ticks{0}, g_pt_thread_ticks{0};
+std::atomic<pid_t> g_pt_thread_tid{0};
+volatile sig_atomic_t g_pt_bad_value = 0;
+
+void OnProcessTimer(int, siginfo_t* si, void*) {
+  if (si->si_value.sival_int != 0x5151) g_pt_bad_value = 1;
+  g_pt_process_ticks++;
+}
+void OnThreadTimer(int, siginfo_t*, void*) {
+  if (gettid() == g_pt_thread_tid) g_pt_thread_ticks++;
+}
+
+void* PtimerThread(void*) {
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigaddset(&usr1, SIGRTMIN + 4);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  g_pt_thread_tid = gettid();
+  for (;;) pause();
+}
+
+int Ptimers() {
+  InstallCheckHandler();
+  struct sigaction sa {};
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sa.sa_sigaction = OnProcessTimer;
+  sigaction(SIGRTMIN + 4, &sa, nullptr);
+  sa.sa_sigaction = OnThreadTimer;
+  sigaction(SIGRTMIN + 5, &sa, nullptr);
+  sigset_t main_mask;  // the thread's timer signal is only the thread's
+  sigemptyset(&main_mask);
+  sigaddset(&main_mask, SIGRTMIN + 5);
+  pthread_t th;
+  pthread_create(&th, nullptr, PtimerThread, nullptr);
+  pthread_sigmask(SIG_BLOCK, &main_mask, nullptr);
+  while (!g_pt_thread_tid) usleep(1000);
+  auto make = [](clockid_t clock, int notify, int sig, int value, pid_t tid) {
+    sigevent sev{};
+    sev.sigev_notify = notify;
+    sev.sigev_signo = sig;
+    sev.sigev_value.sival_int = value;
+    sev._sigev_un._tid = tid;
+    timer_t t{};
+    if (syscall(SYS_timer_create, clock, &sev, &t) < 0) Fail("timer_create: %m");
+    return t;
+  };
+  timer_t t0 = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 4, 0x5151, 0);
+  timer_t gap = make(CLOCK_MONOTONIC, SIGEV_NONE, 0, 0, 0);
+  timer_t t2 = make(CLOCK_MONOTONIC, SIGEV_THREAD_ID | SIGEV_SIGNAL, SIGRTMIN + 5, 0,
+                    g_pt_thread_tid);
+  timer_t t3 = make(CLOCK_REALTIME, SIGEV_NONE, 0, 0, 0);
+  timer_t t4 = make(CLOCK_BOOTTIME, SIGEV_SIGNAL, SIGRTMIN + 4, 0x5151, 0);
+  syscall(SYS_timer_delete, gap);
+  itimerspec every{{0, 20000000}, {0, 20000000}}, far{{0, 0}, {100, 0}};
+  syscall(SYS_timer_settime, t0, 0, &every, nullptr);
+  syscall(SYS_timer_settime, t2, 0, &every, nullptr);
+  syscall(SYS_timer_settime, t3, 0, &far, nullptr);
+  while (g_pt_process_ticks < 3 || g_pt_thread_ticks < 3) usleep(5000);
+  Ready();
+  WaitForCheck();
+  int p0 = g_pt_process_ticks, t0ticks = g_pt_thread_ticks;
+  for (int i = 0; i < 200 && (g_pt_process_ticks < p0 + 3 || g_pt_thread_ticks < t0ticks + 3); i++)
+    usleep(10000);
+  EXPECT(g_pt_process_ticks >= p0 + 3, "the process timer stopped (%d ticks)",
+         int(g_pt_process_ticks));
+  EXPECT(g_pt_thread_ticks >= t0ticks + 3, "the thread's timer stopped (%d ticks)",
+         int(g_pt_thread_ticks));
+  EXPECT(!g_pt_bad_value, "a timer signal came with another value");
+  itimerspec cur{};
+  EXPECT(syscall(SYS_timer_gettime, t0, &cur) == 0 && cur.it_interval.tv_nsec == 20000000,
+         "timer 0: %m, interval %ld", cur.it_interval.tv_nsec);
+  EXPECT(syscall(SYS_timer_gettime, t3, &cur) == 0 && cur.it_value.tv_sec <= 100 &&
+             cur.it_value.tv_sec >= 80,
+         "timer 3: %m, %ld s left", cur.it_value.tv_sec);
+  EXPECT(syscall(SYS_timer_gettime, t4, &cur) == 0 && !cur.it_value.tv_sec &&
+             !cur.it_value.tv_nsec,
+         "timer 4 is not the disarmed one: %m");
+  EXPECT(syscall(SYS_timer_gettime, gap, &cur) < 0 && errno == EINVAL, "the deleted timer is back");
+  Report();
+}
+
 int Counter() {
   InstallCheckHandler();
   const size_t kLen = 256 << 20;
@@ -1632,6 +1720,7 @@ int main(int argc, char** argv) {
   if (scenario == "forest") return Forest(procs, threads, big_mib > 0 ? big_mib : 20);
   if (scenario == "counter") return Counter();
   if (scenario == "identity") return Identity();
+  if (scenario == "ptimers") return Ptimers();
   if (scenario == "reaper") {
     // PID 1 of a test host's PID namespace: reaps whatever is reparented to it.
     for (;;)

@@ -57,6 +57,7 @@ TEST(CheckpointRestore, ItimerKeepsFiring) { DumpRestoreCheck("itimer"); }
 TEST(CheckpointRestore, IdentityCredentialsSchedulingAndPrctlState) {
   DumpRestoreCheck("identity");
 }
+TEST(CheckpointRestore, PosixTimersKeepTheirIdsAndFire) { DumpRestoreCheck("ptimers"); }
 TEST(CheckpointRestore, BlockedInFutexWait) { DumpRestoreCheck("futex", {}, {}, SYS_futex); }
 
 // Page placement strategies x page encodings, and the kernels' fallbacks.

@@ -166,6 +166,29 @@ TEST(ParseProcLimits, ReadsEveryResourceInOrder) {
   EXPECT_FALSE(ParseProcLimits("Max open files            1  2  files\n").ok());  // 15 missing
 }
 
+TEST(ParseProcTimers, ReadsEveryTimer) {
+  const char* text =
+      "ID: 3\nsignal: 38/0000000000001234\nnotify: signal/pid.7827\nClockID: 1\n"
+      "ID: 0\nsignal: 14/0000000000000000\nnotify: signal/tid.7830\nClockID: 0\n"
+      "ID: 1\nsignal: 0/0000000000000000\nnotify: none/pid.7827\nClockID: -6\n";
+  auto r = ParseProcTimers(text);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_EQ((*r)[0].id, 3);
+  EXPECT_EQ((*r)[0].signo, 38);
+  EXPECT_EQ((*r)[0].sival, 0x1234u);
+  EXPECT_EQ((*r)[0].notify, 0);
+  EXPECT_EQ((*r)[0].notify_pid, 7827);
+  EXPECT_EQ((*r)[0].clock, 1);
+  EXPECT_EQ((*r)[1].notify, 4);  // SIGEV_SIGNAL | SIGEV_THREAD_ID
+  EXPECT_EQ((*r)[1].notify_pid, 7830);
+  EXPECT_EQ((*r)[2].notify, 1);  // SIGEV_NONE
+  EXPECT_EQ((*r)[2].clock, -6);  // a CPU-time clock
+  EXPECT_TRUE(ParseProcTimers("").ok());
+  EXPECT_FALSE(ParseProcTimers("signal: 1/0\n").ok());  // before any ID
+  EXPECT_FALSE(ParseProcTimers("ID: 0\nnotify: loud/pid.1\n").ok());
+}
+
 TEST(ParseProcStatus, RejectsBadField) {
   EXPECT_FALSE(ParseProcStatus("Tgid:\tabc\n").ok());
   EXPECT_FALSE(ParseProcStatus("Name:\tx\n").ok());  // no Tgid
