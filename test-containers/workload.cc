@@ -36,6 +36,9 @@
 //             off, membarrier, not dumpable; O_NONBLOCK; a parent-death signal
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
+//   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
+//             clone-files|seccomp|uts-namespace|mount-namespace|guard-region:
+//             holds one thing criu-lite refuses to dump
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 //   lazy      forks, mremaps, drops, remaps and read()s into memory that a
@@ -50,7 +53,13 @@
 #include <sched.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <linux/filter.h>
+#include <linux/magic.h>
+#include <linux/seccomp.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -1644,6 +1653,141 @@ int Ptimers() {
   Report();
 }
 
+// refuse --what X: holds one thing criu-lite does not carry, so that a dump
+// must refuse it and leave the process as it was; the check verifies the
+// thing is still there (the lock still held, the fd still in flight...).
+int Refuse(const std::string& what) {
+  InstallCheckHandler();
+  std::string path = g_dir + "/locked";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return 2;
+  std::function<void()> check = [] {};
+  auto lock_probe = [path](int cmd, short type) {
+    // Another description of the file asks whether the lock is still held.
+    int other = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    struct flock l {};
+    l.l_type = type;
+    l.l_whence = SEEK_SET;
+    bool held = fcntl(other, cmd, &l) == 0 && l.l_type != F_UNLCK;
+    close(other);
+    return held;
+  };
+  if (what == "flock") {
+    if (flock(fd, LOCK_EX) < 0) return 2;
+    check = [path] {
+      int other = open(path.c_str(), O_RDWR | O_CLOEXEC);
+      EXPECT(flock(other, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK, "the flock was lost");
+      close(other);
+    };
+  } else if (what == "posix-lock" || what == "ofd-lock") {
+    bool ofd = what == "ofd-lock";
+    struct flock l {};
+    l.l_type = F_WRLCK;
+    l.l_whence = SEEK_SET;
+    l.l_len = 10;
+    if (fcntl(fd, ofd ? F_OFD_SETLK : F_SETLK, &l) < 0) return 2;
+    // A POSIX lock is the process's own: only a child can see it.
+    check = [=] {
+      if (ofd) {
+        EXPECT(lock_probe(F_OFD_GETLK, F_WRLCK), "the OFD lock was lost");
+        return;
+      }
+      pid_t c = fork();
+      if (c == 0) _exit(lock_probe(F_GETLK, F_WRLCK) ? 0 : 1);
+      int st;
+      EXPECT(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "the POSIX lock was lost");
+    };
+  } else if (what == "lease") {
+    close(fd);  // a read lease needs the file open for reading only
+    int ro = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fcntl(ro, F_SETLEASE, F_RDLCK) < 0) return 2;
+    check = [ro] { EXPECT(fcntl(ro, F_GETLEASE) == F_RDLCK, "the lease was lost"); };
+  } else if (what == "scm-rights") {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) return 2;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(sv[0], &msg, 0) != 1) return 2;
+    check = [sv] {
+      alignas(cmsghdr) char in[CMSG_SPACE(sizeof(int))] = {};
+      char b = 0;
+      iovec v{&b, 1};
+      msghdr m{};
+      m.msg_iov = &v;
+      m.msg_iovlen = 1;
+      m.msg_control = in;
+      m.msg_controllen = sizeof in;
+      bool got = recvmsg(sv[1], &m, MSG_DONTWAIT) == 1 && CMSG_FIRSTHDR(&m) &&
+                 CMSG_FIRSTHDR(&m)->cmsg_type == SCM_RIGHTS;
+      EXPECT(got && b == 'x', "the fd in flight was lost");
+    };
+  } else if (what == "shutdown") {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return 2;
+    shutdown(sv[0], SHUT_WR);
+    check = [sv] {
+      char b;
+      EXPECT(recv(sv[1], &b, 1, MSG_DONTWAIT) == 0, "the peer's end is no longer shut down");
+    };
+  } else if (what == "clone-files") {
+    pid_t c = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+    if (c == 0) {
+      for (;;) pause();
+    }
+    check = [c] { EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone"); };
+  } else if (what == "seccomp") {
+    // A filter that allows everything, as a sandbox's first layer might.
+    sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    sock_fprog prog{1, &allow};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+      return 2;
+    check = [] { EXPECT(prctl(PR_GET_SECCOMP) == 2, "the seccomp filter is gone"); };
+  } else if (what == "uts-namespace" || what == "mount-namespace") {
+    bool uts = what == "uts-namespace";
+    if (unshare(uts ? CLONE_NEWUTS : CLONE_NEWNS) < 0) return 2;
+    if (uts && sethostname("crl-refused", 11) < 0) return 2;
+    std::string mnt = g_dir + "/mnt";  // a tmpfs only this namespace sees
+    if (!uts && (mkdir(mnt.c_str(), 0755) < 0 ||
+                 mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
+                 mount("crl", mnt.c_str(), "tmpfs", 0, nullptr) < 0))
+      return 2;
+    check = [uts, mnt] {
+      char host[64] = {};
+      gethostname(host, sizeof host);
+      if (uts) EXPECT(std::string(host) == "crl-refused", "hostname is %s", host);
+      struct statfs fs {};
+      if (!uts) EXPECT(statfs(mnt.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC, "no tmpfs");
+    };
+  } else if (what == "guard-region") {
+    auto* p = static_cast<char*>(
+        mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    p[0] = 1;
+    if (madvise(p + 4096, 4096, 102 /* MADV_GUARD_INSTALL */) < 0)
+      WriteFile("unsupported", "no MADV_GUARD_INSTALL on this kernel (6.13+)");
+    check = [] {};
+  } else {
+    fprintf(stderr, "refuse: unknown --what %s\n", what.c_str());
+    return 2;
+  }
+  Ready();
+  WaitForCheck();
+  check();
+  Report();
+}
+
 int Counter() {
   InstallCheckHandler();
   const size_t kLen = 256 << 20;
@@ -1675,6 +1819,7 @@ int main(int argc, char** argv) {
   long big_mib = 0;
   bool sparse = false;
   double secs = 2;
+  std::string what;
   int procs = 50, threads = 4, rate = 64;
   bool procs_set = false, threads_set = false;
   for (int i = 2; i < argc; i++) {
@@ -1693,6 +1838,8 @@ int main(int argc, char** argv) {
       threads = atoi(argv[++i]), threads_set = true;
     else if (a == "--rate" && i + 1 < argc)
       rate = atoi(argv[++i]);
+    else if (a == "--what" && i + 1 < argc)
+      what = argv[++i];
   }
   if (g_dir.empty()) g_dir = ".";
   // Whatever the launcher left open (pipes of a test runner, say) is not ours.
@@ -1721,6 +1868,7 @@ int main(int argc, char** argv) {
   if (scenario == "counter") return Counter();
   if (scenario == "identity") return Identity();
   if (scenario == "ptimers") return Ptimers();
+  if (scenario == "refuse") return Refuse(what);
   if (scenario == "reaper") {
     // PID 1 of a test host's PID namespace: reaps whatever is reparented to it.
     for (;;)

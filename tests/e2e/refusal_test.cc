@@ -1,0 +1,109 @@
+// The honesty rule's other half: what criu-lite cannot carry, the dump
+// refuses, by name, and the tree runs on exactly as it was.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+std::string StatusLine(pid_t pid, const std::string& key) {
+  std::string s = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  size_t p = s.find("\n" + key + ":");
+  return p == std::string::npos ? "" : s.substr(p + 1, s.find('\n', p + 1) - p - 1);
+}
+
+// A refused dump leaves the process running, not traced, with the signal
+// mask it had; its own check then finds everything still in place.
+void ExpectRefusedAndUntouched(pid_t pid, const TestDir& dir, const std::string& why,
+                               bool self_check = true) {
+  std::string mask = StatusLine(pid, "SigBlk");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  EXPECT_FALSE(d.ok()) << "the dump should have been refused";
+  EXPECT_NE(d.err.find(why), std::string::npos) << d.err;
+  EXPECT_EQ(std::count(d.err.begin(), d.err.end(), '\n'), 1) << "not one line: " << d.err;
+  ASSERT_TRUE(Alive(pid));
+  EXPECT_NE(TaskState(pid), 't') << "left stopped";
+  EXPECT_EQ(TracerPid(pid), 0) << "left traced";
+  EXPECT_EQ(StatusLine(pid, "SigBlk"), mask) << "its signal mask changed";
+  EXPECT_NE(access((dir / "img/inventory.img").c_str(), F_OK), 0) << "a refused dump left images";
+  if (self_check) {
+    EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  } else {
+    KillAndReap(pid);
+  }
+}
+
+struct Case {
+  std::string what, why;
+};
+void PrintTo(const Case& c, std::ostream* os) { *os << c.what; }
+
+class Refused : public ::testing::TestWithParam<Case> {};
+TEST_P(Refused, NamedAndTheTreeRunsOn) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "refuse", {"--what", GetParam().what});
+  if (access((dir / "unsupported").c_str(), F_OK) == 0) {
+    KillAndReap(pid);
+    GTEST_SKIP() << "SKIPPED: " << ReadFile(dir / "unsupported");
+  }
+  ExpectRefusedAndUntouched(pid, dir, GetParam().why);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Workload, Refused,
+    ::testing::Values(Case{"flock", "holds a file lock through fd"},
+                      Case{"posix-lock", "holds a file lock through fd"},
+                      Case{"ofd-lock", "holds a file lock through fd"},
+                      Case{"lease", "LEASE"},
+                      Case{"scm-rights", "in flight in it (SCM_RIGHTS)"},
+                      Case{"shutdown", "shut down"},
+                      Case{"clone-files", "shares its fd table (CLONE_FILES)"},
+                      Case{"seccomp", "runs under seccomp (filter mode, 1 filters)"},
+                      Case{"uts-namespace", "in another uts namespace"},
+                      Case{"mount-namespace", "in another mnt namespace"},
+                      Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"}),
+    [](const auto& info) {
+      std::string n = info.param.what;
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
+
+// The issue's own example: the init of a new PID namespace, and the
+// unshare(1) that made it (whose children go into that namespace).
+TEST(RefusedNamespace, InitOfAPidNamespace) {
+  TestDir dir;
+  pid_t unshare = fork();
+  if (unshare == 0) {
+    execlp("unshare", "unshare", "-pf", "--mount-proc", "sleep", "1000", nullptr);
+    _exit(127);
+  }
+  pid_t init = -1;
+  for (int i = 0; i < 500 && init <= 0; i++) {
+    usleep(10000);
+    std::string kids = ReadFile("/proc/" + std::to_string(unshare) + "/task/" +
+                                std::to_string(unshare) + "/children");
+    init = atoi(kids.c_str());
+  }
+  ASSERT_GT(init, 0) << "unshare made no child";
+  for (int i = 0; i < 500 && ReadFile("/proc/" + std::to_string(init) + "/comm") != "sleep\n"; i++)
+    usleep(10000);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(init), "-D", dir / "img"});
+  EXPECT_FALSE(d.ok());
+  EXPECT_NE(d.err.find("in another pid namespace"), std::string::npos) << d.err;
+  EXPECT_TRUE(Alive(init));
+  EXPECT_EQ(TracerPid(init), 0);
+  CmdResult d2 = RunCriuLite({"dump", "-t", std::to_string(unshare), "-D", dir / "img2"});
+  EXPECT_FALSE(d2.ok());
+  EXPECT_NE(d2.err.find("pid_for_children namespace"), std::string::npos) << d2.err;
+  EXPECT_TRUE(Alive(unshare));
+  EXPECT_EQ(TracerPid(unshare), 0);
+  KillAndReap(unshare);
+  kill(init, SIGKILL);
+}
+
+}  // namespace
+}  // namespace crl::test
