@@ -109,13 +109,19 @@ Status Dump(const DumpOptions& opts) {
     TRY(CollectProcess(p, p.ppid, opts.pre_dump, &procs[i]));
     // Copy-on-write sharing with the parent is not combined with "in the
     // previous image" yet: a chained dump (and a pre-dump, which starts a
-    // chain) saves each process whole.
-    if (chained || opts.pre_dump) continue;
+    // chain) saves each process's private memory whole. Shared anonymous
+    // memory is inherited all the same: it is one object.
+    bool cow = !chained && !opts.pre_dump;
     for (size_t j = 0; j < i; j++)
       if (procs[j].pid == p.ppid) {
-        procs[i].parent = p.ppid;
-        MarkInherited(procs[j].mm, &procs[i].mm);
+        if (cow) procs[i].parent = p.ppid;
+        MarkInherited(procs[j].mm, &procs[i].mm, !cow);
       }
+  }
+  {
+    std::vector<std::pair<pid_t, const img::MmState*>> mms;
+    for (const ProcessImages& p : procs) mms.push_back({p.pid, &p.mm});
+    TRY(CheckSharedAnonCarried(mms));
   }
   img::Shared shared;
   if (!opts.pre_dump) {

@@ -263,8 +263,9 @@ Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t e
   return ScanWithPagemapFile(fd.get(), start, end, shared_anon);
 }
 
-void MarkInherited(const img::MmState& parent, img::MmState* child) {
+void MarkInherited(const img::MmState& parent, img::MmState* child, bool shared_only) {
   for (img::Vma& v : *child->mutable_vmas()) {
+    if (shared_only && v.kind() != img::Vma::ANON_SHARED) continue;
     for (const img::Vma& p : parent.vmas()) {
       if (p.start() != v.start() || p.end() != v.end() || p.kind() != v.kind()) continue;
       bool same = false;
@@ -396,6 +397,28 @@ Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWr
     }
   }
   return copier.Flush();
+}
+
+}  // namespace crl
+
+namespace crl {
+
+Status CheckSharedAnonCarried(const std::vector<std::pair<pid_t, const img::MmState*>>& procs) {
+  // Restore makes a shared anonymous object once, where a mapping of it is
+  // not inherited, and every inherited mapping shares it by fork.
+  std::map<uint64_t, std::pair<pid_t, uint64_t>> made;  // shmem ino -> (pid, address)
+  for (const auto& [pid, mm] : procs)
+    for (const img::Vma& v : mm->vmas()) {
+      if (v.kind() != img::Vma::ANON_SHARED || v.inherited()) continue;
+      auto [it, fresh] = made.try_emplace(v.shmem_ino(), pid, v.start());
+      if (!fresh)
+        return MakeError(
+            "PID %d at 0x%lx and PID %d at 0x%lx map the same shared anonymous memory, and "
+            "neither inherited it from its parent at that address: criu-lite cannot share it "
+            "again yet",
+            it->second.first, it->second.second, pid, v.start());
+    }
+  return Ok{};
 }
 
 }  // namespace crl

@@ -30,7 +30,10 @@ Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t e
 
 // Marks the child's mappings that it will inherit from its restored parent
 // by fork (same range, kind and object).
-void MarkInherited(const img::MmState& parent, img::MmState* child);
+void MarkInherited(const img::MmState& parent, img::MmState* child, bool shared_only = false);
+// Refuses shared anonymous memory that restore could not share again: one
+// object mapped afresh (not inherited by fork) in more than one place.
+Status CheckSharedAnonCarried(const std::vector<std::pair<pid_t, const img::MmState*>>& procs);
 
 struct MemoryDumpStats {
   uint64_t pages_scanned = 0, pages_written = 0, pages_shared_with_parent = 0;

@@ -287,6 +287,8 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const
   IncrementalPlan plan;
   for (const img::Vma& v : mm.vmas()) {
     if (!Trackable(v)) continue;
+    // A shared object inherited from the parent is the parent's: one copy.
+    if (v.kind() == img::Vma::ANON_SHARED && v.inherited()) continue;
     bool existed = false;
     for (const img::Vma& pv : prev.vmas())
       if (pv.start() == v.start() && pv.end() == v.end() && pv.kind() == v.kind()) existed = true;

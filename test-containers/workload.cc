@@ -37,7 +37,8 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp|uts-namespace|mount-namespace|guard-region:
+//             clone-files|seccomp|uts-namespace|mount-namespace|guard-region|
+//             shared-twice:
 //             holds one thing criu-lite refuses to dump
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
@@ -1770,6 +1771,17 @@ int Refuse(const std::string& what) {
       if (uts) EXPECT(std::string(host) == "crl-refused", "hostname is %s", host);
       struct statfs fs {};
       if (!uts) EXPECT(statfs(mnt.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC, "no tmpfs");
+    };
+  } else if (what == "shared-twice") {
+    // One shared anonymous object at two addresses of one process.
+    auto* a = static_cast<char*>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    auto* b = static_cast<char*>(mremap(a, 0, 4096, MREMAP_MAYMOVE));
+    if (b == MAP_FAILED) return 2;
+    a[0] = 'a';
+    check = [a, b] {
+      b[0] = 'b';
+      EXPECT(a[0] == 'b', "the two mappings are no longer one object");
     };
   } else if (what == "guard-region") {
     auto* p = static_cast<char*>(

@@ -31,9 +31,10 @@ bool KernelHas(const std::string& check_line_start) {
 
 // N pre-dumps, then the final dump, then restore; the workload checks itself.
 void Iterate(const std::vector<std::string>& wl_args, int passes,
-             const std::vector<std::string>& extra = {}) {
+             const std::vector<std::string>& extra = {},
+             const std::string& scenario = "dirtier") {
   TestDir dir;
-  pid_t pid = StartWorkload(dir, "dirtier", wl_args);
+  pid_t pid = StartWorkload(dir, scenario, wl_args);
   std::string prev;
   for (int i = 1; i <= passes; i++) {
     std::vector<std::string> args = {"pre-dump", "-t", std::to_string(pid), "-D",
@@ -117,6 +118,24 @@ TEST(PreCopy, APreDumpAloneIsNotRestorable) {
     EXPECT_NE(r.err.find("is a pre-dump"), std::string::npos) << r.err;
   }
   KillAndReap(pid);
+}
+
+}  // namespace
+}  // namespace crl::test
+
+namespace crl::test {
+namespace {
+
+// Memory shared between a parent and its child (MAP_SHARED|MAP_ANONYMOUS) is
+// one object again after a chain of images, as after a plain dump; and a
+// tree's copy-on-write memory comes back with the right contents.
+TEST(PreCopy, SharedAnonymousMemoryStaysOneObject) {
+  if (!KernelTracks()) GTEST_SKIP() << "SKIPPED: no way to track written pages on this kernel";
+  Iterate({}, 2, {}, "shmem");
+}
+TEST(PreCopy, CopyOnWriteTree) {
+  if (!KernelTracks()) GTEST_SKIP() << "SKIPPED: no way to track written pages on this kernel";
+  Iterate({"--big-mib", "16"}, 2, {}, "cow");
 }
 
 }  // namespace

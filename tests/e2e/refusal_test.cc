@@ -65,7 +65,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"seccomp", "runs under seccomp (filter mode, 1 filters)"},
                       Case{"uts-namespace", "in another uts namespace"},
                       Case{"mount-namespace", "in another mnt namespace"},
-                      Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"}),
+                      Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
+                      Case{"shared-twice", "map the same shared anonymous memory"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');
