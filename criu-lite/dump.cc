@@ -209,6 +209,7 @@ Status Dump(const DumpOptions& opts) {
         e->set_sid(pi.core.sid());
       }
     e->set_stopped(p.stopped);
+    e->set_stop_signal(p.stop_signal);
     for (const SeizedThread& t : p.threads) e->add_tids(t.tid);
   }
   for (const ZombieTask& z : tree.zombies()) {

@@ -60,12 +60,18 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   for (;;) {
     WaitStatus ws = TRY(WaitForTask(tid));
     if (ws.exited() || ws.signaled()) {
+      // It ended on its own while being seized: not an error. A process all
+      // of whose threads end is seen for what it became (SeizeProcess).
+      LOG_INFO("task %d ended while being seized: %s", tid, ws.ToString().c_str());
       p.threads.pop_back();
-      return MakeError("task %d went away while being seized: %s", tid, ws.ToString().c_str());
+      return Ok{};
     }
     if (ws.ptrace_event() == PTRACE_EVENT_STOP) {
       int sig = ws.stop_sig();
-      if (sig != SIGTRAP) p.stopped = true;  // a group-stop: SIGSTOP, SIGTSTP...
+      if (sig != SIGTRAP) {  // a group-stop: SIGSTOP, SIGTSTP...
+        p.stopped = true;
+        p.stop_signal = sig;
+      }
       break;
     }
     // A signal arrived before our interrupt: let it be delivered as it would
@@ -97,7 +103,16 @@ Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
   sp.ppid = ppid;
   procs_.push_back(std::move(sp));
   for (pid_t tid : ListThreads(pid)) TRY(SeizeThread(procs_.back(), tid));
-  if (procs_.back().threads.empty()) return MakeError("PID %d has no live thread", pid);
+  if (procs_.back().threads.empty()) {
+    // It exited meanwhile: a zombie now (its parent, seized, cannot reap
+    // it), or gone if the kernel reaped it (its parent ignores SIGCHLD).
+    procs_.pop_back();
+    auto again = ReadFileToString(Format("/proc/%d/stat", pid));
+    auto now = again.ok() ? ParseProcStat(*again) : Result<ProcStat>(again.error());
+    if (now.ok() && now->state == 'Z')
+      zombies_.push_back({pid, ppid, now->pgrp, now->session, now->exit_code});
+    return Ok{};
+  }
   // A task in a group-stop cannot run the remote syscalls the dump needs:
   // end the group-stop (it stays held by ptrace); release stops it again.
   if (procs_.back().stopped) kill(pid, SIGCONT);
@@ -163,9 +178,9 @@ Status SeizedTree::UnblockSignals() {
 
 Status SeizedTree::ReleaseProcess(SeizedProcess& p) {
   Status first = Ok{};
-  // A task seized in a group-stop goes back to it: SIGSTOP, queued while it
-  // is still held, takes effect as it resumes.
-  if (p.stopped) kill(p.pid, SIGSTOP);
+  // A task seized in a group-stop goes back to it: its stop signal, queued
+  // while it is still held, takes effect as it resumes.
+  if (p.stopped) kill(p.pid, p.stop_signal);
   for (SeizedThread& t : p.threads) {
     Status st = SetRegs(t.tid, t.regs);
     if (st.ok() && t.sigmask_saved) st = SetSigmask(t.tid, t.sigmask);

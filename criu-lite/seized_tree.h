@@ -30,6 +30,7 @@ struct SeizedProcess {
   pid_t pid = -1;
   pid_t ppid = -1;
   bool stopped = false;               // in a group-stop (SIGSTOP & co) when seized
+  int stop_signal = 0;                // which signal stopped it: SIGSTOP, SIGTSTP, SIGTTIN...
   std::vector<SeizedThread> threads;  // threads[0] is the leader
 };
 

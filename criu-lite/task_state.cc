@@ -1,5 +1,6 @@
 #include "criu-lite/task_state.h"
 
+#include <linux/membarrier.h>
 #include <linux/prctl.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -111,8 +112,15 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
       return MakeError("PID %d has dumpable mode %ld, which no process can set for itself", pid,
                        dumpable);
     core->set_dumpable(dumpable);
-    // Kernels before 6.3 cannot tell the registrations: none are assumed.
+    // Kernels before 6.3 cannot list the registrations; there, each private
+    // expedited barrier fails (EPERM) unless the process registered for it.
     r = TRY(rs.Syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0));
+    if (r == -EINVAL) {
+      r = 0;
+      for (int cmd : {MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+                      MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ})
+        if (TRY(rs.Syscall(SYS_membarrier, cmd, 0, 0)) == 0) r |= cmd << 1;  // its REGISTER_
+    }
     if (r > 0) core->set_membarrier(r);
     r = TRY(rs.Syscall(SYS_prctl, PR_GET_MDWE, 0, 0, 0, 0));
     if (r > 0)

@@ -220,7 +220,8 @@ Status Puppet::CloneThread(pid_t tid) {
 }
 
 Status Puppet::Release(const std::vector<Registers>& regs, const std::vector<int64_t>& restart,
-                       bool stop) {
+                       int stop_signal) {
+  bool stop = stop_signal != 0;
   auto in_syscall = [&](size_t i) { return !stop && i < restart.size() && restart[i] != 0; };
   for (size_t i = 0; i < threads_.size(); i++) {
     Registers r = regs[i];
@@ -233,8 +234,8 @@ Status Puppet::Release(const std::vector<Registers>& regs, const std::vector<int
     }
     TRY(SetRegs(threads_[i].tid, r));
   }
-  // Queued now, SIGSTOP takes effect as the task resumes: it never runs.
-  if (stop) kill(pid_, SIGSTOP);
+  // Queued now, the stop signal takes effect as the task resumes: it never runs.
+  if (stop) kill(pid_, stop_signal);
   for (size_t i = 0; i < threads_.size(); i++) {
     pid_t tid = threads_[i].tid;
     if (!in_syscall(i)) {

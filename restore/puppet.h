@@ -59,13 +59,14 @@ class Puppet {
   RemoteSyscalls& thread_rs(size_t i) { return *threads_[i].rs; }
 
   // Sets each thread's final registers (REGS[i] for thread i), lets the task
-  // run, and gives up ownership. STOP: leave it in a group-stop, as dumped.
+  // run, and gives up ownership. STOP_SIGNAL, if not 0: leave it in a
+  // group-stop by that signal, as dumped.
   // RESTART[i], where not 0, is the -ERESTART* code of the syscall thread i
   // was dumped in (REGS[i] has it rewound): the kernel then decides, as it
   // would have, between restarting it and EINTR for a signal that came
   // during the restore.
   Status Release(const std::vector<Registers>& regs, const std::vector<int64_t>& restart,
-                 bool stop);
+                 int stop_signal);
   // A task that has exited on purpose (a zombie being restored).
   void MarkExited() { exited_ = true; }
 

@@ -122,6 +122,10 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
   Tree tree;
   if (inv.tree_size() == 0) return MakeError("%s lists no tasks", dir.Inventory().c_str());
   for (const img::TreeEntry& e : inv.tree()) {
+    int ss = e.stop_signal();
+    if (e.stopped() && ss && ss != SIGSTOP && ss != SIGTSTP && ss != SIGTTIN && ss != SIGTTOU)
+      return MakeError("%s: PID %d was stopped by signal %d, which stops nothing",
+                       dir.Inventory().c_str(), e.pid(), ss);
     auto t = std::make_unique<TaskImages>();
     t->entry = e;
     if (e.zombie())
@@ -257,6 +261,7 @@ class TreeBuilder {
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
     TRY(SetProcessGroups());
+    for (Zombie& z : zombies_) TRY(ExitZombie(z));
     // No task forks from here on (a fork would wait for the lazy-pages
     // daemon), and nothing has written to lazy memory yet: the kernel writes
     // the rseq areas, which FinishProcess registers, through the daemon.
@@ -272,7 +277,15 @@ class TreeBuilder {
   Status BuildProcess(std::unique_ptr<Puppet> p, const TaskImages& t);
   Status FinishProcess(Puppet& p, const TaskImages& t);
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
+  // A zombie is created with the others, joins its group with them, and
+  // exits (as it had) once every group exists.
+  struct Zombie {
+    Puppet* parent;
+    const TaskImages* images;
+    std::unique_ptr<Puppet> puppet;
+  };
   Status MakeZombie(Puppet& parent, const TaskImages& z);
+  Status ExitZombie(Zombie& z);
   Status SetProcessGroups();
   Status MakeLeaderlessGroup(Puppet& member, const TaskImages& t);
   Status StartLazyPages();
@@ -283,8 +296,8 @@ class TreeBuilder {
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
-  std::vector<std::unique_ptr<Puppet>> zombies_;
-  std::set<pid_t> created_groups_, zombie_pids_;
+  std::vector<Zombie> zombies_;
+  std::set<pid_t> created_groups_;
 };
 
 Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages& t) {
@@ -360,34 +373,40 @@ Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_sess
   return Ok{};
 }
 
-// A zombie comes back as one: created by its parent, it exits at once the
-// way it had (exit code or signal), and its parent has not reaped it.
+// A zombie comes back as one: created by its parent, it joins its session
+// and group, then exits the way it had (exit code or signal), and its parent
+// has not reaped it.
 Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
   pid_t pid = z.entry.pid();
   auto child = parent.Fork(pid);
   if (!child.ok()) return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
-  std::unique_ptr<Puppet> c = std::move(*child);
-  // A zombie still leads its process group, if it led one.
-  if (z.entry.pgid() == pid && z.entry.sid() != pid)
-    TRY(c->rs().Checked("setpgid(0, 0) in a zombie", SYS_setpgid, 0, 0));
-  zombie_pids_.insert(pid);
-  int status = z.entry.exit_status();
+  if (z.entry.sid() == pid)
+    TRY((*child)->rs().Checked("setsid in a zombie", SYS_setsid));
+  zombies_.push_back({&parent, &z, std::move(*child)});
+  return Ok{};
+}
+
+Status TreeBuilder::ExitZombie(Zombie& zombie) {
+  pid_t pid = zombie.images->entry.pid();
+  Puppet& c = *zombie.puppet;
+  Puppet& parent = *zombie.parent;
+  int status = zombie.images->entry.exit_status();
   Result<WaitStatus> ws = MakeError("unreachable");
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     rlimit64 no_core{0, 0};
     prlimit64(pid, RLIMIT_CORE, &no_core, nullptr);
-    c->scratch().Reset();
+    c.scratch().Reset();
     kernel_sigaction dfl{};
-    RemotePtr ra = TRY(c->scratch().Push(&dfl, sizeof dfl));
-    TRY(c->rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra.addr(), 0, 8));
+    RemotePtr ra = TRY(c.scratch().Push(&dfl, sizeof dfl));
+    TRY(c.rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra.addr(), 0, 8));
     TRY(SetSigmask(pid, 0));
-    ws = c->rs().SyscallThatExits(SYS_kill, pid, sig);
+    ws = c.rs().SyscallThatExits(SYS_kill, pid, sig);
   } else {
-    ws = c->rs().SyscallThatExits(SYS_exit_group, WEXITSTATUS(status));
+    ws = c.rs().SyscallThatExits(SYS_exit_group, WEXITSTATUS(status));
   }
   if (!ws.ok()) return MakeError("restoring zombie %d: %s", pid, ws.error().message.c_str());
-  c->MarkExited();
+  c.MarkExited();
   // Its SIGCHLD was handled before the dump: take the new one back.
   parent.scratch().Reset();
   uint64_t set = 1ull << (SIGCHLD - 1);
@@ -395,7 +414,6 @@ Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
   RemotePtr rset = TRY(parent.scratch().Push(&set, sizeof set));
   RemotePtr rzero = TRY(parent.scratch().Push(&zero, sizeof zero));
   (void)parent.rs().Syscall(SYS_rt_sigtimedwait, rset.addr(), 0, rzero.addr(), 8);
-  zombies_.push_back(std::move(c));
   return Ok{};
 }
 
@@ -429,14 +447,17 @@ Status TreeBuilder::MakeLeaderlessGroup(Puppet& member, const TaskImages& t) {
   return Ok{};
 }
 
-// Process groups once every task exists: leaders first, then members.
+// Process groups once every task exists (zombies too, before they exit):
+// leaders first, then members.
 Status TreeBuilder::SetProcessGroups() {
   pid_t root_pgid = tree_.root->entry.pgid();
+  std::vector<std::pair<const TaskImages*, Puppet*>> all;
+  for (auto& [t, p] : puppets_) all.push_back({t, p.get()});
+  for (Zombie& z : zombies_) all.push_back({z.images, z.puppet.get()});
   std::set<pid_t> live;
-  for (auto& [t, p] : puppets_) live.insert(t->entry.pid());
-  live.insert(zombie_pids_.begin(), zombie_pids_.end());
+  for (auto& [t, p] : all) live.insert(t->entry.pid());
   for (int pass = 0; pass < 2; pass++) {
-    for (auto& [t, p] : puppets_) {
+    for (auto& [t, p] : all) {
       pid_t pid = t->entry.pid(), pgid = t->entry.pgid();
       if (t->entry.sid() == pid) continue;  // a session leader leads its group
       bool leader = pgid == pid;
@@ -505,8 +526,11 @@ Status TreeBuilder::ReleaseAll() {
     restart.push_back(std::move(codes));
   }
   // Everything is in place: let the whole tree go at once.
-  for (size_t i = 0; i < puppets_.size(); i++)
-    TRY(puppets_[i].second->Release(regs[i], restart[i], puppets_[i].first->entry.stopped()));
+  for (size_t i = 0; i < puppets_.size(); i++) {
+    const img::TreeEntry& e = puppets_[i].first->entry;
+    int stop = e.stopped() ? (e.stop_signal() ? e.stop_signal() : SIGSTOP) : 0;
+    TRY(puppets_[i].second->Release(regs[i], restart[i], stop));
+  }
   return Ok{};
 }
 

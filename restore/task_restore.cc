@@ -134,10 +134,17 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
 
 }  // namespace
 
+namespace {
+// Images from before credentials and these settings were recorded.
+bool HasSettings(const img::TaskCore& core) {
+  return core.threads_size() && core.threads(0).creds().uids_size() == 4;
+}
+}  // namespace
+
 Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   pid_t pid = p.pid();
   RemoteSyscalls& rs = p.rs();
-  if (core.cgroups().empty()) return Ok{};  // images from before these were recorded
+  if (!HasSettings(core)) return Ok{};
   TRY(MoveToCgroups(pid, core));
   // Lowering it below criu-lite's own needs CAP_SYS_RESOURCE: the error says so.
   Status oom = WriteProcFile(pid, "oom_score_adj", std::to_string(core.oom_score_adj()));
@@ -155,6 +162,7 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
 }
 
 Status RestoreSched(Puppet& p, size_t i, const img::Sched& s) {
+  if (s.affinity().empty()) return Ok{};  // images from before scheduling was recorded
   pid_t tid = p.thread_tid(i);
   // Where a real-time policy forces the slack to 0, the kernel ignores this.
   if (s.timer_slack_ns())
@@ -162,13 +170,11 @@ Status RestoreSched(Puppet& p, size_t i, const img::Sched& s) {
                                s.timer_slack_ns(), 0, 0, 0));
   if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, tid, s.ioprio()) < 0)
     return ErrnoError("ioprio_set(%d, 0x%x)", tid, s.ioprio());
-  if (!s.affinity().empty()) {
-    cpu_set_t cpus;
-    CPU_ZERO(&cpus);
-    memcpy(&cpus, s.affinity().data(), std::min(sizeof cpus, s.affinity().size()));
-    if (sched_setaffinity(tid, sizeof cpus, &cpus) < 0)
-      return ErrnoError("sched_setaffinity(%d) to CPUs this machine may not have", tid);
-  }
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  memcpy(&cpus, s.affinity().data(), std::min(sizeof cpus, s.affinity().size()));
+  if (sched_setaffinity(tid, sizeof cpus, &cpus) < 0)
+    return ErrnoError("sched_setaffinity(%d) to CPUs this machine may not have", tid);
   if (setpriority(PRIO_PROCESS, tid, s.nice()) < 0)
     return ErrnoError("setpriority(%d, %d)", tid, s.nice());
   sched_param sp{};
@@ -183,7 +189,7 @@ Status RestoreCredsLast(Puppet& p, const img::TaskCore& core) {
   for (int i = 0; i < core.threads_size(); i++)
     TRY(RestoreCreds(p.thread_rs(i), p.scratch(), core.threads(i).creds()));
   // A change of credentials resets both of these.
-  if (core.cgroups().empty()) return Ok{};  // images from before these were recorded
+  if (!HasSettings(core)) return Ok{};
   TRY(p.rs().Checked("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, core.dumpable()));
   for (int i = 0; i < core.threads_size(); i++)
     TRY(p.thread_rs(i).Checked("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,

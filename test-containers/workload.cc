@@ -40,6 +40,8 @@
 //             clone-files|seccomp|uts-namespace|mount-namespace|guard-region|
 //             shared-twice:
 //             holds one thing criu-lite refuses to dump
+//   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
+//             exited, a zombie that led a session
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 //   lazy      forks, mremaps, drops, remaps and read()s into memory that a
@@ -1800,6 +1802,67 @@ int Refuse(const std::string& what) {
   Report();
 }
 
+// jobs: what a parent's waitid() sees of its children: one stopped by
+// SIGTSTP (not SIGSTOP), a zombie in a process group whose leader has exited
+// (made with CLONE_PARENT by that leader), and a zombie that led a session.
+int Jobs() {
+  InstallCheckHandler();
+  pid_t leader = fork();
+  if (leader == 0) {
+    setpgid(0, 0);
+    pid_t z = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+    if (z == 0) _exit(7);
+    _exit(z > 0 ? 0 : 1);
+  }
+  int st = 0;
+  waitpid(leader, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st)) return 2;
+  pid_t stopped = fork();
+  if (stopped == 0) {
+    setpgid(0, 0);
+    for (;;) pause();
+  }
+  setpgid(stopped, stopped);
+  pid_t session = fork();
+  if (session == 0) {
+    setsid();
+    _exit(3);
+  }
+  kill(stopped, SIGTSTP);
+  siginfo_t si{};
+  if (waitid(P_PID, stopped, &si, WSTOPPED | WNOWAIT) < 0 || si.si_status != SIGTSTP) return 2;
+  // The zombie of the leader's child: the one exited child left unreaped.
+  pid_t zombie = -1;
+  for (int i = 0; i < 500 && zombie < 0; i++) {
+    siginfo_t w{};
+    if (waitid(P_PGID, leader, &w, WEXITED | WNOWAIT | WNOHANG) == 0 && w.si_pid > 0)
+      zombie = w.si_pid;
+    else
+      usleep(10000);
+  }
+  if (zombie < 0) return 2;
+  siginfo_t sw{};
+  while (waitid(P_PID, session, &sw, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  Ready();
+  WaitForCheck();
+  siginfo_t w{};
+  EXPECT(waitid(P_PID, stopped, &w, WSTOPPED | WNOWAIT) == 0 && w.si_code == CLD_STOPPED &&
+             w.si_status == SIGTSTP,
+         "stopped child: code %d status %d (not stopped by SIGTSTP)", w.si_code, w.si_status);
+  EXPECT(waitid(P_PID, zombie, &w, WEXITED | WNOWAIT) == 0 && w.si_status == 7,
+         "zombie: status %d", w.si_status);
+  EXPECT(getpgid(zombie) == leader, "zombie in group %d, not %d", getpgid(zombie), leader);
+  EXPECT(waitid(P_PID, session, &w, WEXITED | WNOWAIT) == 0 && w.si_status == 3,
+         "session zombie: status %d", w.si_status);
+  EXPECT(getsid(session) == session, "zombie in session %d, not its own", getsid(session));
+  kill(stopped, SIGKILL);
+  waitpid(stopped, nullptr, 0);
+  waitpid(zombie, nullptr, 0);
+  waitpid(session, nullptr, 0);
+  Report();
+}
+
 int Counter() {
   InstallCheckHandler();
   const size_t kLen = 256 << 20;
@@ -1880,6 +1943,7 @@ int main(int argc, char** argv) {
   if (scenario == "counter") return Counter();
   if (scenario == "identity") return Identity();
   if (scenario == "ptimers") return Ptimers();
+  if (scenario == "jobs") return Jobs();
   if (scenario == "refuse") return Refuse(what);
   if (scenario == "reaper") {
     // PID 1 of a test host's PID namespace: reaps whatever is reparented to it.

@@ -48,8 +48,15 @@ TestDir::~TestDir() {
 }
 
 std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  return std::string(std::istreambuf_iterator<char>(f), {});
+  // Plain reads: a /proc file whose task vanishes mid-read ends the text
+  // there (ESRCH), where a stream would throw.
+  std::string out;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, n);
+  close(fd);
+  return out;
 }
 
 bool WaitForFile(const std::string& path, int timeout_ms) {

@@ -97,7 +97,7 @@ TEST(LazyRestore, TreeOfMultithreadedProcessesEachWithItsOwnMemory) {
 class LazyScenario : public ::testing::TestWithParam<std::string> {};
 TEST_P(LazyScenario, ChecksItselfOnMissingMemory) {
   // The forker's short-lived children are not the same ones after the restore.
-  ExpectStateDiff children_come_and_go(GetParam() == "forker" ? std::vector<std::string>{"task"}
+  ExpectStateDiff children_come_and_go(GetParam() == "forker" ? std::vector<std::string>{"children"}
                                                                : std::vector<std::string>{});
   LazyRoundTrip(GetParam(), {});
 }

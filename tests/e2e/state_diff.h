@@ -33,7 +33,8 @@ struct TreeRecord {
 TreeRecord RecordTree(pid_t root, int settle_ms = 1000);
 
 // Differences as "PID key: before -> after", ignoring keys that match one of
-// ALLOWED (a key prefix, e.g. "status.Seccomp" or "fd.5.").
+// ALLOWED (a key prefix, e.g. "status.Seccomp" or "fd.5."; "children" for a
+// root whose descendants come and go by themselves).
 std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& after,
                                    const std::vector<std::string>& allowed = {});
 

@@ -27,11 +27,12 @@ void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string
 
 TEST(Tree, EightThreadsUnderMutexAndCondvar) { DumpRestoreCheck("threads"); }
 TEST(Tree, ThreeLevelsSessionsGroupsZombieStopped) { DumpRestoreCheck("tree"); }
+TEST(Tree, StopSignalAndZombiesInLeaderlessGroupsAndSessions) { DumpRestoreCheck("jobs"); }
 TEST(Tree, SharedAnonymousMemoryIsOneObjectAgain) { DumpRestoreCheck("shmem"); }
 TEST(Tree, ForksWhileBeingSeized) {
   // Its short-lived children come and go all the time: those there before
   // the dump and those there after the restore are not the same ones.
-  ExpectStateDiff children_come_and_go({"task"});
+  ExpectStateDiff children_come_and_go({"children"});
   DumpRestoreCheck("forker");
 }
 TEST(Tree, PipelineWithDataInFlight) { DumpRestoreCheck("pipeline"); }
