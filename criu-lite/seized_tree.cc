@@ -182,9 +182,13 @@ Status SeizedTree::ReleaseProcess(SeizedProcess& p) {
   // while it is still held, takes effect as it resumes.
   if (p.stopped) kill(p.pid, p.stop_signal);
   for (SeizedThread& t : p.threads) {
-    Status st = SetRegs(t.tid, t.regs);
-    if (st.ok() && t.sigmask_saved) st = SetSigmask(t.tid, t.sigmask);
-    Status d = PtraceDetach(t.tid);
+    Status st = t.sigmask_saved ? SetSigmask(t.tid, t.sigmask) : Status(Ok{});
+    // Inside the syscall it was in, as the restore does: a signal that came
+    // during the dump, or comes now, interrupts it as it would have.
+    bool in_syscall = !kill_ && !p.stopped && t.restart_code != 0;
+    if (st.ok() && !in_syscall) st = SetRegs(t.tid, t.regs);
+    Status d = in_syscall ? DetachInsideSyscall(t.tid, t.regs, t.restart_code)
+                          : PtraceDetach(t.tid);
     if (first.ok() && !st.ok()) first = st;
     if (first.ok() && !d.ok()) first = d;
   }

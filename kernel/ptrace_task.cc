@@ -109,6 +109,31 @@ Status PtraceDetach(pid_t tid, int sig) {
   return Ok{};
 }
 
+Status DetachInsideSyscall(pid_t tid, const Registers& rewound, int64_t restart) {
+  // Past the `syscall` instruction, with its number and its restart code.
+  Registers r = rewound;
+  r.orig_rax = r.rax;
+  r.rax = static_cast<uint64_t>(restart);
+  r.rip += 2;
+  TRY(SetRegs(tid, r));
+  // Out through the signal code: stop it there, and let go.
+  TRY(PtraceInterrupt(tid));
+  if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid);
+  int sig = 0;
+  for (;;) {
+    WaitStatus ws = TRY(WaitForTask(tid));
+    if (ws.exited() || ws.signaled())
+      return MakeError("thread %d ended while being released: %s", tid, ws.ToString().c_str());
+    if (ws.ptrace_event() == PTRACE_EVENT_STOP) break;
+    if (ws.stopped() && ws.ptrace_event() == 0) {  // a signal on its way: it goes on with it
+      sig = ws.stop_sig();
+      break;
+    }
+    if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid);
+  }
+  return PtraceDetach(tid, sig);
+}
+
 Result<std::vector<siginfo_t>> PeekSiginfo(pid_t tid, bool shared) {
   std::vector<siginfo_t> out;
   for (;;) {

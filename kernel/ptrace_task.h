@@ -50,6 +50,14 @@ Status SetSigmask(pid_t tid, uint64_t mask);
 // Resume to the next syscall stop (or other stop), delivering SIG.
 Status PtraceSyscall(pid_t tid, int sig = 0);
 Status PtraceDetach(pid_t tid, int sig = 0);
+// Lets go of thread TID back inside the syscall it was stopped in. REWOUND
+// are its registers with the syscall rewound to run again, RESTART the
+// -ERESTART* code it was interrupted with. The thread leaves through the
+// kernel's signal code, which restarts the syscall, or returns EINTR to the
+// handler of a signal that came meanwhile: rewound registers released as
+// they are would run that handler first, then re-enter the syscall (a
+// `while (!flag) pause();` would wait for ever).
+Status DetachInsideSyscall(pid_t tid, const Registers& rewound, int64_t restart);
 
 // Queued signals of a stopped task, as PTRACE_PEEKSIGINFO returns them.
 Result<std::vector<siginfo_t>> PeekSiginfo(pid_t tid, bool shared);

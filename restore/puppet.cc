@@ -223,44 +223,15 @@ Status Puppet::Release(const std::vector<Registers>& regs, const std::vector<int
                        int stop_signal) {
   bool stop = stop_signal != 0;
   auto in_syscall = [&](size_t i) { return !stop && i < restart.size() && restart[i] != 0; };
-  for (size_t i = 0; i < threads_.size(); i++) {
-    Registers r = regs[i];
-    if (in_syscall(i)) {
-      // Back inside the syscall, as dumped: past the `syscall` instruction,
-      // with its number and its restart code.
-      r.orig_rax = r.rax;
-      r.rax = static_cast<uint64_t>(restart[i]);
-      r.rip += 2;
-    }
-    TRY(SetRegs(threads_[i].tid, r));
-  }
+  for (size_t i = 0; i < threads_.size(); i++)
+    if (!in_syscall(i)) TRY(SetRegs(threads_[i].tid, regs[i]));
   // Queued now, the stop signal takes effect as the task resumes: it never runs.
   if (stop) kill(pid_, stop_signal);
   for (size_t i = 0; i < threads_.size(); i++) {
-    pid_t tid = threads_[i].tid;
-    if (!in_syscall(i)) {
-      TRY(PtraceDetach(tid));
-      continue;
-    }
-    // The kernel restarts a syscall (or turns it into EINTR for a signal
-    // with a handler) on its way out through the signal code: send the
-    // thread there, stop it there, and let go.
-    TRY(PtraceInterrupt(tid));
-    if (ptrace(PTRACE_CONT, tid, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid);
-    int sig = 0;
-    for (;;) {
-      WaitStatus ws = TRY(WaitForTask(tid));
-      if (ws.exited() || ws.signaled())
-        return MakeError("thread %d ended while being released: %s", tid, ws.ToString().c_str());
-      if (ws.ptrace_event() == PTRACE_EVENT_STOP) break;
-      if (ws.stopped() && ws.ptrace_event() == 0) {  // a signal on its way: it goes on with it
-        sig = ws.stop_sig();
-        break;
-      }
-      if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
-        return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid);
-    }
-    TRY(PtraceDetach(tid, sig));
+    if (in_syscall(i))
+      TRY(DetachInsideSyscall(threads_[i].tid, regs[i], restart[i]));
+    else
+      TRY(PtraceDetach(threads_[i].tid));
   }
   released_ = true;
   return Ok{};

@@ -208,6 +208,21 @@ TEST(CheckpointRestore, ASignalDuringTheRestoreInterruptsTheSyscallItWasIn) {
   KillAndReap(pid);
 }
 
+// Dumped inside pause() and left running (or refused): a signal sent right
+// after the dump interrupts the pause() as it would have, instead of running
+// its handler before a pause() re-entered from rewound registers, which
+// would then wait for ever. Ten tries: the window is short.
+TEST(CheckpointRestore, ASignalRightAfterALeaveRunningDumpInterruptsThePause) {
+  for (int i = 0; i < 10; i++) {
+    TestDir dir;
+    pid_t pid = StartWorkload(dir, "altstack");
+    ASSERT_TRUE(WaitInSyscall(pid, SYS_pause));
+    CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
+    ASSERT_TRUE(d.ok()) << d.err;
+    ASSERT_EQ(CheckWorkload(pid, dir, 5000), "PASS") << "try " << i;
+  }
+}
+
 TEST(Commands, CheckPrintsTheTable) {
   CmdResult r = RunCriuLite({"check"});
   EXPECT_TRUE(r.ok()) << r.err;
