@@ -44,7 +44,13 @@ std::vector<pid_t> ListChildren(pid_t pid, pid_t tid) {
 }  // namespace
 
 Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
-  if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0) {
+  bool suspended = ptrace(PTRACE_SEIZE, tid, 0,
+                          PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP) == 0;
+  if (!suspended && errno == EPERM &&
+      ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) == 0) {
+    // Seized, but criu-lite may not suspend seccomp: CheckTaskCarried
+    // refuses a task that has it.
+  } else if (!suspended) {
     if (errno == ESRCH) return Ok{};  // the thread exited meanwhile
     // EPERM also says it is exiting (a zombie cannot be traced): the same.
     int saved = errno;
@@ -56,6 +62,7 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   }
   p.threads.push_back({tid});
   SeizedThread& t = p.threads.back();
+  t.seccomp_suspended = suspended;
   TRY(PtraceInterrupt(tid));
   for (;;) {
     WaitStatus ws = TRY(WaitForTask(tid));

@@ -24,6 +24,10 @@ struct SeizedThread {
   int64_t restart_code = 0;  // -ERESTART* of the syscall it was in, if one
   uint64_t sigmask = 0;
   bool sigmask_saved = false;
+  // PTRACE_O_SUSPEND_SECCOMP took (criu-lite has CAP_SYS_ADMIN and no
+  // seccomp of its own): the thread's filters do not see criu-lite's remote
+  // syscalls, and strict mode does not kill it for them.
+  bool seccomp_suspended = false;
 };
 
 struct SeizedProcess {

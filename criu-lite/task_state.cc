@@ -1,6 +1,8 @@
 #include "criu-lite/task_state.h"
 
+#include <linux/filter.h>
 #include <linux/membarrier.h>
+#include <linux/seccomp.h>
 #include <linux/prctl.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -221,9 +223,46 @@ Status CheckNamespaces(pid_t pid, const std::string& comm) {
   return Ok{};
 }
 
+// A thread's seccomp filters, oldest first. A filter that hands syscalls to
+// a user-space supervisor (SECCOMP_RET_USER_NOTIF) is refused: its listener
+// is not carried.
+Status CollectSeccomp(pid_t pid, pid_t tid, img::ThreadCore* th) {
+  std::string path = Format("/proc/%d/task/%d/status", pid, tid);
+  ProcStatus st = TRY(ParseProcStatus(TRY(ReadFileToString(path))).Context(path));
+  th->set_seccomp_mode(st.seccomp);
+  if (st.seccomp != SECCOMP_MODE_FILTER) return Ok{};
+  std::vector<img::SeccompFilter> newest_first;
+  for (long i = 0;; i++) {
+    long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(i), nullptr);
+    if (n < 0 && errno == ENOENT) break;
+    if (n < 0) return ErrnoError("ptrace(PTRACE_SECCOMP_GET_FILTER, pid=%d, %ld)", tid, i);
+    std::vector<sock_filter> prog(n);
+    if (ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(i), prog.data()) != n)
+      return ErrnoError("ptrace(PTRACE_SECCOMP_GET_FILTER, pid=%d, %ld)", tid, i);
+    for (const sock_filter& insn : prog)
+      if (insn.code == (BPF_RET | BPF_K) &&
+          (insn.k & SECCOMP_RET_ACTION_FULL) == SECCOMP_RET_USER_NOTIF)
+        return MakeError(
+            "thread %d of PID %d has a seccomp filter that hands syscalls to a supervisor "
+            "(SECCOMP_RET_USER_NOTIF): not carried yet",
+            tid, pid);
+    __ptrace_seccomp_metadata md{static_cast<uint64_t>(i), 0};
+    if (ptrace(PTRACE_SECCOMP_GET_METADATA, tid, sizeof md, &md) < 0)
+      return ErrnoError("ptrace(PTRACE_SECCOMP_GET_METADATA, pid=%d, %ld)", tid, i);
+    img::SeccompFilter f;
+    f.set_program(prog.data(), prog.size() * sizeof(sock_filter));
+    f.set_flags(md.flags);
+    newest_first.push_back(std::move(f));
+  }
+  for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it)
+    *th->add_seccomp_filters() = std::move(*it);
+  return Ok{};
+}
+
 Status CollectThread(pid_t pid, const SeizedThread& t, img::ThreadCore* th) {
   pid_t tid = t.tid;
   th->set_tid(tid);
+  TRY(CollectSeccomp(pid, tid, th));
   TRY(CollectCreds(pid, tid, th->mutable_creds()));
   TRY(CollectSched(pid, tid, th->mutable_sched()));
   *th->mutable_regs() = RegsToImage(t.regs);
@@ -262,10 +301,11 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
   for (const SeizedThread& t : task.threads) {
     std::string path = Format("/proc/%d/task/%d/status", pid, t.tid);
     ProcStatus st = TRY(ParseProcStatus(TRY(ReadFileToString(path))).Context(path));
-    if (st.seccomp != 0)
+    if (st.seccomp != 0 && !t.seccomp_suspended)
       return MakeError(
-          "thread %d of PID %d (%s) runs under seccomp (%s, %d filters): criu-lite cannot "
-          "restore seccomp yet",
+          "thread %d of PID %d (%s) runs under seccomp (%s, %d filters), and criu-lite cannot "
+          "suspend it while it works (PTRACE_O_SUSPEND_SECCOMP needs CAP_SYS_ADMIN, and "
+          "criu-lite under no seccomp of its own)",
           t.tid, pid, comm.c_str(), st.seccomp == 1 ? "strict mode" : "filter mode",
           st.seccomp_filters);
   }

@@ -128,6 +128,13 @@ void UnmapBlob(const Blob& blob) {
 constexpr long kPuppetOptions =
     PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE;
 
+Status Puppet::SuspendSeccomp() {
+  for (const Thread& t : threads_)
+    TRY(PtraceSetOptions(t.tid, kPuppetOptions | PTRACE_O_SUSPEND_SECCOMP)
+            .Context("suspending seccomp while restoring (needs CAP_SYS_ADMIN)"));
+  return Ok{};
+}
+
 Status Puppet::AdoptThread(pid_t tid) {
   Registers regs = TRY(GetRegs(tid));
   threads_.push_back(

@@ -69,6 +69,9 @@ class Puppet {
                  int stop_signal);
   // A task that has exited on purpose (a zombie being restored).
   void MarkExited() { exited_ = true; }
+  // From now until the release, the seccomp filters restore installs in the
+  // task do not see criu-lite's remote syscalls (PTRACE_O_SUSPEND_SECCOMP).
+  Status SuspendSeccomp();
 
  private:
   struct Thread {

@@ -1,7 +1,9 @@
 #include "restore/task_restore.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/prctl.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -182,6 +184,48 @@ Status RestoreSched(Puppet& p, size_t i, const img::Sched& s) {
   if (sched_setscheduler(tid, s.policy(), &sp) < 0)
     return ErrnoError("sched_setscheduler(%d, policy 0x%x, priority %u)", tid, s.policy(),
                       s.rt_priority());
+  return Ok{};
+}
+
+Status RestoreSeccomp(Puppet& p, const img::TaskCore& core) {
+  bool any = false, same = core.threads_size() > 1;
+  for (const img::ThreadCore& th : core.threads()) {
+    any |= th.seccomp_mode() != 0;
+    const img::ThreadCore& first = core.threads(0);
+    same = same && th.seccomp_mode() == SECCOMP_MODE_FILTER &&
+           th.seccomp_filters_size() == first.seccomp_filters_size();
+    for (int f = 0; same && f < th.seccomp_filters_size(); f++)
+      same = th.seccomp_filters(f).program() == first.seccomp_filters(f).program() &&
+             th.seccomp_filters(f).flags() == first.seccomp_filters(f).flags();
+  }
+  if (!any) return Ok{};
+  TRY(p.SuspendSeccomp());
+  for (int i = 0; i < core.threads_size(); i++) {
+    const img::ThreadCore& th = core.threads(i);
+    RemoteSyscalls& rs = p.thread_rs(i);
+    if (th.seccomp_mode() == SECCOMP_MODE_STRICT)
+      TRY(rs.Checked("prctl(PR_SET_SECCOMP, strict)", SYS_prctl, PR_SET_SECCOMP,
+                     SECCOMP_MODE_STRICT, 0, 0, 0));
+    if (same && i > 0) continue;  // the leader's TSYNC gave them the same filters
+    for (const img::SeccompFilter& f : th.seccomp_filters()) {
+      const std::string& prog = f.program();
+      if (prog.empty() || prog.size() % sizeof(sock_filter) ||
+          prog.size() / sizeof(sock_filter) > BPF_MAXINSNS)
+        return MakeError("thread %d: a seccomp filter of %zu bytes is not a BPF program",
+                         th.tid(), prog.size());
+      p.scratch().Reset();
+      RemotePtr rprog = TRY(p.scratch().Push(prog.data(), prog.size()));
+      sock_fprog fprog{static_cast<unsigned short>(prog.size() / sizeof(sock_filter)),
+                       reinterpret_cast<sock_filter*>(rprog.addr())};
+      RemotePtr rfprog = TRY(p.scratch().Push(&fprog, sizeof fprog));
+      uint64_t flags = f.flags() | (same ? SECCOMP_FILTER_FLAG_TSYNC : 0);
+      int64_t r = TRY(rs.Checked("seccomp(SET_MODE_FILTER)", SYS_seccomp,
+                                 SECCOMP_SET_MODE_FILTER, flags, rfprog.addr()));
+      if (r > 0)
+        return MakeError("seccomp(TSYNC) in PID %d: thread %ld could not take the filter",
+                         p.pid(), r);
+    }
+  }
   return Ok{};
 }
 

@@ -25,6 +25,9 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core);
 // Thread I's scheduling (policy, priority, nice, affinity, I/O priority,
 // timer slack).
 Status RestoreSched(Puppet& p, size_t i, const img::Sched& s);
+// Seccomp: each thread's filters (shared by TSYNC where every thread had the
+// same), or strict mode. criu-lite's later remote syscalls bypass them.
+Status RestoreSeccomp(Puppet& p, const img::TaskCore& core);
 // Credentials, then what a change of credentials resets (dumpable, the
 // parent-death signal): the last of each task's state.
 Status RestoreCredsLast(Puppet& p, const img::TaskCore& core);

@@ -37,11 +37,13 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp|uts-namespace|mount-namespace|guard-region|
+//             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
+//   seccomp   two seccomp filters, one shared with a thread (TSYNC), one not;
+//             --what strict: strict mode, blocked in read()
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
 //   lazy      forks, mremaps, drops, remaps and read()s into memory that a
@@ -1750,13 +1752,17 @@ int Refuse(const std::string& what) {
       for (;;) pause();
     }
     check = [c] { EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone"); };
-  } else if (what == "seccomp") {
-    // A filter that allows everything, as a sandbox's first layer might.
-    sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    sock_fprog prog{1, &allow};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-      return 2;
+  } else if (what == "seccomp-notify") {
+    // A filter that hands uname() to a supervisor; the listener stays here.
+    sock_filter insns[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_uname, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    sock_fprog prog{4, insns};
+    int listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                           SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (listener < 0) return 2;
     check = [] { EXPECT(prctl(PR_GET_SECCOMP) == 2, "the seccomp filter is gone"); };
   } else if (what == "uts-namespace" || what == "mount-namespace") {
     bool uts = what == "uts-namespace";
@@ -1863,6 +1869,63 @@ int Jobs() {
   Report();
 }
 
+// seccomp: two filters; the first installed with TSYNC (so the helper thread
+// shares it) makes getpgrp() fail with EACCES, the second, the main thread's
+// alone and logged, makes getsid() fail with ENOTSUP. --what strict: strict
+// mode instead, blocked in read(); the check signal makes it exit(0) (the
+// only way out strict mode leaves).
+int InstallDenyFilter(long nr, int err, unsigned flags) {
+  sock_filter insns[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<uint32_t>(err)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+  sock_fprog prog{4, insns};
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+std::atomic<int> g_sc_thread_ready{0};
+std::string g_sc_thread_failures;
+
+void* SeccompThread(void*) {
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  g_sc_thread_ready = 1;
+  while (!g_check) usleep(20000);
+  if (!(syscall(SYS_getpgrp) < 0 && errno == EACCES)) g_sc_thread_failures += "thread getpgrp; ";
+  if (syscall(SYS_getsid, 0) < 0) g_sc_thread_failures += "thread getsid filtered; ";
+  return nullptr;
+}
+
+int Seccomp(const std::string& what) {
+  InstallCheckHandler();
+  if (what == "strict") {
+    int p[2];
+    if (pipe(p) < 0) return 2;
+    Ready();
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) < 0) return 2;
+    char c;
+    while (!g_check) read(p[0], &c, 1);
+    syscall(SYS_exit, 0);
+  }
+  pthread_t th;
+  pthread_create(&th, nullptr, SeccompThread, nullptr);
+  while (!g_sc_thread_ready) usleep(1000);
+  if (InstallDenyFilter(SYS_getpgrp, EACCES, SECCOMP_FILTER_FLAG_TSYNC) != 0 ||
+      InstallDenyFilter(SYS_getsid, ENOTSUP, SECCOMP_FILTER_FLAG_LOG) != 0)
+    return 2;
+  Ready();
+  WaitForCheck();
+  EXPECT(prctl(PR_GET_SECCOMP) == 2, "seccomp mode %d", prctl(PR_GET_SECCOMP));
+  EXPECT(syscall(SYS_getpgrp) < 0 && errno == EACCES, "getpgrp is no longer filtered");
+  EXPECT(syscall(SYS_getsid, 0) < 0 && errno == ENOTSUP, "getsid is no longer filtered");
+  pthread_join(th, nullptr);
+  if (!g_sc_thread_failures.empty()) Fail("%s", g_sc_thread_failures.c_str());
+  Report();
+}
+
 int Counter() {
   InstallCheckHandler();
   const size_t kLen = 256 << 20;
@@ -1944,6 +2007,7 @@ int main(int argc, char** argv) {
   if (scenario == "identity") return Identity();
   if (scenario == "ptimers") return Ptimers();
   if (scenario == "jobs") return Jobs();
+  if (scenario == "seccomp") return Seccomp(what);
   if (scenario == "refuse") return Refuse(what);
   if (scenario == "reaper") {
     // PID 1 of a test host's PID namespace: reaps whatever is reparented to it.

@@ -58,6 +58,27 @@ TEST(CheckpointRestore, IdentityCredentialsSchedulingAndPrctlState) {
   DumpRestoreCheck("identity");
 }
 TEST(CheckpointRestore, PosixTimersKeepTheirIdsAndFire) { DumpRestoreCheck("ptimers"); }
+TEST(CheckpointRestore, SeccompFiltersSharedAndPerThread) { DumpRestoreCheck("seccomp"); }
+
+// Strict mode kills a task for any syscall but read, write, exit and
+// sigreturn: criu-lite's own remote syscalls must not count (they are run
+// with seccomp suspended), and strict mode must be back after restore. The
+// workload, blocked in read(), leaves by exit(0) when signalled.
+TEST(CheckpointRestore, SeccompStrictMode) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "seccomp", {"--what", "strict"});
+  ASSERT_TRUE(WaitInSyscall(pid, SYS_read));
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_NE(ReadFile("/proc/" + std::to_string(pid) + "/status").find("Seccomp:\t1"),
+            std::string::npos);
+  kill(pid, SIGUSR1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status 0x" << std::hex << status;
+}
 TEST(CheckpointRestore, BlockedInFutexWait) { DumpRestoreCheck("futex", {}, {}, SYS_futex); }
 
 // Page placement strategies x page encodings, and the kernels' fallbacks.

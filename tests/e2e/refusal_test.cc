@@ -62,7 +62,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"scm-rights", "in flight in it (SCM_RIGHTS)"},
                       Case{"shutdown", "shut down"},
                       Case{"clone-files", "shares its fd table (CLONE_FILES)"},
-                      Case{"seccomp", "runs under seccomp (filter mode, 1 filters)"},
+                      Case{"seccomp-notify", "(SECCOMP_RET_USER_NOTIF)"},
                       Case{"uts-namespace", "in another uts namespace"},
                       Case{"mount-namespace", "in another mnt namespace"},
                       Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
