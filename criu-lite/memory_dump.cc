@@ -204,6 +204,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     // Commit is charged for a private mapping once it is writable, and stays
     // charged: restore must give write access only to mappings that had it.
     out.set_accounted(v.HasFlag("ac"));
+    out.set_may_write(v.shared && v.HasFlag("mw"));
     // The vDSO pieces are the kernel's own, moved as they are.
     bool vdso = v.path == "[vdso]" || v.path == "[vvar]" || v.path == "[vvar_vclock]" ||
                 v.path == "[vsyscall]";

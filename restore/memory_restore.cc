@@ -215,8 +215,9 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
           break;
         case img::Vma::FILE_SHARED:
           flags |= MAP_SHARED;
+          // Opened for writing if the mapping may become writable (mprotect).
           fd = TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(),
-                               (v.prot() & PROT_WRITE) ? O_RDWR : O_RDONLY));
+                               (v.prot() & PROT_WRITE) || v.may_write() ? O_RDWR : O_RDONLY));
           pgoff = v.pgoff();
           break;
         default:

@@ -258,6 +258,8 @@ int Memory(long big_mib, bool sparse) {
   char* shared = static_cast<char*>(
       mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4 * kPage));
   Fill(shared, kPage, 12);  // written through to the file
+  // Read-only now, but from a file opened for writing: it may become writable.
+  char* ro_shared = static_cast<char*>(mmap(nullptr, kPage, PROT_READ, MAP_SHARED, fd, 0));
   close(fd);
   // Shared anonymous memory.
   char* shanon = static_cast<char*>(
@@ -320,6 +322,8 @@ int Memory(long big_mib, bool sparse) {
              Verify(priv + 5 * kPage, 3 * kPage, 10 + 5 * kPage / 8),
          "private file mapping differs");
   EXPECT(Verify(shared, kPage, 12), "shared file mapping differs");
+  EXPECT(mprotect(ro_shared, kPage, PROT_READ | PROT_WRITE) == 0,
+         "a read-only shared mapping of a file opened for writing cannot become writable: %m");
   Fill(shared + kPage, kPage, 99);  // must reach the file
   msync(shared, 4 * kPage, MS_SYNC);
   {
