@@ -38,7 +38,7 @@
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
-//             shared-twice:
+//             shared-twice|shared-split:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -1794,6 +1794,21 @@ int Refuse(const std::string& what) {
     check = [a, b] {
       b[0] = 'b';
       EXPECT(a[0] == 'b', "the two mappings are no longer one object");
+    };
+  } else if (what == "shared-split") {
+    // As zdtm's maps01: a child keeps the whole shared object, the parent
+    // punches a hole in its own mapping of it (two mappings now).
+    auto* m = static_cast<char*>(
+        mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    pid_t c = fork();
+    if (c == 0) {
+      for (;;) pause();
+    }
+    munmap(m + 4096, 4096);
+    m[3 * 4096] = 'p';
+    check = [c, m] {
+      EXPECT(m[3 * 4096] == 'p', "the shared page changed");
+      EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
     };
   } else if (what == "guard-region") {
     auto* p = static_cast<char*>(

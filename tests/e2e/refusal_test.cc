@@ -66,7 +66,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"uts-namespace", "in another uts namespace"},
                       Case{"mount-namespace", "in another mnt namespace"},
                       Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
-                      Case{"shared-twice", "map the same shared anonymous memory"}),
+                      Case{"shared-twice", "map the same shared anonymous memory"},
+                      Case{"shared-split", "map the same shared anonymous memory"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');
