@@ -153,8 +153,20 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   if (!oom.ok())
     return MakeError("%s (lowering oom_score_adj needs CAP_SYS_RESOURCE)",
                      oom.error().message.c_str());
-  if (std::to_string(core.loginuid()) != OwnLine("/proc/self/loginuid"))
-    TRY(WriteProcFile(pid, "loginuid", std::to_string(core.loginuid())));
+  // Only a task itself may set its loginuid: it writes its own /proc file.
+  std::string loginuid = std::to_string(core.loginuid());
+  if (loginuid != OwnLine("/proc/self/loginuid")) {
+    RemoteScratch& scratch = p.scratch();
+    scratch.Reset();
+    RemotePtr path = TRY(scratch.PushString("/proc/self/loginuid"));
+    RemotePtr text = TRY(scratch.PushString(loginuid));
+    int64_t fd = TRY(rs.Checked("open(/proc/self/loginuid)", SYS_openat, AT_FDCWD, path.addr(),
+                                O_WRONLY | O_CLOEXEC));
+    Result<int64_t> w = rs.Checked(Format("write(loginuid %s)", loginuid.c_str()).c_str(),
+                                   SYS_write, fd, text.addr(), loginuid.size());
+    (void)rs.Syscall(SYS_close, fd);
+    TRY(w);
+  }
   if (core.thp_disable())
     TRY(rs.Checked("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0));
   for (uint32_t cmd = 1; cmd; cmd <<= 1)

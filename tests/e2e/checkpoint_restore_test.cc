@@ -7,6 +7,9 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
 
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
@@ -59,6 +62,58 @@ TEST(CheckpointRestore, IdentityCredentialsSchedulingAndPrctlState) {
 }
 TEST(CheckpointRestore, PosixTimersKeepTheirIdsAndFire) { DumpRestoreCheck("ptimers"); }
 TEST(CheckpointRestore, SeccompFiltersSharedAndPerThread) { DumpRestoreCheck("seccomp"); }
+
+// Mount points of the cgroup2 hierarchy and of v1's "cpu", if mounted.
+std::pair<std::string, std::string> CgroupMounts() {
+  std::string v2, cpu;
+  std::istringstream in(ReadFile("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mnt;
+    f >> id >> parent >> dev >> root >> mnt;
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos || root != "/") continue;
+    std::string rest = line.substr(dash + 3);
+    if (rest.rfind("cgroup2 ", 0) == 0) v2 = mnt;
+    bool has_cpu = rest.find(",cpu,") != std::string::npos ||
+                   (rest.size() >= 4 && rest.substr(rest.size() - 4) == ",cpu");
+    if (rest.rfind("cgroup ", 0) == 0 && has_cpu)
+      cpu = mnt;
+  }
+  return {v2, cpu};
+}
+
+// A process in cgroups of its own (cgroup2 and v1 "cpu"), with a loginuid:
+// it comes back in them, with that loginuid. The audit session id comes
+// with a loginuid from the kernel, new each time: the one difference named.
+TEST(CheckpointRestore, CgroupsAndLoginuid) {
+  auto [v2, cpu] = CgroupMounts();
+  if (v2.empty()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
+  TestDir dir;
+  std::string name = "crl-e2e-" + std::to_string(getpid());
+  std::vector<std::string> groups = {v2 + "/" + name};
+  if (!cpu.empty()) groups.push_back(cpu + "/" + name);
+  pid_t pid = StartWorkload(dir, "signals", {"--loginuid", "4321"});
+  for (const auto& g : groups) {
+    ASSERT_TRUE(mkdir(g.c_str(), 0755) == 0 || errno == EEXIST) << g;
+    std::ofstream(g + "/cgroup.procs") << pid;
+  }
+  std::string cg = ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  ASSERT_NE(cg.find("0::/" + name), std::string::npos) << cg;
+  ASSERT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/loginuid"), "4321");
+  {
+    ExpectStateDiff new_audit_session({"proc.sessionid"});
+    CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+    ASSERT_TRUE(d.ok()) << d.err;
+    for (const auto& g : groups) rmdir(g.c_str());  // restore makes them again
+    CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+    ASSERT_TRUE(r.ok()) << r.err;
+  }
+  EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/cgroup"), cg);
+  EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/loginuid"), "4321");
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  for (const auto& g : groups) rmdir(g.c_str());
+}
 
 // Strict mode kills a task for any syscall but read, write, exit and
 // sigreturn: criu-lite's own remote syscalls must not count (they are run
