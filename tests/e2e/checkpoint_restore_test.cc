@@ -93,7 +93,16 @@ TEST(CheckpointRestore, CgroupsAndLoginuid) {
   std::string name = "crl-e2e-" + std::to_string(getpid());
   std::vector<std::string> groups = {v2 + "/" + name};
   if (!cpu.empty()) groups.push_back(cpu + "/" + name);
+  struct Cleanup {  // cgroups go, whatever fails
+    std::vector<std::string>& dirs;
+    pid_t pid = -1;
+    ~Cleanup() {
+      if (pid > 0 && Alive(pid)) KillAndReap(pid);
+      for (const auto& g : dirs) rmdir(g.c_str());
+    }
+  } cleanup{groups};
   pid_t pid = StartWorkload(dir, "signals", {"--loginuid", "4321"});
+  cleanup.pid = pid;
   for (const auto& g : groups) {
     ASSERT_TRUE(mkdir(g.c_str(), 0755) == 0 || errno == EEXIST) << g;
     std::ofstream(g + "/cgroup.procs") << pid;
@@ -112,7 +121,6 @@ TEST(CheckpointRestore, CgroupsAndLoginuid) {
   EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/cgroup"), cg);
   EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/loginuid"), "4321");
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
-  for (const auto& g : groups) rmdir(g.c_str());
 }
 
 // Strict mode kills a task for any syscall but read, write, exit and
