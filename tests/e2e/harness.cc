@@ -1,6 +1,7 @@
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
@@ -40,7 +41,37 @@ TestDir::TestDir() {
   path_ = mkdtemp(tmpl);
 }
 
+namespace {
+// PID and every descendant of it, children before their parents.
+void KillTree(pid_t pid) {
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::vector<pid_t> kids;
+  if (DIR* d = opendir(tasks.c_str())) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::string c = ReadFile(tasks + "/" + e->d_name + "/children");
+      for (char* p = c.data(); *p;) {
+        char* end;
+        long k = strtol(p, &end, 10);
+        if (end == p) break;
+        kids.push_back(k);
+        p = end;
+      }
+    }
+    closedir(d);
+  }
+  for (pid_t k : kids) KillTree(k);
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, WNOHANG);
+}
+}  // namespace
+
 TestDir::~TestDir() {
+  // Only a workload that is still one of ours (same command line): its PID
+  // may have been reused if it ended long ago.
+  for (pid_t w : workloads_)
+    if (ReadFile("/proc/" + std::to_string(w) + "/cmdline").find(path_) != std::string::npos)
+      KillTree(w);
   if (!::testing::Test::HasFailure())
     std::system(("rm -rf " + path_).c_str());
   else
@@ -73,6 +104,7 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
   argv.insert(argv.end(), args.begin(), args.end());
   unlink((dir / "ready").c_str());
   pid_t pid = fork();
+  if (pid > 0) dir.Own(pid);
   if (pid == 0) {
     int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
     int out = open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);

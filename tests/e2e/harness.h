@@ -9,16 +9,19 @@
 
 namespace crl::test {
 
-// A scratch directory, removed when the test passes.
+// A scratch directory, removed when the test passes. The workloads started
+// in it (and their descendants) are killed when it goes, whatever failed.
 class TestDir {
  public:
   TestDir();
   ~TestDir();
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  void Own(pid_t workload) const { workloads_.push_back(workload); }
 
  private:
   std::string path_;
+  mutable std::vector<pid_t> workloads_;
 };
 
 // Starts `workload SCENARIO --dir DIR ARGS...` with stdin from STDIN_FD
