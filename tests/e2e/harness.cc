@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <thread>
 
 namespace crl::test {
@@ -41,37 +42,13 @@ TestDir::TestDir() {
   path_ = mkdtemp(tmpl);
 }
 
-namespace {
-// PID and every descendant of it, children before their parents.
-void KillTree(pid_t pid) {
-  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  std::vector<pid_t> kids;
-  if (DIR* d = opendir(tasks.c_str())) {
-    while (dirent* e = readdir(d)) {
-      if (e->d_name[0] == '.') continue;
-      std::string c = ReadFile(tasks + "/" + e->d_name + "/children");
-      for (char* p = c.data(); *p;) {
-        char* end;
-        long k = strtol(p, &end, 10);
-        if (end == p) break;
-        kids.push_back(k);
-        p = end;
-      }
-    }
-    closedir(d);
-  }
-  for (pid_t k : kids) KillTree(k);
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, WNOHANG);
-}
-}  // namespace
-
 TestDir::~TestDir() {
   // Only a workload that is still one of ours (same command line): its PID
   // may have been reused if it ended long ago.
   for (pid_t w : workloads_)
     if (ReadFile("/proc/" + std::to_string(w) + "/cmdline").find(path_) != std::string::npos)
-      KillTree(w);
+      for (pid_t p : TreePids(w)) kill(p, SIGKILL);
+  for (pid_t w : workloads_) waitpid(w, nullptr, WNOHANG);
   if (!::testing::Test::HasFailure())
     std::system(("rm -rf " + path_).c_str());
   else
@@ -216,6 +193,32 @@ bool WaitInSyscall(pid_t pid, long nr, int timeout_ms) {
 }
 
 bool Alive(pid_t pid) { return kill(pid, 0) == 0 && TaskState(pid) != 'Z'; }
+
+std::vector<pid_t> TreePids(pid_t root) {
+  std::vector<pid_t> pending = {root};
+  std::set<pid_t> seen;
+  while (!pending.empty()) {
+    pid_t pid = pending.back();
+    pending.pop_back();
+    if (kill(pid, 0) < 0 || !seen.insert(pid).second) continue;
+    std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = opendir(tasks.c_str());
+    if (!d) continue;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::string c = ReadFile(tasks + "/" + e->d_name + "/children");
+      for (char* p = c.data(); *p;) {
+        char* end;
+        long k = strtol(p, &end, 10);
+        if (end == p) break;
+        pending.push_back(k);
+        p = end;
+      }
+    }
+    closedir(d);
+  }
+  return std::vector<pid_t>(seen.begin(), seen.end());
+}
 
 void KillAndReap(pid_t pid) {
   kill(pid, SIGKILL);

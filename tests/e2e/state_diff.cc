@@ -94,24 +94,6 @@ std::string StableVmFlags(const std::string& flags) {
   return out;
 }
 
-// Every process of the tree (zombies too), in PID order.
-std::vector<pid_t> TreePids(pid_t root) {
-  std::vector<pid_t> todo = {root};
-  std::set<pid_t> seen;
-  while (!todo.empty()) {
-    pid_t pid = todo.back();
-    todo.pop_back();
-    if (!seen.insert(pid).second) continue;
-    for (int tid : Numbers(ListDir(Proc(pid, "task"))))
-      for (const auto& c : Lines(ReadFile(Proc(pid, "task/" + std::to_string(tid) + "/children"))))
-        for (std::istringstream in(c); in;) {
-          pid_t child;
-          if (in >> child) todo.push_back(child);
-        }
-  }
-  return std::vector<pid_t>(seen.begin(), seen.end());
-}
-
 // Whether any thread of the tree is running.
 bool AnyRunning(pid_t root) {
   for (pid_t pid : TreePids(root))
