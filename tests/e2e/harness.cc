@@ -229,6 +229,13 @@ void KillAndReap(pid_t pid) {
 
 // Restored processes lose their parent (criu-lite -d exits): make them ours.
 int main(int argc, char** argv) {
+  // `--record-tree PID`: the state-diff record of a tree, as text, seen from
+  // the namespaces this runs in.
+  if (argc == 3 && std::string(argv[1]) == "--record-tree") {
+    std::string text = crl::test::SerializeTree(crl::test::RecordTree(atoi(argv[2])));
+    fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   signal(SIGPIPE, SIG_IGN);
   ::testing::InitGoogleTest(&argc, argv);

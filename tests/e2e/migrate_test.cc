@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/state_diff.h"
 
 namespace crl::test {
 namespace {
@@ -208,6 +209,8 @@ TEST(PageServer, DumpThroughItRestoresFromItsDirectory) {
   TestDir dir;
   LoopbackServer server(dir, 17706);
   pid_t pid = StartWorkload(dir, "memory");
+  // The images land in the server's directory: the check is made here.
+  TreeRecord before = RecordTree(pid, 500);
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--page-server",
                              "--address", "127.0.0.1", "--port", "17706"},
                             {pid});
@@ -215,6 +218,7 @@ TEST(PageServer, DumpThroughItRestoresFromItsDirectory) {
   EXPECT_EQ(server.Wait(), 0);
   CmdResult r = RunCriuLite({"restore", "-D", dir / "server/img", "-d"});
   ASSERT_TRUE(r.ok()) << r.err;
+  ExpectTreeAsBefore(before, "the tree restored from the page server's images differs");
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
@@ -222,6 +226,7 @@ TEST(PageServer, CompressedPagesTravelAsZstdFrames) {
   TestDir dir;
   LoopbackServer server(dir, 17708);
   pid_t pid = StartWorkload(dir, "memory");
+  TreeRecord before = RecordTree(pid, 500);
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--compress",
                              "--page-server", "--address", "127.0.0.1", "--port", "17708"},
                             {pid});
@@ -231,6 +236,7 @@ TEST(PageServer, CompressedPagesTravelAsZstdFrames) {
   EXPECT_NE(show.out.find("ZSTD"), std::string::npos) << show.out;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "server/img", "-d"});
   ASSERT_TRUE(r.ok()) << r.err;
+  ExpectTreeAsBefore(before, "the tree restored from the page server's images differs");
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
@@ -277,12 +283,35 @@ class TwoHosts : public ::testing::Test {
     while (!r.empty() && r.back() == '\n') r.pop_back();
     return r;
   }
+  // The state-diff record of the tree of PID on host H, made there (the
+  // test binary's --record-tree): PIDs as the tree sees them.
+  TreeRecord RecordOn(const std::string& h, pid_t pid) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string out = dir_ / ("record-" + h);
+    Sh(OnHost(h, std::string(self, n > 0 ? n : 0) + " --record-tree " + std::to_string(pid) +
+                     " >" + out));
+    return ParseTree(ReadFile(out));
+  }
   void MigrateAndCheck(const std::string& scenario, const std::string& args, int port) {
     pid_t pid = StartOnA(scenario, args);
     ASSERT_GT(pid, 0) << ReadFile(dir_ / "out");
     StartServerOnB(port);
+    TreeRecord before = RecordOn("a", pid);
     ASSERT_EQ(Migrate(pid, port), 0)
         << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
+    // The state-diff check across hosts: the tree on b as it was on a, but
+    // for its namespaces and mount ids, which are the other host's, and the
+    // root's parent: outside the namespace on a (0), b's init (1) once the
+    // page server that restored it has exited.
+    std::vector<std::string> allowed = ExpectStateDiff::Current();
+    allowed.insert(allowed.end(), {"ns.", "*.mnt_id", "root:stat.ppid", "root:*.status.PPid"});
+    std::vector<std::string> diff = DiffTrees(before, RecordOn("b", pid), allowed);
+    std::string text;
+    for (const auto& d : diff) text += "\n  " + d;
+    EXPECT_TRUE(diff.empty()) << "state-diff: the migrated tree differs in " << diff.size()
+                              << " place(s):" << text;
+    EXPECT_GT(before.tasks.size(), 0u) << "nothing recorded on host a";
     fprintf(stderr, "%s", ReadFile(dir_ / "migrate.err").c_str());
     EXPECT_NE(Sh(OnHost("a", "kill -0 " + std::to_string(pid) + " 2>/dev/null")), 0)
         << "the tree is still on host a";
@@ -304,7 +333,12 @@ TEST_F(TwoHosts, ADestinationThatCannotRestoreLeavesTheSourceRunning) {
   pid_t pid = StartOnA("memory");
   ASSERT_GT(pid, 0);
   StartServerOnB(7105, "");  // no --restore
+  TreeRecord before = RecordOn("a", pid);
   EXPECT_NE(Migrate(pid, 7105), 0);
+  // The source tree runs on exactly as it was.
+  std::vector<std::string> diff = DiffTrees(before, RecordOn("a", pid));
+  EXPECT_TRUE(diff.empty()) << "state-diff: " << diff.size() << " difference(s), first: "
+                            << (diff.empty() ? "" : diff[0]);
   EXPECT_NE(ReadFile(dir_ / "migrate.err").find("the source tree runs on"), std::string::npos)
       << ReadFile(dir_ / "migrate.err");
   EXPECT_EQ(CheckOn("a", pid), "PASS");

@@ -7,6 +7,7 @@
 #include <csignal>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/state_diff.h"
 
 namespace crl::test {
 namespace {
@@ -22,6 +23,7 @@ std::string StatusLine(pid_t pid, const std::string& key) {
 void ExpectRefusedAndUntouched(pid_t pid, const TestDir& dir, const std::string& why,
                                bool self_check = true) {
   std::string mask = StatusLine(pid, "SigBlk");
+  TreeRecord before = RecordTree(pid, 500);
   CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
   EXPECT_FALSE(d.ok()) << "the dump should have been refused";
   EXPECT_NE(d.err.find(why), std::string::npos) << d.err;
@@ -31,6 +33,7 @@ void ExpectRefusedAndUntouched(pid_t pid, const TestDir& dir, const std::string&
   EXPECT_EQ(TracerPid(pid), 0) << "left traced";
   EXPECT_EQ(StatusLine(pid, "SigBlk"), mask) << "its signal mask changed";
   EXPECT_NE(access((dir / "img/inventory.img").c_str(), F_OK), 0) << "a refused dump left images";
+  ExpectTreeAsBefore(before, "the tree after a refused dump differs from the tree before it");
   if (self_check) {
     EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
   } else {

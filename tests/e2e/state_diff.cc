@@ -246,6 +246,11 @@ class Recorder {
         // Per-object ids (eventfd-id) and anonymous inodes are not state.
         if (line.find("-id:") != std::string::npos) continue;
         if (anonymous && line.rfind("ino:", 0) == 0) continue;
+        // Mount ids are per mount namespace: a key of their own.
+        if (line.rfind("mnt_id:", 0) == 0) {
+          (*r)[key + ".mnt_id"] = line.substr(7);
+          continue;
+        }
         kept += line + "|";
       }
       (*r)[key + ".info"] = kept;
@@ -269,9 +274,42 @@ std::string Flat(const std::string& s) {
 }
 
 bool Allowed(const std::string& key, const std::vector<std::string>& allowed) {
-  for (const auto& a : allowed)
-    if (key.rfind(a, 0) == 0) return true;
+  for (const auto& a : allowed) {
+    if (!a.empty() && a[0] == '*') {
+      std::string suffix = a.substr(1);
+      if (key.size() >= suffix.size() &&
+          key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return true;
+    } else if (key.rfind(a, 0) == 0) {
+      return true;
+    }
+  }
   return false;
+}
+
+std::string Escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\0') out += "\\0";
+    else out += c;
+  }
+  return out;
+}
+
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    char n = s[++i];
+    out += n == 'n' ? '\n' : n == 't' ? '\t' : n == '0' ? '\0' : n;
+  }
+  return out;
 }
 
 std::vector<std::string> g_allowed;
@@ -315,6 +353,12 @@ std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& a
       continue;
     }
     const TaskRecord& a = it->second;
+    // "root:X" allows X for the root task alone (its parent, say, which is
+    // whoever restored it, outside the tree).
+    std::vector<std::string> here = allowed;
+    if (pid == before.root)
+      for (const auto& x : allowed)
+        if (x.rfind("root:", 0) == 0) here.push_back(x.substr(5));
     std::set<std::string> keys;
     for (const auto& [k, v] : b) keys.insert(k);
     for (const auto& [k, v] : a) keys.insert(k);
@@ -322,7 +366,7 @@ std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& a
       auto bi = b.find(k), ai = a.find(k);
       std::string bv = bi == b.end() ? "(none)" : bi->second;
       std::string av = ai == a.end() ? "(none)" : ai->second;
-      if (bv == av || Allowed(k, allowed)) continue;
+      if (bv == av || Allowed(k, here)) continue;
       out.push_back(std::to_string(pid) + " " + k + ": '" + Flat(bv) + "' -> '" + Flat(av) + "'");
     }
   }
@@ -330,6 +374,27 @@ std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& a
     if (!before.tasks.count(pid) && !Allowed("children", allowed))
       out.push_back(std::to_string(pid) + ": not there before the dump");
   return out;
+}
+
+std::string SerializeTree(const TreeRecord& tree) {
+  std::string out = std::to_string(tree.root) + "\n";
+  for (const auto& [pid, rec] : tree.tasks)
+    for (const auto& [k, v] : rec) out += std::to_string(pid) + "\t" + k + "\t" + Escape(v) + "\n";
+  return out;
+}
+
+TreeRecord ParseTree(const std::string& text) {
+  TreeRecord tree;
+  std::vector<std::string> lines = Lines(text);
+  if (lines.empty()) return tree;
+  tree.root = atoi(lines[0].c_str());
+  for (size_t i = 1; i < lines.size(); i++) {
+    size_t a = lines[i].find('\t'), b = lines[i].find('\t', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    tree.tasks[atoi(lines[i].c_str())][lines[i].substr(a + 1, b - a - 1)] =
+        Unescape(lines[i].substr(b + 1));
+  }
+  return tree;
 }
 
 ExpectStateDiff::ExpectStateDiff(std::vector<std::string> prefixes) : added_(prefixes.size()) {
@@ -356,13 +421,15 @@ void CompareAfterRestore(const std::vector<std::string>& args) {
   if (!Has(args, {"-d", "--restore-detached", "--restore-sibling"})) return;
   auto it = g_dumps.find(RealDir(Arg(args, {"-D", "--images-dir"})));
   if (it == g_dumps.end()) return;
-  TreeRecord after = RecordTree(it->second.root);
-  std::vector<std::string> diff = DiffTrees(it->second, after, g_allowed);
+  ExpectTreeAsBefore(it->second, "the restored tree differs from the dumped one");
+}
+
+void ExpectTreeAsBefore(const TreeRecord& before, const std::string& what) {
+  std::vector<std::string> diff = DiffTrees(before, RecordTree(before.root), g_allowed);
   if (diff.empty()) return;
   std::string text;
   for (const auto& d : diff) text += "\n  " + d;
-  ADD_FAILURE() << "state-diff: the restored tree differs from the dumped one in " << diff.size()
-                << " place(s):" << text;
+  ADD_FAILURE() << "state-diff: " << what << " in " << diff.size() << " place(s):" << text;
 }
 
 }  // namespace crl::test

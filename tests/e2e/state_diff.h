@@ -33,10 +33,17 @@ struct TreeRecord {
 TreeRecord RecordTree(pid_t root, int settle_ms = 1000);
 
 // Differences as "PID key: before -> after", ignoring keys that match one of
-// ALLOWED (a key prefix, e.g. "status.Seccomp" or "fd.5."; "children" for a
-// root whose descendants come and go by themselves).
+// ALLOWED (a key prefix, e.g. "status.Seccomp" or "fd.5."; "*SUFFIX" for a
+// key's end, e.g. "*.mnt_id"; "root:X" for X in the root task only;
+// "children" for a root whose descendants come and go by themselves).
 std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& after,
                                    const std::vector<std::string>& allowed = {});
+
+// A record as text (one "PID\tKEY\tVALUE" line each, escaped) and back: a
+// tree in other namespaces is recorded by `e2e_tests --record-tree PID` run
+// inside them (the two-host tests), so that it is seen as it sees itself.
+std::string SerializeTree(const TreeRecord& tree);
+TreeRecord ParseTree(const std::string& text);
 
 // For the test's lifetime, differences under these key prefixes are expected
 // (and reported in the log, not failed).
@@ -49,6 +56,10 @@ class ExpectStateDiff {
  private:
   size_t added_;
 };
+
+// Records the tree of BEFORE's root again and fails the test (saying WHAT)
+// on any difference not expected (ExpectStateDiff).
+void ExpectTreeAsBefore(const TreeRecord& before, const std::string& what);
 
 // Used by RunCriuLite.
 void RecordBeforeDump(const std::vector<std::string>& args);
