@@ -4,14 +4,12 @@
 #include <linux/filter.h>
 #include <linux/prctl.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
-
-#include <sched.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +20,8 @@
 #include "kernel/cgroups.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
-#include "restore/creds_restore.h"
 #include "kernel/uapi.h"
+#include "restore/creds_restore.h"
 
 namespace crl {
 namespace {
@@ -38,14 +36,19 @@ struct PrctlMmMap {
 };
 static_assert(sizeof(PrctlMmMap) == 104);
 
-Status WriteProcFile(pid_t pid, const char* file, const std::string& value) {
-  std::string path = Format("/proc/%d/%s", pid, file);
+// One write of TEXT to an existing kernel file (/proc, cgroupfs).
+Status WriteKernelFile(const std::string& path, const std::string& text) {
   FILE* f = fopen(path.c_str(), "we");
   if (!f) return ErrnoError("open(%s)", path.c_str());
-  bool ok = fputs(value.c_str(), f) >= 0;
+  bool ok = fputs(text.c_str(), f) >= 0;
   ok = fclose(f) == 0 && ok;
-  if (!ok) return ErrnoError("writing %s to %s", value.c_str(), path.c_str());
+  if (!ok) return ErrnoError("writing %s to %s", text.c_str(), path.c_str());
   return Ok{};
+}
+
+// Images from before credentials and these settings were recorded.
+bool HasSettings(const img::TaskCore& core) {
+  return core.threads_size() && core.threads(0).creds().uids_size() == 4;
 }
 
 std::string OwnLine(const std::string& path) {
@@ -74,11 +77,8 @@ Status MoveToCgroups(pid_t pid, const img::TaskCore& core) {
         if (p == std::string::npos) break;
       }
     }
-    std::string procs = dir + "/cgroup.procs";
-    FILE* f = fopen(procs.c_str(), "we");
-    bool ok = f && fprintf(f, "%d", pid) > 0;
-    ok = f && fclose(f) == 0 && ok;
-    if (!ok) return ErrnoError("PID %d: moving it into cgroup %s", pid, dir.c_str());
+    TRY(WriteKernelFile(dir + "/cgroup.procs", std::to_string(pid))
+            .Context(Format("moving PID %d into its cgroup", pid)));
   }
   return Ok{};
 }
@@ -136,20 +136,14 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
 
 }  // namespace
 
-namespace {
-// Images from before credentials and these settings were recorded.
-bool HasSettings(const img::TaskCore& core) {
-  return core.threads_size() && core.threads(0).creds().uids_size() == 4;
-}
-}  // namespace
-
 Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   pid_t pid = p.pid();
   RemoteSyscalls& rs = p.rs();
   if (!HasSettings(core)) return Ok{};
   TRY(MoveToCgroups(pid, core));
   // Lowering it below criu-lite's own needs CAP_SYS_RESOURCE: the error says so.
-  Status oom = WriteProcFile(pid, "oom_score_adj", std::to_string(core.oom_score_adj()));
+  Status oom = WriteKernelFile(Format("/proc/%d/oom_score_adj", pid),
+                               std::to_string(core.oom_score_adj()));
   if (!oom.ok())
     return MakeError("%s (lowering oom_score_adj needs CAP_SYS_RESOURCE)",
                      oom.error().message.c_str());
