@@ -107,11 +107,11 @@ Status Dump(const DumpOptions& opts) {
     // The root too: what it shares with a parent outside the tree could not
     // be shared again either.
     TRY(CollectProcess(p, p.ppid, opts.pre_dump, &procs[i]));
-    // Copy-on-write sharing with the parent is not combined with "in the
-    // previous image" yet: a chained dump (and a pre-dump, which starts a
-    // chain) saves each process's private memory whole. Shared anonymous
-    // memory is inherited all the same: it is one object.
-    bool cow = !chained && !opts.pre_dump;
+    // Pre-dump passes save each process's private memory whole; the final
+    // dump (chained or not) leaves out what a child still shares with its
+    // parent copy-on-write, compared at the freeze. Shared anonymous memory
+    // is inherited in every pass: it is one object.
+    bool cow = !opts.pre_dump;
     for (size_t j = 0; j < i; j++)
       if (procs[j].pid == p.ppid) {
         if (cow) procs[i].parent = p.ppid;
@@ -153,7 +153,7 @@ Status Dump(const DumpOptions& opts) {
     bool have_prev =
         chained && ReadImage(ImageDir(prev_dir).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
     if (chained && have_prev && tracker.Tracking(p.pid)) {
-      IncrementalPlan inc = TRY(PlanIncremental(p.pid, p.mm, prev_mm, tracker, &mstats)
+      IncrementalPlan inc = TRY(PlanIncremental(p.pid, p.parent, &p.mm, prev_mm, tracker, &mstats)
                                     .Context(Format("finding pages PID %d wrote", p.pid)));
       plans.push_back(std::move(inc.copy));
       in_parent[i] = std::move(inc.in_parent);

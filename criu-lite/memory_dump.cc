@@ -302,8 +302,8 @@ Result<std::vector<uint64_t>> PageFrames(int pagemap_fd, uint64_t start, uint64_
   return e;
 }
 
-// Splits the child's data pages of an inherited mapping into those to dump
-// (not the parent's page frame) and records parent pages the child lacks.
+}  // namespace
+
 Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
                           const std::vector<PageRun>& runs, std::vector<PageRun>* own,
                           img::MmState* mm, MemoryDumpStats* stats) {
@@ -345,7 +345,6 @@ Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
   return Ok{};
 }
 
-}  // namespace
 
 Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats) {
   MemoryPlan plan;

@@ -38,6 +38,13 @@ Status CheckSharedAnonCarried(const std::vector<std::pair<pid_t, const img::MmSt
 struct MemoryDumpStats {
   uint64_t pages_scanned = 0, pages_written = 0, pages_shared_with_parent = 0;
 };
+
+// Splits a child's data pages RUNS of a mapping V it inherited into those
+// to dump, OWN (not the parent's page frame at this moment), and records in
+// MM's zap list the parent's pages the child lacks.
+Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
+                          const std::vector<PageRun>& runs, std::vector<PageRun>* own,
+                          img::MmState* mm, MemoryDumpStats* stats);
 // The runs of pages to copy, and whether the task itself can read them.
 using MemoryPlan = std::vector<std::pair<PageRun, bool>>;
 

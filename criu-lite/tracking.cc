@@ -282,10 +282,11 @@ void Tracker::Stop() {
   uffds_.clear();
 }
 
-Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const img::MmState& prev,
-                                        Tracker& tracker, MemoryDumpStats* stats) {
+Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* mm,
+                                        const img::MmState& prev, Tracker& tracker,
+                                        MemoryDumpStats* stats) {
   IncrementalPlan plan;
-  for (const img::Vma& v : mm.vmas()) {
+  for (const img::Vma& v : mm->vmas()) {
     if (!Trackable(v)) continue;
     // A shared object inherited from the parent is the parent's: one copy.
     if (v.kind() == img::Vma::ANON_SHARED && v.inherited()) continue;
@@ -296,6 +297,12 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const
     bool readable = v.prot() & PROT_READ;
     stats->pages_scanned += (v.end() - v.start()) / kPageSize;
     std::vector<PageRun> data = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
+    if (v.inherited() && parent > 0) {
+      // Frames still the parent's are inherited at restore, as in a plain dump.
+      std::vector<PageRun> own;
+      TRY(SplitAgainstParent(pid, parent, v, data, &own, mm, stats));
+      data = std::move(own);
+    }
     auto written = tracker.TakeWritten(pid, v.start(), v.end());
     if (LogEnabled(LogLevel::kDebug)) {
       size_t nd = 0, nw = 0;

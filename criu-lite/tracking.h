@@ -74,8 +74,11 @@ struct IncrementalPlan {
   std::vector<PageRun> in_parent;
 };
 // PREV: the task's mappings at the previous pass; a mapping that was not
-// there (new, moved or re-mapped) counts as fully written.
-Result<IncrementalPlan> PlanIncremental(pid_t pid, const img::MmState& mm, const img::MmState& prev,
-                                        Tracker& tracker, MemoryDumpStats* stats);
+// there (new, moved or re-mapped) counts as fully written. PARENT (> 0): in
+// mappings inherited from it, pages still shared with it copy-on-write are
+// left out (the child inherits them again at restore; MM gets the zap list).
+Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* mm,
+                                        const img::MmState& prev, Tracker& tracker,
+                                        MemoryDumpStats* stats);
 
 }  // namespace crl
