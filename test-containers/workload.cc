@@ -38,7 +38,7 @@
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
-//             shared-twice|shared-split:
+//             shared-twice|shared-split|droppable:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -1495,6 +1495,18 @@ int Identity() {
   EXPECT(syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0,
          "membarrier register: %m");
   close(go[0]);
+  // Advice that a fork and a core dump obey: it must come back.
+  const size_t kAdvised = 4 * 4096;
+  auto* wipe = static_cast<char*>(
+      mmap(nullptr, kAdvised, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  auto* nodump = static_cast<char*>(
+      mmap(nullptr, kAdvised, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  memset(wipe, 'w', kAdvised);
+  memset(nodump, 'd', kAdvised);
+  EXPECT(madvise(wipe, kAdvised, MADV_WIPEONFORK) == 0 &&
+             madvise(nodump, kAdvised, MADV_DONTDUMP) == 0 &&
+             madvise(nodump, kAdvised, MADV_RANDOM) == 0,
+         "madvise: %m");
   int p[2];
   EXPECT(pipe2(p, O_NONBLOCK) == 0 && write(p[1], "abc", 3) == 3, "pipe: %m");
   // Its SIGIO goes to this process as SIGRTMIN+3 (nothing more is written).
@@ -1567,6 +1579,12 @@ int Identity() {
   char buf[4] = {};
   EXPECT(read(p[0], buf, 4) == 3 && !memcmp(buf, "abc", 3), "pipe data");
   EXPECT(read(p[0], buf, 4) < 0 && errno == EAGAIN, "an empty pipe blocks");
+  EXPECT(wipe[0] == 'w' && nodump[0] == 'd', "advised memory lost its contents");
+  pid_t wiped = fork();  // MADV_WIPEONFORK: the child sees zeros
+  if (wiped == 0) _exit(wipe[0] == 0 && wipe[kAdvised - 1] == 0 && nodump[0] == 'd' ? 0 : 1);
+  int ws = 0;
+  EXPECT(waitpid(wiped, &ws, 0) == wiped && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+         "MADV_WIPEONFORK lost: a child saw the parent's data");
   pthread_join(th, nullptr);
   if (!g_id_thread_failures.empty()) Fail("%s", g_id_thread_failures.c_str());
   close(go[1]);
@@ -1810,6 +1828,12 @@ int Refuse(const std::string& what) {
       EXPECT(m[3 * 4096] == 'p', "the shared page changed");
       EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
     };
+  } else if (what == "droppable") {
+    void* d = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS,
+                   -1, 0);
+    if (d == MAP_FAILED)
+      WriteFile("unsupported", "no MAP_DROPPABLE on this kernel (6.11+)");
+    check = [] {};
   } else if (what == "guard-region") {
     auto* p = static_cast<char*>(
         mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));

@@ -70,7 +70,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"mount-namespace", "in another mnt namespace"},
                       Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
                       Case{"shared-twice", "map the same shared anonymous memory"},
-                      Case{"shared-split", "map the same shared anonymous memory"}),
+                      Case{"shared-split", "map the same shared anonymous memory"},
+                      Case{"droppable", "MAP_DROPPABLE"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');
