@@ -50,8 +50,11 @@ for ((i = 0; i < SHARDS; i++)); do
 done
 echo
 echo "on $(grep -h -o 'kernel [^,]*' "$OUT"/shard-0.log | head -1): $ok passed, $failed failed, $skipped skipped in $(( $(date +%s) - start )) s"
+# Each failed test's whole output, from its RUN line (the shard logs go
+# with the VM): what CI shows of a failure on 6.1.
 for ((i = 0; i < SHARDS; i++)); do
-  grep -h -B3 '^\[  FAILED  \].*(' "$OUT/shard-$i.log" | tr -d '\r' || true
+  tr -d '\r' <"$OUT/shard-$i.log" | awk '/^\[ RUN      \]/ { buf = "" } { buf = buf $0 "\n" }
+    /^\[  FAILED  \].*\(/ { printf "%s", buf; buf = "" }' | tail -c 20000 || true
 done
 for ((i = 0; i < SHARDS; i++)); do
   grep -h -B1 '^\[  SKIPPED \].*(' "$OUT/shard-$i.log" | tr -d '\r' || true
