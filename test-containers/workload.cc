@@ -145,8 +145,19 @@ void InstallCheckHandler() {
 
 void Ready() { WriteFile("ready", std::to_string(getpid()) + "\n"); }
 
+// Waits for the check signal. Not `while (!g_check) pause();`: a signal
+// between the test and the pause() would be lost and the pause() wait for
+// ever (a parent signalling its child right after a dump -R found it). The
+// signal is blocked while the flag is tested; sigsuspend() unblocks it and
+// waits in one step.
 void WaitForCheck() {
-  while (!g_check) pause();
+  sigset_t usr1, old;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &usr1, &old);
+  sigdelset(&old, SIGUSR1);
+  while (!g_check) sigsuspend(&old);
+  sigprocmask(SIG_SETMASK, &old, nullptr);
 }
 
 std::string ReadProcStat(pid_t pid) {

@@ -266,14 +266,14 @@ TEST(CheckpointRestore, RestoreWithoutDetachWaitsAndPassesExitStatus) {
   EXPECT_EQ(ReadFile(dir / "result"), "PASS\n");
 }
 
-// Dumped inside pause(), sent its check signal while it is being restored:
-// the signal waits (blocked) until the restore ends, then interrupts the
-// pause() as it would have (EINTR), instead of running before a re-entered
-// pause() that would then wait for ever.
+// Dumped inside sigsuspend(), sent its check signal while it is being
+// restored: the signal waits (blocked) until the restore ends, then
+// interrupts the sigsuspend() as it would have (EINTR), instead of running
+// before a re-entered sigsuspend() that would then wait for ever.
 TEST(CheckpointRestore, ASignalDuringTheRestoreInterruptsTheSyscallItWasIn) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "memory", {"--big-mib", "512"});
-  ASSERT_TRUE(WaitInSyscall(pid, SYS_pause));
+  ASSERT_TRUE(WaitInSyscall(pid, SYS_rt_sigsuspend));
   ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
   pid_t killer = fork();
   if (killer == 0) {
@@ -292,15 +292,15 @@ TEST(CheckpointRestore, ASignalDuringTheRestoreInterruptsTheSyscallItWasIn) {
   KillAndReap(pid);
 }
 
-// Dumped inside pause() and left running (or refused): a signal sent right
-// after the dump interrupts the pause() as it would have, instead of running
-// its handler before a pause() re-entered from rewound registers, which
+// Dumped inside sigsuspend() and left running (or refused): a signal sent
+// right after the dump interrupts it as it would have, instead of running
+// its handler before a sigsuspend() re-entered from rewound registers, which
 // would then wait for ever. Ten tries: the window is short.
-TEST(CheckpointRestore, ASignalRightAfterALeaveRunningDumpInterruptsThePause) {
+TEST(CheckpointRestore, ASignalRightAfterALeaveRunningDumpInterruptsItsWait) {
   for (int i = 0; i < 10; i++) {
     TestDir dir;
     pid_t pid = StartWorkload(dir, "altstack");
-    ASSERT_TRUE(WaitInSyscall(pid, SYS_pause));
+    ASSERT_TRUE(WaitInSyscall(pid, SYS_rt_sigsuspend));
     CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
     ASSERT_TRUE(d.ok()) << d.err;
     ASSERT_EQ(CheckWorkload(pid, dir, 5000), "PASS") << "try " << i;
