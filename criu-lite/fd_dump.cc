@@ -325,31 +325,35 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
     }
   }
 
-  // Open file descriptions: fds on the same object are compared with kcmp.
-  struct Rep {
+  // Open file descriptions: the fds of each inode are sorted by kcmp, which
+  // orders the kernel's file objects, so that fds of one description end up
+  // side by side: O(n log n) kcmp calls, where comparing each fd with every
+  // earlier one took 60 s for 10,000 fds on one inode.
+  struct Ref {
     pid_t pid;
-    int fd;
-    uint32_t id;
+    img::Fd* fd;
   };
-  std::map<std::pair<uint64_t, uint64_t>, std::vector<Rep>> reps;  // (dev, ino) -> descriptions
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<Ref>> by_inode;  // (dev, ino)
+  for (const auto& [pid, fds] : procs)
+    for (img::Fd& f : *fds->mutable_fds())
+      by_inode[{f.file().dev(), f.file().ino()}].push_back({pid, &f});
+  Status kcmp_error = Ok{};
+  auto kcmp = [&](const Ref& a, const Ref& b) -> long {
+    long r = syscall(SYS_kcmp, a.pid, b.pid, kKcmpFile, a.fd->fd(), b.fd->fd());
+    if (r < 0 && kcmp_error.ok())
+      kcmp_error = ErrnoError("kcmp(%d fd %d, %d fd %d)", a.pid, a.fd->fd(), b.pid, b.fd->fd());
+    return r;
+  };
   uint32_t next_id = 1;
-  for (const auto& [pid, fds] : procs) {
-    for (img::Fd& f : *fds->mutable_fds()) {
-      auto& list = reps[{f.file().dev(), f.file().ino()}];
-      uint32_t id = 0;
-      for (const Rep& r : list) {
-        long same = syscall(SYS_kcmp, pid, r.pid, kKcmpFile, f.fd(), r.fd);
-        if (same < 0) return ErrnoError("kcmp(%d fd %d, %d fd %d)", pid, f.fd(), r.pid, r.fd);
-        if (same == 0) {
-          id = r.id;
-          break;
-        }
-      }
-      if (id == 0) {
-        id = next_id++;
-        list.push_back({pid, f.fd(), id});
-      }
-      f.set_file_id(id);
+  for (auto& [inode, refs] : by_inode) {
+    // kcmp: 0 the same, 1 less, 2 greater (3: no order: not with this kernel).
+    std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) { return kcmp(a, b) == 1; });
+    TRY(kcmp_error);
+    for (size_t k = 0; k < refs.size(); k++) {
+      long same = k ? kcmp(refs[k - 1], refs[k]) : 1;
+      TRY(kcmp_error);
+      if (same == 3) return MakeError("kcmp cannot order open files on this kernel");
+      refs[k].fd->set_file_id(same == 0 ? refs[k - 1].fd->file_id() : next_id++);
     }
   }
 
