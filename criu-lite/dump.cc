@@ -87,8 +87,8 @@ Status Dump(const DumpOptions& opts) {
   TRY(CheckDumpable(opts.pid));
   ImageDir dir(opts.images_dir);
   TRY(dir.PrepareForDump());
-  // A previous dump's inventory must not make a half-written one look whole.
-  unlink(dir.Inventory().c_str());
+  // Images are staged and moved in at the end (LocalImageOutput::Commit): a
+  // dump that fails leaves the checkpoint that was in the directory.
   LocalImageOutput local(opts.images_dir);
   ImageOutput& out = opts.output ? *opts.output : local;
   auto base = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };

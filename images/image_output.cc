@@ -1,6 +1,7 @@
 #include "images/image_output.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,29 +20,36 @@ Status WriteAllToFd(int fd, const void* data, size_t len, const std::string& wha
   return Ok{};
 }
 
+Result<std::string> LocalImageOutput::Staged(const std::string& name) {
+  if (staging_.empty()) {
+    std::string dir = dir_ + "/.criu-lite-partial." + std::to_string(getpid());
+    if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return ErrnoError("mkdir(%s)", dir.c_str());
+    staging_ = dir;
+  }
+  names_.insert(name);
+  return staging_ + "/" + name;
+}
+
 Status LocalImageOutput::PutFile(const std::string& name, const std::string& data) {
-  std::string path = dir_ + "/" + name, tmp = path + ".tmp";
-  ScopedFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return ErrnoError("open(%s)", tmp.c_str());
-  TRY(WriteAllToFd(fd.get(), data.data(), data.size(), tmp));
-  fd.reset();
-  if (rename(tmp.c_str(), path.c_str()) < 0) return ErrnoError("rename(%s)", tmp.c_str());
-  return Ok{};
+  std::string path = TRY(Staged(name));
+  ScopedFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  return WriteAllToFd(fd.get(), data.data(), data.size(), path);
 }
 
 Status LocalImageOutput::AppendFile(const std::string& name, const void* data, size_t len) {
   auto it = streams_.find(name);
   if (it == streams_.end()) {
-    std::string path = dir_ + "/" + name;
+    std::string path = TRY(Staged(name));
     ScopedFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
     it = streams_.emplace(name, std::move(fd)).first;
   }
-  return WriteAllToFd(it->second.get(), data, len, dir_ + "/" + name);
+  return WriteAllToFd(it->second.get(), data, len, staging_ + "/" + name);
 }
 
 Status LocalImageOutput::Symlink(const std::string& name, const std::string& target) {
-  std::string path = dir_ + "/" + name;
+  std::string path = TRY(Staged(name));
   unlink(path.c_str());
   if (symlink(target.c_str(), path.c_str()) < 0) return ErrnoError("symlink(%s)", path.c_str());
   return Ok{};
@@ -49,7 +57,32 @@ Status LocalImageOutput::Symlink(const std::string& name, const std::string& tar
 
 Status LocalImageOutput::Commit() {
   streams_.clear();
+  if (staging_.empty()) return Ok{};
+  // Without an inventory the directory is no checkpoint while files move:
+  // never one that mixes two dumps.
+  const std::string kInventory = "inventory.img";
+  std::string inventory = dir_ + "/" + kInventory;
+  if (unlink(inventory.c_str()) < 0 && errno != ENOENT)
+    return ErrnoError("unlink(%s)", inventory.c_str());
+  auto move = [&](const std::string& name) -> Status {
+    std::string from = staging_ + "/" + name, to = dir_ + "/" + name;
+    if (rename(from.c_str(), to.c_str()) < 0) return ErrnoError("rename(%s)", from.c_str());
+    return Ok{};
+  };
+  for (const std::string& name : names_)
+    if (name != kInventory) TRY(move(name));
+  if (names_.count(kInventory)) TRY(move(kInventory));
+  names_.clear();
+  rmdir(staging_.c_str());
+  staging_.clear();
   return Ok{};
+}
+
+LocalImageOutput::~LocalImageOutput() {
+  if (staging_.empty()) return;
+  streams_.clear();
+  for (const std::string& name : names_) unlink((staging_ + "/" + name).c_str());
+  rmdir(staging_.c_str());
 }
 
 }  // namespace crl

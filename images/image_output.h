@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "kernel/result.h"
@@ -23,17 +24,26 @@ class ImageOutput {
   virtual Status Commit() = 0;
 };
 
-// An image directory on disk: whole files are written to NAME.tmp and renamed.
+// An image directory on disk. Files are written into a hidden staging
+// directory inside it and moved in by Commit() (the old inventory removed
+// first, the new one last), so that a dump that fails, or is killed, leaves
+// the checkpoint that was there as it was; an uncommitted output removes
+// what it staged.
 class LocalImageOutput : public ImageOutput {
  public:
   explicit LocalImageOutput(std::string dir) : dir_(std::move(dir)) {}
+  ~LocalImageOutput() override;
   Status PutFile(const std::string& name, const std::string& data) override;
   Status AppendFile(const std::string& name, const void* data, size_t len) override;
   Status Symlink(const std::string& name, const std::string& target) override;
   Status Commit() override;
 
  private:
-  std::string dir_;
+  // The staged path of NAME (the staging directory is made on first use:
+  // the image directory may not exist yet when this is constructed).
+  Result<std::string> Staged(const std::string& name);
+  std::string dir_, staging_;
+  std::set<std::string> names_;
   std::map<std::string, ScopedFd> streams_;
 };
 

@@ -111,6 +111,8 @@ Status PageWriter::Finish(img::Pagemap* pagemap) {
   // machine may crash before restore. (fsync doubled the dump time on ext4.)
   pm_.set_pages_file_size(file_offset_);
   *pagemap = pm_;
+  // A writer that owns its directory output puts the file in place now.
+  if (own_out_) TRY(own_out_->Commit());
   return Ok{};
 }
 

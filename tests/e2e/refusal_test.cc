@@ -113,3 +113,29 @@ TEST(RefusedNamespace, InitOfAPidNamespace) {
 
 }  // namespace
 }  // namespace crl::test
+
+namespace crl::test {
+namespace {
+
+// A dump that fails into a directory that holds a checkpoint leaves that
+// checkpoint whole: it still restores (the second dump is refused after its
+// first images were written).
+TEST(RefusedDump, LeavesTheCheckpointInItsDirectory) {
+  TestDir dir;
+  pid_t first = StartWorkload(dir, "signals");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(first), "-D", dir / "img"}, {first});
+  ASSERT_TRUE(d.ok()) << d.err;
+  TestDir other;
+  pid_t refused = StartWorkload(other, "refuse", {"--what", "shutdown"});
+  CmdResult d2 = RunCriuLite({"dump", "-t", std::to_string(refused), "-D", dir / "img"}, {refused});
+  EXPECT_FALSE(d2.ok());
+  EXPECT_EQ(CheckWorkload(refused, other), "PASS");
+  CmdResult ls = RunCriuLite({"show", dir / "img/inventory.img"});
+  EXPECT_TRUE(ls.ok()) << "the first checkpoint's inventory is gone: " << ls.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(first, dir), "PASS");
+}
+
+}  // namespace
+}  // namespace crl::test
