@@ -1,10 +1,12 @@
 // Process trees, threads, and what processes share.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <sstream>
 
@@ -153,6 +155,57 @@ TEST(Tree, ATakenPidFailsTheWholeRestoreCleanly) {
   CmdResult again = RunCriuLite({"restore", "-D", dir / "img", "-d"});
   ASSERT_TRUE(again.ok()) << again.err;
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+}  // namespace
+}  // namespace crl::test
+
+namespace crl::test {
+namespace {
+
+// A program nobody here wrote: Debian's bash running a loop that starts
+// sleep(1) again and again and appends to a file. Dumped, restored, it goes
+// on counting from where it was (its sleep children come and go).
+TEST(RealPrograms, BashLoopWithSleepChildren) {
+  TestDir dir;
+  std::string log = dir / "ticks";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    for (int fd = 3; fd < 1024; fd++) close(fd);
+    execl("/bin/bash", "bash", "-c",
+          ("n=0; while :; do n=$((n+1)); echo $n >>" + log + "; sleep 0.05; done").c_str(),
+          nullptr);
+    _exit(127);
+  }
+  dir.Own(pid);
+  auto ticks = [&] {
+    std::string text = ReadFile(log);
+    return static_cast<long>(std::count(text.begin(), text.end(), '\n'));
+  };
+  for (int i = 0; i < 200 && ticks() < 5; i++) usleep(10000);
+  ASSERT_GE(ticks(), 5) << "bash never ran its loop";
+  ExpectStateDiff children_come_and_go({"children"});
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  long at_dump = ticks();
+  std::string last = ReadFile(log);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  for (int i = 0; i < 300 && ticks() < at_dump + 5; i++) usleep(10000);
+  EXPECT_GE(ticks(), at_dump + 5) << "the restored bash does not go on";
+  std::string after = ReadFile(log);
+  EXPECT_EQ(after.compare(0, last.size(), last), 0);
+  // It counts on from its own variable, restored with its memory.
+  std::istringstream lines(after);
+  long prev = 0, n = 0;
+  bool in_order = true;
+  while (lines >> n) in_order &= n == prev + 1, prev = n;
+  EXPECT_TRUE(in_order) << after;
+  KillAndReap(pid);
 }
 
 }  // namespace
