@@ -58,6 +58,8 @@ down() {
   done
   ip netns del crl-a 2>/dev/null || true
   ip netns del crl-b 2>/dev/null || true
+  # A pair left in this namespace by an up that failed half-way.
+  ip link del crl-va 2>/dev/null || true
   rm -rf "$STATE"
 }
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -96,7 +97,29 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
   }
   if (access((dir / "ready").c_str(), F_OK) != 0)
     ADD_FAILURE() << "workload " << scenario << " never got ready";
+  else
+    SettleTree(pid, 500);
   return pid;
+}
+
+// A workload writes DIR/ready a few instructions before it blocks: the
+// signal mask /proc shows in between (SIGUSR1 blocked before sigsuspend())
+// is not the one it shows while waiting. Give every thread of the tree the
+// time to block in a syscall, so that what a test records first is what the
+// tree looks like while it waits; a busy workload is simply waited for the
+// bound.
+void SettleTree(pid_t root, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 2) {
+    bool settled = true;
+    for (pid_t pid : TreePids(root)) {
+      std::error_code ec;
+      for (const auto& task :
+           std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+        if (ReadFile(task.path() / "syscall").rfind("running", 0) == 0) settled = false;
+    }
+    if (settled) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap, int stdin_fd) {

@@ -54,6 +54,8 @@ pid_t TracerPid(pid_t pid);
 // Waits until PID sleeps in syscall NR (per /proc/PID/syscall).
 bool WaitInSyscall(pid_t pid, long nr, int timeout_ms = 5000);
 void KillAndReap(pid_t pid);
+// Waits up to TIMEOUT_MS for every thread of the tree to block in a syscall.
+void SettleTree(pid_t root, int timeout_ms);
 // Every process of the tree rooted at ROOT (zombies too), in PID order.
 std::vector<pid_t> TreePids(pid_t root);
 std::string ReadFile(const std::string& path);
