@@ -99,7 +99,6 @@ Status Dump(const DumpOptions& opts) {
   LOG_INFO("tree of PID %d stopped: %zu processes, %zu zombies", pid, tree.processes().size(),
            tree.zombies().size());
 
-  TRY(tree.BlockSignals());
   std::vector<ProcessImages> procs(tree.processes().size());
   bool chained = !opts.prev_images_dir.empty();
   for (size_t i = 0; i < procs.size(); i++) {
@@ -165,7 +164,6 @@ Status Dump(const DumpOptions& opts) {
     }
     if (opts.pre_dump) TRY(tracker.Rearm(p.pid));
   }
-  TRY(tree.UnblockSignals());
   auto t_scanned = Clock::now();
   // A pre-dump lets the tree run on while its pages are copied: a page it
   // writes meanwhile is copied new and also counts as written for the next pass.

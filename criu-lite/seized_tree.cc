@@ -88,13 +88,15 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   }
   t.sigmask = TRY(GetSigmask(tid));
   t.sigmask_saved = true;
-  Registers raw = TRY(GetRegs(tid));
-  t.regs = RegistersForRestart(raw);
-  long ret = static_cast<long>(raw.rax);
-  if (static_cast<long>(raw.orig_rax) >= 0 &&
+  // Left as they are: rewound here, a thread killed free with criu-lite
+  // would re-enter its syscall instead of seeing the EINTR of a signal that
+  // came meanwhile.
+  t.live = TRY(GetRegs(tid));
+  t.regs = RegistersForRestart(t.live);
+  long ret = static_cast<long>(t.live.rax);
+  if (static_cast<long>(t.live.orig_rax) >= 0 &&
       (ret == -kERESTARTSYS || ret == -kERESTARTNOINTR || ret == -kERESTARTNOHAND))
     t.restart_code = ret;
-  TRY(SetRegs(tid, t.regs));
   return Ok{};
 }
 
@@ -170,33 +172,18 @@ Result<SeizedTree> SeizedTree::Seize(pid_t root) {
   return tree;
 }
 
-Status SeizedTree::BlockSignals() {
-  for (auto& p : procs_)
-    for (auto& t : p.threads) TRY(SetSigmask(t.tid, ~0ull));
-  return Ok{};
-}
-
-Status SeizedTree::UnblockSignals() {
-  for (auto& p : procs_)
-    for (auto& t : p.threads)
-      if (t.sigmask_saved) TRY(SetSigmask(t.tid, t.sigmask));
-  return Ok{};
-}
-
 Status SeizedTree::ReleaseProcess(SeizedProcess& p) {
   Status first = Ok{};
   // A task seized in a group-stop goes back to it: its stop signal, queued
   // while it is still held, takes effect as it resumes.
   if (p.stopped) kill(p.pid, p.stop_signal);
   for (SeizedThread& t : p.threads) {
-    Status st = t.sigmask_saved ? SetSigmask(t.tid, t.sigmask) : Status(Ok{});
-    // Inside the syscall it was in, as the restore does: a signal that came
-    // during the dump, or comes now, interrupts it as it would have.
-    bool in_syscall = !kill_ && !p.stopped && t.restart_code != 0;
-    if (st.ok() && !in_syscall) st = SetRegs(t.tid, t.regs);
-    Status d = in_syscall ? DetachInsideSyscall(t.tid, t.regs, t.restart_code)
-                          : PtraceDetach(t.tid);
-    if (first.ok() && !st.ok()) first = st;
+    // Each thread is where it was seized, inside the kernel's signal code
+    // with its own registers and mask (RemoteSyscalls::Mode::kWindow): let
+    // go, it goes on through that code, which restarts the syscall it was in
+    // or, for a signal that came during the dump or comes now, returns its
+    // EINTR to the handler, as it would have.
+    Status d = PtraceDetach(t.tid);
     if (first.ok() && !d.ok()) first = d;
   }
   return first;

@@ -19,6 +19,10 @@ namespace crl {
 
 struct SeizedThread {
   pid_t tid = -1;
+  // Registers as the thread has them, stopped inside the kernel's signal
+  // code: left so (outside remote-syscall windows), the thread resumes
+  // correctly whoever lets it go, even the kernel when criu-lite dies.
+  Registers live{};
   // Registers as they should be restored: an interrupted syscall re-runs.
   Registers regs{};
   int64_t restart_code = 0;  // -ERESTART* of the syscall it was in, if one
@@ -54,12 +58,6 @@ class SeizedTree {
   // Parents before children.
   const std::vector<SeizedProcess>& processes() const { return procs_; }
   const std::vector<ZombieTask>& zombies() const { return zombies_; }
-
-  // Every signal blocked while criu-lite runs syscalls inside the tasks (no
-  // handler may run on its registers); then the tasks' own masks again, so
-  // that a criu-lite killed while it copies pages leaves them as they were.
-  Status BlockSignals();
-  Status UnblockSignals();
 
   // At release, kill the tree instead of resuming it (dump without --leave-running).
   void KillOnRelease() { kill_ = true; }

@@ -15,6 +15,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <optional>
 
 #include "images/file_id.h"
 #include "images/registers_image.h"
@@ -45,7 +46,7 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
   const SeizedThread& leader = task.threads[0];
   pid_t pid = task.pid;
   RemotePtr site = TRY(SyscallSite(pid, vmas));
-  RemoteSyscalls rs(leader.tid, site, leader.regs);
+  RemoteSyscalls rs(leader.tid, site, leader.live, RemoteSyscalls::Mode::kWindow);
   constexpr size_t kScratch = 4096;
   // Shared, so that it never merges with a private mapping next to it: on a
   // soft-dirty kernel, a mapping merged into marks the whole VMA soft-dirty,
@@ -132,7 +133,10 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     for (size_t i = 0; i < task.threads.size(); i++) {
       const SeizedThread& t = task.threads[i];
       img::ThreadCore* th = core->mutable_threads(i);
-      RemoteSyscalls trs(t.tid, site, t.regs);
+      // The leader's window is open already: one window per thread at a time.
+      std::optional<RemoteSyscalls> other;
+      RemoteSyscalls& trs =
+          i == 0 ? rs : other.emplace(t.tid, site, t.live, RemoteSyscalls::Mode::kWindow);
       TRY(trs.Checked("sigaltstack", SYS_sigaltstack, 0, scratch.addr()));
       stack_t ss;
       TRY(ReadRemote(pid, scratch, &ss, sizeof ss));
@@ -393,7 +397,7 @@ Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vm
   // The current break is in no /proc file; brk(0) in the task returns it.
   RemotePtr site = TRY(SyscallSite(pid, vmas));
   {
-    RemoteSyscalls rs(pid, site, task.threads[0].regs);
+    RemoteSyscalls rs(pid, site, task.threads[0].live, RemoteSyscalls::Mode::kWindow);
     int64_t brk = TRY(rs.Syscall(SYS_brk, 0));
     mm->set_brk(brk);
   }

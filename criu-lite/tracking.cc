@@ -131,7 +131,7 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
   RemotePtr site = TRY(FindSyscallInsn(pid, vdso, vdso_end));
   int64_t remote_fd;
   {
-    RemoteSyscalls rs(p.threads[0].tid, site, p.threads[0].regs);
+    RemoteSyscalls rs(p.threads[0].tid, site, p.threads[0].live, RemoteSyscalls::Mode::kWindow);
     // Created by the task itself: a userfaultfd belongs to its creator's mm.
     remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
     ScopedFd pidfd(syscall(__NR_pidfd_open, pid, 0));

@@ -8,13 +8,49 @@
 
 namespace crl {
 
-RemoteSyscalls::RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved)
-    : tid_(tid), syscall_insn_(syscall_insn), saved_(saved) {}
+RemoteSyscalls::RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved,
+                               Mode mode)
+    : tid_(tid), syscall_insn_(syscall_insn), saved_(saved), mode_(mode) {}
 
 RemoteSyscalls::~RemoteSyscalls() {
+  if (mode_ == Mode::kWindow) {
+    Status s = CloseWindow();
+    if (!s.ok()) LOG_WARN("leaving thread %d as it was: %s", tid_, s.error().message.c_str());
+    return;
+  }
   if (!restore_) return;
   Status s = SetRegs(tid_, saved_);
   if (!s.ok()) LOG_WARN("restoring registers after remote syscalls: %s", s.error().message.c_str());
+}
+
+Status RemoteSyscalls::OpenWindow() {
+  // No handler may run on the registers criu-lite loads.
+  saved_mask_ = TRY(GetSigmask(tid_));
+  TRY(SetSigmask(tid_, ~0ull));
+  window_open_ = true;
+  return Ok{};
+}
+
+Status RemoteSyscalls::CloseWindow() {
+  if (!window_open_) return Ok{};
+  window_open_ = false;
+  TRY(SetRegs(tid_, saved_));
+  // The task is in a syscall-exit stop now. Resumed from there, it would
+  // return to user space with a syscall it had been in unfinished (rax
+  // -ERESTART*): the kernel restarts syscalls only on its way out through
+  // the signal code. Stop it there again, where it was seized.
+  TRY(PtraceInterrupt(tid_));
+  if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+  for (;;) {
+    WaitStatus ws = TRY(WaitForTask(tid_));
+    if (ws.exited() || ws.signaled())
+      return MakeError("thread %d ended: %s", tid_, ws.ToString().c_str());
+    if (ws.ptrace_event() == PTRACE_EVENT_STOP) break;
+    // Every signal but SIGKILL is blocked: nothing else can stop it here.
+    return MakeError("thread %d: expected to stop in its signal code, got %s", tid_,
+                     ws.ToString().c_str());
+  }
+  return SetSigmask(tid_, saved_mask_);
 }
 
 Registers RemoteSyscalls::RegsFor(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
@@ -36,6 +72,7 @@ Registers RemoteSyscalls::RegsFor(long nr, uint64_t a1, uint64_t a2, uint64_t a3
 
 Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                                         uint64_t a5, uint64_t a6) {
+  if (mode_ == Mode::kWindow && !window_open_) TRY(OpenWindow());
   TRY(SetRegs(tid_, RegsFor(nr, a1, a2, a3, a4, a5, a6)));
   // Two syscall stops: entry, then exit. A clone or fork in between reports
   // an event stop first, which carries the new task's TID.

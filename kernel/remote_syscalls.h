@@ -22,7 +22,22 @@ namespace crl {
 
 class RemoteSyscalls {
  public:
-  RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved);
+  // How the task is left between remote syscalls and at the end.
+  enum class Mode {
+    // A task criu-lite made and keeps (restore's puppets): registers put
+    // back, signal mask left to the caller.
+    kPuppet,
+    // A task that must be able to run on if criu-lite dies (the dump): it
+    // was seized stopped inside the kernel's signal code with its own
+    // registers and mask, the state a ptrace detach (even the kernel's, when
+    // the tracer dies) resumes correctly. The first syscall blocks every
+    // signal; the destructor puts the registers back, stops the task there
+    // again and gives it back its mask, so that the window in which a
+    // criu-lite killed would leave it changed is this object's life.
+    kWindow,
+  };
+  RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved,
+                 Mode mode = Mode::kPuppet);
   ~RemoteSyscalls();
   RemoteSyscalls(const RemoteSyscalls&) = delete;
   RemoteSyscalls& operator=(const RemoteSyscalls&) = delete;
@@ -53,9 +68,14 @@ class RemoteSyscalls {
   // The saved registers, at the syscall instruction, loaded for NR(args).
   Registers RegsFor(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0,
                     uint64_t a5 = 0, uint64_t a6 = 0) const;
+  Status OpenWindow();
+  Status CloseWindow();
   pid_t tid_;
   RemotePtr syscall_insn_;
   Registers saved_;
+  Mode mode_;
+  bool window_open_ = false;
+  uint64_t saved_mask_ = 0;
   bool restore_ = true;
   pid_t last_new_task_ = -1;
 };
