@@ -16,6 +16,7 @@
 #include "images/image_file.h"
 #include "images/image_output.h"
 #include "images/page_file.h"
+#include "kernel/interrupt.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/vma_list.h"
@@ -58,8 +59,7 @@ struct ProcessImages {
   img::Fds fds;
 };
 
-Status CollectProcess(const SeizedProcess& p, pid_t parent, bool memory_only,
-                      ProcessImages* out) {
+Status CollectProcess(const SeizedProcess& p, pid_t parent, bool memory_only, ProcessImages* out) {
   pid_t pid = p.pid;
   out->pid = pid;
   TRY(CheckTaskCarried(p, parent));
@@ -96,12 +96,14 @@ Status Dump(const DumpOptions& opts) {
   pid_t pid = opts.pid;
   SeizedTree tree = TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid)));
   auto t_frozen = Clock::now();
+  FaultPoint("dump-seized");
   LOG_INFO("tree of PID %d stopped: %zu processes, %zu zombies", pid, tree.processes().size(),
            tree.zombies().size());
 
   std::vector<ProcessImages> procs(tree.processes().size());
   bool chained = !opts.prev_images_dir.empty();
   for (size_t i = 0; i < procs.size(); i++) {
+    TRY(CheckStop());
     const SeizedProcess& p = tree.processes()[i];
     // The root too: what it shares with a parent outside the tree could not
     // be shared again either.
@@ -134,6 +136,7 @@ Status Dump(const DumpOptions& opts) {
                         v.memfd_ino(), &shared));
   }
   auto t_collected = Clock::now();
+  FaultPoint("dump-collected");
 
   MemoryDumpStats mstats;
   std::vector<MemoryPlan> plans;
@@ -142,11 +145,15 @@ Status Dump(const DumpOptions& opts) {
   if (chained && prev_dir[0] != '/') prev_dir = opts.images_dir + "/" + prev_dir;
   Tracker tracker = Tracker::Fresh(BestTrackingMethod());
   if (chained) tracker = TRY(Tracker::Resume(prev_dir));
+  // Taking the written pages re-arms their tracking: from here on, only
+  // this pass's images know what the previous pass did not have.
+  if (chained) TRY(tracker.Consume(prev_dir));
   if ((opts.pre_dump || opts.track_mem) && tracker.method() == TrackingMethod::kNone)
     return MakeError(
         "this kernel can track written pages neither with uffd-wp async "
         "(PAGEMAP_SCAN) nor with soft-dirty: pre-dump is not possible");
   for (size_t i = 0; i < procs.size(); i++) {
+    TRY(CheckStop());
     ProcessImages& p = procs[i];
     img::MmState prev_mm;
     bool have_prev =
@@ -165,6 +172,7 @@ Status Dump(const DumpOptions& opts) {
     if (opts.pre_dump) TRY(tracker.Rearm(p.pid));
   }
   auto t_scanned = Clock::now();
+  FaultPoint("dump-written-pages-taken");
   // A pre-dump lets the tree run on while its pages are copied: a page it
   // writes meanwhile is copied new and also counts as written for the next pass.
   if (opts.pre_dump) TRY(tree.Release());
@@ -184,8 +192,8 @@ Status Dump(const DumpOptions& opts) {
   if (chained) {
     TRY(out.Symlink("parent", opts.prev_images_dir));
   }
-  if (opts.pre_dump) TRY(tracker.Save(opts.images_dir));
   auto t_memory = Clock::now();
+  FaultPoint("dump-pages-copied");
 
   img::Inventory inv;
   inv.set_pre_dump(opts.pre_dump);
@@ -229,8 +237,17 @@ Status Dump(const DumpOptions& opts) {
   inv.set_dump_time_unix(time(nullptr));
   inv.set_shell_job(opts.shell_job);
   // The inventory goes last: its presence says the dump is complete.
+  TRY(CheckStop());
   TRY(WriteImage(out, "inventory.img", ImageKind::kInventory, inv));
   TRY(out.Commit());
+  FaultPoint("dump-committed");
+  if (opts.pre_dump) {
+    // The images are complete: the next pass may start from them.
+    Status saved = tracker.Save(opts.images_dir);
+    if (!saved.ok())
+      LOG_WARN("the write tracking could not be kept (%s): the next pass copies everything",
+               saved.error().message.c_str());
+  }
   auto t_written = Clock::now();
 
   bool kill_tree = !opts.leave_running && !opts.pre_dump;

@@ -171,9 +171,10 @@ Status DumpFds(pid_t pid, img::Fds* fds) {
     // fdinfo lists the locks (flock, POSIX, OFD) and leases held through it.
     if (size_t l = info_text.find("lock:\t"); l != std::string::npos) {
       std::string what = info_text.substr(l + 6, info_text.find('\n', l) - l - 6);
-      return MakeError("PID %d holds a file lock through fd %d (%s: %s): file locks are not "
-                       "carried yet",
-                       pid, fd, link.c_str(), what.c_str());
+      return MakeError(
+          "PID %d holds a file lock through fd %d (%s: %s): file locks are not "
+          "carried yet",
+          pid, fd, link.c_str(), what.c_str());
     }
     struct stat s;
     if (stat(link_path.c_str(), &s) < 0) return ErrnoError("stat(%s)", link_path.c_str());
@@ -347,7 +348,8 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
   uint32_t next_id = 1;
   for (auto& [inode, refs] : by_inode) {
     // kcmp: 0 the same, 1 less, 2 greater (3: no order: not with this kernel).
-    std::sort(refs.begin(), refs.end(), [&](const Ref& a, const Ref& b) { return kcmp(a, b) == 1; });
+    std::sort(refs.begin(), refs.end(),
+              [&](const Ref& a, const Ref& b) { return kcmp(a, b) == 1; });
     TRY(kcmp_error);
     for (size_t k = 0; k < refs.size(); k++) {
       long same = k ? kcmp(refs[k - 1], refs[k]) : 1;
@@ -382,9 +384,10 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
         owner_process = parsed.ok() ? parsed->tgid : -1;
       }
       if (owner.pid && !in_tree.count(owner_process))
-        return MakeError("PID %d fd %d (%s) sends its signals to %d, outside the tree: not "
-                         "carried",
-                         pid, f.fd(), f.path().c_str(), owner.pid);
+        return MakeError(
+            "PID %d fd %d (%s) sends its signals to %d, outside the tree: not "
+            "carried",
+            pid, f.fd(), f.path().c_str(), owner.pid);
       f.set_owner_type(owner.type);
       f.set_owner_pid(owner.pid);
       f.set_owner_signal(sig);

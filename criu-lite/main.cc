@@ -7,6 +7,7 @@
 #include "criu-lite/dump.h"
 #include "criu-lite/migrate.h"
 #include "images/image_file.h"
+#include "kernel/interrupt.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
 #include "pageserver/receiver.h"
@@ -42,6 +43,8 @@ int RunCheck() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First: a stop signal from here on ends criu-lite through its clean-up.
+  crl::CatchStopSignals();
   CLI::App app{"criu-lite: checkpoint and restore Linux processes"};
   app.name("criu-lite");
   app.require_subcommand(1);
@@ -127,9 +130,10 @@ int main(int argc, char** argv) {
   server->add_option("--timeout", sopts.timeout, "seconds without progress before giving up");
   server->add_option("--status-file", sopts.status_file, "create FILE once listening")
       ->type_name("FILE");
-  server->add_option("--pages", spages,
-                     "page placement for --restore (read, writev, lazy; default lazy: the "
-                     "shortest freeze)")
+  server
+      ->add_option("--pages", spages,
+                   "page placement for --restore (read, writev, lazy; default lazy: the "
+                   "shortest freeze)")
       ->check(CLI::IsMember({"read", "writev", "lazy"}));
 
   crl::MigrateOptions mopts;
@@ -172,9 +176,10 @@ int main(int argc, char** argv) {
                    "(the tree runs at once; a daemon fills its memory on demand and in the "
                    "background)")
       ->check(CLI::IsMember({"read", "writev", "lazy"}));
-  restore->add_option("--lazy-fill-rate", ropts.lazy_fill_mib_s,
-                      "with --pages=lazy: place at most this many MiB/s in the background "
-                      "(faults are always served at once; default 0: no limit)")
+  restore
+      ->add_option("--lazy-fill-rate", ropts.lazy_fill_mib_s,
+                   "with --pages=lazy: place at most this many MiB/s in the background "
+                   "(faults are always served at once; default 0: no limit)")
       ->type_name("MIB");
 
   auto* check = app.add_subcommand("check", "show which kernel interfaces criu-lite will use");

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "images/file_id.h"
+#include "kernel/interrupt.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
@@ -162,14 +163,15 @@ class PageCopier {
 // protection, or the advice FinishVmas gives again) or refused here by name.
 Status CheckVmFlagsCarried(pid_t pid, const VmaInfo& v) {
   static const std::set<std::string> kCarried = {
-      "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "ac", "nr", "dc", "wf", "dd",
-      "hg", "nh", "mg", "sr", "rr", "lo", "lf", "sd", "uw",
+      "rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "ac", "nr", "dc", "wf", "dd", "hg",
+      "nh", "mg", "sr", "rr", "lo", "lf", "sd", "uw",
       // Set by the kernel on its own for the kinds of mapping criu-lite maps.
       "de", "mm", "sf", "nl", "ar", "bt"};
   static const std::map<std::string, const char*> kRefused = {
-      {"dp", "MAP_DROPPABLE"}, {"ss", "a shadow stack"}, {"sl", "sealed by mseal()"},
-      {"pf", "a raw PFN mapping"}, {"io", "memory-mapped I/O"}, {"ht", "hugetlbfs memory"},
-      {"mt", "memory tagging"}, {"gu", "guard regions (MADV_GUARD_INSTALL)"}};
+      {"dp", "MAP_DROPPABLE"},     {"ss", "a shadow stack"},
+      {"sl", "sealed by mseal()"}, {"pf", "a raw PFN mapping"},
+      {"io", "memory-mapped I/O"}, {"ht", "hugetlbfs memory"},
+      {"mt", "memory tagging"},    {"gu", "guard regions (MADV_GUARD_INSTALL)"}};
   for (const std::string& f : v.vmflags) {
     auto refused = kRefused.find(f);
     if (refused != kRefused.end() || !kCarried.count(f))
@@ -345,7 +347,6 @@ Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
   return Ok{};
 }
 
-
 Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats) {
   MemoryPlan plan;
   for (const img::Vma& v : mm->vmas()) {
@@ -375,6 +376,7 @@ Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWr
     if (!pagemap.valid()) return ErrnoError("open(/proc/%d/pagemap)", pid);
   }
   for (const auto& [r, readable] : plan) {
+    TRY(CheckStop());
     stats->pages_written += (r.end - r.start) / kPageSize;
     if (!keep_cow_shared || !readable) {
       TRY(copier.Add(r.start, r.end, readable));

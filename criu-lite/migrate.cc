@@ -171,8 +171,7 @@ Status Migrate(const MigrateOptions& opts) {
             "\"state_and_transfer\": %.6f, \"restore_on_destination\": %.6f},\n"
             "  \"destination_restore_seconds\": %.6f\n}\n",
             stop_reason.c_str(), fs.pages_written(), fs.bytes_written(), sender->bytes_sent(),
-            Secs(t_start, t_end), frozen, scan, copy, transfer_and_state, restore,
-            restore_proper);
+            Secs(t_start, t_end), frozen, scan, copy, transfer_and_state, restore, restore_proper);
     fclose(out);
   }
   return Ok{};

@@ -10,9 +10,10 @@
 #include <sstream>
 #include <utility>
 
+#include "kernel/interrupt.h"
 #include "kernel/log.h"
-#include "kernel/uapi.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/uapi.h"
 
 namespace crl {
 namespace {
@@ -44,10 +45,9 @@ std::vector<pid_t> ListChildren(pid_t pid, pid_t tid) {
 }  // namespace
 
 Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
-  bool suspended = ptrace(PTRACE_SEIZE, tid, 0,
-                          PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP) == 0;
-  if (!suspended && errno == EPERM &&
-      ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) == 0) {
+  bool suspended =
+      ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP) == 0;
+  if (!suspended && errno == EPERM && ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) == 0) {
     // Seized, but criu-lite may not suspend seccomp: CheckTaskCarried
     // refuses a task that has it.
   } else if (!suspended) {
@@ -122,9 +122,10 @@ Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
       zombies_.push_back({pid, ppid, now->pgrp, now->session, now->exit_code});
     return Ok{};
   }
-  // A task in a group-stop cannot run the remote syscalls the dump needs:
-  // end the group-stop (it stays held by ptrace); release stops it again.
-  if (procs_.back().stopped) kill(pid, SIGCONT);
+  // A task in a group-stop is left in it: ptrace resumes it for remote
+  // syscalls all the same, and a criu-lite killed now leaves it stopped (the
+  // kernel's detach puts a task of a stopped group back into its stop). A
+  // SIGCONT here ended the stop for good if criu-lite died.
   if (procs_.back().threads[0].tid != pid)
     return MakeError("PID %d: its main thread has exited; not supported yet", pid);
   return Ok{};
@@ -166,6 +167,7 @@ Result<SeizedTree> SeizedTree::Seize(pid_t root) {
   if (tree.procs_.empty()) return MakeError("PID %d is a zombie", root);
   // Tasks may fork or start threads until every one of them is stopped.
   for (int pass = 0;; pass++) {
+    TRY(CheckStop());
     if (pass > 100) return MakeError("the tree of PID %d keeps changing; giving up", root);
     if (!TRY(tree.SeizeNewcomers())) break;
   }
@@ -174,9 +176,8 @@ Result<SeizedTree> SeizedTree::Seize(pid_t root) {
 
 Status SeizedTree::ReleaseProcess(SeizedProcess& p) {
   Status first = Ok{};
-  // A task seized in a group-stop goes back to it: its stop signal, queued
-  // while it is still held, takes effect as it resumes.
-  if (p.stopped) kill(p.pid, p.stop_signal);
+  // A task seized in a group-stop goes back to it as it is let go: its
+  // group is still stopped.
   for (SeizedThread& t : p.threads) {
     // Each thread is where it was seized, inside the kernel's signal code
     // with its own registers and mask (RemoteSyscalls::Mode::kWindow): let

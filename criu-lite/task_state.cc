@@ -2,8 +2,8 @@
 
 #include <linux/filter.h>
 #include <linux/membarrier.h>
-#include <linux/seccomp.h>
 #include <linux/prctl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -108,8 +108,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
       TRY(ReadRemote(pid, scratch, &sub, sizeof sub));
       core->set_child_subreaper(sub != 0);
     }
-    core->set_thp_disable(TRY(rs.Checked("prctl(PR_GET_THP_DISABLE)", SYS_prctl,
-                                         PR_GET_THP_DISABLE, 0, 0, 0, 0)) != 0);
+    core->set_thp_disable(TRY(rs.Checked("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE,
+                                         0, 0, 0, 0)) != 0);
     int64_t dumpable = TRY(rs.Checked("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));
     if (dumpable != 0 && dumpable != 1)
       return MakeError("PID %d has dumpable mode %ld, which no process can set for itself", pid,
@@ -198,7 +198,8 @@ Status CollectSched(pid_t pid, pid_t tid, img::Sched* s) {
   int nice = getpriority(PRIO_PROCESS, tid);
   if (nice == -1 && errno) return ErrnoError("getpriority(%d)", tid);
   cpu_set_t cpus;
-  if (sched_getaffinity(tid, sizeof cpus, &cpus) < 0) return ErrnoError("sched_getaffinity(%d)", tid);
+  if (sched_getaffinity(tid, sizeof cpus, &cpus) < 0)
+    return ErrnoError("sched_getaffinity(%d)", tid);
   long ioprio = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, tid);
   if (ioprio < 0) return ErrnoError("ioprio_get(%d)", tid);
   s->set_policy(policy);

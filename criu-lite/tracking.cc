@@ -87,6 +87,15 @@ Result<Tracker> Tracker::Resume(const std::string& prev_dir) {
     return Tracker(BestTrackingMethod());
   }
   TRY(ReadImage(prev.Tracking(), ImageKind::kTracking, &t));
+  if (t.consumed()) {
+    LOG_WARN(
+        "the tracking state of %s was taken by a later pass (one that failed, or another "
+        "chain): what was written since is not known, every page counts as written (a full "
+        "copy)",
+        prev_dir.c_str());
+    return Tracker(t.method() == "soft-dirty" ? TrackingMethod::kSoftDirty
+                                              : TrackingMethod::kUffdWp);
+  }
   if (t.method() == "soft-dirty") {
     Tracker tr(TrackingMethod::kSoftDirty);
     for (const img::TrackedTask& task : t.tasks()) tr.soft_dirty_[task.pid()] = true;
@@ -222,6 +231,35 @@ Result<std::vector<PageRun>> Tracker::TakeWritten(pid_t pid, uint64_t start, uin
   return runs;
 }
 
+Status Tracker::Consume(const std::string& prev_dir) {
+  ImageDir prev(prev_dir);
+  img::Tracking t;
+  if (access(prev.Tracking().c_str(), F_OK) < 0) return Ok{};
+  TRY(ReadImage(prev.Tracking(), ImageKind::kTracking, &t));
+  if (t.consumed()) return Ok{};
+  t.set_consumed(true);
+  // Written aside and renamed: the mark is there whole, or not at all.
+  std::string tmp = prev.Tracking() + ".consumed";
+  TRY(WriteImage(tmp, ImageKind::kTracking, t));
+  if (rename(tmp.c_str(), prev.Tracking().c_str()) < 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoError(e, "rename(%s)", prev.Tracking().c_str());
+  }
+  if (holder_ > 0) kill(holder_, SIGKILL);
+  holder_ = -1;
+  return Ok{};
+}
+
+void Tracker::EndChain(const std::string& dir) {
+  img::Tracking t;
+  if (!ReadImage(ImageDir(dir).Tracking(), ImageKind::kTracking, &t).ok()) return;
+  if (t.holder_pid() > 0 && StartTime(t.holder_pid()) == t.holder_start_time()) {
+    kill(t.holder_pid(), SIGKILL);
+    LOG_INFO("ended the write tracking of %s (holder %d)", dir.c_str(), t.holder_pid());
+  }
+}
+
 Status Tracker::Rearm(pid_t pid) {
   if (method_ != TrackingMethod::kSoftDirty) return Ok{};
   std::string path = Format("/proc/%d/clear_refs", pid);
@@ -238,6 +276,7 @@ Status Tracker::Save(const std::string& dir) {
     return WriteImage(ImageDir(dir).Tracking(), ImageKind::kTracking, t);
   }
   if (holder_ > 0) kill(holder_, SIGKILL);  // the new holder takes over every fd
+  holder_ = -1;
   std::vector<int> keep;
   std::vector<pid_t> pids;
   for (auto& [pid, fd] : uffds_) {

@@ -43,6 +43,16 @@ class Tracker {
   static Result<Tracker> Resume(const std::string& prev_dir);
   static Tracker Fresh(TrackingMethod m) { return Tracker(m); }
 
+  // Before the first page of a chained pass is taken: marks PREV_DIR's state
+  // as used, so that a pass that fails from here on (its written-page
+  // information consumed, its images never complete) leaves the chain to
+  // fall back to a full copy, said in the log, instead of to a stale one;
+  // the previous holder goes (criu-lite has the userfaultfds now).
+  Status Consume(const std::string& prev_dir);
+  // Ends the tracking a pass left in DIR (its holder): for a chain that is
+  // abandoned, such as a failed migration's.
+  static void EndChain(const std::string& dir);
+
   TrackingMethod method() const { return method_; }
   bool Tracking(pid_t pid) const;
   // Arms tracking for a task from now on (all its pages count as written
@@ -53,7 +63,8 @@ class Tracker {
   Result<std::vector<PageRun>> TakeWritten(pid_t pid, uint64_t start, uint64_t end);
   // After a pass of soft-dirty: clear the bits for the next one.
   Status Rearm(pid_t pid);
-  // Leaves the state for the next pass: spawns or keeps the holder.
+  // Leaves the state for the next pass: spawns the holder. Only once the
+  // pass's images are complete.
   Status Save(const std::string& dir);
   // Ends tracking: the holder goes, the tasks' registrations with it.
   void Stop();

@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 
 #include "images/image_file.h"
 
@@ -14,7 +17,24 @@ Status ImageDir::PrepareForDump() const {
   struct stat st;
   if (stat(path_.c_str(), &st) < 0) return ErrnoError("stat(%s)", path_.c_str());
   if (!S_ISDIR(st.st_mode)) return MakeError("%s is not a directory", path_.c_str());
+  RemoveAbandonedStaging();
   return Ok{};
+}
+
+// A dump killed with SIGKILL cannot remove its staging directory: the next
+// dump into the directory does, once no live criu-lite has that PID.
+void ImageDir::RemoveAbandonedStaging() const {
+  const std::string kPrefix = ".criu-lite-partial.";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
+    std::string name = e.path().filename();
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    pid_t pid = atoi(name.c_str() + kPrefix.size());
+    std::string comm;
+    std::ifstream(Format("/proc/%d/comm", pid)) >> comm;
+    if (pid > 0 && kill(pid, 0) == 0 && comm == "criu-lite") continue;
+    std::filesystem::remove_all(e.path(), ec);
+  }
 }
 
 Result<img::Inventory> ImageDir::ReadInventory() const {

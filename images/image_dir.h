@@ -27,12 +27,14 @@ class ImageDir {
   // The previous pass of an iterative dump: a symlink named `parent`.
   std::string ParentLink() const { return path_ + "/parent"; }
 
-  // For dump: creates the directory if needed (like CRIU, an existing one is reused).
+  // For dump: creates the directory if needed (like CRIU, an existing one is
+  // reused), and removes what dumps killed before they ended left in it.
   Status PrepareForDump() const;
   // For restore: the directory exists and holds an inventory this criu-lite reads.
   Result<img::Inventory> ReadInventory() const;
 
  private:
+  void RemoveAbandonedStaging() const;
   std::string path_;
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "images/criu_lite.pb.h"
+#include "kernel/interrupt.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/scoped_fd.h"
 
@@ -40,7 +41,10 @@ Status WriteAll(int fd, const void* data, size_t len, const std::string& path) {
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
     ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      TRY(CheckStop());
+      continue;
+    }
     if (n < 0) return ErrnoError("write(%s)", path.c_str());
     p += n;
     len -= n;

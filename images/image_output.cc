@@ -6,13 +6,18 @@
 
 #include <cerrno>
 
+#include "kernel/interrupt.h"
+
 namespace crl {
 
 Status WriteAllToFd(int fd, const void* data, size_t len, const std::string& what) {
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
     ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      TRY(CheckStop());
+      continue;
+    }
     if (n < 0) return ErrnoError("write(%s, %zu bytes)", what.c_str(), len);
     p += n;
     len -= n;
@@ -23,7 +28,8 @@ Status WriteAllToFd(int fd, const void* data, size_t len, const std::string& wha
 Result<std::string> LocalImageOutput::Staged(const std::string& name) {
   if (staging_.empty()) {
     std::string dir = dir_ + "/.criu-lite-partial." + std::to_string(getpid());
-    if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return ErrnoError("mkdir(%s)", dir.c_str());
+    if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
+      return ErrnoError("mkdir(%s)", dir.c_str());
     staging_ = dir;
   }
   names_.insert(name);

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernel/interrupt.h"
+
 namespace crl {
 
 Result<PageWriter> PageWriter::Create(const std::string& dir, const std::string& name,
@@ -166,7 +168,10 @@ Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*
       while (done < total) {
         size_t want = std::min<uint64_t>(total - done, buf.size());
         ssize_t n = pread(fd_.get(), buf.data(), want, e.data_offset() + done);
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR) {
+          TRY(CheckStop());
+          continue;
+        }
         if (n < 0) return ErrnoError("pread(%s)", path_.c_str());
         if (static_cast<size_t>(n) != want)
           return MakeError("pages file %s ended early at offset %lu", path_.c_str(),

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "kernel/interrupt.h"
 #include "kernel/log.h"
 #include "kernel/scoped_fd.h"
 #include "pageserver/wire.h"
@@ -47,14 +48,20 @@ Status SpliceToFile(int sock, int file, uint64_t len, int pipe_r, int pipe_w) {
   while (len > 0) {
     ssize_t in = splice(sock, nullptr, pipe_w, nullptr, std::min<uint64_t>(len, 1 << 20),
                         SPLICE_F_MOVE | SPLICE_F_MORE);
-    if (in < 0 && errno == EINTR) continue;
+    if (in < 0 && errno == EINTR) {
+      TRY(CheckStop());
+      continue;
+    }
     if (in < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return MakeError("the sender stalled: nothing arrived for the timeout");
     if (in < 0) return ErrnoError("splice(socket)");
     if (in == 0) return MakeError("the sender hung up mid-stream");
     for (ssize_t left = in; left > 0;) {
       ssize_t out = splice(pipe_r, nullptr, file, nullptr, left, SPLICE_F_MOVE);
-      if (out < 0 && errno == EINTR) continue;
+      if (out < 0 && errno == EINTR) {
+        TRY(CheckStop());
+        continue;
+      }
       if (out < 0) return ErrnoError("splice(file)");
       left -= out;
     }
@@ -267,7 +274,10 @@ Status RunPageServer(const PageServerOptions& opts) {
   for (;;) {
     ScopedFd client(accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!client.valid()) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        TRY(CheckStop());
+        continue;
+      }
       return ErrnoError("accept");
     }
     TRY(SetSocketTimeouts(client.get(), opts.timeout));

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "kernel/interrupt.h"
+
 namespace crl {
 
 Status SetSocketTimeouts(int fd, int seconds) {
@@ -20,7 +22,10 @@ Status SendBytes(int fd, const void* data, size_t len) {
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
     ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      TRY(CheckStop());
+      continue;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return MakeError("the peer stalled: nothing could be sent for the timeout");
     if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
@@ -45,7 +50,10 @@ Status RecvBytes(int fd, void* data, size_t len) {
   char* p = static_cast<char*>(data);
   while (len > 0) {
     ssize_t n = recv(fd, p, len, 0);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      TRY(CheckStop());
+      continue;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return MakeError("the peer stalled: nothing arrived for the timeout");
     if (n < 0 && errno == ECONNRESET) return MakeError("the peer hung up mid-stream");

@@ -19,6 +19,7 @@
 #include "images/image_file.h"
 #include "images/page_file.h"
 #include "images/registers_image.h"
+#include "kernel/interrupt.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
@@ -45,7 +46,7 @@ struct TaskImages {
   img::Pagemap pagemap;
   img::Fds fds;
   std::unique_ptr<PageReader> pages;
-  std::unique_ptr<PageChain> chain;         // iterative dumps: pages in parent images
+  std::unique_ptr<PageChain> chain;  // iterative dumps: pages in parent images
   // --pages=lazy: the mappings the daemon fills, and their pages.
   std::vector<std::pair<uint64_t, uint64_t>> lazy_ranges;
   std::vector<ChainedRun> lazy_runs;
@@ -103,8 +104,9 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   bool chained = false;
   for (const img::PagemapEntry& e : t->pagemap.entries()) chained |= e.in_parent();
   if (opts.pages == PagePlacement::kLazy && !t->pages->raw())
-    return MakeError("%s: --pages=lazy needs uncompressed pages (these were dumped with --compress)",
-                     dir.Pagemap(pid).c_str());
+    return MakeError(
+        "%s: --pages=lazy needs uncompressed pages (these were dumped with --compress)",
+        dir.Pagemap(pid).c_str());
   // Lazy restore splits every task's pages by mapping: a chain of one image.
   if (chained || opts.pages == PagePlacement::kLazy)
     t->chain = std::make_unique<PageChain>(TRY(ResolvePageChain(dir.path(), pid, t->pagemap)));
@@ -170,8 +172,8 @@ void PlanLazy(Tree& tree) {
       // processes read through /proc/PID/cmdline and environ (a remote read
       // does not wait for a userfaultfd: it would find nothing).
       auto holds = [&v](uint64_t addr) { return addr >= v.start() && addr < v.end(); };
-      if (std::count(v.madvise().begin(), v.madvise().end(), "lo") ||
-          holds(t->mm.arg_start()) || holds(t->mm.env_start()))
+      if (std::count(v.madvise().begin(), v.madvise().end(), "lo") || holds(t->mm.arg_start()) ||
+          holds(t->mm.env_start()))
         continue;
       bool kept = false;
       for (const auto& [s, e] : kept_by_children) kept |= s < v.end() && e > v.start();
@@ -303,6 +305,7 @@ class TreeBuilder {
 Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages& t) {
   Puppet& p = *owned;
   puppets_.push_back({&t, std::move(owned)});
+  TRY(CheckStop());
   pid_t pid = t.entry.pid();
   auto step = [&](Status s, const char* what) -> Status {
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
@@ -338,6 +341,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
 
 // Once the whole tree exists: what each task's threads carry.
 Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
+  TRY(CheckStop());
   pid_t pid = t.entry.pid();
   auto step = [&](Status s, const char* what) -> Status {
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
@@ -381,8 +385,7 @@ Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
   pid_t pid = z.entry.pid();
   auto child = parent.Fork(pid);
   if (!child.ok()) return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
-  if (z.entry.sid() == pid)
-    TRY((*child)->rs().Checked("setsid in a zombie", SYS_setsid));
+  if (z.entry.sid() == pid) TRY((*child)->rs().Checked("setsid in a zombie", SYS_setsid));
   zombies_.push_back({&parent, &z, std::move(*child)});
   return Ok{};
 }
@@ -491,8 +494,7 @@ Status TreeBuilder::StartLazyPages() {
     LazyTask lt;
     lt.pid = t->entry.pid();
     auto uffd = RegisterLazyRanges(*p, t->lazy_ranges);
-    if (!uffd.ok())
-      return MakeError("restoring PID %d: %s", lt.pid, uffd.error().message.c_str());
+    if (!uffd.ok()) return MakeError("restoring PID %d: %s", lt.pid, uffd.error().message.c_str());
     lt.uffd = std::move(*uffd);
     size_t base = sources.size();
     for (const auto& src : t->chain->sources) sources.push_back({src->fd(), src->path()});
@@ -501,8 +503,9 @@ Status TreeBuilder::StartLazyPages() {
     tasks.push_back(std::move(lt));
   }
   if (tasks.empty()) {
-    LOG_INFO("lazy pages: nothing to place lazily (all private memory is shared with children "
-             "by fork, and was placed before the fork)");
+    LOG_INFO(
+        "lazy pages: nothing to place lazily (all private memory is shared with children "
+        "by fork, and was placed before the fork)");
     return Ok{};
   }
   TRY(StartLazyPagesDaemon(std::move(tasks), sources, opts_.lazy_fill_mib_s));
@@ -607,6 +610,9 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   TRY(files.Finish(all_fds, tree.shared).Context("finishing the tree's files"));
   ph.Mark("build");
   if (!opts.pidfile.empty()) TRY(WritePidfile(opts.pidfile, pid));
+  // The last point at which a stop signal undoes the restore.
+  FaultPoint("restore-built");
+  TRY(CheckStop());
   TRY(builder.ReleaseAll());
   ph.Mark("resume");
 
@@ -626,6 +632,9 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   int status;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return ErrnoError("waitpid(%d)", pid);
+    if (StopSignal())
+      return MakeError("%s while waiting for the restored tree: it runs on (PID %d)",
+                       CheckStop().error().message.c_str(), pid);
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + WTERMSIG(status);

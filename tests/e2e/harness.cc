@@ -1,5 +1,4 @@
 #include "tests/e2e/harness.h"
-#include "tests/e2e/state_diff.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,6 +15,8 @@
 #include <iterator>
 #include <set>
 #include <thread>
+
+#include "tests/e2e/state_diff.h"
 
 namespace crl::test {
 namespace {
@@ -162,6 +163,44 @@ CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> r
     CompareAfterRestore(args);
   else
     ForgetDump(args);
+  return r;
+}
+
+CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay_us, int sig,
+                                 const std::vector<std::string>& env, std::vector<pid_t> reap) {
+  static int n = 0;
+  std::string err_path =
+      "/tmp/criu-lite-e2e-killed-" + std::to_string(getpid()) + "-" + std::to_string(n++);
+  std::vector<std::string> argv = {CRIU_LITE_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (const std::string& e : env) putenv(strdup(e.c_str()));
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ExecWith(argv, open("/dev/null", O_RDONLY), err, err);
+  }
+  CmdResult r;
+  bool sent = delay_us < 0;
+  for (;;) {
+    int status;
+    pid_t w = waitpid(reap.empty() ? pid : -1, &status, WNOHANG);
+    if (w == pid) {
+      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (w > 0) continue;
+    if (!sent && std::chrono::steady_clock::now() - start >= std::chrono::microseconds(delay_us)) {
+      kill(pid, sig);
+      sent = true;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(sent ? 2000 : 100));
+  }
+  if (!reap.empty())
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  r.err = ReadFile(err_path);
+  unlink(err_path.c_str());
   return r;
 }
 

@@ -41,6 +41,14 @@ struct CmdResult {
 CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap = {},
                       int stdin_fd = -1);
 
+// Runs criu-lite with ARGS (and ENV, "NAME=VALUE" each, added to its
+// environment), sends it SIG after DELAY_US (unless it ended before), and
+// waits for it; the exit code is 128 + the signal if it died of it. No state
+// is recorded or compared. REAP as for RunCriuLite.
+CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay_us, int sig,
+                                 const std::vector<std::string>& env = {},
+                                 std::vector<pid_t> reap = {});
+
 // Sends SIGUSR1 and waits for the workload to report; returns "PASS" or the
 // failure. Restored workloads are reparented to the test (a subreaper).
 std::string CheckWorkload(pid_t pid, const TestDir& dir, int timeout_ms = 20000);

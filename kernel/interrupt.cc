@@ -1,0 +1,43 @@
+#include "kernel/interrupt.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernel/log.h"
+
+namespace crl {
+namespace {
+
+volatile sig_atomic_t g_stop_signal = 0;
+
+void OnStopSignal(int sig) {
+  if (!g_stop_signal) g_stop_signal = sig;
+}
+
+}  // namespace
+
+void CatchStopSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int StopSignal() { return g_stop_signal; }
+
+Status CheckStop() {
+  int sig = g_stop_signal;
+  if (!sig) return Ok{};
+  return MakeError("interrupted by SIG%s", sigabbrev_np(sig));
+}
+
+void FaultPoint(const char* name) {
+  static const char* want = getenv("CRIU_LITE_FAULT");
+  if (!want || strcmp(want, name) != 0) return;
+  LOG_WARN("CRIU_LITE_FAULT=%s: killing criu-lite here", name);
+  raise(SIGKILL);
+}
+
+}  // namespace crl
