@@ -243,7 +243,7 @@ Status Dump(const DumpOptions& opts) {
   FaultPoint("dump-committed");
   if (opts.pre_dump) {
     // The images are complete: the next pass may start from them.
-    Status saved = tracker.Save(opts.images_dir);
+    Status saved = tracker.Save(opts.images_dir, opts.tracking_owner);
     if (!saved.ok())
       LOG_WARN("the write tracking could not be kept (%s): the next pass copies everything",
                saved.error().message.c_str());

@@ -182,6 +182,14 @@ int main(int argc, char** argv) {
                    "(faults are always served at once; default 0: no limit)")
       ->type_name("MIB");
 
+  restore
+      ->add_option("--handover-fd", ropts.handover_fd,
+                   "a migration's destination: say on FD when the tree is ready and run it "
+                   "only after reading 'G' there (the page server passes it)")
+      ->type_name("FD")
+      ->group("");
+  restore->add_option("--handover-timeout", ropts.handover_timeout, "seconds to wait for 'G'")
+      ->group("");
   auto* check = app.add_subcommand("check", "show which kernel interfaces criu-lite will use");
   std::vector<std::string> show_files;
   auto* show = app.add_subcommand("show", "print image files as JSON");

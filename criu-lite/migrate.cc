@@ -8,11 +8,14 @@
 #include <vector>
 
 #include "criu-lite/dump.h"
+#include "criu-lite/tracking.h"
 #include "images/criu_lite.pb.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/image_output.h"
+#include "kernel/interrupt.h"
 #include "kernel/log.h"
+#include "kernel/proc_parsers.h"
 #include "pageserver/sender.h"
 
 namespace crl {
@@ -36,6 +39,21 @@ uint64_t PhaseUsec(const img::Stats& s, const char* name) {
   return 0;
 }
 
+// A migration killed with SIGKILL leaves its work directory: the next one
+// removes those whose criu-lite is gone.
+void RemoveAbandonedWorkDirs() {
+  const std::string kPrefix = "criu-lite-migrate-";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/tmp", ec)) {
+    std::string name = e.path().filename();
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    pid_t pid = atoi(name.c_str() + kPrefix.size());
+    auto comm = ReadFileToString(Format("/proc/%d/comm", pid));
+    if (pid > 0 && comm.ok() && comm->rfind("criu-lite", 0) == 0) continue;
+    std::filesystem::remove_all(e.path(), ec);
+  }
+}
+
 }  // namespace
 
 Status Migrate(const MigrateOptions& opts) {
@@ -43,8 +61,9 @@ Status Migrate(const MigrateOptions& opts) {
   std::string work = opts.work_dir;
   bool temp_work = work.empty();
   if (temp_work) {
-    char tmpl[] = "/tmp/criu-lite-migrate-XXXXXX";
-    if (!mkdtemp(tmpl)) return ErrnoError("mkdtemp");
+    RemoveAbandonedWorkDirs();
+    std::string tmpl = Format("/tmp/criu-lite-migrate-%d-XXXXXX", getpid());
+    if (!mkdtemp(tmpl.data())) return ErrnoError("mkdtemp");
     work = tmpl;
   }
   struct Cleanup {
@@ -54,15 +73,26 @@ Status Migrate(const MigrateOptions& opts) {
       if (on) std::filesystem::remove_all(dir);
     }
   } cleanup{work, temp_work};
+  // A migration that fails ends the write tracking its passes started.
+  std::string prev;
+  struct EndTracking {
+    const std::string& work;
+    const std::string& prev;
+    bool on = true;
+    ~EndTracking() {
+      if (on && !prev.empty()) Tracker::EndChain(work + "/" + prev);
+    }
+  } end_tracking{work, prev};
   auto sender = TRY(PageServerSender::Connect(opts.host, opts.port, opts.timeout));
 
   std::vector<PassRow> rows;
-  std::string prev, stop_reason = "--max-iters reached";
+  std::string stop_reason = "--max-iters reached";
   auto last_pass = Clock::now();
   fprintf(stderr, "%-6s %10s %12s %9s %12s %9s\n", "pass", "pages", "bytes", "seconds",
           "dirty MiB/s", "stop ms");
   if (opts.max_iters == 0) stop_reason = "no pre-copy (--max-iters 0)";
   for (int i = 1; i <= opts.max_iters; i++) {
+    TRY(CheckStop());
     std::string name = Format("p%d", i);
     TRY(sender->Open(name));
     LocalImageOutput local(work + "/" + name);
@@ -74,6 +104,7 @@ Status Migrate(const MigrateOptions& opts) {
     d.leave_running = true;
     if (!prev.empty()) d.prev_images_dir = "../" + prev;
     d.output = &tee;
+    d.tracking_owner = getpid();
     auto t0 = Clock::now();
     TRY(Dump(d).Context(Format("pre-copy pass %d", i)));
     auto t1 = Clock::now();
@@ -121,17 +152,33 @@ Status Migrate(const MigrateOptions& opts) {
   uint64_t restore_usec = 0;
   auto t_final = Clock::now();
   Clock::time_point t_sent, t_restored;
+  bool source_killed = false;
   f.before_release = [&]() -> Result<bool> {
     t_sent = Clock::now();
     auto r = sender->RequestRestore("final");
     if (!r.ok()) return r.error();
-    t_restored = Clock::now();
     restore_usec = r->second;
+    // The destination holds its copy, built: kill ours, then let it run.
+    FaultPoint("migrate-destination-ready");
+    LOG_INFO(
+        "the destination holds its copy: killing the source tree, then telling the "
+        "destination to run it");
+    source_killed = true;
     return true;
   };
   Status s = Dump(f);
-  if (!s.ok())
+  if (!s.ok() && !source_killed)
     return MakeError("migration failed, the source tree runs on: %s", s.error().message.c_str());
+  FaultPoint("migrate-source-killed");
+  if (s.ok()) s = sender->Go();
+  if (s.ok()) LOG_INFO("the destination runs the tree");
+  if (!s.ok())
+    return MakeError(
+        "migration failed after the source tree was killed: %s. The destination runs its copy "
+        "only if it got GO; if it did not, it killed its copy too and neither runs",
+        s.error().message.c_str());
+  t_restored = Clock::now();
+  end_tracking.on = false;  // the final dump ended it
   auto t_end = Clock::now();
   (void)sender->Done();
   img::Stats fs;

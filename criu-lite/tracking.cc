@@ -36,11 +36,15 @@ bool Trackable(const img::Vma& v) {
          v.kind() == img::Vma::ANON_SHARED;
 }
 
-// The holder: keeps the userfaultfds open until every tracked task is gone.
-[[noreturn]] void HolderMain(const std::vector<int>& keep, const std::vector<pid_t>& pids) {
+// The holder: keeps the userfaultfds open until every tracked task is gone,
+// or OWNER (if > 0) is.
+[[noreturn]] void HolderMain(const std::vector<int>& keep, const std::vector<pid_t>& pids,
+                             pid_t owner) {
   setsid();
   prctl(PR_SET_NAME, "crl-wp-holder");
   signal(SIGHUP, SIG_IGN);
+  signal(SIGINT, SIG_IGN);  // the terminal's Ctrl-C is for criu-lite, not for it
+  signal(SIGTERM, SIG_DFL);
   for (int fd = 0; fd < 4096; fd++)
     if (std::find(keep.begin(), keep.end(), fd) == keep.end()) close(fd);
   std::vector<pollfd> pfds;
@@ -48,8 +52,14 @@ bool Trackable(const img::Vma& v) {
     int fd = syscall(__NR_pidfd_open, p, 0);
     if (fd >= 0) pfds.push_back({fd, POLLIN, 0});
   }
+  int owner_fd = owner > 0 ? syscall(__NR_pidfd_open, owner, 0) : -1;
+  if (owner > 0 && owner_fd < 0) _exit(0);  // gone already
   while (!pfds.empty()) {
-    if (poll(pfds.data(), pfds.size(), -1) < 0) continue;
+    std::vector<pollfd> all = pfds;
+    if (owner_fd >= 0) all.push_back({owner_fd, POLLIN, 0});
+    if (poll(all.data(), all.size(), -1) < 0) continue;
+    if (owner_fd >= 0 && all.back().revents) _exit(0);
+    for (size_t i = 0; i < pfds.size(); i++) pfds[i].revents = all[i].revents;
     pfds.erase(std::remove_if(pfds.begin(), pfds.end(), [](const pollfd& p) { return p.revents; }),
                pfds.end());
   }
@@ -268,7 +278,7 @@ Status Tracker::Rearm(pid_t pid) {
   return Ok{};
 }
 
-Status Tracker::Save(const std::string& dir) {
+Status Tracker::Save(const std::string& dir, pid_t owner) {
   img::Tracking t;
   t.set_method(TrackingMethodName(method_));
   if (method_ == TrackingMethod::kSoftDirty) {
@@ -293,7 +303,7 @@ Status Tracker::Save(const std::string& dir) {
     if (h == 0) {
       keep.push_back(ready[1]);
       close(ready[0]);
-      HolderMain(keep, pids);
+      HolderMain(keep, pids, owner);
     }
     if (write(ready[1], &h, sizeof h) != sizeof h) _exit(1);
     _exit(0);

@@ -65,7 +65,8 @@ class Tracker {
   Status Rearm(pid_t pid);
   // Leaves the state for the next pass: spawns the holder. Only once the
   // pass's images are complete.
-  Status Save(const std::string& dir);
+  // With OWNER > 0, the holder also ends when process OWNER does.
+  Status Save(const std::string& dir, pid_t owner = -1);
   // Ends tracking: the holder goes, the tasks' registrations with it.
   void Stop();
 

@@ -70,32 +70,70 @@ Status SpliceToFile(int sock, int file, uint64_t len, int pipe_r, int pipe_w) {
   return Ok{};
 }
 
-// Runs `criu-lite restore -D DIR -d` and returns its one-line error, if any.
-Status RunRestoreProcess(const std::string& dir, PagePlacement pages) {
-  int err[2];
-  if (pipe2(err, O_CLOEXEC) < 0) return ErrnoError("pipe2");
-  pid_t child = fork();
-  if (child < 0) return ErrnoError("fork");
-  if (child == 0) {
-    dup2(err[1], 2);
-    std::string pages_arg = std::string("--pages=") + PagePlacementName(pages);
-    std::string log = dir + "/restore.log";
-    execl("/proc/self/exe", "criu-lite", "restore", "-D", dir.c_str(), "-d", pages_arg.c_str(),
-          "-v", "-o", log.c_str(), nullptr);
-    _exit(127);
+// `criu-lite restore -D DIR -d --handover-fd`, run for a migration: the tree
+// is built, then held until the source has killed its copy.
+class RestoreProcess {
+ public:
+  ~RestoreProcess() {
+    control_.reset();  // EOF: a tree not yet let go is killed
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
   }
-  close(err[1]);
-  std::string msg;
-  char buf[4096];
-  for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) msg.append(buf, n);
-  close(err[0]);
-  int status = 0;
-  waitpid(child, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Ok{};
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  if (msg.rfind("criu-lite: ", 0) == 0) msg = msg.substr(11);
-  return MakeError("%s", msg.empty() ? "restore failed" : msg.c_str());
-}
+  Status Start(const std::string& dir, PagePlacement pages, int timeout) {
+    int sv[2], err[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ErrnoError("socketpair");
+    control_.reset(sv[0]);
+    ScopedFd theirs(sv[1]);
+    if (pipe2(err, O_CLOEXEC) < 0) return ErrnoError("pipe2");
+    err_.reset(err[0]);
+    ScopedFd err_w(err[1]);
+    pid_ = fork();
+    if (pid_ < 0) return ErrnoError("fork");
+    if (pid_ == 0) {
+      dup2(err_w.get(), 2);
+      dup2(theirs.get(), 3);
+      std::string pages_arg = std::string("--pages=") + PagePlacementName(pages);
+      std::string log = dir + "/restore.log";
+      // Its own bound outlasts the server's: the server decides.
+      std::string t = std::to_string(timeout + 5);
+      execl("/proc/self/exe", "criu-lite", "restore", "-D", dir.c_str(), "-d", pages_arg.c_str(),
+            "--handover-fd", "3", "--handover-timeout", t.c_str(), "-v", "-o", log.c_str(),
+            nullptr);
+      _exit(127);
+    }
+    return Ok{};
+  }
+  // Until the tree is built and held: Ok, or the restore's error.
+  Status WaitReady() {
+    char c;
+    ssize_t n;
+    while ((n = read(control_.get(), &c, 1)) < 0 && errno == EINTR) TRY(CheckStop());
+    if (n == 1) return Ok{};
+    return Finish();
+  }
+  // Lets the tree run; Ok once the restore has ended well.
+  Status Go() {
+    char c = 'G';
+    if (write(control_.get(), &c, 1) != 1) return ErrnoError("letting the restored tree run");
+    return Finish();
+  }
+
+ private:
+  // Waits for the process; its one-line error, if it failed.
+  Status Finish() {
+    std::string msg;
+    char buf[4096];
+    for (ssize_t n; (n = read(err_.get(), buf, sizeof buf)) > 0;) msg.append(buf, n);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Ok{};
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    if (msg.rfind("criu-lite: ", 0) == 0) msg = msg.substr(11);
+    return MakeError("%s", msg.empty() ? "restore failed" : msg.c_str());
+  }
+  pid_t pid_ = -1;
+  ScopedFd control_, err_;
+};
 
 class Session {
  public:
@@ -196,7 +234,9 @@ Status Session::Handle(const wire::Header& h, bool* done) {
       // sockets, buffers).
       std::string dir = opts_.images_dir + "/" + h.dir();
       auto t0 = std::chrono::steady_clock::now();
-      auto r = RunRestoreProcess(dir, opts_.pages);
+      RestoreProcess restore;
+      Status r = restore.Start(dir, opts_.pages, opts_.timeout);
+      if (r.ok()) r = restore.WaitReady();
       uint64_t usec = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
@@ -204,10 +244,25 @@ Status Session::Handle(const wire::Header& h, bool* done) {
         LOG_ERROR("restoring %s: %s", h.dir().c_str(), r.error().message.c_str());
         return SendError(fd_, r.error().message);
       }
-      wire::Header ok;
-      ok.set_type(wire::Header::RESTORED);
-      ok.set_restore_usec(usec);
-      return SendHeader(fd_, ok);
+      // Built and held. The source kills its copy when it reads this, then
+      // says GO; anything else (an error, a hang-up, the timeout) and the
+      // held tree is killed (RestoreProcess's destructor).
+      wire::Header ready;
+      ready.set_type(wire::Header::RESTORED);
+      ready.set_restore_usec(usec);
+      TRY(SendHeader(fd_, ready));
+      auto go = RecvHeader(fd_);
+      if (!go.ok() || go->type() != wire::Header::GO) {
+        std::string why =
+            go.ok() ? Format("it sent %s", WireTypeName(go->type())) : go.error().message;
+        return MakeError(
+            "the migration source did not say GO after the tree was ready (%s): the restored "
+            "tree is killed. Had the source already killed its copy, neither runs now: check it",
+            why.c_str());
+      }
+      TRY(restore.Go());
+      LOG_INFO("the tree of %s runs here", h.dir().c_str());
+      return SendAck(fd_);
     }
     case wire::Header::DONE:
       *done = true;

@@ -113,6 +113,13 @@ Result<std::pair<int, uint64_t>> PageServerSender::RequestRestore(const std::str
   return std::make_pair(r->pid(), r->restore_usec());
 }
 
+Status PageServerSender::Go() {
+  wire::Header h;
+  h.set_type(wire::Header::GO);
+  TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
+  return Expect("GO");
+}
+
 Status PageServerSender::Done() {
   wire::Header h;
   h.set_type(wire::Header::DONE);

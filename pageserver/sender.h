@@ -24,9 +24,13 @@ class PageServerSender : public ImageOutput {
   Status Symlink(const std::string& name, const std::string& target) override;
   // The directory is complete; returns once the server has it in place.
   Status Commit() override;
-  // Asks a server started with --restore to restore DIR; returns its root
+  // Asks a server started with --restore to restore DIR; returns once the
+  // tree is restored and held there (not running: see Go()), with its root
   // PID and how long the restore took there.
   Result<std::pair<int, uint64_t>> RequestRestore(const std::string& dir);
+  // After RequestRestore, once this side's copy of the tree is killed: the
+  // server's copy, held until now, runs. Ok once it says so.
+  Status Go();
   Status Done();
   uint64_t bytes_sent() const { return bytes_; }
 

@@ -9,7 +9,7 @@
 
 namespace crl {
 
-constexpr uint32_t kWireVersion = 1;
+constexpr uint32_t kWireVersion = 2;
 constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 
 // Socket timeouts: a peer that makes no progress for SECONDS is "stalled".

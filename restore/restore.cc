@@ -1,6 +1,7 @@
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -562,6 +563,35 @@ uint64_t SpecialBytes(const img::MmState& mm) {
   return n + (64 << 10);
 }
 
+// A migration's destination: the tree is ready; run it only if the source
+// says it has killed its own copy.
+Status AwaitHandover(int fd, int timeout_s) {
+  char c = 'R';
+  if (write(fd, &c, 1) != 1) return ErrnoError("telling the page server the tree is ready");
+  auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    TRY(CheckStop());
+    int left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0)
+      return MakeError(
+          "the migration source did not confirm within %d s that its copy is gone: "
+          "the restored tree is killed",
+          timeout_s);
+    pollfd p{fd, POLLIN, 0};
+    int n = poll(&p, 1, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("poll(handover)");
+    if (n == 0) continue;
+    ssize_t r = read(fd, &c, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 1 && c == 'G') return Ok{};
+    return MakeError(
+        "the migration was called off before the source's copy was gone: the "
+        "restored tree is killed");
+  }
+}
+
 }  // namespace
 
 Result<int> Restore(const RestoreOptions& in_opts) {
@@ -613,6 +643,7 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   // The last point at which a stop signal undoes the restore.
   FaultPoint("restore-built");
   TRY(CheckStop());
+  if (opts.handover_fd >= 0) TRY(AwaitHandover(opts.handover_fd, opts.handover_timeout));
   TRY(builder.ReleaseAll());
   ph.Mark("resume");
 

@@ -16,6 +16,13 @@ struct RestoreOptions {
   std::string pidfile;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
+  // The destination of a migration: once the tree is built (every task
+  // held, nothing run), write one byte to HANDOVER_FD and wait (at most
+  // HANDOVER_TIMEOUT seconds) for one byte back: 'G' lets the tree run;
+  // anything else, EOF or the timeout kills it, as a failed restore. The
+  // source kills its own copy in between: never do both copies run.
+  int handover_fd = -1;
+  int handover_timeout = 30;
 };
 
 // The exit status criu-lite should end with: 0 with -d once the task runs;

@@ -2070,8 +2070,10 @@ int main(int argc, char** argv) {
   if (scenario == "refuse") return Refuse(what);
   if (scenario == "reaper") {
     // PID 1 of a test host's PID namespace: reaps whatever is reparented to it.
+    // Without children waitpid() fails at once: look again soon (a process
+    // orphaned meanwhile would stay a zombie until then).
     for (;;)
-      if (waitpid(-1, nullptr, 0) < 0) sleep(1);
+      if (waitpid(-1, nullptr, 0) < 0) usleep(10000);
   }
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
   if (scenario == "lazy") return Lazy(big_mib > 0 ? big_mib : 64);

@@ -1,6 +1,7 @@
 // Checkpoint and restore real processes that check themselves afterwards.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
@@ -77,8 +77,7 @@ std::pair<std::string, std::string> CgroupMounts() {
     if (rest.rfind("cgroup2 ", 0) == 0) v2 = mnt;
     bool has_cpu = rest.find(",cpu,") != std::string::npos ||
                    (rest.size() >= 4 && rest.substr(rest.size() - 4) == ",cpu");
-    if (rest.rfind("cgroup ", 0) == 0 && has_cpu)
-      cpu = mnt;
+    if (rest.rfind("cgroup ", 0) == 0 && has_cpu) cpu = mnt;
   }
   return {v2, cpu};
 }
@@ -252,8 +251,7 @@ TEST(CheckpointRestore, RestoreWithoutDetachWaitsAndPassesExitStatus) {
   pid_t killer = fork();
   if (killer == 0) {
     for (int i = 0; i < 3000; i++) {
-      if (std::filesystem::exists(dir / "pidfile") && TracerPid(pid) == 0 &&
-          TaskState(pid) == 'S')
+      if (std::filesystem::exists(dir / "pidfile") && TracerPid(pid) == 0 && TaskState(pid) == 'S')
         break;
       usleep(10000);
     }

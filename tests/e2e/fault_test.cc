@@ -18,7 +18,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
-#include <regex>
 #include <set>
 
 #include "tests/e2e/harness.h"
@@ -28,20 +27,6 @@ namespace crl::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Threads a killed criu-lite had a window open in, from its -vv log.
-std::set<int> OpenWindows(const std::string& log) {
-  std::set<int> open;
-  static const std::regex line("remote-syscall window (opens|closed) in thread ([0-9]+)");
-  for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
-    int tid = std::stoi((*it)[2]);
-    if ((*it)[1] == "opens")
-      open.insert(tid);
-    else
-      open.erase(tid);
-  }
-  return open;
-}
 
 std::vector<std::string> Leftovers(const std::string& dir) {
   std::vector<std::string> out;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -202,6 +203,19 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
   r.err = ReadFile(err_path);
   unlink(err_path.c_str());
   return r;
+}
+
+std::set<int> OpenWindows(const std::string& log) {
+  std::set<int> open;
+  static const std::regex line("remote-syscall window (opens|closed) in thread ([0-9]+)");
+  for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
+    int tid = std::stoi((*it)[2]);
+    if ((*it)[1] == "opens")
+      open.insert(tid);
+    else
+      open.erase(tid);
+  }
+  return open;
 }
 
 std::string CheckWorkload(pid_t pid, const TestDir& dir, int timeout_ms) {

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,11 @@ CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> r
 CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay_us, int sig,
                                  const std::vector<std::string>& env = {},
                                  std::vector<pid_t> reap = {});
+
+// Threads a killed criu-lite had a remote-syscall window open in, from the
+// "window opens/closed" lines of its -vv log: the one place where its death
+// may leave a task changed.
+std::set<int> OpenWindows(const std::string& log);
 
 // Sends SIGUSR1 and waits for the workload to report; returns "PASS" or the
 // failure. Restored workloads are reparented to the test (a subreaper).

@@ -24,8 +24,9 @@ struct DaemonFigures {
 
 DaemonFigures WaitForDaemon(const std::string& log, int timeout_ms = 20000) {
   DaemonFigures f;
-  std::regex done("lazy pages: done in [0-9.]+ s: ([0-9]+) pages placed on demand, ([0-9]+) in "
-                  "the background, ([0-9]+) zero");
+  std::regex done(
+      "lazy pages: done in [0-9.]+ s: ([0-9]+) pages placed on demand, ([0-9]+) in "
+      "the background, ([0-9]+) zero");
   for (int waited = 0; waited < timeout_ms; waited += 50) {
     std::string text = ReadFile(log);
     std::smatch m;
@@ -58,8 +59,8 @@ DaemonFigures LazyRoundTrip(const std::string& scenario, const std::vector<std::
       {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
   EXPECT_TRUE(d.ok()) << d.err;
   if (!d.ok()) return {};
-  std::vector<std::string> restore = {"restore", "-D", dir / "img", "-d", "-v", "-o",
-                                      dir / "restore.log"};
+  std::vector<std::string> restore = {"restore", "-D", dir / "img",        "-d",
+                                      "-v",      "-o", dir / "restore.log"};
   restore.insert(restore.end(), restore_extra.begin(), restore_extra.end());
   CmdResult r = RunCriuLite(restore);
   EXPECT_TRUE(r.ok()) << r.err;
@@ -98,12 +99,12 @@ class LazyScenario : public ::testing::TestWithParam<std::string> {};
 TEST_P(LazyScenario, ChecksItselfOnMissingMemory) {
   // The forker's short-lived children are not the same ones after the restore.
   ExpectStateDiff children_come_and_go(GetParam() == "forker" ? std::vector<std::string>{"children"}
-                                                               : std::vector<std::string>{});
+                                                              : std::vector<std::string>{});
   LazyRoundTrip(GetParam(), {});
 }
 INSTANTIATE_TEST_SUITE_P(Scenarios, LazyScenario,
-                         ::testing::Values("memory", "threads", "tree", "forker", "pipeline",
-                                           "cow", "shmem", "sockets"));
+                         ::testing::Values("memory", "threads", "tree", "forker", "pipeline", "cow",
+                                           "shmem", "sockets"));
 
 TEST(LazyRestore, AfterPreCopyPasses) {
   TestDir dir;
@@ -114,8 +115,8 @@ TEST(LazyRestore, AfterPreCopyPasses) {
                              "--prev-images-dir", "../p1", "--track-mem"},
                             {pid});
   ASSERT_TRUE(d.ok()) << d.err;
-  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d", "-v", "-o",
-                             dir / "restore.log", "--pages=lazy", "--lazy-fill-rate", "16"});
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d", "-v", "-o", dir / "restore.log",
+                             "--pages=lazy", "--lazy-fill-rate", "16"});
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
   EXPECT_TRUE(WaitForDaemon(dir / "restore.log").done) << ReadFile(dir / "restore.log");

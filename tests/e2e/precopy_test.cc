@@ -31,8 +31,7 @@ bool KernelHas(const std::string& check_line_start) {
 
 // N pre-dumps, then the final dump, then restore; the workload checks itself.
 void Iterate(const std::vector<std::string>& wl_args, int passes,
-             const std::vector<std::string>& extra = {},
-             const std::string& scenario = "dirtier") {
+             const std::vector<std::string>& extra = {}, const std::string& scenario = "dirtier") {
   TestDir dir;
   pid_t pid = StartWorkload(dir, scenario, wl_args);
   std::string prev;

@@ -64,22 +64,47 @@ std::vector<std::string> StatFields(const std::string& stat) {
 // and zombie are states a restore must keep.
 std::string StateClass(char c) {
   switch (c) {
-    case 'T': return "stopped";
-    case 't': return "traced";
-    case 'Z': return "zombie";
-    case 'X': return "dead";
-    default: return "alive";
+    case 'T':
+      return "stopped";
+    case 't':
+      return "traced";
+    case 'Z':
+      return "zombie";
+    case 'X':
+      return "dead";
+    default:
+      return "alive";
   }
 }
 
 // Lines of /proc/PID/status that change by themselves (memory use, counters,
 // pending signals, which the restored task may have handled by now).
 bool VolatileStatus(const std::string& key) {
-  static const std::set<std::string> k = {
-      "State", "VmPeak", "VmSize", "VmLck", "VmPin", "VmHWM", "VmRSS", "RssAnon", "RssFile",
-      "RssShmem", "VmData", "VmStk", "VmExe", "VmLib", "VmPTE", "VmSwap", "HugetlbPages",
-      "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches", "SigQ", "SigPnd", "ShdPnd",
-      "FDSize", "CoreDumping", "Name"};
+  static const std::set<std::string> k = {"State",
+                                          "VmPeak",
+                                          "VmSize",
+                                          "VmLck",
+                                          "VmPin",
+                                          "VmHWM",
+                                          "VmRSS",
+                                          "RssAnon",
+                                          "RssFile",
+                                          "RssShmem",
+                                          "VmData",
+                                          "VmStk",
+                                          "VmExe",
+                                          "VmLib",
+                                          "VmPTE",
+                                          "VmSwap",
+                                          "HugetlbPages",
+                                          "voluntary_ctxt_switches",
+                                          "nonvoluntary_ctxt_switches",
+                                          "SigQ",
+                                          "SigPnd",
+                                          "ShdPnd",
+                                          "FDSize",
+                                          "CoreDumping",
+                                          "Name"};
   return k.count(key) > 0;
 }
 
@@ -133,16 +158,27 @@ class Recorder {
     // Field N of stat(5) is st[N - 3].
     auto f = [&](int n) { return st[n - 3]; };
     (*r)["state"] = StateClass(f(3)[0]);
-    for (auto [name, n] : std::vector<std::pair<const char*, int>>{
-             {"ppid", 4}, {"pgrp", 5}, {"session", 6}, {"tty_nr", 7}, {"exit_signal", 38},
-             {"start_code", 26}, {"end_code", 27}, {"start_stack", 28}, {"start_data", 45},
-             {"end_data", 46}, {"start_brk", 47}, {"arg_start", 48}, {"arg_end", 49},
-             {"env_start", 50}, {"env_end", 51}, {"exit_code", 52}})
+    for (auto [name, n] : std::vector<std::pair<const char*, int>>{{"ppid", 4},
+                                                                   {"pgrp", 5},
+                                                                   {"session", 6},
+                                                                   {"tty_nr", 7},
+                                                                   {"exit_signal", 38},
+                                                                   {"start_code", 26},
+                                                                   {"end_code", 27},
+                                                                   {"start_stack", 28},
+                                                                   {"start_data", 45},
+                                                                   {"end_data", 46},
+                                                                   {"start_brk", 47},
+                                                                   {"arg_start", 48},
+                                                                   {"arg_end", 49},
+                                                                   {"env_start", 50},
+                                                                   {"env_end", 51},
+                                                                   {"exit_code", 52}})
       (*r)[std::string("stat.") + name] = f(n);
     if (f(3) == "Z") return;  // a zombie has nothing more to show
-    for (const char* file : {"limits", "oom_score_adj", "loginuid", "sessionid", "personality",
-                             "cgroup", "timers", "timerslack_ns", "cmdline", "environ",
-                             "coredump_filter", "comm"})
+    for (const char* file :
+         {"limits", "oom_score_adj", "loginuid", "sessionid", "personality", "cgroup", "timers",
+          "timerslack_ns", "cmdline", "environ", "coredump_filter", "comm"})
       (*r)[std::string("proc.") + file] = ReadFile(Proc(pid, file));
     for (const char* link : {"cwd", "root", "exe"})
       (*r)[std::string("proc.") + link] = Link(Proc(pid, link));
@@ -201,9 +237,13 @@ class Recorder {
                               (path.find(" (deleted)") != std::string::npos ||
                                path.rfind("/memfd:", 0) == 0 || path.rfind("/SYSV", 0) == 0);
       if (anonymous_object) id = Label("shm", id);
-      Range m{std::stoull(range, nullptr, 16), std::stoull(range.substr(range.find('-') + 1),
-                                                           nullptr, 16),
-              std::stoull(offset, nullptr, 16), perms, id, path, ""};
+      Range m{std::stoull(range, nullptr, 16),
+              std::stoull(range.substr(range.find('-') + 1), nullptr, 16),
+              std::stoull(offset, nullptr, 16),
+              perms,
+              id,
+              path,
+              ""};
       ranges.push_back(m);
     }
     std::vector<Range> merged;
@@ -290,11 +330,16 @@ bool Allowed(const std::string& key, const std::vector<std::string>& allowed) {
 std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\0') out += "\\0";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c == '\0')
+      out += "\\0";
+    else
+      out += c;
   }
   return out;
 }
