@@ -44,8 +44,8 @@ uint64_t OwnPermitted() {
   return d[0].permitted | (uint64_t{d[1].permitted} << 32);
 }
 
-Status Capset(RemoteSyscalls& rs, RemoteScratch& scratch, uint64_t eff, uint64_t prm,
-              uint64_t inh, const char* what) {
+Status Capset(RemoteSyscalls& rs, RemoteScratch& scratch, uint64_t eff, uint64_t prm, uint64_t inh,
+              const char* what) {
   CapHeader h{_LINUX_CAPABILITY_VERSION_3, 0};
   CapData d[2] = {{uint32_t(eff), uint32_t(prm), uint32_t(inh)},
                   {uint32_t(eff >> 32), uint32_t(prm >> 32), uint32_t(inh >> 32)}};
@@ -103,8 +103,8 @@ Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds
                      SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
   for (int cap = 0; cap <= last; cap++)
     if (!(c.cap_bnd() & (1ull << cap)))
-      TRY(rs.Checked(Format("prctl(PR_CAPBSET_DROP, %s)", CapName(cap).c_str()).c_str(),
-                     SYS_prctl, PR_CAPBSET_DROP, cap));
+      TRY(rs.Checked(Format("prctl(PR_CAPBSET_DROP, %s)", CapName(cap).c_str()).c_str(), SYS_prctl,
+                     PR_CAPBSET_DROP, cap));
   TRY(rs.Checked("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.securebits()));
   TRY(Capset(rs, scratch, c.cap_eff(), c.cap_prm(), c.cap_inh(), "capset"));
   if (c.no_new_privs())

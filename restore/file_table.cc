@@ -177,8 +177,7 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   return t;
 }
 
-Status FileTable::Finish(const std::vector<const img::Fds*>& all,
-                         const img::Shared& shared) const {
+Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Shared& shared) const {
   for (const img::Fds* fds : all)
     for (const img::Fd& f : fds->fds()) {
       int local = LocalFd(f.file_id());

@@ -9,16 +9,20 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <list>
 #include <map>
 #include <set>
 
 #include "images/page_file.h"
+#include "kernel/interrupt.h"
 #include "kernel/log.h"
+#include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -40,9 +44,10 @@ Result<ScopedFd> RegisterLazyRanges(Puppet& p,
   api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
                  UFFD_FEATURE_EVENT_UNMAP;
   if (ioctl(uffd.get(), UFFDIO_API, &api) < 0)
-    return ErrnoError("ioctl(UFFDIO_API) for PID %d: this kernel's userfaultfd lacks the events "
-                      "lazy restore follows",
-                      p.pid());
+    return ErrnoError(
+        "ioctl(UFFDIO_API) for PID %d: this kernel's userfaultfd lacks the events "
+        "lazy restore follows",
+        p.pid());
   for (const auto& [start, end] : ranges) {
     uffdio_register reg{};
     reg.range = {start, end - start};
@@ -109,7 +114,7 @@ struct Source {
 
 enum class Outcome { kDone, kRetry, kGone };
 
-constexpr uint64_t kFaultChunk = 64 << 10;     // placed around a faulting page
+constexpr uint64_t kFaultChunk = 64 << 10;      // placed around a faulting page
 constexpr uint64_t kBackgroundChunk = 1 << 20;  // placed per step between faults
 
 class Daemon {
@@ -155,8 +160,7 @@ Outcome Daemon::Copy(Mm& mm, uint64_t a, uint64_t b) {
     // the task to us, which restore avoids), or no longer a registered
     // mapping (ENOENT): nothing to place on this page.
     if (errno == EEXIST)
-      LOG_WARN("lazy pages: PID %d: page 0x%lx was present before its image was placed", mm.pid,
-               a);
+      LOG_WARN("lazy pages: PID %d: page 0x%lx was present before its image was placed", mm.pid, a);
     else
       LOG_DEBUG("lazy pages: PID %d: page 0x%lx not placed: %m", mm.pid, a);
     Erase(mm.pending, a, a + kPageSize);
@@ -237,6 +241,10 @@ void Daemon::Run() {
   auto next = mms_.begin();  // whose pages the background fill places next
   bool stalled = false;
   while (!mms_.empty()) {
+    if (StopSignal() && fill_rate_) {
+      LOG_INFO("lazy pages: asked to stop: placing the rest at once");
+      fill_rate_ = 0;
+    }
     bool filling = false;
     for (const Mm& mm : mms_) filling |= !mm.pending.empty() && !mm.gone;
     // --lazy-fill-rate: the background fill keeps to its budget.
@@ -314,29 +322,34 @@ void CloseAllBut(const std::set<int>& keep) {
 
 }  // namespace
 
-Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
-                                   const std::vector<std::pair<int, std::string>>& sources,
-                                   uint64_t fill_mib_s) {
-  fflush(nullptr);
-  pid_t child = fork();
-  if (child < 0) return ErrnoError("fork (lazy-pages daemon)");
-  if (child > 0) {
-    LOG_INFO("lazy pages: daemon %d serves %zu processes", child, tasks.size());
-    return child;  // TASKS goes away here, closing criu-lite's copies
+namespace {
+
+// Every process of the tree under ROOT (ROOT too), read now.
+void Descendants(pid_t root, std::vector<pid_t>* out) {
+  out->push_back(root);
+  DIR* d = opendir(Format("/proc/%d/task", root).c_str());
+  if (!d) return;
+  std::vector<pid_t> kids;
+  for (dirent* e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    auto text = ReadFileToString(Format("/proc/%d/task/%s/children", root, e->d_name));
+    if (!text.ok()) continue;
+    for (char* p = text->data(); *p;) {
+      char* end;
+      long c = strtol(p, &end, 10);
+      if (end == p) break;
+      kids.push_back(c);
+      p = end;
+    }
   }
-  // The daemon.
-  std::set<int> keep{LogFileFd()};
-  for (const LazyTask& t : tasks) keep.insert(t.uffd.get());
-  for (const auto& [fd, path] : sources) keep.insert(fd);
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  for (int fd = 0; fd < 3; fd++)
-    if (!keep.count(fd)) dup2(null, fd);
-  keep.insert({0, 1, 2});
-  CloseAllBut(keep);
-  setsid();
-  signal(SIGPIPE, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
+  closedir(d);
+  for (pid_t k : kids) Descendants(k, out);
+}
+
+// The daemon's work: serve TASKS until every page is placed or its process gone.
+[[noreturn]] void DaemonMain(std::vector<LazyTask> tasks,
+                             const std::vector<std::pair<int, std::string>>& sources,
+                             uint64_t fill_mib_s) {
   prctl(PR_SET_NAME, "crl-lazy-pages");
   std::vector<Source> mapped;
   for (const auto& [fd, path] : sources) {
@@ -345,8 +358,7 @@ Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
     if (fstat(fd, &st) == 0 && st.st_size > 0) {
       void* base = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
       if (base == MAP_FAILED) {
-        LOG_ERROR("lazy pages: mmap(%s): %m; the restored processes will fault forever",
-                  path.c_str());
+        LOG_ERROR("lazy pages: mmap(%s): %m", path.c_str());
         _exit(1);
       }
       s = {static_cast<const char*>(base), static_cast<uint64_t>(st.st_size)};
@@ -361,6 +373,92 @@ Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
   }
   daemon.Run();
   _exit(0);
+}
+
+// The daemon's parent: if the daemon ends before every page is placed
+// (killed, crashed), the restored processes would read zeros where their
+// memory was, and go wrong at random later. The guard kills them instead,
+// and says why.
+[[noreturn]] void KillTheTree(const std::string& why,
+                              const std::vector<std::pair<pid_t, int>>& roots);
+
+[[noreturn]] void GuardMain(pid_t daemon, const std::vector<std::pair<pid_t, int>>& roots) {
+  prctl(PR_SET_NAME, "crl-lazy-guard");
+  int status = 0;
+  while (waitpid(daemon, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) _exit(0);
+  KillTheTree(
+      Format("the daemon %d %s before every page was in place", daemon,
+             WIFSIGNALED(status) ? Format("was killed by signal %d (%s)", WTERMSIG(status),
+                                          strsignal(WTERMSIG(status)))
+                                       .c_str()
+                                 : Format("exited with status %d", WEXITSTATUS(status)).c_str()),
+      roots);
+}
+
+void KillTheTree(const std::string& why, const std::vector<std::pair<pid_t, int>>& roots) {
+  std::vector<pid_t> found;
+  for (const auto& [pid, pidfd] : roots)
+    if (syscall(__NR_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0) Descendants(pid, &found);
+  std::set<pid_t> victims(found.begin(), found.end());
+  std::string list;
+  for (pid_t v : victims) list += Format(" %d", v);
+  LOG_ERROR(
+      "lazy pages: %s: the restored processes would read zeros where their memory was; "
+      "killed them:%s",
+      why.c_str(), list.c_str());
+  for (const auto& [pid, pidfd] : roots)
+    syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  for (pid_t v : victims) kill(v, SIGKILL);
+  _exit(1);
+}
+
+}  // namespace
+
+Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
+                                   const std::vector<std::pair<int, std::string>>& sources,
+                                   uint64_t fill_mib_s, pid_t tree_root) {
+  fflush(nullptr);
+  pid_t guard = fork();
+  if (guard < 0) return ErrnoError("fork (lazy-pages guard)");
+  if (guard > 0) {
+    LOG_INFO("lazy pages: a daemon serves %zu processes (its guard is %d)", tasks.size(), guard);
+    return guard;  // TASKS goes away here, closing criu-lite's copies
+  }
+  // The guard, then the daemon: neither holds anything of the tree's (a pipe
+  // end or socket kept here would keep it from seeing EOF), neither is
+  // criu-lite's child any more once it exits, and the terminal's signals
+  // are not for them. A SIGTERM makes the daemon place the rest at once.
+  setsid();
+  for (int sig : {SIGPIPE, SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU})
+    signal(sig, SIG_IGN);
+  std::set<int> keep{LogFileFd()};
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3; fd++)
+    if (!keep.count(fd)) dup2(null, fd);
+  keep.insert({0, 1, 2});
+  // The whole restored tree goes if the daemon does: its root (and what it
+  // has under it then), and the processes served, wherever they are by then.
+  std::vector<std::pair<pid_t, int>> roots;
+  std::set<pid_t> pids{tree_root};
+  for (const LazyTask& t : tasks) pids.insert(t.pid);
+  for (pid_t p : pids) {
+    int fd = syscall(__NR_pidfd_open, p, 0);
+    if (fd >= 0) roots.push_back({p, fd});
+  }
+  pid_t daemon = fork();
+  if (daemon == 0) {
+    for (const LazyTask& t : tasks) keep.insert(t.uffd.get());
+    for (const auto& [fd, path] : sources) keep.insert(fd);
+    CloseAllBut(keep);
+    DaemonMain(std::move(tasks), sources, fill_mib_s);
+  }
+  for (const auto& [pid, fd] : roots) keep.insert(fd);
+  CloseAllBut(keep);  // the userfaultfds too: only the daemon may hold them
+  if (daemon < 0)
+    KillTheTree(Format("the daemon could not start (fork: %s)", strerror(errno)), roots);
+  GuardMain(daemon, roots);
 }
 
 }  // namespace crl

@@ -315,7 +315,8 @@ Status PlaceByWritev(Puppet& p, PageReader& pages) {
 }  // namespace
 
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
-  if (how != PagePlacement::kWritev && pages.raw()) return PlaceByTaskRead(p, pages, pages.pagemap());
+  if (how != PagePlacement::kWritev && pages.raw())
+    return PlaceByTaskRead(p, pages, pages.pagemap());
   if (how != PagePlacement::kWritev)
     LOG_INFO("pages are zstd-compressed: criu-lite decompresses them and writes them in");
   return PlaceByWritev(p, pages);
@@ -481,8 +482,8 @@ Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {
 Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages) {
   RemoteSyscalls& rs = p.rs();
   static const std::pair<const char*, int> kAdvice[] = {
-      {"dd", MADV_DONTDUMP},  {"hg", MADV_HUGEPAGE},    {"nh", MADV_NOHUGEPAGE},
-      {"dc", MADV_DONTFORK},  {"wf", MADV_WIPEONFORK},  {"mg", MADV_MERGEABLE},
+      {"dd", MADV_DONTDUMP},   {"hg", MADV_HUGEPAGE},   {"nh", MADV_NOHUGEPAGE},
+      {"dc", MADV_DONTFORK},   {"wf", MADV_WIPEONFORK}, {"mg", MADV_MERGEABLE},
       {"sr", MADV_SEQUENTIAL}, {"rr", MADV_RANDOM}};
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;

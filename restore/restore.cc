@@ -509,7 +509,8 @@ Status TreeBuilder::StartLazyPages() {
         "by fork, and was placed before the fork)");
     return Ok{};
   }
-  TRY(StartLazyPagesDaemon(std::move(tasks), sources, opts_.lazy_fill_mib_s));
+  TRY(StartLazyPagesDaemon(std::move(tasks), sources, opts_.lazy_fill_mib_s,
+                           tree_.root->entry.pid()));
   return Ok{};
 }
 

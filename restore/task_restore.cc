@@ -65,12 +65,11 @@ Status MoveToCgroups(pid_t pid, const img::TaskCore& core) {
   std::vector<CgroupMount> mounts =
       ParseCgroupMounts(TRY(ReadFileToString("/proc/self/mountinfo")));
   for (const std::string& line : core.cgroups()) {
-    if (own.find(line + "\n") == 0 || own.find("\n" + line + "\n") != std::string::npos)
-      continue;
+    if (own.find(line + "\n") == 0 || own.find("\n" + line + "\n") != std::string::npos) continue;
     std::string dir = TRY(CgroupDir(mounts, line).Context(Format("PID %d", pid)));
     if (access(dir.c_str(), F_OK) < 0) {
       LOG_INFO("PID %d: creating cgroup %s", pid, dir.c_str());
-      for (size_t p = dir.find('/', 1); ; p = dir.find('/', p + 1)) {
+      for (size_t p = dir.find('/', 1);; p = dir.find('/', p + 1)) {
         std::string part = p == std::string::npos ? dir : dir.substr(0, p);
         if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST)
           return ErrnoError("PID %d: mkdir(%s)", pid, part.c_str());
@@ -111,14 +110,13 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
         RemotePtr rsev = TRY(scratch.Push(&sev, sizeof sev));
         int32_t id = t->id();
         RemotePtr rid = TRY(scratch.Push(&id, sizeof id));
-        TRY(rs.Checked(Format("timer_create(id %d)", t->id()).c_str(), SYS_timer_create,
-                       t->clock(), rsev.addr(), rid.addr()));
+        TRY(rs.Checked(Format("timer_create(id %d)", t->id()).c_str(), SYS_timer_create, t->clock(),
+                       rsev.addr(), rid.addr()));
         TRY(ReadRemote(p.pid(), rid, &id, sizeof id));
         if (id == t->id()) break;
         TRY(rs.Checked("timer_delete", SYS_timer_delete, id));
         if (id > t->id() || attempt > 100000)
-          return MakeError("timer_create gave ID %d where the process had timer %d", id,
-                           t->id());
+          return MakeError("timer_create gave ID %d where the process had timer %d", id, t->id());
       }
       if (!t->value_ns()) continue;
       itimerspec its{Timespec(t->interval_ns()), Timespec(t->value_ns())};
@@ -129,8 +127,9 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
     }
     return Ok{};
   }();
-  if (by_id) TRY(rs.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", SYS_prctl, kRestoreIds,
-                            kOff, 0, 0, 0));
+  if (by_id)
+    TRY(rs.Checked("prctl(PR_TIMER_CREATE_RESTORE_IDS, off)", SYS_prctl, kRestoreIds, kOff, 0, 0,
+                   0));
   return st;
 }
 
@@ -142,8 +141,8 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   if (!HasSettings(core)) return Ok{};
   TRY(MoveToCgroups(pid, core));
   // Lowering it below criu-lite's own needs CAP_SYS_RESOURCE: the error says so.
-  Status oom = WriteKernelFile(Format("/proc/%d/oom_score_adj", pid),
-                               std::to_string(core.oom_score_adj()));
+  Status oom =
+      WriteKernelFile(Format("/proc/%d/oom_score_adj", pid), std::to_string(core.oom_score_adj()));
   if (!oom.ok())
     return MakeError("%s (lowering oom_score_adj needs CAP_SYS_RESOURCE)",
                      oom.error().message.c_str());
@@ -217,19 +216,19 @@ Status RestoreSeccomp(Puppet& p, const img::TaskCore& core) {
       const std::string& prog = f.program();
       if (prog.empty() || prog.size() % sizeof(sock_filter) ||
           prog.size() / sizeof(sock_filter) > BPF_MAXINSNS)
-        return MakeError("thread %d: a seccomp filter of %zu bytes is not a BPF program",
-                         th.tid(), prog.size());
+        return MakeError("thread %d: a seccomp filter of %zu bytes is not a BPF program", th.tid(),
+                         prog.size());
       p.scratch().Reset();
       RemotePtr rprog = TRY(p.scratch().Push(prog.data(), prog.size()));
       sock_fprog fprog{static_cast<unsigned short>(prog.size() / sizeof(sock_filter)),
                        reinterpret_cast<sock_filter*>(rprog.addr())};
       RemotePtr rfprog = TRY(p.scratch().Push(&fprog, sizeof fprog));
       uint64_t flags = f.flags() | (same ? SECCOMP_FILTER_FLAG_TSYNC : 0);
-      int64_t r = TRY(rs.Checked("seccomp(SET_MODE_FILTER)", SYS_seccomp,
-                                 SECCOMP_SET_MODE_FILTER, flags, rfprog.addr()));
+      int64_t r = TRY(rs.Checked("seccomp(SET_MODE_FILTER)", SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                 flags, rfprog.addr()));
       if (r > 0)
-        return MakeError("seccomp(TSYNC) in PID %d: thread %ld could not take the filter",
-                         p.pid(), r);
+        return MakeError("seccomp(TSYNC) in PID %d: thread %ld could not take the filter", p.pid(),
+                         r);
     }
   }
   return Ok{};

@@ -3,9 +3,11 @@
 // slowed down (--lazy-fill-rate) so that the workloads really run on memory
 // that is not there yet.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <regex>
 
 #include "tests/e2e/harness.h"
@@ -139,6 +141,77 @@ TEST(LazyRestore, ADumpWhileTheDaemonFillsIsRefusedAndLaterWorks) {
   CmdResult later = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "again"}, {pid});
   ASSERT_TRUE(later.ok()) << later.err;
   ASSERT_TRUE(RunCriuLite({"restore", "-D", dir / "again", "-d"}).ok());
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+// Restores a 256 MiB tree lazily at 16 MiB/s (about 16 s to fill) and
+// returns the PIDs of the daemon and its guard on the way.
+struct SlowLazy {
+  pid_t daemon = -1, guard = -1;
+};
+SlowLazy StartSlowLazy(const TestDir& dir, pid_t* pid) {
+  SlowLazy out;
+  *pid = StartWorkload(dir, "forest", {"--procs", "2", "--threads", "2", "--big-mib", "128"});
+  EXPECT_TRUE(RunCriuLite({"dump", "-t", std::to_string(*pid), "-D", dir / "img"}, {*pid}).ok());
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
+                             "--pages=lazy", "--lazy-fill-rate", "16"});
+  EXPECT_TRUE(r.ok()) << r.err;
+  std::smatch m;
+  std::string log = ReadFile(dir / "restore.log");
+  if (std::regex_search(log, m, std::regex("its guard is ([0-9]+)"))) out.guard = std::stoi(m[1]);
+  std::string kids = ReadFile("/proc/" + std::to_string(out.guard) + "/task/" +
+                              std::to_string(out.guard) + "/children");
+  out.daemon = atoi(kids.c_str());
+  return out;
+}
+
+// The daemon killed before every page is in place: the restored tree is
+// killed too, with the reason in the log, instead of reading zeros.
+TEST(LazyRestore, TheDaemonsDeathKillsTheTreeAndSaysWhy) {
+  TestDir dir;
+  pid_t pid;
+  SlowLazy lazy = StartSlowLazy(dir, &pid);
+  ASSERT_GT(lazy.daemon, 0) << ReadFile(dir / "restore.log");
+  std::vector<pid_t> tree = TreePids(pid);
+  ASSERT_EQ(tree.size(), 2u);
+  kill(lazy.daemon, SIGKILL);
+  bool gone = false;
+  for (int i = 0; i < 400 && !gone; i++) {
+    usleep(10000);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    gone = true;
+    for (pid_t p : tree) gone &= !Alive(p);
+  }
+  EXPECT_TRUE(gone) << "the restored tree runs on without its memory";
+  std::string log = ReadFile(dir / "restore.log");
+  EXPECT_NE(log.find("was killed by signal 9 (Killed) before every page was in place"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("killed them: " + std::to_string(pid)), std::string::npos) << log;
+}
+
+// Ctrl-C, a hang-up or a terminal stop are not for the daemon; SIGTERM makes
+// it place the rest at once. The tree checks itself either way.
+TEST(LazyRestore, TheDaemonIgnoresTerminalSignalsAndFinishesOnSigterm) {
+  TestDir dir;
+  pid_t pid;
+  SlowLazy lazy = StartSlowLazy(dir, &pid);
+  ASSERT_GT(lazy.daemon, 0) << ReadFile(dir / "restore.log");
+  for (int sig : {SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGPIPE}) {
+    kill(lazy.daemon, sig);
+    kill(lazy.guard, sig);
+  }
+  usleep(100000);
+  EXPECT_TRUE(Alive(lazy.daemon));
+  EXPECT_TRUE(Alive(lazy.guard));
+  auto t0 = std::chrono::steady_clock::now();
+  kill(lazy.daemon, SIGTERM);
+  DaemonFigures f = WaitForDaemon(dir / "restore.log", 10000);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(f.done) << ReadFile(dir / "restore.log");
+  EXPECT_LT(secs, 8) << "SIGTERM did not lift the fill rate";
+  EXPECT_NE(ReadFile(dir / "restore.log").find("placing the rest at once"), std::string::npos);
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
