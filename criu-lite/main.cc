@@ -40,6 +40,25 @@ int RunCheck() {
   return 0;
 }
 
+// CRIU's TLS options, for every command that speaks to a page server.
+void AddTlsOptions(CLI::App* cmd, crl::TlsOptions* t) {
+  cmd->add_flag("--tls", t->on, "TLS with certificates on both sides for the page server link");
+  cmd->add_option("--tls-cacert", t->cacert, "the CA that signs both sides' certificates")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_option("--tls-cacrl", t->cacrl, "revoked certificates (used if the file exists)")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_option("--tls-cert", t->cert, "this side's certificate")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_option("--tls-key", t->key, "this side's private key")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_flag("--tls-no-cn-verify", t->no_cn_verify,
+                "do not check that the page server's certificate names the address dialled");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +125,7 @@ int main(int argc, char** argv) {
     bool on = false;
     std::string address;
     int port = 0;
+    crl::TlsOptions tls;
   } dps, pps;
   for (auto [cmd, t] : {std::make_pair(dump, &dps), std::make_pair(pre, &pps)}) {
     cmd->add_flag("--page-server", t->on,
@@ -113,14 +133,21 @@ int main(int argc, char** argv) {
                   "(-D keeps the small files the next pass needs)");
     cmd->add_option("--address", t->address, "the page server's address")->type_name("ADDR");
     cmd->add_option("--port", t->port, "the page server's port")->type_name("PORT");
+    AddTlsOptions(cmd, &t->tls);
   }
 
   crl::PageServerOptions sopts;
   std::string spages = "lazy";
   auto* server = app.add_subcommand("page-server", "receive images over TCP (and restore them)");
   server->add_option("--port", sopts.port, "TCP port to listen on")->required()->type_name("PORT");
-  server->add_option("--address", sopts.address, "address to listen on (default: all)")
+  server
+      ->add_option("--address", sopts.address,
+                   "address to listen on (default: 127.0.0.1 without --tls, all with it)")
       ->type_name("ADDR");
+  AddTlsOptions(server, &sopts.tls);
+  server->add_flag("--allow-unauthenticated-restore", sopts.allow_unauthenticated_restore,
+                   "with --restore but no --tls: restore what any peer sends (a network you "
+                   "trust only)");
   server->add_option("-D,--images-dir", sopts.images_dir, "where image directories go")
       ->required()
       ->type_name("DIR");
@@ -152,6 +179,7 @@ int main(int argc, char** argv) {
   migrate->add_option("--stats", mopts.stats_file, "write the figures as JSON to FILE")
       ->type_name("FILE");
   migrate->add_option("--timeout", mopts.timeout, "seconds without progress before giving up");
+  AddTlsOptions(migrate, &mopts.tls);
 
   crl::RestoreOptions ropts;
   std::string pages = "read";
@@ -230,7 +258,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "criu-lite: --page-server needs --address and --port\n");
       return 1;
     }
-    auto sender = crl::PageServerSender::Connect(t.address, t.port, 30);
+    auto sender = crl::PageServerSender::Connect(t.address, t.port, 30, t.tls);
     if (!sender.ok()) return Fail(sender.error());
     // The server gets the directory under the name -D has here.
     std::string name = o.images_dir;

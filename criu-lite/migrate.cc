@@ -83,7 +83,12 @@ Status Migrate(const MigrateOptions& opts) {
       if (on && !prev.empty()) Tracker::EndChain(work + "/" + prev);
     }
   } end_tracking{work, prev};
-  auto sender = TRY(PageServerSender::Connect(opts.host, opts.port, opts.timeout));
+  auto sender = TRY(PageServerSender::Connect(opts.host, opts.port, opts.timeout, opts.tls));
+  // Names of this migration's own on the destination, which never replaces
+  // images: several migrations can go to one page server.
+  std::string tag = Format(
+      "m%d-%lx", opts.pid,
+      static_cast<unsigned long>(time(nullptr)) ^ (static_cast<unsigned long>(getpid()) << 20));
 
   std::vector<PassRow> rows;
   std::string stop_reason = "--max-iters reached";
@@ -93,7 +98,7 @@ Status Migrate(const MigrateOptions& opts) {
   if (opts.max_iters == 0) stop_reason = "no pre-copy (--max-iters 0)";
   for (int i = 1; i <= opts.max_iters; i++) {
     TRY(CheckStop());
-    std::string name = Format("p%d", i);
+    std::string name = Format("%s-p%d", tag.c_str(), i);
     TRY(sender->Open(name));
     LocalImageOutput local(work + "/" + name);
     TeeImageOutput tee(&local, sender.get());
@@ -137,8 +142,9 @@ Status Migrate(const MigrateOptions& opts) {
 
   // Freeze, send the last delta and the state, restore on the destination;
   // kill the source only once the destination runs the tree.
-  TRY(sender->Open("final"));
-  std::string final_dir = work + "/final";
+  std::string final_name = tag + "-final";
+  TRY(sender->Open(final_name));
+  std::string final_dir = work + "/" + final_name;
   LocalImageOutput local(final_dir);
   TeeImageOutput tee(&local, sender.get());
   DumpOptions f;
@@ -155,7 +161,7 @@ Status Migrate(const MigrateOptions& opts) {
   bool source_killed = false;
   f.before_release = [&]() -> Result<bool> {
     t_sent = Clock::now();
-    auto r = sender->RequestRestore("final");
+    auto r = sender->RequestRestore(final_name);
     if (!r.ok()) return r.error();
     restore_usec = r->second;
     // The destination holds its copy, built: kill ours, then let it run.

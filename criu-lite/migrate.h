@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernel/result.h"
+#include "pageserver/channel.h"
 
 namespace crl {
 
@@ -25,6 +26,7 @@ struct MigrateOptions {
   int timeout = 30;
   std::string stats_file;  // JSON
   std::string work_dir;    // local state between passes; a temporary one if empty
+  TlsOptions tls;
 };
 
 Status Migrate(const MigrateOptions& opts);

@@ -3,8 +3,11 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -25,21 +29,34 @@
 namespace crl {
 namespace {
 
+// What a peer may name: one path component of letters, digits, '.', '_'
+// and '-', not starting with '.', at most 128 bytes. Nothing it sends can
+// then reach outside the image directory or a hidden staging directory.
 bool SafeName(const std::string& n) {
-  return !n.empty() && n.find('/') == std::string::npos && n != "." && n != "..";
+  if (n.empty() || n.size() > 128 || n[0] == '.') return false;
+  for (char c : n)
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+  return true;
 }
 
-Status SendError(int fd, const std::string& msg) {
+// An image file: NAME.img. (restore.log, stats and anything ending .tmp are
+// the receiver's own.)
+bool ImageName(const std::string& n) {
+  return SafeName(n) && n.size() > 4 && n.compare(n.size() - 4, 4, ".img") == 0 &&
+         n.rfind("stats-", 0) != 0;
+}
+
+Status SendError(Channel& c, const std::string& msg) {
   wire::Header h;
   h.set_type(wire::Header::ERROR);
   h.set_message(msg);
-  return SendHeader(fd, h);
+  return SendHeader(c, h);
 }
 
-Status SendAck(int fd) {
+Status SendAck(Channel& c) {
   wire::Header h;
   h.set_type(wire::Header::ACK);
-  return SendHeader(fd, h);
+  return SendHeader(c, h);
 }
 
 // Moves LEN bytes from the socket into FILE without copying them through
@@ -66,6 +83,23 @@ Status SpliceToFile(int sock, int file, uint64_t len, int pipe_r, int pipe_w) {
       left -= out;
     }
     len -= in;
+  }
+  return Ok{};
+}
+
+// Moves LEN bytes from a channel that cannot splice (TLS) into FILE.
+Status CopyToFile(Channel& c, int file, uint64_t len) {
+  std::vector<char> buf(1 << 20);
+  while (len > 0) {
+    size_t n = std::min<uint64_t>(len, buf.size());
+    TRY(c.Recv(buf.data(), n));
+    for (size_t done = 0; done < n;) {
+      ssize_t w = write(file, buf.data() + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ErrnoError("write(image)");
+      done += w;
+    }
+    len -= n;
   }
   return Ok{};
 }
@@ -137,78 +171,127 @@ class RestoreProcess {
 
 class Session {
  public:
-  Session(int fd, const PageServerOptions& opts) : fd_(fd), opts_(opts) {}
+  Session(Channel& c, int fd, const PageServerOptions& opts) : c_(c), fd_(fd), opts_(opts) {}
   ~Session() {
     // Nothing half-written is left looking complete.
-    for (const std::string& p : partial_) std::filesystem::remove_all(p);
+    std::error_code ec;
+    for (const std::string& p : partial_) std::filesystem::remove_all(p, ec);
   }
   Status Serve();
+  // Whether the client got as far as a HELLO answered: one that did not
+  // (a port scan, a failed handshake) does not end a page server.
+  bool greeted() const { return greeted_; }
 
  private:
   Status Handle(const wire::Header& h, bool* done);
+  Status Restore(const std::string& name);
   Result<int> Stream(const std::string& name);
+  // DIR and the chain of `parent` links under it all came in this session.
+  Status CheckChainOfThisSession(const std::string& name);
 
+  Channel& c_;
   int fd_;
   const PageServerOptions& opts_;
+  bool greeted_ = false;
   std::string cur_, cur_name_;
-  std::set<std::string> partial_;
+  std::set<std::string> partial_, committed_;
   std::map<std::string, ScopedFd> streams_;
+  std::set<std::string> names_;  // written in the current directory
   ScopedFd pipe_r_, pipe_w_;
 };
 
 Result<int> Session::Stream(const std::string& name) {
   auto it = streams_.find(name);
   if (it != streams_.end()) return it->second.get();
+  if (!names_.insert(name).second) return MakeError("the sender sent '%s' twice", name.c_str());
   std::string path = cur_ + "/" + name;
-  ScopedFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  // O_EXCL|O_NOFOLLOW: in a directory this session made, never through a link.
+  ScopedFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!f.valid()) return ErrnoError("open(%s)", path.c_str());
   int fd = f.get();
   streams_[name] = std::move(f);
   return fd;
 }
 
+Status Session::CheckChainOfThisSession(const std::string& name) {
+  std::string dir = name;
+  for (int depth = 0;; depth++) {
+    if (!committed_.count(dir))
+      return MakeError("'%s' did not come in this session: refusing to restore it", dir.c_str());
+    if (depth > 1000) return MakeError("the chain of '%s' loops", name.c_str());
+    std::string link = opts_.images_dir + "/" + dir + "/parent";
+    char target[256];
+    ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+    if (n < 0) return Ok{};
+    std::string t(target, n);
+    if (t.rfind("../", 0) != 0 || !SafeName(t.substr(3)))
+      return MakeError("'%s' has a parent link that leaves the image directory", dir.c_str());
+    dir = t.substr(3);
+  }
+}
+
 Status Session::Handle(const wire::Header& h, bool* done) {
   auto need_dir = [&]() -> Status {
     if (cur_.empty()) return MakeError("the sender sent %s before OPEN", WireTypeName(h.type()));
-    if (h.type() != wire::Header::COMMIT && !SafeName(h.name()))
-      return MakeError("the sender named a file '%s'", h.name().c_str());
     return Ok{};
   };
   switch (h.type()) {
     case wire::Header::OPEN: {
       if (!SafeName(h.dir()))
-        return MakeError("the sender named a directory '%s'", h.dir().c_str());
+        return MakeError("the sender named a directory '%.64s' (not a plain name)",
+                         h.dir().c_str());
+      if (!cur_.empty())
+        return MakeError("the sender opened '%s' inside '%s'", h.dir().c_str(), cur_name_.c_str());
+      std::string final_path = opts_.images_dir + "/" + h.dir();
+      struct stat st;
+      if (lstat(final_path.c_str(), &st) == 0)
+        return MakeError("'%s' exists already: a page server never replaces images",
+                         h.dir().c_str());
       cur_name_ = h.dir();
-      cur_ = opts_.images_dir + "/" + h.dir() + ".partial";
-      std::filesystem::remove_all(cur_);
+      // Hidden while it is written: a restore never sees half of it.
+      cur_ = opts_.images_dir + "/." + h.dir() + ".partial";
+      std::error_code ec;
+      std::filesystem::remove_all(cur_, ec);
       if (mkdir(cur_.c_str(), 0700) < 0) return ErrnoError("mkdir(%s)", cur_.c_str());
       partial_.insert(cur_);
+      names_.clear();
       LOG_INFO("receiving %s", h.dir().c_str());
       return Ok{};
     }
     case wire::Header::PUT:
     case wire::Header::APPEND: {
       TRY(need_dir());
+      if (!ImageName(h.name()))
+        return MakeError("the sender named a file '%.64s' (not NAME.img)", h.name().c_str());
       int f;
       ScopedFd whole;
-      std::string tmp;
       if (h.type() == wire::Header::PUT) {
-        tmp = cur_ + "/" + h.name() + ".tmp";
-        whole.reset(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-        if (!whole.valid()) return ErrnoError("open(%s)", tmp.c_str());
+        if (!names_.insert(h.name()).second)
+          return MakeError("the sender sent '%s' twice", h.name().c_str());
+        std::string path = cur_ + "/" + h.name();
+        whole.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!whole.valid()) return ErrnoError("open(%s)", path.c_str());
         f = whole.get();
       } else {
         f = TRY(Stream(h.name()));
       }
-      TRY(SpliceToFile(fd_, f, h.payload_len(), pipe_r_.get(), pipe_w_.get()));
-      if (!tmp.empty() && rename(tmp.c_str(), (cur_ + "/" + h.name()).c_str()) < 0)
-        return ErrnoError("rename(%s)", tmp.c_str());
+      if (c_.plain_fd() >= 0)
+        TRY(SpliceToFile(c_.plain_fd(), f, h.payload_len(), pipe_r_.get(), pipe_w_.get()));
+      else
+        TRY(CopyToFile(c_, f, h.payload_len()));
       return Ok{};
     }
     case wire::Header::SYMLINK: {
       TRY(need_dir());
-      std::string path = cur_ + "/" + h.name();
-      unlink(path.c_str());
+      // Only the link of an iterative dump to the pass before it, a sibling
+      // directory: ../NAME.
+      if (h.name() != "parent" || h.target().rfind("../", 0) != 0 ||
+          !SafeName(h.target().substr(3)))
+        return MakeError("the sender asked for a link '%.64s' -> '%.64s' (only parent -> ../NAME)",
+                         h.name().c_str(), h.target().c_str());
+      if (!names_.insert(h.name()).second)
+        return MakeError("the sender sent '%s' twice", h.name().c_str());
+      std::string path = cur_ + "/parent";
       if (symlink(h.target().c_str(), path.c_str()) < 0)
         return ErrnoError("symlink(%s)", path.c_str());
       return Ok{};
@@ -217,53 +300,17 @@ Status Session::Handle(const wire::Header& h, bool* done) {
       TRY(need_dir());
       streams_.clear();
       std::string final_path = opts_.images_dir + "/" + cur_name_;
-      std::filesystem::remove_all(final_path);
-      if (rename(cur_.c_str(), final_path.c_str()) < 0)
-        return ErrnoError("rename(%s)", cur_.c_str());
+      // RENAME_NOREPLACE: a directory that appeared meanwhile is not replaced.
+      if (renameat2(AT_FDCWD, cur_.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) < 0)
+        return ErrnoError("rename(%s, %s)", cur_.c_str(), final_path.c_str());
       partial_.erase(cur_);
+      committed_.insert(cur_name_);
       LOG_INFO("received %s", cur_name_.c_str());
       cur_.clear();
-      return SendAck(fd_);
+      return SendAck(c_);
     }
-    case wire::Header::RESTORE: {
-      if (!opts_.restore) return SendError(fd_, "this page server was not started with --restore");
-      if (!SafeName(h.dir()))
-        return MakeError("the sender named a directory '%s'", h.dir().c_str());
-      // A criu-lite of its own does the restore: its puppets then fork from a
-      // small single-threaded process, not from this server (two threads,
-      // sockets, buffers).
-      std::string dir = opts_.images_dir + "/" + h.dir();
-      auto t0 = std::chrono::steady_clock::now();
-      RestoreProcess restore;
-      Status r = restore.Start(dir, opts_.pages, opts_.timeout);
-      if (r.ok()) r = restore.WaitReady();
-      uint64_t usec = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - t0)
-                          .count();
-      if (!r.ok()) {
-        LOG_ERROR("restoring %s: %s", h.dir().c_str(), r.error().message.c_str());
-        return SendError(fd_, r.error().message);
-      }
-      // Built and held. The source kills its copy when it reads this, then
-      // says GO; anything else (an error, a hang-up, the timeout) and the
-      // held tree is killed (RestoreProcess's destructor).
-      wire::Header ready;
-      ready.set_type(wire::Header::RESTORED);
-      ready.set_restore_usec(usec);
-      TRY(SendHeader(fd_, ready));
-      auto go = RecvHeader(fd_);
-      if (!go.ok() || go->type() != wire::Header::GO) {
-        std::string why =
-            go.ok() ? Format("it sent %s", WireTypeName(go->type())) : go.error().message;
-        return MakeError(
-            "the migration source did not say GO after the tree was ready (%s): the restored "
-            "tree is killed. Had the source already killed its copy, neither runs now: check it",
-            why.c_str());
-      }
-      TRY(restore.Go());
-      LOG_INFO("the tree of %s runs here", h.dir().c_str());
-      return SendAck(fd_);
-    }
+    case wire::Header::RESTORE:
+      return Restore(h.dir());
     case wire::Header::DONE:
       *done = true;
       return Ok{};
@@ -272,31 +319,77 @@ Status Session::Handle(const wire::Header& h, bool* done) {
   }
 }
 
+Status Session::Restore(const std::string& name) {
+  if (!opts_.restore) return SendError(c_, "this page server was not started with --restore");
+  if (!SafeName(name)) return MakeError("the sender named a directory '%.64s'", name.c_str());
+  // Only what this session brought, over TLS unless the server was told to
+  // trust its network (--allow-unauthenticated-restore).
+  TRY(CheckChainOfThisSession(name));
+  if (c_.peer().empty() && !opts_.allow_unauthenticated_restore)
+    return MakeError("refusing to restore images from an unauthenticated peer (no --tls)");
+  // A criu-lite of its own does the restore: its puppets then fork from a
+  // small single-threaded process, not from this server (two threads,
+  // sockets, buffers).
+  std::string dir = opts_.images_dir + "/" + name;
+  auto t0 = std::chrono::steady_clock::now();
+  RestoreProcess restore;
+  Status r = restore.Start(dir, opts_.pages, opts_.timeout);
+  if (r.ok()) r = restore.WaitReady();
+  uint64_t usec =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  if (!r.ok()) {
+    LOG_ERROR("restoring %s: %s", name.c_str(), r.error().message.c_str());
+    return SendError(c_, r.error().message);
+  }
+  // Built and held. The source kills its copy when it reads this, then says
+  // GO; anything else (an error, a hang-up, the timeout) and the held tree
+  // is killed (RestoreProcess's destructor).
+  wire::Header ready;
+  ready.set_type(wire::Header::RESTORED);
+  ready.set_restore_usec(usec);
+  TRY(SendHeader(c_, ready));
+  auto go = RecvHeader(c_);
+  if (!go.ok() || go->type() != wire::Header::GO) {
+    std::string why = go.ok() ? Format("it sent %s", WireTypeName(go->type())) : go.error().message;
+    return MakeError(
+        "the migration source did not say GO after the tree was ready (%s): the restored "
+        "tree is killed. Had the source already killed its copy, neither runs now: check it",
+        why.c_str());
+  }
+  TRY(restore.Go());
+  LOG_INFO("the tree of %s runs here", name.c_str());
+  return SendAck(c_);
+}
+
 Status Session::Serve() {
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return ErrnoError("pipe2");
   pipe_r_.reset(p[0]);
   pipe_w_.reset(p[1]);
   fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
-  auto hello = RecvHeader(fd_);
+  auto hello = RecvHeader(c_);
   if (!hello.ok()) return hello.error();
   if (hello->type() != wire::Header::HELLO) {
-    (void)SendError(fd_, "expected HELLO");
+    (void)SendError(c_, "expected HELLO");
     return MakeError("the client does not speak the criu-lite page server protocol");
   }
   if (hello->version() != kWireVersion) {
     std::string msg = Format("the sender speaks protocol version %u, this page server speaks %u",
                              hello->version(), kWireVersion);
-    (void)SendError(fd_, msg);
+    (void)SendError(c_, msg);
     return MakeError("%s", msg.c_str());
   }
-  TRY(SendAck(fd_));
+  TRY(SendAck(c_));
+  greeted_ = true;
+  // Greeted: from now on a pause counts against the session's --timeout.
+  TRY(SetSocketTimeouts(fd_, opts_.timeout));
   for (bool done = false; !done;) {
-    auto h = RecvHeader(fd_);
+    auto h = RecvHeader(c_);
     if (!h.ok()) return h.error();
     Status s = Handle(*h, &done);
     if (!s.ok()) {
-      (void)SendError(fd_, s.error().message);
+      (void)SendError(c_, s.error().message);
       return s;
     }
   }
@@ -305,7 +398,21 @@ Status Session::Serve() {
 
 }  // namespace
 
-Status RunPageServer(const PageServerOptions& opts) {
+Status RunPageServer(const PageServerOptions& in) {
+  PageServerOptions opts = in;
+  if (opts.restore && !opts.tls.on && !opts.allow_unauthenticated_restore)
+    return MakeError(
+        "--restore without --tls would restore, as root, whatever any peer that can connect "
+        "sends: give --tls with certificates, or --allow-unauthenticated-restore on a network "
+        "you trust");
+  if (opts.address.empty()) {
+    opts.address = opts.tls.on ? "0.0.0.0" : "127.0.0.1";
+    if (!opts.tls.on)
+      LOG_WARN("no --tls: listening on 127.0.0.1 only (give --address to listen elsewhere)");
+  } else if (!opts.tls.on) {
+    LOG_WARN("no --tls: anyone who can reach %s:%d can send images here", opts.address.c_str(),
+             opts.port);
+  }
   if (mkdir(opts.images_dir.c_str(), 0700) < 0 && errno != EEXIST)
     return ErrnoError("mkdir(%s)", opts.images_dir.c_str());
   ScopedFd lfd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -320,47 +427,83 @@ Status RunPageServer(const PageServerOptions& opts) {
   if (bind(lfd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
     return ErrnoError("bind(%s:%d)", opts.address.c_str(), opts.port);
   if (listen(lfd.get(), 4) < 0) return ErrnoError("listen");
-  LOG_INFO("page server listening on %s:%d, writing to %s", opts.address.c_str(), opts.port,
-           opts.images_dir.c_str());
+  LOG_INFO("page server listening on %s:%d%s, writing to %s", opts.address.c_str(), opts.port,
+           opts.tls.on ? " (TLS)" : "", opts.images_dir.c_str());
   if (!opts.status_file.empty()) {
     ScopedFd sf(open(opts.status_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!sf.valid()) return ErrnoError("open(%s)", opts.status_file.c_str());
   }
+  // A client that has not said HELLO within this is dropped: a silent
+  // connection cannot hold the only session for long.
+  int greeting_timeout = std::min(opts.timeout, 10);
+  ScopedFd stop(eventfd(0, EFD_CLOEXEC));
+  if (!stop.valid()) return ErrnoError("eventfd");
   for (;;) {
-    ScopedFd client(accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!client.valid()) {
-      if (errno == EINTR) {
-        TRY(CheckStop());
-        continue;
-      }
-      return ErrnoError("accept");
+    ScopedFd client;
+    while (!client.valid()) {
+      client.reset(accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (client.valid()) break;
+      if (errno != EINTR) return ErrnoError("accept");
+      TRY(CheckStop());
     }
-    TRY(SetSocketTimeouts(client.get(), opts.timeout));
-    // While one client is served, others are told so and turned away.
-    std::atomic<bool> serving{true};
+    TRY(SetSocketTimeouts(client.get(), greeting_timeout));
+    // While one client is served, others are told so and turned away. Once
+    // the session ends, a connection waiting is left for the loop above:
+    // the next client is never turned away as "busy" by mistake.
+    std::mutex mu;
+    bool serving = true;
     std::thread rejecter([&] {
-      while (serving) {
+      for (;;) {
+        pollfd p[2] = {{lfd.get(), POLLIN, 0}, {stop.get(), POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) continue;
+        std::lock_guard<std::mutex> lock(mu);
+        if (!serving || p[1].revents) return;
         ScopedFd extra(accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!extra.valid()) break;
-        if (!serving) break;
-        (void)SendError(extra.get(), "busy: this page server is serving another client");
+        if (!extra.valid()) continue;
+        (void)SetSocketTimeouts(extra.get(), 2);
+        std::unique_ptr<Channel> busy;
+        if (opts.tls.on) {
+          auto t = TlsServer(extra.get(), opts.tls, 2);
+          if (t.ok()) busy = std::move(*t);
+        } else {
+          busy = PlainChannel(extra.get());
+        }
+        if (busy) (void)SendError(*busy, "busy: this page server is serving another client");
       }
     });
-    Status s = Session(client.get(), opts).Serve();
-    serving = false;
-    // Wake the rejecter: a connection to ourselves ends its accept().
+    Status s = Ok{};
+    bool greeted = false;
     {
-      ScopedFd poke(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_in self = sa;
-      if (self.sin_addr.s_addr == htonl(INADDR_ANY)) self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      connect(poke.get(), reinterpret_cast<sockaddr*>(&self), sizeof self);
+      std::unique_ptr<Channel> channel;
+      if (opts.tls.on) {
+        auto t = TlsServer(client.get(), opts.tls, greeting_timeout);
+        if (t.ok())
+          channel = std::move(*t);
+        else
+          s = t.error();
+      } else {
+        channel = PlainChannel(client.get());
+      }
+      if (channel) {
+        Session session(*channel, client.get(), opts);
+        s = session.Serve();
+        greeted = session.greeted();
+      }
     }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      serving = false;
+    }
+    uint64_t one = 1;
+    (void)!write(stop.get(), &one, sizeof one);
     rejecter.join();
+    (void)!read(stop.get(), &one, sizeof one);
+    TRY(CheckStop());
     if (!s.ok()) {
       LOG_ERROR("page server: %s", s.error().message.c_str());
-      if (!opts.daemon) return s;
+      if (!opts.daemon && greeted) return s;
     }
-    if (!opts.daemon) return Ok{};
+    if (!opts.daemon && greeted) return Ok{};
   }
 }
 

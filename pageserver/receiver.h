@@ -6,12 +6,13 @@
 #include <string>
 
 #include "kernel/result.h"
+#include "pageserver/channel.h"
 #include "restore/memory_restore.h"
 
 namespace crl {
 
 struct PageServerOptions {
-  std::string address = "0.0.0.0";
+  std::string address;  // default: 127.0.0.1 without TLS, every address with it
   int port = 0;
   std::string images_dir;
   bool daemon = false;      // keep serving after a client is done
@@ -19,6 +20,9 @@ struct PageServerOptions {
   int timeout = 30;         // seconds without progress before a peer counts as stalled
   std::string status_file;  // created once listening (for scripts and tests)
   PagePlacement pages = PagePlacement::kLazy;
+  TlsOptions tls;
+  // --restore without TLS: the network is trusted (a test host, a VM link).
+  bool allow_unauthenticated_restore = false;
 };
 
 Status RunPageServer(const PageServerOptions& opts);

@@ -11,7 +11,8 @@
 namespace crl {
 
 Result<std::unique_ptr<PageServerSender>> PageServerSender::Connect(const std::string& address,
-                                                                    int port, int timeout) {
+                                                                    int port, int timeout,
+                                                                    const TlsOptions& tls) {
   auto s = std::unique_ptr<PageServerSender>(new PageServerSender());
   s->peer_ = Format("%s:%d", address.c_str(), port);
   addrinfo hints{}, *res = nullptr;
@@ -29,16 +30,21 @@ Result<std::unique_ptr<PageServerSender>> PageServerSender::Connect(const std::s
   if (rc < 0) return ErrnoError("connecting to the page server at %s", s->peer_.c_str());
   int one = 1;
   setsockopt(s->fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (tls.on)
+    s->channel_ =
+        TRY(TlsClient(s->fd_.get(), tls, address, timeout).Context("page server " + s->peer_));
+  else
+    s->channel_ = PlainChannel(s->fd_.get());
   wire::Header h;
   h.set_type(wire::Header::HELLO);
   h.set_version(kWireVersion);
-  TRY(SendHeader(s->fd_.get(), h).Context("page server " + s->peer_));
+  TRY(SendHeader(*s->channel_, h).Context("page server " + s->peer_));
   TRY(s->Expect("hello"));
   return s;
 }
 
 Status PageServerSender::Expect(const char* what) {
-  auto h = RecvHeader(fd_.get());
+  auto h = RecvHeader(*channel_);
   if (!h.ok())
     return MakeError("page server %s, waiting for its answer to %s: %s", peer_.c_str(), what,
                      h.error().message.c_str());
@@ -55,7 +61,7 @@ Status PageServerSender::Open(const std::string& dir) {
   wire::Header h;
   h.set_type(wire::Header::OPEN);
   h.set_dir(dir);
-  return SendHeader(fd_.get(), h).Context("page server " + peer_);
+  return SendHeader(*channel_, h).Context("page server " + peer_);
 }
 
 Status PageServerSender::PutFile(const std::string& name, const std::string& data) {
@@ -63,8 +69,8 @@ Status PageServerSender::PutFile(const std::string& name, const std::string& dat
   h.set_type(wire::Header::PUT);
   h.set_name(name);
   h.set_payload_len(data.size());
-  TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
-  TRY(SendBytes(fd_.get(), data.data(), data.size()).Context("page server " + peer_));
+  TRY(SendHeader(*channel_, h).Context("page server " + peer_));
+  TRY(channel_->Send(data.data(), data.size()).Context("page server " + peer_));
   bytes_ += data.size();
   return Ok{};
 }
@@ -74,8 +80,8 @@ Status PageServerSender::AppendFile(const std::string& name, const void* data, s
   h.set_type(wire::Header::APPEND);
   h.set_name(name);
   h.set_payload_len(len);
-  TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
-  TRY(SendBytes(fd_.get(), data, len).Context("page server " + peer_));
+  TRY(SendHeader(*channel_, h).Context("page server " + peer_));
+  TRY(channel_->Send(data, len).Context("page server " + peer_));
   bytes_ += len;
   return Ok{};
 }
@@ -85,14 +91,14 @@ Status PageServerSender::Symlink(const std::string& name, const std::string& tar
   h.set_type(wire::Header::SYMLINK);
   h.set_name(name);
   h.set_target(target);
-  return SendHeader(fd_.get(), h).Context("page server " + peer_);
+  return SendHeader(*channel_, h).Context("page server " + peer_);
 }
 
 Status PageServerSender::Commit() {
   wire::Header h;
   h.set_type(wire::Header::COMMIT);
   h.set_dir(dir_);
-  TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
+  TRY(SendHeader(*channel_, h).Context("page server " + peer_));
   return Expect(("committing " + dir_).c_str());
 }
 
@@ -100,8 +106,8 @@ Result<std::pair<int, uint64_t>> PageServerSender::RequestRestore(const std::str
   wire::Header h;
   h.set_type(wire::Header::RESTORE);
   h.set_dir(dir);
-  TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
-  auto r = RecvHeader(fd_.get());
+  TRY(SendHeader(*channel_, h).Context("page server " + peer_));
+  auto r = RecvHeader(*channel_);
   if (!r.ok())
     return MakeError("page server %s, restoring %s: %s", peer_.c_str(), dir.c_str(),
                      r.error().message.c_str());
@@ -116,14 +122,14 @@ Result<std::pair<int, uint64_t>> PageServerSender::RequestRestore(const std::str
 Status PageServerSender::Go() {
   wire::Header h;
   h.set_type(wire::Header::GO);
-  TRY(SendHeader(fd_.get(), h).Context("page server " + peer_));
+  TRY(SendHeader(*channel_, h).Context("page server " + peer_));
   return Expect("GO");
 }
 
 Status PageServerSender::Done() {
   wire::Header h;
   h.set_type(wire::Header::DONE);
-  return SendHeader(fd_.get(), h);
+  return SendHeader(*channel_, h);
 }
 
 }  // namespace crl

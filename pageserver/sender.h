@@ -8,6 +8,7 @@
 #include "images/image_output.h"
 #include "kernel/result.h"
 #include "kernel/scoped_fd.h"
+#include "pageserver/channel.h"
 
 namespace crl {
 
@@ -16,7 +17,7 @@ class PageServerSender : public ImageOutput {
   // Connects to ADDRESS:PORT and says hello; TIMEOUT: seconds without
   // progress before the connection counts as stalled.
   static Result<std::unique_ptr<PageServerSender>> Connect(const std::string& address, int port,
-                                                           int timeout);
+                                                           int timeout, const TlsOptions& tls = {});
   // Starts image directory DIR (a name under the server's -D).
   Status Open(const std::string& dir);
   Status PutFile(const std::string& name, const std::string& data) override;
@@ -38,6 +39,7 @@ class PageServerSender : public ImageOutput {
   Status Expect(const char* what);
   std::string peer_, dir_;
   ScopedFd fd_;
+  std::unique_ptr<Channel> channel_;
   uint64_t bytes_ = 0;
 };
 

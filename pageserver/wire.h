@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernel/result.h"
+#include "pageserver/channel.h"
 #include "pageserver/wire.pb.h"
 
 namespace crl {
@@ -14,12 +15,10 @@ constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 
 // Socket timeouts: a peer that makes no progress for SECONDS is "stalled".
 Status SetSocketTimeouts(int fd, int seconds);
-Status SendHeader(int fd, const wire::Header& h);
-Status SendBytes(int fd, const void* data, size_t len);
+Status SendHeader(Channel& c, const wire::Header& h);
 // Errors name what happened: the peer hung up mid-stream, stalled, or sent
 // something that is not this protocol.
-Result<wire::Header> RecvHeader(int fd);
-Status RecvBytes(int fd, void* data, size_t len);
+Result<wire::Header> RecvHeader(Channel& c);
 const char* WireTypeName(wire::Header::Type t);
 
 }  // namespace crl

@@ -5,7 +5,8 @@
 # (--max-iters 0: freeze, copy everything, restore). Prints migrate's own
 # rows per pass and a summary with the frozen time's split. The destination
 # restores lazily (its default); the same 1%/s run and baseline are then
-# repeated with --pages=read on the destination, to show what that buys.
+# repeated with --pages=read on the destination, to show what that buys,
+# and over TLS (certificates made for the run), to show what TLS costs.
 #
 #   tests/bench/migrate.sh [W_MIB=1024] [DEST_DIR=/dev/shm]   (as root, after scripts/build.sh)
 #
@@ -23,11 +24,17 @@ DESTW=$(mktemp -d "$DEST/criu-lite-bench-migrate-XXXXXX")
 trap '$H down; rm -rf "$WORK" "$DESTW"' EXIT
 $H up
 PORT=7200
+tests/e2e/make-certs.sh "$WORK/certs" >/dev/null
+C=$WORK/certs
+SERVER_TLS=(--tls --tls-cacert "$C/ca.pem" --tls-cert "$C/server.pem" --tls-key "$C/server.key")
+CLIENT_TLS=(--tls --tls-cacert "$C/ca.pem" --tls-cert "$C/client.pem" --tls-key "$C/client.key")
 json() { grep -o "\"$2\": [0-9.]*" "$1" | head -1 | awk '{print $2}'; }
 split() { grep -o '"frozen_split": {[^}]*}' "$1" | sed 's/"frozen_split": //; s/"//g'; }
 
-run() {  # label pages-per-ms destination-placement extra-migrate-args
-  local label=$1 rate=$2 placement=$3; shift 3
+run() {  # label pages-per-ms destination-placement plain|tls extra-migrate-args
+  local label=$1 rate=$2 placement=$3 link=$4; shift 4
+  local server_args=(--allow-unauthenticated-restore) client_args=()
+  if [ "$link" = tls ]; then server_args=("${SERVER_TLS[@]}"); client_args=("${CLIENT_TLS[@]}"); fi
   local d=$WORK/$label
   mkdir -p "$d"
   PORT=$((PORT + 1))
@@ -35,10 +42,10 @@ run() {  # label pages-per-ms destination-placement extra-migrate-args
   disown
   while [ ! -f "$d/ready" ]; do sleep 0.1; done
   local pid; pid=$(cat "$d/ready")
-  $H exec b "$B/criu-lite" page-server --address 10.77.0.2 --port $PORT -D "$DESTW/$label" --restore --pages "$placement" --status-file "$d/server.ready" &
+  $H exec b "$B/criu-lite" page-server --address 10.77.0.2 --port $PORT -D "$DESTW/$label" --restore --pages "$placement" --status-file "$d/server.ready" "${server_args[@]}" &
   while [ ! -f "$d/server.ready" ]; do sleep 0.05; done
-  echo "== $label: $W MiB, $rate pages/ms written ($(echo "$rate * 1000 * 4096 / 1048576" | bc) MiB/s), destination --pages=$placement"
-  $H exec a "$B/criu-lite" migrate -t "$pid" --to 10.77.0.2:$PORT --stats "$d/stats.json" "$@"
+  echo "== $label: $W MiB, $rate pages/ms written ($(echo "$rate * 1000 * 4096 / 1048576" | bc) MiB/s), destination --pages=$placement, $link"
+  $H exec a "$B/criu-lite" migrate -t "$pid" --to 10.77.0.2:$PORT --stats "$d/stats.json" "${client_args[@]}" "$@"
   $H exec b kill -USR1 "$pid"
   while [ ! -f "$d/result" ]; do sleep 0.1; done
   echo "   restored workload: $(cat "$d/result")"
@@ -47,18 +54,21 @@ run() {  # label pages-per-ms destination-placement extra-migrate-args
 
 one_pct=$(( (W * 1048576 / 100) / 4096 / 1000 )); [ $one_pct -lt 1 ] && one_pct=1
 ten_pct=$(( (W * 1048576 / 10) / 4096 / 1000 )); [ $ten_pct -lt 1 ] && ten_pct=1
-run idle 0 lazy
-run one-pct $one_pct lazy
-run ten-pct $ten_pct lazy
-run baseline $one_pct lazy --max-iters 0
+run idle 0 lazy plain
+run one-pct $one_pct lazy plain
+run ten-pct $ten_pct lazy plain
+run baseline $one_pct lazy plain --max-iters 0
 # What lazy restore buys: the same 1%/s migration, pages placed before the
 # tree runs (and its stop-and-copy baseline).
-run one-pct-eager $one_pct read
-run baseline-eager $one_pct read --max-iters 0
+run one-pct-eager $one_pct read plain
+run baseline-eager $one_pct read plain --max-iters 0
+# What TLS costs: the 1%/s migration and its baseline again, over TLS.
+run one-pct-tls $one_pct lazy tls
+run baseline-tls $one_pct lazy tls --max-iters 0
 
 echo
 printf '%-14s %14s %10s %10s %10s   %s\n' run "bytes sent" "x memory" "total s" "frozen s" "frozen split (s)"
-for r in idle one-pct ten-pct baseline one-pct-eager baseline-eager; do
+for r in idle one-pct ten-pct baseline one-pct-eager baseline-eager one-pct-tls baseline-tls; do
   f=$WORK/$r/stats.json
   printf '%-14s %14s %10.2f %10.3f %10.3f   %s\n' "$r" "$(json "$f" total_bytes)" \
     "$(echo "$(json "$f" total_bytes) / ($W * 1048576)" | bc -l)" "$(json "$f" total_seconds)" \
@@ -68,3 +78,11 @@ b=$(json "$WORK/baseline/stats.json" frozen_seconds); o=$(json "$WORK/one-pct/st
 printf '\nat 1%%/s: frozen %.3f s = %.1f%% of the stop-and-copy baseline (%.3f s); target <= 30%%\n' "$o" "$(echo "100 * $o / $b" | bc -l)" "$b"
 b=$(json "$WORK/baseline-eager/stats.json" frozen_seconds); o=$(json "$WORK/one-pct-eager/stats.json" frozen_seconds)
 printf 'with --pages=read on the destination: frozen %.3f s = %.1f%% of its baseline (%.3f s)\n' "$o" "$(echo "100 * $o / $b" | bc -l)" "$b"
+for r in one-pct baseline; do
+  p=$WORK/$r/stats.json t=$WORK/$r-tls/stats.json
+  printf 'TLS, %s: total %.3f s vs %.3f s plain (x%.2f), frozen %.3f s vs %.3f s (x%.2f)\n' "$r" \
+    "$(json "$t" total_seconds)" "$(json "$p" total_seconds)" \
+    "$(echo "$(json "$t" total_seconds) / $(json "$p" total_seconds)" | bc -l)" \
+    "$(json "$t" frozen_seconds)" "$(json "$p" frozen_seconds)" \
+    "$(echo "$(json "$t" frozen_seconds) / $(json "$p" frozen_seconds)" | bc -l)"
+done
