@@ -3,6 +3,7 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -58,12 +59,37 @@ struct RawImage {
   std::string payload;
 };
 
-Result<RawImage> ReadRaw(const std::string& path) {
-  auto content = ReadFileToString(path);
-  if (!content.ok()) {
+// Only a regular file, read to the size it had when opened: a FIFO would
+// block, /dev/zero would never end.
+Result<std::string> ReadRegularFile(const std::string& path) {
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) {
     if (errno == ENOENT) return MakeError("image file %s is missing", path.c_str());
-    return content.error();
+    return ErrnoError("open(%s)", path.c_str());
   }
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return ErrnoError("fstat(%s)", path.c_str());
+  if (!S_ISREG(st.st_mode)) return MakeError("image file %s is not a regular file", path.c_str());
+  std::string out(st.st_size, '\0');
+  for (size_t done = 0; done < out.size();) {
+    ssize_t n = pread(fd.get(), out.data() + done, out.size() - done, done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read(%s)", path.c_str());
+    if (n == 0) return MakeError("image file %s shrank while being read", path.c_str());
+    done += n;
+  }
+  return out;
+}
+
+Result<RawImage> ParseRaw(const std::string& path, const std::string* content);
+
+Result<RawImage> ReadRaw(const std::string& path) {
+  auto content = ReadRegularFile(path);
+  if (!content.ok()) return content.error();
+  return ParseRaw(path, &*content);
+}
+
+Result<RawImage> ParseRaw(const std::string& path, const std::string* content) {
   if (content->size() < sizeof(ImageHeader))
     return MakeError("image file %s is truncated: %zu bytes, shorter than the %zu-byte header",
                      path.c_str(), content->size(), sizeof(ImageHeader));
@@ -149,6 +175,16 @@ Status WriteImage(ImageOutput& out, const std::string& name, ImageKind kind,
   std::string data(reinterpret_cast<const char*>(&h), sizeof h);
   data += payload;
   return out.PutFile(name, data);
+}
+
+Status ParseImage(const std::string& name, const std::string& bytes, ImageKind kind,
+                  google::protobuf::Message* msg) {
+  RawImage raw = TRY(ParseRaw(name, &bytes));
+  TRY(CheckMagicAndVersion(name, raw, kind));
+  if (!msg->ParseFromString(raw.payload))
+    return MakeError("image file %s is corrupt: its %s record does not parse", name.c_str(),
+                     ImageKindName(kind));
+  return Ok{};
 }
 
 Status ReadImage(const std::string& path, ImageKind kind, google::protobuf::Message* msg) {

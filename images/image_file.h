@@ -43,6 +43,9 @@ Status WriteImage(ImageOutput& out, const std::string& name, ImageKind kind,
                   const google::protobuf::Message& msg);
 // Errors name the file and what is wrong with it: missing, foreign, newer,
 // truncated, corrupt.
+// Parses an image's bytes (as read from file NAME): for tests and the fuzz target.
+Status ParseImage(const std::string& name, const std::string& bytes, ImageKind kind,
+                  google::protobuf::Message* msg);
 Status ReadImage(const std::string& path, ImageKind kind, google::protobuf::Message* msg);
 
 // For `show`: reads any image file, whatever its kind, as JSON.

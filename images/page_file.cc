@@ -125,13 +125,15 @@ Result<PageReader> PageReader::Open(const std::string& dir, const img::Pagemap& 
     return MakeError("pagemap in %s names a bad pages file '%s'", dir.c_str(),
                      pagemap.pages_file().c_str());
   r.path_ = dir + "/" + pagemap.pages_file();
-  r.fd_.reset(open(r.path_.c_str(), O_RDONLY | O_CLOEXEC));
+  r.fd_.reset(open(r.path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!r.fd_.valid()) {
     if (errno == ENOENT) return MakeError("pages file %s is missing", r.path_.c_str());
     return ErrnoError("open(%s)", r.path_.c_str());
   }
   struct stat st;
   if (fstat(r.fd_.get(), &st) < 0) return ErrnoError("fstat(%s)", r.path_.c_str());
+  if (!S_ISREG(st.st_mode))
+    return MakeError("pages file %s is not a regular file", r.path_.c_str());
   if (static_cast<uint64_t>(st.st_size) != pagemap.pages_file_size())
     return MakeError(
         "pages file %s is %s: %ld bytes, the pagemap expects %lu", r.path_.c_str(),

@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstring>
 #include <map>
 #include <set>
 
 #include "images/image_file.h"
+#include "images/validate.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 
@@ -329,6 +332,8 @@ struct ChainLevel {
   img::Pagemap pm;  // entries sorted by vaddr
 };
 
+constexpr size_t kMaxChain = 1000;
+
 Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64_t a, uint64_t b,
                     PageChain* chain) {
   if (k >= levels.size()) {
@@ -341,9 +346,26 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
                        b, pid, levels.back().dir.c_str());
     std::string t(target, n);
     std::string dir = t[0] == '/' ? t : levels.back().dir + "/" + t;
+    // A chain is as long as the passes made, and never comes back on itself.
+    if (levels.size() > kMaxChain)
+      return MakeError("the chain of images under %s is over %zu links long", levels[0].dir.c_str(),
+                       kMaxChain);
+    char real[PATH_MAX];
+    if (!realpath(dir.c_str(), real))
+      return ErrnoError("following the chain of images: %s", dir.c_str());
+    for (const ChainLevel& l : levels) {
+      char seen[PATH_MAX];
+      if (realpath(l.dir.c_str(), seen) && strcmp(seen, real) == 0)
+        return MakeError("the chain of images loops: %s comes back to %s", link.c_str(), real);
+    }
     ChainLevel next{dir, {}};
     TRY(ReadImage(Format("%s/pagemap-%d.img", dir.c_str(), pid), ImageKind::kPagemap, &next.pm)
             .Context("following the chain of images"));
+    img::MmState parent_mm;
+    TRY(ReadImage(Format("%s/mm-%d.img", dir.c_str(), pid), ImageKind::kMm, &parent_mm)
+            .Context("following the chain of images"));
+    TRY(ValidateMm(parent_mm).Context(dir));
+    TRY(ValidatePagemap(next.pm, parent_mm).Context(Format("%s/pagemap-%d.img", dir.c_str(), pid)));
     if (next.pm.encoding() != img::Pagemap::RAW)
       return MakeError("%s: compressed pages in a chain of images are not supported yet",
                        dir.c_str());

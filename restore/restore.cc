@@ -20,6 +20,7 @@
 #include "images/image_file.h"
 #include "images/page_file.h"
 #include "images/registers_image.h"
+#include "images/validate.h"
 #include "kernel/interrupt.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/log.h"
@@ -82,6 +83,10 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   TRY(ReadImage(dir.Mm(pid), ImageKind::kMm, &t->mm));
   TRY(ReadImage(dir.Pagemap(pid), ImageKind::kPagemap, &t->pagemap));
   TRY(ReadImage(dir.Fds(pid), ImageKind::kFds, &t->fds));
+  TRY(ValidateCore(t->core).Context(dir.Core(pid)));
+  TRY(ValidateMm(t->mm).Context(dir.Mm(pid)));
+  TRY(ValidatePagemap(t->pagemap, t->mm).Context(dir.Pagemap(pid)));
+  TRY(ValidateFds(t->fds).Context(dir.Fds(pid)));
   if (t->core.pid() != pid || t->core.threads_size() != t->entry.tids_size() ||
       t->core.threads_size() == 0)
     return MakeError("%s does not match the inventory's threads of PID %d", dir.Core(pid).c_str(),
@@ -123,7 +128,7 @@ struct Tree {
 
 Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const RestoreOptions& opts) {
   Tree tree;
-  if (inv.tree_size() == 0) return MakeError("%s lists no tasks", dir.Inventory().c_str());
+  TRY(ValidateTree(inv).Context(dir.Inventory()));
   for (const img::TreeEntry& e : inv.tree()) {
     int ss = e.stop_signal();
     if (e.stopped() && ss && ss != SIGSTOP && ss != SIGTSTP && ss != SIGTTIN && ss != SIGTTOU)

@@ -425,9 +425,30 @@ int Files() {
   int high = dup2(in, 100) == 100 ? 100 : -1;  // shares the offset with `in`
   int rw = open(data_path.c_str(), O_RDWR | O_NONBLOCK);
   lseek(rw, 5000, SEEK_SET);
+  // Names that are not UTF-8 (Latin-1 e-acute): the task's name, the
+  // directory it works in, a file it has open and mapped.
+  std::string latin_dir = g_dir + "/caf\xe9", latin_file = latin_dir + "/r\xe9sum\xe9.txt";
+  const char kLatinComm[] = "service-caf\xe9";
+  mkdir(latin_dir.c_str(), 0755);
+  int lf = open(latin_file.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (lf < 0 || ftruncate(lf, 4096) < 0 || pwrite(lf, "caf\xe9", 4, 0) != 4) return 2;
+  auto* lmap = static_cast<const char*>(mmap(nullptr, 4096, PROT_READ, MAP_SHARED, lf, 0));
+  if (lmap == MAP_FAILED || chdir(latin_dir.c_str()) < 0) return 2;
+  prctl(PR_SET_NAME, kLatinComm);
   InstallCheckHandler();
   Ready();
   WaitForCheck();
+
+  char comm[17] = {};
+  prctl(PR_GET_NAME, comm);
+  EXPECT(strcmp(comm, kLatinComm) == 0, "the task's name is '%s'", comm);
+  char cwd[4096] = {};
+  EXPECT(getcwd(cwd, sizeof cwd) && latin_dir == cwd, "the working directory is '%s'", cwd);
+  char link[4096] = {};
+  EXPECT(readlink(("/proc/self/fd/" + std::to_string(lf)).c_str(), link, sizeof link - 1) > 0 &&
+             latin_file == link,
+         "the Latin-1 file is now '%s'", link);
+  EXPECT(memcmp(lmap, "caf\xe9", 4) == 0, "the Latin-1 file's mapping differs");
 
   EXPECT(read(in, buf, 100) == 100 && memcmp(buf, content.data() + 1234, 100) == 0,
          "reading on did not continue at offset 1234");

@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 
+#include "images/criu_lite.pb.h"
+#include "images/image_file.h"
 #include "tests/e2e/harness.h"
 
 namespace crl::test {
@@ -126,6 +129,97 @@ TEST_F(DumpedImages, ExecutableChangedSinceDump) {
   std::system(("touch -d '2001-01-01' " + (dir_ / "mapped.dat")).c_str());
   ExpectFailure(RunCriuLite({"restore", "-D", dir_ / "img", "-d"}), "changed since the dump");
   ExpectNothingRestored();
+}
+
+// Records edited as an attacker (or a broken disk) would: each refused with
+// a line naming what is wrong, before any task exists.
+class EditedImages : public DumpedImages {
+ protected:
+  template <typename M>
+  void Edit(const std::string& path, ImageKind kind, const std::function<void(M*)>& change) {
+    M m;
+    ASSERT_TRUE(ReadImage(path, kind, &m).ok()) << path;
+    change(&m);
+    ASSERT_TRUE(WriteImage(path, kind, m).ok()) << path;
+  }
+  void ExpectRefused(const std::string& phrase) {
+    ExpectFailure(RunCriuLite({"restore", "-D", dir_ / "img", "-d"}), phrase);
+    ExpectNothingRestored();
+  }
+  std::string Inventory() { return dir_ / "img/inventory.img"; }
+};
+
+TEST_F(EditedImages, AChildListedTwice) {
+  Edit<img::Inventory>(Inventory(), ImageKind::kInventory, [](img::Inventory* inv) {
+    img::TreeEntry copy = inv->tree(0);
+    copy.set_ppid(copy.pid());
+    *inv->add_tree() = copy;
+  });
+  ExpectRefused("twice");
+}
+
+TEST_F(EditedImages, AParentThatIsNotBeforeItsChild) {
+  Edit<img::Inventory>(Inventory(), ImageKind::kInventory, [](img::Inventory* inv) {
+    img::TreeEntry* e = inv->add_tree();
+    e->set_pid(inv->root_pid() + 1);
+    e->set_ppid(inv->root_pid() + 2);
+    e->add_tids(inv->root_pid() + 1);
+  });
+  ExpectRefused("is not listed before it");
+}
+
+TEST_F(EditedImages, AnUnalignedPageRun) {
+  Edit<img::Pagemap>(Image("pagemap"), ImageKind::kPagemap, [](img::Pagemap* pm) {
+    pm->mutable_entries(0)->set_vaddr(pm->entries(0).vaddr() + 1);
+  });
+  ExpectRefused("cannot exist");
+}
+
+TEST_F(EditedImages, APageCountThatOverflows) {
+  Edit<img::Pagemap>(Image("pagemap"), ImageKind::kPagemap,
+                     [](img::Pagemap* pm) { pm->mutable_entries(0)->set_nr_pages(1ull << 52); });
+  ExpectRefused("cannot exist");
+}
+
+TEST_F(EditedImages, AnEmptiedPagemap) {
+  Edit<img::Pagemap>(Image("pagemap"), ImageKind::kPagemap,
+                     [](img::Pagemap* pm) { pm->clear_entries(); });
+  ExpectRefused("its runs hold 0");
+}
+
+TEST_F(EditedImages, PagesOutsideEveryMapping) {
+  Edit<img::Pagemap>(Image("pagemap"), ImageKind::kPagemap,
+                     [](img::Pagemap* pm) { pm->mutable_entries(0)->set_vaddr(0x10000); });
+  ExpectRefused("in no mapping");
+}
+
+TEST_F(EditedImages, AHugeDescriptorNumber) {
+  Edit<img::Fds>(Image("fds"), ImageKind::kFds,
+                 [](img::Fds* fds) { fds->mutable_fds(0)->set_fd(2147483647); });
+  ExpectRefused("descriptor number 2147483647");
+}
+
+TEST_F(EditedImages, AParentLinkLoop) {
+  // A chained image whose parent is itself.
+  Edit<img::Pagemap>(Image("pagemap"), ImageKind::kPagemap,
+                     [](img::Pagemap* pm) { pm->mutable_entries(0)->set_in_parent(true); });
+  Edit<img::Pagemap>(Image("pagemap"), ImageKind::kPagemap, [](img::Pagemap* pm) {
+    pm->set_total_pages(pm->total_pages() - pm->entries(0).nr_pages());
+  });
+  ASSERT_EQ(symlink(".", (dir_ / "img/parent").c_str()), 0);
+  ExpectRefused("loops");
+}
+
+TEST_F(EditedImages, AFifoOrADeviceInsteadOfAnImage) {
+  // Neither may hang the restore nor be read for ever; `show` neither.
+  std::string pages = Image("pages");
+  ASSERT_EQ(unlink(pages.c_str()), 0);
+  ASSERT_EQ(mkfifo(pages.c_str(), 0600), 0);
+  ExpectRefused("not a regular file");
+  ASSERT_EQ(unlink(Inventory().c_str()), 0);
+  ASSERT_EQ(symlink("/dev/zero", Inventory().c_str()), 0);
+  ExpectRefused("not a regular file");
+  ExpectFailure(RunCriuLite({"show", Inventory()}), "not a regular file");
 }
 
 }  // namespace

@@ -1,0 +1,136 @@
+#include "images/validate.h"
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "images/page_file.h"
+
+namespace crl {
+namespace {
+
+bool Aligned(uint64_t x) { return x % kPageSize == 0; }
+
+}  // namespace
+
+Status ValidateTree(const img::Inventory& inv) {
+  if (inv.tree_size() == 0) return MakeError("the inventory lists no tasks");
+  if (inv.tree_size() > kMaxTasks)
+    return MakeError("the inventory lists %d tasks (at most %d)", inv.tree_size(), kMaxTasks);
+  if (inv.tree(0).pid() != inv.root_pid())
+    return MakeError("the inventory's first task is %d, not its root %d", inv.tree(0).pid(),
+                     inv.root_pid());
+  std::set<int> pids, tids;
+  for (const img::TreeEntry& e : inv.tree()) {
+    if (e.pid() <= 0 || e.pid() > kMaxPid) return MakeError("the inventory lists PID %d", e.pid());
+    if (!pids.insert(e.pid()).second) return MakeError("the inventory lists PID %d twice", e.pid());
+    // Parents come first: a parent link can then never form a cycle.
+    if (e.pid() != inv.root_pid() && (e.ppid() == e.pid() || !pids.count(e.ppid())))
+      return MakeError("PID %d's parent %d is not listed before it", e.pid(), e.ppid());
+    if (e.pid() == inv.root_pid() && e.zombie())
+      return MakeError("the root %d is a zombie", e.pid());
+    if (e.zombie() && e.tids_size() != 0) return MakeError("zombie %d has threads", e.pid());
+    if (!e.zombie() && (e.tids_size() == 0 || e.tids(0) != e.pid()))
+      return MakeError("PID %d: its first thread is not its leader", e.pid());
+    if (e.tids_size() > kMaxThreadsPerTask)
+      return MakeError("PID %d has %d threads (at most %d)", e.pid(), e.tids_size(),
+                       kMaxThreadsPerTask);
+    for (int tid : e.tids()) {
+      if (tid <= 0 || tid > kMaxPid) return MakeError("PID %d has a thread %d", e.pid(), tid);
+      if (!tids.insert(tid).second) return MakeError("thread %d is listed twice", tid);
+    }
+    if (e.pgid() < 0 || e.pgid() > kMaxPid || e.sid() < 0 || e.sid() > kMaxPid)
+      return MakeError("PID %d has group %d and session %d", e.pid(), e.pgid(), e.sid());
+  }
+  for (const img::TreeEntry& e : inv.tree())
+    for (int tid : e.tids())
+      if (tid != e.pid() && pids.count(tid))
+        return MakeError("thread %d of PID %d is also a process", tid, e.pid());
+  return Ok{};
+}
+
+Status ValidateMm(const img::MmState& mm) {
+  if (mm.vmas_size() > kMaxVmas)
+    return MakeError("%d mappings (at most %d)", mm.vmas_size(), kMaxVmas);
+  uint64_t prev_end = 0;
+  for (const img::Vma& v : mm.vmas()) {
+    if (!Aligned(v.start()) || !Aligned(v.end()) || v.start() >= v.end() || v.end() > kUserSpaceEnd)
+      return MakeError("a mapping 0x%lx-0x%lx that cannot exist", v.start(), v.end());
+    if (v.start() < prev_end)
+      return MakeError("mappings overlap or are out of order at 0x%lx", v.start());
+    if (v.prot() & ~7u) return MakeError("mapping 0x%lx has protection 0x%x", v.start(), v.prot());
+    if (!Aligned(v.pgoff()))
+      return MakeError("mapping 0x%lx has offset 0x%lx", v.start(), v.pgoff());
+    if (!img::Vma::Kind_IsValid(v.kind()))
+      return MakeError("mapping 0x%lx has kind %d", v.start(), v.kind());
+    prev_end = v.end();
+  }
+  return Ok{};
+}
+
+Status ValidatePagemap(const img::Pagemap& pm, const img::MmState& mm) {
+  if (pm.entries_size() > kMaxVmas * 64) return MakeError("%d page runs", pm.entries_size());
+  std::vector<std::pair<uint64_t, uint64_t>> vmas;
+  for (const img::Vma& v : mm.vmas()) vmas.push_back({v.start(), v.end()});
+  // Entries are in address order within the data they cover; runs in the
+  // parent interleave with them, so sort a copy by address.
+  std::vector<const img::PagemapEntry*> by_addr;
+  uint64_t pages = 0;
+  for (const img::PagemapEntry& e : pm.entries()) {
+    if (!Aligned(e.vaddr()) || e.nr_pages() == 0 || e.nr_pages() > kUserSpaceEnd / kPageSize ||
+        e.vaddr() >= kUserSpaceEnd || e.nr_pages() * kPageSize > kUserSpaceEnd - e.vaddr())
+      return MakeError("a page run at 0x%lx of %lu pages that cannot exist", e.vaddr(),
+                       e.nr_pages());
+    if (!e.in_parent()) {
+      if (pm.encoding() == img::Pagemap::RAW && !Aligned(e.data_offset()))
+        return MakeError("the run at 0x%lx starts at offset %lu of its pages, not a page boundary",
+                         e.vaddr(), e.data_offset());
+      if (e.data_offset() > UINT64_MAX - e.nr_pages() * kPageSize)
+        return MakeError("the run at 0x%lx has offset %lu", e.vaddr(), e.data_offset());
+      pages += e.nr_pages();
+    }
+    by_addr.push_back(&e);
+  }
+  if (pages != pm.total_pages())
+    return MakeError("the pagemap counts %lu pages, its runs hold %lu", pm.total_pages(), pages);
+  std::sort(by_addr.begin(), by_addr.end(),
+            [](const auto* a, const auto* b) { return a->vaddr() < b->vaddr(); });
+  uint64_t prev_end = 0;
+  size_t vi = 0;
+  for (const img::PagemapEntry* e : by_addr) {
+    uint64_t a = e->vaddr(), b = a + e->nr_pages() * kPageSize;
+    if (a < prev_end) return MakeError("page runs overlap at 0x%lx", a);
+    prev_end = b;
+    // Inside mappings (adjacent ones may share a run).
+    for (uint64_t at = a; at < b;) {
+      while (vi < vmas.size() && vmas[vi].second <= at) vi++;
+      if (vi == vmas.size() || vmas[vi].first > at)
+        return MakeError("pages at 0x%lx are in no mapping", at);
+      at = std::min(b, vmas[vi].second);
+    }
+  }
+  return Ok{};
+}
+
+Status ValidateCore(const img::TaskCore& core) {
+  if (core.threads_size() == 0 || core.threads_size() > kMaxThreadsPerTask)
+    return MakeError("%d threads", core.threads_size());
+  if (core.sigactions_size() > 64) return MakeError("%d signal actions", core.sigactions_size());
+  for (const img::SigAction& sa : core.sigactions())
+    if (sa.signo() < 1 || sa.signo() > 64) return MakeError("a handler for signal %d", sa.signo());
+  return Ok{};
+}
+
+Status ValidateFds(const img::Fds& fds) {
+  if (fds.fds_size() > kMaxFds) return MakeError("%d descriptors", fds.fds_size());
+  std::set<int> seen;
+  for (const img::Fd& f : fds.fds()) {
+    if (f.fd() < 0 || f.fd() >= kMaxFds) return MakeError("descriptor number %d", f.fd());
+    if (!seen.insert(f.fd()).second) return MakeError("descriptor %d is listed twice", f.fd());
+    if (!img::Fd::Kind_IsValid(f.kind()))
+      return MakeError("descriptor %d has kind %d", f.fd(), f.kind());
+  }
+  return Ok{};
+}
+
+}  // namespace crl
