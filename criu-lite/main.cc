@@ -1,5 +1,7 @@
 // criu-lite: checkpoint/restore for Linux processes. The command line follows
 // CRIU's where the same thing is meant, so that scripts carry over.
+#include <google/protobuf/stubs/logging.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -64,6 +66,9 @@ void AddTlsOptions(CLI::App* cmd, crl::TlsOptions* t) {
 int main(int argc, char** argv) {
   // First: a stop signal from here on ends criu-lite through its clean-up.
   crl::CatchStopSignals();
+  // A record that does not parse is reported once, as an error naming the
+  // file; protobuf's own log lines would only add noise to stderr.
+  google::protobuf::SetLogHandler(nullptr);
   CLI::App app{"criu-lite: checkpoint and restore Linux processes"};
   app.name("criu-lite");
   app.require_subcommand(1);
