@@ -177,7 +177,7 @@ Status Dump(const DumpOptions& opts) {
   // writes meanwhile is copied new and also counts as written for the next pass.
   if (opts.pre_dump) TRY(tree.Release());
   auto t_thawed = Clock::now();
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, checksum_nsec = 0;
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
     PageWriter writer = TRY(PageWriter::Create(&out, dir.PagesName(p.pid), opts.zstd_level));
@@ -187,6 +187,7 @@ Status Dump(const DumpOptions& opts) {
     img::Pagemap pagemap;
     TRY(writer.Finish(&pagemap));
     bytes += writer.bytes_written();
+    checksum_nsec += writer.checksum_nsec();
     TRY(WriteImage(out, base(dir.Pagemap(p.pid)), ImageKind::kPagemap, pagemap));
   }
   if (chained) {
@@ -270,6 +271,7 @@ Status Dump(const DumpOptions& opts) {
   stats.set_pages_scanned(mstats.pages_scanned);
   stats.set_pages_written(mstats.pages_written);
   stats.set_bytes_written(bytes);
+  stats.set_checksum_usec(checksum_nsec / 1000);
   stats.set_frozen_usec(opts.pre_dump ? Usec(t_frozen, t_thawed) : Usec(t_frozen, t_end));
   stats.set_total_usec(Usec(t_start, t_end));
   stats.set_kind(opts.pre_dump ? "pre-dump" : "dump");

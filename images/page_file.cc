@@ -1,11 +1,14 @@
 #include "images/page_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "kernel/interrupt.h"
@@ -40,10 +43,41 @@ Result<PageWriter> PageWriter::Create(ImageOutput* out, const std::string& name,
   }
   w.pm_.set_pages_file(name);
   w.pm_.set_encoding(zstd_level > 0 ? img::Pagemap::ZSTD : img::Pagemap::RAW);
+  if (zstd_level == 0) {
+    w.hash_.reset(XXH3_createState());
+    if (!w.hash_) return MakeError("XXH3_createState failed");
+    w.pm_.set_checksummed(true);
+  }
   return w;
 }
 
 void PageWriter::CctxFree::operator()(void* c) const { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(c)); }
+void PageWriter::HashFree::operator()(void* s) const {
+  XXH3_freeState(static_cast<XXH3_state_t*>(s));
+}
+
+// The checksum of the run being written, fed as its pages come.
+void PageWriter::Hash(const void* data, size_t len) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto* st = static_cast<XXH3_state_t*>(hash_.get());
+  int entry = pm_.entries_size() - 1;
+  if (hashed_entry_ != entry) {
+    EndRunHash();
+    XXH3_64bits_reset(st);
+    hashed_entry_ = entry;
+  }
+  XXH3_64bits_update(st, data, len);
+  checksum_nsec_ +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+}
+
+void PageWriter::EndRunHash() {
+  if (hashed_entry_ < 0) return;
+  pm_.mutable_entries(hashed_entry_)
+      ->set_xxh3(XXH3_64bits_digest(static_cast<XXH3_state_t*>(hash_.get())));
+  hashed_entry_ = -1;
+}
 
 Status PageWriter::WriteOut(const void* data, size_t len) {
   TRY(out_->AppendFile(name_, data, len));
@@ -95,7 +129,10 @@ Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len) {
   }
   raw_offset_ += len;
   pm_.set_total_pages(pm_.total_pages() + len / kPageSize);
-  if (zstd_level_ == 0) return WriteOut(data, len);
+  if (zstd_level_ == 0) {
+    Hash(data, len);
+    return WriteOut(data, len);
+  }
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
     size_t take = std::min(len, kPageChunkBytes - frame_raw_.size());
@@ -109,6 +146,7 @@ Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len) {
 
 Status PageWriter::Finish(img::Pagemap* pagemap) {
   if (zstd_level_ > 0) TRY(FlushFrame());
+  EndRunHash();
   // No fsync, as CRIU: images go through the page cache; `sync` them if the
   // machine may crash before restore. (fsync doubled the dump time on ext4.)
   pm_.set_pages_file_size(file_offset_);
@@ -222,6 +260,27 @@ Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*
   if (next_entry != pm_.entries_size())
     return MakeError("pages file %s holds fewer pages than its pagemap lists", path_.c_str());
   return Ok{};
+}
+
+Status PageReader::Verify() const {
+  if (!raw() || !pm_.checksummed() || pm_.pages_file_size() == 0) return Ok{};
+  void* base = mmap(nullptr, pm_.pages_file_size(), PROT_READ, MAP_SHARED, fd_.get(), 0);
+  if (base == MAP_FAILED) return ErrnoError("mmap(%s)", path_.c_str());
+  madvise(base, pm_.pages_file_size(), MADV_SEQUENTIAL);
+  Status st = Ok{};
+  for (const auto& e : pm_.entries()) {
+    if (e.in_parent()) continue;
+    uint64_t len = e.nr_pages() * kPageSize;  // inside the file: Open checked
+    if (XXH3_64bits(static_cast<const char*>(base) + e.data_offset(), len) != e.xxh3()) {
+      st = MakeError(
+          "pages file %s is corrupt: the run at 0x%lx (%lu pages at offset %lu) does not match "
+          "its checksum",
+          path_.c_str(), e.vaddr(), e.nr_pages(), e.data_offset());
+      break;
+    }
+  }
+  munmap(base, pm_.pages_file_size());
+  return st;
 }
 
 }  // namespace crl

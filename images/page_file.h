@@ -33,11 +33,15 @@ class PageWriter {
   // Flushes and fills in everything the pagemap needs to find the pages.
   Status Finish(img::Pagemap* pagemap);
   uint64_t bytes_written() const { return file_offset_; }
+  // Time spent on checksums, to say what they cost.
+  uint64_t checksum_nsec() const { return checksum_nsec_; }
 
  private:
   PageWriter() = default;
   Status WriteOut(const void* data, size_t len);
   Status FlushFrame();
+  void Hash(const void* data, size_t len);
+  void EndRunHash();
 
   std::string path_, name_;
   std::unique_ptr<ImageOutput> own_out_;  // when created for a directory
@@ -50,6 +54,12 @@ class PageWriter {
   std::vector<char> frame_raw_, frame_out_;
   uint64_t file_offset_ = 0, raw_offset_ = 0, frame_raw_start_ = 0;
   img::Pagemap pm_;
+  struct HashFree {
+    void operator()(void* s) const;
+  };
+  std::unique_ptr<void, HashFree> hash_;  // XXH3_state_t of the run being written
+  int hashed_entry_ = -1;                 // which entry it hashes
+  uint64_t checksum_nsec_ = 0;
 };
 
 // Reads the pages a Pagemap describes.
@@ -67,6 +77,9 @@ class PageReader {
   // Calls FN(vaddr, data, len) for every run of pages, in pagemap order,
   // holding at most a few MiB in memory at a time.
   Status ForEachChunk(const std::function<Status(uint64_t, const char*, size_t)>& fn);
+  // Checks every run against its checksum (raw pages; zstd frames are
+  // checked as they are decompressed). Reads the file through a mapping.
+  Status Verify() const;
 
  private:
   PageReader() = default;

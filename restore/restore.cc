@@ -625,6 +625,15 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   if (opts.pages == PagePlacement::kLazy) PlanLazy(tree);
   pid_t pid = inv.root_pid();
   ph.Mark("read-images");
+  // Every page against its checksum, before any task exists.
+  for (const auto& [p, t] : tree.tasks) {
+    if (t->chain) {
+      for (const auto& src : t->chain->sources) TRY(src->Verify());
+    } else if (t->pages) {
+      TRY(t->pages->Verify());
+    }
+  }
+  ph.Mark("verify-pages");
 
   std::vector<const img::Fds*> all_fds;
   for (const auto& [p, t] : tree.tasks)

@@ -36,10 +36,11 @@ cp /usr/bin/busybox "$R/bin/busybox"
 for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
 # Our binaries at their own paths, with every library they load.
 # bash, ip (with netns), unshare, nsenter, pgrep: test-containers/hosts.sh, which
-# the two-host tests use, needs the real ones, not busybox's.
+# the two-host tests use, needs the real ones, not busybox's; openssl makes the
+# TLS tests' certificates, timeout kills migrate at fractions of a second.
 bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests"
       "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)"
-      "$(command -v pgrep)")
+      "$(command -v pgrep)" "$(command -v openssl)" "$(command -v timeout)")
 for f in "${bins[@]}"; do
   mkdir -p "$R$(dirname "$f")"
   cp "$f" "$R$f"
@@ -51,6 +52,11 @@ done
 mkdir -p "$R$ROOT/test-containers/vm"
 cp "$ROOT/test-containers/hosts.sh" "$R$ROOT/test-containers/"
 cp "$ROOT"/test-containers/vm/guest-*.sh "$R$ROOT/test-containers/vm/"
+# The TLS tests make their certificates with openssl, which reads its config.
+mkdir -p "$R$ROOT/tests/e2e" "$R/etc/ssl" "$R/usr/lib/ssl"
+cp "$ROOT/tests/e2e/make-certs.sh" "$R$ROOT/tests/e2e/"
+cp /etc/ssl/openssl.cnf "$R/etc/ssl/"
+ln -sf /etc/ssl/openssl.cnf "$R/usr/lib/ssl/openssl.cnf"
 KVER=$(basename "$OUT"/vmlinuz-* | sed 's/vmlinuz-//')
 if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
   mkdir -p "$R/lib/modules/$KVER/kernel"

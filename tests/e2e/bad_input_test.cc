@@ -210,6 +210,16 @@ TEST_F(EditedImages, AParentLinkLoop) {
   ExpectRefused("loops");
 }
 
+TEST_F(EditedImages, ABitFlippedInThePages) {
+  std::fstream f(Image("pages"), std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(100);
+  char c = static_cast<char>(f.get());
+  f.seekp(100);
+  f.put(static_cast<char>(c ^ 0x10));
+  f.close();
+  ExpectRefused("does not match its checksum");
+}
+
 TEST_F(EditedImages, AFifoOrADeviceInsteadOfAnImage) {
   // Neither may hang the restore nor be read for ever; `show` neither.
   std::string pages = Image("pages");

@@ -579,6 +579,7 @@ class TwoHosts : public ::testing::Test {
   }
   // Starts a workload on host a; returns its PID there.
   pid_t StartOnA(const std::string& scenario, const std::string& args = "") {
+    unlink((dir_ / "ready").c_str());
     Sh(OnHost("a", std::string(WORKLOAD_BIN) + " " + scenario + " --dir " + dir_.path() + " " +
                        args + " </dev/null >" + (dir_ / "out") + " 2>&1 &"));
     if (!WaitForFile(dir_ / "ready", 20000)) return -1;
@@ -586,6 +587,7 @@ class TwoHosts : public ::testing::Test {
     return atoi(ReadFile(dir_ / "ready").c_str());
   }
   void StartServerOnB(int port, const std::string& extra = "--restore") {
+    unlink((dir_ / "server.ready").c_str());
     Sh(OnHost("b", std::string(CRIU_LITE_BIN) + " page-server --address 10.77.0.2 --port " +
                        std::to_string(port) + " -D " + (dir_ / "dest") + ServerTls() + " " + extra +
                        " --status-file " + (dir_ / "server.ready") + " -v -o " +
@@ -783,6 +785,8 @@ TEST_F(TwoHosts, MigrateKilledAnywhereLeavesExactlyOneCopy) {
   }
   // A migration killed with SIGKILL cannot remove its work directory; the
   // next one does.
+  unlink((dir_ / "ready").c_str());
+  unlink((dir_ / "server.ready").c_str());
   pid_t pid = StartOnA("memory");
   StartServerOnB(++port);
   ASSERT_EQ(Migrate(pid, port), 0) << ReadFile(dir_ / "migrate.err");
