@@ -202,9 +202,13 @@ Status SeizedTree::Release() {
     for (auto& p : procs_)
       for (auto it = p.threads.rbegin(); it != p.threads.rend(); ++it) {
         SeizedThread& t = *it;
-        int status;
-        while (waitpid(t.tid, &status, __WALL) == t.tid && !WIFEXITED(status) &&
-               !WIFSIGNALED(status)) {
+        for (;;) {
+          Result<WaitStatus> ws = WaitForTask(t.tid);
+          if (!ws.ok()) {
+            LOG_ERROR("killing the tree: %s", ws.error().message.c_str());
+            break;
+          }
+          if (ws->exited() || ws->signaled()) break;
         }
       }
     return Ok{};

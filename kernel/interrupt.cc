@@ -22,6 +22,11 @@ void CatchStopSignals() {
   sa.sa_handler = OnStopSignal;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+  // SIGALRM only interrupts a bounded wait (WaitForTask's timer).
+  struct sigaction alarm {};
+  alarm.sa_handler = [](int) {};
+  sigemptyset(&alarm.sa_mask);
+  sigaction(SIGALRM, &alarm, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 

@@ -7,13 +7,24 @@
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 
 #include "kernel/uapi.h"
 
 namespace crl {
+
+namespace {
+std::string TaskStateLetter(pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(tid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  size_t p = stat.rfind(')');
+  return p != std::string::npos && p + 2 < stat.size() ? stat.substr(p + 2, 1) : "?";
+}
+}  // namespace
 
 std::string WaitStatus::ToString() const {
   if (exited()) return Format("exited with status %d", exit_code());
@@ -42,14 +53,52 @@ Status PtraceSetOptions(pid_t tid, long options) {
   return Ok{};
 }
 
+namespace {
+
+// A timer that interrupts this thread's waitpid() with SIGALRM (whose
+// handler, CatchStopSignals', does nothing and does not restart calls).
+timer_t WaitTimer() {
+  static timer_t timer = [] {
+    timer_t t{};
+    sigevent ev{};
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = SIGALRM;
+    ev._sigev_un._tid = static_cast<pid_t>(syscall(SYS_gettid));  // sigev_notify_thread_id
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t) < 0) return timer_t{};
+    return t;
+  }();
+  return timer;
+}
+
+void ArmWaitTimer(int seconds) {
+  itimerspec when{};
+  when.it_value.tv_sec = seconds;
+  // Again every second after: a signal lost to a race is sent again.
+  when.it_interval.tv_sec = seconds ? 1 : 0;
+  timer_settime(WaitTimer(), 0, &when, nullptr);
+}
+
+}  // namespace
+
 Result<WaitStatus> WaitForTask(pid_t tid, int flags) {
+  // Bounded: a task stuck in the kernel (uninterruptible sleep on a dead
+  // file server, a remote syscall that blocks) must not hold criu-lite, and
+  // the tree it holds, for ever.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTaskWaitSeconds);
   int status;
-  for (;;) {
-    pid_t r = waitpid(tid, &status, flags);
-    if (r == tid) return WaitStatus(status);
-    if (r < 0 && errno == EINTR) continue;
-    return ErrnoError("waitpid(pid=%d)", tid);
+  pid_t r;
+  ArmWaitTimer(kTaskWaitSeconds);
+  while ((r = waitpid(tid, &status, flags)) < 0 && errno == EINTR &&
+         std::chrono::steady_clock::now() < deadline) {
   }
+  int saved = errno;
+  ArmWaitTimer(0);
+  if (r == tid) return WaitStatus(status);
+  if (r < 0 && saved == EINTR)
+    return MakeError("thread %d did not stop within %d s: it is stuck in the kernel (state %s)",
+                     tid, kTaskWaitSeconds, TaskStateLetter(tid).c_str());
+  errno = saved;
+  return ErrnoError("waitpid(pid=%d)", tid);
 }
 
 Result<Registers> GetRegs(pid_t tid) {

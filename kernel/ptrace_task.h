@@ -40,6 +40,8 @@ using Registers = user_regs_struct;
 Status PtraceSeize(pid_t tid, long options);
 Status PtraceInterrupt(pid_t tid);
 Status PtraceSetOptions(pid_t tid, long options);
+// Waits at most kTaskWaitSeconds (then an error naming the thread's state).
+constexpr int kTaskWaitSeconds = 120;
 Result<WaitStatus> WaitForTask(pid_t tid, int flags = __WALL);
 Result<Registers> GetRegs(pid_t tid);
 Status SetRegs(pid_t tid, const Registers& regs);
