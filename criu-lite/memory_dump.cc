@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "images/file_id.h"
 #include "kernel/interrupt.h"
@@ -172,7 +173,8 @@ Status CheckVmFlagsCarried(pid_t pid, const VmaInfo& v) {
       {"sl", "sealed by mseal()"}, {"pf", "a raw PFN mapping"},
       {"io", "memory-mapped I/O"}, {"ht", "hugetlbfs memory"},
       {"mt", "memory tagging"},    {"gu", "guard regions (MADV_GUARD_INSTALL)"}};
-  for (const std::string& f : v.vmflags) {
+  std::istringstream codes(v.vmflags);
+  for (std::string f; codes >> f;) {
     auto refused = kRefused.find(f);
     if (refused != kRefused.end() || !kCarried.count(f))
       return MakeError(

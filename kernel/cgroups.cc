@@ -34,8 +34,8 @@ std::vector<CgroupMount> ParseCgroupMounts(std::string_view mountinfo) {
     CgroupMount m{mountpoint, root, {}, fstype == "cgroup2"};
     // Super options: the controllers, "name=X" for a named hierarchy, and
     // flags that are neither.
-    static const char* const kFlags[] = {"rw", "ro", "xattr", "noprefix", "clone_children",
-                                         "cpuset_v2_mode", "favordynmods"};
+    static const char* const kFlags[] = {
+        "rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"};
     for (const std::string& o : Split(options, ',')) {
       if (m.v2 || std::count(std::begin(kFlags), std::end(kFlags), o)) continue;
       if (o.find('=') == std::string::npos || o.rfind("name=", 0) == 0) m.controllers.push_back(o);

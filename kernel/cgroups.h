@@ -12,8 +12,8 @@
 namespace crl {
 
 struct CgroupMount {
-  std::string mountpoint;  // where it is mounted here
-  std::string root;        // which directory of the hierarchy is mounted there
+  std::string mountpoint;                // where it is mounted here
+  std::string root;                      // which directory of the hierarchy is mounted there
   std::vector<std::string> controllers;  // v1: "cpu", "name=systemd"...; empty for v2
   bool v2 = false;
 };

@@ -79,20 +79,32 @@ Result<std::vector<MapsEntry>> ParseProcMaps(std::string_view text) {
   return out;
 }
 
-bool SmapsFlags::Has(std::string_view code) const {
-  return std::find(flags.begin(), flags.end(), code) != flags.end();
+bool HasFlagCode(std::string_view codes, std::string_view code) {
+  for (std::string_view f = NextField(codes); !f.empty(); f = NextField(codes))
+    if (f == code) return true;
+  return false;
 }
+
+bool SmapsFlags::Has(std::string_view code) const { return HasFlagCode(flags, code); }
 
 Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text) {
   std::vector<SmapsFlags> out;
+  TRY(ParseSmapsVmFlagsInto(text, &out));
+  return out;
+}
+
+Status ParseSmapsVmFlagsInto(std::string_view text, std::vector<SmapsFlags>* outp) {
+  std::vector<SmapsFlags>& out = *outp;
   while (!text.empty()) {
     std::string_view line = NextLine(text);
     if (line.empty()) continue;
     if (line.substr(0, 8) == "VmFlags:") {
       if (out.empty()) return MakeError("smaps has VmFlags before any mapping");
       std::string_view rest = line.substr(8);
-      for (std::string_view f = NextField(rest); !f.empty(); f = NextField(rest))
-        out.back().flags.emplace_back(f);
+      for (std::string_view f = NextField(rest); !f.empty(); f = NextField(rest)) {
+        if (!out.back().flags.empty()) out.back().flags += ' ';
+        out.back().flags += f;
+      }
       continue;
     }
     // A mapping header starts with "start-end "; field lines start with "Name:".
@@ -104,7 +116,7 @@ Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text) {
       out.push_back(std::move(s));
     }
   }
-  return out;
+  return Ok{};
 }
 
 Result<ProcStat> ParseProcStat(std::string_view text) {
@@ -275,11 +287,10 @@ Result<std::vector<ProcLimit>> ParseProcLimits(std::string_view text) {
   // "Max cpu time              unlimited            unlimited            seconds"
   // Names in RLIMIT_* order; their column is 26 characters wide.
   static const char* const kNames[] = {
-      "Max cpu time",       "Max file size",     "Max data size",       "Max stack size",
-      "Max core file size", "Max resident set",  "Max processes",       "Max open files",
-      "Max locked memory",  "Max address space", "Max file locks",      "Max pending signals",
-      "Max msgqueue size",  "Max nice priority", "Max realtime priority",
-      "Max realtime timeout"};
+      "Max cpu time",       "Max file size",     "Max data size",         "Max stack size",
+      "Max core file size", "Max resident set",  "Max processes",         "Max open files",
+      "Max locked memory",  "Max address space", "Max file locks",        "Max pending signals",
+      "Max msgqueue size",  "Max nice priority", "Max realtime priority", "Max realtime timeout"};
   std::vector<ProcLimit> out;
   auto value = [](std::string_view v, uint64_t* dst) {
     if (v == "unlimited") {
@@ -339,12 +350,18 @@ Result<std::vector<ProcTimer>> ParseProcTimers(std::string_view text) {
       if (slash == std::string_view::npos || dot == std::string_view::npos || dot < slash)
         return bad();
       std::string_view how = val.substr(0, slash), whom = val.substr(slash + 1, dot - slash - 1);
-      if (how == "signal") t.notify = 0;
-      else if (how == "none") t.notify = 1;
-      else if (how == "thread") t.notify = 2;
-      else return bad();
-      if (whom == "tid") t.notify |= 4;
-      else if (whom != "pid") return bad();
+      if (how == "signal")
+        t.notify = 0;
+      else if (how == "none")
+        t.notify = 1;
+      else if (how == "thread")
+        t.notify = 2;
+      else
+        return bad();
+      if (whom == "tid")
+        t.notify |= 4;
+      else if (whom != "pid")
+        return bad();
       if (!ParseNum(val.substr(dot + 1), t.notify_pid)) return bad();
     } else if (key == "ClockID") {
       if (!ParseNum(val, t.clock)) return bad();

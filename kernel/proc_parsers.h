@@ -29,10 +29,16 @@ Result<std::vector<MapsEntry>> ParseProcMaps(std::string_view text);
 // The VmFlags line of each /proc/PID/smaps entry, keyed by the VMA start.
 struct SmapsFlags {
   uint64_t start = 0;
-  std::vector<std::string> flags;  // two-letter codes: "rd", "wr", "gd", "dd", "hg"...
+  // Two-letter codes as the kernel prints them, "rd wr mr mw me ac": one
+  // string, not a vector of them (a process may have 65,000 mappings).
+  std::string flags;
   bool Has(std::string_view code) const;
 };
 Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text);
+// The same over whole lines of smaps given piece by piece, appending to OUT.
+Status ParseSmapsVmFlagsInto(std::string_view lines, std::vector<SmapsFlags>* out);
+// Whether space-separated CODES holds CODE.
+bool HasFlagCode(std::string_view codes, std::string_view code);
 
 // /proc/PID/stat, the fields criu-lite uses.
 struct ProcStat {
@@ -83,8 +89,8 @@ Result<std::vector<ProcLimit>> ParseProcLimits(std::string_view text);
 struct ProcTimer {
   int id = 0;
   int signo = 0;
-  uint64_t sival = 0;  // sigev_value, as a pointer
-  int notify = 0;      // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, | SIGEV_THREAD_ID
+  uint64_t sival = 0;    // sigev_value, as a pointer
+  int notify = 0;        // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, | SIGEV_THREAD_ID
   pid_t notify_pid = 0;  // the process, or with SIGEV_THREAD_ID the thread
   int clock = 0;
 };

@@ -16,8 +16,8 @@ struct UnixSocketInfo {
   int type = 0;   // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET
   int state = 0;  // TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE...
   uint64_t peer_ino = 0;
-  std::string name;     // bound path (or @abstract), empty if unbound
-  uint32_t rqueue = 0;  // bytes (stream) or datagrams waiting to be read
+  std::string name;      // bound path (or @abstract), empty if unbound
+  uint32_t rqueue = 0;   // bytes (stream) or datagrams waiting to be read
   uint8_t shutdown = 0;  // RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2)
 };
 

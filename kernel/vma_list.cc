@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -11,10 +12,6 @@
 #include "kernel/uapi.h"
 
 namespace crl {
-
-bool VmaInfo::HasFlag(std::string_view code) const {
-  return std::find(vmflags.begin(), vmflags.end(), code) != vmflags.end();
-}
 
 Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid) {
   std::string path = Format("/proc/%d/maps", pid);
@@ -60,16 +57,33 @@ Result<std::vector<VmaInfo>> ListVmas(pid_t pid) {
     std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", pid)));
     entries = TRY(ParseProcMaps(text).Context(Format("/proc/%d/maps", pid)));
   }
-  std::string smaps = TRY(ReadFileToString(Format("/proc/%d/smaps", pid)));
-  std::vector<SmapsFlags> flags =
-      TRY(ParseSmapsVmFlags(smaps).Context(Format("/proc/%d/smaps", pid)));
+  // smaps is about 1 KiB per mapping: read it piece by piece, keeping only
+  // the flags, so that 65,000 mappings do not cost criu-lite 65 MiB at once.
+  std::string path = Format("/proc/%d/smaps", pid);
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  std::vector<SmapsFlags> flags;
+  std::string buf;
+  char chunk[1 << 16];
+  for (;;) {
+    ssize_t n = read(fd.get(), chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("read(%s)", path.c_str());
+    if (n == 0) break;
+    buf.append(chunk, n);
+    size_t end = buf.rfind('\n');
+    if (end == std::string::npos) continue;
+    TRY(ParseSmapsVmFlagsInto(std::string_view(buf).substr(0, end + 1), &flags).Context(path));
+    buf.erase(0, end + 1);
+  }
+  TRY(ParseSmapsVmFlagsInto(buf, &flags).Context(path));
   std::vector<VmaInfo> out;
   size_t fi = 0;
   for (auto& e : entries) {
     VmaInfo v;
     static_cast<MapsEntry&>(v) = std::move(e);
     while (fi < flags.size() && flags[fi].start < v.start) fi++;
-    if (fi < flags.size() && flags[fi].start == v.start) v.vmflags = flags[fi].flags;
+    if (fi < flags.size() && flags[fi].start == v.start) v.vmflags = std::move(flags[fi].flags);
     out.push_back(std::move(v));
   }
   return out;

@@ -12,8 +12,8 @@
 namespace crl {
 
 struct VmaInfo : MapsEntry {
-  std::vector<std::string> vmflags;
-  bool HasFlag(std::string_view code) const;
+  std::string vmflags;  // "rd wr mr mw me ac": /proc/PID/smaps' VmFlags
+  bool HasFlag(std::string_view code) const { return HasFlagCode(vmflags, code); }
 };
 
 Result<std::vector<VmaInfo>> ListVmas(pid_t pid);

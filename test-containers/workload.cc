@@ -46,30 +46,32 @@
 //             --what strict: strict mode, blocked in read()
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
+//   vmas      --procs N thousand mappings (default 50): one region whose pages
+//             are read-only and writable in turn, each page its own VMA
 //   lazy      forks, mremaps, drops, remaps and read()s into memory that a
 //             lazy restore has not placed yet (--big-mib, 64)
 //   reaper    init of a test host's PID namespace (test-containers/hosts.sh)
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
-#include <linux/futex.h>
-#include <linux/membarrier.h>
-#include <linux/securebits.h>
-#include <sched.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
 #include <linux/filter.h>
+#include <linux/futex.h>
 #include <linux/magic.h>
+#include <linux/membarrier.h>
 #include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
-#include <sys/statfs.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -85,6 +87,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -1087,7 +1090,8 @@ int Memfd() {
   Fill(priv + 4096, 4096, 1001);  // a private copy of page 1
   lseek(fd, 100, SEEK_SET);
   // A second, sealed memfd that cannot be executed (mode 0666, F_SEAL_EXEC).
-  int sealed = memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0008U /* NOEXEC_SEAL */);
+  int sealed =
+      memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0008U /* NOEXEC_SEAL */);
   if (sealed < 0) sealed = memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);  // < 6.3
   if (sealed < 0 || ftruncate(sealed, 8192) < 0 || fchmod(sealed, 0640) < 0 ||
       fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
@@ -1358,6 +1362,29 @@ int Hold(long mib) {
   Report();
 }
 
+// ---- vmas (a process with tens of thousands of mappings) ------------------------
+int Vmas(long thousands) {
+  InstallCheckHandler();
+  const size_t kPage = 4096;
+  size_t n = static_cast<size_t>(thousands) * 1000, len = n * kPage;
+  auto* mem = static_cast<char*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (mem == MAP_FAILED) return 2;
+  Fill(mem, len, 55);
+  for (size_t i = 0; i < n; i += 2)
+    if (mprotect(mem + i * kPage, kPage, PROT_READ) < 0) return 2;  // max_map_count?
+  Ready();
+  WaitForCheck();
+  EXPECT(Verify(mem, len, 55), "the %zu pages differ", n);
+  // Each read-only page is still its own read-only mapping.
+  std::ifstream in("/proc/self/maps");
+  std::string maps((std::istreambuf_iterator<char>(in)), {});
+  size_t ro = 0;
+  for (size_t at = 0; (at = maps.find(" r--p ", at)) != std::string::npos; at++) ro++;
+  EXPECT(ro >= n / 2, "%zu read-only mappings, want %zu", ro, n / 2);
+  Report();
+}
+
 // ---- lazy (lazy restore) -------------------------------------------------------
 // Memory a lazy restore has not placed yet, used in every way that changes
 // the layout under the lazy-pages daemon: a fork, an mremap, MADV_DONTNEED,
@@ -1409,7 +1436,7 @@ int Lazy(long mib) {
   EXPECT(memcmp(target, line, sizeof line) == 0, "read() into lazy memory lost data");
   EXPECT(Verify(mem + 4 * part, 8192, seed_at(4 * part)), "part 4 before the read differs");
   EXPECT(Verify(target + 4096, part - 12288, seed_at(4 * part + 12288)),
-             "part 4 after the read differs");
+         "part 4 after the read differs");
   // Parts 0, 5, 6, 7 read by four threads at once.
   struct Job {
     const char* p;
@@ -1598,9 +1625,9 @@ int Identity() {
   EXPECT(n == 2 && got[0] == 4 && got[1] == 24, "%d supplementary groups", n);
   uint64_t eff, prm, inh;
   CapGet(&eff, &prm, &inh);
-  EXPECT(prm == kIdPermitted && eff == Cap(CAP_NET_BIND_SERVICE) &&
-             inh == Cap(CAP_NET_BIND_SERVICE),
-         "capabilities eff %lx prm %lx inh %lx", eff, prm, inh);
+  EXPECT(
+      prm == kIdPermitted && eff == Cap(CAP_NET_BIND_SERVICE) && inh == Cap(CAP_NET_BIND_SERVICE),
+      "capabilities eff %lx prm %lx inh %lx", eff, prm, inh);
   EXPECT(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_BIND_SERVICE, 0, 0) == 1,
          "ambient capability lost");
   EXPECT(prctl(PR_CAPBSET_READ, CAP_SYS_MODULE) == 0, "CAP_SYS_MODULE back in the bounding set");
@@ -1679,8 +1706,8 @@ int Ptimers() {
   };
   timer_t t0 = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 4, 0x5151, 0);
   timer_t gap = make(CLOCK_MONOTONIC, SIGEV_NONE, 0, 0, 0);
-  timer_t t2 = make(CLOCK_MONOTONIC, SIGEV_THREAD_ID | SIGEV_SIGNAL, SIGRTMIN + 5, 0,
-                    g_pt_thread_tid);
+  timer_t t2 =
+      make(CLOCK_MONOTONIC, SIGEV_THREAD_ID | SIGEV_SIGNAL, SIGRTMIN + 5, 0, g_pt_thread_tid);
   timer_t t3 = make(CLOCK_REALTIME, SIGEV_NONE, 0, 0, 0);
   timer_t t4 = make(CLOCK_BOOTTIME, SIGEV_SIGNAL, SIGRTMIN + 4, 0x5151, 0);
   syscall(SYS_timer_delete, gap);
@@ -1705,8 +1732,7 @@ int Ptimers() {
   EXPECT(syscall(SYS_timer_gettime, t3, &cur) == 0 && cur.it_value.tv_sec <= 100 &&
              cur.it_value.tv_sec >= 80,
          "timer 3: %m, %ld s left", cur.it_value.tv_sec);
-  EXPECT(syscall(SYS_timer_gettime, t4, &cur) == 0 && !cur.it_value.tv_sec &&
-             !cur.it_value.tv_nsec,
+  EXPECT(syscall(SYS_timer_gettime, t4, &cur) == 0 && !cur.it_value.tv_sec && !cur.it_value.tv_nsec,
          "timer 4 is not the disarmed one: %m");
   EXPECT(syscall(SYS_timer_gettime, gap, &cur) < 0 && errno == EINVAL, "the deleted timer is back");
   Report();
@@ -1808,14 +1834,13 @@ int Refuse(const std::string& what) {
     check = [c] { EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone"); };
   } else if (what == "seccomp-notify") {
     // A filter that hands uname() to a supervisor; the listener stays here.
-    sock_filter insns[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_uname, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    sock_filter insns[] = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+                           BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_uname, 0, 1),
+                           BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+                           BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
     sock_fprog prog{4, insns};
-    int listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                           SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    int listener =
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (listener < 0) return 2;
     check = [] { EXPECT(prctl(PR_GET_SECCOMP) == 2, "the seccomp filter is gone"); };
   } else if (what == "uts-namespace" || what == "mount-namespace") {
@@ -1863,8 +1888,7 @@ int Refuse(const std::string& what) {
   } else if (what == "droppable") {
     void* d = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS,
                    -1, 0);
-    if (d == MAP_FAILED)
-      WriteFile("unsupported", "no MAP_DROPPABLE on this kernel (6.11+)");
+    if (d == MAP_FAILED) WriteFile("unsupported", "no MAP_DROPPABLE on this kernel (6.11+)");
     check = [] {};
   } else if (what == "guard-region") {
     auto* p = static_cast<char*>(
@@ -1931,8 +1955,8 @@ int Jobs() {
   EXPECT(waitid(P_PID, stopped, &w, WSTOPPED | WNOWAIT) == 0 && w.si_code == CLD_STOPPED &&
              w.si_status == SIGTSTP,
          "stopped child: code %d status %d (not stopped by SIGTSTP)", w.si_code, w.si_status);
-  EXPECT(waitid(P_PID, zombie, &w, WEXITED | WNOWAIT) == 0 && w.si_status == 7,
-         "zombie: status %d", w.si_status);
+  EXPECT(waitid(P_PID, zombie, &w, WEXITED | WNOWAIT) == 0 && w.si_status == 7, "zombie: status %d",
+         w.si_status);
   EXPECT(getpgid(zombie) == leader, "zombie in group %d, not %d", getpgid(zombie), leader);
   EXPECT(waitid(P_PID, session, &w, WEXITED | WNOWAIT) == 0 && w.si_status == 3,
          "session zombie: status %d", w.si_status);
@@ -1950,11 +1974,10 @@ int Jobs() {
 // mode instead, blocked in read(); the check signal makes it exit(0) (the
 // only way out strict mode leaves).
 int InstallDenyFilter(long nr, int err, unsigned flags) {
-  sock_filter insns[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<uint32_t>(err)),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+  sock_filter insns[] = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+                         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1),
+                         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<uint32_t>(err)),
+                         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
   sock_fprog prog{4, insns};
   return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
@@ -2097,6 +2120,7 @@ int main(int argc, char** argv) {
       if (waitpid(-1, nullptr, 0) < 0) usleep(10000);
   }
   if (scenario == "hold") return Hold(big_mib > 0 ? big_mib : 1024);
+  if (scenario == "vmas") return Vmas(procs > 0 ? procs : 50);
   if (scenario == "lazy") return Lazy(big_mib > 0 ? big_mib : 64);
   fprintf(stderr, "workload: unknown scenario %s\n", scenario.c_str());
   return 2;

@@ -61,6 +61,17 @@ TEST(ParseSmapsVmFlags, KeysFlagsByStart) {
   EXPECT_FALSE((*r)[0].Has("gd"));
   EXPECT_TRUE((*r)[1].Has("gd"));
   EXPECT_TRUE((*r)[1].Has("dd"));
+  EXPECT_FALSE((*r)[1].Has("d"));
+  EXPECT_EQ((*r)[1].flags, "rd wr mr mw me gd ac dd");
+}
+
+// smaps read piece by piece (lines whole): the same result.
+TEST(ParseSmapsVmFlags, InPieces) {
+  std::vector<SmapsFlags> out;
+  ASSERT_TRUE(ParseSmapsVmFlagsInto("00400000-00401000 r-xp 00000000 fe:00 1 /bin/x\n", &out).ok());
+  ASSERT_TRUE(ParseSmapsVmFlagsInto("Size: 4 kB\nVmFlags: rd ex\n", &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].flags, "rd ex");
 }
 
 // A real stat line with a comm holding spaces and parentheses.
