@@ -415,6 +415,15 @@ Status RunPageServer(const PageServerOptions& in) {
   }
   if (mkdir(opts.images_dir.c_str(), 0700) < 0 && errno != EEXIST)
     return ErrnoError("mkdir(%s)", opts.images_dir.c_str());
+  // What a page server killed before it ended left half-written.
+  {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(opts.images_dir, ec)) {
+      std::string n = e.path().filename();
+      if (n.size() > 9 && n[0] == '.' && n.compare(n.size() - 8, 8, ".partial") == 0)
+        std::filesystem::remove_all(e.path(), ec);
+    }
+  }
   ScopedFd lfd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!lfd.valid()) return ErrnoError("socket");
   int one = 1;

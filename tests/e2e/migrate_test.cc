@@ -676,7 +676,8 @@ TEST_F(TwoHosts, ADestinationThatCannotRestoreLeavesTheSourceRunning) {
 }
 
 // migrate killed (SIGKILL or SIGTERM) at random moments, and at the two
-// points either side of the hand-over: afterwards exactly one copy of the
+// points either side of the hand-over, and the destination's page server
+// killed at random moments: afterwards exactly one copy of the
 // tree runs, on a or on b, and passes its check. None may run only when
 // criu-lite died between killing the source and the destination's GO (the
 // one window where neither side can know), and then both logs say so. No
@@ -684,8 +685,9 @@ TEST_F(TwoHosts, ADestinationThatCannotRestoreLeavesTheSourceRunning) {
 TEST_F(TwoHosts, MigrateKilledAnywhereLeavesExactlyOneCopy) {
   struct Trial {
     int sig;
-    int delay_ms;       // -1: at the fault point
-    const char* fault;  // CRIU_LITE_FAULT
+    int delay_ms;         // -1: at the fault point
+    const char* fault;    // CRIU_LITE_FAULT
+    bool server = false;  // the destination's page server is killed, not migrate
   };
   int port = 7120, none = 0, on_a = 0, on_b = 0, windows = 0;
   // How long a whole migration takes here (the shell and nsenter included):
@@ -707,8 +709,12 @@ TEST_F(TwoHosts, MigrateKilledAnywhereLeavesExactlyOneCopy) {
   for (int i = 0; i < 8; i++)
     trials.push_back({i % 2 ? SIGTERM : SIGKILL,
                       std::uniform_int_distribution<int>(1, clean_ms * 12 / 10)(rng), ""});
+  for (int i = 0; i < 4; i++)
+    trials.push_back({i % 2 ? SIGTERM : SIGKILL,
+                      std::uniform_int_distribution<int>(1, clean_ms)(rng), "", true});
   for (const Trial& t : trials) {
-    std::string what = std::string(strsignal(t.sig)) + " " +
+    std::string what = std::string(t.server ? "page server: " : "migrate: ") + strsignal(t.sig) +
+                       " " +
                        (t.delay_ms >= 0 ? "after " + std::to_string(t.delay_ms) + " ms"
                                         : std::string("at ") + t.fault);
     unlink((dir_ / "ready").c_str());
@@ -722,12 +728,24 @@ TEST_F(TwoHosts, MigrateKilledAnywhereLeavesExactlyOneCopy) {
     std::string cmd = std::string(CRIU_LITE_BIN) + " migrate -t " + std::to_string(pid) +
                       " --to 10.77.0.2:" + std::to_string(port) + ClientTls() +
                       " --timeout 5 -v -v -o " + (dir_ / "migrate.log");
-    if (t.delay_ms >= 0)
-      cmd = "timeout -s " + std::string(t.sig == SIGKILL ? "KILL" : "TERM") + " " +
-            std::to_string(t.delay_ms / 1000.0) + " " + cmd;
-    else
-      cmd = std::string("env CRIU_LITE_FAULT=") + t.fault + " " + cmd;
-    Sh(OnHost("a", cmd + " 2>" + (dir_ / "migrate.err")));
+    if (t.server) {
+      // migrate in the background; the page server on b killed meanwhile.
+      Sh(OnHost("a", cmd + " 2>" + (dir_ / "migrate.err") + " &"));
+      usleep(t.delay_ms * 1000);
+      Sh(OnHost("b", std::string("pkill -") + (t.sig == SIGKILL ? "KILL" : "TERM") +
+                         " -f 'page-server.*--port " + std::to_string(port) + "'"));
+      for (int i = 0; i < 600 && Sh(OnHost("a", "pgrep -f 'criu-lite migrate -t " +
+                                                    std::to_string(pid) + "' >/dev/null")) == 0;
+           i++)
+        usleep(25000);
+    } else {
+      if (t.delay_ms >= 0)
+        cmd = "timeout -s " + std::string(t.sig == SIGKILL ? "KILL" : "TERM") + " " +
+              std::to_string(t.delay_ms / 1000.0) + " " + cmd;
+      else
+        cmd = std::string("env CRIU_LITE_FAULT=") + t.fault + " " + cmd;
+      Sh(OnHost("a", cmd + " 2>" + (dir_ / "migrate.err")));
+    }
     // The page server ends with its one client (it gives up on a silent one
     // after --timeout). One that no client reached yet listens on: that is
     // its job, not a leftover.
