@@ -393,7 +393,8 @@ void Descendants(pid_t root, std::vector<pid_t>* out) {
              WIFSIGNALED(status) ? Format("was killed by signal %d (%s)", WTERMSIG(status),
                                           strsignal(WTERMSIG(status)))
                                        .c_str()
-                                 : Format("exited with status %d", WEXITSTATUS(status)).c_str()),
+                                 : Format("exited with status %d", WEXITSTATUS(status)).c_str()) +
+          ": the restored processes would read zeros where their memory was",
       roots);
 }
 
@@ -404,10 +405,7 @@ void KillTheTree(const std::string& why, const std::vector<std::pair<pid_t, int>
   std::set<pid_t> victims(found.begin(), found.end());
   std::string list;
   for (pid_t v : victims) list += Format(" %d", v);
-  LOG_ERROR(
-      "lazy pages: %s: the restored processes would read zeros where their memory was; "
-      "killed them:%s",
-      why.c_str(), list.c_str());
+  LOG_ERROR("lazy pages: %s; killed them:%s", why.c_str(), list.c_str());
   for (const auto& [pid, pidfd] : roots)
     syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
   for (pid_t v : victims) kill(v, SIGKILL);
@@ -418,7 +416,8 @@ void KillTheTree(const std::string& why, const std::vector<std::pair<pid_t, int>
 
 Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
                                    const std::vector<std::pair<int, std::string>>& sources,
-                                   uint64_t fill_mib_s, pid_t tree_root) {
+                                   uint64_t fill_mib_s, pid_t tree_root,
+                                   const std::vector<const PageReader*>& verify) {
   fflush(nullptr);
   pid_t guard = fork();
   if (guard < 0) return ErrnoError("fork (lazy-pages guard)");
@@ -455,9 +454,17 @@ Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
     DaemonMain(std::move(tasks), sources, fill_mib_s);
   }
   for (const auto& [pid, fd] : roots) keep.insert(fd);
+  for (const PageReader* r : verify) keep.insert(r->fd());
   CloseAllBut(keep);  // the userfaultfds too: only the daemon may hold them
   if (daemon < 0)
     KillTheTree(Format("the daemon could not start (fork: %s)", strerror(errno)), roots);
+  for (const PageReader* r : verify) {
+    Status ok = r->Verify();
+    if (!ok.ok()) {
+      kill(daemon, SIGKILL);
+      KillTheTree(ok.error().message + ": the restored processes would run on it", roots);
+    }
+  }
   GuardMain(daemon, roots);
 }
 

@@ -45,11 +45,13 @@ Result<ScopedFd> RegisterLazyRanges(Puppet& p,
 // uncompressed). Faults are served at once; the background fill places at
 // most FILL_MIB_S MiB/s (0: as fast as it can). criu-lite's copies of the
 // userfaultfds are closed on return: once the daemon is done, the kernel
-// takes over the mappings again. The daemon's parent, a guard, kills the
-// tree under TREE_ROOT if the daemon ends before its work is done. Returns
-// the guard's PID.
+// takes over the mappings again. The daemon's parent, a guard, checks the
+// pages of VERIFY against their checksums meanwhile, and kills the tree
+// under TREE_ROOT, saying why, on a mismatch or if the daemon ends before
+// its work is done. Returns the guard's PID.
 Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
                                    const std::vector<std::pair<int, std::string>>& sources,
-                                   uint64_t fill_mib_s, pid_t tree_root);
+                                   uint64_t fill_mib_s, pid_t tree_root,
+                                   const std::vector<const PageReader*>& verify);
 
 }  // namespace crl

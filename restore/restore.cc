@@ -126,6 +126,24 @@ struct Tree {
   img::Shared shared;
 };
 
+// The page files of the tree, each once.
+std::vector<const PageReader*> PageFiles(const Tree& tree) {
+  std::vector<const PageReader*> out;
+  for (const auto& [p, t] : tree.tasks) {
+    if (t->chain) {
+      for (const auto& src : t->chain->sources) out.push_back(src.get());
+    } else if (t->pages) {
+      out.push_back(t->pages.get());
+    }
+  }
+  return out;
+}
+
+Status VerifyPages(const Tree& tree) {
+  for (const PageReader* r : PageFiles(tree)) TRY(r->Verify());
+  return Ok{};
+}
+
 Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const RestoreOptions& opts) {
   Tree tree;
   TRY(ValidateTree(inv).Context(dir.Inventory()));
@@ -512,10 +530,10 @@ Status TreeBuilder::StartLazyPages() {
     LOG_INFO(
         "lazy pages: nothing to place lazily (all private memory is shared with children "
         "by fork, and was placed before the fork)");
-    return Ok{};
+    return VerifyPages(tree_);
   }
   TRY(StartLazyPagesDaemon(std::move(tasks), sources, opts_.lazy_fill_mib_s,
-                           tree_.root->entry.pid()));
+                           tree_.root->entry.pid(), PageFiles(tree_)));
   return Ok{};
 }
 
@@ -625,14 +643,11 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   if (opts.pages == PagePlacement::kLazy) PlanLazy(tree);
   pid_t pid = inv.root_pid();
   ph.Mark("read-images");
-  // Every page against its checksum, before any task exists.
-  for (const auto& [p, t] : tree.tasks) {
-    if (t->chain) {
-      for (const auto& src : t->chain->sources) TRY(src->Verify());
-    } else if (t->pages) {
-      TRY(t->pages->Verify());
-    }
-  }
+  // Every page against its checksum before any task exists. With
+  // --pages=lazy the lazy-pages guard does it while the tree runs (and kills
+  // it on a mismatch): up front, reading every page would put back into the
+  // freeze what lazy restore takes out of it.
+  if (opts.pages != PagePlacement::kLazy) TRY(VerifyPages(tree));
   ph.Mark("verify-pages");
 
   std::vector<const img::Fds*> all_fds;

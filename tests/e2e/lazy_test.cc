@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <regex>
 
 #include "tests/e2e/harness.h"
@@ -217,6 +218,33 @@ TEST(LazyRestore, TheDaemonIgnoresTerminalSignalsAndFinishesOnSigterm) {
   EXPECT_LT(secs, 8) << "SIGTERM did not lift the fill rate";
   EXPECT_NE(ReadFile(dir / "restore.log").find("placing the rest at once"), std::string::npos);
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+// Lazily, pages are checked against their checksums while the tree runs (by
+// the daemon's guard): a flipped bit gets the tree killed, saying why.
+TEST(LazyRestore, ACorruptPageKillsTheTreeAndSaysWhy) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "hold", {"--big-mib", "64"});
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid}).ok());
+  std::string pages = dir / ("img/pages-" + std::to_string(pid) + ".img");
+  {
+    std::fstream f(pages, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40 << 20);
+    f.put('\x5a');
+  }
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
+                             "--pages=lazy", "--lazy-fill-rate", "16"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; i++) {
+    usleep(10000);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    gone = !Alive(pid);
+  }
+  EXPECT_TRUE(gone) << "the tree runs on corrupt memory";
+  EXPECT_NE(ReadFile(dir / "restore.log").find("does not match its checksum"), std::string::npos)
+      << ReadFile(dir / "restore.log");
 }
 
 TEST(LazyRestore, CompressedImagesAreRefusedBeforeAnythingRuns) {
