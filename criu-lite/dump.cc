@@ -255,8 +255,13 @@ Status Dump(const DumpOptions& opts) {
   // A migration decides here: the destination either runs the tree (kill
   // the source) or failed (resume it, nothing lost).
   if (opts.before_release) kill_tree = TRY(opts.before_release());
-  if (kill_tree) tree.KillOnRelease();
+  Status after_kill = Ok{};
+  if (kill_tree) {
+    tree.SignalKill();
+    if (opts.after_kill_signalled) after_kill = opts.after_kill_signalled();
+  }
   TRY(tree.Release());
+  TRY(after_kill);
   auto t_end = Clock::now();
   if (chained && !opts.pre_dump) tracker.Stop();  // the final pass ends tracking
 

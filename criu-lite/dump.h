@@ -30,6 +30,9 @@ struct DumpOptions {
   // Called with the tree still frozen once every image is out: true to kill
   // it, false to resume it.
   std::function<Result<bool>()> before_release;
+  // Once SIGKILL is sent to the tree (dump without -R), before waiting for
+  // it to die: a migration lets the destination's copy run from here.
+  std::function<Status()> after_kill_signalled;
   // A pre-dump's tracking holder also ends when this process does (a
   // migration's passes: nobody continues the chain once migrate is gone).
   pid_t tracking_owner = -1;

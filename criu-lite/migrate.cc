@@ -172,25 +172,31 @@ Status Migrate(const MigrateOptions& opts) {
     source_killed = true;
     return true;
   };
+  // SIGKILL is sent to every process of the source: none of its code runs
+  // again. GO now, not once the kernel has freed its memory (that put 0.1 s
+  // per GiB into the freeze).
+  f.after_kill_signalled = [&]() -> Status {
+    FaultPoint("migrate-source-killed");
+    TRY(sender->Go());
+    t_restored = Clock::now();
+    LOG_INFO("the destination runs the tree");
+    return Ok{};
+  };
   Status s = Dump(f);
   if (!s.ok() && !source_killed)
     return MakeError("migration failed, the source tree runs on: %s", s.error().message.c_str());
-  FaultPoint("migrate-source-killed");
-  if (s.ok()) s = sender->Go();
-  if (s.ok()) LOG_INFO("the destination runs the tree");
   if (!s.ok())
     return MakeError(
         "migration failed after the source tree was killed: %s. The destination runs its copy "
         "only if it got GO; if it did not, it killed its copy too and neither runs",
         s.error().message.c_str());
-  t_restored = Clock::now();
   end_tracking.on = false;  // the final dump ended it
   auto t_end = Clock::now();
   (void)sender->Done();
   img::Stats fs;
   TRY(ReadImage(ImageDir(final_dir).Stats("dump"), ImageKind::kStats, &fs));
   // Frozen: from the freeze on the source to the tree running on the
-  // destination. (Killing the source's copy comes after, and costs nobody.)
+  // destination (its GO answered). The source's memory is freed after.
   auto t_freeze = t_final + std::chrono::microseconds(PhaseUsec(fs, "validate"));
   double frozen = Secs(t_freeze, t_restored);
   double scan = (PhaseUsec(fs, "collect") + PhaseUsec(fs, "scan")) / 1e6;

@@ -190,6 +190,11 @@ Status SeizedTree::ReleaseProcess(SeizedProcess& p) {
   return first;
 }
 
+void SeizedTree::SignalKill() {
+  kill_ = true;
+  for (auto& p : procs_) kill(p.pid, SIGKILL);
+}
+
 Status SeizedTree::Release() {
   if (released_) return Ok{};
   released_ = true;

@@ -61,6 +61,9 @@ class SeizedTree {
 
   // At release, kill the tree instead of resuming it (dump without --leave-running).
   void KillOnRelease() { kill_ = true; }
+  // Sends SIGKILL to every process now (Release then waits for them): from
+  // here on none of the tree's code runs again, even before it is reaped.
+  void SignalKill();
   Status Release();
 
  private:

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "images/image_dir.h"
 #include "images/image_file.h"
@@ -643,12 +644,27 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   if (opts.pages == PagePlacement::kLazy) PlanLazy(tree);
   pid_t pid = inv.root_pid();
   ph.Mark("read-images");
-  // Every page against its checksum before any task exists. With
-  // --pages=lazy the lazy-pages guard does it while the tree runs (and kills
-  // it on a mismatch): up front, reading every page would put back into the
-  // freeze what lazy restore takes out of it.
-  if (opts.pages != PagePlacement::kLazy) TRY(VerifyPages(tree));
-  ph.Mark("verify-pages");
+  // Every page against its checksum before any task runs: on the other
+  // core while the tree is built (it reads the same pages, from the page
+  // cache), joined before the tree is let go. With --pages=lazy the
+  // lazy-pages guard does it while the tree runs (and kills it on a
+  // mismatch): before, it would put back into the freeze what lazy restore
+  // takes out of it.
+  Status verified = Ok{};
+  std::thread verifier;
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{verifier};
+  if (opts.pages != PagePlacement::kLazy)
+    verifier = std::thread([&] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);  // stop signals are the main thread's
+      verified = VerifyPages(tree);
+    });
 
   std::vector<const img::Fds*> all_fds;
   for (const auto& [p, t] : tree.tasks)
@@ -670,6 +686,9 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   TRY(files.Finish(all_fds, tree.shared).Context("finishing the tree's files"));
   ph.Mark("build");
   if (!opts.pidfile.empty()) TRY(WritePidfile(opts.pidfile, pid));
+  if (verifier.joinable()) verifier.join();
+  TRY(verified);
+  ph.Mark("verify-pages");
   // The last point at which a stop signal undoes the restore.
   FaultPoint("restore-built");
   TRY(CheckStop());
