@@ -232,6 +232,8 @@ TEST(LazyRestore, ACorruptPageKillsTheTreeAndSaysWhy) {
     f.seekp(40 << 20);
     f.put('\x5a');
   }
+  // Killed as soon as the guard has read its pages: nothing to compare.
+  ExpectStateDiff killed({""});
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
                              "--pages=lazy", "--lazy-fill-rate", "16"});
   ASSERT_TRUE(r.ok()) << r.err;
