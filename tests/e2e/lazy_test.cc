@@ -232,11 +232,11 @@ TEST(LazyRestore, ACorruptPageKillsTheTreeAndSaysWhy) {
     f.seekp(40 << 20);
     f.put('\x5a');
   }
-  // Killed as soon as the guard has read its pages: nothing to compare.
+  // Killed as soon as the guard has read its pages: nothing to compare. The
+  // guard may even be done before restore is (which then fails).
   ExpectStateDiff killed({""});
-  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
-                             "--pages=lazy", "--lazy-fill-rate", "16"});
-  ASSERT_TRUE(r.ok()) << r.err;
+  RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
+               "--pages=lazy", "--lazy-fill-rate", "16"});
   bool gone = false;
   for (int i = 0; i < 500 && !gone; i++) {
     usleep(10000);
