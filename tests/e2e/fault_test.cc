@@ -96,10 +96,11 @@ class Faults : public ::testing::Test {
   int kills_ = 0, in_window_ = 0;
 };
 
-// dump -R of a three-process pipeline with data in flight, and of eight
-// threads under a mutex: killed at random, the tree runs on as it was.
+// dump -R of a three-process pipeline with data in flight, of eight threads
+// under a mutex, and of a tree with a SIGTSTP-stopped child and zombies:
+// killed at random, the tree runs on (or stays stopped) as it was.
 TEST_F(Faults, LeaveRunningDumpKilledAnywhere) {
-  for (const char* scenario : {"pipeline", "threads"}) {
+  for (const char* scenario : {"pipeline", "threads", "jobs"}) {
     int clean = 0;
     {
       TestDir dir;
