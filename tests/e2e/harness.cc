@@ -124,54 +124,19 @@ void SettleTree(pid_t root, int timeout_ms) {
   }
 }
 
-CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap, int stdin_fd) {
+namespace {
+
+// Runs criu-lite with ARGS (ENV added to its environment, stdin from
+// STDIN_FD or /dev/null), sends it SIG after DELAY_US if DELAY_US >= 0 and it
+// has not ended, and waits for it. With REAP non-empty, every child of ours
+// that dies meanwhile is reaped: while a dump kills a tree, its tasks die and
+// some are reparented to us (a subreaper), and their PIDs must get free.
+CmdResult Spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                int stdin_fd, int delay_us, int sig, const std::vector<pid_t>& reap) {
   static int n = 0;
-  RecordBeforeDump(args);
   std::string err_path =
       "/tmp/criu-lite-e2e-stderr-" + std::to_string(getpid()) + "-" + std::to_string(n++);
-  std::vector<std::string> argv = {CRIU_LITE_BIN};
-  argv.insert(argv.end(), args.begin(), args.end());
   std::string out_path = err_path + ".out";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
-    ExecWith(argv, in, out, err);
-  }
-  CmdResult r;
-  for (;;) {
-    int status;
-    // While a dump kills a tree, its tasks die and some are reparented to us
-    // (a subreaper): reap every child that dies, so that PIDs get free.
-    pid_t w = waitpid(reap.empty() ? pid : -1, &status, WNOHANG);
-    if (w == pid) {
-      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      break;
-    }
-    if (w > 0) continue;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  // The dump saw them die before it exited: they are there to reap now.
-  if (!reap.empty())
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
-    }
-  r.err = ReadFile(err_path);
-  r.out = ReadFile(out_path);
-  unlink(err_path.c_str());
-  unlink(out_path.c_str());
-  if (r.ok())
-    CompareAfterRestore(args);
-  else
-    ForgetDump(args);
-  return r;
-}
-
-CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay_us, int sig,
-                                 const std::vector<std::string>& env, std::vector<pid_t> reap) {
-  static int n = 0;
-  std::string err_path =
-      "/tmp/criu-lite-e2e-killed-" + std::to_string(getpid()) + "-" + std::to_string(n++);
   std::vector<std::string> argv = {CRIU_LITE_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   auto start = std::chrono::steady_clock::now();
@@ -179,7 +144,9 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
   if (pid == 0) {
     for (const std::string& e : env) putenv(strdup(e.c_str()));
     int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ExecWith(argv, open("/dev/null", O_RDONLY), err, err);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
+    ExecWith(argv, in, out, err);
   }
   CmdResult r;
   bool sent = delay_us < 0;
@@ -197,12 +164,32 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
     }
     std::this_thread::sleep_for(std::chrono::microseconds(sent ? 2000 : 100));
   }
+  // The dump saw them die before it exited: they are there to reap now.
   if (!reap.empty())
     while (waitpid(-1, nullptr, WNOHANG) > 0) {
     }
   r.err = ReadFile(err_path);
+  r.out = ReadFile(out_path);
   unlink(err_path.c_str());
+  unlink(out_path.c_str());
   return r;
+}
+
+}  // namespace
+
+CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> reap, int stdin_fd) {
+  RecordBeforeDump(args);
+  CmdResult r = Spawn(args, {}, stdin_fd, -1, 0, reap);
+  if (r.ok())
+    CompareAfterRestore(args);
+  else
+    ForgetDump(args);
+  return r;
+}
+
+CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay_us, int sig,
+                                 const std::vector<std::string>& env, std::vector<pid_t> reap) {
+  return Spawn(args, env, -1, delay_us, sig, reap);
 }
 
 std::set<int> OpenWindows(const std::string& log) {
