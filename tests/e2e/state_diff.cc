@@ -130,6 +130,23 @@ bool AnyRunning(pid_t root) {
   return false;
 }
 
+// A thread's status as it is while the thread sleeps: Settle waited for a
+// moment with nothing running, but a thread woken by a timer runs again
+// between that moment and this read, and in its handler (or in the loop
+// around sigsuspend) its mask is not the one it sleeps with. Two reads that
+// agree in everything, context-switch counts included, with the thread
+// not running in either, saw no wake-up in between.
+std::string QuietStatus(const std::string& path) {
+  std::string last = ReadFile(path);
+  for (int attempt = 0; attempt < 200; attempt++) {
+    std::string now = ReadFile(path);
+    if (now == last && now.find("\nState:\tR") == std::string::npos) return now;
+    last = now;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  return last;
+}
+
 class Recorder {
  public:
   TreeRecord Record(pid_t root) {
@@ -200,7 +217,7 @@ class Recorder {
     (*r)[key + "rt_priority"] = f(40);
     (*r)[key + "policy"] = f(41);
     (*r)[key + "comm"] = ReadFile(base + "comm");
-    for (const auto& line : Lines(ReadFile(base + "status"))) {
+    for (const auto& line : Lines(QuietStatus(base + "status"))) {
       size_t colon = line.find(':');
       if (colon == std::string::npos) continue;
       std::string k = line.substr(0, colon);
