@@ -47,123 +47,111 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
   pid_t pid = task.pid;
   RemotePtr site = TRY(SyscallSite(pid, vmas));
   RemoteSyscalls rs(leader.tid, site, leader.live, RemoteSyscalls::Mode::kWindow);
-  constexpr size_t kScratch = 4096;
-  // Shared, so that it never merges with a private mapping next to it: on a
-  // soft-dirty kernel, a mapping merged into marks the whole VMA soft-dirty,
-  // and the next pass of a pre-copy would copy all of it again.
-  int64_t addr = TRY(rs.Checked("mmap(scratch)", SYS_mmap, 0, kScratch, PROT_READ | PROT_WRITE,
-                                MAP_SHARED | MAP_ANONYMOUS, -1, 0));
-  RemotePtr scratch(addr);
-  auto body = [&]() -> Status {
-    for (int sig = 1; sig <= 64; sig++) {
-      if (sig == SIGKILL || sig == SIGSTOP) continue;
-      // Each remote syscall costs several context switches: ask only about
-      // signals /proc says are caught or ignored; the rest are SIG_DFL.
-      if (!(sig_set & (1ull << (sig - 1)))) continue;
-      TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, 0,
-                     scratch.addr(), 8));
-      kernel_sigaction ka;
-      TRY(ReadRemote(pid, scratch, &ka, sizeof ka));
-      img::SigAction* sa = core->add_sigactions();
-      sa->set_signo(sig);
-      sa->set_handler(ka.handler);
-      sa->set_flags(ka.flags);
-      sa->set_restorer(ka.restorer);
-      sa->set_mask(ka.mask);
-    }
-    std::string timers = TRY(ReadFileToString(Format("/proc/%d/timers", pid)));
-    for (const ProcTimer& pt : TRY(ParseProcTimers(timers).Context(Format("PID %d", pid)))) {
-      TRY(rs.Checked(Format("timer_gettime(%d)", pt.id).c_str(), SYS_timer_gettime, pt.id,
-                     scratch.addr()));
-      itimerspec its;
-      TRY(ReadRemote(pid, scratch, &its, sizeof its));
-      img::PosixTimer* t = core->add_posix_timers();
-      t->set_id(pt.id);
-      t->set_clock(pt.clock);
-      t->set_notify(pt.notify);
-      t->set_signo(pt.signo);
-      t->set_sival(pt.sival);
-      if (pt.notify & SIGEV_THREAD_ID) t->set_notify_tid(pt.notify_pid);
-      t->set_interval_ns(its.it_interval.tv_sec * 1000000000ll + its.it_interval.tv_nsec);
-      t->set_value_ns(its.it_value.tv_sec * 1000000000ll + its.it_value.tv_nsec);
-      t->set_overrun(TRY(rs.Checked("timer_getoverrun", SYS_timer_getoverrun, pt.id)));
-    }
-    for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
-      TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch.addr()));
-      itimerval it;
-      TRY(ReadRemote(pid, scratch, &it, sizeof it));
-      if (!it.it_value.tv_sec && !it.it_value.tv_usec && !it.it_interval.tv_sec &&
-          !it.it_interval.tv_usec)
-        continue;
-      img::Itimer* t = core->add_itimers();
-      t->set_which(which);
-      t->set_interval_sec(it.it_interval.tv_sec);
-      t->set_interval_usec(it.it_interval.tv_usec);
-      t->set_value_sec(it.it_value.tv_sec);
-      t->set_value_usec(it.it_value.tv_usec);
-    }
-    int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch.addr()));
+  RemotePtr scratch = TRY(rs.Scratch());
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    // Each remote syscall costs several context switches: ask only about
+    // signals /proc says are caught or ignored; the rest are SIG_DFL.
+    if (!(sig_set & (1ull << (sig - 1)))) continue;
+    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, 0,
+                   scratch.addr(), 8));
+    kernel_sigaction ka;
+    TRY(ReadRemote(pid, scratch, &ka, sizeof ka));
+    img::SigAction* sa = core->add_sigactions();
+    sa->set_signo(sig);
+    sa->set_handler(ka.handler);
+    sa->set_flags(ka.flags);
+    sa->set_restorer(ka.restorer);
+    sa->set_mask(ka.mask);
+  }
+  std::string timers = TRY(ReadFileToString(Format("/proc/%d/timers", pid)));
+  for (const ProcTimer& pt : TRY(ParseProcTimers(timers).Context(Format("PID %d", pid)))) {
+    TRY(rs.Checked(Format("timer_gettime(%d)", pt.id).c_str(), SYS_timer_gettime, pt.id,
+                   scratch.addr()));
+    itimerspec its;
+    TRY(ReadRemote(pid, scratch, &its, sizeof its));
+    img::PosixTimer* t = core->add_posix_timers();
+    t->set_id(pt.id);
+    t->set_clock(pt.clock);
+    t->set_notify(pt.notify);
+    t->set_signo(pt.signo);
+    t->set_sival(pt.sival);
+    if (pt.notify & SIGEV_THREAD_ID) t->set_notify_tid(pt.notify_pid);
+    t->set_interval_ns(its.it_interval.tv_sec * 1000000000ll + its.it_interval.tv_nsec);
+    t->set_value_ns(its.it_value.tv_sec * 1000000000ll + its.it_value.tv_nsec);
+    t->set_overrun(TRY(rs.Checked("timer_getoverrun", SYS_timer_getoverrun, pt.id)));
+  }
+  for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
+    TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch.addr()));
+    itimerval it;
+    TRY(ReadRemote(pid, scratch, &it, sizeof it));
+    if (!it.it_value.tv_sec && !it.it_value.tv_usec && !it.it_interval.tv_sec &&
+        !it.it_interval.tv_usec)
+      continue;
+    img::Itimer* t = core->add_itimers();
+    t->set_which(which);
+    t->set_interval_sec(it.it_interval.tv_sec);
+    t->set_interval_usec(it.it_interval.tv_usec);
+    t->set_value_sec(it.it_value.tv_sec);
+    t->set_value_usec(it.it_value.tv_usec);
+  }
+  int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch.addr()));
+  if (r == 0) {
+    int sub = 0;
+    TRY(ReadRemote(pid, scratch, &sub, sizeof sub));
+    core->set_child_subreaper(sub != 0);
+  }
+  core->set_thp_disable(
+      TRY(rs.Checked("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0)) != 0);
+  int64_t dumpable = TRY(rs.Checked("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));
+  if (dumpable != 0 && dumpable != 1)
+    return MakeError("PID %d has dumpable mode %ld, which no process can set for itself", pid,
+                     dumpable);
+  core->set_dumpable(dumpable);
+  // Kernels before 6.3 cannot list the registrations; there, each private
+  // expedited barrier fails (EPERM) unless the process registered for it.
+  r = TRY(rs.Syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0));
+  if (r == -EINVAL) {
+    r = 0;
+    for (int cmd : {MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+                    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ})
+      if (TRY(rs.Syscall(SYS_membarrier, cmd, 0, 0)) == 0) r |= cmd << 1;  // its REGISTER_
+  }
+  if (r > 0) core->set_membarrier(r);
+  r = TRY(rs.Syscall(SYS_prctl, PR_GET_MDWE, 0, 0, 0, 0));
+  if (r > 0)
+    return MakeError("PID %d denies writable-executable memory (PR_SET_MDWE): not carried yet",
+                     pid);
+  // Per thread: its alternate signal stack and TID address.
+  for (size_t i = 0; i < task.threads.size(); i++) {
+    const SeizedThread& t = task.threads[i];
+    img::ThreadCore* th = core->mutable_threads(i);
+    // The leader's window is open already: one window per thread at a time.
+    std::optional<RemoteSyscalls> other;
+    RemoteSyscalls& trs =
+        i == 0 ? rs : other.emplace(t.tid, site, t.live, RemoteSyscalls::Mode::kWindow);
+    RemotePtr own = TRY(trs.Scratch());
+    TRY(trs.Checked("sigaltstack", SYS_sigaltstack, 0, own.addr()));
+    stack_t ss;
+    TRY(ReadRemote(pid, own, &ss, sizeof ss));
+    th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
+    th->set_altstack_size(ss.ss_size);
+    th->set_altstack_flags(ss.ss_flags);
+    th->mutable_creds()->set_securebits(
+        TRY(trs.Checked("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS)));
+    th->mutable_sched()->set_timer_slack_ns(
+        TRY(trs.Checked("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+    TRY(trs.Checked("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, own.addr()));
+    int pdeath = 0;
+    TRY(ReadRemote(pid, own, &pdeath, sizeof pdeath));
+    th->set_pdeath_signal(pdeath);
+    r = TRY(trs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, own.addr()));
     if (r == 0) {
-      int sub = 0;
-      TRY(ReadRemote(pid, scratch, &sub, sizeof sub));
-      core->set_child_subreaper(sub != 0);
+      uint64_t tid_addr;
+      TRY(ReadRemote(pid, own, &tid_addr, sizeof tid_addr));
+      th->set_tid_address(tid_addr);
     }
-    core->set_thp_disable(TRY(rs.Checked("prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE,
-                                         0, 0, 0, 0)) != 0);
-    int64_t dumpable = TRY(rs.Checked("prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE));
-    if (dumpable != 0 && dumpable != 1)
-      return MakeError("PID %d has dumpable mode %ld, which no process can set for itself", pid,
-                       dumpable);
-    core->set_dumpable(dumpable);
-    // Kernels before 6.3 cannot list the registrations; there, each private
-    // expedited barrier fails (EPERM) unless the process registered for it.
-    r = TRY(rs.Syscall(SYS_membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0));
-    if (r == -EINVAL) {
-      r = 0;
-      for (int cmd : {MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
-                      MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ})
-        if (TRY(rs.Syscall(SYS_membarrier, cmd, 0, 0)) == 0) r |= cmd << 1;  // its REGISTER_
-    }
-    if (r > 0) core->set_membarrier(r);
-    r = TRY(rs.Syscall(SYS_prctl, PR_GET_MDWE, 0, 0, 0, 0));
-    if (r > 0)
-      return MakeError("PID %d denies writable-executable memory (PR_SET_MDWE): not carried yet",
-                       pid);
-    // Per thread: its alternate signal stack and TID address.
-    for (size_t i = 0; i < task.threads.size(); i++) {
-      const SeizedThread& t = task.threads[i];
-      img::ThreadCore* th = core->mutable_threads(i);
-      // The leader's window is open already: one window per thread at a time.
-      std::optional<RemoteSyscalls> other;
-      RemoteSyscalls& trs =
-          i == 0 ? rs : other.emplace(t.tid, site, t.live, RemoteSyscalls::Mode::kWindow);
-      TRY(trs.Checked("sigaltstack", SYS_sigaltstack, 0, scratch.addr()));
-      stack_t ss;
-      TRY(ReadRemote(pid, scratch, &ss, sizeof ss));
-      th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
-      th->set_altstack_size(ss.ss_size);
-      th->set_altstack_flags(ss.ss_flags);
-      th->mutable_creds()->set_securebits(
-          TRY(trs.Checked("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS)));
-      th->mutable_sched()->set_timer_slack_ns(
-          TRY(trs.Checked("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
-      TRY(trs.Checked("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, scratch.addr()));
-      int pdeath = 0;
-      TRY(ReadRemote(pid, scratch, &pdeath, sizeof pdeath));
-      th->set_pdeath_signal(pdeath);
-      r = TRY(trs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, scratch.addr()));
-      if (r == 0) {
-        uint64_t tid_addr;
-        TRY(ReadRemote(pid, scratch, &tid_addr, sizeof tid_addr));
-        th->set_tid_address(tid_addr);
-      }
-    }
-    return Ok{};
-  };
-  Status st = body();
-  Result<int64_t> un = rs.Checked("munmap(scratch)", SYS_munmap, scratch.addr(), kScratch);
-  TRY(st);
-  if (!un.ok()) return un.error();
+  }
   return Ok{};
 }
 

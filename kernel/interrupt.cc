@@ -1,5 +1,6 @@
 #include "kernel/interrupt.h"
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -40,7 +41,13 @@ Status CheckStop() {
 
 void FaultPoint(const char* name) {
   static const char* want = getenv("CRIU_LITE_FAULT");
-  if (!want || strcmp(want, name) != 0) return;
+  if (!want) return;
+  // NAME, or NAME@N: the Nth time NAME is reached.
+  static std::atomic<long> reached{0};
+  const char* at = strchr(want, '@');
+  size_t len = at ? static_cast<size_t>(at - want) : strlen(want);
+  if (strlen(name) != len || strncmp(want, name, len) != 0) return;
+  if (++reached < (at ? atol(at + 1) : 1)) return;
   LOG_WARN("CRIU_LITE_FAULT=%s: killing criu-lite here", name);
   raise(SIGKILL);
 }

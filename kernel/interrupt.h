@@ -19,7 +19,8 @@ Status CheckStop();
 
 // Fault injection for tests, as CRIU's CRIU_FAULT: with CRIU_LITE_FAULT=NAME
 // in the environment, criu-lite kills itself (SIGKILL) when it reaches the
-// point called NAME, to show what it leaves behind when killed exactly there.
+// point called NAME (with NAME@N, the Nth time), to show what it leaves
+// behind when killed exactly there.
 void FaultPoint(const char* name);
 
 }  // namespace crl

@@ -30,10 +30,16 @@ class RemoteSyscalls {
     // A task that must be able to run on if criu-lite dies (the dump): it
     // was seized stopped inside the kernel's signal code with its own
     // registers and mask, the state a ptrace detach (even the kernel's, when
-    // the tracer dies) resumes correctly. The first syscall blocks every
-    // signal; the destructor puts the registers back, stops the task there
-    // again and gives it back its mask, so that the window in which a
-    // criu-lite killed would leave it changed is this object's life.
+    // the tracer dies) resumes correctly. The first syscall opens a window:
+    // it writes a signal frame holding the task's registers, mask and FPU
+    // state under its stack pointer (where the kernel would put one), and
+    // parks the task at an rt_sigreturn instruction of its own (libc's
+    // __restore_rt) with every signal blocked. Each syscall is run by
+    // turning that rt_sigreturn into it at the syscall-entry stop, returning
+    // to the same place. So at every moment a criu-lite killed leaves the
+    // task either as it was or about to return through the frame to where
+    // it was. The destructor parks it in its signal code again with its own
+    // registers and mask, and puts its stack bytes back.
     kWindow,
   };
   RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved,
@@ -52,6 +58,16 @@ class RemoteSyscalls {
   Result<int64_t> Checked(const char* what, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
                           uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
 
+  // kWindow: kScratchBytes of memory in the task for a syscall's answers,
+  // valid while this object lives (under the frame on the task's stack).
+  static constexpr size_t kScratchBytes = 256;
+  Result<RemotePtr> Scratch();
+
+  // Whether the window rests on a signal frame (else, with no rt_sigreturn
+  // instruction in the task or no room under its stack pointer, a criu-lite
+  // killed inside it leaves the task changed).
+  bool guarded() const { return guarded_; }
+
   // Leaves the registers as they are at destruction (the restorer sets the
   // final ones itself).
   void DontRestoreRegisters() { restore_ = false; }
@@ -69,13 +85,24 @@ class RemoteSyscalls {
   Registers RegsFor(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0,
                     uint64_t a5 = 0, uint64_t a6 = 0) const;
   Status OpenWindow();
+  Status GuardWindow();
   Status CloseWindow();
+  Result<int64_t> GuardedSyscall(long nr, const Registers& regs);
   pid_t tid_;
   RemotePtr syscall_insn_;
   Registers saved_;
   Mode mode_;
   bool window_open_ = false;
   uint64_t saved_mask_ = 0;
+  // A guarded window: the task rests at sigreturn_ with rsp = frame_ + 8.
+  bool guarded_ = false;
+  RemotePtr sigreturn_;
+  RemotePtr frame_;
+  RemotePtr scratch_;
+  bool scratch_mapped_ = false;  // an unguarded window's scratch: an mmap
+  // The task's bytes the frame and scratch cover, put back at the close.
+  RemotePtr covered_;
+  std::vector<uint8_t> covered_bytes_;
   bool restore_ = true;
   pid_t last_new_task_ = -1;
 };
@@ -101,5 +128,11 @@ class RemoteScratch {
 
 // Address of a `syscall` instruction (0f 05) in [start, end) of PID's memory.
 Result<RemotePtr> FindSyscallInsn(pid_t pid, uint64_t start, uint64_t end);
+
+// Address of `mov $15, %rax` (or %eax) followed by `syscall`, an
+// rt_sigreturn as every libc's signal restorer has it, in an executable
+// file mapping of PID; a null pointer if it has none. Found once per file
+// (and per process, checked again on each use).
+Result<RemotePtr> FindSigreturnInsn(pid_t pid);
 
 }  // namespace crl

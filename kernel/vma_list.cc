@@ -13,7 +13,7 @@
 
 namespace crl {
 
-Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid) {
+Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid, uint64_t must) {
   std::string path = Format("/proc/%d/maps", pid);
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
@@ -23,7 +23,7 @@ Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid) {
   for (;;) {
     procmap_query q{};
     q.size = sizeof q;
-    q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+    q.query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA | must;
     q.query_addr = addr;
     q.vma_name_addr = reinterpret_cast<uint64_t>(name);
     q.vma_name_size = sizeof name;

@@ -17,6 +17,8 @@ struct VmaInfo : MapsEntry {
 };
 
 Result<std::vector<VmaInfo>> ListVmas(pid_t pid);
-Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid);
+// MUST: PROCMAP_QUERY_VMA_* and _FILE_BACKED_VMA flags a VMA must have to
+// be listed (0: every VMA).
+Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid, uint64_t must = 0);
 
 }  // namespace crl

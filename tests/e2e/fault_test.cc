@@ -4,11 +4,14 @@
 // state-diff check), asked to check itself, and the image directory looked
 // at for leftovers.
 //
-// The one place a SIGKILL may leave a task changed is a remote-syscall
-// window (registers loaded for a syscall criu-lite runs in it, every signal
-// blocked). criu-lite logs each window's opening and closing at -vv: a kill
-// that lands inside one is counted and reported (with the time windows take)
-// instead of failed, and anything changed anywhere else fails the test.
+// A remote-syscall window (registers loaded for a syscall criu-lite runs in
+// the task, every signal blocked) rests on a signal frame criu-lite wrote
+// under the task's stack pointer: killed there, the task returns through it
+// to where it was. Only where no frame could be placed (no rt_sigreturn
+// instruction in the task, no room under its stack pointer) is the window
+// "unguarded": criu-lite logs each window's opening and closing at -vv, and
+// a kill inside an unguarded one is counted and reported instead of failed.
+// Anything changed anywhere else fails the test.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -124,6 +127,42 @@ TEST_F(Faults, LeaveRunningDumpKilledAnywhere) {
         EXPECT_TRUE(Leftovers(dir / "img").empty()) << what;
       }
       ExpectUntouched(pid, before, dir, ReadFile(dir / "log"), what);
+    }
+  }
+}
+
+// criu-lite killed at each step of a remote syscall (window opened, syscall
+// entered, syscall done, window closing), in the first window and in later
+// ones: a task spinning on values in its AVX registers, one in sigsuspend,
+// eight threads in futex waits and a pipeline in blocking reads all return
+// through their frames to where they were, unchanged, and check themselves.
+TEST_F(Faults, KilledInsideARemoteSyscallWindowTheTaskReturnsThroughItsFrame) {
+  for (const char* scenario : {"fpu", "signals", "threads", "pipeline"}) {
+    for (const char* point : {"remote-syscall-window-open", "remote-syscall-entered",
+                              "remote-syscall-done", "remote-syscall-window-closing"}) {
+      // The spinning task never settles: its records take the longest.
+      for (int nth :
+           std::string(scenario) == "fpu" ? std::vector<int>{1} : std::vector<int>{1, 2}) {
+        TestDir dir;
+        pid_t pid = StartWorkload(dir, scenario);
+        TreeRecord before = RecordTree(pid);
+        std::string fault = std::string(point) + "@" + std::to_string(nth);
+        std::string what = std::string(scenario) + " killed at " + fault;
+        CmdResult r = RunCriuLiteInterrupted({"dump", "-t", std::to_string(pid), "-D", dir / "img",
+                                              "-R", "-v", "-v", "-o", dir / "log"},
+                                             -1, 0, {"CRIU_LITE_FAULT=" + fault});
+        EXPECT_EQ(r.exit_code, 128 + SIGKILL) << what << ": the fault point was not reached";
+        std::string log = ReadFile(dir / "log");
+        EXPECT_NE(log.find("guarded remote-syscall window opens"), std::string::npos) << what;
+        EXPECT_EQ(log.find("unguarded remote-syscall window"), std::string::npos)
+            << what << ": a window without a frame";
+        kills_++;
+        for (pid_t p : TreePids(pid)) EXPECT_EQ(TracerPid(p), 0) << what << ": " << p << " traced";
+        SettleTree(pid, 500);
+        ExpectTreeAsBefore(before, what + ": the tree differs from before");
+        EXPECT_EQ(CheckWorkload(pid, dir), "PASS") << what;
+        KillAndReap(pid);
+      }
     }
   }
 }

@@ -194,13 +194,15 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
 
 std::set<int> OpenWindows(const std::string& log) {
   std::set<int> open;
-  static const std::regex line("remote-syscall window (opens|closed) in thread ([0-9]+)");
+  static const std::regex line(
+      "(unguarded )?remote-syscall window (opens|closed) in thread ([0-9]+)");
   for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
-    int tid = std::stoi((*it)[2]);
-    if ((*it)[1] == "opens")
-      open.insert(tid);
-    else
+    int tid = std::stoi((*it)[3]);
+    if ((*it)[2] == "opens") {
+      if ((*it)[1].matched) open.insert(tid);
+    } else {
       open.erase(tid);
+    }
   }
   return open;
 }

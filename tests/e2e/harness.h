@@ -50,9 +50,10 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
                                  const std::vector<std::string>& env = {},
                                  std::vector<pid_t> reap = {});
 
-// Threads a killed criu-lite had a remote-syscall window open in, from the
-// "window opens/closed" lines of its -vv log: the one place where its death
-// may leave a task changed.
+// Threads a killed criu-lite had an unguarded remote-syscall window open in
+// (no rt_sigreturn frame to fall back on), from the "window opens/closed"
+// lines of its -vv log: the one place where its death may leave a task
+// changed.
 std::set<int> OpenWindows(const std::string& log);
 
 // Sends SIGUSR1 and waits for the workload to report; returns "PASS" or the
