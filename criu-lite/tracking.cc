@@ -227,7 +227,9 @@ Result<std::vector<PageRun>> Tracker::TakeWritten(pid_t pid, uint64_t start, uin
     arg.category_mask = PAGE_IS_WRITTEN;
     arg.return_mask = PAGE_IS_WRITTEN;
     long n = ioctl(fd.get(), PAGEMAP_SCAN, &arg);
-    if (n < 0 && errno == EPERM) return MakeError("untracked");
+    if (n < 0 && errno == EPERM)
+      return CodedError(ErrorCode::kUntracked, "PID %d 0x%lx-0x%lx: not write-protected", pid, pos,
+                        end);
     if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, written, 0x%lx-0x%lx)", pos, end);
     for (long i = 0; i < n; i++) {
       if (!runs.empty() && runs.back().end == vec[i].start)
@@ -353,6 +355,9 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* m
       data = std::move(own);
     }
     auto written = tracker.TakeWritten(pid, v.start(), v.end());
+    // Untracked (a mapping made since the last pass): copied whole. Any
+    // other failure is one: a full copy would hide it.
+    if (!written.ok() && !written.error().Is(ErrorCode::kUntracked)) return written.error();
     if (LogEnabled(LogLevel::kDebug)) {
       size_t nd = 0, nw = 0;
       for (const PageRun& r : data) nd += (r.end - r.start) / kPageSize;

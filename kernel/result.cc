@@ -49,6 +49,14 @@ Error MakeError(const char* fmt, ...) {
   return Error{s};
 }
 
+Error CodedError(ErrorCode code, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::string s = VFormat(fmt, ap);
+  va_end(ap);
+  return Error{s, code};
+}
+
 void CheckFailed(const char* file, int line, const char* cond, const std::string& msg) {
   fprintf(stderr, "criu-lite: internal error at %s:%d: check '%s' failed: %s\n", file, line, cond,
           msg.c_str());

@@ -13,14 +13,25 @@ namespace crl {
 std::string Format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string VFormat(const char* fmt, va_list ap);
 
+// What kind of failure an Error is, for the few callers that recover from
+// one kind and report the others: they branch on this, never on the text.
+enum class ErrorCode {
+  kFailed,     // anything: report it
+  kUntracked,  // a range has no written-page state: copy it whole
+  kPidInUse,   // restore: a PID to recreate belongs to another process
+};
+
 struct Error {
   std::string message;
+  ErrorCode code = ErrorCode::kFailed;
+  bool Is(ErrorCode c) const { return code == c; }
 };
 
 // "CALL failed: strerror(errno)" with the call described printf-style.
 Error ErrnoError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 Error ErrnoError(int err, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 Error MakeError(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+Error CodedError(ErrorCode code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 template <typename T>
 class [[nodiscard]] Result {

@@ -66,7 +66,7 @@ Result<pid_t> CloneWithPid(pid_t pid, bool sibling, const PuppetPipes& pp) {
   args.set_tid_size = 1;
   long r = syscall(__NR_clone3, &args, sizeof args);
   if (r < 0) {
-    if (errno == EEXIST) return MakeError("PID %d is already in use", pid);
+    if (errno == EEXIST) return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pid);
     return ErrnoError("clone3(set_tid=%d)", pid);
   }
   if (r == 0) PuppetMain(pp);
@@ -88,8 +88,9 @@ Result<pid_t> ForkWithNsLastPid(pid_t pid, const PuppetPipes& pp) {
   if (child != pid) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
-    return MakeError("PID %d is already in use (or was taken by another process first; got %d)",
-                     pid, child);
+    return CodedError(ErrorCode::kPidInUse,
+                      "PID %d is already in use (or was taken by another process first; got %d)",
+                      pid, child);
   }
   return child;
 }
@@ -202,7 +203,7 @@ Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
   args.set_tid_size = 1;
   RemotePtr rargs = TRY(scratch_.Push(&args, sizeof args));
   int64_t r = TRY(rs().Syscall(__NR_clone3, rargs.addr(), sizeof args));
-  if (r == -EEXIST) return MakeError("PID %d is already in use", pid);
+  if (r == -EEXIST) return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pid);
   if (r < 0) return ErrnoError(static_cast<int>(-r), "clone3(set_tid=%d) in pid %d", pid, pid_);
   std::unique_ptr<Puppet> child(new Puppet(static_cast<pid_t>(r), blob_));
   TRY(WaitForNewTask(child->pid_));

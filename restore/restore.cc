@@ -71,8 +71,9 @@ Status CheckPidFree(pid_t pid) {
     std::string comm = "?";
     if (auto c = ReadFileToString(Format("/proc/%d/comm", pid)); c.ok())
       comm = c->substr(0, c->find('\n'));
-    return MakeError("PID %d is already in use (by %s); a restored process gets its own PID back",
-                     pid, comm.c_str());
+    return CodedError(ErrorCode::kPidInUse,
+                      "PID %d is already in use (by %s); a restored process gets its own PID back",
+                      pid, comm.c_str());
   }
   return Ok{};
 }
@@ -676,7 +677,7 @@ Result<int> Restore(const RestoreOptions& in_opts) {
   auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid, opts.sibling);
   UnmapBlob(blob);  // the puppet has its own copy now
   if (!puppet_r.ok())
-    return puppet_r.error().message.find("PID") == 0
+    return puppet_r.error().Is(ErrorCode::kPidInUse)
                ? puppet_r.error()
                : MakeError("restoring PID %d: %s", pid, puppet_r.error().message.c_str());
   ph.Mark("fork");
