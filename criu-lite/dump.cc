@@ -67,7 +67,8 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, bool memory_only, Pr
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
-  // Remote syscalls above mapped and unmapped scratch memory: list VMAs again.
+  // An unguarded remote-syscall window maps and unmaps scratch memory (the
+  // kernel may then have split or merged a neighbour): list VMAs again.
   vmas = TRY(ListVmas(pid));
   TRY(DescribeVmas(pid, vmas, &out->mm));
   TRY(DumpFds(pid, &out->fds));
