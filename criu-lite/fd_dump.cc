@@ -47,7 +47,6 @@ bool IsTerminal(const struct stat& s) {
 
 // Kinds only DumpFds uses, before the tree-wide pass settles them.
 constexpr int kTerminal = 100;
-constexpr int kStdioSocket = 101;
 
 Result<uint64_t> HexField(const std::string& text, const char* key) {
   size_t p = text.find(key);

@@ -156,7 +156,7 @@ std::vector<CheckRow> CheckTable() {
                   f.procmap_query ? "PROCMAP_QUERY" : "parse /proc/PID/maps"});
   rows.push_back({"read target memory", "process_vm_readv", "yes", "process_vm_readv"});
   rows.push_back({"take a task's fd", "pidfd_getfd", yes(f.pidfd_getfd),
-                  f.pidfd_getfd ? "pidfd_getfd" : "remote sendmsg(SCM_RIGHTS)"});
+                  f.pidfd_getfd ? "pidfd_getfd" : "none: dump and restore of fds unavailable"});
   rows.push_back({"task with a given PID", "clone3 set_tid", yes(f.clone3_set_tid),
                   f.clone3_set_tid ? "clone3(set_tid)" : "ns_last_pid"});
   rows.push_back({"set mm fields", "PR_SET_MM_MAP", yes(f.prctl_set_mm_map),

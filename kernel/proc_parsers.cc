@@ -85,7 +85,6 @@ bool HasFlagCode(std::string_view codes, std::string_view code) {
   return false;
 }
 
-bool SmapsFlags::Has(std::string_view code) const { return HasFlagCode(flags, code); }
 
 Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text) {
   std::vector<SmapsFlags> out;

@@ -32,7 +32,6 @@ struct SmapsFlags {
   // Two-letter codes as the kernel prints them, "rd wr mr mw me ac": one
   // string, not a vector of them (a process may have 65,000 mappings).
   std::string flags;
-  bool Has(std::string_view code) const;
 };
 Result<std::vector<SmapsFlags>> ParseSmapsVmFlags(std::string_view text);
 // The same over whole lines of smaps given piece by piece, appending to OUT.

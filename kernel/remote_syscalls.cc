@@ -361,8 +361,7 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
     return result;
   }
   TRY(SetRegs(tid_, RegsFor(nr, a1, a2, a3, a4, a5, a6)));
-  // Two syscall stops: entry, then exit. A clone or fork in between reports
-  // an event stop first, which carries the new task's TID.
+  // Two syscall stops: entry, then exit.
   int group_stop_traps = 0;
   for (int stops = 0; stops < 2;) {
     TRY(PtraceSyscall(tid_));
@@ -374,12 +373,9 @@ Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint6
     int ev = ws.ptrace_event();
     // A task whose group-stop was just ended traps once more to say so.
     if (ev == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
-    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
-      unsigned long msg = 0;
-      ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg);
-      last_new_task_ = static_cast<pid_t>(msg);
-      continue;
-    }
+    // A fork or clone it made reports first (the caller learns the new TID
+    // from the syscall's result).
+    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) continue;
     return MakeError("remote syscall %ld in pid %d: expected a syscall stop, got %s", nr, tid_,
                      ws.ToString().c_str());
   }

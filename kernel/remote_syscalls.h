@@ -72,10 +72,6 @@ class RemoteSyscalls {
   // final ones itself).
   void DontRestoreRegisters() { restore_ = false; }
 
-  // The message of the last fork/clone event seen during a syscall: the new
-  // task's TID (PTRACE_O_TRACEFORK / TRACECLONE).
-  pid_t last_new_task() const { return last_new_task_; }
-
   // Runs a syscall that ends the task (exit_group, or a kill of itself with
   // a fatal signal) and waits until it is gone; returns how it ended.
   Result<WaitStatus> SyscallThatExits(long nr, uint64_t a1 = 0, uint64_t a2 = 0);
@@ -104,7 +100,6 @@ class RemoteSyscalls {
   RemotePtr covered_;
   std::vector<uint8_t> covered_bytes_;
   bool restore_ = true;
-  pid_t last_new_task_ = -1;
 };
 
 // Scratch memory in the tracee, used as a stack: Push() copies bytes in and

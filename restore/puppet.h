@@ -54,7 +54,6 @@ class Puppet {
   const Blob& blob() const { return blob_; }
   RemoteSyscalls& rs() { return *threads_[0].rs; }
   RemoteScratch& scratch() { return scratch_; }
-  size_t thread_count() const { return threads_.size(); }
   pid_t thread_tid(size_t i) const { return threads_[i].tid; }
   RemoteSyscalls& thread_rs(size_t i) { return *threads_[i].rs; }
 
