@@ -12,6 +12,7 @@
 #include "criu-lite/seized_tree.h"
 #include "criu-lite/task_state.h"
 #include "criu-lite/tracking.h"
+#include "files/fd_kind.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/image_output.h"
@@ -59,7 +60,9 @@ struct ProcessImages {
   img::Fds fds;
 };
 
-Status CollectProcess(const SeizedProcess& p, pid_t parent, bool memory_only, ProcessImages* out) {
+Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& opts,
+                      ProcessImages* out) {
+  bool memory_only = opts.pre_dump;
   pid_t pid = p.pid;
   out->pid = pid;
   TRY(CheckTaskCarried(p, parent));
@@ -71,7 +74,7 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, bool memory_only, Pr
   // kernel may then have split or merged a neighbour): list VMAs again.
   vmas = TRY(ListVmas(pid));
   TRY(DescribeVmas(pid, vmas, &out->mm));
-  TRY(DumpFds(pid, &out->fds));
+  TRY(DumpFds(pid, opts.shell_job, &out->fds));
   return Ok{};
 }
 
@@ -108,7 +111,7 @@ Status Dump(const DumpOptions& opts) {
     const SeizedProcess& p = tree.processes()[i];
     // The root too: what it shares with a parent outside the tree could not
     // be shared again either.
-    TRY(CollectProcess(p, p.ppid, opts.pre_dump, &procs[i]));
+    TRY(CollectProcess(p, p.ppid, opts, &procs[i]));
     // Pre-dump passes save each process's private memory whole; the final
     // dump (chained or not) leaves out what a child still shares with its
     // parent copy-on-write, compared at the freeze. Shared anonymous memory

@@ -12,24 +12,20 @@
 
 namespace crl {
 
-// One process's fds as /proc shows them (kinds resolved tree-wide later).
-Status DumpFds(pid_t pid, img::Fds* fds);
+// One process's fds: each claimed by a kind (files/registry.cc) and
+// recorded, or the dump fails naming the fd. SHELL_JOB: --shell-job.
+Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds);
 
 struct ProcessFds {
   pid_t pid;
   img::Fds* fds;
 };
 
-// Tree-wide: decides what each fd becomes (a pipe whose both ends are in the
-// tree is a PIPE; one whose other end is outside is restore's stdio with
-// --shell-job, an error otherwise...), finds fds that share one open file
-// description (kcmp), and captures data in flight in pipes and sockets
-// without consuming it.
-// Saves a memfd's contents once (ACCESS_PATH opens it: /proc/PID/fd/N or
-// /proc/PID/map_files/RANGE).
-Status SaveMemfd(const std::string& access_path, const std::string& link, uint64_t ino,
-                 img::Shared* shared);
-
+// Tree-wide: each kind settles its fds (a pipe whose both ends are in the
+// tree is carried; one whose other end is outside is restore's stdio with
+// --shell-job, an error otherwise...) and captures data in flight without
+// consuming it; then fds that share one open file description are found
+// (kcmp), and each description's signal owner recorded.
 Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img::Shared* shared);
 
 }  // namespace crl

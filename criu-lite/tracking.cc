@@ -19,6 +19,7 @@
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/remote_syscalls.h"
+#include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -148,16 +149,11 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
   for (const img::Vma& v : mm.vmas())
     if (v.kind() == img::Vma::VDSO) vdso = v.start(), vdso_end = v.end();
   RemotePtr site = TRY(FindSyscallInsn(pid, vdso, vdso_end));
-  int64_t remote_fd;
   {
     RemoteSyscalls rs(p.threads[0].tid, site, p.threads[0].live, RemoteSyscalls::Mode::kWindow);
     // Created by the task itself: a userfaultfd belongs to its creator's mm.
-    remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-    ScopedFd pidfd(syscall(__NR_pidfd_open, pid, 0));
-    int local = syscall(__NR_pidfd_getfd, pidfd.get(), remote_fd, 0);
-    (void)rs.Syscall(SYS_close, remote_fd);
-    if (local < 0) return ErrnoError("pidfd_getfd(%d, userfaultfd)", pid);
-    uffds_[pid] = ScopedFd(local);
+    int64_t remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    uffds_[pid] = TRY(TakeMadeFd(rs, pid, remote_fd, "userfaultfd"));
   }
   int uffd = uffds_[pid].get();
   uffdio_api api{};

@@ -127,8 +127,15 @@ Status ValidateFds(const img::Fds& fds) {
   for (const img::Fd& f : fds.fds()) {
     if (f.fd() < 0 || f.fd() >= kMaxFds) return MakeError("descriptor number %d", f.fd());
     if (!seen.insert(f.fd()).second) return MakeError("descriptor %d is listed twice", f.fd());
-    if (!img::Fd::Kind_IsValid(f.kind()))
-      return MakeError("descriptor %d has kind %d", f.fd(), f.kind());
+    if (f.kind_case() == img::Fd::KIND_NOT_SET) {
+      // Images made before the kinds became arms have it as an enum field.
+      if (!f.GetReflection()->GetUnknownFields(f).empty())
+        return MakeError(
+            "descriptor %d was recorded by an older criu-lite (its kind is not an arm of "
+            "Fd.kind): dump again",
+            f.fd());
+      return MakeError("descriptor %d has no kind", f.fd());
+    }
   }
   return Ok{};
 }

@@ -9,6 +9,7 @@
 #include <map>
 #include <vector>
 
+#include "files/fd_kind.h"
 #include "images/criu_lite.pb.h"
 #include "kernel/result.h"
 #include "kernel/scoped_fd.h"
@@ -30,14 +31,11 @@ class FileTable {
   Status Finish(const std::vector<const img::Fds*>& all, const img::Shared& shared) const;
 
  private:
-  FileTable() = default;
-  Status Add(const img::Fd& f, const std::map<uint64_t, const img::QueuedData*>& queues);
-  std::map<uint32_t, ScopedFd> fds_;
-  std::map<uint64_t, std::pair<int, int>>
-      pipes_;                        // ino -> (read end, write end), owned by fds_ or held_
-  std::map<uint64_t, int> sockets_;  // ino -> local socket
-  std::map<uint64_t, int> memfds_;   // ino -> local memfd
-  std::vector<ScopedFd> held_;       // pipe/socket ends and FIFO keepers
+  explicit FileTable(const img::Shared& shared) : files_(shared) {}
+  // Each description is opened by its kind (files/).
+  Status Add(const img::Fd& f);
+  std::map<uint32_t, ScopedFd> fds_;  // by file_id
+  OpenFiles files_;                   // pipes, socket pairs, memfds, kept open
 };
 
 // Closes what the puppet inherited and gives it its own fds from TABLE.

@@ -23,6 +23,7 @@
 #include "kernel/interrupt.h"
 #include "kernel/log.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -32,13 +33,7 @@ Result<ScopedFd> RegisterLazyRanges(Puppet& p,
   RemoteSyscalls& rs = p.rs();
   // A userfaultfd belongs to the mm of the task that creates it.
   int64_t remote = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-  ScopedFd pidfd(syscall(__NR_pidfd_open, p.pid(), 0));
-  int local = pidfd.valid() ? syscall(__NR_pidfd_getfd, pidfd.get(), remote, 0) : -1;
-  int saved = errno;
-  (void)rs.Syscall(SYS_close, remote);
-  errno = saved;
-  if (local < 0) return ErrnoError("taking the userfaultfd of PID %d (pidfd_getfd)", p.pid());
-  ScopedFd uffd(local);
+  ScopedFd uffd = TRY(TakeMadeFd(rs, p.pid(), remote, "userfaultfd"));
   uffdio_api api{};
   api.api = UFFD_API;
   api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |

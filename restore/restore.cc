@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "files/fd_kind.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/page_file.h"
@@ -98,13 +99,8 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
     TRY(ValidateCreds(th.tid(), th.creds()));
   }
   for (const img::Fd& f : t->fds.fds()) {
-    if (f.kind() == img::Fd::INHERITED && !opts.shell_job)
-      return MakeError("fd %d of PID %d was dumped with --shell-job (%s); restore with --shell-job",
-                       f.fd(), pid, f.path().c_str());
-    bool by_path = f.kind() == img::Fd::REGULAR || f.kind() == img::Fd::DIRECTORY ||
-                   f.kind() == img::Fd::CHARDEV || f.kind() == img::Fd::FIFO;
-    if (by_path && access(f.path().c_str(), F_OK) < 0)
-      return ErrnoError("fd %d of PID %d: %s", f.fd(), pid, f.path().c_str());
+    const FdKind* kind = TRY(KindOf(f).Context(Format("PID %d", pid)));
+    TRY(kind->Check(f, opts.shell_job).Context(Format("fd %d of PID %d", f.fd(), pid)));
   }
   TRY(ValidateVmas(t->mm).Context(Format("PID %d", pid)));
   auto reader = TRY(PageReader::Open(dir.path(), t->pagemap));

@@ -1,0 +1,122 @@
+// Kinds of file descriptor. Each kind is one file in files/ that says how
+// dump recognises and records an fd of that kind, how the tree-wide pass
+// settles it (its other end inside the tree or not, data in flight), what
+// restore checks before any task exists, and how restore opens it again; one
+// line of files/registry.cc lists it, and one arm of the image's `Fd.kind`
+// oneof holds what it records. What every fd has (number, flags, offset,
+// open file description, signal owner) is handled once, around the kinds:
+// criu-lite/fd_dump.cc at dump, restore/file_table.cc at restore.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "images/criu_lite.pb.h"
+#include "kernel/result.h"
+#include "kernel/scoped_fd.h"
+
+namespace crl {
+
+// What dump sees of one fd of a task before any kind claims it.
+struct FdSeen {
+  pid_t pid = -1;
+  int fd = -1;
+  std::string link;    // /proc/PID/fd/FD's target
+  std::string fdinfo;  // /proc/PID/fdinfo/FD
+  struct stat st {};   // of the file the fd refers to
+  // "pipe", "socket", "anon_inode:eventfd"...: an fd that is no file.
+  std::optional<std::string> anon;
+  bool shell_job = false;  // --shell-job
+};
+
+// One fd of the tree, in the tree-wide pass.
+struct FdRef {
+  pid_t pid;
+  img::Fd* fd;
+};
+
+// The tree-wide pass's view, given to each kind's Resolve.
+class TreeFds {
+ public:
+  TreeFds(bool shell_job, img::Shared* shared) : shell_job_(shell_job), shared_(shared) {}
+  img::Shared* shared() { return shared_; }
+  // An fd whose object is outside the tree (a terminal, a pipe's other
+  // end): with --shell-job, stdin/out/err become restore's own (the
+  // `inherited` arm); otherwise refused, saying WHAT it is.
+  Status External(FdRef ref, const char* what) const;
+  // True the first time it is asked for INO under PURPOSE: one kernel
+  // object shared by several fds is saved once.
+  bool First(const char* purpose, uint64_t ino) { return done_.insert({purpose, ino}).second; }
+
+ private:
+  bool shell_job_;
+  img::Shared* shared_;
+  std::set<std::pair<std::string, uint64_t>> done_;
+};
+
+class FdKind;
+
+// Restore's open file descriptions in the making, given to each kind's Open.
+class OpenFiles {
+ public:
+  explicit OpenFiles(const img::Shared& shared);
+  // What the tree's pipes and sockets held, by the reading end's inode.
+  const img::QueuedData* Queued(uint64_t ino) const;
+  // criu-lite's own copy of memfd INO (made from shared.img), or -1.
+  int Memfd(uint64_t ino) const;
+  void AddMemfd(uint64_t ino, ScopedFd fd);
+  // A kernel object one fd of a kind made and the others of the same object
+  // use (a pipe's two ends, a socket pair's), by kind and inode; empty until
+  // made. The fds in it stay open as long as this table.
+  std::vector<int>& Object(const FdKind* kind, uint64_t ino) { return objects_[{kind, ino}]; }
+  // Keeps FD open as long as this table.
+  int Hold(ScopedFd fd);
+
+ private:
+  std::map<uint64_t, const img::QueuedData*> queues_;
+  std::map<uint64_t, int> memfds_;
+  std::map<std::pair<const FdKind*, uint64_t>, std::vector<int>> objects_;
+  std::vector<ScopedFd> held_;
+};
+
+class FdKind {
+ public:
+  virtual ~FdKind() = default;
+  // The image's arm, and a name for messages ("pipe", "unix socket").
+  virtual img::Fd::KindCase arm() const = 0;
+  virtual const char* name() const = 0;
+
+  // Dump: whether this kind takes the fd (kinds are asked in registry
+  // order; the first that claims it records it).
+  virtual bool Claims(const FdSeen& seen) const = 0;
+  // Dump: records the kind's arm (and refuses what it cannot carry).
+  virtual Status Collect(const FdSeen& seen, img::Fd* out) const = 0;
+  // Dump, once every task's fds are recorded: settles the tree's fds of
+  // this kind (MINE) and saves what is in flight in them.
+  virtual Status Resolve(const std::vector<FdRef>& mine, TreeFds& tree) const;
+
+  // Restore, before any task exists: what cannot be opened here is refused.
+  virtual Status Check(const img::Fd& f, bool shell_job) const;
+  // Restore: a new open file description in criu-lite for F (restore sets
+  // its flags and hands it to the tasks).
+  virtual Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const = 0;
+};
+
+// Every kind, in the order dump asks them.
+const std::vector<const FdKind*>& FdKinds();
+// The kind of an image record, or an error naming its unknown arm.
+Result<const FdKind*> KindOf(const img::Fd& f);
+
+// Saves a memfd's contents once (ACCESS_PATH opens it: /proc/PID/fd/N or
+// /proc/PID/map_files/RANGE; LINK is what /proc shows of it).
+Status SaveMemfd(const std::string& access_path, const std::string& link, uint64_t ino,
+                 img::Shared* shared);
+
+}  // namespace crl

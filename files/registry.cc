@@ -1,0 +1,70 @@
+// The kinds of fd criu-lite carries, one line each, in the order dump asks
+// them whether an fd is theirs: fds that are no file first (by their /proc
+// link), then terminals and memfds before the plain files they also look
+// like. An fd no kind claims is refused, named (criu-lite/fd_dump.cc).
+#include "files/fd_kind.h"
+
+namespace crl {
+
+const FdKind& PipeKind();        // files/pipe.cc
+const FdKind& UnixSocketKind();  // files/unix_socket.cc
+const FdKind& EventfdKind();     // files/eventfd.cc
+const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
+const FdKind& MemfdKind();       // files/memfd.cc
+const FdKind& RegularKind();     // files/path_files.cc
+const FdKind& DirectoryKind();   // files/path_files.cc
+const FdKind& ChardevKind();     // files/path_files.cc
+const FdKind& FifoKind();        // files/pipe.cc
+
+const std::vector<const FdKind*>& FdKinds() {
+  static const std::vector<const FdKind*> kinds = {
+      &PipeKind(),    &UnixSocketKind(), &EventfdKind(), &InheritedKind(), &MemfdKind(),
+      &RegularKind(), &DirectoryKind(),  &ChardevKind(), &FifoKind(),
+  };
+  return kinds;
+}
+
+Result<const FdKind*> KindOf(const img::Fd& f) {
+  for (const FdKind* k : FdKinds())
+    if (k->arm() == f.kind_case()) return k;
+  return MakeError("fd %d has no kind criu-lite knows (arm %d)", f.fd(), f.kind_case());
+}
+
+Status FdKind::Resolve(const std::vector<FdRef>&, TreeFds&) const { return Ok{}; }
+Status FdKind::Check(const img::Fd&, bool) const { return Ok{}; }
+
+Status TreeFds::External(FdRef ref, const char* what) const {
+  img::Fd& f = *ref.fd;
+  bool stdio = f.fd() <= 2;
+  if (stdio && shell_job_) {
+    f.mutable_inherited();  // CRIU's --shell-job
+    return Ok{};
+  }
+  return MakeError("PID %d fd %d is %s (%s)%s", ref.pid, f.fd(), what, f.path().c_str(),
+                   stdio ? "; dump with --shell-job to let the restored task use restore's own "
+                           "stdin/stdout/stderr"
+                         : ": not supported yet");
+}
+
+OpenFiles::OpenFiles(const img::Shared& shared) {
+  for (const img::QueuedData& q : shared.queues()) queues_[q.ino()] = &q;
+}
+
+const img::QueuedData* OpenFiles::Queued(uint64_t ino) const {
+  auto it = queues_.find(ino);
+  return it == queues_.end() ? nullptr : it->second;
+}
+
+int OpenFiles::Memfd(uint64_t ino) const {
+  auto it = memfds_.find(ino);
+  return it == memfds_.end() ? -1 : it->second;
+}
+
+void OpenFiles::AddMemfd(uint64_t ino, ScopedFd fd) { memfds_[ino] = Hold(std::move(fd)); }
+
+int OpenFiles::Hold(ScopedFd fd) {
+  held_.push_back(std::move(fd));
+  return held_.back().get();
+}
+
+}  // namespace crl

@@ -1,0 +1,26 @@
+#include "kernel/task_fd.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace crl {
+
+Result<ScopedFd> TakeFd(pid_t pid, int fd) {
+  ScopedFd pidfd(syscall(__NR_pidfd_open, pid, 0));
+  if (!pidfd.valid()) return ErrnoError("pidfd_open(%d)", pid);
+  ScopedFd out(syscall(__NR_pidfd_getfd, pidfd.get(), fd, 0));
+  if (!out.valid()) return ErrnoError("pidfd_getfd(pid=%d, fd=%d)", pid, fd);
+  return out;
+}
+
+Result<ScopedFd> TakeMadeFd(RemoteSyscalls& rs, pid_t pid, int64_t remote, const char* what) {
+  Result<ScopedFd> taken = TakeFd(pid, static_cast<int>(remote));
+  (void)rs.Syscall(SYS_close, remote);
+  if (!taken.ok())
+    return MakeError("taking the %s of PID %d: %s", what, pid, taken.error().message.c_str());
+  return taken;
+}
+
+}  // namespace crl
