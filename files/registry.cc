@@ -9,6 +9,7 @@ namespace crl {
 const FdKind& PipeKind();        // files/pipe.cc
 const FdKind& UnixSocketKind();  // files/unix_socket.cc
 const FdKind& EventfdKind();     // files/eventfd.cc
+const FdKind& TimerfdKind();     // files/timerfd.cc
 const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();       // files/memfd.cc
 const FdKind& RegularKind();     // files/path_files.cc
@@ -18,8 +19,8 @@ const FdKind& FifoKind();        // files/pipe.cc
 
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
-      &PipeKind(),    &UnixSocketKind(), &EventfdKind(), &InheritedKind(), &MemfdKind(),
-      &RegularKind(), &DirectoryKind(),  &ChardevKind(), &FifoKind(),
+      &PipeKind(),  &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(), &InheritedKind(),
+      &MemfdKind(), &RegularKind(),    &DirectoryKind(), &ChardevKind(), &FifoKind(),
   };
   return kinds;
 }

@@ -134,3 +134,8 @@ constexpr long kERESTART_RESTARTBLOCK = 516;
 #define PR_SET_MDWE 65
 #define PR_GET_MDWE 66
 #endif
+
+// ---- timerfd (3.17): linux/timerfd.h clashes with glibc's sys/timerfd.h ------
+#ifndef TFD_IOC_SET_TICKS
+#define TFD_IOC_SET_TICKS _IOW('T', 0, __u64)
+#endif

@@ -27,6 +27,7 @@
 //   forker    forks short-lived children all the time, also while seized
 //   pipeline  producer | relay | consumer through pipes with data in flight
 //   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
+//   timerfd   timerfds ticking, due later, expired unread, absolute
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -60,6 +61,7 @@
 #include <linux/membarrier.h>
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -74,6 +76,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1072,6 +1075,53 @@ int Sockets() {
   int reads = 0;
   while (read(efd, &v, 8) == 8) reads++;
   EXPECT(reads == 4, "eventfd had %d left, want 4", reads);
+  Report();
+}
+
+// ---- timerfd -------------------------------------------------------------------
+// Four timerfds: one ticking every 20 ms (non-blocking), a one-shot due in
+// 1000 s, a one-shot that expired unread (one pending expiration), and an
+// absolute CLOCK_REALTIME one due in 500 s. After restore each is as it
+// was, less the time the checkpoint took.
+int64_t RemainingNs(int tfd) {
+  itimerspec its{};
+  if (timerfd_gettime(tfd, &its) < 0) return -1;
+  return its.it_value.tv_sec * 1000000000ll + its.it_value.tv_nsec;
+}
+
+int Timerfd() {
+  int ticking = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+  int later = timerfd_create(CLOCK_MONOTONIC, 0);
+  int expired = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK);
+  int absolute = timerfd_create(CLOCK_REALTIME, 0);
+  if (ticking < 0 || later < 0 || expired < 0 || absolute < 0) return 2;
+  itimerspec t{{0, 20000000}, {0, 20000000}};
+  itimerspec l{{0, 0}, {1000, 0}};
+  itimerspec e{{0, 0}, {0, 1000000}};
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  itimerspec a{{0, 0}, {now.tv_sec + 500, now.tv_nsec}};
+  if (timerfd_settime(ticking, 0, &t, nullptr) < 0 || timerfd_settime(later, 0, &l, nullptr) < 0 ||
+      timerfd_settime(expired, 0, &e, nullptr) < 0 ||
+      timerfd_settime(absolute, TFD_TIMER_ABSTIME, &a, nullptr) < 0)
+    return 2;
+  usleep(20000);  // EXPIRED has expired: one expiration waits to be read
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(fcntl(ticking, F_GETFL) & O_NONBLOCK, "the ticking timerfd lost O_NONBLOCK");
+  uint64_t n = 0;
+  pollfd p{ticking, POLLIN, 0};
+  EXPECT(poll(&p, 1, 1000) == 1 && read(ticking, &n, 8) == 8 && n >= 1,
+         "the 20 ms timerfd does not tick (%lu)", n);
+  int64_t left = RemainingNs(later);
+  EXPECT(left > 900ll * 1000000000 && left <= 1000ll * 1000000000,
+         "the 1000 s timerfd has %ld ns left", left);
+  n = 0;
+  EXPECT(read(expired, &n, 8) == 8 && n == 1, "the expired timerfd reads %lu, want 1", n);
+  left = RemainingNs(absolute);
+  EXPECT(left > 400ll * 1000000000 && left <= 500ll * 1000000000,
+         "the absolute timerfd has %ld ns left", left);
   Report();
 }
 
@@ -2105,6 +2155,7 @@ int main(int argc, char** argv) {
   if (scenario == "pipeline") return Pipeline();
   if (scenario == "memfd") return Memfd();
   if (scenario == "sockets") return Sockets();
+  if (scenario == "timerfd") return Timerfd();
   if (scenario == "forest") return Forest(procs, threads, big_mib > 0 ? big_mib : 20);
   if (scenario == "counter") return Counter();
   if (scenario == "identity") return Identity();

@@ -43,6 +43,9 @@ TEST(Tree, ForksWhileBeingSeized) {
 }
 TEST(Tree, PipelineWithDataInFlight) { DumpRestoreCheck("pipeline"); }
 TEST(Tree, SocketPairsEventfdAndSharedOffsets) { DumpRestoreCheck("sockets"); }
+// Timerfds ticking, due later, expired unread and absolute come back with
+// their clocks, intervals, time left and pending expirations.
+TEST(Tree, TimerfdsKeepTheirTimesAndPendingExpirations) { DumpRestoreCheck("timerfd"); }
 TEST(Tree, MemfdMappedByParentAndChildIsOneObject) { DumpRestoreCheck("memfd"); }
 
 // A dump that leaves the tree running must not consume what is in flight.
