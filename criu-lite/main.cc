@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     return s.ok() ? 0 : Fail(s.error());
   };
   if (*server) {
-    sopts.pages = ParsePlacement(spages);
+    sopts.pages = spages;
     crl::Status s = crl::RunPageServer(sopts);
     return s.ok() ? 0 : Fail(s.error());
   }

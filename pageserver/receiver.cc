@@ -24,7 +24,6 @@
 #include "kernel/log.h"
 #include "kernel/scoped_fd.h"
 #include "pageserver/wire.h"
-#include "restore/restore.h"
 
 namespace crl {
 namespace {
@@ -112,7 +111,7 @@ class RestoreProcess {
     control_.reset();  // EOF: a tree not yet let go is killed
     if (pid_ > 0) waitpid(pid_, nullptr, 0);
   }
-  Status Start(const std::string& dir, PagePlacement pages, int timeout) {
+  Status Start(const std::string& dir, const std::string& pages, int timeout) {
     int sv[2], err[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ErrnoError("socketpair");
     control_.reset(sv[0]);
@@ -125,7 +124,7 @@ class RestoreProcess {
     if (pid_ == 0) {
       dup2(err_w.get(), 2);
       dup2(theirs.get(), 3);
-      std::string pages_arg = std::string("--pages=") + PagePlacementName(pages);
+      std::string pages_arg = "--pages=" + pages;
       std::string log = dir + "/restore.log";
       // Its own bound outlasts the server's: the server decides.
       std::string t = std::to_string(timeout + 5);

@@ -7,7 +7,6 @@
 
 #include "kernel/result.h"
 #include "pageserver/channel.h"
-#include "restore/memory_restore.h"
 
 namespace crl {
 
@@ -19,7 +18,10 @@ struct PageServerOptions {
   bool restore = false;     // accept RESTORE requests (the migration destination)
   int timeout = 30;         // seconds without progress before a peer counts as stalled
   std::string status_file;  // created once listening (for scripts and tests)
-  PagePlacement pages = PagePlacement::kLazy;
+  // How a restore places pages: restore's --pages (read, writev, lazy),
+  // checked by the command line. The page server runs `criu-lite restore`;
+  // it does not link restore.
+  std::string pages = "lazy";
   TlsOptions tls;
   // --restore without TLS: the network is trusted (a test host, a VM link).
   bool allow_unauthenticated_restore = false;
