@@ -93,10 +93,7 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
   // came meanwhile.
   t.live = TRY(GetRegs(tid));
   t.regs = RegistersForRestart(t.live);
-  long ret = static_cast<long>(t.live.rax);
-  if (static_cast<long>(t.live.orig_rax) >= 0 &&
-      (ret == -kERESTARTSYS || ret == -kERESTARTNOINTR || ret == -kERESTARTNOHAND))
-    t.restart_code = ret;
+  t.restart_code = RestartCode(t.live);
   return Ok{};
 }
 

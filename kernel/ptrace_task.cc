@@ -214,11 +214,17 @@ Status WriteRemote(pid_t pid, RemotePtr addr, const void* buf, size_t len) {
   return Ok{};
 }
 
+int64_t RestartCode(const Registers& r) {
+  if (static_cast<long>(r.orig_rax) < 0) return 0;
+  long ret = static_cast<long>(r.rax);
+  return ret == -kERESTARTSYS || ret == -kERESTARTNOINTR || ret == -kERESTARTNOHAND ? ret : 0;
+}
+
 Registers RegistersForRestart(const Registers& in) {
   Registers r = in;
   if (static_cast<long>(r.orig_rax) < 0) return r;
   long ret = static_cast<long>(r.rax);
-  if (ret == -kERESTARTSYS || ret == -kERESTARTNOINTR || ret == -kERESTARTNOHAND) {
+  if (RestartCode(r)) {
     r.rax = r.orig_rax;
     r.rip -= 2;  // back over the two-byte `syscall`
   } else if (ret == -kERESTART_RESTARTBLOCK) {

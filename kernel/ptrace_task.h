@@ -74,5 +74,9 @@ Status WriteRemote(pid_t pid, RemotePtr addr, const void* buf, size_t len);
 // restart_syscall), and sets orig_rax = -1 so that the kernel does not
 // rewind them a second time. Leaves other registers alone.
 Registers RegistersForRestart(const Registers& regs);
+// The -ERESTARTSYS, -ERESTARTNOINTR or -ERESTARTNOHAND a task stopped
+// inside an interrupted syscall has in rax (those the kernel's signal code
+// turns into a restart or an EINTR, DetachInsideSyscall's RESTART), or 0.
+int64_t RestartCode(const Registers& regs);
 
 }  // namespace crl

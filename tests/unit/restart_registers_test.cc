@@ -52,5 +52,15 @@ TEST(RegistersForRestart, LeavesCompletedSyscallsAndUserCodeAlone) {
   EXPECT_EQ(user.rip, 0x1000u);
 }
 
+TEST(RestartCode, OnlyTheCodesTheSignalCodeActsOn) {
+  EXPECT_EQ(RestartCode(Stopped(SYS_read, -kERESTARTSYS)), -kERESTARTSYS);
+  EXPECT_EQ(RestartCode(Stopped(SYS_pause, -kERESTARTNOHAND)), -kERESTARTNOHAND);
+  EXPECT_EQ(RestartCode(Stopped(SYS_wait4, -kERESTARTNOINTR)), -kERESTARTNOINTR);
+  // A restart block is not one of them, nor a finished syscall, nor user code.
+  EXPECT_EQ(RestartCode(Stopped(SYS_nanosleep, -kERESTART_RESTARTBLOCK)), 0);
+  EXPECT_EQ(RestartCode(Stopped(SYS_write, 5)), 0);
+  EXPECT_EQ(RestartCode(Stopped(-1, -kERESTARTSYS)), 0);
+}
+
 }  // namespace
 }  // namespace crl
