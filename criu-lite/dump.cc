@@ -95,7 +95,6 @@ Status Dump(const DumpOptions& opts) {
   // dump that fails leaves the checkpoint that was in the directory.
   LocalImageOutput local(opts.images_dir);
   ImageOutput& out = opts.output ? *opts.output : local;
-  auto base = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
 
   pid_t pid = opts.pid;
   SeizedTree tree = TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid)));
@@ -184,7 +183,7 @@ Status Dump(const DumpOptions& opts) {
   uint64_t bytes = 0, checksum_nsec = 0;
   for (size_t i = 0; i < procs.size(); i++) {
     ProcessImages& p = procs[i];
-    PageWriter writer = TRY(PageWriter::Create(&out, dir.PagesName(p.pid), opts.zstd_level));
+    PageWriter writer = TRY(PageWriter::Create(&out, ImageDir::PagesName(p.pid), opts.zstd_level));
     TRY(CopyPages(p.pid, plans[i], opts.leave_running || opts.pre_dump, &writer, &mstats)
             .Context(Format("dumping memory of PID %d", p.pid)));
     for (const PageRun& r : in_parent[i]) writer.AppendInParent(r.start, r.end - r.start);
@@ -192,22 +191,22 @@ Status Dump(const DumpOptions& opts) {
     TRY(writer.Finish(&pagemap));
     bytes += writer.bytes_written();
     checksum_nsec += writer.checksum_nsec();
-    TRY(WriteImage(out, base(dir.Pagemap(p.pid)), ImageKind::kPagemap, pagemap));
+    TRY(WriteImage(out, ImageDir::PagemapName(p.pid), ImageKind::kPagemap, pagemap));
   }
   if (chained) {
-    TRY(out.Symlink("parent", opts.prev_images_dir));
+    TRY(out.Symlink(ImageDir::kParentLink, opts.prev_images_dir));
   }
   auto t_memory = Clock::now();
   FaultPoint("dump-pages-copied");
 
   img::Inventory inv;
   inv.set_pre_dump(opts.pre_dump);
-  if (!opts.pre_dump) TRY(WriteImage(out, "shared.img", ImageKind::kShared, shared));
+  if (!opts.pre_dump) TRY(WriteImage(out, ImageDir::SharedName(), ImageKind::kShared, shared));
   for (const ProcessImages& p : procs) {
-    TRY(WriteImage(out, base(dir.Mm(p.pid)), ImageKind::kMm, p.mm));
+    TRY(WriteImage(out, ImageDir::MmName(p.pid), ImageKind::kMm, p.mm));
     if (opts.pre_dump) continue;
-    TRY(WriteImage(out, base(dir.Core(p.pid)), ImageKind::kCore, p.core));
-    TRY(WriteImage(out, base(dir.Fds(p.pid)), ImageKind::kFds, p.fds));
+    TRY(WriteImage(out, ImageDir::CoreName(p.pid), ImageKind::kCore, p.core));
+    TRY(WriteImage(out, ImageDir::FdsName(p.pid), ImageKind::kFds, p.fds));
   }
   for (const SeizedProcess& p : tree.processes()) {
     inv.add_pids(p.pid);
@@ -243,7 +242,7 @@ Status Dump(const DumpOptions& opts) {
   inv.set_shell_job(opts.shell_job);
   // The inventory goes last: its presence says the dump is complete.
   TRY(CheckStop());
-  TRY(WriteImage(out, "inventory.img", ImageKind::kInventory, inv));
+  TRY(WriteImage(out, ImageDir::InventoryName(), ImageKind::kInventory, inv));
   TRY(out.Commit());
   FaultPoint("dump-committed");
   if (opts.pre_dump) {

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "images/image_dir.h"
 #include "kernel/interrupt.h"
 
 namespace crl {
@@ -66,8 +67,8 @@ Status LocalImageOutput::Commit() {
   if (staging_.empty()) return Ok{};
   // Without an inventory the directory is no checkpoint while files move:
   // never one that mixes two dumps.
-  const std::string kInventory = "inventory.img";
-  std::string inventory = dir_ + "/" + kInventory;
+  const std::string kInventory = ImageDir::InventoryName();
+  std::string inventory = ImageDir(dir_).Inventory();
   if (unlink(inventory.c_str()) < 0 && errno != ENOENT)
     return ErrnoError("unlink(%s)", inventory.c_str());
   auto move = [&](const std::string& name) -> Status {

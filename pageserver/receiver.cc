@@ -20,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "images/image_dir.h"
 #include "kernel/interrupt.h"
 #include "kernel/log.h"
 #include "kernel/scoped_fd.h"
@@ -218,7 +219,7 @@ Status Session::CheckChainOfThisSession(const std::string& name) {
     if (!committed_.count(dir))
       return MakeError("'%s' did not come in this session: refusing to restore it", dir.c_str());
     if (depth > 1000) return MakeError("the chain of '%s' loops", name.c_str());
-    std::string link = opts_.images_dir + "/" + dir + "/parent";
+    std::string link = ImageDir(opts_.images_dir + "/" + dir).ParentLink();
     char target[256];
     ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
     if (n < 0) return Ok{};
@@ -284,13 +285,13 @@ Status Session::Handle(const wire::Header& h, bool* done) {
       TRY(need_dir());
       // Only the link of an iterative dump to the pass before it, a sibling
       // directory: ../NAME.
-      if (h.name() != "parent" || h.target().rfind("../", 0) != 0 ||
+      if (h.name() != ImageDir::kParentLink || h.target().rfind("../", 0) != 0 ||
           !SafeName(h.target().substr(3)))
         return MakeError("the sender asked for a link '%.64s' -> '%.64s' (only parent -> ../NAME)",
                          h.name().c_str(), h.target().c_str());
       if (!names_.insert(h.name()).second)
         return MakeError("the sender sent '%s' twice", h.name().c_str());
-      std::string path = cur_ + "/parent";
+      std::string path = ImageDir(cur_).ParentLink();
       if (symlink(h.target().c_str(), path.c_str()) < 0)
         return ErrnoError("symlink(%s)", path.c_str());
       return Ok{};

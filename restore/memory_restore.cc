@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/validate.h"
 #include "kernel/log.h"
@@ -338,7 +339,7 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
                     PageChain* chain) {
   if (k >= levels.size()) {
     // Load the next link of the chain.
-    std::string link = levels.back().dir + "/parent";
+    std::string link = ImageDir(levels.back().dir).ParentLink();
     char target[4096];
     ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
     if (n < 0)
@@ -359,13 +360,14 @@ Status ResolveRange(std::vector<ChainLevel>& levels, size_t k, pid_t pid, uint64
         return MakeError("the chain of images loops: %s comes back to %s", link.c_str(), real);
     }
     ChainLevel next{dir, {}};
-    TRY(ReadImage(Format("%s/pagemap-%d.img", dir.c_str(), pid), ImageKind::kPagemap, &next.pm)
+    ImageDir images(dir);
+    TRY(ReadImage(images.Pagemap(pid), ImageKind::kPagemap, &next.pm)
             .Context("following the chain of images"));
     img::MmState parent_mm;
-    TRY(ReadImage(Format("%s/mm-%d.img", dir.c_str(), pid), ImageKind::kMm, &parent_mm)
+    TRY(ReadImage(images.Mm(pid), ImageKind::kMm, &parent_mm)
             .Context("following the chain of images"));
     TRY(ValidateMm(parent_mm).Context(dir));
-    TRY(ValidatePagemap(next.pm, parent_mm).Context(Format("%s/pagemap-%d.img", dir.c_str(), pid)));
+    TRY(ValidatePagemap(next.pm, parent_mm).Context(images.Pagemap(pid)));
     if (next.pm.encoding() != img::Pagemap::RAW)
       return MakeError("%s: compressed pages in a chain of images are not supported yet",
                        dir.c_str());
