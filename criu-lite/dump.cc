@@ -35,18 +35,16 @@ uint64_t Usec(Clock::time_point a, Clock::time_point b) {
 Status CheckDumpable(pid_t pid) {
   if (pid <= 0) return MakeError("invalid PID %d", pid);
   if (pid == getpid()) return MakeError("PID %d is criu-lite itself", pid);
-  auto stat_text = ReadFileToString(Format("/proc/%d/stat", pid));
-  if (!stat_text.ok()) return MakeError("no process with PID %d", pid);
-  ProcStat st = TRY(ParseProcStat(*stat_text).Context(Format("/proc/%d/stat", pid)));
+  if (access(Format("/proc/%d/stat", pid).c_str(), F_OK) < 0)
+    return MakeError("no process with PID %d", pid);
+  ProcStat st = TRY(ReadProcStat(pid));
   if (st.flags & kPfKthread)
     return MakeError("PID %d (%s) is a kernel thread; only user processes can be dumped", pid,
                      st.comm.c_str());
   if (st.state == 'Z') return MakeError("PID %d (%s) is a zombie", pid, st.comm.c_str());
-  auto status_text = ReadFileToString(Format("/proc/%d/status", pid));
-  if (status_text.ok()) {
-    ProcStatus status = TRY(ParseProcStatus(*status_text));
-    if (status.tgid != pid)
-      return MakeError("PID %d is a thread of process %d; dump the process", pid, status.tgid);
+  if (auto status = ReadProcStatus(pid); status.ok()) {
+    if (status->tgid != pid)
+      return MakeError("PID %d is a thread of process %d; dump the process", pid, status->tgid);
   }
   return Ok{};
 }

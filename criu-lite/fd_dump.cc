@@ -168,9 +168,8 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
       auto [owner, sig] = owners[f.file_id()];
       pid_t owner_process = owner.pid;  // a thread's process, a group's leader
       if (owner.type == F_OWNER_TID) {
-        auto st = ReadFileToString(Format("/proc/%d/status", owner.pid));
-        auto parsed = st.ok() ? ParseProcStatus(*st) : Result<ProcStatus>(st.error());
-        owner_process = parsed.ok() ? parsed->tgid : -1;
+        auto st = ReadProcStatus(owner.pid);
+        owner_process = st.ok() ? st->tgid : -1;
       }
       if (owner.pid && !in_tree.count(owner_process))
         return MakeError(

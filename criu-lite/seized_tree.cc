@@ -54,8 +54,7 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
     if (errno == ESRCH) return Ok{};  // the thread exited meanwhile
     // EPERM also says it is exiting (a zombie cannot be traced): the same.
     int saved = errno;
-    auto stat = ReadFileToString(Format("/proc/%d/task/%d/stat", p.pid, tid));
-    auto st = stat.ok() ? ParseProcStat(*stat) : Result<ProcStat>(stat.error());
+    auto st = ReadProcStat(p.pid, tid);
     if (saved == EPERM && (!st.ok() || st->state == 'Z' || st->state == 'X')) return Ok{};
     errno = saved;
     return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
@@ -98,8 +97,7 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
 }
 
 Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
-  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
-  ProcStat st = TRY(ParseProcStat(stat_text));
+  ProcStat st = TRY(ReadProcStat(pid));
   if (st.state == 'Z') {
     zombies_.push_back({pid, ppid, st.pgrp, st.session, st.exit_code});
     return Ok{};
@@ -113,8 +111,7 @@ Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
     // It exited meanwhile: a zombie now (its parent, seized, cannot reap
     // it), or gone if the kernel reaped it (its parent ignores SIGCHLD).
     procs_.pop_back();
-    auto again = ReadFileToString(Format("/proc/%d/stat", pid));
-    auto now = again.ok() ? ParseProcStat(*again) : Result<ProcStat>(again.error());
+    auto now = ReadProcStat(pid);
     if (now.ok() && now->state == 'Z')
       zombies_.push_back({pid, ppid, now->pgrp, now->session, now->exit_code});
     return Ok{};

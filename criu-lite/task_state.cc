@@ -157,9 +157,7 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
 
 // A thread's credentials, from its own status (they are per thread).
 Status CollectCreds(pid_t pid, pid_t tid, img::Creds* c) {
-  std::string path = Format("/proc/%d/task/%d/status", pid, tid);
-  std::string text = TRY(ReadFileToString(path));
-  ProcStatus st = TRY(ParseProcStatus(text).Context(path));
+  ProcStatus st = TRY(ReadProcStatus(pid, tid));
   for (int i = 0; i < 4; i++) {
     c->add_uids(st.uid[i]);
     c->add_gids(st.gid[i]);
@@ -220,8 +218,7 @@ Status CheckNamespaces(pid_t pid, const std::string& comm) {
 // a user-space supervisor (SECCOMP_RET_USER_NOTIF) is refused: its listener
 // is not carried.
 Status CollectSeccomp(pid_t pid, pid_t tid, img::ThreadCore* th) {
-  std::string path = Format("/proc/%d/task/%d/status", pid, tid);
-  ProcStatus st = TRY(ParseProcStatus(TRY(ReadFileToString(path))).Context(path));
+  ProcStatus st = TRY(ReadProcStatus(pid, tid));
   th->set_seccomp_mode(st.seccomp);
   if (st.seccomp != SECCOMP_MODE_FILTER) return Ok{};
   std::vector<img::SeccompFilter> newest_first;
@@ -292,8 +289,7 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
   // Strict mode would kill the task at criu-lite's first remote syscall; a
   // filter could kill it or make criu-lite's calls fail.
   for (const SeizedThread& t : task.threads) {
-    std::string path = Format("/proc/%d/task/%d/status", pid, t.tid);
-    ProcStatus st = TRY(ParseProcStatus(TRY(ReadFileToString(path))).Context(path));
+    ProcStatus st = TRY(ReadProcStatus(pid, t.tid));
     if (st.seccomp != 0 && !t.seccomp_suspended)
       return MakeError(
           "thread %d of PID %d (%s) runs under seccomp (%s, %d filters), and criu-lite cannot "
@@ -323,10 +319,8 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core) {
   pid_t pid = task.pid;
-  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
-  ProcStat st = TRY(ParseProcStat(stat_text).Context(Format("/proc/%d/stat", pid)));
-  std::string status_text = TRY(ReadFileToString(Format("/proc/%d/status", pid)));
-  ProcStatus status = TRY(ParseProcStatus(status_text).Context(Format("/proc/%d/status", pid)));
+  ProcStat st = TRY(ReadProcStat(pid));
+  ProcStatus status = TRY(ReadProcStatus(pid));
   core->set_pid(pid);
   core->set_ppid(st.ppid);
   core->set_pgid(st.pgrp);
@@ -371,8 +365,7 @@ Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vm
 Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::MmState* mm) {
   pid_t pid = task.pid;
-  std::string stat_text = TRY(ReadFileToString(Format("/proc/%d/stat", pid)));
-  ProcStat st = TRY(ParseProcStat(stat_text).Context(Format("/proc/%d/stat", pid)));
+  ProcStat st = TRY(ReadProcStat(pid));
   mm->set_start_code(st.start_code);
   mm->set_end_code(st.end_code);
   mm->set_start_data(st.start_data);

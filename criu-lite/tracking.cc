@@ -26,9 +26,7 @@ namespace crl {
 namespace {
 
 uint64_t StartTime(pid_t pid) {
-  auto text = ReadFileToString(Format("/proc/%d/stat", pid));
-  if (!text.ok()) return 0;
-  auto st = ParseProcStat(*text);
+  auto st = ReadProcStat(pid);
   return st.ok() ? st->start_time : 0;
 }
 

@@ -58,9 +58,7 @@ struct TaskImages {
 };
 
 char ProcessState(pid_t pid) {
-  auto stat = ReadFileToString(Format("/proc/%d/stat", pid));
-  if (!stat.ok()) return 0;
-  auto st = ParseProcStat(*stat);
+  auto st = ReadProcStat(pid);
   return st.ok() ? st->state : 0;
 }
 
