@@ -102,17 +102,30 @@ class RemoteSyscalls {
   bool restore_ = true;
 };
 
-// Scratch memory in the tracee, used as a stack: Push() copies bytes in and
-// returns their remote address; Pop() releases last-in first-out.
+// Scratch memory in a puppet (criu-lite's own blob in it), used as a
+// stack: Push() copies bytes in and returns their remote address. What is
+// pushed lives as long as the innermost Frame: each user opens one, and its
+// end releases what was pushed in it (last in, first out).
 class RemoteScratch {
  public:
   RemoteScratch(pid_t pid, RemotePtr base, size_t size) : pid_(pid), base_(base), size_(size) {}
   Result<RemotePtr> Push(const void* data, size_t len);
   Result<RemotePtr> PushString(const std::string& s) { return Push(s.c_str(), s.size() + 1); }
   Result<RemotePtr> Reserve(size_t len);
-  void Reset() { used_ = 0; }
   RemotePtr base() const { return base_; }
   size_t size() const { return size_; }
+
+  class Frame {
+   public:
+    explicit Frame(RemoteScratch& s) : s_(s), mark_(s.used_) {}
+    ~Frame() { s_.used_ = mark_; }
+    Frame(const Frame&) = delete;
+    Frame& operator=(const Frame&) = delete;
+
+   private:
+    RemoteScratch& s_;
+    size_t mark_;
+  };
 
  private:
   pid_t pid_;

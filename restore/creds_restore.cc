@@ -82,7 +82,7 @@ Status ValidateCreds(pid_t tid, const img::Creds& c) {
 //  7. no_new_privs, which nothing can take back.
 Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds& c) {
   if (c.uids_size() != 4 || c.gids_size() != 4) return Ok{};  // images without credentials
-  scratch.Reset();
+  RemoteScratch::Frame frame(scratch);
   uint64_t own = OwnPermitted();
   TRY(rs.Checked("prctl(PR_SET_SECUREBITS, KEEP_CAPS|NO_SETUID_FIXUP)", SYS_prctl,
                  PR_SET_SECUREBITS, SECBIT_KEEP_CAPS | SECBIT_NO_SETUID_FIXUP));

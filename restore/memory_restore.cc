@@ -181,7 +181,7 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
   auto open_remote = [&](const std::string& path, int flags) -> Result<int64_t> {
     std::string key = path + (flags == O_RDWR ? "\1rw" : "\1ro");
     if (auto it = open_files.find(key); it != open_files.end()) return it->second;
-    scratch.Reset();
+    RemoteScratch::Frame frame(scratch);
     RemotePtr rpath = TRY(scratch.PushString(path));
     int64_t fd = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat, AT_FDCWD,
                                 rpath.addr(), flags | O_CLOEXEC));
@@ -270,7 +270,7 @@ void ConsumeIovecs(std::vector<iovec>* iov, int64_t n) {
 Status PlaceByTaskRead(Puppet& p, PageReader& pages, const img::Pagemap& pm) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
-  scratch.Reset();
+  RemoteScratch::Frame frame(scratch);
   RemotePtr rpath = TRY(scratch.PushString(pages.path()));
   int64_t fd = TRY(rs.Checked(Format("open(%s)", pages.path().c_str()).c_str(), SYS_openat,
                               AT_FDCWD, rpath.addr(), O_RDONLY | O_CLOEXEC));
@@ -286,7 +286,7 @@ Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm,
   uint64_t batch_off = 0, batch_len = 0;
   auto flush = [&]() -> Status {
     while (!iov.empty()) {
-      scratch.Reset();
+      RemoteScratch::Frame frame(scratch);
       RemotePtr riov = TRY(scratch.Push(iov.data(), iov.size() * sizeof(iovec)));
       int64_t n = TRY(rs.Checked(Format("preadv(%s)", pages.path().c_str()).c_str(), SYS_preadv, fd,
                                  riov.addr(), iov.size(), batch_off, 0));
@@ -447,15 +447,15 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
   constexpr uint64_t kMaxGap = 64 << 10;
   std::map<size_t, int64_t> fds;
   Status st = [&]() -> Status {
-    scratch.Reset();
+    RemoteScratch::Frame frame(scratch);
     RemotePtr trash = TRY(scratch.Reserve(kMaxGap));
-    size_t scratch_mark = kMaxGap;
     std::vector<iovec> iov;
     size_t src = 0;
     uint64_t start = 0, end = 0;  // file range the batch covers
     auto flush = [&]() -> Status {
       if (iov.empty()) return Ok{};
       if (!fds.count(src)) {
+        RemoteScratch::Frame for_path(scratch);
         const std::string& path = chain.sources[src]->path();
         RemotePtr rpath = TRY(scratch.PushString(path));
         fds[src] = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat, AT_FDCWD,
@@ -463,6 +463,8 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
       }
       uint64_t off = start;
       while (!iov.empty()) {
+        // Scratch space for the iovec arrays is reused batch after batch.
+        RemoteScratch::Frame for_iovecs(scratch);
         RemotePtr riov =
             TRY(scratch.Push(iov.data(), std::min<size_t>(iov.size(), 1024) * sizeof(iovec)));
         int64_t n = TRY(rs.Checked("preadv(pages)", SYS_preadv, fds[src], riov.addr(),
@@ -471,9 +473,6 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
           return MakeError("page file %s ended early", chain.sources[src]->path().c_str());
         off += n;
         ConsumeIovecs(&iov, n);
-        // Scratch space for the iovec arrays is reused batch after batch.
-        scratch.Reset();
-        TRY(scratch.Reserve(scratch_mark));
       }
       return Ok{};
     };

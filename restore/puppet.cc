@@ -194,7 +194,7 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
 }
 
 Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
-  scratch_.Reset();
+  RemoteScratch::Frame frame(scratch_);
   pid_t tids[1] = {pid};
   RemotePtr rtids = TRY(scratch_.Push(tids, sizeof tids));
   clone_args args{};
@@ -212,7 +212,7 @@ Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
 }
 
 Status Puppet::CloneThread(pid_t tid) {
-  scratch_.Reset();
+  RemoteScratch::Frame frame(scratch_);
   pid_t tids[1] = {tid};
   RemotePtr rtids = TRY(scratch_.Push(tids, sizeof tids));
   clone_args args{};

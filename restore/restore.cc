@@ -420,7 +420,7 @@ Status TreeBuilder::ExitZombie(Zombie& zombie) {
     int sig = WTERMSIG(status);
     rlimit64 no_core{0, 0};
     prlimit64(pid, RLIMIT_CORE, &no_core, nullptr);
-    c.scratch().Reset();
+    RemoteScratch::Frame frame(c.scratch());
     kernel_sigaction dfl{};
     RemotePtr ra = TRY(c.scratch().Push(&dfl, sizeof dfl));
     TRY(c.rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra.addr(), 0, 8));
@@ -432,7 +432,7 @@ Status TreeBuilder::ExitZombie(Zombie& zombie) {
   if (!ws.ok()) return MakeError("restoring zombie %d: %s", pid, ws.error().message.c_str());
   c.MarkExited();
   // Its SIGCHLD was handled before the dump: take the new one back.
-  parent.scratch().Reset();
+  RemoteScratch::Frame frame(parent.scratch());
   uint64_t set = 1ull << (SIGCHLD - 1);
   timespec zero{0, 0};
   RemotePtr rset = TRY(parent.scratch().Push(&set, sizeof set));
@@ -461,7 +461,7 @@ Status TreeBuilder::MakeLeaderlessGroup(Puppet& member, const TaskImages& t) {
   Result<WaitStatus> ws = helper->rs().SyscallThatExits(SYS_exit_group, 0);
   if (!ws.ok()) return ws.error();
   helper->MarkExited();
-  host->scratch().Reset();
+  RemoteScratch::Frame frame(host->scratch());
   TRY(host->rs().Checked("wait4(group helper)", SYS_wait4, pgid, 0, __WALL, 0));
   uint64_t set = 1ull << (SIGCHLD - 1);
   timespec zero{0, 0};

@@ -106,7 +106,7 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
       sev.sigev_value.sival_ptr = reinterpret_cast<void*>(t->sival());
       sev._sigev_un._tid = t->notify_tid();
       for (int attempt = 0;; attempt++) {
-        scratch.Reset();
+        RemoteScratch::Frame frame(scratch);
         RemotePtr rsev = TRY(scratch.Push(&sev, sizeof sev));
         int32_t id = t->id();
         RemotePtr rid = TRY(scratch.Push(&id, sizeof id));
@@ -120,7 +120,7 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
       }
       if (!t->value_ns()) continue;
       itimerspec its{Timespec(t->interval_ns()), Timespec(t->value_ns())};
-      scratch.Reset();
+      RemoteScratch::Frame frame(scratch);
       RemotePtr rits = TRY(scratch.Push(&its, sizeof its));
       TRY(rs.Checked(Format("timer_settime(%d)", t->id()).c_str(), SYS_timer_settime, t->id(), 0,
                      rits.addr(), 0));
@@ -150,7 +150,7 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   std::string loginuid = std::to_string(core.loginuid());
   if (loginuid != OwnLine("/proc/self/loginuid")) {
     RemoteScratch& scratch = p.scratch();
-    scratch.Reset();
+    RemoteScratch::Frame frame(scratch);
     RemotePtr path = TRY(scratch.PushString("/proc/self/loginuid"));
     RemotePtr text = TRY(scratch.PushString(loginuid));
     int64_t fd = TRY(rs.Checked("open(/proc/self/loginuid)", SYS_openat, AT_FDCWD, path.addr(),
@@ -218,7 +218,7 @@ Status RestoreSeccomp(Puppet& p, const img::TaskCore& core) {
           prog.size() / sizeof(sock_filter) > BPF_MAXINSNS)
         return MakeError("thread %d: a seccomp filter of %zu bytes is not a BPF program", th.tid(),
                          prog.size());
-      p.scratch().Reset();
+      RemoteScratch::Frame frame(p.scratch());
       RemotePtr rprog = TRY(p.scratch().Push(prog.data(), prog.size()));
       sock_fprog fprog{static_cast<unsigned short>(prog.size() / sizeof(sock_filter)),
                        reinterpret_cast<sock_filter*>(rprog.addr())};
@@ -249,7 +249,7 @@ Status RestoreCredsLast(Puppet& p, const img::TaskCore& core) {
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
-  scratch.Reset();
+  RemoteScratch::Frame frame(scratch);
   TRY(rs.Checked("umask", SYS_umask, core.umask()));
   RemotePtr cwd = TRY(scratch.PushString(core.cwd()));
   TRY(rs.Checked(Format("chdir(%s)", core.cwd().c_str()).c_str(), SYS_chdir, cwd.addr()));
@@ -277,7 +277,7 @@ Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
     TRY(rs.Checked("set_robust_list", SYS_set_robust_list, th.robust_list(), th.robust_list_len()));
   if (th.rseq_addr())
     TRY(rs.Checked("rseq(register)", SYS_rseq, th.rseq_addr(), th.rseq_len(), 0, th.rseq_sig()));
-  scratch.Reset();
+  RemoteScratch::Frame frame(scratch);
   stack_t ss{};
   ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
   ss.ss_size = th.altstack_size();
@@ -288,7 +288,7 @@ Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
     if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
     siginfo_t si;
     memcpy(&si, raw.data(), sizeof si);
-    scratch.Reset();
+    RemoteScratch::Frame frame(scratch);
     RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
     TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
                    p.pid(), p.thread_tid(i), si.si_signo, rsi.addr()));
@@ -301,7 +301,7 @@ Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
 Status RestoreMmFields(Puppet& p, const img::MmState& mm) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
-  scratch.Reset();
+  RemoteScratch::Frame frame(scratch);
   int64_t exe_fd = -1;
   if (!mm.exe_path().empty()) {
     RemotePtr path = TRY(scratch.PushString(mm.exe_path()));
@@ -342,7 +342,7 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
       acts[sa.signo()] = {sa.handler(), sa.flags(), sa.restorer(), sa.mask()};
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    scratch.Reset();
+    RemoteScratch::Frame frame(scratch);
     RemotePtr ra = TRY(scratch.Push(&acts[sig], sizeof acts[sig]));
     TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra.addr(), 0,
                    8));
@@ -354,7 +354,7 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
     if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
     siginfo_t si;
     memcpy(&si, raw.data(), sizeof si);
-    scratch.Reset();
+    RemoteScratch::Frame frame(scratch);
     RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
     TRY(rs.Checked(Format("rt_sigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_sigqueueinfo, pid,
                    si.si_signo, rsi.addr()));
@@ -378,7 +378,7 @@ Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core) {
     // kernel rearms it when the signal is dequeued. A 0 value would disarm
     // it here, so arm it one interval ahead, as the rearm would.
     if (!it.it_value.tv_sec && !it.it_value.tv_usec) it.it_value = it.it_interval;
-    p.scratch().Reset();
+    RemoteScratch::Frame frame(p.scratch());
     RemotePtr rit = TRY(p.scratch().Push(&it, sizeof it));
     TRY(rs.Checked("setitimer", SYS_setitimer, t.which(), rit.addr(), 0));
   }
