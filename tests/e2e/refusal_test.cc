@@ -13,7 +13,7 @@ namespace crl::test {
 namespace {
 
 std::string StatusLine(pid_t pid, const std::string& key) {
-  std::string s = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  std::string s = QuietStatus("/proc/" + std::to_string(pid) + "/status");
   size_t p = s.find("\n" + key + ":");
   return p == std::string::npos ? "" : s.substr(p + 1, s.find('\n', p + 1) - p - 1);
 }

@@ -130,6 +130,8 @@ bool AnyRunning(pid_t root) {
   return false;
 }
 
+}  // namespace
+
 // A thread's status as it is while the thread sleeps: Settle waited for a
 // moment with nothing running, but a thread woken by a timer runs again
 // between that moment and this read, and in its handler (or in the loop
@@ -146,6 +148,8 @@ std::string QuietStatus(const std::string& path) {
   }
   return last;
 }
+
+namespace {
 
 class Recorder {
  public:

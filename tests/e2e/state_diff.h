@@ -32,6 +32,11 @@ struct TreeRecord {
 // signal handler is not caught half-way, then records the tree.
 TreeRecord RecordTree(pid_t root, int settle_ms = 1000);
 
+// /proc/.../status of a thread as it is while the thread sleeps: two reads
+// that agree, the thread not running in either (a thread that was just let
+// go shows, for a moment, the mask of the syscall it is re-entering).
+std::string QuietStatus(const std::string& path);
+
 // Differences as "PID key: before -> after", ignoring keys that match one of
 // ALLOWED (a key prefix, e.g. "status.Seccomp" or "fd.5."; "*SUFFIX" for a
 // key's end, e.g. "*.mnt_id"; "root:X" for X in the root task only;
