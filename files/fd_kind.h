@@ -5,7 +5,7 @@
 // line of files/registry.cc lists it, and one arm of the image's `Fd.kind`
 // oneof holds what it records. What every fd has (number, flags, offset,
 // open file description, signal owner) is handled once, around the kinds:
-// criu-lite/fd_dump.cc at dump, restore/file_table.cc at restore.
+// dump/fd_dump.cc at dump, restore/file_table.cc at restore.
 #pragma once
 
 #include <sys/stat.h>
@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/result.h"
+#include "base/scoped_fd.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
 
 namespace crl {
 

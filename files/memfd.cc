@@ -1,5 +1,5 @@
 // memfd: its contents, size, mode, owner and seals are saved once per
-// memfd in shared.img (also for a memfd only mapped, criu-lite/dump.cc);
+// memfd in shared.img (also for a memfd only mapped, dump/dump.cc);
 // restore makes one memfd of criu-lite's and a description of its own on it
 // for each description the tree had.
 #include <fcntl.h>

@@ -8,8 +8,8 @@
 #include <climits>
 #include <map>
 
+#include "base/log.h"
 #include "files/fd_kind.h"
-#include "kernel/log.h"
 #include "kernel/task_fd.h"
 
 namespace crl {

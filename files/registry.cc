@@ -1,7 +1,7 @@
 // The kinds of fd criu-lite carries, one line each, in the order dump asks
 // them whether an fd is theirs: fds that are no file first (by their /proc
 // link), then terminals and memfds before the plain files they also look
-// like. An fd no kind claims is refused, named (criu-lite/fd_dump.cc).
+// like. An fd no kind claims is refused, named (dump/fd_dump.cc).
 #include "files/fd_kind.h"
 
 namespace crl {

@@ -4,8 +4,8 @@
 
 #include <string>
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
 
 namespace crl {
 

@@ -8,10 +8,10 @@
 
 #include <cstring>
 
+#include "base/interrupt.h"
+#include "base/scoped_fd.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/interrupt.h"
 #include "kernel/proc_parsers.h"
-#include "kernel/scoped_fd.h"
 
 namespace crl {
 namespace {

@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "base/result.h"
 #include "images/image_output.h"
-#include "kernel/result.h"
 
 namespace crl {
 

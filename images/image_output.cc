@@ -6,8 +6,8 @@
 
 #include <cerrno>
 
+#include "base/interrupt.h"
 #include "images/image_dir.h"
-#include "kernel/interrupt.h"
 
 namespace crl {
 

@@ -7,8 +7,8 @@
 #include <set>
 #include <string>
 
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
+#include "base/result.h"
+#include "base/scoped_fd.h"
 
 namespace crl {
 

@@ -11,7 +11,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "kernel/interrupt.h"
+#include "base/interrupt.h"
 
 namespace crl {
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
+#include "base/scoped_fd.h"
 #include "images/criu_lite.pb.h"
 #include "images/image_output.h"
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
 
 namespace crl {
 

@@ -4,8 +4,8 @@
 // unit tests run them on anything.
 #pragma once
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
 
 namespace crl {
 

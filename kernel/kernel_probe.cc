@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/scoped_fd.h"
 #include "kernel/proc_parsers.h"
-#include "kernel/scoped_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -93,22 +93,78 @@ bool ProbeVvarVclock() {
   return maps.ok() && maps->find("[vvar_vclock]") != std::string::npos;
 }
 
+uint64_t UffdFeatures() {
+  static uint64_t features = ProbeUffdFeatures();
+  return features;
+}
+
+// Every kernel interface criu-lite looks for, one row each: the flag it
+// sets, its probe, the name --disable-kernel-feature knows it by (tests
+// take the fallback with it), and its line in `criu-lite check`: what it is
+// needed for ("" continues the line above), and what criu-lite uses.
+struct FeatureRow {
+  bool KernelFeatures::*flag;
+  bool (*probe)();
+  const char* disable_as;  // "" if it cannot be disabled
+  const char* need;
+  const char* interface;
+  const char* (*uses)(const KernelFeatures&);
+};
+
+const FeatureRow kFeatures[] = {
+    {&KernelFeatures::pagemap_scan, ProbePagemapScan, "pagemap-scan", "which pages exist",
+     "PAGEMAP_SCAN",
+     [](const KernelFeatures& f) {
+       return f.pagemap_scan ? "PAGEMAP_SCAN" : "read /proc/PID/pagemap";
+     }},
+    {&KernelFeatures::uffd_wp_async,
+     [] {
+       uint64_t u = UffdFeatures();
+       return (u & UFFD_FEATURE_WP_ASYNC) && (u & UFFD_FEATURE_WP_UNPOPULATED);
+     },
+     "uffd-wp", "written-page tracking", "uffd WP_ASYNC",
+     [](const KernelFeatures& f) {
+       return f.uffd_wp_async ? "uffd-wp async + PAGEMAP_SCAN"
+              : f.soft_dirty  ? "soft-dirty"
+                              : "none: pre-dump unavailable";
+     }},
+    {&KernelFeatures::soft_dirty, ProbeSoftDirty, "", "", "soft-dirty",
+     [](const KernelFeatures&) { return ""; }},
+    {&KernelFeatures::procmap_query, ProbeProcmapQuery, "procmap-query", "VMA list",
+     "PROCMAP_QUERY",
+     [](const KernelFeatures& f) {
+       return f.procmap_query ? "PROCMAP_QUERY" : "parse /proc/PID/maps";
+     }},
+    {&KernelFeatures::pidfd_getfd, [] { return ProbeEbadfNotEnosys(__NR_pidfd_getfd, -1, 0, 0); },
+     "", "take a task's fd", "pidfd_getfd",
+     [](const KernelFeatures& f) {
+       return f.pidfd_getfd ? "pidfd_getfd" : "none: dump and restore of fds unavailable";
+     }},
+    // clone3(NULL, 0) is EINVAL where clone3 exists; set_tid came with it in
+    // 5.5 together with the size check that makes that EINVAL.
+    {&KernelFeatures::clone3_set_tid, [] { return ProbeEbadfNotEnosys(__NR_clone3, 0, 0, 0); },
+     "clone3", "task with a given PID", "clone3 set_tid",
+     [](const KernelFeatures& f) { return f.clone3_set_tid ? "clone3(set_tid)" : "ns_last_pid"; }},
+    {&KernelFeatures::prctl_set_mm_map, ProbeSetMmMap, "", "set mm fields", "PR_SET_MM_MAP",
+     [](const KernelFeatures& f) {
+       return f.prctl_set_mm_map ? "PR_SET_MM_MAP" : "unavailable: restore cannot work";
+     }},
+    {&KernelFeatures::process_madvise,
+     [] { return ProbeEbadfNotEnosys(__NR_process_madvise, -1, 0, 0, 0, 0); }, "",
+     "hint another task's memory", "process_madvise",
+     [](const KernelFeatures& f) { return f.process_madvise ? "process_madvise" : "-"; }},
+    {&KernelFeatures::uffd_move, [] { return (UffdFeatures() & UFFD_FEATURE_MOVE) != 0; }, "",
+     "post-copy restore", "UFFDIO_MOVE", [](const KernelFeatures&) { return "UFFDIO_COPY"; }},
+    {&KernelFeatures::vvar_vclock, ProbeVvarVclock, "", "vDSO data split", "[vvar_vclock]",
+     [](const KernelFeatures& f) {
+       return f.vvar_vclock ? "move [vvar] and [vvar_vclock] with [vdso]"
+                            : "move [vvar] with [vdso]";
+     }},
+};
+
 KernelFeatures Probe() {
   KernelFeatures f;
-  f.pagemap_scan = ProbePagemapScan();
-  f.procmap_query = ProbeProcmapQuery();
-  f.soft_dirty = ProbeSoftDirty();
-  uint64_t uffd = ProbeUffdFeatures();
-  f.uffd_wp_async = (uffd & UFFD_FEATURE_WP_ASYNC) && (uffd & UFFD_FEATURE_WP_UNPOPULATED);
-  f.uffd_move = uffd & UFFD_FEATURE_MOVE;
-  // clone3(NULL, 0) is EINVAL where clone3 exists; set_tid came with it in 5.5
-  // together with the size check that makes that EINVAL.
-  f.clone3_set_tid = ProbeEbadfNotEnosys(__NR_clone3, 0, 0, 0);
-  f.pidfd_getfd = ProbeEbadfNotEnosys(__NR_pidfd_getfd, -1, 0, 0);
-  f.process_madvise = ProbeEbadfNotEnosys(__NR_process_madvise, -1, 0, 0, 0, 0);
-  f.prctl_set_mm_map = ProbeSetMmMap();
-  // process_vm_mmap is probed on demand: kallsyms is megabytes of text.
-  f.vvar_vclock = ProbeVvarVclock();
+  for (const FeatureRow& row : kFeatures) f.*row.flag = row.probe();
   return f;
 }
 
@@ -127,49 +183,33 @@ bool HasProcessVmMmap() {
 }
 
 bool DisableFeature(const std::string& name) {
-  KernelFeatures& f = MutableKernel();
-  if (name == "pagemap-scan")
-    f.pagemap_scan = false;
-  else if (name == "procmap-query")
-    f.procmap_query = false;
-  else if (name == "uffd-wp")
-    f.uffd_wp_async = false;
-  else if (name == "clone3")
-    f.clone3_set_tid = false;
-  else
-    return false;
-  return true;
+  for (const FeatureRow& row : kFeatures)
+    if (!name.empty() && name == row.disable_as) {
+      MutableKernel().*row.flag = false;
+      return true;
+    }
+  return false;
+}
+
+std::string DisableableFeatures() {
+  std::string names;
+  for (const FeatureRow& row : kFeatures)
+    if (*row.disable_as) names += std::string(names.empty() ? "" : ", ") + row.disable_as;
+  return names;
 }
 
 std::vector<CheckRow> CheckTable() {
   const KernelFeatures& f = Kernel();
   auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
   std::vector<CheckRow> rows;
-  rows.push_back({"which pages exist", "PAGEMAP_SCAN", yes(f.pagemap_scan),
-                  f.pagemap_scan ? "PAGEMAP_SCAN" : "read /proc/PID/pagemap"});
-  std::string track = f.uffd_wp_async ? "uffd-wp async + PAGEMAP_SCAN"
-                      : f.soft_dirty  ? "soft-dirty"
-                                      : "none: pre-dump unavailable";
-  rows.push_back({"written-page tracking", "uffd WP_ASYNC", yes(f.uffd_wp_async), track});
-  rows.push_back({"", "soft-dirty", yes(f.soft_dirty), ""});
-  rows.push_back({"VMA list", "PROCMAP_QUERY", yes(f.procmap_query),
-                  f.procmap_query ? "PROCMAP_QUERY" : "parse /proc/PID/maps"});
+  for (const FeatureRow& row : kFeatures)
+    rows.push_back({row.need, row.interface, yes(f.*row.flag), row.uses(f)});
+  // Not probed at start-up: the first is always there, the second reads
+  // the kernel's symbol table.
   rows.push_back({"read target memory", "process_vm_readv", "yes", "process_vm_readv"});
-  rows.push_back({"take a task's fd", "pidfd_getfd", yes(f.pidfd_getfd),
-                  f.pidfd_getfd ? "pidfd_getfd" : "none: dump and restore of fds unavailable"});
-  rows.push_back({"task with a given PID", "clone3 set_tid", yes(f.clone3_set_tid),
-                  f.clone3_set_tid ? "clone3(set_tid)" : "ns_last_pid"});
-  rows.push_back({"set mm fields", "PR_SET_MM_MAP", yes(f.prctl_set_mm_map),
-                  f.prctl_set_mm_map ? "PR_SET_MM_MAP" : "unavailable: restore cannot work"});
   bool vm_mmap = HasProcessVmMmap();
   rows.push_back({"pages without a copy", "process_vm_mmap", yes(vm_mmap),
                   vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
-  rows.push_back({"hint another task's memory", "process_madvise", yes(f.process_madvise),
-                  f.process_madvise ? "process_madvise" : "-"});
-  rows.push_back({"post-copy restore", "UFFDIO_MOVE", yes(f.uffd_move), "UFFDIO_COPY"});
-  rows.push_back(
-      {"vDSO data split", "[vvar_vclock]", yes(f.vvar_vclock),
-       f.vvar_vclock ? "move [vvar] and [vvar_vclock] with [vdso]" : "move [vvar] with [vdso]"});
   return rows;
 }
 

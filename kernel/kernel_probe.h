@@ -7,6 +7,7 @@
 
 namespace crl {
 
+// One flag per interface; each is probed by its row in kernel_probe.cc.
 struct KernelFeatures {
   bool pagemap_scan = false;    // PAGEMAP_SCAN ioctl on /proc/PID/pagemap
   bool procmap_query = false;   // PROCMAP_QUERY ioctl on /proc/PID/maps
@@ -25,10 +26,11 @@ const KernelFeatures& Kernel();
 // kernel that names it in /proc/kallsyms has it (probed on first use).
 bool HasProcessVmMmap();
 
-// Used by tests and by --no-pagemap-scan / --no-procmap-query to take the
-// fallback paths on a kernel that has the newer interface.
-// Returns false for a name it does not know.
+// --disable-kernel-feature NAME: the fallback path taken on a kernel that
+// has the newer interface (for tests). False for a name it does not know.
 bool DisableFeature(const std::string& name);
+// The names DisableFeature knows, for messages and help.
+std::string DisableableFeatures();
 
 // The table `criu-lite check` prints.
 struct CheckRow {

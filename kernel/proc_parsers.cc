@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "kernel/scoped_fd.h"
+#include "base/scoped_fd.h"
 
 namespace crl {
 namespace {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "kernel/remote_ptr.h"
-#include "kernel/result.h"
 
 namespace crl {
 

@@ -10,11 +10,12 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
-#include "kernel/interrupt.h"
+#include "base/interrupt.h"
+#include "base/log.h"
 #include "kernel/kernel_probe.h"
-#include "kernel/log.h"
 #include "kernel/uapi.h"
 #include "kernel/vma_list.h"
 
@@ -184,22 +185,20 @@ Status RemoteSyscalls::OpenWindow() {
   return Ok{};
 }
 
-Status RemoteSyscalls::GuardWindow() {
-  sigreturn_ = TRY(FindSigreturnInsn(tid_));
-  if (sigreturn_.null()) {
-    LOG_DEBUG("thread %d: no rt_sigreturn instruction in its executable files", tid_);
-    return Ok{};
-  }
-  Result<std::vector<uint8_t>> xs = GetXstate(tid_);
+namespace {
+
+// TID's xsave area as a signal frame holds it, or nothing (logged). The
+// software bytes say which components the area holds and how long it is:
+// those its header marks present (the rest are in their initial state,
+// which rt_sigreturn gives them), up to the end of the last one (CPUID leaf
+// 0xD gives where each component is); MAGIC2 follows.
+std::optional<std::vector<uint8_t>> FrameXstate(pid_t tid) {
+  Result<std::vector<uint8_t>> xs = GetXstate(tid);
   if (!xs.ok() || xs->size() < kMinXstate) {
-    LOG_DEBUG("thread %d: no xsave area to put in a signal frame", tid_);
-    return Ok{};
+    LOG_DEBUG("thread %d: no xsave area to put in a signal frame", tid);
+    return std::nullopt;
   }
   std::vector<uint8_t> fpu = std::move(*xs);
-  // The software bytes say which components the area holds and how long it
-  // is: those its header marks present (the rest are in their initial
-  // state, which rt_sigreturn gives them), up to the end of the last one
-  // (CPUID leaf 0xD gives where each component is).
   uint64_t present;
   memcpy(&present, fpu.data() + 512, sizeof present);
   uint32_t size = kMinXstate;
@@ -210,8 +209,8 @@ Status RemoteSyscalls::GuardWindow() {
     size = std::max(size, ebx + eax);
   }
   if (size > fpu.size()) {
-    LOG_DEBUG("thread %d: xsave area of %zu bytes, %u wanted", tid_, fpu.size(), size);
-    return Ok{};
+    LOG_DEBUG("thread %d: xsave area of %zu bytes, %u wanted", tid, fpu.size(), size);
+    return std::nullopt;
   }
   FpxSwBytes sw{};
   sw.magic1 = kFpXstateMagic1;
@@ -221,29 +220,21 @@ Status RemoteSyscalls::GuardWindow() {
   memcpy(fpu.data() + kSwBytesOffset, &sw, sizeof sw);
   fpu.resize(size + sizeof kFpXstateMagic2);
   memcpy(fpu.data() + size, &kFpXstateMagic2, sizeof kFpXstateMagic2);
+  return fpu;
+}
 
-  // Laid out as the kernel lays out a signal frame: under the red zone, the
-  // xsave area 64-byte aligned, the frame such that rsp = frame + 8 is
-  // 16-byte aligned; the scratch under it. What was there is put back at
-  // the close; only a criu-lite killed meanwhile leaves it written, which
-  // is harmless where the kernel itself writes signal frames (not so on a
-  // stack a runtime sized by hand, such as a goroutine's, where a kill
-  // inside a window may then leave memory under that stack changed).
-  uint64_t fpu_at = (saved_.rsp - kRedZone - fpu.size()) & ~uint64_t{63};
-  uint64_t frame_at = ((fpu_at - sizeof(KernelRtSigframe)) & ~uint64_t{15}) - 8;
-  uint64_t scratch_at = (frame_at - kScratchBytes) & ~uint64_t{63};
-  uint64_t end = fpu_at + fpu.size();
-
-  // The frame returns to where the kernel's own detach would have: an
-  // interrupted syscall restarted (rt_sigreturn cannot carry "restart").
-  Registers r = RegistersForRestart(saved_);
+// The frame that returns to where the kernel's own detach would have: an
+// interrupted syscall restarted (rt_sigreturn cannot carry "restart").
+KernelRtSigframe MakeFrame(const Registers& saved, uint64_t mask, RemotePtr sigreturn,
+                           uint64_t fpu_at) {
+  Registers r = RegistersForRestart(saved);
   KernelRtSigframe f{};
-  f.pretcode = sigreturn_.addr();
+  f.pretcode = sigreturn.addr();
   f.uc.flags = kUcFpXstate | kUcSigcontextSs | kUcStrictRestoreSs;
   // Neither a mode nor "disable": rt_sigreturn then leaves the alternate
   // signal stack as it is (it sets it from here, ignoring all but EFAULT).
   f.uc.stack.flags = SS_ONSTACK | SS_DISABLE;
-  f.uc.sigmask = saved_mask_;
+  f.uc.sigmask = mask;
   KernelSigcontext& c = f.uc.mcontext;
   c.r8 = r.r8, c.r9 = r.r9, c.r10 = r.r10, c.r11 = r.r11;
   c.r12 = r.r12, c.r13 = r.r13, c.r14 = r.r14, c.r15 = r.r15;
@@ -252,6 +243,32 @@ Status RemoteSyscalls::GuardWindow() {
   c.ip = r.rip, c.flags = r.eflags;
   c.cs = r.cs, c.ss = r.ss;
   c.fpstate = fpu_at;
+  return f;
+}
+
+}  // namespace
+
+Status RemoteSyscalls::GuardWindow() {
+  sigreturn_ = TRY(FindSigreturnInsn(tid_));
+  if (sigreturn_.null()) {
+    LOG_DEBUG("thread %d: no rt_sigreturn instruction in its executable files", tid_);
+    return Ok{};
+  }
+  std::optional<std::vector<uint8_t>> fpu = FrameXstate(tid_);
+  if (!fpu) return Ok{};
+
+  // Laid out as the kernel lays out a signal frame: under the red zone, the
+  // xsave area 64-byte aligned, the frame such that rsp = frame + 8 is
+  // 16-byte aligned; the scratch under it. What was there is put back at
+  // the close; only a criu-lite killed meanwhile leaves it written, which
+  // is harmless where the kernel itself writes signal frames (not so on a
+  // stack a runtime sized by hand, such as a goroutine's, where a kill
+  // inside a window may then leave memory under that stack changed).
+  uint64_t fpu_at = (saved_.rsp - kRedZone - fpu->size()) & ~uint64_t{63};
+  uint64_t frame_at = ((fpu_at - sizeof(KernelRtSigframe)) & ~uint64_t{15}) - 8;
+  uint64_t scratch_at = (frame_at - kScratchBytes) & ~uint64_t{63};
+  uint64_t end = fpu_at + fpu->size();
+  KernelRtSigframe f = MakeFrame(saved_, saved_mask_, sigreturn_, fpu_at);
 
   std::vector<uint8_t> bytes(end - scratch_at);
   if (Status s = ReadRemote(tid_, RemotePtr(scratch_at), bytes.data(), bytes.size()); !s.ok()) {
@@ -262,7 +279,7 @@ Status RemoteSyscalls::GuardWindow() {
   covered_ = RemotePtr(scratch_at);
   covered_bytes_ = bytes;
   memcpy(bytes.data() + (frame_at - scratch_at), &f, sizeof f);
-  memcpy(bytes.data() + (fpu_at - scratch_at), fpu.data(), fpu.size());
+  memcpy(bytes.data() + (fpu_at - scratch_at), fpu->data(), fpu->size());
   if (Status s = WriteRemote(tid_, covered_, bytes.data(), bytes.size()); !s.ok()) {
     LOG_DEBUG("thread %d: cannot write a signal frame under its stack pointer: %s", tid_,
               s.error().message.c_str());

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "kernel/ptrace_task.h"
 #include "kernel/remote_ptr.h"
-#include "kernel/result.h"
 
 namespace crl {
 

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 
+#include "base/result.h"
+#include "base/scoped_fd.h"
 #include "kernel/remote_syscalls.h"
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
 
 namespace crl {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernel/scoped_fd.h"
+#include "base/scoped_fd.h"
 
 namespace crl {
 

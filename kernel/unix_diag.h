@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "kernel/result.h"
+#include "base/result.h"
 
 namespace crl {
 

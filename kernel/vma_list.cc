@@ -6,9 +6,9 @@
 
 #include <algorithm>
 
+#include "base/log.h"
+#include "base/scoped_fd.h"
 #include "kernel/kernel_probe.h"
-#include "kernel/log.h"
-#include "kernel/scoped_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {

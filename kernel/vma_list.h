@@ -6,8 +6,8 @@
 
 #include <vector>
 
+#include "base/result.h"
 #include "kernel/proc_parsers.h"
-#include "kernel/result.h"
 
 namespace crl {
 

@@ -7,8 +7,8 @@
 
 #include <cerrno>
 
-#include "kernel/interrupt.h"
-#include "kernel/log.h"
+#include "base/interrupt.h"
+#include "base/log.h"
 
 namespace crl {
 namespace {

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "kernel/result.h"
+#include "base/result.h"
 
 namespace crl {
 

@@ -20,10 +20,10 @@
 #include <set>
 #include <thread>
 
+#include "base/interrupt.h"
+#include "base/log.h"
+#include "base/scoped_fd.h"
 #include "images/image_dir.h"
-#include "kernel/interrupt.h"
-#include "kernel/log.h"
-#include "kernel/scoped_fd.h"
 #include "pageserver/wire.h"
 
 namespace crl {
@@ -184,6 +184,10 @@ class Session {
 
  private:
   Status Handle(const wire::Header& h, bool* done);
+  Status Open(const std::string& name);
+  Status Receive(const wire::Header& h);
+  Status Symlink(const std::string& name, const std::string& target);
+  Status Commit();
   Status Restore(const std::string& name);
   Result<int> Stream(const std::string& name);
   // DIR and the chain of `parent` links under it all came in this session.
@@ -231,92 +235,96 @@ Status Session::CheckChainOfThisSession(const std::string& name) {
 }
 
 Status Session::Handle(const wire::Header& h, bool* done) {
-  auto need_dir = [&]() -> Status {
-    if (cur_.empty()) return MakeError("the sender sent %s before OPEN", WireTypeName(h.type()));
-    return Ok{};
-  };
-  switch (h.type()) {
-    case wire::Header::OPEN: {
-      if (!SafeName(h.dir()))
-        return MakeError("the sender named a directory '%.64s' (not a plain name)",
-                         h.dir().c_str());
-      if (!cur_.empty())
-        return MakeError("the sender opened '%s' inside '%s'", h.dir().c_str(), cur_name_.c_str());
-      std::string final_path = opts_.images_dir + "/" + h.dir();
-      struct stat st;
-      if (lstat(final_path.c_str(), &st) == 0)
-        return MakeError("'%s' exists already: a page server never replaces images",
-                         h.dir().c_str());
-      cur_name_ = h.dir();
-      // Hidden while it is written: a restore never sees half of it.
-      cur_ = opts_.images_dir + "/." + h.dir() + ".partial";
-      std::error_code ec;
-      std::filesystem::remove_all(cur_, ec);
-      if (mkdir(cur_.c_str(), 0700) < 0) return ErrnoError("mkdir(%s)", cur_.c_str());
-      partial_.insert(cur_);
-      names_.clear();
-      LOG_INFO("receiving %s", h.dir().c_str());
-      return Ok{};
-    }
+  auto type = h.type();
+  bool in_dir = type == wire::Header::PUT || type == wire::Header::APPEND ||
+                type == wire::Header::SYMLINK || type == wire::Header::COMMIT;
+  if (in_dir && cur_.empty())
+    return MakeError("the sender sent %s before OPEN", WireTypeName(type));
+  switch (type) {
+    case wire::Header::OPEN:
+      return Open(h.dir());
     case wire::Header::PUT:
-    case wire::Header::APPEND: {
-      TRY(need_dir());
-      if (!ImageName(h.name()))
-        return MakeError("the sender named a file '%.64s' (not NAME.img)", h.name().c_str());
-      int f;
-      ScopedFd whole;
-      if (h.type() == wire::Header::PUT) {
-        if (!names_.insert(h.name()).second)
-          return MakeError("the sender sent '%s' twice", h.name().c_str());
-        std::string path = cur_ + "/" + h.name();
-        whole.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-        if (!whole.valid()) return ErrnoError("open(%s)", path.c_str());
-        f = whole.get();
-      } else {
-        f = TRY(Stream(h.name()));
-      }
-      if (c_.plain_fd() >= 0)
-        TRY(SpliceToFile(c_.plain_fd(), f, h.payload_len(), pipe_r_.get(), pipe_w_.get()));
-      else
-        TRY(CopyToFile(c_, f, h.payload_len()));
-      return Ok{};
-    }
-    case wire::Header::SYMLINK: {
-      TRY(need_dir());
-      // Only the link of an iterative dump to the pass before it, a sibling
-      // directory: ../NAME.
-      if (h.name() != ImageDir::kParentLink || h.target().rfind("../", 0) != 0 ||
-          !SafeName(h.target().substr(3)))
-        return MakeError("the sender asked for a link '%.64s' -> '%.64s' (only parent -> ../NAME)",
-                         h.name().c_str(), h.target().c_str());
-      if (!names_.insert(h.name()).second)
-        return MakeError("the sender sent '%s' twice", h.name().c_str());
-      std::string path = ImageDir(cur_).ParentLink();
-      if (symlink(h.target().c_str(), path.c_str()) < 0)
-        return ErrnoError("symlink(%s)", path.c_str());
-      return Ok{};
-    }
-    case wire::Header::COMMIT: {
-      TRY(need_dir());
-      streams_.clear();
-      std::string final_path = opts_.images_dir + "/" + cur_name_;
-      // RENAME_NOREPLACE: a directory that appeared meanwhile is not replaced.
-      if (renameat2(AT_FDCWD, cur_.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) < 0)
-        return ErrnoError("rename(%s, %s)", cur_.c_str(), final_path.c_str());
-      partial_.erase(cur_);
-      committed_.insert(cur_name_);
-      LOG_INFO("received %s", cur_name_.c_str());
-      cur_.clear();
-      return SendAck(c_);
-    }
+    case wire::Header::APPEND:
+      return Receive(h);
+    case wire::Header::SYMLINK:
+      return Symlink(h.name(), h.target());
+    case wire::Header::COMMIT:
+      return Commit();
     case wire::Header::RESTORE:
       return Restore(h.dir());
     case wire::Header::DONE:
       *done = true;
       return Ok{};
     default:
-      return MakeError("the sender sent an unexpected %s", WireTypeName(h.type()));
+      return MakeError("the sender sent an unexpected %s", WireTypeName(type));
   }
+}
+
+Status Session::Open(const std::string& name) {
+  if (!SafeName(name))
+    return MakeError("the sender named a directory '%.64s' (not a plain name)", name.c_str());
+  if (!cur_.empty())
+    return MakeError("the sender opened '%s' inside '%s'", name.c_str(), cur_name_.c_str());
+  std::string final_path = opts_.images_dir + "/" + name;
+  struct stat st;
+  if (lstat(final_path.c_str(), &st) == 0)
+    return MakeError("'%s' exists already: a page server never replaces images", name.c_str());
+  cur_name_ = name;
+  // Hidden while it is written: a restore never sees half of it.
+  cur_ = opts_.images_dir + "/." + name + ".partial";
+  std::error_code ec;
+  std::filesystem::remove_all(cur_, ec);
+  if (mkdir(cur_.c_str(), 0700) < 0) return ErrnoError("mkdir(%s)", cur_.c_str());
+  partial_.insert(cur_);
+  names_.clear();
+  LOG_INFO("receiving %s", name.c_str());
+  return Ok{};
+}
+
+// PUT: a whole file, once; APPEND: the next piece of a streamed one.
+Status Session::Receive(const wire::Header& h) {
+  if (!ImageName(h.name()))
+    return MakeError("the sender named a file '%.64s' (not NAME.img)", h.name().c_str());
+  int f;
+  ScopedFd whole;
+  if (h.type() == wire::Header::PUT) {
+    if (!names_.insert(h.name()).second)
+      return MakeError("the sender sent '%s' twice", h.name().c_str());
+    std::string path = cur_ + "/" + h.name();
+    whole.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!whole.valid()) return ErrnoError("open(%s)", path.c_str());
+    f = whole.get();
+  } else {
+    f = TRY(Stream(h.name()));
+  }
+  if (c_.plain_fd() >= 0)
+    return SpliceToFile(c_.plain_fd(), f, h.payload_len(), pipe_r_.get(), pipe_w_.get());
+  return CopyToFile(c_, f, h.payload_len());
+}
+
+// Only the link of an iterative dump to the pass before it, a sibling
+// directory: ../NAME.
+Status Session::Symlink(const std::string& name, const std::string& target) {
+  if (name != ImageDir::kParentLink || target.rfind("../", 0) != 0 || !SafeName(target.substr(3)))
+    return MakeError("the sender asked for a link '%.64s' -> '%.64s' (only parent -> ../NAME)",
+                     name.c_str(), target.c_str());
+  if (!names_.insert(name).second) return MakeError("the sender sent '%s' twice", name.c_str());
+  std::string path = ImageDir(cur_).ParentLink();
+  if (symlink(target.c_str(), path.c_str()) < 0) return ErrnoError("symlink(%s)", path.c_str());
+  return Ok{};
+}
+
+Status Session::Commit() {
+  streams_.clear();
+  std::string final_path = opts_.images_dir + "/" + cur_name_;
+  // RENAME_NOREPLACE: a directory that appeared meanwhile is not replaced.
+  if (renameat2(AT_FDCWD, cur_.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) < 0)
+    return ErrnoError("rename(%s, %s)", cur_.c_str(), final_path.c_str());
+  partial_.erase(cur_);
+  committed_.insert(cur_name_);
+  LOG_INFO("received %s", cur_name_.c_str());
+  cur_.clear();
+  return SendAck(c_);
 }
 
 Status Session::Restore(const std::string& name) {
@@ -396,34 +404,38 @@ Status Session::Serve() {
   return Ok{};
 }
 
-}  // namespace
-
-Status RunPageServer(const PageServerOptions& in) {
-  PageServerOptions opts = in;
-  if (opts.restore && !opts.tls.on && !opts.allow_unauthenticated_restore)
+// The listen address settled, and an unsafe --restore refused.
+Status SettleOptions(PageServerOptions* opts) {
+  if (opts->restore && !opts->tls.on && !opts->allow_unauthenticated_restore)
     return MakeError(
         "--restore without --tls would restore, as root, whatever any peer that can connect "
         "sends: give --tls with certificates, or --allow-unauthenticated-restore on a network "
         "you trust");
-  if (opts.address.empty()) {
-    opts.address = opts.tls.on ? "0.0.0.0" : "127.0.0.1";
-    if (!opts.tls.on)
+  if (opts->address.empty()) {
+    opts->address = opts->tls.on ? "0.0.0.0" : "127.0.0.1";
+    if (!opts->tls.on)
       LOG_WARN("no --tls: listening on 127.0.0.1 only (give --address to listen elsewhere)");
-  } else if (!opts.tls.on) {
-    LOG_WARN("no --tls: anyone who can reach %s:%d can send images here", opts.address.c_str(),
-             opts.port);
+  } else if (!opts->tls.on) {
+    LOG_WARN("no --tls: anyone who can reach %s:%d can send images here", opts->address.c_str(),
+             opts->port);
   }
-  if (mkdir(opts.images_dir.c_str(), 0700) < 0 && errno != EEXIST)
-    return ErrnoError("mkdir(%s)", opts.images_dir.c_str());
-  // What a page server killed before it ended left half-written.
-  {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(opts.images_dir, ec)) {
-      std::string n = e.path().filename();
-      if (n.size() > 9 && n[0] == '.' && n.compare(n.size() - 8, 8, ".partial") == 0)
-        std::filesystem::remove_all(e.path(), ec);
-    }
+  return Ok{};
+}
+
+// The images directory, without what a page server killed before it ended
+// left half-written.
+Status PrepareImagesDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) return ErrnoError("mkdir(%s)", dir.c_str());
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename();
+    if (n.size() > 9 && n[0] == '.' && n.compare(n.size() - 8, 8, ".partial") == 0)
+      std::filesystem::remove_all(e.path(), ec);
   }
+  return Ok{};
+}
+
+Result<ScopedFd> Listen(const PageServerOptions& opts) {
   ScopedFd lfd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!lfd.valid()) return ErrnoError("socket");
   int one = 1;
@@ -442,11 +454,84 @@ Status RunPageServer(const PageServerOptions& in) {
     ScopedFd sf(open(opts.status_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!sf.valid()) return ErrnoError("open(%s)", opts.status_file.c_str());
   }
+  return lfd;
+}
+
+// While one client is served, others are told so and turned away. Once the
+// session ends (the destructor), a connection waiting is left for the
+// accept loop: the next client is never turned away as "busy" by mistake.
+class TurnAway {
+ public:
+  TurnAway(int lfd, const PageServerOptions& opts) : lfd_(lfd), opts_(opts) {
+    stop_.reset(eventfd(0, EFD_CLOEXEC));
+    if (stop_.valid()) thread_ = std::thread([this] { Loop(); });
+  }
+  ~TurnAway() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      serving_ = false;
+    }
+    uint64_t one = 1;
+    (void)!write(stop_.get(), &one, sizeof one);
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      pollfd p[2] = {{lfd_, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!serving_ || p[1].revents) return;
+      ScopedFd extra(accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC));
+      if (!extra.valid()) continue;
+      (void)SetSocketTimeouts(extra.get(), 2);
+      std::unique_ptr<Channel> busy;
+      if (opts_.tls.on) {
+        auto t = TlsServer(extra.get(), opts_.tls, 2);
+        if (t.ok()) busy = std::move(*t);
+      } else {
+        busy = PlainChannel(extra.get());
+      }
+      if (busy) (void)SendError(*busy, "busy: this page server is serving another client");
+    }
+  }
+  int lfd_;
+  const PageServerOptions& opts_;
+  ScopedFd stop_;
+  std::mutex mu_;
+  bool serving_ = true;
+  std::thread thread_;
+};
+
+// One client's session, others turned away meanwhile. GREETED: whether the
+// client got as far as a HELLO answered.
+Status ServeClient(int lfd, int client, const PageServerOptions& opts, bool* greeted) {
   // A client that has not said HELLO within this is dropped: a silent
   // connection cannot hold the only session for long.
   int greeting_timeout = std::min(opts.timeout, 10);
-  ScopedFd stop(eventfd(0, EFD_CLOEXEC));
-  if (!stop.valid()) return ErrnoError("eventfd");
+  TRY(SetSocketTimeouts(client, greeting_timeout));
+  TurnAway others(lfd, opts);
+  std::unique_ptr<Channel> channel;
+  if (opts.tls.on) {
+    channel = TRY(TlsServer(client, opts.tls, greeting_timeout));
+  } else {
+    channel = PlainChannel(client);
+  }
+  Session session(*channel, client, opts);
+  Status s = session.Serve();
+  *greeted = session.greeted();
+  return s;
+}
+
+}  // namespace
+
+Status RunPageServer(const PageServerOptions& in) {
+  PageServerOptions opts = in;
+  TRY(SettleOptions(&opts));
+  TRY(PrepareImagesDir(opts.images_dir));
+  ScopedFd lfd = TRY(Listen(opts));
   for (;;) {
     ScopedFd client;
     while (!client.valid()) {
@@ -455,58 +540,8 @@ Status RunPageServer(const PageServerOptions& in) {
       if (errno != EINTR) return ErrnoError("accept");
       TRY(CheckStop());
     }
-    TRY(SetSocketTimeouts(client.get(), greeting_timeout));
-    // While one client is served, others are told so and turned away. Once
-    // the session ends, a connection waiting is left for the loop above:
-    // the next client is never turned away as "busy" by mistake.
-    std::mutex mu;
-    bool serving = true;
-    std::thread rejecter([&] {
-      for (;;) {
-        pollfd p[2] = {{lfd.get(), POLLIN, 0}, {stop.get(), POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) continue;
-        std::lock_guard<std::mutex> lock(mu);
-        if (!serving || p[1].revents) return;
-        ScopedFd extra(accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (!extra.valid()) continue;
-        (void)SetSocketTimeouts(extra.get(), 2);
-        std::unique_ptr<Channel> busy;
-        if (opts.tls.on) {
-          auto t = TlsServer(extra.get(), opts.tls, 2);
-          if (t.ok()) busy = std::move(*t);
-        } else {
-          busy = PlainChannel(extra.get());
-        }
-        if (busy) (void)SendError(*busy, "busy: this page server is serving another client");
-      }
-    });
-    Status s = Ok{};
     bool greeted = false;
-    {
-      std::unique_ptr<Channel> channel;
-      if (opts.tls.on) {
-        auto t = TlsServer(client.get(), opts.tls, greeting_timeout);
-        if (t.ok())
-          channel = std::move(*t);
-        else
-          s = t.error();
-      } else {
-        channel = PlainChannel(client.get());
-      }
-      if (channel) {
-        Session session(*channel, client.get(), opts);
-        s = session.Serve();
-        greeted = session.greeted();
-      }
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      serving = false;
-    }
-    uint64_t one = 1;
-    (void)!write(stop.get(), &one, sizeof one);
-    rejecter.join();
-    (void)!read(stop.get(), &one, sizeof one);
+    Status s = ServeClient(lfd.get(), client.get(), opts, &greeted);
     TRY(CheckStop());
     if (!s.ok()) {
       LOG_ERROR("page server: %s", s.error().message.c_str());

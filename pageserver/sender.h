@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "base/result.h"
+#include "base/scoped_fd.h"
 #include "images/image_output.h"
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
 #include "pageserver/channel.h"
 
 namespace crl {

@@ -6,7 +6,7 @@
 
 #include <cerrno>
 
-#include "kernel/interrupt.h"
+#include "base/interrupt.h"
 
 namespace crl {
 

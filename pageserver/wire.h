@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "kernel/result.h"
+#include "base/result.h"
 #include "pageserver/channel.h"
 #include "pageserver/wire.pb.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernel/log.h"
+#include "base/log.h"
 #include "kernel/proc_parsers.h"
 
 namespace crl {

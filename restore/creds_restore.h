@@ -5,9 +5,9 @@
 // ones left (see creds_restore.cc).
 #pragma once
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
 #include "kernel/remote_syscalls.h"
-#include "kernel/result.h"
 
 namespace crl {
 

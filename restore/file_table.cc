@@ -11,7 +11,7 @@
 
 #include <algorithm>
 
-#include "kernel/log.h"
+#include "base/log.h"
 #include "kernel/uapi.h"
 
 namespace crl {

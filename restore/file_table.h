@@ -9,10 +9,10 @@
 #include <map>
 #include <vector>
 
+#include "base/result.h"
+#include "base/scoped_fd.h"
 #include "files/fd_kind.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
 #include "restore/puppet.h"
 
 namespace crl {

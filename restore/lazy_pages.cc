@@ -19,9 +19,9 @@
 #include <map>
 #include <set>
 
+#include "base/interrupt.h"
+#include "base/log.h"
 #include "images/page_file.h"
-#include "kernel/interrupt.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
+#include "base/result.h"
+#include "base/scoped_fd.h"
 #include "restore/memory_restore.h"
 #include "restore/puppet.h"
 

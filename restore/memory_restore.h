@@ -5,13 +5,16 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
+#include "images/page_chain.h"
 #include "images/page_file.h"
-#include "kernel/result.h"
 #include "restore/puppet.h"
 
 namespace crl {
@@ -21,7 +24,9 @@ enum class PagePlacement {
   kWritev,  // criu-lite process_vm_writev()s them: the baseline
   kLazy,    // private anonymous memory is filled after the tree runs (lazy_pages.h)
 };
+// The name --pages gives it, and back (nothing for a name it does not know).
 const char* PagePlacementName(PagePlacement p);
+std::optional<PagePlacement> ParsePagePlacement(std::string_view name);
 
 // Checks, before any task exists, that the VMAs can be mapped again here:
 // files unchanged since the dump, a vDSO of the same layout.
@@ -42,20 +47,6 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
 
-// Pages of an iterative dump: the final image's pagemap sends "in parent"
-// runs up the chain of `parent` links; each run is found in the newest image
-// that has it.
-struct ChainedRun {
-  uint64_t vaddr, len;
-  size_t source;  // index into the chain: 0 is the final image
-  uint64_t offset;
-};
-struct PageChain {
-  std::vector<std::unique_ptr<PageReader>> sources;
-  std::vector<ChainedRun> runs;
-};
-// DIR is the final image directory, PM the task's pagemap there.
-Result<PageChain> ResolvePageChain(const std::string& dir, pid_t pid, const img::Pagemap& pm);
 Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how);
 Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages);
 

@@ -16,9 +16,9 @@
 #include <csignal>
 #include <cstring>
 
-#include "kernel/log.h"
+#include "base/log.h"
+#include "base/scoped_fd.h"
 #include "kernel/proc_parsers.h"
-#include "kernel/scoped_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {

@@ -14,10 +14,10 @@
 
 #include <memory>
 
+#include "base/result.h"
 #include "kernel/ptrace_task.h"
 #include "kernel/remote_ptr.h"
 #include "kernel/remote_syscalls.h"
-#include "kernel/result.h"
 
 namespace crl {
 

@@ -14,18 +14,19 @@
 #include <csignal>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "base/interrupt.h"
+#include "base/log.h"
 #include "files/fd_kind.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/page_file.h"
 #include "images/registers_image.h"
 #include "images/validate.h"
-#include "kernel/interrupt.h"
 #include "kernel/kernel_probe.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
 #include "restore/creds_restore.h"
@@ -612,107 +613,172 @@ Status AwaitHandover(int fd, int timeout_s) {
   }
 }
 
+// One restore, as its phases in the order Run() takes them:
+//   ReadImages  the inventory and every task's images, validated, and the
+//               lazy ranges planned: nothing is created before all of it
+//               has been read and found sound;
+//   (Namespaces, once restore creates them, come here: the files are
+//   opened inside them and the tree is forked into them.)
+//   OpenFiles   every description the tree's fds need, opened once by
+//               criu-lite (FileTable); meanwhile every page is checked
+//               against its checksum on the other core;
+//   Fork        the root puppet, with the root's PID;
+//   Build       the tree: each puppet turned into its process, children
+//               forked with their PIDs, groups, zombies, then the files'
+//               owners and seals (which need every task);
+//   Verify      the checksums joined: no task has run yet;
+//   Release     a migration waits for GO here; then every task runs.
+// A failure at any phase kills what was created (a Puppet not released
+// dies with its owner).
+class RestoreRun {
+ public:
+  explicit RestoreRun(const RestoreOptions& in) : opts_(in) {
+    char real[PATH_MAX];
+    // The puppets open files: an absolute directory.
+    if (realpath(opts_.images_dir.c_str(), real)) opts_.images_dir = real;
+  }
+  ~RestoreRun() {
+    if (verifier_.joinable()) verifier_.join();
+  }
+
+  Result<int> Run() {
+    t_start_ = Clock::now();
+    TRY(ReadImages());
+    TRY(OpenFiles());
+    TRY(Fork());
+    TRY(builder_->Build(std::move(root_)));
+    TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
+    ph_.Mark("build");
+    TRY(Verify());
+    TRY(Release());
+    WriteStats();
+    return Wait();
+  }
+
+ private:
+  Status ReadImages() {
+    ImageDir dir(opts_.images_dir);
+    inv_ = TRY(dir.ReadInventory());
+    if (inv_.pre_dump())
+      return MakeError(
+          "%s is a pre-dump (memory only): restore the final dump made with "
+          "--prev-images-dir pointing to it",
+          opts_.images_dir.c_str());
+    if (!Kernel().prctl_set_mm_map)
+      return MakeError(
+          "this kernel lacks PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE): cannot restore");
+    if (inv_.tree_size() == 0) {
+      // Images from before trees were recorded: one process.
+      img::TreeEntry* e = inv_.add_tree();
+      e->set_pid(inv_.root_pid());
+      e->add_tids(inv_.root_pid());
+    }
+    tree_ = TRY(LoadTree(dir, inv_, opts_));
+    if (opts_.pages == PagePlacement::kLazy) PlanLazy(tree_);
+    ph_.Mark("read-images");
+    return Ok{};
+  }
+
+  Status OpenFiles() {
+    // Every page against its checksum before any task runs: on the other
+    // core while the tree is built (it reads the same pages, from the page
+    // cache), joined before the tree is let go. With --pages=lazy the
+    // lazy-pages guard does it while the tree runs (and kills it on a
+    // mismatch): before, it would put back into the freeze what lazy
+    // restore takes out of it.
+    if (opts_.pages != PagePlacement::kLazy)
+      verifier_ = std::thread([this] {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);  // stop signals are the main thread's
+        verified_ = VerifyPages(tree_);
+      });
+    for (const auto& [p, t] : tree_.tasks)
+      if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
+    files_.emplace(
+        TRY(FileTable::Create(all_fds_, tree_.shared).Context("opening the tree's files")));
+    return Ok{};
+  }
+
+  Status Fork() {
+    pid_t pid = inv_.root_pid();
+    Blob blob = TRY(MapBlob(AllVmaRanges(tree_), SpecialBytes(tree_.root->mm)));
+    auto puppet = Puppet::Create(pid, blob, Kernel().clone3_set_tid, opts_.sibling);
+    UnmapBlob(blob);  // the puppet has its own copy now
+    if (!puppet.ok())
+      return puppet.error().Is(ErrorCode::kPidInUse)
+                 ? puppet.error()
+                 : MakeError("restoring PID %d: %s", pid, puppet.error().message.c_str());
+    root_ = std::move(*puppet);
+    builder_.emplace(tree_, opts_, *files_);
+    ph_.Mark("fork");
+    return Ok{};
+  }
+
+  Status Verify() {
+    if (!opts_.pidfile.empty()) TRY(WritePidfile(opts_.pidfile, inv_.root_pid()));
+    if (verifier_.joinable()) verifier_.join();
+    TRY(verified_);
+    ph_.Mark("verify-pages");
+    return Ok{};
+  }
+
+  Status Release() {
+    // The last point at which a stop signal undoes the restore.
+    FaultPoint("restore-built");
+    TRY(CheckStop());
+    if (opts_.handover_fd >= 0) TRY(AwaitHandover(opts_.handover_fd, opts_.handover_timeout));
+    TRY(builder_->ReleaseAll());
+    ph_.Mark("resume");
+    return Ok{};
+  }
+
+  void WriteStats() {
+    img::Stats& st = ph_.stats;
+    st.set_kind("restore");
+    st.set_page_placement(PagePlacementName(opts_.pages));
+    uint64_t pages = 0;
+    for (const auto& [p, t] : tree_.tasks) pages += t->pagemap.total_pages();
+    st.set_pages_written(pages);
+    st.set_total_usec(Usec(t_start_, Clock::now()));
+    Status s = WriteImage(ImageDir(opts_.images_dir).Stats("restore"), ImageKind::kStats, st);
+    if (!s.ok()) LOG_WARN("writing restore stats: %s", s.error().message.c_str());
+    LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", inv_.root_pid(),
+             builder_->processes(), st.total_usec() / 1e6);
+  }
+
+  // The exit status criu-lite ends with (restore.h).
+  Result<int> Wait() {
+    pid_t pid = inv_.root_pid();
+    // A sibling is not criu-lite's child: it cannot be waited for.
+    if (opts_.detached || opts_.sibling) return 0;
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) return ErrnoError("waitpid(%d)", pid);
+      if (StopSignal())
+        return MakeError("%s while waiting for the restored tree: it runs on (PID %d)",
+                         CheckStop().error().message.c_str(), pid);
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+  }
+
+  RestoreOptions opts_;
+  Clock::time_point t_start_;
+  Phases ph_;
+  img::Inventory inv_;
+  Tree tree_;
+  Status verified_ = Ok{};
+  std::thread verifier_;  // reads tree_: joined in the destructor's body
+  std::vector<const img::Fds*> all_fds_;
+  std::optional<FileTable> files_;
+  std::unique_ptr<Puppet> root_;
+  // Last: destroyed first, killing every task not yet released.
+  std::optional<TreeBuilder> builder_;
+};
+
 }  // namespace
 
-Result<int> Restore(const RestoreOptions& in_opts) {
-  auto t_start = Clock::now();
-  Phases ph;
-  RestoreOptions opts = in_opts;
-  char real[PATH_MAX];
-  if (realpath(opts.images_dir.c_str(), real)) opts.images_dir = real;  // the puppets open files
-  ImageDir dir(opts.images_dir);
-  img::Inventory inv = TRY(dir.ReadInventory());
-  if (inv.pre_dump())
-    return MakeError(
-        "%s is a pre-dump (memory only): restore the final dump made with "
-        "--prev-images-dir pointing to it",
-        opts.images_dir.c_str());
-  if (!Kernel().prctl_set_mm_map)
-    return MakeError("this kernel lacks PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE): cannot restore");
-  if (inv.tree_size() == 0) {
-    // Images from before trees were recorded: one process.
-    img::TreeEntry* e = inv.add_tree();
-    e->set_pid(inv.root_pid());
-    e->add_tids(inv.root_pid());
-  }
-  Tree tree = TRY(LoadTree(dir, inv, opts));
-  if (opts.pages == PagePlacement::kLazy) PlanLazy(tree);
-  pid_t pid = inv.root_pid();
-  ph.Mark("read-images");
-  // Every page against its checksum before any task runs: on the other
-  // core while the tree is built (it reads the same pages, from the page
-  // cache), joined before the tree is let go. With --pages=lazy the
-  // lazy-pages guard does it while the tree runs (and kills it on a
-  // mismatch): before, it would put back into the freeze what lazy restore
-  // takes out of it.
-  Status verified = Ok{};
-  std::thread verifier;
-  struct Join {
-    std::thread& t;
-    ~Join() {
-      if (t.joinable()) t.join();
-    }
-  } join{verifier};
-  if (opts.pages != PagePlacement::kLazy)
-    verifier = std::thread([&] {
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);  // stop signals are the main thread's
-      verified = VerifyPages(tree);
-    });
-
-  std::vector<const img::Fds*> all_fds;
-  for (const auto& [p, t] : tree.tasks)
-    if (!t->entry.zombie()) all_fds.push_back(&t->fds);
-  FileTable files =
-      TRY(FileTable::Create(all_fds, tree.shared).Context("opening the tree's files"));
-
-  Blob blob = TRY(MapBlob(AllVmaRanges(tree), SpecialBytes(tree.root->mm)));
-  auto puppet_r = Puppet::Create(pid, blob, Kernel().clone3_set_tid, opts.sibling);
-  UnmapBlob(blob);  // the puppet has its own copy now
-  if (!puppet_r.ok())
-    return puppet_r.error().Is(ErrorCode::kPidInUse)
-               ? puppet_r.error()
-               : MakeError("restoring PID %d: %s", pid, puppet_r.error().message.c_str());
-  ph.Mark("fork");
-
-  TreeBuilder builder(tree, opts, files);
-  TRY(builder.Build(std::move(*puppet_r)));
-  TRY(files.Finish(all_fds, tree.shared).Context("finishing the tree's files"));
-  ph.Mark("build");
-  if (!opts.pidfile.empty()) TRY(WritePidfile(opts.pidfile, pid));
-  if (verifier.joinable()) verifier.join();
-  TRY(verified);
-  ph.Mark("verify-pages");
-  // The last point at which a stop signal undoes the restore.
-  FaultPoint("restore-built");
-  TRY(CheckStop());
-  if (opts.handover_fd >= 0) TRY(AwaitHandover(opts.handover_fd, opts.handover_timeout));
-  TRY(builder.ReleaseAll());
-  ph.Mark("resume");
-
-  ph.stats.set_kind("restore");
-  ph.stats.set_page_placement(PagePlacementName(opts.pages));
-  uint64_t pages = 0;
-  for (const auto& [p, t] : tree.tasks) pages += t->pagemap.total_pages();
-  ph.stats.set_pages_written(pages);
-  ph.stats.set_total_usec(Usec(t_start, Clock::now()));
-  Status s = WriteImage(dir.Stats("restore"), ImageKind::kStats, ph.stats);
-  if (!s.ok()) LOG_WARN("writing restore stats: %s", s.error().message.c_str());
-  LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", pid, builder.processes(),
-           ph.stats.total_usec() / 1e6);
-
-  // A sibling is not criu-lite's child: it cannot be waited for.
-  if (opts.detached || opts.sibling) return 0;
-  int status;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return ErrnoError("waitpid(%d)", pid);
-    if (StopSignal())
-      return MakeError("%s while waiting for the restored tree: it runs on (PID %d)",
-                       CheckStop().error().message.c_str(), pid);
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
-}
+Result<int> Restore(const RestoreOptions& opts) { return RestoreRun(opts).Run(); }
 
 }  // namespace crl

@@ -17,8 +17,8 @@
 #include <cstring>
 #include <vector>
 
+#include "base/log.h"
 #include "kernel/cgroups.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
 #include "restore/creds_restore.h"

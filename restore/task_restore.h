@@ -3,8 +3,8 @@
 // registrations (TID address, robust list, rseq).
 #pragma once
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
 #include "restore/puppet.h"
 
 namespace crl {

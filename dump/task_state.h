@@ -5,9 +5,9 @@
 
 #include <vector>
 
-#include "criu-lite/seized_tree.h"
+#include "base/result.h"
+#include "dump/seized_tree.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
 #include "kernel/vma_list.h"
 
 namespace crl {

@@ -6,7 +6,7 @@
 // error like any other.
 #pragma once
 
-#include "kernel/result.h"
+#include "base/result.h"
 
 namespace crl {
 

@@ -1,4 +1,4 @@
-#include "criu-lite/memory_dump.h"
+#include "dump/memory_dump.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -14,12 +14,12 @@
 #include <set>
 #include <sstream>
 
+#include "base/interrupt.h"
+#include "base/log.h"
+#include "base/scoped_fd.h"
 #include "images/file_id.h"
-#include "kernel/interrupt.h"
 #include "kernel/kernel_probe.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
-#include "kernel/scoped_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {

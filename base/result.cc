@@ -1,4 +1,4 @@
-#include "kernel/result.h"
+#include "base/result.h"
 
 #include <cerrno>
 #include <cstdlib>

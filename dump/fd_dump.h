@@ -7,8 +7,8 @@
 
 #include <vector>
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
 
 namespace crl {
 

@@ -1,11 +1,11 @@
-#include "kernel/interrupt.h"
+#include "base/interrupt.h"
 
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 
-#include "kernel/log.h"
+#include "base/log.h"
 
 namespace crl {
 namespace {

@@ -1,4 +1,4 @@
-#include "criu-lite/task_state.h"
+#include "dump/task_state.h"
 
 #include <linux/filter.h>
 #include <linux/membarrier.h>
@@ -17,9 +17,9 @@
 #include <cstring>
 #include <optional>
 
+#include "base/log.h"
 #include "images/file_id.h"
 #include "images/registers_image.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/remote_syscalls.h"
 #include "kernel/uapi.h"

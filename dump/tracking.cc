@@ -1,4 +1,4 @@
-#include "criu-lite/tracking.h"
+#include "dump/tracking.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,10 +13,10 @@
 #include <algorithm>
 #include <csignal>
 
+#include "base/log.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/remote_syscalls.h"
 #include "kernel/task_fd.h"

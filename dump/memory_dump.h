@@ -7,9 +7,9 @@
 
 #include <vector>
 
+#include "base/result.h"
 #include "images/criu_lite.pb.h"
 #include "images/page_file.h"
-#include "kernel/result.h"
 #include "kernel/vma_list.h"
 
 namespace crl {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "kernel/result.h"
+#include "base/result.h"
 #include "pageserver/channel.h"
 
 namespace crl {

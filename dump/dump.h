@@ -7,8 +7,9 @@
 #include <functional>
 #include <string>
 
+#include "base/result.h"
+#include "images/criu_lite.pb.h"
 #include "images/image_output.h"
-#include "kernel/result.h"
 
 namespace crl {
 
@@ -38,6 +39,7 @@ struct DumpOptions {
   pid_t tracking_owner = -1;
 };
 
-Status Dump(const DumpOptions& opts);
+// The dump's figures (also written to the image directory's stats file).
+Result<img::Stats> Dump(const DumpOptions& opts);
 
 }  // namespace crl

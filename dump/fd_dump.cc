@@ -1,4 +1,4 @@
-#include "criu-lite/fd_dump.h"
+#include "dump/fd_dump.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,10 +14,10 @@
 #include <map>
 #include <set>
 
+#include "base/log.h"
+#include "base/scoped_fd.h"
 #include "files/fd_kind.h"
-#include "kernel/log.h"
 #include "kernel/proc_parsers.h"
-#include "kernel/scoped_fd.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 

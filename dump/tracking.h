@@ -24,11 +24,11 @@
 #include <string>
 #include <vector>
 
-#include "criu-lite/memory_dump.h"
-#include "criu-lite/seized_tree.h"
+#include "base/result.h"
+#include "base/scoped_fd.h"
+#include "dump/memory_dump.h"
+#include "dump/seized_tree.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/result.h"
-#include "kernel/scoped_fd.h"
 
 namespace crl {
 

@@ -12,8 +12,8 @@
 #include <map>
 #include <vector>
 
+#include "base/result.h"
 #include "kernel/ptrace_task.h"
-#include "kernel/result.h"
 
 namespace crl {
 

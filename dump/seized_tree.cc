@@ -1,4 +1,4 @@
-#include "criu-lite/seized_tree.h"
+#include "dump/seized_tree.h"
 
 #include <dirent.h>
 #include <sys/ptrace.h>
@@ -10,8 +10,8 @@
 #include <sstream>
 #include <utility>
 
-#include "kernel/interrupt.h"
-#include "kernel/log.h"
+#include "base/interrupt.h"
+#include "base/log.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
 

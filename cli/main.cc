@@ -1,0 +1,361 @@
+// criu-lite: checkpoint/restore for Linux processes. The command line follows
+// CRIU's where the same thing is meant, so that scripts carry over. Each
+// subcommand is a Command: its options, then what it runs once they parsed.
+#include <google/protobuf/stubs/logging.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "base/interrupt.h"
+#include "base/log.h"
+#include "dump/dump.h"
+#include "images/image_file.h"
+#include "kernel/kernel_probe.h"
+#include "migrate/migrate.h"
+#include "pageserver/receiver.h"
+#include "pageserver/sender.h"
+#include "restore/restore.h"
+
+namespace {
+
+int Fail(const crl::Error& e) {
+  crl::Log(crl::LogLevel::kError, "%s", e.message.c_str());
+  return 1;
+}
+
+int Exit(const crl::Status& s) { return s.ok() ? 0 : Fail(s.error()); }
+
+// The dump's figures are in its log and stats file; the command wants whether.
+crl::Status DumpStatus(const crl::Result<crl::img::Stats>& r) {
+  if (!r.ok()) return r.error();
+  return crl::Ok{};
+}
+
+// A mistake on the command line the parser cannot see: one line, exit 1.
+int Usage(const std::string& what) {
+  fprintf(stderr, "criu-lite: %s\n", what.c_str());
+  return 1;
+}
+
+// CRIU's TLS options, for every command that speaks to a page server.
+void AddTlsOptions(CLI::App* cmd, crl::TlsOptions* t) {
+  cmd->add_flag("--tls", t->on, "TLS with certificates on both sides for the page server link");
+  cmd->add_option("--tls-cacert", t->cacert, "the CA that signs both sides' certificates")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_option("--tls-cacrl", t->cacrl, "revoked certificates (used if the file exists)")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_option("--tls-cert", t->cert, "this side's certificate")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_option("--tls-key", t->key, "this side's private key")
+      ->type_name("FILE")
+      ->capture_default_str();
+  cmd->add_flag("--tls-no-cn-verify", t->no_cn_verify,
+                "do not check that the page server's certificate names the address dialled");
+}
+
+class Command {
+ public:
+  explicit Command(CLI::App* app) : app_(app) {}
+  virtual ~Command() = default;
+  bool chosen() const { return app_->parsed(); }
+  virtual int Run() = 0;
+
+ protected:
+  CLI::App* app_;
+};
+
+// `dump` and `pre-dump`: the same library call, with CRIU's options for each.
+class DumpCommand : public Command {
+ public:
+  DumpCommand(CLI::App& root, bool pre)
+      : Command(pre ? root.add_subcommand("pre-dump",
+                                          "copy a tree's memory while it runs and track what it "
+                                          "writes next")
+                    : root.add_subcommand("dump",
+                                          "checkpoint a running process into an image directory")) {
+    o_.pre_dump = o_.leave_running = pre;
+    app_->add_option("-t,--tree", o_.pid,
+                     pre ? "PID of the tree's root" : "PID of the process to dump")
+        ->required()
+        ->type_name("PID");
+    app_->add_option("-D,--images-dir", o_.images_dir,
+                     pre ? "directory to write the pages to" : "directory to write the images to")
+        ->required()
+        ->type_name("DIR");
+    if (pre) {
+      app_->add_option("--prev-images-dir", o_.prev_images_dir,
+                       "the previous pre-dump (relative to -D): copy only what was written since")
+          ->type_name("DIR");
+      app_->add_flag("--track-mem", track_mem_ignored_,
+                     "accepted for CRIU compatibility: pre-dump always tracks");
+    } else {
+      app_->add_flag("-R,--leave-running", o_.leave_running,
+                     "let the process run on after the dump (default: kill it)");
+      app_->add_flag("-j,--shell-job", o_.shell_job,
+                     "the process's stdin/stdout/stderr are a terminal or pipe that restore "
+                     "provides");
+      app_->add_flag("--compress", compress_, "compress pages with zstd");
+      app_->add_option("--compress-level", o_.zstd_level, "zstd level (implies --compress)")
+          ->check(CLI::Range(1, 19));
+      app_->add_option("--prev-images-dir", o_.prev_images_dir,
+                       "the previous pass of an iterative dump (relative to -D, as CRIU): save "
+                       "only the pages written since")
+          ->type_name("DIR");
+      app_->add_flag("--track-mem", o_.track_mem,
+                     "with --prev-images-dir: use the write tracking pre-dump armed");
+    }
+    // --page-server, as CRIU's.
+    app_->add_flag("--page-server", server_,
+                   "send the images to a page server instead of -D "
+                   "(-D keeps the small files the next pass needs)");
+    app_->add_option("--address", address_, "the page server's address")->type_name("ADDR");
+    app_->add_option("--port", port_, "the page server's port")->type_name("PORT");
+    AddTlsOptions(app_, &tls_);
+  }
+
+  int Run() override {
+    if (compress_ && o_.zstd_level == 0) o_.zstd_level = 1;
+    if (o_.zstd_level && !o_.prev_images_dir.empty())
+      return Usage("--compress with --prev-images-dir is not supported yet");
+    if (!server_) return Exit(DumpStatus(crl::Dump(o_)));
+    if (address_.empty() || port_ <= 0) return Usage("--page-server needs --address and --port");
+    return Exit(ThroughPageServer());
+  }
+
+ private:
+  crl::Status ThroughPageServer() {
+    auto sender = TRY(crl::PageServerSender::Connect(address_, port_, 30, tls_));
+    // The server gets the directory under the name -D has here.
+    std::string name = o_.images_dir;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    name = name.substr(name.rfind('/') + 1);
+    TRY(sender->Open(name));
+    crl::LocalImageOutput local(o_.images_dir);
+    crl::TeeImageOutput tee(&local, sender.get());
+    o_.output = &tee;
+    TRY(DumpStatus(crl::Dump(o_)));
+    return sender->Done();
+  }
+
+  crl::DumpOptions o_;
+  bool compress_ = false, track_mem_ignored_ = false, server_ = false;
+  std::string address_;
+  int port_ = 0;
+  crl::TlsOptions tls_;
+};
+
+class PageServerCommand : public Command {
+ public:
+  explicit PageServerCommand(CLI::App& root)
+      : Command(root.add_subcommand("page-server", "receive images over TCP (and restore them)")) {
+    app_->add_option("--port", o_.port, "TCP port to listen on")->required()->type_name("PORT");
+    app_->add_option("--address", o_.address,
+                     "address to listen on (default: 127.0.0.1 without --tls, all with it)")
+        ->type_name("ADDR");
+    AddTlsOptions(app_, &o_.tls);
+    app_->add_flag("--allow-unauthenticated-restore", o_.allow_unauthenticated_restore,
+                   "with --restore but no --tls: restore what any peer sends (a network you "
+                   "trust only)");
+    app_->add_option("-D,--images-dir", o_.images_dir, "where image directories go")
+        ->required()
+        ->type_name("DIR");
+    app_->add_flag("--daemon", o_.daemon, "keep serving after a client is done");
+    app_->add_flag("--restore", o_.restore,
+                   "restore on request: the destination of `criu-lite migrate`");
+    app_->add_option("--timeout", o_.timeout, "seconds without progress before giving up");
+    app_->add_option("--status-file", o_.status_file, "create FILE once listening")
+        ->type_name("FILE");
+    o_.pages = "lazy";
+    app_->add_option("--pages", o_.pages,
+                     "page placement for --restore (read, writev, lazy; default lazy: the "
+                     "shortest freeze)")
+        ->check(CLI::IsMember({"read", "writev", "lazy"}));
+  }
+  int Run() override { return Exit(crl::RunPageServer(o_)); }
+
+ private:
+  crl::PageServerOptions o_;
+};
+
+class MigrateCommand : public Command {
+ public:
+  explicit MigrateCommand(CLI::App& root)
+      : Command(root.add_subcommand("migrate", "move a running tree to another host")) {
+    app_->add_option("-t,--tree", o_.pid, "PID of the tree's root")->required()->type_name("PID");
+    app_->add_option("--to", to_, "HOST:PORT of `criu-lite page-server --restore`")->required();
+    app_->add_option("--max-iters", o_.max_iters,
+                     "pre-copy passes at most (0: stop-and-copy; default 8)");
+    app_->add_option("--downtime-target", o_.downtime_target_ms,
+                     "stop pre-copy once the last delta would take less (ms; default 300)");
+    app_->add_option("--min-pages", o_.min_pages,
+                     "stop pre-copy once a pass writes fewer pages (default 1024)");
+    app_->add_option("--stats", o_.stats_file, "write the figures as JSON to FILE")
+        ->type_name("FILE");
+    app_->add_option("--timeout", o_.timeout, "seconds without progress before giving up");
+    AddTlsOptions(app_, &o_.tls);
+  }
+  int Run() override {
+    size_t colon = to_.rfind(':');
+    if (colon == std::string::npos) return Usage("--to wants HOST:PORT, got '" + to_ + "'");
+    o_.host = to_.substr(0, colon);
+    o_.port = atoi(to_.c_str() + colon + 1);
+    return Exit(crl::Migrate(o_));
+  }
+
+ private:
+  crl::MigrateOptions o_;
+  std::string to_;
+};
+
+class RestoreCommand : public Command {
+ public:
+  explicit RestoreCommand(CLI::App& root)
+      : Command(root.add_subcommand("restore", "restore a process from an image directory")) {
+    app_->add_option("-D,--images-dir", o_.images_dir, "directory holding the images")
+        ->required()
+        ->type_name("DIR");
+    app_->add_flag("-d,--restore-detached", o_.detached,
+                   "return once the process runs (default: wait for it and exit with its "
+                   "status)");
+    app_->add_flag("-j,--shell-job", o_.shell_job,
+                   "give the process criu-lite's own stdin/stdout/stderr where it had a "
+                   "terminal or pipe");
+    app_->add_flag("--restore-sibling", o_.sibling,
+                   "make the restored root a sibling of criu-lite (a child of criu-lite's "
+                   "parent), as CRIU's --restore-sibling; returns once it runs");
+    app_->add_option("--pidfile", o_.pidfile, "write the restored process's PID to FILE")
+        ->type_name("FILE");
+    app_->add_option("--pages", pages_,
+                     "how pages get into the process: read (it reads them from the page file "
+                     "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "
+                     "(the tree runs at once; a daemon fills its memory on demand and in the "
+                     "background)")
+        ->check(CLI::IsMember({"read", "writev", "lazy"}));
+    app_->add_option("--lazy-fill-rate", o_.lazy_fill_mib_s,
+                     "with --pages=lazy: place at most this many MiB/s in the background "
+                     "(faults are always served at once; default 0: no limit)")
+        ->type_name("MIB");
+    app_->add_option("--handover-fd", o_.handover_fd,
+                     "a migration's destination: say on FD when the tree is ready and run it "
+                     "only after reading 'G' there (the page server passes it)")
+        ->type_name("FD")
+        ->group("");
+    app_->add_option("--handover-timeout", o_.handover_timeout, "seconds to wait for 'G'")
+        ->group("");
+  }
+  int Run() override {
+    // CLI checked the name against the same list.
+    o_.pages = crl::ParsePagePlacement(pages_).value_or(crl::PagePlacement::kRead);
+    // Without -d the restored process is criu-lite's child; keep its output
+    // ordered with ours.
+    fflush(nullptr);
+    auto r = crl::Restore(o_);
+    return r.ok() ? *r : Fail(r.error());
+  }
+
+ private:
+  crl::RestoreOptions o_;
+  std::string pages_ = "read";
+};
+
+class CheckCommand : public Command {
+ public:
+  explicit CheckCommand(CLI::App& root)
+      : Command(root.add_subcommand("check", "show which kernel interfaces criu-lite will use")) {}
+  int Run() override {
+    printf("%-28s %-18s %-5s %s\n", "need", "interface", "here", "criu-lite uses");
+    for (const auto& r : crl::CheckTable())
+      printf("%-28s %-18s %-5s %s\n", r.need.c_str(), r.interface.c_str(), r.status.c_str(),
+             r.path.c_str());
+    if (!crl::Kernel().prctl_set_mm_map)
+      return Usage("this kernel cannot restore (no PR_SET_MM_MAP)");
+    return 0;
+  }
+};
+
+class ShowCommand : public Command {
+ public:
+  explicit ShowCommand(CLI::App& root)
+      : Command(root.add_subcommand("show", "print image files as JSON")) {
+    app_->add_option("files", files_, "image files")->required();
+  }
+  int Run() override {
+    for (const auto& f : files_) {
+      auto json = crl::ImageToJson(f);
+      if (!json.ok()) return Fail(json.error());
+      fputs(json->c_str(), stdout);
+    }
+    return 0;
+  }
+
+ private:
+  std::vector<std::string> files_;
+};
+
+// Options every command takes: the log and, for tests, kernel features to
+// pretend absent.
+struct GlobalOptions {
+  int verbosity = 0;
+  std::string log_file;
+  std::vector<std::string> disable;
+
+  void Add(CLI::App& app) {
+    app.add_flag("-v,--verbose", verbosity, "more log output; repeat for more (-vv: debug)");
+    app.add_option("-o,--log-file", log_file, "write the log to FILE (errors also go to stderr)")
+        ->type_name("FILE");
+    app.add_option("--disable-kernel-feature", disable,
+                   "take the fallback path as if the kernel lacked FEATURE (" +
+                       crl::DisableableFeatures() + "); for testing")
+        ->group("Testing");
+  }
+  bool Apply() const {
+    crl::SetLogLevel(1 + verbosity);
+    if (!log_file.empty() && !crl::SetLogFile(log_file.c_str())) {
+      fprintf(stderr, "criu-lite: cannot open log file %s: %m\n", log_file.c_str());
+      return false;
+    }
+    for (const auto& f : disable) {
+      if (!crl::DisableFeature(f)) {
+        Usage("unknown kernel feature '" + f + "' (" + crl::DisableableFeatures() + ")");
+        return false;
+      }
+      crl::Log(crl::LogLevel::kInfo, "taking the fallback path for %s", f.c_str());
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // First: a stop signal from here on ends criu-lite through its clean-up.
+  crl::CatchStopSignals();
+  // A record that does not parse is reported once, as an error naming the
+  // file; protobuf's own log lines would only add noise to stderr.
+  google::protobuf::SetLogHandler(nullptr);
+  CLI::App app{"criu-lite: checkpoint and restore Linux processes"};
+  app.name("criu-lite");
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.set_version_flag("-V,--version", CRIU_LITE_VERSION);
+  GlobalOptions global;
+  global.Add(app);
+  std::vector<std::unique_ptr<Command>> commands;
+  commands.push_back(std::make_unique<DumpCommand>(app, false));
+  commands.push_back(std::make_unique<DumpCommand>(app, true));
+  commands.push_back(std::make_unique<PageServerCommand>(app));
+  commands.push_back(std::make_unique<MigrateCommand>(app));
+  commands.push_back(std::make_unique<RestoreCommand>(app));
+  commands.push_back(std::make_unique<CheckCommand>(app));
+  commands.push_back(std::make_unique<ShowCommand>(app));
+  CLI11_PARSE(app, argc, argv);
+  if (!global.Apply()) return 1;
+  for (const auto& c : commands)
+    if (c->chosen()) return c->Run();
+  return 1;
+}

@@ -1,0 +1,362 @@
+#include "dump/dump.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <tuple>
+
+#include "base/interrupt.h"
+#include "base/log.h"
+#include "dump/fd_dump.h"
+#include "dump/memory_dump.h"
+#include "dump/seized_tree.h"
+#include "dump/task_state.h"
+#include "dump/tracking.h"
+#include "files/fd_kind.h"
+#include "images/image_dir.h"
+#include "images/image_file.h"
+#include "images/image_output.h"
+#include "images/page_file.h"
+#include "kernel/proc_parsers.h"
+#include "kernel/vma_list.h"
+
+namespace crl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t Usec(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
+}
+
+// Refuses, before touching it, a PID that cannot be dumped.
+Status CheckDumpable(pid_t pid) {
+  if (pid <= 0) return MakeError("invalid PID %d", pid);
+  if (pid == getpid()) return MakeError("PID %d is criu-lite itself", pid);
+  if (access(Format("/proc/%d/stat", pid).c_str(), F_OK) < 0)
+    return MakeError("no process with PID %d", pid);
+  ProcStat st = TRY(ReadProcStat(pid));
+  if (st.flags & kPfKthread)
+    return MakeError("PID %d (%s) is a kernel thread; only user processes can be dumped", pid,
+                     st.comm.c_str());
+  if (st.state == 'Z') return MakeError("PID %d (%s) is a zombie", pid, st.comm.c_str());
+  if (auto status = ReadProcStatus(pid); status.ok()) {
+    if (status->tgid != pid)
+      return MakeError("PID %d is a thread of process %d; dump the process", pid, status->tgid);
+  }
+  return Ok{};
+}
+
+// Everything recorded of one process before its pages are written.
+struct ProcessImages {
+  pid_t pid = 0;
+  pid_t parent = -1;  // in the tree, or -1
+  img::TaskCore core;
+  img::MmState mm;
+  img::Fds fds;
+};
+
+Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& opts,
+                      ProcessImages* out) {
+  bool memory_only = opts.pre_dump;
+  pid_t pid = p.pid;
+  out->pid = pid;
+  TRY(CheckTaskCarried(p, parent));
+  std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
+  if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
+  TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
+  TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
+  // An unguarded remote-syscall window maps and unmaps scratch memory (the
+  // kernel may then have split or merged a neighbour): list VMAs again.
+  vmas = TRY(ListVmas(pid));
+  TRY(DescribeVmas(pid, vmas, &out->mm));
+  TRY(DumpFds(pid, opts.shell_job, &out->fds));
+  return Ok{};
+}
+
+// One dump, as its phases in the order they run:
+//   Check    refuse a PID that cannot be dumped, before touching anything;
+//   Freeze   seize the whole tree (every thread stopped, see seized_tree.h);
+//   Collect  each process's core, memory layout and fds, then what spans
+//            processes (fds resolved over the tree, memfds, shared anonymous
+//            memory). It comes first because its remote syscalls may change
+//            a task's mappings, which every later phase reads;
+//   Plan     which pages each page file needs: taking the written pages from
+//            the tracker re-arms it, so it comes last before the copy;
+//   Thaw     a pre-dump only: the tree runs on while its pages are copied;
+//   Copy     the pages into the page files;
+//   Write    the other images, the inventory last, then commit: a dump that
+//            fails before this leaves the checkpoint that was there;
+//   Release  kill the tree (dump), resume it (-R, pre-dump), or let a
+//            migration decide between the two.
+class DumpRun {
+ public:
+  explicit DumpRun(const DumpOptions& opts)
+      : opts_(opts),
+        dir_(opts.images_dir),
+        local_(opts.images_dir),
+        out_(opts.output ? *opts.output : local_),
+        chained_(!opts.prev_images_dir.empty()) {
+    prev_dir_ = opts.prev_images_dir;
+    if (chained_ && prev_dir_[0] != '/') prev_dir_ = opts.images_dir + "/" + prev_dir_;
+  }
+
+  Result<img::Stats> Run() {
+    Mark("start");
+    TRY(CheckDumpable(opts_.pid));
+    TRY(dir_.PrepareForDump());
+    TRY(Freeze());
+    TRY(Collect());
+    TRY(Plan());
+    if (opts_.pre_dump) TRY(tree_->Release());
+    Mark("thawed");
+    TRY(Copy());
+    TRY(Write());
+    TRY(Release());
+    return Stats();
+  }
+
+ private:
+  void Mark(const char* at) { marks_[at] = Clock::now(); }
+  uint64_t Between(const char* a, const char* b) { return Usec(marks_.at(a), marks_.at(b)); }
+
+  Status Freeze() {
+    pid_t pid = opts_.pid;
+    tree_.emplace(TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid))));
+    Mark("frozen");
+    FaultPoint("dump-seized");
+    LOG_INFO("tree of PID %d stopped: %zu processes, %zu zombies", pid, tree_->processes().size(),
+             tree_->zombies().size());
+    return Ok{};
+  }
+
+  Status Collect() {
+    procs_.resize(tree_->processes().size());
+    for (size_t i = 0; i < procs_.size(); i++) {
+      TRY(CheckStop());
+      const SeizedProcess& p = tree_->processes()[i];
+      // The root too: what it shares with a parent outside the tree could
+      // not be shared again either.
+      TRY(CollectProcess(p, p.ppid, opts_, &procs_[i]));
+      // Pre-dump passes save each process's private memory whole; the final
+      // dump (chained or not) leaves out what a child still shares with its
+      // parent copy-on-write, compared at the freeze. Shared anonymous
+      // memory is inherited in every pass: it is one object.
+      bool cow = !opts_.pre_dump;
+      for (size_t j = 0; j < i; j++)
+        if (procs_[j].pid == p.ppid) {
+          if (cow) procs_[i].parent = p.ppid;
+          MarkInherited(procs_[j].mm, &procs_[i].mm, !cow);
+        }
+    }
+    std::vector<std::pair<pid_t, const img::MmState*>> mms;
+    for (const ProcessImages& p : procs_) mms.push_back({p.pid, &p.mm});
+    TRY(CheckSharedAnonCarried(mms));
+    if (!opts_.pre_dump) {
+      std::vector<ProcessFds> pf;
+      for (ProcessImages& p : procs_) pf.push_back({p.pid, &p.fds});
+      TRY(ResolveTreeFds(pf, opts_.shell_job, &shared_));
+      for (ProcessImages& p : procs_)
+        for (const img::Vma& v : p.mm.vmas())
+          if (v.memfd_ino())
+            TRY(SaveMemfd(Format("/proc/%d/map_files/%lx-%lx", p.pid, v.start(), v.end()), v.path(),
+                          v.memfd_ino(), &shared_));
+    }
+    Mark("collected");
+    FaultPoint("dump-collected");
+    return Ok{};
+  }
+
+  Status Plan() {
+    tracker_ = Tracker::Fresh(BestTrackingMethod());
+    if (chained_) tracker_ = TRY(Tracker::Resume(prev_dir_));
+    // Taking the written pages re-arms their tracking: from here on, only
+    // this pass's images know what the previous pass did not have.
+    if (chained_) TRY(tracker_.Consume(prev_dir_));
+    if ((opts_.pre_dump || opts_.track_mem) && tracker_.method() == TrackingMethod::kNone)
+      return MakeError(
+          "this kernel can track written pages neither with uffd-wp async "
+          "(PAGEMAP_SCAN) nor with soft-dirty: pre-dump is not possible");
+    in_parent_.resize(procs_.size());
+    for (size_t i = 0; i < procs_.size(); i++) {
+      TRY(CheckStop());
+      ProcessImages& p = procs_[i];
+      img::MmState prev_mm;
+      bool have_prev =
+          chained_ && ReadImage(ImageDir(prev_dir_).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
+      if (have_prev && tracker_.Tracking(p.pid)) {
+        IncrementalPlan inc =
+            TRY(PlanIncremental(p.pid, p.parent, &p.mm, prev_mm, tracker_, &mstats_)
+                    .Context(Format("finding pages PID %d wrote", p.pid)));
+        plans_.push_back(std::move(inc.copy));
+        in_parent_[i] = std::move(inc.in_parent);
+      } else {
+        if (chained_) LOG_INFO("PID %d: no tracking from the previous pass: a full copy", p.pid);
+        plans_.push_back(TRY(PlanMemory(p.pid, p.parent, &p.mm, &mstats_)
+                                 .Context(Format("scanning memory of PID %d", p.pid))));
+        if (opts_.pre_dump) TRY(tracker_.Start(tree_->processes()[i], p.mm));
+      }
+      if (opts_.pre_dump) TRY(tracker_.Rearm(p.pid));
+    }
+    Mark("planned");
+    FaultPoint("dump-written-pages-taken");
+    return Ok{};
+  }
+
+  // A pre-dump's tree runs meanwhile: a page it writes is copied new and
+  // also counts as written for the next pass.
+  Status Copy() {
+    for (size_t i = 0; i < procs_.size(); i++) {
+      ProcessImages& p = procs_[i];
+      PageWriter writer =
+          TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level));
+      TRY(CopyPages(p.pid, plans_[i], opts_.leave_running || opts_.pre_dump, &writer, &mstats_)
+              .Context(Format("dumping memory of PID %d", p.pid)));
+      for (const PageRun& r : in_parent_[i]) writer.AppendInParent(r.start, r.end - r.start);
+      img::Pagemap pagemap;
+      TRY(writer.Finish(&pagemap));
+      bytes_ += writer.bytes_written();
+      checksum_nsec_ += writer.checksum_nsec();
+      TRY(WriteImage(out_, ImageDir::PagemapName(p.pid), ImageKind::kPagemap, pagemap));
+    }
+    if (chained_) TRY(out_.Symlink(ImageDir::kParentLink, opts_.prev_images_dir));
+    Mark("copied");
+    FaultPoint("dump-pages-copied");
+    return Ok{};
+  }
+
+  Status Write() {
+    if (!opts_.pre_dump) TRY(WriteImage(out_, ImageDir::SharedName(), ImageKind::kShared, shared_));
+    for (const ProcessImages& p : procs_) {
+      TRY(WriteImage(out_, ImageDir::MmName(p.pid), ImageKind::kMm, p.mm));
+      if (opts_.pre_dump) continue;
+      TRY(WriteImage(out_, ImageDir::CoreName(p.pid), ImageKind::kCore, p.core));
+      TRY(WriteImage(out_, ImageDir::FdsName(p.pid), ImageKind::kFds, p.fds));
+    }
+    // The inventory goes last: its presence says the dump is complete.
+    TRY(CheckStop());
+    TRY(WriteImage(out_, ImageDir::InventoryName(), ImageKind::kInventory, Inventory()));
+    TRY(out_.Commit());
+    FaultPoint("dump-committed");
+    if (opts_.pre_dump) {
+      // The images are complete: the next pass may start from them.
+      Status saved = tracker_.Save(opts_.images_dir, opts_.tracking_owner);
+      if (!saved.ok())
+        LOG_WARN("the write tracking could not be kept (%s): the next pass copies everything",
+                 saved.error().message.c_str());
+    }
+    Mark("written");
+    return Ok{};
+  }
+
+  img::Inventory Inventory() const {
+    img::Inventory inv;
+    inv.set_pre_dump(opts_.pre_dump);
+    for (size_t i = 0; i < procs_.size(); i++) {
+      const SeizedProcess& p = tree_->processes()[i];
+      inv.add_pids(p.pid);
+      img::TreeEntry* e = inv.add_tree();
+      e->set_pid(p.pid);
+      e->set_ppid(p.ppid);
+      if (!opts_.pre_dump) {
+        e->set_pgid(procs_[i].core.pgid());
+        e->set_sid(procs_[i].core.sid());
+      }
+      e->set_stopped(p.stopped);
+      e->set_stop_signal(p.stop_signal);
+      for (const SeizedThread& t : p.threads) e->add_tids(t.tid);
+    }
+    for (const ZombieTask& z : tree_->zombies()) {
+      img::TreeEntry* e = inv.add_tree();
+      e->set_pid(z.pid);
+      e->set_ppid(z.ppid);
+      e->set_pgid(z.pgid);
+      e->set_sid(z.sid);
+      e->set_zombie(true);
+      e->set_exit_status(z.exit_status);
+    }
+    inv.set_format_version(kImageFormatVersion);
+    inv.set_root_pid(opts_.pid);
+    utsname u;
+    uname(&u);
+    inv.set_kernel_release(u.release);
+    inv.set_page_size(kPageSize);
+    inv.set_criu_lite_version(CRIU_LITE_VERSION);
+    inv.set_dump_time_unix(time(nullptr));
+    inv.set_shell_job(opts_.shell_job);
+    return inv;
+  }
+
+  Status Release() {
+    bool kill_tree = !opts_.leave_running && !opts_.pre_dump;
+    // A migration decides here: the destination either runs the tree (kill
+    // the source) or failed (resume it, nothing lost).
+    if (opts_.before_release) kill_tree = TRY(opts_.before_release());
+    Status after_kill = Ok{};
+    if (kill_tree) {
+      tree_->SignalKill();
+      if (opts_.after_kill_signalled) after_kill = opts_.after_kill_signalled();
+    }
+    TRY(tree_->Release());
+    TRY(after_kill);
+    Mark("end");
+    if (chained_ && !opts_.pre_dump) tracker_.Stop();  // the final pass ends tracking
+    return Ok{};
+  }
+
+  Result<img::Stats> Stats() {
+    img::Stats stats;
+    for (auto [name, from, to] : {std::tuple{"validate", "start", "frozen"},
+                                  {"collect", "frozen", "collected"},
+                                  {"scan", "collected", "planned"},
+                                  {"memory", "thawed", "copied"},
+                                  {"write-images", "copied", "written"},
+                                  {"release", "written", "end"}}) {
+      img::Phase* p = stats.add_phases();
+      p->set_name(name);
+      p->set_usec(Between(from, to));
+    }
+    stats.set_pages_scanned(mstats_.pages_scanned);
+    stats.set_pages_written(mstats_.pages_written);
+    stats.set_bytes_written(bytes_);
+    stats.set_checksum_usec(checksum_nsec_ / 1000);
+    stats.set_frozen_usec(Between("frozen", opts_.pre_dump ? "thawed" : "end"));
+    stats.set_total_usec(Between("start", "end"));
+    stats.set_kind(opts_.pre_dump ? "pre-dump" : "dump");
+    TRY(WriteImage(dir_.Stats("dump"), ImageKind::kStats, stats));
+    LOG_INFO(
+        "dumped the tree of PID %d: %zu processes, %lu pages (%lu more shared with parents), "
+        "%lu bytes in %.3f s (frozen %.3f s)",
+        opts_.pid, procs_.size(), mstats_.pages_written, mstats_.pages_shared_with_parent, bytes_,
+        stats.total_usec() / 1e6, stats.frozen_usec() / 1e6);
+    return stats;
+  }
+
+  const DumpOptions& opts_;
+  ImageDir dir_;
+  // Images are staged and moved in at the end (LocalImageOutput::Commit).
+  LocalImageOutput local_;
+  ImageOutput& out_;
+  bool chained_;
+  std::string prev_dir_;
+  std::optional<SeizedTree> tree_;
+  std::vector<ProcessImages> procs_;
+  img::Shared shared_;
+  Tracker tracker_ = Tracker::Fresh(TrackingMethod::kNone);
+  MemoryDumpStats mstats_;
+  std::vector<MemoryPlan> plans_;
+  std::vector<std::vector<PageRun>> in_parent_;
+  uint64_t bytes_ = 0, checksum_nsec_ = 0;
+  std::map<std::string, Clock::time_point> marks_;
+};
+
+}  // namespace
+
+Result<img::Stats> Dump(const DumpOptions& opts) { return DumpRun(opts).Run(); }
+
+}  // namespace crl
