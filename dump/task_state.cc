@@ -53,10 +53,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     // Each remote syscall costs several context switches: ask only about
     // signals /proc says are caught or ignored; the rest are SIG_DFL.
     if (!(sig_set & (1ull << (sig - 1)))) continue;
-    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, 0,
-                   scratch.addr(), 8));
-    kernel_sigaction ka;
-    TRY(ReadRemote(pid, scratch, &ka, sizeof ka));
+    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, 0, scratch, 8));
+    kernel_sigaction ka = TRY(ReadRemote(pid, scratch.As<kernel_sigaction>()));
     img::SigAction* sa = core->add_sigactions();
     sa->set_signo(sig);
     sa->set_handler(ka.handler);
@@ -66,10 +64,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
   }
   std::string timers = TRY(ReadFileToString(Format("/proc/%d/timers", pid)));
   for (const ProcTimer& pt : TRY(ParseProcTimers(timers).Context(Format("PID %d", pid)))) {
-    TRY(rs.Checked(Format("timer_gettime(%d)", pt.id).c_str(), SYS_timer_gettime, pt.id,
-                   scratch.addr()));
-    itimerspec its;
-    TRY(ReadRemote(pid, scratch, &its, sizeof its));
+    TRY(rs.Checked(Format("timer_gettime(%d)", pt.id).c_str(), SYS_timer_gettime, pt.id, scratch));
+    itimerspec its = TRY(ReadRemote(pid, scratch.As<itimerspec>()));
     img::PosixTimer* t = core->add_posix_timers();
     t->set_id(pt.id);
     t->set_clock(pt.clock);
@@ -82,9 +78,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     t->set_overrun(TRY(rs.Checked("timer_getoverrun", SYS_timer_getoverrun, pt.id)));
   }
   for (int which : {ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF}) {
-    TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch.addr()));
-    itimerval it;
-    TRY(ReadRemote(pid, scratch, &it, sizeof it));
+    TRY(rs.Checked("getitimer", SYS_getitimer, which, scratch));
+    itimerval it = TRY(ReadRemote(pid, scratch.As<itimerval>()));
     if (!it.it_value.tv_sec && !it.it_value.tv_usec && !it.it_interval.tv_sec &&
         !it.it_interval.tv_usec)
       continue;
@@ -95,10 +90,9 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     t->set_value_sec(it.it_value.tv_sec);
     t->set_value_usec(it.it_value.tv_usec);
   }
-  int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch.addr()));
+  int64_t r = TRY(rs.Syscall(SYS_prctl, PR_GET_CHILD_SUBREAPER, scratch));
   if (r == 0) {
-    int sub = 0;
-    TRY(ReadRemote(pid, scratch, &sub, sizeof sub));
+    int sub = TRY(ReadRemote(pid, scratch.As<int>()));
     core->set_child_subreaper(sub != 0);
   }
   core->set_thp_disable(
@@ -131,9 +125,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     RemoteSyscalls& trs =
         i == 0 ? rs : other.emplace(t.tid, site, t.live, RemoteSyscalls::Mode::kWindow);
     RemotePtr own = TRY(trs.Scratch());
-    TRY(trs.Checked("sigaltstack", SYS_sigaltstack, 0, own.addr()));
-    stack_t ss;
-    TRY(ReadRemote(pid, own, &ss, sizeof ss));
+    TRY(trs.Checked("sigaltstack", SYS_sigaltstack, 0, own));
+    stack_t ss = TRY(ReadRemote(pid, own.As<stack_t>()));
     th->set_altstack_sp(reinterpret_cast<uint64_t>(ss.ss_sp));
     th->set_altstack_size(ss.ss_size);
     th->set_altstack_flags(ss.ss_flags);
@@ -141,14 +134,12 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
         TRY(trs.Checked("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS)));
     th->mutable_sched()->set_timer_slack_ns(
         TRY(trs.Checked("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
-    TRY(trs.Checked("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, own.addr()));
-    int pdeath = 0;
-    TRY(ReadRemote(pid, own, &pdeath, sizeof pdeath));
+    TRY(trs.Checked("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, own));
+    int pdeath = TRY(ReadRemote(pid, own.As<int>()));
     th->set_pdeath_signal(pdeath);
-    r = TRY(trs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, own.addr()));
+    r = TRY(trs.Syscall(SYS_prctl, PR_GET_TID_ADDRESS, own));
     if (r == 0) {
-      uint64_t tid_addr;
-      TRY(ReadRemote(pid, own, &tid_addr, sizeof tid_addr));
+      uint64_t tid_addr = TRY(ReadRemote(pid, own.As<uint64_t>()));
       th->set_tid_address(tid_addr);
     }
   }

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/result.h"
@@ -67,6 +68,13 @@ Result<std::vector<siginfo_t>> PeekSiginfo(pid_t tid, bool shared);
 // Memory of another process.
 Status ReadRemote(pid_t pid, RemotePtr addr, void* buf, size_t len);
 Status WriteRemote(pid_t pid, RemotePtr addr, const void* buf, size_t len);
+// The T at ADDR in PID's memory.
+template <typename T>
+requires std::is_trivially_copyable_v<T> Result<T> ReadRemote(pid_t pid, remote_ptr<T> addr) {
+  T v;
+  TRY(ReadRemote(pid, RemotePtr(addr), &v, sizeof v));
+  return v;
+}
 
 // Turns registers of a task stopped inside an interrupted syscall into the
 // registers that re-run that syscall when the task resumes, as the kernel's

@@ -1,6 +1,7 @@
 #include "kernel/remote_syscalls.h"
 
 #include <cpuid.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -326,7 +327,7 @@ Status RemoteSyscalls::CloseWindow() {
   if (!window_open_) return Ok{};
   if (scratch_mapped_) {
     scratch_mapped_ = false;
-    Result<int64_t> un = Checked("munmap(scratch)", SYS_munmap, scratch_.addr(), 4096);
+    Result<int64_t> un = Checked("munmap(scratch)", SYS_munmap, scratch_, 4096);
     if (!un.ok()) LOG_WARN("%s", un.error().message.c_str());
   }
   window_open_ = false;
@@ -364,8 +365,8 @@ Registers RemoteSyscalls::RegsFor(long nr, uint64_t a1, uint64_t a2, uint64_t a3
   return r;
 }
 
-Result<int64_t> RemoteSyscalls::Syscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
-                                        uint64_t a5, uint64_t a6) {
+Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+                                           uint64_t a4, uint64_t a5, uint64_t a6) {
   if (mode_ == Mode::kWindow && !window_open_) TRY(OpenWindow());
   if (guarded_) {
     Registers r = RegsFor(nr, a1, a2, a3, a4, a5, a6);
@@ -444,9 +445,9 @@ Result<WaitStatus> RemoteSyscalls::SyscallThatExits(long nr, uint64_t a1, uint64
   }
 }
 
-Result<int64_t> RemoteSyscalls::Checked(const char* what, long nr, uint64_t a1, uint64_t a2,
-                                        uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6) {
-  int64_t r = TRY(Syscall(nr, a1, a2, a3, a4, a5, a6));
+Result<int64_t> RemoteSyscalls::RawChecked(const char* what, long nr, uint64_t a1, uint64_t a2,
+                                           uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6) {
+  int64_t r = TRY(RawSyscall(nr, a1, a2, a3, a4, a5, a6));
   if (r < 0 && r > -4096) return ErrnoError(static_cast<int>(-r), "%s in pid %d", what, tid_);
   return r;
 }
@@ -473,6 +474,20 @@ Result<RemotePtr> FindSyscallInsn(pid_t pid, uint64_t start, uint64_t end) {
   for (size_t i = 0; i + 1 < buf.size(); i++)
     if (buf[i] == 0x0f && buf[i + 1] == 0x05) return RemotePtr(start + i);
   return MakeError("no syscall instruction in pid %d at 0x%lx-0x%lx", pid, start, end);
+}
+
+void RemoteFd::Close() {
+  if (rs_ && fd_ >= 0) (void)rs_->Syscall(SYS_close, fd_);
+  fd_ = -1;
+}
+
+Result<RemoteFd> OpenRemote(RemoteSyscalls& rs, RemoteScratch& scratch, const std::string& path,
+                            int flags) {
+  RemoteScratch::Frame frame(scratch);
+  auto rpath = TRY(scratch.PushString(path));
+  int64_t fd = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat, AT_FDCWD, rpath,
+                              flags | O_CLOEXEC));
+  return RemoteFd(rs, static_cast<int>(fd));
 }
 
 }  // namespace crl

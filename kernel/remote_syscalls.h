@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -52,11 +54,17 @@ class RemoteSyscalls {
 
   // The raw kernel result (-errno on failure). The outer error is for the
   // tracee itself going away or ptrace failing.
-  Result<int64_t> Syscall(long nr, uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0,
-                          uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+  Result<int64_t> Syscall(long nr, SyscallArg a1 = 0, SyscallArg a2 = 0, SyscallArg a3 = 0,
+                          SyscallArg a4 = 0, SyscallArg a5 = 0, SyscallArg a6 = 0) {
+    return RawSyscall(nr, a1.value(), a2.value(), a3.value(), a4.value(), a5.value(), a6.value());
+  }
   // Like Syscall, but a -errno result is an error naming WHAT and the pid.
-  Result<int64_t> Checked(const char* what, long nr, uint64_t a1 = 0, uint64_t a2 = 0,
-                          uint64_t a3 = 0, uint64_t a4 = 0, uint64_t a5 = 0, uint64_t a6 = 0);
+  Result<int64_t> Checked(const char* what, long nr, SyscallArg a1 = 0, SyscallArg a2 = 0,
+                          SyscallArg a3 = 0, SyscallArg a4 = 0, SyscallArg a5 = 0,
+                          SyscallArg a6 = 0) {
+    return RawChecked(what, nr, a1.value(), a2.value(), a3.value(), a4.value(), a5.value(),
+                      a6.value());
+  }
 
   // kWindow: kScratchBytes of memory in the task for a syscall's answers,
   // valid while this object lives (under the frame on the task's stack).
@@ -83,6 +91,10 @@ class RemoteSyscalls {
   Status OpenWindow();
   Status GuardWindow();
   Status CloseWindow();
+  Result<int64_t> RawSyscall(long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                             uint64_t a5, uint64_t a6);
+  Result<int64_t> RawChecked(const char* what, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+                             uint64_t a4, uint64_t a5, uint64_t a6);
   Result<int64_t> GuardedSyscall(long nr, const Registers& regs);
   pid_t tid_;
   RemotePtr syscall_insn_;
@@ -110,7 +122,22 @@ class RemoteScratch {
  public:
   RemoteScratch(pid_t pid, RemotePtr base, size_t size) : pid_(pid), base_(base), size_(size) {}
   Result<RemotePtr> Push(const void* data, size_t len);
-  Result<RemotePtr> PushString(const std::string& s) { return Push(s.c_str(), s.size() + 1); }
+  // V copied in: a pointer to it there.
+  template <typename T>
+  requires std::is_trivially_copyable_v<T> Result<remote_ptr<T>> Push(const T& v) {
+    RemotePtr p = TRY(Push(&v, sizeof v));
+    return p.As<T>();
+  }
+  // N elements from DATA copied in: a pointer to the first.
+  template <typename T>
+  requires std::is_trivially_copyable_v<T> Result<remote_ptr<T>> PushArray(const T* data,
+                                                                           size_t n) {
+    RemotePtr p = TRY(Push(data, n * sizeof(T)));
+    return p.As<T>();
+  }
+  Result<remote_ptr<char>> PushString(const std::string& s) {
+    return PushArray(s.c_str(), s.size() + 1);
+  }
   Result<RemotePtr> Reserve(size_t len);
   RemotePtr base() const { return base_; }
   size_t size() const { return size_; }
@@ -133,6 +160,38 @@ class RemoteScratch {
   size_t size_;
   size_t used_ = 0;
 };
+
+// An fd opened in a task by remote syscalls, closed there when this ends:
+// no path out of a restore step leaves one behind in the task.
+class RemoteFd {
+ public:
+  RemoteFd() = default;
+  RemoteFd(RemoteSyscalls& rs, int fd) : rs_(&rs), fd_(fd) {}
+  RemoteFd(RemoteFd&& o) noexcept : rs_(o.rs_), fd_(std::exchange(o.fd_, -1)) {}
+  RemoteFd& operator=(RemoteFd&& o) noexcept {
+    if (this != &o) {
+      Close();
+      rs_ = o.rs_;
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~RemoteFd() { Close(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  // The task keeps it: no longer closed here.
+  int Release() { return std::exchange(fd_, -1); }
+
+ private:
+  void Close();
+  RemoteSyscalls* rs_ = nullptr;
+  int fd_ = -1;
+};
+
+// PATH opened in the task with FLAGS (O_CLOEXEC added); the path goes
+// through SCRATCH in a frame of its own.
+Result<RemoteFd> OpenRemote(RemoteSyscalls& rs, RemoteScratch& scratch, const std::string& path,
+                            int flags);
 
 // Address of a `syscall` instruction (0f 05) in [start, end) of PID's memory.
 Result<RemotePtr> FindSyscallInsn(pid_t pid, uint64_t start, uint64_t end);

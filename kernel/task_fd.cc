@@ -1,5 +1,6 @@
 #include "kernel/task_fd.h"
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +22,20 @@ Result<ScopedFd> TakeMadeFd(RemoteSyscalls& rs, pid_t pid, int64_t remote, const
   if (!taken.ok())
     return MakeError("taking the %s of PID %d: %s", what, pid, taken.error().message.c_str());
   return taken;
+}
+
+Result<FdGiver> FdGiver::Open(RemoteSyscalls& rs, int above) {
+  RemoteFd pidfd(rs, TRY(rs.Checked("pidfd_open(criu-lite)", __NR_pidfd_open, getpid(), 0)));
+  if (pidfd.get() >= above) return FdGiver(rs, std::move(pidfd));
+  RemoteFd parked(rs, TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd.get(),
+                                     F_DUPFD_CLOEXEC, above)));
+  return FdGiver(rs, std::move(parked));
+}
+
+Result<RemoteFd> FdGiver::Give(int local, const std::string& what) {
+  int64_t fd = TRY(rs_->Checked(Format("pidfd_getfd(%s)", what.c_str()).c_str(), __NR_pidfd_getfd,
+                                pidfd_.get(), local, 0));
+  return RemoteFd(*rs_, static_cast<int>(fd));
 }
 
 }  // namespace crl

@@ -49,9 +49,9 @@ Status Capset(RemoteSyscalls& rs, RemoteScratch& scratch, uint64_t eff, uint64_t
   CapHeader h{_LINUX_CAPABILITY_VERSION_3, 0};
   CapData d[2] = {{uint32_t(eff), uint32_t(prm), uint32_t(inh)},
                   {uint32_t(eff >> 32), uint32_t(prm >> 32), uint32_t(inh >> 32)}};
-  RemotePtr rh = TRY(scratch.Push(&h, sizeof h));
-  RemotePtr rd = TRY(scratch.Push(d, sizeof d));
-  TRY(rs.Checked(what, SYS_capset, rh.addr(), rd.addr()));
+  auto rh = TRY(scratch.Push(h));
+  auto rd = TRY(scratch.Push(d));
+  TRY(rs.Checked(what, SYS_capset, rh, rd));
   return Ok{};
 }
 
@@ -88,9 +88,9 @@ Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds
                  PR_SET_SECUREBITS, SECBIT_KEEP_CAPS | SECBIT_NO_SETUID_FIXUP));
   std::vector<uint32_t> groups(c.groups().begin(), c.groups().end());
   groups.push_back(0);  // never an empty array to push; not counted below
-  RemotePtr rgroups = TRY(scratch.Push(groups.data(), groups.size() * sizeof(uint32_t)));
+  auto rgroups = TRY(scratch.PushArray(groups.data(), groups.size()));
   groups.pop_back();
-  TRY(rs.Checked("setgroups", SYS_setgroups, groups.size(), rgroups.addr()));
+  TRY(rs.Checked("setgroups", SYS_setgroups, groups.size(), rgroups));
   TRY(rs.Checked("setresgid", SYS_setresgid, c.gids(0), c.gids(1), c.gids(2)));
   TRY(rs.Syscall(SYS_setfsgid, c.gids(3)));  // returns the previous fsgid, never an error
   TRY(rs.Checked("setresuid", SYS_setresuid, c.uids(0), c.uids(1), c.uids(2)));

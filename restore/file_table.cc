@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -26,10 +27,10 @@ Status SetDescriptionFlags(int fd, uint32_t flags) {
 
 }  // namespace
 
-Result<std::string> FileTable::MemfdPath(uint64_t ino) const {
+Result<int> FileTable::Memfd(uint64_t ino) const {
   int fd = files_.Memfd(ino);
   if (fd < 0) return MakeError("memfd %lu is not in shared.img", ino);
-  return Format("/proc/%d/fd/%d", getpid(), fd);
+  return fd;
 }
 
 int FileTable::LocalFd(uint32_t file_id) const {
@@ -107,25 +108,20 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   if (fds.fds_size() == 0) return Ok{};
   int max_fd = 0;
   for (const img::Fd& f : fds.fds()) max_fd = std::max(max_fd, f.fd());
-  // A pidfd for criu-lite, parked above every fd the task will have.
-  int64_t pidfd = TRY(rs.Checked("pidfd_open(criu-lite)", __NR_pidfd_open, getpid(), 0));
-  int64_t parked =
-      TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd, F_DUPFD_CLOEXEC, max_fd + 1));
-  TRY(rs.Checked("close", SYS_close, pidfd));
+  // Criu-lite's pidfd in the task goes above every fd the task will have.
+  FdGiver giver = TRY(FdGiver::Open(rs, max_fd + 1));
   for (const img::Fd& f : fds.fds()) {
     int local = table.LocalFd(f.file_id());
     if (local < 0) return MakeError("fd %d: no description %u", f.fd(), f.file_id());
-    int64_t tmp = TRY(rs.Checked(Format("pidfd_getfd(fd %d: %s)", f.fd(), f.path().c_str()).c_str(),
-                                 __NR_pidfd_getfd, parked, local, 0));
-    if (tmp != f.fd()) {
-      TRY(rs.Checked(Format("dup3(%ld, %d)", tmp, f.fd()).c_str(), SYS_dup3, tmp, f.fd(),
+    RemoteFd got = TRY(giver.Give(local, Format("fd %d: %s", f.fd(), f.path().c_str())));
+    if (got.get() != f.fd()) {
+      TRY(rs.Checked(Format("dup3(%d, %d)", got.get(), f.fd()).c_str(), SYS_dup3, got.get(), f.fd(),
                      f.cloexec() ? O_CLOEXEC : 0));
-      TRY(rs.Checked("close", SYS_close, tmp));
     } else {
       TRY(rs.Checked("fcntl(F_SETFD)", SYS_fcntl, f.fd(), F_SETFD, f.cloexec() ? FD_CLOEXEC : 0));
+      got.Release();  // it is the task's fd now
     }
   }
-  TRY(rs.Checked("close(pidfd)", SYS_close, parked));
   return Ok{};
 }
 

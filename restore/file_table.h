@@ -24,8 +24,8 @@ class FileTable {
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;
-  // A path a restored task opens to map the memfd INO (criu-lite's copy).
-  Result<std::string> MemfdPath(uint64_t ino) const;
+  // Criu-lite's copy of the memfd INO, which restored tasks are given.
+  Result<int> Memfd(uint64_t ino) const;
   // Once every task exists and has mapped its memfds: each description's
   // signal owner (a task of the tree), and the memfds' seals.
   Status Finish(const std::vector<const img::Fds*>& all, const img::Shared& shared) const;

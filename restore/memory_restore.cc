@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/log.h"
@@ -18,6 +19,7 @@
 #include "images/image_file.h"
 #include "images/validate.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/task_fd.h"
 
 namespace crl {
 namespace {
@@ -180,75 +182,83 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
 }
 
 Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
-               const std::function<Result<std::string>(uint64_t)>& memfd_path) {
+               const std::function<Result<int>(uint64_t)>& memfd) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
-  std::map<std::string, int64_t> open_files;  // path+mode -> fd in the puppet
-  auto open_remote = [&](const std::string& path, int flags) -> Result<int64_t> {
-    std::string key = path + (flags == O_RDWR ? "\1rw" : "\1ro");
-    if (auto it = open_files.find(key); it != open_files.end()) return it->second;
-    RemoteScratch::Frame frame(scratch);
-    RemotePtr rpath = TRY(scratch.PushString(path));
-    int64_t fd = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat, AT_FDCWD,
-                                rpath.addr(), flags | O_CLOEXEC));
-    open_files[key] = fd;
-    return fd;
-  };
-  Status st = [&]() -> Status {
-    for (const img::Vma& v : mm.vmas()) {
-      if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
-      uint64_t len = v.end() - v.start();
-      if (v.inherited()) {
-        // Already there from the parent; its pages may need writing.
-        if (WritableWhileBuilt(v, with_pages))
-          TRY(rs.Checked(Format("mprotect(0x%lx, rw)", v.start()).c_str(), SYS_mprotect, v.start(),
-                         len, PROT_READ | PROT_WRITE));
-        continue;
+  std::optional<FdGiver> giver;
+  std::map<std::string, RemoteFd> open_files;  // file+mode -> fd in the puppet
+  // A file the task opens itself; a memfd, criu-lite's (FileTable), is
+  // given to it, reopened read-only here first for a mapping that may not
+  // become writable.
+  auto open_remote = [&](const img::Vma& v, int flags) -> Result<int64_t> {
+    std::string key = (v.memfd_ino() ? Format("memfd:%lu", v.memfd_ino()) : v.path()) +
+                      (flags == O_RDWR ? "\1rw" : "\1ro");
+    if (auto it = open_files.find(key); it != open_files.end()) return it->second.get();
+    RemoteFd fd;
+    if (!v.memfd_ino()) {
+      fd = TRY(OpenRemote(rs, scratch, v.path(), flags));
+    } else {
+      int local = TRY(memfd(v.memfd_ino()));
+      ScopedFd ro;
+      if (flags != O_RDWR) {
+        ro.reset(open(Format("/proc/self/fd/%d", local).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!ro.valid()) return ErrnoError("reopening memfd %s read-only", v.path().c_str());
+        local = ro.get();
       }
-      uint32_t prot = v.prot() | (WritableWhileBuilt(v, with_pages) ? PROT_READ | PROT_WRITE : 0);
-      uint64_t flags = MAP_FIXED | (v.growsdown() ? MAP_GROWSDOWN : 0) |
-                       (HasMadvise(v, "nr") ? MAP_NORESERVE : 0);
-      int64_t fd = -1;
-      uint64_t pgoff = 0;
-      switch (v.kind()) {
-        case img::Vma::ANON_PRIVATE:
-          flags |= MAP_PRIVATE | MAP_ANONYMOUS;
-          break;
-        case img::Vma::ANON_SHARED:
-          flags |= MAP_SHARED | MAP_ANONYMOUS;
-          break;
-        case img::Vma::FILE_PRIVATE:
-          flags |= MAP_PRIVATE;
-          fd =
-              TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(), O_RDONLY));
-          pgoff = v.pgoff();
-          break;
-        case img::Vma::FILE_SHARED:
-          flags |= MAP_SHARED;
-          // Opened for writing if the mapping may become writable (mprotect).
-          fd = TRY(open_remote(v.memfd_ino() ? TRY(memfd_path(v.memfd_ino())) : v.path(),
-                               (v.prot() & PROT_WRITE) || v.may_write() ? O_RDWR : O_RDONLY));
-          pgoff = v.pgoff();
-          break;
-        default:
-          return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());
-      }
-      int64_t r = TRY(
-          rs.Checked(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(), v.path().c_str()).c_str(),
-                     SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
-      if (static_cast<uint64_t>(r) != v.start())
-        return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), v.start(), r);
-      // Huge-page advice before any page lands: with THP "always", writing
-      // the first page of a 2 MiB range would otherwise fault in a huge page
-      // and make its untouched rest resident (found on Debian's 6.1).
-      if (HasMadvise(v, "nh") || HasMadvise(v, "hg"))
-        TRY(rs.Checked("madvise(THP)", SYS_madvise, v.start(), len,
-                       HasMadvise(v, "nh") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE));
+      if (!giver) giver.emplace(TRY(FdGiver::Open(rs)));
+      fd = TRY(giver->Give(local, "memfd " + v.path()));
     }
-    return Ok{};
-  }();
-  for (auto& [key, fd] : open_files) (void)rs.Syscall(SYS_close, fd);
-  return st;
+    return open_files.emplace(key, std::move(fd)).first->second.get();
+  };
+  for (const img::Vma& v : mm.vmas()) {
+    if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
+    uint64_t len = v.end() - v.start();
+    if (v.inherited()) {
+      // Already there from the parent; its pages may need writing.
+      if (WritableWhileBuilt(v, with_pages))
+        TRY(rs.Checked(Format("mprotect(0x%lx, rw)", v.start()).c_str(), SYS_mprotect, v.start(),
+                       len, PROT_READ | PROT_WRITE));
+      continue;
+    }
+    uint32_t prot = v.prot() | (WritableWhileBuilt(v, with_pages) ? PROT_READ | PROT_WRITE : 0);
+    uint64_t flags =
+        MAP_FIXED | (v.growsdown() ? MAP_GROWSDOWN : 0) | (HasMadvise(v, "nr") ? MAP_NORESERVE : 0);
+    int64_t fd = -1;
+    uint64_t pgoff = 0;
+    switch (v.kind()) {
+      case img::Vma::ANON_PRIVATE:
+        flags |= MAP_PRIVATE | MAP_ANONYMOUS;
+        break;
+      case img::Vma::ANON_SHARED:
+        flags |= MAP_SHARED | MAP_ANONYMOUS;
+        break;
+      case img::Vma::FILE_PRIVATE:
+        flags |= MAP_PRIVATE;
+        fd = TRY(open_remote(v, O_RDONLY));
+        pgoff = v.pgoff();
+        break;
+      case img::Vma::FILE_SHARED:
+        flags |= MAP_SHARED;
+        // Opened for writing if the mapping may become writable (mprotect).
+        fd = TRY(open_remote(v, (v.prot() & PROT_WRITE) || v.may_write() ? O_RDWR : O_RDONLY));
+        pgoff = v.pgoff();
+        break;
+      default:
+        return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());
+    }
+    int64_t r =
+        TRY(rs.Checked(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(), v.path().c_str()).c_str(),
+                       SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
+    if (static_cast<uint64_t>(r) != v.start())
+      return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), v.start(), r);
+    // Huge-page advice before any page lands: with THP "always", writing
+    // the first page of a 2 MiB range would otherwise fault in a huge page
+    // and make its untouched rest resident (found on Debian's 6.1).
+    if (HasMadvise(v, "nh") || HasMadvise(v, "hg"))
+      TRY(rs.Checked("madvise(THP)", SYS_madvise, v.start(), len,
+                     HasMadvise(v, "nh") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE));
+  }
+  return Ok{};
 }
 
 namespace {
@@ -274,15 +284,9 @@ void ConsumeIovecs(std::vector<iovec>* iov, int64_t n) {
 // preadv per batch of runs that lie back to back in the file. No copy passes
 // through criu-lite.
 Status PlaceByTaskRead(Puppet& p, PageReader& pages, const img::Pagemap& pm) {
-  RemoteSyscalls& rs = p.rs();
-  RemoteScratch& scratch = p.scratch();
-  RemoteScratch::Frame frame(scratch);
-  RemotePtr rpath = TRY(scratch.PushString(pages.path()));
-  int64_t fd = TRY(rs.Checked(Format("open(%s)", pages.path().c_str()).c_str(), SYS_openat,
-                              AT_FDCWD, rpath.addr(), O_RDONLY | O_CLOEXEC));
-  Status st = PlaceByTaskReadFrom(p, pages, pm, fd);
-  (void)rs.Syscall(SYS_close, fd);
-  return st;
+  FdGiver giver = TRY(FdGiver::Open(p.rs()));
+  RemoteFd fd = TRY(giver.Give(pages.fd(), pages.path()));
+  return PlaceByTaskReadFrom(p, pages, pm, fd.get());
 }
 
 Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm, int64_t fd) {
@@ -293,9 +297,9 @@ Status PlaceByTaskReadFrom(Puppet& p, PageReader& pages, const img::Pagemap& pm,
   auto flush = [&]() -> Status {
     while (!iov.empty()) {
       RemoteScratch::Frame frame(scratch);
-      RemotePtr riov = TRY(scratch.Push(iov.data(), iov.size() * sizeof(iovec)));
+      auto riov = TRY(scratch.PushArray(iov.data(), iov.size()));
       int64_t n = TRY(rs.Checked(Format("preadv(%s)", pages.path().c_str()).c_str(), SYS_preadv, fd,
-                                 riov.addr(), iov.size(), batch_off, 0));
+                                 riov, iov.size(), batch_off, 0));
       if (n == 0) return MakeError("pages file %s ended early", pages.path().c_str());
       // A short read (the kernel caps one call near 2 GiB): drop what was done.
       batch_off += n;
@@ -355,8 +359,9 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
   constexpr uint64_t kMaxGap = 64 << 10;
-  std::map<size_t, int64_t> fds;
-  Status st = [&]() -> Status {
+  std::map<size_t, RemoteFd> fds;
+  std::optional<FdGiver> giver;
+  {
     RemoteScratch::Frame frame(scratch);
     RemotePtr trash = TRY(scratch.Reserve(kMaxGap));
     std::vector<iovec> iov;
@@ -365,19 +370,16 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
     auto flush = [&]() -> Status {
       if (iov.empty()) return Ok{};
       if (!fds.count(src)) {
-        RemoteScratch::Frame for_path(scratch);
-        const std::string& path = chain.sources[src]->path();
-        RemotePtr rpath = TRY(scratch.PushString(path));
-        fds[src] = TRY(rs.Checked(Format("open(%s)", path.c_str()).c_str(), SYS_openat, AT_FDCWD,
-                                  rpath.addr(), O_RDONLY | O_CLOEXEC));
+        if (!giver) giver.emplace(TRY(FdGiver::Open(rs)));
+        const PageReader& source = *chain.sources[src];
+        fds.emplace(src, TRY(giver->Give(source.fd(), source.path())));
       }
       uint64_t off = start;
       while (!iov.empty()) {
         // Scratch space for the iovec arrays is reused batch after batch.
         RemoteScratch::Frame for_iovecs(scratch);
-        RemotePtr riov =
-            TRY(scratch.Push(iov.data(), std::min<size_t>(iov.size(), 1024) * sizeof(iovec)));
-        int64_t n = TRY(rs.Checked("preadv(pages)", SYS_preadv, fds[src], riov.addr(),
+        auto riov = TRY(scratch.PushArray(iov.data(), std::min<size_t>(iov.size(), 1024)));
+        int64_t n = TRY(rs.Checked("preadv(pages)", SYS_preadv, fds.at(src).get(), riov,
                                    std::min<size_t>(iov.size(), 1024), off, 0));
         if (n <= 0)
           return MakeError("page file %s ended early", chain.sources[src]->path().c_str());
@@ -400,9 +402,7 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
       end = r.offset + r.len;
     }
     return flush();
-  }();
-  for (auto& [s, fd] : fds) (void)rs.Syscall(SYS_close, fd);
-  return st;
+  }
 }
 
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {

@@ -40,9 +40,9 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm);
 struct VmasWithPages {
   std::set<uint64_t> any, eager;
 };
-// MEMFD_PATH gives the path a task opens to map a memfd, by inode.
+// MEMFD gives criu-lite's fd of a memfd, by inode: the task is given it.
 Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
-               const std::function<Result<std::string>(uint64_t)>& memfd_path);
+               const std::function<Result<int>(uint64_t)>& memfd);
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);

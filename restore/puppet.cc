@@ -196,13 +196,13 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
 Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
   RemoteScratch::Frame frame(scratch_);
   pid_t tids[1] = {pid};
-  RemotePtr rtids = TRY(scratch_.Push(tids, sizeof tids));
+  auto rtids = TRY(scratch_.Push(tids));
   clone_args args{};
   args.exit_signal = SIGCHLD;
   args.set_tid = rtids.addr();
   args.set_tid_size = 1;
-  RemotePtr rargs = TRY(scratch_.Push(&args, sizeof args));
-  int64_t r = TRY(rs().Syscall(__NR_clone3, rargs.addr(), sizeof args));
+  auto rargs = TRY(scratch_.Push(args));
+  int64_t r = TRY(rs().Syscall(__NR_clone3, rargs, sizeof args));
   if (r == -EEXIST) return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pid);
   if (r < 0) return ErrnoError(static_cast<int>(-r), "clone3(set_tid=%d) in pid %d", pid, pid_);
   std::unique_ptr<Puppet> child(new Puppet(static_cast<pid_t>(r), blob_));
@@ -214,13 +214,13 @@ Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
 Status Puppet::CloneThread(pid_t tid) {
   RemoteScratch::Frame frame(scratch_);
   pid_t tids[1] = {tid};
-  RemotePtr rtids = TRY(scratch_.Push(tids, sizeof tids));
+  auto rtids = TRY(scratch_.Push(tids));
   clone_args args{};
   args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
   args.set_tid = rtids.addr();
   args.set_tid_size = 1;
-  RemotePtr rargs = TRY(scratch_.Push(&args, sizeof args));
-  int64_t r = TRY(rs().Syscall(__NR_clone3, rargs.addr(), sizeof args));
+  auto rargs = TRY(scratch_.Push(args));
+  int64_t r = TRY(rs().Syscall(__NR_clone3, rargs, sizeof args));
   if (r < 0)
     return ErrnoError(static_cast<int>(-r), "clone3(thread, set_tid=%d) in pid %d", tid, pid_);
   TRY(WaitForNewTask(static_cast<pid_t>(r)));

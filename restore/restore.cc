@@ -334,7 +334,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   };
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
-  TRY(step(MapVmas(p, t.mm, with_pages, [this](uint64_t ino) { return files_.MemfdPath(ino); }),
+  TRY(step(MapVmas(p, t.mm, with_pages, [this](uint64_t ino) { return files_.Memfd(ino); }),
            "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
@@ -423,8 +423,8 @@ Status TreeBuilder::ExitZombie(Zombie& zombie) {
     prlimit64(pid, RLIMIT_CORE, &no_core, nullptr);
     RemoteScratch::Frame frame(c.scratch());
     kernel_sigaction dfl{};
-    RemotePtr ra = TRY(c.scratch().Push(&dfl, sizeof dfl));
-    TRY(c.rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra.addr(), 0, 8));
+    auto ra = TRY(c.scratch().Push(dfl));
+    TRY(c.rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra, 0, 8));
     TRY(SetSigmask(pid, 0));
     ws = c.rs().SyscallThatExits(SYS_kill, pid, sig);
   } else {
@@ -436,9 +436,9 @@ Status TreeBuilder::ExitZombie(Zombie& zombie) {
   RemoteScratch::Frame frame(parent.scratch());
   uint64_t set = 1ull << (SIGCHLD - 1);
   timespec zero{0, 0};
-  RemotePtr rset = TRY(parent.scratch().Push(&set, sizeof set));
-  RemotePtr rzero = TRY(parent.scratch().Push(&zero, sizeof zero));
-  (void)parent.rs().Syscall(SYS_rt_sigtimedwait, rset.addr(), 0, rzero.addr(), 8);
+  auto rset = TRY(parent.scratch().Push(set));
+  auto rzero = TRY(parent.scratch().Push(zero));
+  (void)parent.rs().Syscall(SYS_rt_sigtimedwait, rset, 0, rzero, 8);
   return Ok{};
 }
 
@@ -466,9 +466,9 @@ Status TreeBuilder::MakeLeaderlessGroup(Puppet& member, const TaskImages& t) {
   TRY(host->rs().Checked("wait4(group helper)", SYS_wait4, pgid, 0, __WALL, 0));
   uint64_t set = 1ull << (SIGCHLD - 1);
   timespec zero{0, 0};
-  RemotePtr rset = TRY(host->scratch().Push(&set, sizeof set));
-  RemotePtr rzero = TRY(host->scratch().Push(&zero, sizeof zero));
-  (void)host->rs().Syscall(SYS_rt_sigtimedwait, rset.addr(), 0, rzero.addr(), 8);
+  auto rset = TRY(host->scratch().Push(set));
+  auto rzero = TRY(host->scratch().Push(zero));
+  (void)host->rs().Syscall(SYS_rt_sigtimedwait, rset, 0, rzero, 8);
   return Ok{};
 }
 

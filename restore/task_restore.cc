@@ -107,12 +107,12 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
       sev._sigev_un._tid = t->notify_tid();
       for (int attempt = 0;; attempt++) {
         RemoteScratch::Frame frame(scratch);
-        RemotePtr rsev = TRY(scratch.Push(&sev, sizeof sev));
+        auto rsev = TRY(scratch.Push(sev));
         int32_t id = t->id();
-        RemotePtr rid = TRY(scratch.Push(&id, sizeof id));
+        auto rid = TRY(scratch.Push(id));
         TRY(rs.Checked(Format("timer_create(id %d)", t->id()).c_str(), SYS_timer_create, t->clock(),
-                       rsev.addr(), rid.addr()));
-        TRY(ReadRemote(p.pid(), rid, &id, sizeof id));
+                       rsev, rid));
+        id = TRY(ReadRemote(p.pid(), rid));
         if (id == t->id()) break;
         TRY(rs.Checked("timer_delete", SYS_timer_delete, id));
         if (id > t->id() || attempt > 100000)
@@ -121,9 +121,9 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
       if (!t->value_ns()) continue;
       itimerspec its{Timespec(t->interval_ns()), Timespec(t->value_ns())};
       RemoteScratch::Frame frame(scratch);
-      RemotePtr rits = TRY(scratch.Push(&its, sizeof its));
+      auto rits = TRY(scratch.Push(its));
       TRY(rs.Checked(Format("timer_settime(%d)", t->id()).c_str(), SYS_timer_settime, t->id(), 0,
-                     rits.addr(), 0));
+                     rits, 0));
     }
     return Ok{};
   }();
@@ -151,14 +151,10 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   if (loginuid != OwnLine("/proc/self/loginuid")) {
     RemoteScratch& scratch = p.scratch();
     RemoteScratch::Frame frame(scratch);
-    RemotePtr path = TRY(scratch.PushString("/proc/self/loginuid"));
-    RemotePtr text = TRY(scratch.PushString(loginuid));
-    int64_t fd = TRY(rs.Checked("open(/proc/self/loginuid)", SYS_openat, AT_FDCWD, path.addr(),
-                                O_WRONLY | O_CLOEXEC));
-    Result<int64_t> w = rs.Checked(Format("write(loginuid %s)", loginuid.c_str()).c_str(),
-                                   SYS_write, fd, text.addr(), loginuid.size());
-    (void)rs.Syscall(SYS_close, fd);
-    TRY(w);
+    RemoteFd fd = TRY(OpenRemote(rs, scratch, "/proc/self/loginuid", O_WRONLY));
+    auto text = TRY(scratch.PushString(loginuid));
+    TRY(rs.Checked(Format("write(loginuid %s)", loginuid.c_str()).c_str(), SYS_write, fd.get(),
+                   text, loginuid.size()));
   }
   if (core.thp_disable())
     TRY(rs.Checked("prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1, 0, 0, 0));
@@ -222,10 +218,10 @@ Status RestoreSeccomp(Puppet& p, const img::TaskCore& core) {
       RemotePtr rprog = TRY(p.scratch().Push(prog.data(), prog.size()));
       sock_fprog fprog{static_cast<unsigned short>(prog.size() / sizeof(sock_filter)),
                        reinterpret_cast<sock_filter*>(rprog.addr())};
-      RemotePtr rfprog = TRY(p.scratch().Push(&fprog, sizeof fprog));
+      auto rfprog = TRY(p.scratch().Push(fprog));
       uint64_t flags = f.flags() | (same ? SECCOMP_FILTER_FLAG_TSYNC : 0);
       int64_t r = TRY(rs.Checked("seccomp(SET_MODE_FILTER)", SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                                 flags, rfprog.addr()));
+                                 flags, rfprog));
       if (r > 0)
         return MakeError("seccomp(TSYNC) in PID %d: thread %ld could not take the filter", p.pid(),
                          r);
@@ -252,16 +248,16 @@ Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
   RemoteScratch::Frame frame(scratch);
   TRY(rs.Checked("umask", SYS_umask, core.umask()));
   RemotePtr cwd = TRY(scratch.PushString(core.cwd()));
-  TRY(rs.Checked(Format("chdir(%s)", core.cwd().c_str()).c_str(), SYS_chdir, cwd.addr()));
+  TRY(rs.Checked(Format("chdir(%s)", core.cwd().c_str()).c_str(), SYS_chdir, cwd));
   if (!core.root().empty() && core.root() != "/") {
     RemotePtr root = TRY(scratch.PushString(core.root()));
-    TRY(rs.Checked(Format("chroot(%s)", core.root().c_str()).c_str(), SYS_chroot, root.addr()));
+    TRY(rs.Checked(Format("chroot(%s)", core.root().c_str()).c_str(), SYS_chroot, root));
   }
   TRY(rs.Checked("personality", SYS_personality, core.personality()));
   char comm[16] = {};
   strncpy(comm, core.comm().c_str(), sizeof comm - 1);
-  RemotePtr rcomm = TRY(scratch.Push(comm, sizeof comm));
-  TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rcomm.addr()));
+  auto rcomm = TRY(scratch.Push(comm));
+  TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rcomm));
   // The puppet asked to die with criu-lite; the restored task must not.
   TRY(rs.Checked("prctl(PR_SET_PDEATHSIG, 0)", SYS_prctl, PR_SET_PDEATHSIG, 0));
   if (core.child_subreaper())
@@ -282,16 +278,16 @@ Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
   ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
   ss.ss_size = th.altstack_size();
   ss.ss_flags = th.altstack_flags() & ~SS_ONSTACK;
-  RemotePtr rss = TRY(scratch.Push(&ss, sizeof ss));
-  TRY(rs.Checked("sigaltstack", SYS_sigaltstack, rss.addr(), 0));
+  auto rss = TRY(scratch.Push(ss));
+  TRY(rs.Checked("sigaltstack", SYS_sigaltstack, rss, 0));
   for (const std::string& raw : th.pending()) {
     if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
     siginfo_t si;
     memcpy(&si, raw.data(), sizeof si);
     RemoteScratch::Frame frame(scratch);
-    RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
+    auto rsi = TRY(scratch.Push(si));
     TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
-                   p.pid(), p.thread_tid(i), si.si_signo, rsi.addr()));
+                   p.pid(), p.thread_tid(i), si.si_signo, rsi));
   }
   std::vector<uint8_t> xstate(th.xstate().begin(), th.xstate().end());
   TRY(SetXstate(p.thread_tid(i), xstate));
@@ -302,14 +298,10 @@ Status RestoreMmFields(Puppet& p, const img::MmState& mm) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
   RemoteScratch::Frame frame(scratch);
-  int64_t exe_fd = -1;
-  if (!mm.exe_path().empty()) {
-    RemotePtr path = TRY(scratch.PushString(mm.exe_path()));
-    exe_fd = TRY(rs.Checked(Format("open(%s)", mm.exe_path().c_str()).c_str(), SYS_openat, AT_FDCWD,
-                            path.addr(), O_RDONLY | O_CLOEXEC));
-  }
+  RemoteFd exe;
+  if (!mm.exe_path().empty()) exe = TRY(OpenRemote(rs, scratch, mm.exe_path(), O_RDONLY));
   std::vector<uint64_t> auxv(mm.auxv().begin(), mm.auxv().end());
-  RemotePtr rauxv = TRY(scratch.Push(auxv.data(), auxv.size() * 8));
+  auto rauxv = TRY(scratch.PushArray(auxv.data(), auxv.size()));
   PrctlMmMap m{mm.start_code(),
                mm.end_code(),
                mm.start_data(),
@@ -323,12 +315,10 @@ Status RestoreMmFields(Puppet& p, const img::MmState& mm) {
                mm.env_end(),
                rauxv.addr(),
                static_cast<uint32_t>(auxv.size() * 8),
-               static_cast<uint32_t>(exe_fd)};
-  RemotePtr rmap = TRY(scratch.Push(&m, sizeof m));
-  Result<int64_t> r = rs.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM,
-                                 PR_SET_MM_MAP, rmap.addr(), sizeof m, 0);
-  if (exe_fd >= 0) (void)rs.Syscall(SYS_close, exe_fd);
-  if (!r.ok()) return r.error();
+               static_cast<uint32_t>(exe.get())};
+  auto rmap = TRY(scratch.Push(m));
+  TRY(rs.Checked("prctl(PR_SET_MM, PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, rmap,
+                 sizeof m, 0));
   return Ok{};
 }
 
@@ -343,9 +333,8 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     RemoteScratch::Frame frame(scratch);
-    RemotePtr ra = TRY(scratch.Push(&acts[sig], sizeof acts[sig]));
-    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra.addr(), 0,
-                   8));
+    auto ra = TRY(scratch.Push(acts[sig]));
+    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra, 0, 8));
   }
   // Process-wide pending signals, queued while every signal is blocked; each
   // thread's own come with its state, its mask with its registers.
@@ -355,9 +344,9 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
     siginfo_t si;
     memcpy(&si, raw.data(), sizeof si);
     RemoteScratch::Frame frame(scratch);
-    RemotePtr rsi = TRY(scratch.Push(&si, sizeof si));
+    auto rsi = TRY(scratch.Push(si));
     TRY(rs.Checked(Format("rt_sigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_sigqueueinfo, pid,
-                   si.si_signo, rsi.addr()));
+                   si.si_signo, rsi));
     return Ok{};
   };
   for (const std::string& raw : core.shared_pending()) TRY(queue(raw));
@@ -379,8 +368,8 @@ Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core) {
     // it here, so arm it one interval ahead, as the rearm would.
     if (!it.it_value.tv_sec && !it.it_value.tv_usec) it.it_value = it.it_interval;
     RemoteScratch::Frame frame(p.scratch());
-    RemotePtr rit = TRY(p.scratch().Push(&it, sizeof it));
-    TRY(rs.Checked("setitimer", SYS_setitimer, t.which(), rit.addr(), 0));
+    auto rit = TRY(p.scratch().Push(it));
+    TRY(rs.Checked("setitimer", SYS_setitimer, t.which(), rit, 0));
   }
   return Ok{};
 }
