@@ -1,0 +1,308 @@
+// Files: offsets and flags, pipes and sockets with data in flight,
+// eventfds, timerfds, memfds.
+#include "test-containers/workload/workload.h"
+
+namespace wl {
+
+// ---- files -------------------------------------------------------------------
+int Files() {
+  std::string data_path = g_dir + "/input.dat", log_path = g_dir + "/append.log";
+  std::string content;
+  for (int i = 0; i < 10000; i++) content += static_cast<char>('a' + Mix(i) % 26);
+  {
+    int f = open(data_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (write(f, content.data(), content.size()) != static_cast<ssize_t>(content.size())) return 2;
+    close(f);
+    f = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (write(f, "before\n", 7) != 7) return 2;
+    close(f);
+  }
+  int in = open(data_path.c_str(), O_RDONLY);
+  char buf[4096];
+  if (read(in, buf, 1234) != 1234) return 2;
+  int app = open(log_path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  int devnull = open("/dev/null", O_RDWR);
+  int dir = open(g_dir.c_str(), O_RDONLY | O_DIRECTORY);
+  int high = dup2(in, 100) == 100 ? 100 : -1;  // shares the offset with `in`
+  int rw = open(data_path.c_str(), O_RDWR | O_NONBLOCK);
+  lseek(rw, 5000, SEEK_SET);
+  // Names that are not UTF-8 (Latin-1 e-acute): the task's name, the
+  // directory it works in, a file it has open and mapped.
+  std::string latin_dir = g_dir + "/caf\xe9", latin_file = latin_dir + "/r\xe9sum\xe9.txt";
+  const char kLatinComm[] = "service-caf\xe9";
+  mkdir(latin_dir.c_str(), 0755);
+  int lf = open(latin_file.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (lf < 0 || ftruncate(lf, 4096) < 0 || pwrite(lf, "caf\xe9", 4, 0) != 4) return 2;
+  auto* lmap = static_cast<const char*>(mmap(nullptr, 4096, PROT_READ, MAP_SHARED, lf, 0));
+  if (lmap == MAP_FAILED || chdir(latin_dir.c_str()) < 0) return 2;
+  prctl(PR_SET_NAME, kLatinComm);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+
+  char comm[17] = {};
+  prctl(PR_GET_NAME, comm);
+  EXPECT(strcmp(comm, kLatinComm) == 0, "the task's name is '%s'", comm);
+  char cwd[4096] = {};
+  EXPECT(getcwd(cwd, sizeof cwd) && latin_dir == cwd, "the working directory is '%s'", cwd);
+  char link[4096] = {};
+  EXPECT(readlink(("/proc/self/fd/" + std::to_string(lf)).c_str(), link, sizeof link - 1) > 0 &&
+             latin_file == link,
+         "the Latin-1 file is now '%s'", link);
+  EXPECT(memcmp(lmap, "caf\xe9", 4) == 0, "the Latin-1 file's mapping differs");
+
+  EXPECT(read(in, buf, 100) == 100 && memcmp(buf, content.data() + 1234, 100) == 0,
+         "reading on did not continue at offset 1234");
+  EXPECT(lseek(high, 0, SEEK_CUR) >= 1234, "fd 100 lost its offset");
+  EXPECT(write(app, "after\n", 6) == 6, "write to the O_APPEND file failed");
+  EXPECT((fcntl(app, F_GETFL) & O_APPEND) && (fcntl(app, F_GETFD) & FD_CLOEXEC),
+         "O_APPEND file lost O_APPEND or FD_CLOEXEC");
+  EXPECT(!(fcntl(in, F_GETFD) & FD_CLOEXEC), "fd %d gained FD_CLOEXEC", in);
+  {
+    int f = open(log_path.c_str(), O_RDONLY);
+    ssize_t n = read(f, buf, sizeof buf);
+    EXPECT(n == 13 && memcmp(buf, "before\nafter\n", 13) == 0, "append log holds '%.*s'",
+           int(n > 0 ? n : 0), buf);
+    close(f);
+  }
+  EXPECT(write(devnull, "x", 1) == 1, "/dev/null is not writable");
+  struct stat st;
+  EXPECT(fstat(dir, &st) == 0 && S_ISDIR(st.st_mode), "directory fd lost");
+  EXPECT((fcntl(rw, F_GETFL) & O_ACCMODE) == O_RDWR && (fcntl(rw, F_GETFL) & O_NONBLOCK),
+         "O_RDWR|O_NONBLOCK fd lost flags");
+  EXPECT(lseek(rw, 0, SEEK_CUR) == 5000, "O_RDWR fd offset is %ld", lseek(rw, 0, SEEK_CUR));
+  Report();
+}
+
+// ---- pipeline ------------------------------------------------------------------
+// producer -> pipe -> relay -> pipe -> consumer (the root), with data in
+// flight in both pipes at the dump. The consumer checks that the sequence
+// numbers it receives never skip or repeat, across the restore.
+int Pipeline() {
+  int p1[2], p2[2];
+  if (pipe(p1) < 0 || pipe(p2) < 0) return 2;
+  pid_t producer = fork();
+  if (producer == 0) {
+    close(p1[0]);
+    close(p2[0]);
+    close(p2[1]);
+    for (uint64_t seq = 0;; seq++) {
+      if (write(p1[1], &seq, 8) != 8) _exit(g_check ? 0 : 1);
+      if (seq % 64 == 0) usleep(1000);
+    }
+  }
+  pid_t relay = fork();
+  if (relay == 0) {
+    close(p1[1]);
+    close(p2[0]);
+    uint64_t buf[64];
+    for (;;) {
+      ssize_t n = read(p1[0], buf, sizeof buf);
+      if (n <= 0) _exit(0);
+      if (write(p2[1], buf, n) != n) _exit(0);
+      usleep(3000);  // slower than the producer: data piles up in p1
+    }
+  }
+  close(p1[0]);
+  close(p1[1]);
+  close(p2[1]);
+  InstallCheckHandler();
+  uint64_t expect = 0, got;
+  auto consume = [&](int n) {
+    for (int i = 0; i < n; i++) {
+      ssize_t r = read(p2[0], &got, 8);
+      if (r < 0 && errno == EINTR) {
+        i--;
+        continue;
+      }
+      if (r != 8) {
+        Fail("read %zd bytes", r);
+        return;
+      }
+      if (got != expect) {
+        Fail("got record %lu, want %lu", got, expect);
+        return;
+      }
+      expect++;
+    }
+  };
+  consume(1000);
+  Ready();
+  WaitForCheck();
+  consume(5000);
+  kill(producer, SIGKILL);
+  kill(relay, SIGKILL);
+  waitpid(producer, nullptr, 0);
+  waitpid(relay, nullptr, 0);
+  Report();
+}
+
+// ---- sockets -------------------------------------------------------------------
+// Unix socket pairs (stream and datagram) with messages queued, an eventfd
+// in semaphore mode, and a file whose offset parent and child share.
+int Sockets() {
+  int st[2], dg[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, st) < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) < 0)
+    return 2;
+  int efd = eventfd(5, EFD_SEMAPHORE | EFD_NONBLOCK);
+  std::string fpath = g_dir + "/shared-offset.dat";
+  {
+    int f = open(fpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; i < 256; i++) {
+      char c = static_cast<char>(i);
+      if (write(f, &c, 1) != 1) return 2;
+    }
+    close(f);
+  }
+  int shared_fd = open(fpath.c_str(), O_RDONLY);
+  char buf[256];
+  if (read(shared_fd, buf, 50) != 50) return 2;
+  pid_t child = fork();
+  if (child == 0) {
+    close(st[0]);
+    close(dg[0]);
+    InstallCheckHandler();
+    WaitForCheck();
+    ssize_t n = recv(st[1], buf, sizeof buf, MSG_DONTWAIT);
+    EXPECT(n == 16 && memcmp(buf, "stream-data-1234", 16) == 0, "stream queue: %zd bytes", n);
+    for (int i = 1; i <= 3; i++) {
+      n = recv(dg[1], buf, sizeof buf, MSG_DONTWAIT);
+      EXPECT(n == i && buf[0] == 'a' + i - 1, "datagram %d: %zd bytes", i, n);
+    }
+    EXPECT(recv(dg[1], buf, sizeof buf, MSG_DONTWAIT) < 0, "an extra datagram");
+    uint64_t v;
+    EXPECT(read(efd, &v, 8) == 8 && v == 1, "eventfd semaphore read");
+    EXPECT(read(shared_fd, buf, 10) == 10 && buf[0] == 50, "shared file read at %d", buf[0]);
+    if (!g_failures.empty()) WriteFile("fail-child", g_failures);
+    _exit(g_failures.empty() ? 0 : 1);
+  }
+  close(st[1]);
+  close(dg[1]);
+  if (send(st[0], "stream-data-1234", 16, 0) != 16) return 2;
+  for (int i = 1; i <= 3; i++) {
+    std::string m(i, static_cast<char>('a' + i - 1));
+    if (send(dg[0], m.data(), m.size(), 0) != i) return 2;
+  }
+  usleep(50000);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  kill(child, SIGUSR1);
+  int status;
+  EXPECT(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "child failed (%x)", status);
+  EXPECT(lseek(shared_fd, 0, SEEK_CUR) == 60, "shared offset is %ld, want 60",
+         lseek(shared_fd, 0, SEEK_CUR));
+  uint64_t v;
+  int reads = 0;
+  while (read(efd, &v, 8) == 8) reads++;
+  EXPECT(reads == 4, "eventfd had %d left, want 4", reads);
+  Report();
+}
+
+// ---- timerfd -------------------------------------------------------------------
+// Four timerfds: one ticking every 20 ms (non-blocking), a one-shot due in
+// 1000 s, a one-shot that expired unread (one pending expiration), and an
+// absolute CLOCK_REALTIME one due in 500 s. After restore each is as it
+// was, less the time the checkpoint took.
+int64_t RemainingNs(int tfd) {
+  itimerspec its{};
+  if (timerfd_gettime(tfd, &its) < 0) return -1;
+  return its.it_value.tv_sec * 1000000000ll + its.it_value.tv_nsec;
+}
+
+int Timerfd() {
+  int ticking = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+  int later = timerfd_create(CLOCK_MONOTONIC, 0);
+  int expired = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK);
+  int absolute = timerfd_create(CLOCK_REALTIME, 0);
+  if (ticking < 0 || later < 0 || expired < 0 || absolute < 0) return 2;
+  itimerspec t{{0, 20000000}, {0, 20000000}};
+  itimerspec l{{0, 0}, {1000, 0}};
+  itimerspec e{{0, 0}, {0, 1000000}};
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  itimerspec a{{0, 0}, {now.tv_sec + 500, now.tv_nsec}};
+  if (timerfd_settime(ticking, 0, &t, nullptr) < 0 || timerfd_settime(later, 0, &l, nullptr) < 0 ||
+      timerfd_settime(expired, 0, &e, nullptr) < 0 ||
+      timerfd_settime(absolute, TFD_TIMER_ABSTIME, &a, nullptr) < 0)
+    return 2;
+  usleep(20000);  // EXPIRED has expired: one expiration waits to be read
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(fcntl(ticking, F_GETFL) & O_NONBLOCK, "the ticking timerfd lost O_NONBLOCK");
+  uint64_t n = 0;
+  pollfd p{ticking, POLLIN, 0};
+  EXPECT(poll(&p, 1, 1000) == 1 && read(ticking, &n, 8) == 8 && n >= 1,
+         "the 20 ms timerfd does not tick (%lu)", n);
+  int64_t left = RemainingNs(later);
+  EXPECT(left > 900ll * 1000000000 && left <= 1000ll * 1000000000,
+         "the 1000 s timerfd has %ld ns left", left);
+  n = 0;
+  EXPECT(read(expired, &n, 8) == 8 && n == 1, "the expired timerfd reads %lu, want 1", n);
+  left = RemainingNs(absolute);
+  EXPECT(left > 400ll * 1000000000 && left <= 500ll * 1000000000,
+         "the absolute timerfd has %ld ns left", left);
+  Report();
+}
+
+// ---- memfd ---------------------------------------------------------------------
+// A memfd shared by a parent and a child that mapped it after the fork (so
+// not inherited), an open fd on it at an offset, and a private mapping of it
+// with a page of its own.
+int Memfd() {
+  const size_t kLen = 1 << 20;
+  int fd = memfd_create("crl-test", MFD_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, kLen) < 0) return 2;
+  auto* parent_map =
+      static_cast<uint64_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  Fill(parent_map, kLen / 2, 1000);  // the second half stays zero
+  auto* priv = static_cast<char*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+  Fill(priv + 4096, 4096, 1001);  // a private copy of page 1
+  lseek(fd, 100, SEEK_SET);
+  // A second, sealed memfd that cannot be executed (mode 0666, F_SEAL_EXEC).
+  int sealed =
+      memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0008U /* NOEXEC_SEAL */);
+  if (sealed < 0) sealed = memfd_create("crl-sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);  // < 6.3
+  if (sealed < 0 || ftruncate(sealed, 8192) < 0 || fchmod(sealed, 0640) < 0 ||
+      fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+    return 2;
+  int sealed_seals = fcntl(sealed, F_GET_SEALS);
+  pid_t child = fork();
+  if (child == 0) {
+    auto* mine = static_cast<volatile uint64_t*>(
+        mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    InstallCheckHandler();
+    WaitForCheck();
+    bool ok = Verify(const_cast<uint64_t*>(mine), kLen / 2, 1000);
+    mine[kLen / 8 - 1] = 0xabcdef;  // the last word: seen by the parent?
+    _exit(ok ? 0 : 1);
+  }
+  usleep(100000);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  kill(child, SIGUSR1);
+  int st;
+  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "child saw different memfd contents");
+  EXPECT(parent_map[kLen / 8 - 1] == 0xabcdef,
+         "the child's write to the memfd is not seen: not one object");
+  EXPECT(Verify(parent_map, kLen / 2, 1000), "memfd contents differ");
+  EXPECT(Verify(priv, 4096, 1000) && Verify(priv + 4096, 4096, 1001),
+         "private memfd mapping differs");
+  EXPECT(lseek(fd, 0, SEEK_CUR) == 100, "memfd offset is %ld", lseek(fd, 0, SEEK_CUR));
+  uint64_t w = 0;
+  EXPECT(pread(fd, &w, 8, kLen - 8) == 8 && w == 0xabcdef, "the fd does not see the mapping");
+  EXPECT(fcntl(sealed, F_GET_SEALS) == sealed_seals, "seals 0x%x, not 0x%x",
+         fcntl(sealed, F_GET_SEALS), sealed_seals);
+  EXPECT(fcntl(fd, F_GET_SEALS) == F_SEAL_SEAL, "an unsealable memfd became sealable");
+  EXPECT(ftruncate(sealed, 4096) < 0 && errno == EPERM, "a memfd sealed against shrinking shrank");
+  struct stat sst;
+  EXPECT(fstat(sealed, &sst) == 0 && (sst.st_mode & 07777) == 0640, "memfd mode 0%o",
+         sst.st_mode & 07777);
+  Report();
+}
+
+}  // namespace wl

@@ -1,0 +1,243 @@
+// Identity: users, capabilities, securebits, scheduling, seccomp filters.
+#include "test-containers/workload/workload.h"
+
+namespace wl {
+
+// ---- identity ------------------------------------------------------------------
+// identity: who the process is and how it runs. Another user (uid 65534,
+// gid 100, groups 4 and 24) that kept some capabilities (permitted,
+// effective, inheritable, ambient, a smaller bounding set), with securebits
+// and no_new_privs; SCHED_BATCH at nice 7 on the first CPU, timer slack, I/O
+// priority; oom_score_adj 400, THP disabled, a membarrier registration, not
+// dumpable; a second thread scheduled otherwise (nice 3, the last CPU, its
+// own slack) whose capabilities differ; a non-blocking pipe; and a child
+// with a parent-death signal.
+constexpr uint64_t Cap(int c) { return 1ull << c; }
+constexpr uint64_t kIdPermitted = Cap(CAP_NET_BIND_SERVICE) | Cap(CAP_KILL) | Cap(CAP_SYS_NICE);
+constexpr int kIdIoprio = (2 << 13) | 6;  // IOPRIO_CLASS_BE, level 6
+std::atomic<int> g_id_thread_ready{0};
+std::string g_id_thread_failures;
+
+int LastCpu() { return std::max(0L, sysconf(_SC_NPROCESSORS_ONLN) - 1); }
+
+bool OnlyCpu(int cpu) {
+  cpu_set_t s;
+  sched_getaffinity(0, sizeof s, &s);
+  return CPU_COUNT(&s) == 1 && CPU_ISSET(cpu, &s);
+}
+
+void PinTo(int cpu) {
+  cpu_set_t s;
+  CPU_ZERO(&s);
+  CPU_SET(cpu, &s);
+  sched_setaffinity(0, sizeof s, &s);
+}
+
+void CapGet(uint64_t* eff, uint64_t* prm, uint64_t* inh) {
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  syscall(SYS_capget, &h, d);
+  *eff = d[0].effective | (uint64_t{d[1].effective} << 32);
+  *prm = d[0].permitted | (uint64_t{d[1].permitted} << 32);
+  *inh = d[0].inheritable | (uint64_t{d[1].inheritable} << 32);
+}
+
+void* IdentityThread(void*) {
+  sigset_t usr1;  // the check signal is for the main thread's pause()
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  setpriority(PRIO_PROCESS, 0, 3);
+  PinTo(LastCpu());
+  prctl(PR_SET_TIMERSLACK, 777000);
+  g_id_thread_ready = 1;
+  while (!g_check) usleep(20000);
+  if (getpriority(PRIO_PROCESS, 0) != 3) g_id_thread_failures += "thread nice; ";
+  if (!OnlyCpu(LastCpu())) g_id_thread_failures += "thread affinity; ";
+  if (prctl(PR_GET_TIMERSLACK) != 777000) g_id_thread_failures += "thread timer slack; ";
+  uid_t r, e, sv;
+  getresuid(&r, &e, &sv);
+  if (e != 65534) g_id_thread_failures += "thread uid; ";
+  return nullptr;
+}
+
+int Identity() {
+  InstallCheckHandler();
+  // The child stays root: the parent, another user by then, cannot signal
+  // it, and tells it to check by closing its end of a pipe.
+  int go[2];
+  if (pipe(go) < 0) return 2;
+  pid_t child = fork();
+  if (child == 0) {
+    close(go[1]);
+    prctl(PR_SET_PDEATHSIG, SIGUSR2);  // its default action kills: fired by mistake, it shows
+    char c;
+    while (read(go[0], &c, 1) > 0 || errno == EINTR) {
+    }
+    int sig = 0;
+    prctl(PR_GET_PDEATHSIG, &sig);
+    _exit(sig == SIGUSR2 ? 0 : 1);
+  }
+  sched_param sp{};
+  EXPECT(sched_setscheduler(0, SCHED_BATCH, &sp) == 0, "SCHED_BATCH: %m");
+  EXPECT(setpriority(PRIO_PROCESS, 0, 7) == 0, "nice: %m");
+
+  FILE* oom = fopen("/proc/self/oom_score_adj", "we");
+  EXPECT(oom && fputs("400", oom) >= 0 && fclose(oom) == 0, "oom_score_adj: %m");
+  prctl(PR_SET_TIMERSLACK, 123456);
+  EXPECT(syscall(SYS_ioprio_set, 1, 0, kIdIoprio) == 0, "ioprio_set: %m");
+  EXPECT(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "THP disable: %m");
+  EXPECT(syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0,
+         "membarrier register: %m");
+  close(go[0]);
+  // Advice that a fork and a core dump obey: it must come back.
+  const size_t kAdvised = 4 * 4096;
+  auto* wipe = static_cast<char*>(
+      mmap(nullptr, kAdvised, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  auto* nodump = static_cast<char*>(
+      mmap(nullptr, kAdvised, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  memset(wipe, 'w', kAdvised);
+  memset(nodump, 'd', kAdvised);
+  EXPECT(madvise(wipe, kAdvised, MADV_WIPEONFORK) == 0 &&
+             madvise(nodump, kAdvised, MADV_DONTDUMP) == 0 &&
+             madvise(nodump, kAdvised, MADV_RANDOM) == 0,
+         "madvise: %m");
+  int p[2];
+  EXPECT(pipe2(p, O_NONBLOCK) == 0 && write(p[1], "abc", 3) == 3, "pipe: %m");
+  // Its SIGIO goes to this process as SIGRTMIN+3 (nothing more is written).
+  EXPECT(fcntl(p[0], F_SETOWN, getpid()) == 0 && fcntl(p[0], F_SETSIG, SIGRTMIN + 3) == 0 &&
+             fcntl(p[0], F_SETFL, O_NONBLOCK | O_ASYNC) == 0,
+         "O_ASYNC: %m");
+  pthread_t th;
+  pthread_create(&th, nullptr, IdentityThread, nullptr);
+  while (!g_id_thread_ready) usleep(1000);
+  PinTo(0);
+  // Becoming another user: the files it writes go to a directory it can write.
+  chmod(g_dir.c_str(), 0777);
+  EXPECT(prctl(PR_CAPBSET_DROP, CAP_SYS_MODULE) == 0, "bounding set: %m");
+  EXPECT(prctl(PR_SET_SECUREBITS, SECBIT_KEEP_CAPS | SECBIT_NOROOT) == 0, "securebits: %m");
+  gid_t groups[] = {4, 24};
+  EXPECT(setgroups(2, groups) == 0, "setgroups: %m");
+  EXPECT(setresgid(100, 100, 100) == 0 && setresuid(65534, 65534, 65534) == 0, "setres*id: %m");
+  __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct d[2]{};
+  d[0].permitted = kIdPermitted;
+  d[0].effective = Cap(CAP_NET_BIND_SERVICE);
+  d[0].inheritable = Cap(CAP_NET_BIND_SERVICE);
+  EXPECT(syscall(SYS_capset, &h, d) == 0, "capset: %m");
+  EXPECT(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) == 0,
+         "ambient: %m");
+  EXPECT(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs: %m");
+  EXPECT(prctl(PR_SET_DUMPABLE, 0) == 0, "dumpable: %m");
+  if (!g_failures.empty()) Report();
+  Ready();
+  WaitForCheck();
+
+  int policy = sched_getscheduler(0);
+  EXPECT(policy == SCHED_BATCH, "policy %d, not SCHED_BATCH", policy);
+  EXPECT(getpriority(PRIO_PROCESS, 0) == 7, "nice %d, not 7", getpriority(PRIO_PROCESS, 0));
+  EXPECT(OnlyCpu(0), "not pinned to CPU 0");
+  FILE* f = fopen("/proc/self/oom_score_adj", "re");
+  int adj_value = 0;
+  EXPECT(f && fscanf(f, "%d", &adj_value) == 1 && adj_value == 400, "oom_score_adj %d", adj_value);
+  if (f) fclose(f);
+  EXPECT(prctl(PR_GET_TIMERSLACK) == 123456, "timer slack %d", prctl(PR_GET_TIMERSLACK));
+  EXPECT(syscall(SYS_ioprio_get, 1, 0) == kIdIoprio, "ioprio 0x%lx", syscall(SYS_ioprio_get, 1, 0));
+  EXPECT(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP enabled again");
+  EXPECT(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0,
+         "membarrier registration lost: %m");
+  EXPECT(prctl(PR_GET_DUMPABLE) == 0, "dumpable again");
+  EXPECT(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1, "no_new_privs lost");
+  EXPECT(prctl(PR_GET_SECUREBITS) == (SECBIT_KEEP_CAPS | SECBIT_NOROOT), "securebits 0x%x",
+         prctl(PR_GET_SECUREBITS));
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  getresuid(&ru, &eu, &su);
+  getresgid(&rg, &eg, &sg);
+  EXPECT(ru == 65534 && eu == 65534 && su == 65534, "uids %u %u %u", ru, eu, su);
+  EXPECT(rg == 100 && eg == 100 && sg == 100, "gids %u %u %u", rg, eg, sg);
+  gid_t got[8];
+  int n = getgroups(8, got);
+  EXPECT(n == 2 && got[0] == 4 && got[1] == 24, "%d supplementary groups", n);
+  uint64_t eff, prm, inh;
+  CapGet(&eff, &prm, &inh);
+  EXPECT(
+      prm == kIdPermitted && eff == Cap(CAP_NET_BIND_SERVICE) && inh == Cap(CAP_NET_BIND_SERVICE),
+      "capabilities eff %lx prm %lx inh %lx", eff, prm, inh);
+  EXPECT(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_BIND_SERVICE, 0, 0) == 1,
+         "ambient capability lost");
+  EXPECT(prctl(PR_CAPBSET_READ, CAP_SYS_MODULE) == 0, "CAP_SYS_MODULE back in the bounding set");
+  int fl = fcntl(p[0], F_GETFL);
+  EXPECT(fl >= 0 && (fl & O_NONBLOCK) && (fl & O_ASYNC), "pipe flags 0%o", fl);
+  EXPECT(fcntl(p[0], F_GETOWN) == getpid(), "pipe owner %d", fcntl(p[0], F_GETOWN));
+  EXPECT(fcntl(p[0], F_GETSIG) == SIGRTMIN + 3, "pipe signal %d", fcntl(p[0], F_GETSIG));
+  char buf[4] = {};
+  EXPECT(read(p[0], buf, 4) == 3 && !memcmp(buf, "abc", 3), "pipe data");
+  EXPECT(read(p[0], buf, 4) < 0 && errno == EAGAIN, "an empty pipe blocks");
+  EXPECT(wipe[0] == 'w' && nodump[0] == 'd', "advised memory lost its contents");
+  pid_t wiped = fork();  // MADV_WIPEONFORK: the child sees zeros
+  if (wiped == 0) _exit(wipe[0] == 0 && wipe[kAdvised - 1] == 0 && nodump[0] == 'd' ? 0 : 1);
+  int ws = 0;
+  EXPECT(waitpid(wiped, &ws, 0) == wiped && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+         "MADV_WIPEONFORK lost: a child saw the parent's data");
+  pthread_join(th, nullptr);
+  if (!g_id_thread_failures.empty()) Fail("%s", g_id_thread_failures.c_str());
+  close(go[1]);
+  int st;
+  EXPECT(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "the child's parent-death signal: status 0x%x", st);
+  Report();
+}
+
+int InstallDenyFilter(long nr, int err, unsigned flags) {
+  sock_filter insns[] = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+                         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1),
+                         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<uint32_t>(err)),
+                         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+  sock_fprog prog{4, insns};
+  return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+std::atomic<int> g_sc_thread_ready{0};
+std::string g_sc_thread_failures;
+
+void* SeccompThread(void*) {
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  g_sc_thread_ready = 1;
+  while (!g_check) usleep(20000);
+  if (!(syscall(SYS_getpgrp) < 0 && errno == EACCES)) g_sc_thread_failures += "thread getpgrp; ";
+  if (syscall(SYS_getsid, 0) < 0) g_sc_thread_failures += "thread getsid filtered; ";
+  return nullptr;
+}
+
+int Seccomp(const std::string& what) {
+  InstallCheckHandler();
+  if (what == "strict") {
+    int p[2];
+    if (pipe(p) < 0) return 2;
+    Ready();
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) < 0) return 2;
+    char c;
+    while (!g_check) read(p[0], &c, 1);
+    syscall(SYS_exit, 0);
+  }
+  pthread_t th;
+  pthread_create(&th, nullptr, SeccompThread, nullptr);
+  while (!g_sc_thread_ready) usleep(1000);
+  if (InstallDenyFilter(SYS_getpgrp, EACCES, SECCOMP_FILTER_FLAG_TSYNC) != 0 ||
+      InstallDenyFilter(SYS_getsid, ENOTSUP, SECCOMP_FILTER_FLAG_LOG) != 0)
+    return 2;
+  Ready();
+  WaitForCheck();
+  EXPECT(prctl(PR_GET_SECCOMP) == 2, "seccomp mode %d", prctl(PR_GET_SECCOMP));
+  EXPECT(syscall(SYS_getpgrp) < 0 && errno == EACCES, "getpgrp is no longer filtered");
+  EXPECT(syscall(SYS_getsid, 0) < 0 && errno == ENOTSUP, "getsid is no longer filtered");
+  pthread_join(th, nullptr);
+  if (!g_sc_thread_failures.empty()) Fail("%s", g_sc_thread_failures.c_str());
+  Report();
+}
+
+}  // namespace wl

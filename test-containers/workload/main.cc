@@ -1,0 +1,175 @@
+// A workload that checks itself across a checkpoint/restore.
+//
+//   workload SCENARIO --dir DIR [options]
+//
+// It builds the scenario's state, writes DIR/ready, and waits. On SIGUSR1
+// (sent by the test after restore) it verifies every piece of that state,
+// writes "PASS" or "FAIL: what" to DIR/result and exits 0 or 1. Each
+// scenario is one row of kScenarios below, its code in the file of its
+// group (memory, signals, files, tree, identity, refuse). Scenarios:
+//   memory    heap, brk, stack, anonymous and file mappings, PROT_NONE data
+//             and guard regions (--big-mib N adds an N MiB region; --sparse
+//             adds a 64 GiB reservation with 100 touched pages)
+//   fpu       known values in ymm0-15 and MXCSR while spinning in a loop
+//   files     a file read at an offset, one opened O_APPEND, /dev/null, a
+//             directory, O_CLOEXEC and high fd numbers
+//   signals   handlers, ignored signals, blocked pending signals (process-
+//             and thread-directed, with queued values), umask, rlimit, cwd
+//   altstack  a handler that runs on a sigaltstack
+//   itimer    an interval timer that keeps firing
+//   nanosleep sleeping until an absolute deadline and for a relative time
+//   read      blocked in read() on stdin, which restore (--shell-job) provides
+//   futex     blocked in FUTEX_WAIT, woken after restore
+//   threads   8 threads taking turns under a mutex and condition variable
+//   tree      3 levels, sessions, groups, a zombie, a stopped child, COW memory,
+//             an orphan reparented to the root (a subreaper) in a group whose
+//             leader has exited
+//   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
+//   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
+//   forker    forks short-lived children all the time, also while seized
+//   pipeline  producer | relay | consumer through pipes with data in flight
+//   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
+//   timerfd   timerfds ticking, due later, expired unread, absolute
+//   memfd     a memfd mapped by a parent and (after the fork) its child
+//   forest    --procs N processes x --threads T threads x --big-mib M MiB
+//   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
+//             also dropping pages; for iterative dumps
+//   identity  another user with capabilities, securebits, no_new_privs; nice,
+//             policy, affinity, slack, ioprio per thread; oom_score_adj, THP
+//             off, membarrier, not dumpable; O_NONBLOCK; a parent-death signal
+//   ptimers   POSIX timers: signalling the process with a value, one thread,
+//             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
+//   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
+//             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
+//             shared-twice|shared-split|droppable:
+//             holds one thing criu-lite refuses to dump
+//   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
+//             exited, a zombie that led a session
+//   seccomp   two seccomp filters, one shared with a thread (TSYNC), one not;
+//             --what strict: strict mode, blocked in read()
+//   counter   a counter in memory that keeps increasing (for the demo)
+//   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
+//   vmas      --procs N thousand mappings (default 50): one region whose pages
+//             are read-only and writable in turn, each page its own VMA
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "test-containers/workload/workload.h"
+
+namespace wl {
+namespace {
+
+// The command line's options, with the defaults each scenario reads them by.
+struct Args {
+  long big_mib = 0;  // 0: the scenario's own default
+  bool sparse = false;
+  double secs = 2;
+  std::string what;
+  int procs = 50, threads = 4, rate = 64;
+  bool procs_set = false, threads_set = false;
+  long MibOr(long dflt) const { return big_mib > 0 ? big_mib : dflt; }
+};
+
+// PID 1 of a test host's PID namespace: reaps whatever is reparented to it.
+// Without children waitpid() fails at once: look again soon (a process
+// orphaned meanwhile would stay a zombie until then).
+int Reaper() {
+  for (;;)
+    if (waitpid(-1, nullptr, 0) < 0) usleep(10000);
+}
+
+struct Scenario {
+  const char* name;
+  int (*run)(const Args&);
+};
+
+const Scenario kScenarios[] = {
+    {"memory", [](const Args& a) { return Memory(a.big_mib, a.sparse); }},
+    {"fpu", [](const Args&) { return Fpu(); }},
+    {"files", [](const Args&) { return Files(); }},
+    {"signals", [](const Args&) { return Signals(); }},
+    {"altstack", [](const Args&) { return Altstack(); }},
+    {"itimer", [](const Args&) { return Itimer(); }},
+    {"nanosleep", [](const Args& a) { return Nanosleep(a.secs); }},
+    {"read", [](const Args&) { return ReadStdin(); }},
+    {"futex", [](const Args&) { return Futex(); }},
+    {"threads", [](const Args&) { return Threads(); }},
+    {"tree", [](const Args&) { return Tree(); }},
+    {"cow", [](const Args& a) { return Cow(a.MibOr(256)); }},
+    {"shmem", [](const Args&) { return Shmem(); }},
+    {"forker", [](const Args&) { return Forker(); }},
+    {"dirtier",
+     [](const Args& a) {
+       return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,
+                          a.procs_set ? a.procs : 1);
+     }},
+    {"pipeline", [](const Args&) { return Pipeline(); }},
+    {"memfd", [](const Args&) { return Memfd(); }},
+    {"sockets", [](const Args&) { return Sockets(); }},
+    {"timerfd", [](const Args&) { return Timerfd(); }},
+    {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
+    {"counter", [](const Args&) { return Counter(); }},
+    {"identity", [](const Args&) { return Identity(); }},
+    {"ptimers", [](const Args&) { return Ptimers(); }},
+    {"jobs", [](const Args&) { return Jobs(); }},
+    {"seccomp", [](const Args& a) { return Seccomp(a.what); }},
+    {"refuse", [](const Args& a) { return Refuse(a.what); }},
+    {"reaper", [](const Args&) { return Reaper(); }},
+    {"hold", [](const Args& a) { return Hold(a.MibOr(1024)); }},
+    {"vmas", [](const Args& a) { return Vmas(a.procs > 0 ? a.procs : 50); }},
+    {"lazy", [](const Args& a) { return Lazy(a.MibOr(64)); }},
+};
+
+// Parses the options after the scenario's name; false on a bad one.
+bool ParseArgs(int argc, char** argv, Args* a) {
+  for (int i = 2; i < argc; i++) {
+    std::string o = argv[i];
+    bool more = i + 1 < argc;
+    if (o == "--dir" && more)
+      g_dir = argv[++i];
+    else if (o == "--big-mib" && more)
+      a->big_mib = atol(argv[++i]);
+    else if (o == "--sparse")
+      a->sparse = true;
+    else if (o == "--secs" && more)
+      a->secs = atof(argv[++i]);
+    else if (o == "--procs" && more)
+      a->procs = atoi(argv[++i]), a->procs_set = true;
+    else if (o == "--threads" && more)
+      a->threads = atoi(argv[++i]), a->threads_set = true;
+    else if (o == "--rate" && more)
+      a->rate = atoi(argv[++i]);
+    else if (o == "--what" && more)
+      a->what = argv[++i];
+    else if (o == "--loginuid" && more) {
+      // Only a process itself may set its loginuid.
+      FILE* f = fopen("/proc/self/loginuid", "we");
+      if (!f || fputs(argv[++i], f) < 0 || fclose(f) != 0) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+}  // namespace wl
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: workload SCENARIO --dir DIR [--big-mib N] [--sparse] [--secs S]\n");
+    return 2;
+  }
+  wl::Args args;
+  if (!wl::ParseArgs(argc, argv, &args)) return 2;
+  if (wl::g_dir.empty()) wl::g_dir = ".";
+  // Whatever the launcher left open (pipes of a test runner, say) is not ours.
+  for (int fd = 3; fd < 1024; fd++) close(fd);
+  std::string name = argv[1];
+  for (const wl::Scenario& s : wl::kScenarios)
+    if (name == s.name) return s.run(args);
+  fprintf(stderr, "workload: unknown scenario %s\n", name.c_str());
+  return 2;
+}

@@ -1,0 +1,176 @@
+// What criu-lite refuses to dump, one thing each (--what).
+#include "test-containers/workload/workload.h"
+
+namespace wl {
+
+int Refuse(const std::string& what) {
+  InstallCheckHandler();
+  std::string path = g_dir + "/locked";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return 2;
+  std::function<void()> check = [] {};
+  auto lock_probe = [path](int cmd, short type) {
+    // Another description of the file asks whether the lock is still held.
+    int other = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    struct flock l {};
+    l.l_type = type;
+    l.l_whence = SEEK_SET;
+    bool held = fcntl(other, cmd, &l) == 0 && l.l_type != F_UNLCK;
+    close(other);
+    return held;
+  };
+  if (what == "flock") {
+    if (flock(fd, LOCK_EX) < 0) return 2;
+    check = [path] {
+      int other = open(path.c_str(), O_RDWR | O_CLOEXEC);
+      EXPECT(flock(other, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK, "the flock was lost");
+      close(other);
+    };
+  } else if (what == "posix-lock" || what == "ofd-lock") {
+    bool ofd = what == "ofd-lock";
+    struct flock l {};
+    l.l_type = F_WRLCK;
+    l.l_whence = SEEK_SET;
+    l.l_len = 10;
+    if (fcntl(fd, ofd ? F_OFD_SETLK : F_SETLK, &l) < 0) return 2;
+    // A POSIX lock is the process's own: only a child can see it.
+    check = [=] {
+      if (ofd) {
+        EXPECT(lock_probe(F_OFD_GETLK, F_WRLCK), "the OFD lock was lost");
+        return;
+      }
+      pid_t c = fork();
+      if (c == 0) _exit(lock_probe(F_GETLK, F_WRLCK) ? 0 : 1);
+      int st;
+      EXPECT(waitpid(c, &st, 0) == c && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+             "the POSIX lock was lost");
+    };
+  } else if (what == "lease") {
+    close(fd);  // a read lease needs the file open for reading only
+    int ro = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fcntl(ro, F_SETLEASE, F_RDLCK) < 0) return 2;
+    check = [ro] { EXPECT(fcntl(ro, F_GETLEASE) == F_RDLCK, "the lease was lost"); };
+  } else if (what == "scm-rights") {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0) return 2;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(sv[0], &msg, 0) != 1) return 2;
+    check = [sv] {
+      alignas(cmsghdr) char in[CMSG_SPACE(sizeof(int))] = {};
+      char b = 0;
+      iovec v{&b, 1};
+      msghdr m{};
+      m.msg_iov = &v;
+      m.msg_iovlen = 1;
+      m.msg_control = in;
+      m.msg_controllen = sizeof in;
+      bool got = recvmsg(sv[1], &m, MSG_DONTWAIT) == 1 && CMSG_FIRSTHDR(&m) &&
+                 CMSG_FIRSTHDR(&m)->cmsg_type == SCM_RIGHTS;
+      EXPECT(got && b == 'x', "the fd in flight was lost");
+    };
+  } else if (what == "shutdown") {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return 2;
+    shutdown(sv[0], SHUT_WR);
+    check = [sv] {
+      char b;
+      EXPECT(recv(sv[1], &b, 1, MSG_DONTWAIT) == 0, "the peer's end is no longer shut down");
+    };
+  } else if (what == "clone-files") {
+    pid_t c = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+    if (c == 0) {
+      for (;;) pause();
+    }
+    check = [c] { EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone"); };
+  } else if (what == "seccomp-notify") {
+    // A filter that hands uname() to a supervisor; the listener stays here.
+    sock_filter insns[] = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+                           BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_uname, 0, 1),
+                           BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+                           BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    sock_fprog prog{4, insns};
+    int listener =
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (listener < 0) return 2;
+    check = [] { EXPECT(prctl(PR_GET_SECCOMP) == 2, "the seccomp filter is gone"); };
+  } else if (what == "uts-namespace" || what == "mount-namespace") {
+    bool uts = what == "uts-namespace";
+    if (unshare(uts ? CLONE_NEWUTS : CLONE_NEWNS) < 0) return 2;
+    if (uts && sethostname("crl-refused", 11) < 0) return 2;
+    std::string mnt = g_dir + "/mnt";  // a tmpfs only this namespace sees
+    if (!uts && (mkdir(mnt.c_str(), 0755) < 0 ||
+                 mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
+                 mount("crl", mnt.c_str(), "tmpfs", 0, nullptr) < 0))
+      return 2;
+    check = [uts, mnt] {
+      char host[64] = {};
+      gethostname(host, sizeof host);
+      if (uts) EXPECT(std::string(host) == "crl-refused", "hostname is %s", host);
+      struct statfs fs {};
+      if (!uts) EXPECT(statfs(mnt.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC, "no tmpfs");
+    };
+  } else if (what == "shared-twice") {
+    // One shared anonymous object at two addresses of one process.
+    auto* a = static_cast<char*>(
+        mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    auto* b = static_cast<char*>(mremap(a, 0, 4096, MREMAP_MAYMOVE));
+    if (b == MAP_FAILED) return 2;
+    a[0] = 'a';
+    check = [a, b] {
+      b[0] = 'b';
+      EXPECT(a[0] == 'b', "the two mappings are no longer one object");
+    };
+  } else if (what == "shared-split") {
+    // As zdtm's maps01: a child keeps the whole shared object, the parent
+    // punches a hole in its own mapping of it (two mappings now).
+    auto* m = static_cast<char*>(
+        mmap(nullptr, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+    pid_t c = fork();
+    if (c == 0) {
+      for (;;) pause();
+    }
+    munmap(m + 4096, 4096);
+    m[3 * 4096] = 'p';
+    check = [c, m] {
+      EXPECT(m[3 * 4096] == 'p', "the shared page changed");
+      EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
+    };
+  } else if (what == "droppable") {
+    void* d = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS,
+                   -1, 0);
+    if (d == MAP_FAILED) WriteFile("unsupported", "no MAP_DROPPABLE on this kernel (6.11+)");
+    check = [] {};
+  } else if (what == "guard-region") {
+    auto* p = static_cast<char*>(
+        mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    p[0] = 1;
+    if (madvise(p + 4096, 4096, 102 /* MADV_GUARD_INSTALL */) < 0)
+      WriteFile("unsupported", "no MADV_GUARD_INSTALL on this kernel (6.13+)");
+    check = [] {};
+  } else {
+    fprintf(stderr, "refuse: unknown --what %s\n", what.c_str());
+    return 2;
+  }
+  Ready();
+  WaitForCheck();
+  check();
+  Report();
+}
+
+// jobs: what a parent's waitid() sees of its children: one stopped by
+// SIGTSTP (not SIGSTOP), a zombie in a process group whose leader has exited
+// (made with CLONE_PARENT by that leader), and a zombie that led a session.
+
+}  // namespace wl
