@@ -48,6 +48,9 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   const Error& error() const { return std::get<1>(v_); }
+  // The value, or DFLT where there is none (for a caller to whom a failure
+  // means "nothing", said where it is called).
+  T value_or(T dflt) && { return ok() ? std::get<0>(std::move(v_)) : std::move(dflt); }
   // Prefixes the error with context: "restoring fd 3: open(...) failed".
   Result&& Context(const std::string& what) && {
     if (!ok()) std::get<1>(v_).message = what + ": " + std::get<1>(v_).message;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <tuple>
 
+#include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "dump/fd_dump.h"
@@ -27,12 +28,6 @@
 
 namespace crl {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-uint64_t Usec(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
-}
 
 // Refuses, before touching it, a PID that cannot be dumped.
 Status CheckDumpable(pid_t pid) {
@@ -123,7 +118,7 @@ class DumpRun {
 
  private:
   void Mark(const char* at) { marks_[at] = Clock::now(); }
-  uint64_t Between(const char* a, const char* b) { return Usec(marks_.at(a), marks_.at(b)); }
+  uint64_t Between(const char* a, const char* b) { return UsecBetween(marks_.at(a), marks_.at(b)); }
 
   Status Freeze() {
     pid_t pid = opts_.pid;

@@ -1,6 +1,5 @@
 #include "dump/fd_dump.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,20 +24,6 @@ namespace crl {
 namespace {
 
 constexpr int kKcmpFile = 0;  // KCMP_FILE
-
-Result<std::vector<int>> ListFds(pid_t pid) {
-  std::string path = Format("/proc/%d/fd", pid);
-  DIR* d = opendir(path.c_str());
-  if (!d) return ErrnoError("opendir(%s)", path.c_str());
-  std::vector<int> fds;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    fds.push_back(atoi(e->d_name));
-  }
-  closedir(d);
-  std::sort(fds.begin(), fds.end());
-  return fds;
-}
 
 // What /proc shows of fd FD of PID, before any kind claims it.
 Result<FdSeen> See(pid_t pid, int fd, bool shell_job) {
@@ -72,7 +57,7 @@ Error Unclaimed(const FdSeen& s) {
 }  // namespace
 
 Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
-  for (int fd : TRY(ListFds(pid))) {
+  for (int fd : TRY(ListNumbered(Format("/proc/%d/fd", pid)))) {
     FdSeen s = TRY(See(pid, fd, shell_job));
     FdInfo info = TRY(ParseFdInfo(s.fdinfo).Context(Format("/proc/%d/fdinfo/%d", pid, fd)));
     // fdinfo lists the locks (flock, POSIX, OFD) and leases held through it.

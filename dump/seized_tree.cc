@@ -1,6 +1,5 @@
 #include "dump/seized_tree.h"
 
-#include <dirent.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 
@@ -19,13 +18,8 @@ namespace crl {
 namespace {
 
 std::vector<pid_t> ListThreads(pid_t pid) {
-  std::vector<pid_t> out;
-  DIR* d = opendir(Format("/proc/%d/task", pid).c_str());
-  if (!d) return out;
-  while (dirent* e = readdir(d))
-    if (e->d_name[0] != '.') out.push_back(atoi(e->d_name));
-  closedir(d);
-  std::sort(out.begin(), out.end());
+  // A task gone meanwhile has no threads.
+  std::vector<pid_t> out = ListNumbered(Format("/proc/%d/task", pid)).value_or({});
   // The leader first.
   auto it = std::find(out.begin(), out.end(), pid);
   if (it != out.end()) std::rotate(out.begin(), it, it + 1);

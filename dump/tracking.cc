@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <csignal>
 
+#include "base/background.h"
 #include "base/log.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
@@ -39,13 +40,11 @@ bool Trackable(const img::Vma& v) {
 // or OWNER (if > 0) is.
 [[noreturn]] void HolderMain(const std::vector<int>& keep, const std::vector<pid_t>& pids,
                              pid_t owner) {
-  setsid();
   prctl(PR_SET_NAME, "crl-wp-holder");
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGINT, SIG_IGN);  // the terminal's Ctrl-C is for criu-lite, not for it
+  std::set<int> kept(keep.begin(), keep.end());
+  DetachFromTerminal(kept);  // the terminal's Ctrl-C is for criu-lite, not for it
   signal(SIGTERM, SIG_DFL);
-  for (int fd = 0; fd < 4096; fd++)
-    if (std::find(keep.begin(), keep.end(), fd) == keep.end()) close(fd);
+  CloseAllBut(kept);
   std::vector<pollfd> pfds;
   for (pid_t p : pids) {
     int fd = syscall(__NR_pidfd_open, p, 0);

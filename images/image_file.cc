@@ -11,31 +11,41 @@
 #include "base/interrupt.h"
 #include "base/scoped_fd.h"
 #include "images/criu_lite.pb.h"
-#include "kernel/proc_parsers.h"
 
 namespace crl {
 namespace {
 
-std::unique_ptr<google::protobuf::Message> NewMessageFor(ImageKind kind) {
-  switch (kind) {
-    case ImageKind::kInventory:
-      return std::make_unique<img::Inventory>();
-    case ImageKind::kCore:
-      return std::make_unique<img::TaskCore>();
-    case ImageKind::kMm:
-      return std::make_unique<img::MmState>();
-    case ImageKind::kPagemap:
-      return std::make_unique<img::Pagemap>();
-    case ImageKind::kFds:
-      return std::make_unique<img::Fds>();
-    case ImageKind::kStats:
-      return std::make_unique<img::Stats>();
-    case ImageKind::kShared:
-      return std::make_unique<img::Shared>();
-    case ImageKind::kTracking:
-      return std::make_unique<img::Tracking>();
-  }
+// Every kind of image record, one row each: its magic (image_file.h), its
+// name in messages and `show`, and the record it holds.
+template <typename M>
+std::unique_ptr<google::protobuf::Message> New() {
+  return std::make_unique<M>();
+}
+struct KindRow {
+  ImageKind kind;
+  const char* name;
+  std::unique_ptr<google::protobuf::Message> (*make)();
+};
+constexpr KindRow kKinds[] = {
+    {ImageKind::kInventory, "inventory", New<img::Inventory>},
+    {ImageKind::kCore, "core", New<img::TaskCore>},
+    {ImageKind::kMm, "mm", New<img::MmState>},
+    {ImageKind::kPagemap, "pagemap", New<img::Pagemap>},
+    {ImageKind::kFds, "fds", New<img::Fds>},
+    {ImageKind::kStats, "stats", New<img::Stats>},
+    {ImageKind::kShared, "shared", New<img::Shared>},
+    {ImageKind::kTracking, "tracking", New<img::Tracking>},
+};
+
+const KindRow* RowOf(ImageKind kind) {
+  for (const KindRow& r : kKinds)
+    if (r.kind == kind) return &r;
   return nullptr;
+}
+
+std::unique_ptr<google::protobuf::Message> NewMessageFor(ImageKind kind) {
+  const KindRow* r = RowOf(kind);
+  return r ? r->make() : nullptr;
 }
 
 Status WriteAll(int fd, const void* data, size_t len, const std::string& path) {
@@ -128,25 +138,8 @@ Status CheckMagicAndVersion(const std::string& path, const RawImage& raw, ImageK
 }  // namespace
 
 const char* ImageKindName(ImageKind kind) {
-  switch (kind) {
-    case ImageKind::kInventory:
-      return "inventory";
-    case ImageKind::kCore:
-      return "core";
-    case ImageKind::kMm:
-      return "mm";
-    case ImageKind::kPagemap:
-      return "pagemap";
-    case ImageKind::kFds:
-      return "fds";
-    case ImageKind::kStats:
-      return "stats";
-    case ImageKind::kShared:
-      return "shared";
-    case ImageKind::kTracking:
-      return "tracking";
-  }
-  return "unknown";
+  const KindRow* r = RowOf(kind);
+  return r ? r->name : "unknown";
 }
 
 Status WriteImage(const std::string& path, ImageKind kind, const google::protobuf::Message& msg) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/interrupt.h"
 
 namespace crl {
@@ -58,7 +59,7 @@ void PageWriter::HashFree::operator()(void* s) const {
 
 // The checksum of the run being written, fed as its pages come.
 void PageWriter::Hash(const void* data, size_t len) {
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = Clock::now();
   auto* st = static_cast<XXH3_state_t*>(hash_.get());
   int entry = pm_.entries_size() - 1;
   if (hashed_entry_ != entry) {
@@ -67,9 +68,7 @@ void PageWriter::Hash(const void* data, size_t len) {
     hashed_entry_ = entry;
   }
   XXH3_64bits_update(st, data, len);
-  checksum_nsec_ +=
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
+  checksum_nsec_ += NsecBetween(t0, Clock::now());
 }
 
 void PageWriter::EndRunHash() {

@@ -1,5 +1,6 @@
 #include "kernel/proc_parsers.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -257,6 +258,17 @@ std::optional<std::string> FdLinkKind(std::string_view link) {
     return "anon_inode:" + std::string(rest);
   }
   return kind;
+}
+
+Result<std::vector<int>> ListNumbered(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return ErrnoError("opendir(%s)", dir.c_str());
+  std::vector<int> out;
+  while (dirent* e = readdir(d))
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9') out.push_back(atoi(e->d_name));
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 Result<std::string> ReadFileToString(const std::string& path) {

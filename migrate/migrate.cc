@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "dump/dump.h"
@@ -21,12 +22,6 @@
 
 namespace crl {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Secs(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
 
 struct PassRow {
   std::string name;
@@ -126,9 +121,10 @@ class MigrateRun {
       d.tracking_owner = getpid();
       auto t0 = Clock::now();
       img::Stats st = TRY(DumpPass(name, d).Context(Format("pre-copy pass %d", i)));
-      PassRow row{name, st.pages_written(),    st.bytes_written(), Secs(t0, Clock::now()),
+      PassRow row{name, st.pages_written(),    st.bytes_written(), SecsBetween(t0, Clock::now()),
                   0,    st.frozen_usec() / 1e6};
-      if (i > 1) row.dirty_mib_s = st.pages_written() * 4096.0 / (1 << 20) / Secs(last_pass, t0);
+      if (i > 1)
+        row.dirty_mib_s = st.pages_written() * 4096.0 / (1 << 20) / SecsBetween(last_pass, t0);
       last_pass = t0;
       fprintf(stderr, "%-6d %10lu %12lu %9.3f %12s %9.1f\n", i, row.pages, row.bytes, row.seconds,
               i > 1 ? Format("%.1f", row.dirty_mib_s).c_str() : "-", row.stopped_s * 1000);
@@ -210,25 +206,25 @@ class MigrateRun {
   Split FrozenSplit() const {
     Split x;
     auto t_freeze = t_final_ + std::chrono::microseconds(PhaseUsec(final_, "validate"));
-    x.frozen = Secs(t_freeze, t_restored_);
+    x.frozen = SecsBetween(t_freeze, t_restored_);
     x.scan = (PhaseUsec(final_, "collect") + PhaseUsec(final_, "scan")) / 1e6;
     x.copy = PhaseUsec(final_, "memory") / 1e6;
-    x.restore = Secs(t_sent_, t_restored_);  // the request, the restore, the reply
+    x.restore = SecsBetween(t_sent_, t_restored_);  // the request, the restore, the reply
     x.restore_proper = restore_usec_ / 1e6;
-    x.transfer_and_state = std::max(0.0, Secs(t_freeze, t_sent_) - x.scan - x.copy);
+    x.transfer_and_state = std::max(0.0, SecsBetween(t_freeze, t_sent_) - x.scan - x.copy);
     return x;
   }
 
   void Report() const {
     Split x = FrozenSplit();
     fprintf(stderr, "%-6s %10lu %12lu %9.3f %12s %9.1f\n", "final", final_.pages_written(),
-            final_.bytes_written(), Secs(t_final_, t_end_), "-", x.frozen * 1000);
+            final_.bytes_written(), SecsBetween(t_final_, t_end_), "-", x.frozen * 1000);
     fprintf(stderr,
             "migrated PID %d to %s:%d: %zu pre-copy passes (%s), %lu bytes sent, %.3f s in all, "
             "frozen %.3f s (final scan %.3f s, final copy %.3f s, other state and transfer "
             "%.3f s, restore on the destination %.3f s, of which its restore proper %.3f s)\n",
             opts_.pid, opts_.host.c_str(), opts_.port, rows_.size(), stop_reason_.c_str(),
-            sender_->bytes_sent(), Secs(t_start_, t_end_), x.frozen, x.scan, x.copy,
+            sender_->bytes_sent(), SecsBetween(t_start_, t_end_), x.frozen, x.scan, x.copy,
             x.transfer_and_state, x.restore, x.restore_proper);
   }
 
@@ -250,7 +246,7 @@ class MigrateRun {
             "\"state_and_transfer\": %.6f, \"restore_on_destination\": %.6f},\n"
             "  \"destination_restore_seconds\": %.6f\n}\n",
             stop_reason_.c_str(), final_.pages_written(), final_.bytes_written(),
-            sender_->bytes_sent(), Secs(t_start_, t_end_), x.frozen, x.scan, x.copy,
+            sender_->bytes_sent(), SecsBetween(t_start_, t_end_), x.frozen, x.scan, x.copy,
             x.transfer_and_state, x.restore, x.restore_proper);
     fclose(out);
     return Ok{};

@@ -20,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "base/scoped_fd.h"
@@ -339,13 +340,11 @@ Status Session::Restore(const std::string& name) {
   // small single-threaded process, not from this server (two threads,
   // sockets, buffers).
   std::string dir = opts_.images_dir + "/" + name;
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = Clock::now();
   RestoreProcess restore;
   Status r = restore.Start(dir, opts_.pages, opts_.timeout);
   if (r.ok()) r = restore.WaitReady();
-  uint64_t usec =
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
+  uint64_t usec = UsecBetween(t0, Clock::now());
   if (!r.ok()) {
     LOG_ERROR("restoring %s: %s", name.c_str(), r.error().message.c_str());
     return SendError(c_, r.error().message);

@@ -1,6 +1,5 @@
 #include "restore/file_table.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -12,6 +11,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "kernel/proc_parsers.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 
@@ -97,13 +97,7 @@ Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Sha
 Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   RemoteSyscalls& rs = p.rs();
   // Drop what it inherited (criu-lite's files, or its parent's).
-  std::string dir = Format("/proc/%d/fd", p.pid());
-  std::vector<int> open_now;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.') open_now.push_back(atoi(e->d_name));
-    closedir(d);
-  }
+  std::vector<int> open_now = TRY(ListNumbered(Format("/proc/%d/fd", p.pid())));
   for (int fd : open_now) TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
   if (fds.fds_size() == 0) return Ok{};
   int max_fd = 0;

@@ -19,12 +19,15 @@
 #include <map>
 #include <set>
 
+#include "base/background.h"
+#include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "images/page_file.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
+#include "restore/lazy_plan.h"
 
 namespace crl {
 
@@ -55,44 +58,6 @@ Result<ScopedFd> RegisterLazyRanges(Puppet& p,
 }
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Pages of one mm still to be placed, by address; runs never overlap.
-struct Pending {
-  uint64_t len;
-  size_t source;
-  uint64_t offset;
-};
-using PendingMap = std::map<uint64_t, Pending>;
-
-// Splits the run that straddles ADDR, so that a run starts there.
-void SplitAt(PendingMap& m, uint64_t addr) {
-  auto it = m.upper_bound(addr);
-  if (it == m.begin()) return;
-  --it;
-  uint64_t start = it->first, end = start + it->second.len;
-  if (addr <= start || addr >= end) return;
-  Pending tail{end - addr, it->second.source, it->second.offset + (addr - start)};
-  it->second.len = addr - start;
-  m.emplace(addr, tail);
-}
-
-void Erase(PendingMap& m, uint64_t a, uint64_t b) {
-  SplitAt(m, a);
-  SplitAt(m, b);
-  m.erase(m.lower_bound(a), m.lower_bound(b));
-}
-
-// mremap moved [FROM, FROM+LEN) to TO: so did the pages still missing there.
-void Move(PendingMap& m, uint64_t from, uint64_t to, uint64_t len) {
-  SplitAt(m, from);
-  SplitAt(m, from + len);
-  std::vector<std::pair<uint64_t, Pending>> moved(m.lower_bound(from), m.lower_bound(from + len));
-  m.erase(m.lower_bound(from), m.lower_bound(from + len));
-  Erase(m, to, to + len);
-  for (auto& [addr, p] : moved) m.emplace(addr - from + to, p);
-}
 
 struct Mm {
   pid_t pid;  // 0 for a process the task forked after the restore
@@ -243,7 +208,7 @@ void Daemon::Run() {
     bool filling = false;
     for (const Mm& mm : mms_) filling |= !mm.pending.empty() && !mm.gone;
     // --lazy-fill-rate: the background fill keeps to its budget.
-    double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    double elapsed = SecsBetween(t0, Clock::now());
     bool may_fill = fill_rate_ == 0 || in_background_ * kPageSize <= fill_rate_ * elapsed;
     std::vector<pollfd> pfds;
     for (const Mm& mm : mms_) pfds.push_back({mm.uffd.get(), POLLIN, 0});
@@ -298,21 +263,6 @@ void Daemon::Run() {
       "lazy pages: done in %.3f s: %lu pages placed on demand, %lu in the background, %lu zero "
       "pages on demand",
       secs, on_demand_, in_background_, zero_);
-}
-
-// The daemon keeps its userfaultfds, the page files and the log; a pipe end
-// or socket of the restored tree held here would keep it from seeing EOF.
-void CloseAllBut(const std::set<int>& keep) {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return;
-  std::vector<int> close_these;
-  for (dirent* e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    int fd = atoi(e->d_name);
-    if (fd != dirfd(d) && !keep.count(fd)) close_these.push_back(fd);
-  }
-  closedir(d);
-  for (int fd : close_these) close(fd);
 }
 
 }  // namespace
@@ -424,13 +374,8 @@ Result<pid_t> StartLazyPagesDaemon(std::vector<LazyTask> tasks,
   // end or socket kept here would keep it from seeing EOF), neither is
   // criu-lite's child any more once it exits, and the terminal's signals
   // are not for them. A SIGTERM makes the daemon place the rest at once.
-  setsid();
-  for (int sig : {SIGPIPE, SIGINT, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU})
-    signal(sig, SIG_IGN);
   std::set<int> keep{LogFileFd()};
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  for (int fd = 0; fd < 3; fd++)
-    if (!keep.count(fd)) dup2(null, fd);
+  DetachFromTerminal(keep);
   keep.insert({0, 1, 2});
   // The whole restored tree goes if the daemon does: its root (and what it
   // has under it then), and the processes served, wherever they are by then.

@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "files/fd_kind.h"
@@ -32,17 +33,12 @@
 #include "restore/creds_restore.h"
 #include "restore/file_table.h"
 #include "restore/lazy_pages.h"
+#include "restore/lazy_plan.h"
 #include "restore/puppet.h"
 #include "restore/task_restore.h"
 
 namespace crl {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-uint64_t Usec(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(b - a).count();
-}
 
 struct TaskImages {
   img::TreeEntry entry;
@@ -201,20 +197,8 @@ void PlanLazy(Tree& tree) {
       if (!kept) t->lazy_ranges.push_back({v.start(), v.end()});
     }
     std::sort(t->lazy_ranges.begin(), t->lazy_ranges.end());
-    const auto& lazy = t->lazy_ranges;
     std::vector<ChainedRun> eager;
-    for (const ChainedRun& r : t->chain->runs) {
-      for (uint64_t pos = r.vaddr, end = r.vaddr + r.len; pos < end;) {
-        auto it = std::upper_bound(lazy.begin(), lazy.end(), pos,
-                                   [](uint64_t v, const auto& range) { return v < range.first; });
-        bool in_lazy = it != lazy.begin() && std::prev(it)->second > pos;
-        uint64_t piece_end = in_lazy ? std::min(end, std::prev(it)->second)
-                                     : (it == lazy.end() ? end : std::min(end, it->first));
-        ChainedRun piece{pos, piece_end - pos, r.source, r.offset + (pos - r.vaddr)};
-        (in_lazy ? t->lazy_runs : eager).push_back(piece);
-        pos = piece_end;
-      }
-    }
+    SplitRunsByRanges(t->chain->runs, t->lazy_ranges, &t->lazy_runs, &eager);
     t->chain->runs = std::move(eager);
   }
 }
@@ -271,7 +255,7 @@ struct Phases {
     auto now = Clock::now();
     img::Phase* p = stats.add_phases();
     p->set_name(name);
-    p->set_usec(Usec(last, now));
+    p->set_usec(UsecBetween(last, now));
     last = now;
   }
 };
@@ -740,7 +724,7 @@ class RestoreRun {
     uint64_t pages = 0;
     for (const auto& [p, t] : tree_.tasks) pages += t->pagemap.total_pages();
     st.set_pages_written(pages);
-    st.set_total_usec(Usec(t_start_, Clock::now()));
+    st.set_total_usec(UsecBetween(t_start_, Clock::now()));
     Status s = WriteImage(ImageDir(opts_.images_dir).Stats("restore"), ImageKind::kStats, st);
     if (!s.ok()) LOG_WARN("writing restore stats: %s", s.error().message.c_str());
     LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", inv_.root_pid(),
