@@ -78,8 +78,21 @@ class Faults : public ::testing::Test {
     }
     for (pid_t p : TreePids(pid)) EXPECT_EQ(TracerPid(p), 0) << what << ": " << p << " traced";
     SettleTree(pid, 500);
+    ExpectStateDiff stopped_on_frame(StoppedOnFrame(log));
     ExpectTreeAsBefore(before, what + ": the tree differs from before");
     EXPECT_EQ(CheckWorkload(pid, dir), "PASS") << what;
+  }
+
+  // A thread group-stopped (SIGTSTP) when criu-lite died in a guarded
+  // window of it stays stopped on its frame, every signal blocked, until it
+  // is continued: then it returns through the frame to its own mask (the
+  // workload's check, which continues it, says it did). The state-diff keys
+  // that differ meanwhile.
+  static std::vector<std::string> StoppedOnFrame(const std::string& log) {
+    std::vector<std::string> keys;
+    for (int tid : OpenWindows(log, /*guarded=*/true))
+      if (TaskState(tid) == 'T') keys.push_back("thread." + std::to_string(tid) + ".status.SigBlk");
+    return keys;
   }
 
   // The exit of a criu-lite sent SIG: it finished first, it died of a
@@ -165,6 +178,35 @@ TEST_F(Faults, KilledInsideARemoteSyscallWindowTheTaskReturnsThroughItsFrame) {
       }
     }
   }
+}
+
+// The window in a child stopped by SIGTSTP (the jobs tree: the root's two
+// windows come first): criu-lite killed as it opens, the child stays
+// stopped, on its frame; continued by its parent's check, it returns
+// through the frame and finds everything in place.
+TEST_F(Faults, KilledInAWindowOfAStoppedChildItStaysStoppedThenReturns) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "jobs");
+  TreeRecord before = RecordTree(pid);
+  CmdResult r = RunCriuLiteInterrupted(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R", "-v", "-v", "-o", dir / "log"},
+      -1, 0, {"CRIU_LITE_FAULT=remote-syscall-window-open@3"});
+  ASSERT_EQ(r.exit_code, 128 + SIGKILL) << "the fault point was not reached: " << r.err;
+  kills_++;
+  std::string log = ReadFile(dir / "log");
+  std::set<int> open = OpenWindows(log, /*guarded=*/true);
+  ASSERT_EQ(open.size(), 1u) << log;
+  int tid = *open.begin();
+  ASSERT_NE(tid, pid) << "the third window was not a child's";
+  for (pid_t p : TreePids(pid)) EXPECT_EQ(TracerPid(p), 0) << p << " traced";
+  EXPECT_EQ(TaskState(tid), 'T') << "the stopped child was not left stopped";
+  std::vector<std::string> keys = StoppedOnFrame(log);
+  EXPECT_EQ(keys.size(), 1u);
+  {
+    ExpectStateDiff stopped_on_frame(keys);
+    ExpectTreeAsBefore(before, "the jobs tree after a kill in its stopped child's window");
+  }
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
 // A dump killed before its images are complete leaves the tree running and

@@ -192,14 +192,14 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
   return Spawn(args, env, -1, delay_us, sig, reap);
 }
 
-std::set<int> OpenWindows(const std::string& log) {
+std::set<int> OpenWindows(const std::string& log, bool guarded) {
   std::set<int> open;
   static const std::regex line(
       "(unguarded )?remote-syscall window (opens|closed) in thread ([0-9]+)");
   for (std::sregex_iterator it(log.begin(), log.end(), line), end; it != end; ++it) {
     int tid = std::stoi((*it)[3]);
     if ((*it)[2] == "opens") {
-      if ((*it)[1].matched) open.insert(tid);
+      if ((*it)[1].matched != guarded) open.insert(tid);
     } else {
       open.erase(tid);
     }

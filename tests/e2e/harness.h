@@ -53,8 +53,9 @@ CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay
 // Threads a killed criu-lite had an unguarded remote-syscall window open in
 // (no rt_sigreturn frame to fall back on), from the "window opens/closed"
 // lines of its -vv log: the one place where its death may leave a task
-// changed.
-std::set<int> OpenWindows(const std::string& log);
+// changed. With GUARDED, the threads it had a guarded window open in
+// instead (each left about to return through its frame).
+std::set<int> OpenWindows(const std::string& log, bool guarded = false);
 
 // Sends SIGUSR1 and waits for the workload to report; returns "PASS" or the
 // failure. Restored workloads are reparented to the test (a subreaper).
