@@ -24,6 +24,7 @@
 #include "images/image_output.h"
 #include "images/page_file.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/vma_list.h"
 
 namespace crl {
@@ -33,14 +34,14 @@ namespace {
 Status CheckDumpable(pid_t pid) {
   if (pid <= 0) return MakeError("invalid PID %d", pid);
   if (pid == getpid()) return MakeError("PID %d is criu-lite itself", pid);
-  if (access(Format("/proc/%d/stat", pid).c_str(), F_OK) < 0)
+  if (access(ProcTask(pid).Path("stat").c_str(), F_OK) < 0)
     return MakeError("no process with PID %d", pid);
-  ProcStat st = TRY(ReadProcStat(pid));
+  ProcStat st = TRY(ProcTask(pid).Stat());
   if (st.flags & kPfKthread)
     return MakeError("PID %d (%s) is a kernel thread; only user processes can be dumped", pid,
                      st.comm.c_str());
   if (st.state == 'Z') return MakeError("PID %d (%s) is a zombie", pid, st.comm.c_str());
-  if (auto status = ReadProcStatus(pid); status.ok()) {
+  if (auto status = ProcTask(pid).Status(); status.ok()) {
     if (status->tgid != pid)
       return MakeError("PID %d is a thread of process %d; dump the process", pid, status->tgid);
   }
@@ -159,8 +160,8 @@ class DumpRun {
       for (ProcessImages& p : procs_)
         for (const img::Vma& v : p.mm.vmas())
           if (v.memfd_ino())
-            TRY(SaveMemfd(Format("/proc/%d/map_files/%lx-%lx", p.pid, v.start(), v.end()), v.path(),
-                          v.memfd_ino(), &shared_));
+            TRY(SaveMemfd(ProcTask(p.pid).Path(Format("map_files/%lx-%lx", v.start(), v.end())),
+                          v.path(), v.memfd_ino(), &shared_));
     }
     Mark("collected");
     FaultPoint("dump-collected");

@@ -17,6 +17,7 @@
 #include "base/scoped_fd.h"
 #include "files/fd_kind.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 
@@ -31,12 +32,12 @@ Result<FdSeen> See(pid_t pid, int fd, bool shell_job) {
   s.pid = pid;
   s.fd = fd;
   s.shell_job = shell_job;
-  std::string link_path = Format("/proc/%d/fd/%d", pid, fd);
+  std::string link_path = ProcTask(pid).Path(Format("fd/%d", fd));
   char buf[4096];
   ssize_t n = readlink(link_path.c_str(), buf, sizeof buf - 1);
   if (n < 0) return ErrnoError("readlink(%s)", link_path.c_str());
   s.link.assign(buf, n);
-  s.fdinfo = TRY(ReadFileToString(Format("/proc/%d/fdinfo/%d", pid, fd)));
+  s.fdinfo = TRY(ReadFileToString(ProcTask(pid).Path(Format("fdinfo/%d", fd))));
   if (stat(link_path.c_str(), &s.st) < 0) return ErrnoError("stat(%s)", link_path.c_str());
   s.anon = FdLinkKind(s.link);
   return s;
@@ -57,9 +58,9 @@ Error Unclaimed(const FdSeen& s) {
 }  // namespace
 
 Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
-  for (int fd : TRY(ListNumbered(Format("/proc/%d/fd", pid)))) {
+  for (int fd : TRY(ProcTask(pid).Fds())) {
     FdSeen s = TRY(See(pid, fd, shell_job));
-    FdInfo info = TRY(ParseFdInfo(s.fdinfo).Context(Format("/proc/%d/fdinfo/%d", pid, fd)));
+    FdInfo info = TRY(ParseFdInfo(s.fdinfo).Context(ProcTask(pid).Path(Format("fdinfo/%d", fd))));
     // fdinfo lists the locks (flock, POSIX, OFD) and leases held through it.
     if (size_t l = s.fdinfo.find("lock:\t"); l != std::string::npos) {
       std::string what = s.fdinfo.substr(l + 6, s.fdinfo.find('\n', l) - l - 6);
@@ -153,7 +154,7 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img:
       auto [owner, sig] = owners[f.file_id()];
       pid_t owner_process = owner.pid;  // a thread's process, a group's leader
       if (owner.type == F_OWNER_TID) {
-        auto st = ReadProcStatus(owner.pid);
+        auto st = ProcTask(owner.pid).Status();
         owner_process = st.ok() ? st->tgid : -1;
       }
       if (owner.pid && !in_tree.count(owner_process))

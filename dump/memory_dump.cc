@@ -20,6 +20,7 @@
 #include "images/file_id.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -137,7 +138,7 @@ class PageCopier {
  private:
   Status CopyViaProcMem(uint64_t start, uint64_t end) {
     if (!mem_.valid()) {
-      std::string path = Format("/proc/%d/mem", pid_);
+      std::string path = ProcTask(pid_).Path("mem");
       mem_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
       if (!mem_.valid()) return ErrnoError("open(%s)", path.c_str());
     }
@@ -245,7 +246,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
                          p.c_str(), v.start, v.end);
       out.set_kind(v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE);
       // map_files/ opens exactly the file mapped, whatever became of the path.
-      std::string mf = Format("/proc/%d/map_files/%lx-%lx", pid, v.start, v.end);
+      std::string mf = ProcTask(pid).Path(Format("map_files/%lx-%lx", v.start, v.end));
       TRY(FillFileId(mf, out.mutable_file()));
       if (out.file().ino() != v.inode)
         return MakeError("PID %d: mapping at 0x%lx says inode %lu but its file is inode %lu", pid,
@@ -261,7 +262,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
 
 Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t end,
                                            bool shared_anon) {
-  std::string path = Format("/proc/%d/pagemap", pid);
+  std::string path = ProcTask(pid).Path("pagemap");
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
   if (Kernel().pagemap_scan) return ScanWithPagemapScan(fd.get(), start, end, shared_anon);
@@ -311,8 +312,8 @@ Result<std::vector<uint64_t>> PageFrames(int pagemap_fd, uint64_t start, uint64_
 Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
                           const std::vector<PageRun>& runs, std::vector<PageRun>* own,
                           img::MmState* mm, MemoryDumpStats* stats) {
-  ScopedFd child_pm(open(Format("/proc/%d/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
-  ScopedFd parent_pm(open(Format("/proc/%d/pagemap", parent).c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd child_pm(open(ProcTask(pid).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd parent_pm(open(ProcTask(parent).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
   if (!child_pm.valid() || !parent_pm.valid())
     return ErrnoError("open(pagemap of %d/%d)", pid, parent);
   for (const PageRun& r : runs) {
@@ -374,7 +375,7 @@ Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWr
   PageCopier copier(pid, writer);
   ScopedFd pagemap;
   if (keep_cow_shared) {
-    pagemap.reset(open(Format("/proc/%d/pagemap", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    pagemap.reset(open(ProcTask(pid).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
     if (!pagemap.valid()) return ErrnoError("open(/proc/%d/pagemap)", pid);
   }
   for (const auto& [r, readable] : plan) {

@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <csignal>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -19,20 +19,10 @@ namespace {
 
 std::vector<pid_t> ListThreads(pid_t pid) {
   // A task gone meanwhile has no threads.
-  std::vector<pid_t> out = ListNumbered(Format("/proc/%d/task", pid)).value_or({});
+  std::vector<pid_t> out = ProcTask(pid).Threads().value_or({});
   // The leader first.
   auto it = std::find(out.begin(), out.end(), pid);
   if (it != out.end()) std::rotate(out.begin(), it, it + 1);
-  return out;
-}
-
-std::vector<pid_t> ListChildren(pid_t pid, pid_t tid) {
-  std::vector<pid_t> out;
-  auto text = ReadFileToString(Format("/proc/%d/task/%d/children", pid, tid));
-  if (!text.ok()) return out;
-  std::istringstream in(*text);
-  pid_t c;
-  while (in >> c) out.push_back(c);
   return out;
 }
 
@@ -48,7 +38,7 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
     if (errno == ESRCH) return Ok{};  // the thread exited meanwhile
     // EPERM also says it is exiting (a zombie cannot be traced): the same.
     int saved = errno;
-    auto st = ReadProcStat(p.pid, tid);
+    auto st = ProcTask(p.pid, tid).Stat();
     if (saved == EPERM && (!st.ok() || st->state == 'Z' || st->state == 'X')) return Ok{};
     errno = saved;
     return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
@@ -91,7 +81,7 @@ Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
 }
 
 Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
-  ProcStat st = TRY(ReadProcStat(pid));
+  ProcStat st = TRY(ProcTask(pid).Stat());
   if (st.state == 'Z') {
     zombies_.push_back({pid, ppid, st.pgrp, st.session, st.exit_code});
     return Ok{};
@@ -105,7 +95,7 @@ Status SeizedTree::SeizeProcess(pid_t pid, pid_t ppid) {
     // It exited meanwhile: a zombie now (its parent, seized, cannot reap
     // it), or gone if the kernel reaped it (its parent ignores SIGCHLD).
     procs_.pop_back();
-    auto now = ReadProcStat(pid);
+    auto now = ProcTask(pid).Stat();
     if (now.ok() && now->state == 'Z')
       zombies_.push_back({pid, ppid, now->pgrp, now->session, now->exit_code});
     return Ok{};
@@ -137,7 +127,7 @@ Result<bool> SeizedTree::SeizeNewcomers() {
     std::vector<pid_t> tids;
     for (const auto& t : procs_[i].threads) tids.push_back(t.tid);
     for (pid_t tid : tids) {
-      for (pid_t child : ListChildren(pid, tid)) {
+      for (pid_t child : ProcTask(pid, tid).Children()) {
         if (known.count(child)) continue;
         known.insert(child);
         TRY(SeizeProcess(child, pid));

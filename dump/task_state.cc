@@ -21,6 +21,7 @@
 #include "images/file_id.h"
 #include "images/registers_image.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/remote_syscalls.h"
 #include "kernel/uapi.h"
 
@@ -62,7 +63,7 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     sa->set_restorer(ka.restorer);
     sa->set_mask(ka.mask);
   }
-  std::string timers = TRY(ReadFileToString(Format("/proc/%d/timers", pid)));
+  std::string timers = TRY(ProcTask(pid).Read("timers"));
   for (const ProcTimer& pt : TRY(ParseProcTimers(timers).Context(Format("PID %d", pid)))) {
     TRY(rs.Checked(Format("timer_gettime(%d)", pt.id).c_str(), SYS_timer_gettime, pt.id, scratch));
     itimerspec its = TRY(ReadRemote(pid, scratch.As<itimerspec>()));
@@ -148,7 +149,7 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
 
 // A thread's credentials, from its own status (they are per thread).
 Status CollectCreds(pid_t pid, pid_t tid, img::Creds* c) {
-  ProcStatus st = TRY(ReadProcStatus(pid, tid));
+  ProcStatus st = TRY(ProcTask(pid, tid).Status());
   for (int i = 0; i < 4; i++) {
     c->add_uids(st.uid[i]);
     c->add_gids(st.gid[i]);
@@ -192,7 +193,7 @@ Status CollectSched(pid_t pid, pid_t tid, img::Sched* s) {
 Status CheckNamespaces(pid_t pid, const std::string& comm) {
   for (const char* ns : {"pid", "pid_for_children", "mnt", "net", "uts", "ipc", "cgroup", "time",
                          "time_for_children", "user"}) {
-    std::string theirs = Readlink(Format("/proc/%d/ns/%s", pid, ns));
+    std::string theirs = Readlink(ProcTask(pid).Path(std::string("ns/") + ns));
     std::string ours = Readlink(Format("/proc/self/ns/%s", ns));
     if (theirs.empty() || ours.empty()) continue;  // the kernel lacks that namespace
     if (theirs != ours)
@@ -209,7 +210,7 @@ Status CheckNamespaces(pid_t pid, const std::string& comm) {
 // a user-space supervisor (SECCOMP_RET_USER_NOTIF) is refused: its listener
 // is not carried.
 Status CollectSeccomp(pid_t pid, pid_t tid, img::ThreadCore* th) {
-  ProcStatus st = TRY(ReadProcStatus(pid, tid));
+  ProcStatus st = TRY(ProcTask(pid, tid).Status());
   th->set_seccomp_mode(st.seccomp);
   if (st.seccomp != SECCOMP_MODE_FILTER) return Ok{};
   std::vector<img::SeccompFilter> newest_first;
@@ -274,13 +275,13 @@ Status CollectThread(pid_t pid, const SeizedThread& t, img::ThreadCore* th) {
 
 Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
   pid_t pid = task.pid;
-  std::string comm = Readlink(Format("/proc/%d/exe", pid));
+  std::string comm = Readlink(ProcTask(pid).Path("exe"));
   comm = comm.substr(comm.rfind('/') + 1);
   TRY(CheckNamespaces(pid, comm));
   // Strict mode would kill the task at criu-lite's first remote syscall; a
   // filter could kill it or make criu-lite's calls fail.
   for (const SeizedThread& t : task.threads) {
-    ProcStatus st = TRY(ReadProcStatus(pid, t.tid));
+    ProcStatus st = TRY(ProcTask(pid, t.tid).Status());
     if (st.seccomp != 0 && !t.seccomp_suspended)
       return MakeError(
           "thread %d of PID %d (%s) runs under seccomp (%s, %d filters), and criu-lite cannot "
@@ -310,8 +311,8 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core) {
   pid_t pid = task.pid;
-  ProcStat st = TRY(ReadProcStat(pid));
-  ProcStatus status = TRY(ReadProcStatus(pid));
+  ProcStat st = TRY(ProcTask(pid).Stat());
+  ProcStatus status = TRY(ProcTask(pid).Status());
   core->set_pid(pid);
   core->set_ppid(st.ppid);
   core->set_pgid(st.pgrp);
@@ -322,25 +323,24 @@ Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vm
     core->add_uids(status.uid[i]);
     core->add_gids(status.gid[i]);
   }
-  core->set_cwd(Readlink(Format("/proc/%d/cwd", pid)));
-  core->set_root(Readlink(Format("/proc/%d/root", pid)));
-  std::string pers = TRY(ReadFileToString(Format("/proc/%d/personality", pid)));
+  core->set_cwd(Readlink(ProcTask(pid).Path("cwd")));
+  core->set_root(Readlink(ProcTask(pid).Path("root")));
+  std::string pers = TRY(ProcTask(pid).Read("personality"));
   core->set_personality(static_cast<uint32_t>(strtoul(pers.c_str(), nullptr, 16)));
   // Limits from /proc: prlimit() on another user's process needs
   // CAP_SYS_RESOURCE, which root does not always have.
-  std::string limits_text = TRY(ReadFileToString(Format("/proc/%d/limits", pid)));
+  std::string limits_text = TRY(ProcTask(pid).Read("limits"));
   for (const ProcLimit& l :
-       TRY(ParseProcLimits(limits_text).Context(Format("/proc/%d/limits", pid)))) {
+       TRY(ParseProcLimits(limits_text).Context(ProcTask(pid).Path("limits")))) {
     img::Rlimit* r = core->add_rlimits();
     r->set_resource(l.resource);
     r->set_cur(l.cur);
     r->set_max(l.max);
   }
-  core->set_oom_score_adj(
-      atoi(TRY(ReadFileToString(Format("/proc/%d/oom_score_adj", pid))).c_str()));
-  core->set_loginuid(static_cast<uint32_t>(
-      strtoul(TRY(ReadFileToString(Format("/proc/%d/loginuid", pid))).c_str(), nullptr, 10)));
-  std::string cgroups = TRY(ReadFileToString(Format("/proc/%d/cgroup", pid)));
+  core->set_oom_score_adj(atoi(TRY(ProcTask(pid).Read("oom_score_adj")).c_str()));
+  core->set_loginuid(
+      static_cast<uint32_t>(strtoul(TRY(ProcTask(pid).Read("loginuid")).c_str(), nullptr, 10)));
+  std::string cgroups = TRY(ProcTask(pid).Read("cgroup"));
   for (size_t p = 0, nl; p < cgroups.size(); p = nl + 1) {
     nl = cgroups.find('\n', p);
     if (nl == std::string::npos) nl = cgroups.size();
@@ -356,7 +356,7 @@ Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vm
 Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::MmState* mm) {
   pid_t pid = task.pid;
-  ProcStat st = TRY(ReadProcStat(pid));
+  ProcStat st = TRY(ProcTask(pid).Stat());
   mm->set_start_code(st.start_code);
   mm->set_end_code(st.end_code);
   mm->set_start_data(st.start_data);
@@ -374,10 +374,10 @@ Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vm
     int64_t brk = TRY(rs.Syscall(SYS_brk, 0));
     mm->set_brk(brk);
   }
-  std::string auxv = TRY(ReadFileToString(Format("/proc/%d/auxv", pid)));
+  std::string auxv = TRY(ProcTask(pid).Read("auxv"));
   for (uint64_t v : ParseAuxv(auxv)) mm->add_auxv(v);
-  mm->set_exe_path(Readlink(Format("/proc/%d/exe", pid)));
-  return FillFileId(Format("/proc/%d/exe", pid), mm->mutable_exe_file());
+  mm->set_exe_path(Readlink(ProcTask(pid).Path("exe")));
+  return FillFileId(ProcTask(pid).Path("exe"), mm->mutable_exe_file());
 }
 
 }  // namespace crl

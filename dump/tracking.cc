@@ -19,6 +19,7 @@
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/remote_syscalls.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
@@ -27,7 +28,7 @@ namespace crl {
 namespace {
 
 uint64_t StartTime(pid_t pid) {
-  auto st = ReadProcStat(pid);
+  auto st = ProcTask(pid).Stat();
   return st.ok() ? st->start_time : 0;
 }
 
@@ -186,7 +187,7 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
 }
 
 Result<std::vector<PageRun>> Tracker::TakeWritten(pid_t pid, uint64_t start, uint64_t end) {
-  std::string path = Format("/proc/%d/pagemap", pid);
+  std::string path = ProcTask(pid).Path("pagemap");
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
   std::vector<PageRun> runs;
@@ -267,7 +268,7 @@ void Tracker::EndChain(const std::string& dir) {
 
 Status Tracker::Rearm(pid_t pid) {
   if (method_ != TrackingMethod::kSoftDirty) return Ok{};
-  std::string path = Format("/proc/%d/clear_refs", pid);
+  std::string path = ProcTask(pid).Path("clear_refs");
   ScopedFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd.valid() || write(fd.get(), "4", 1) != 1) return ErrnoError("write(%s, 4)", path.c_str());
   return Ok{};

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "files/fd_kind.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -28,7 +29,7 @@ class Memfd : public FdKind {
 
   Status Resolve(const std::vector<FdRef>& mine, TreeFds& tree) const override {
     for (const FdRef& r : mine)
-      TRY(SaveMemfd(Format("/proc/%d/fd/%d", r.pid, r.fd->fd()), r.fd->path(), r.fd->ino(),
+      TRY(SaveMemfd(ProcTask(r.pid).Path(Format("fd/%d", r.fd->fd())), r.fd->path(), r.fd->ino(),
                     tree.shared()));
     return Ok{};
   }

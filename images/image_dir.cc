@@ -5,9 +5,9 @@
 #include <cerrno>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 
 #include "images/image_file.h"
+#include "kernel/proc_task.h"
 
 namespace crl {
 
@@ -30,9 +30,7 @@ void ImageDir::RemoveAbandonedStaging() const {
     std::string name = e.path().filename();
     if (name.rfind(kPrefix, 0) != 0) continue;
     pid_t pid = atoi(name.c_str() + kPrefix.size());
-    std::string comm;
-    std::ifstream(Format("/proc/%d/comm", pid)) >> comm;
-    if (pid > 0 && kill(pid, 0) == 0 && comm == "criu-lite") continue;
+    if (IsLiveCriuLite(pid)) continue;
     std::filesystem::remove_all(e.path(), ec);
   }
 }

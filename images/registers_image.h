@@ -2,7 +2,7 @@
 #pragma once
 
 #include "images/criu_lite.pb.h"
-#include "kernel/ptrace_task.h"
+#include "kernel/registers.h"
 
 namespace crl {
 

@@ -380,20 +380,4 @@ Result<std::vector<ProcTimer>> ParseProcTimers(std::string_view text) {
   return out;
 }
 
-namespace {
-std::string ProcFile(pid_t pid, pid_t tid, const char* name) {
-  return tid ? Format("/proc/%d/task/%d/%s", pid, tid, name) : Format("/proc/%d/%s", pid, name);
-}
-}  // namespace
-
-Result<ProcStat> ReadProcStat(pid_t pid, pid_t tid) {
-  std::string path = ProcFile(pid, tid, "stat");
-  return ParseProcStat(TRY(ReadFileToString(path))).Context(path);
-}
-
-Result<ProcStatus> ReadProcStatus(pid_t pid, pid_t tid) {
-  std::string path = ProcFile(pid, tid, "status");
-  return ParseProcStatus(TRY(ReadFileToString(path))).Context(path);
-}
-
 }  // namespace crl

@@ -75,11 +75,6 @@ struct ProcStatus {
 };
 Result<ProcStatus> ParseProcStatus(std::string_view text);
 
-// A task's stat and status, read and parsed: the one place that reads them.
-// With TID, the thread's own (/proc/PID/task/TID/...). Errors name the file.
-Result<ProcStat> ReadProcStat(pid_t pid, pid_t tid = 0);
-Result<ProcStatus> ReadProcStatus(pid_t pid, pid_t tid = 0);
-
 // /proc/PID/limits: every resource's soft and hard limit, in RLIMIT_* order.
 // Readable for any process, where prlimit() on another user's process needs
 // CAP_SYS_RESOURCE.

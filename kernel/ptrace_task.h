@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kernel/registers.h"
 #include "kernel/remote_ptr.h"
 
 namespace crl {
@@ -34,8 +35,6 @@ class WaitStatus {
  private:
   int status_;
 };
-
-using Registers = user_regs_struct;
 
 // Thin wrappers that report the call, the pid and errno on failure.
 Status PtraceSeize(pid_t tid, long options);

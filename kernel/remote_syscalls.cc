@@ -17,6 +17,7 @@
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 #include "kernel/vma_list.h"
 
@@ -106,8 +107,8 @@ Result<std::vector<MapsEntry>> ExecutableFileMappings(pid_t pid) {
     all = TRY(QueryVmasWithProcmapQuery(
         pid, PROCMAP_QUERY_VMA_EXECUTABLE | PROCMAP_QUERY_FILE_BACKED_VMA));
   } else {
-    std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", pid)));
-    all = TRY(ParseProcMaps(text).Context(Format("/proc/%d/maps", pid)));
+    std::string text = TRY(ProcTask(pid).Read("maps"));
+    all = TRY(ParseProcMaps(text).Context(ProcTask(pid).Path("maps")));
   }
   std::vector<MapsEntry> out;
   for (auto& m : all)

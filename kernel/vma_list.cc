@@ -9,12 +9,13 @@
 #include "base/log.h"
 #include "base/scoped_fd.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 
 namespace crl {
 
 Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid, uint64_t must) {
-  std::string path = Format("/proc/%d/maps", pid);
+  std::string path = ProcTask(pid).Path("maps");
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
   std::vector<MapsEntry> out;
@@ -54,12 +55,12 @@ Result<std::vector<VmaInfo>> ListVmas(pid_t pid) {
   if (Kernel().procmap_query) {
     entries = TRY(QueryVmasWithProcmapQuery(pid));
   } else {
-    std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", pid)));
-    entries = TRY(ParseProcMaps(text).Context(Format("/proc/%d/maps", pid)));
+    std::string text = TRY(ProcTask(pid).Read("maps"));
+    entries = TRY(ParseProcMaps(text).Context(ProcTask(pid).Path("maps")));
   }
   // smaps is about 1 KiB per mapping: read it piece by piece, keeping only
   // the flags, so that 65,000 mappings do not cost criu-lite 65 MiB at once.
-  std::string path = Format("/proc/%d/smaps", pid);
+  std::string path = ProcTask(pid).Path("smaps");
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
   std::vector<SmapsFlags> flags;

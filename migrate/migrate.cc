@@ -18,6 +18,7 @@
 #include "images/image_file.h"
 #include "images/image_output.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "pageserver/sender.h"
 
 namespace crl {
@@ -44,8 +45,7 @@ void RemoveAbandonedWorkDirs() {
     std::string name = e.path().filename();
     if (name.rfind(kPrefix, 0) != 0) continue;
     pid_t pid = atoi(name.c_str() + kPrefix.size());
-    auto comm = ReadFileToString(Format("/proc/%d/comm", pid));
-    if (pid > 0 && comm.ok() && comm->rfind("criu-lite", 0) == 0) continue;
+    if (IsLiveCriuLite(pid)) continue;
     std::filesystem::remove_all(e.path(), ec);
   }
 }

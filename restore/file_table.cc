@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 
@@ -97,7 +98,7 @@ Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Sha
 Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   RemoteSyscalls& rs = p.rs();
   // Drop what it inherited (criu-lite's files, or its parent's).
-  std::vector<int> open_now = TRY(ListNumbered(Format("/proc/%d/fd", p.pid())));
+  std::vector<int> open_now = TRY(ProcTask(p.pid()).Fds());
   for (int fd : open_now) TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
   if (fds.fds_size() == 0) return Ok{};
   int max_fd = 0;

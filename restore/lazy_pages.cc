@@ -1,6 +1,5 @@
 #include "restore/lazy_pages.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
@@ -25,6 +24,7 @@
 #include "base/log.h"
 #include "images/page_file.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 #include "restore/lazy_plan.h"
@@ -272,23 +272,7 @@ namespace {
 // Every process of the tree under ROOT (ROOT too), read now.
 void Descendants(pid_t root, std::vector<pid_t>* out) {
   out->push_back(root);
-  DIR* d = opendir(Format("/proc/%d/task", root).c_str());
-  if (!d) return;
-  std::vector<pid_t> kids;
-  for (dirent* e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    auto text = ReadFileToString(Format("/proc/%d/task/%s/children", root, e->d_name));
-    if (!text.ok()) continue;
-    for (char* p = text->data(); *p;) {
-      char* end;
-      long c = strtol(p, &end, 10);
-      if (end == p) break;
-      kids.push_back(c);
-      p = end;
-    }
-  }
-  closedir(d);
-  for (pid_t k : kids) Descendants(k, out);
+  for (pid_t k : ProcTask(root).Children()) Descendants(k, out);
 }
 
 // The daemon's work: serve TASKS until every page is placed or its process gone.

@@ -19,6 +19,7 @@
 #include "images/image_file.h"
 #include "images/validate.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
 
 namespace crl {
@@ -128,7 +129,7 @@ Status ValidateVmas(const img::MmState& mm) {
 Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   RemoteSyscalls& rs = p.rs();
   const Blob& blob = p.blob();
-  std::string text = TRY(ReadFileToString(Format("/proc/%d/maps", p.pid())));
+  std::string text = TRY(ProcTask(p.pid()).Read("maps"));
   std::map<std::string, SpecialMapping> specials;
   // Mappings inherited from the parent by fork stay, with their pages.
   std::vector<std::pair<uint64_t, uint64_t>> keep;

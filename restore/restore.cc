@@ -29,6 +29,7 @@
 #include "images/validate.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 #include "restore/creds_restore.h"
 #include "restore/file_table.h"
@@ -55,7 +56,7 @@ struct TaskImages {
 };
 
 char ProcessState(pid_t pid) {
-  auto st = ReadProcStat(pid);
+  auto st = ProcTask(pid).Stat();
   return st.ok() ? st->state : 0;
 }
 
@@ -65,8 +66,7 @@ Status CheckPidFree(pid_t pid) {
   for (int i = 0; i < 200 && ProcessState(pid) == 'Z'; i++) usleep(10000);
   if (kill(pid, 0) == 0 || errno != ESRCH) {
     std::string comm = "?";
-    if (auto c = ReadFileToString(Format("/proc/%d/comm", pid)); c.ok())
-      comm = c->substr(0, c->find('\n'));
+    if (auto c = ProcTask(pid).Read("comm"); c.ok()) comm = c->substr(0, c->find('\n'));
     return CodedError(ErrorCode::kPidInUse,
                       "PID %d is already in use (by %s); a restored process gets its own PID back",
                       pid, comm.c_str());

@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "kernel/cgroups.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 #include "restore/creds_restore.h"
 
@@ -142,7 +143,7 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   TRY(MoveToCgroups(pid, core));
   // Lowering it below criu-lite's own needs CAP_SYS_RESOURCE: the error says so.
   Status oom =
-      WriteKernelFile(Format("/proc/%d/oom_score_adj", pid), std::to_string(core.oom_score_adj()));
+      WriteKernelFile(ProcTask(pid).Path("oom_score_adj"), std::to_string(core.oom_score_adj()));
   if (!oom.ok())
     return MakeError("%s (lowering oom_score_adj needs CAP_SYS_RESOURCE)",
                      oom.error().message.c_str());
