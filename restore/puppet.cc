@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 
+#include "base/interrupt.h"
 #include "base/log.h"
 #include "base/scoped_fd.h"
 #include "kernel/proc_parsers.h"
@@ -166,8 +168,17 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
   pid_t child = TRY(use_clone3 ? CloneWithPid(pid, sibling, pp) : ForkWithNsLastPid(pid, pp));
   std::unique_ptr<Puppet> p(new Puppet(child, blob));
   ready_w.reset();
+  // A stop signal (no SA_RESTART) interrupts the wait: it ends the restore,
+  // said as such, not as a task that failed.
   char c;
-  if (read(ready_r.get(), &c, 1) != 0) {
+  ssize_t n;
+  while ((n = read(ready_r.get(), &c, 1)) < 0 && errno == EINTR) {
+    if (Status stop = CheckStop(); !stop.ok()) {
+      kill(child, SIGKILL);
+      return stop.error();
+    }
+  }
+  if (n != 0) {
     kill(child, SIGKILL);
     return MakeError("the new task %d did not get ready", child);
   }
