@@ -25,6 +25,7 @@
 #include "images/page_file.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
+#include "kernel/task_fd.h"
 #include "kernel/vma_list.h"
 
 namespace crl {
@@ -124,6 +125,8 @@ class DumpRun {
   Status Freeze() {
     pid_t pid = opts_.pid;
     tree_.emplace(TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid))));
+    // Where fds are taken through the task (no pidfd_getfd), in its window.
+    windows_.emplace([this](pid_t p) { return tree_->Window(p); });
     Mark("frozen");
     FaultPoint("dump-seized");
     LOG_INFO("tree of PID %d stopped: %zu processes, %zu zombies", pid, tree_->processes().size(),
@@ -341,6 +344,7 @@ class DumpRun {
   bool chained_;
   std::string prev_dir_;
   std::optional<SeizedTree> tree_;
+  std::optional<TaskWindows> windows_;  // ends before the tree is released
   std::vector<ProcessImages> procs_;
   img::Shared shared_;
   Tracker tracker_ = Tracker::Fresh(TrackingMethod::kNone);

@@ -13,6 +13,7 @@
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
+#include "kernel/vma_list.h"
 
 namespace crl {
 namespace {
@@ -215,6 +216,21 @@ SeizedTree::~SeizedTree() {
   if (root_ < 0) return;  // moved from
   Status s = Release();
   if (!s.ok()) LOG_ERROR("letting the tree go: %s", s.error().message.c_str());
+}
+
+Result<std::unique_ptr<RemoteSyscalls>> SeizedTree::Window(pid_t pid) const {
+  for (const SeizedProcess& p : procs_) {
+    if (p.pid != pid || p.threads.empty()) continue;
+    for (const VmaInfo& v : TRY(ListVmas(pid)))
+      if (v.path == "[vdso]") {
+        RemotePtr site = TRY(FindSyscallInsn(pid, v.start, v.end));
+        const SeizedThread& leader = p.threads[0];
+        return std::make_unique<RemoteSyscalls>(leader.tid, site, leader.live,
+                                                RemoteSyscalls::Mode::kWindow);
+      }
+    return MakeError("PID %d has no [vdso] to run remote syscalls from", pid);
+  }
+  return MakeError("PID %d is not a seized process of the tree", pid);
 }
 
 }  // namespace crl

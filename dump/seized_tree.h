@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "base/result.h"
 #include "kernel/ptrace_task.h"
+#include "kernel/remote_syscalls.h"
 
 namespace crl {
 
@@ -58,6 +60,9 @@ class SeizedTree {
   // Parents before children.
   const std::vector<SeizedProcess>& processes() const { return procs_; }
   const std::vector<ZombieTask>& zombies() const { return zombies_; }
+  // A remote-syscall window in the leader of process PID of the tree (run
+  // from its vDSO's syscall instruction).
+  Result<std::unique_ptr<RemoteSyscalls>> Window(pid_t pid) const;
 
   // At release, kill the tree instead of resuming it (dump without --leave-running).
   void KillOnRelease() { kill_ = true; }

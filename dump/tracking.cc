@@ -118,19 +118,19 @@ Result<Tracker> Tracker::Resume(const std::string& prev_dir) {
         t.holder_pid(), prev_dir.c_str());
     return tr;
   }
-  ScopedFd holder(syscall(__NR_pidfd_open, t.holder_pid(), 0));
-  if (!holder.valid()) return tr;
   tr.holder_ = t.holder_pid();
   for (const img::TrackedTask& task : t.tasks()) {
-    int fd = syscall(__NR_pidfd_getfd, holder.get(), task.holder_fd(), 0);
-    char link[64] = {};
-    if (fd >= 0 && readlink(Format("/proc/self/fd/%d", fd).c_str(), link, sizeof link - 1) > 0 &&
-        std::string(link) == "anon_inode:[userfaultfd]") {
-      tr.uffds_[task.pid()] = ScopedFd(fd);
+    // (Without pidfd_getfd the holder, not a task of the tree, cannot pass
+    // them back: each pass then copies everything, and says so here.)
+    Result<ScopedFd> fd = TakeFd(t.holder_pid(), task.holder_fd());
+    auto link = fd.ok() ? ProcTask(getpid()).Link(Format("fd/%d", fd->get()))
+                        : Result<std::string>(fd.error());
+    if (link.ok() && *link == "anon_inode:[userfaultfd]") {
+      tr.uffds_[task.pid()] = std::move(*fd);
       tr.holder_fds_[task.pid()] = task.holder_fd();
     } else {
-      if (fd >= 0) close(fd);
-      LOG_WARN("tracking of PID %d was lost: its pages all count as written", task.pid());
+      LOG_WARN("tracking of PID %d was lost (%s): its pages all count as written", task.pid(),
+               link.ok() ? link->c_str() : link.error().message.c_str());
     }
   }
   return tr;
@@ -151,7 +151,7 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
     RemoteSyscalls rs(p.threads[0].tid, site, p.threads[0].live, RemoteSyscalls::Mode::kWindow);
     // Created by the task itself: a userfaultfd belongs to its creator's mm.
     int64_t remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-    uffds_[pid] = TRY(TakeMadeFd(rs, pid, remote_fd, "userfaultfd"));
+    uffds_[pid] = TRY(TakeMadeFd(rs, TRY(rs.Scratch()), pid, remote_fd, "userfaultfd"));
   }
   int uffd = uffds_[pid].get();
   uffdio_api api{};

@@ -136,9 +136,9 @@ const FeatureRow kFeatures[] = {
        return f.procmap_query ? "PROCMAP_QUERY" : "parse /proc/PID/maps";
      }},
     {&KernelFeatures::pidfd_getfd, [] { return ProbeEbadfNotEnosys(__NR_pidfd_getfd, -1, 0, 0); },
-     "", "take a task's fd", "pidfd_getfd",
+     "pidfd-getfd", "take a task's fd", "pidfd_getfd",
      [](const KernelFeatures& f) {
-       return f.pidfd_getfd ? "pidfd_getfd" : "none: dump and restore of fds unavailable";
+       return f.pidfd_getfd ? "pidfd_getfd" : "SCM_RIGHTS through the task";
      }},
     // clone3(NULL, 0) is EINVAL where clone3 exists; set_tid came with it in
     // 5.5 together with the size check that makes that EINVAL.

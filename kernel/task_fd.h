@@ -1,13 +1,18 @@
 // Taking a task's fds into criu-lite, and giving criu-lite's to a task: the
-// one place that does either (pidfd_getfd, Linux 5.6; `criu-lite check`
-// says when it is missing). Restore hands page files, memfds and every
-// file a task had as fds this way, never as paths of criu-lite's: a task in
-// other namespaces could not open those.
+// one place that does either. With pidfd_getfd (Linux 5.6) criu-lite or the
+// task takes the fd directly; without it (or with
+// --disable-kernel-feature pidfd-getfd) the task passes it over a unix
+// datagram socket with SCM_RIGHTS, in a remote-syscall window, the socket
+// of criu-lite's made in the task's network namespace. Restore hands page
+// files, memfds and every file a task had as fds this way, never as paths
+// of criu-lite's: a task in other namespaces could not open those.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "base/result.h"
@@ -16,28 +21,47 @@
 
 namespace crl {
 
+// Scratch memory in the task the SCM_RIGHTS path needs for one message.
+constexpr size_t kScmScratchBytes = 256;
+
 // A copy of task PID's fd FD in criu-lite: the same open file description.
+// Without pidfd_getfd, through a window the current TaskWindows opens.
 Result<ScopedFd> TakeFd(pid_t pid, int fd);
 
 // Takes REMOTE, an fd the task behind RS just made in a remote syscall
 // (WHAT, for messages), and closes it in the task, whatever happens: the
-// task is left with the fds it had.
-Result<ScopedFd> TakeMadeFd(RemoteSyscalls& rs, pid_t pid, int64_t remote, const char* what);
+// task is left with the fds it had. SCRATCH: kScmScratchBytes in the task.
+Result<ScopedFd> TakeMadeFd(RemoteSyscalls& rs, RemotePtr scratch, pid_t pid, int64_t remote,
+                            const char* what);
 
-// Gives a task criu-lite's fds: the task holds a pidfd of criu-lite (at or
-// above ABOVE, out of the way of the fds it will have) and takes each fd
-// from it with pidfd_getfd.
+// Where TakeFd opens a remote-syscall window in a task (the dump sets it
+// while it holds the tree seized): for its lifetime.
+class TaskWindows {
+ public:
+  using Opener = std::function<Result<std::unique_ptr<RemoteSyscalls>>(pid_t pid)>;
+  explicit TaskWindows(Opener open);
+  ~TaskWindows();
+  TaskWindows(const TaskWindows&) = delete;
+  TaskWindows& operator=(const TaskWindows&) = delete;
+};
+
+// Gives a task criu-lite's fds. With pidfd_getfd the task holds a pidfd of
+// criu-lite (at or above ABOVE, out of the way of the fds it will have) and
+// takes each fd from it; without, each comes over SCM_RIGHTS.
 class FdGiver {
  public:
-  static Result<FdGiver> Open(RemoteSyscalls& rs, int above = 0);
+  // SCRATCH: kScmScratchBytes in the task, for as long as the giver lives.
+  static Result<FdGiver> Open(RemoteSyscalls& rs, RemotePtr scratch, int above = 0);
   // LOCAL, criu-lite's fd, as a new close-on-exec fd in the task (WHAT
   // names it in messages).
   Result<RemoteFd> Give(int local, const std::string& what);
 
  private:
-  FdGiver(RemoteSyscalls& rs, RemoteFd pidfd) : rs_(&rs), pidfd_(std::move(pidfd)) {}
+  FdGiver(RemoteSyscalls& rs, RemotePtr scratch, RemoteFd pidfd)
+      : rs_(&rs), scratch_(scratch), pidfd_(std::move(pidfd)) {}
   RemoteSyscalls* rs_;
-  RemoteFd pidfd_;
+  RemotePtr scratch_;
+  RemoteFd pidfd_;  // invalid: SCM_RIGHTS
 };
 
 }  // namespace crl

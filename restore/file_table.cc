@@ -104,7 +104,9 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   int max_fd = 0;
   for (const img::Fd& f : fds.fds()) max_fd = std::max(max_fd, f.fd());
   // Criu-lite's pidfd in the task goes above every fd the task will have.
-  FdGiver giver = TRY(FdGiver::Open(rs, max_fd + 1));
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(rs, scm, max_fd + 1));
   for (const img::Fd& f : fds.fds()) {
     int local = table.LocalFd(f.file_id());
     if (local < 0) return MakeError("fd %d: no description %u", f.fd(), f.file_id());

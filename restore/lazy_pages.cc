@@ -36,7 +36,9 @@ Result<ScopedFd> RegisterLazyRanges(Puppet& p,
   RemoteSyscalls& rs = p.rs();
   // A userfaultfd belongs to the mm of the task that creates it.
   int64_t remote = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-  ScopedFd uffd = TRY(TakeMadeFd(rs, p.pid(), remote, "userfaultfd"));
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  ScopedFd uffd = TRY(TakeMadeFd(rs, scm, p.pid(), remote, "userfaultfd"));
   uffdio_api api{};
   api.api = UFFD_API;
   api.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |

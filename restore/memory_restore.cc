@@ -186,6 +186,8 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
                const std::function<Result<int>(uint64_t)>& memfd) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
+  RemoteScratch::Frame scm_frame(scratch);
+  RemotePtr scm = TRY(scratch.Reserve(kScmScratchBytes));
   std::optional<FdGiver> giver;
   std::map<std::string, RemoteFd> open_files;  // file+mode -> fd in the puppet
   // A file the task opens itself; a memfd, criu-lite's (FileTable), is
@@ -206,7 +208,7 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
         if (!ro.valid()) return ErrnoError("reopening memfd %s read-only", v.path().c_str());
         local = ro.get();
       }
-      if (!giver) giver.emplace(TRY(FdGiver::Open(rs)));
+      if (!giver) giver.emplace(TRY(FdGiver::Open(rs, scm)));
       fd = TRY(giver->Give(local, "memfd " + v.path()));
     }
     return open_files.emplace(key, std::move(fd)).first->second.get();
@@ -285,7 +287,9 @@ void ConsumeIovecs(std::vector<iovec>* iov, int64_t n) {
 // preadv per batch of runs that lie back to back in the file. No copy passes
 // through criu-lite.
 Status PlaceByTaskRead(Puppet& p, PageReader& pages, const img::Pagemap& pm) {
-  FdGiver giver = TRY(FdGiver::Open(p.rs()));
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
   RemoteFd fd = TRY(giver.Give(pages.fd(), pages.path()));
   return PlaceByTaskReadFrom(p, pages, pm, fd.get());
 }
@@ -361,9 +365,10 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
   RemoteScratch& scratch = p.scratch();
   constexpr uint64_t kMaxGap = 64 << 10;
   std::map<size_t, RemoteFd> fds;
-  std::optional<FdGiver> giver;
   {
     RemoteScratch::Frame frame(scratch);
+    RemotePtr scm = TRY(scratch.Reserve(kScmScratchBytes));
+    std::optional<FdGiver> giver;
     RemotePtr trash = TRY(scratch.Reserve(kMaxGap));
     std::vector<iovec> iov;
     size_t src = 0;
@@ -371,7 +376,7 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
     auto flush = [&]() -> Status {
       if (iov.empty()) return Ok{};
       if (!fds.count(src)) {
-        if (!giver) giver.emplace(TRY(FdGiver::Open(rs)));
+        if (!giver) giver.emplace(TRY(FdGiver::Open(rs, scm)));
         const PageReader& source = *chain.sources[src];
         fds.emplace(src, TRY(giver->Give(source.fd(), source.path())));
       }

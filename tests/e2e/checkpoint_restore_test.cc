@@ -158,6 +158,22 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"ns_last_pid_fallback", {}, {"--disable-kernel-feature", "clone3"}}),
     [](const auto& info) { return info.param.name; });
 
+// A kernel before 5.6 has no pidfd_getfd: every fd dump takes from a task,
+// and every fd restore gives one (its files, page files, memfds, the
+// userfaultfd of a lazy restore), passes through the task over SCM_RIGHTS
+// instead, in a remote-syscall window.
+class WithoutPidfdGetfd : public ::testing::TestWithParam<const char*> {};
+TEST_P(WithoutPidfdGetfd, FdsPassThroughTheTask) {
+  const std::vector<std::string> off = {"--disable-kernel-feature", "pidfd-getfd"};
+  std::vector<std::string> lazy = off;
+  lazy.push_back("--pages=lazy");
+  bool lazily = std::string(GetParam()) == "memory";
+  DumpRestoreCheck(GetParam(), {}, Variant{"scm_rights", off, lazily ? lazy : off});
+}
+INSTANTIATE_TEST_SUITE_P(Scenarios, WithoutPidfdGetfd,
+                         ::testing::Values("files", "sockets", "pipeline", "memfd", "timerfd",
+                                           "tree", "memory"));
+
 TEST(CheckpointRestore, AbsoluteSleepDoesNotWakeEarly) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "nanosleep", {"--secs", "2"});

@@ -72,6 +72,15 @@ TEST(PreCopy, FivePassesNeverRestoreAStalePage) {
   Iterate({"--big-mib", "32", "--rate", "32"}, 5);
 }
 
+// Without pidfd_getfd the tracking's userfaultfd comes out of the task over
+// SCM_RIGHTS; the holder cannot pass it back to the next pass, which then
+// copies everything (and says so): slower, never stale.
+TEST(PreCopy, WithoutPidfdGetfdEachPassCopiesWhatItMust) {
+  if (!KernelTracks())
+    GTEST_SKIP() << "SKIPPED: this kernel has neither uffd-wp async nor soft-dirty";
+  Iterate({"--big-mib", "16", "--rate", "16"}, 2, {"--disable-kernel-feature", "pidfd-getfd"});
+}
+
 TEST(PreCopy, TreeOfThreeMultithreadedProcessesThreePasses) {
   if (!KernelTracks())
     GTEST_SKIP() << "SKIPPED: this kernel has neither uffd-wp async nor soft-dirty";
