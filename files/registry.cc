@@ -10,6 +10,7 @@ const FdKind& PipeKind();        // files/pipe.cc
 const FdKind& UnixSocketKind();  // files/unix_socket.cc
 const FdKind& EventfdKind();     // files/eventfd.cc
 const FdKind& TimerfdKind();     // files/timerfd.cc
+const FdKind& SignalfdKind();    // files/signalfd.cc
 const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();       // files/memfd.cc
 const FdKind& RegularKind();     // files/path_files.cc
@@ -19,8 +20,9 @@ const FdKind& FifoKind();        // files/pipe.cc
 
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
-      &PipeKind(),  &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(), &InheritedKind(),
-      &MemfdKind(), &RegularKind(),    &DirectoryKind(), &ChardevKind(), &FifoKind(),
+      &PipeKind(),      &UnixSocketKind(), &EventfdKind(), &TimerfdKind(),
+      &SignalfdKind(),  &InheritedKind(),  &MemfdKind(),   &RegularKind(),
+      &DirectoryKind(), &ChardevKind(),    &FifoKind(),
   };
   return kinds;
 }

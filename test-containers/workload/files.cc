@@ -247,6 +247,65 @@ int Timerfd() {
   Report();
 }
 
+// ---- signalfd ------------------------------------------------------------------
+// A non-blocking signalfd for SIGUSR2 and SIGRTMIN+1 (both blocked) with
+// SIGUSR2 and a queued SIGRTMIN+1 carrying a value waiting for it, and a
+// blocking one for SIGHUP with nothing waiting. After restore the first
+// reads both signals (the value too) and no more, each shows the mask it
+// had, and the second reads a SIGHUP sent now.
+std::string FdinfoField(int fd, const char* key) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t at = all.find(key);
+  return at == std::string::npos ? "" : all.substr(at, all.find('\n', at) - at);
+}
+
+signalfd_siginfo ReadSignal(int fd) {
+  signalfd_siginfo si{};
+  if (read(fd, &si, sizeof si) != sizeof si) si.ssi_signo = 0;
+  return si;
+}
+
+int Signalfd() {
+  sigset_t two, hup, all;
+  sigemptyset(&two);
+  sigaddset(&two, SIGUSR2);
+  sigaddset(&two, SIGRTMIN + 1);
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  all = two;
+  sigaddset(&all, SIGHUP);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+  int fd = signalfd(-1, &two, SFD_NONBLOCK);
+  int quiet = signalfd(-1, &hup, 0);
+  if (fd < 0 || quiet < 0) return 2;
+  kill(getpid(), SIGUSR2);
+  sigval v{};
+  v.sival_int = 42;
+  if (sigqueue(getpid(), SIGRTMIN + 1, v) < 0) return 2;
+  std::string mask = FdinfoField(fd, "sigmask:"), quiet_mask = FdinfoField(quiet, "sigmask:");
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(FdinfoField(fd, "sigmask:") == mask, "signalfd mask %s, was %s",
+         FdinfoField(fd, "sigmask:").c_str(), mask.c_str());
+  EXPECT(FdinfoField(quiet, "sigmask:") == quiet_mask, "the SIGHUP signalfd's mask changed");
+  EXPECT(fcntl(fd, F_GETFL) & O_NONBLOCK, "the signalfd lost O_NONBLOCK");
+  // Read lowest signal number first.
+  signalfd_siginfo a = ReadSignal(fd), b = ReadSignal(fd);
+  EXPECT(a.ssi_signo == SIGUSR2, "the signalfd read signal %u, want SIGUSR2", a.ssi_signo);
+  EXPECT(b.ssi_signo == static_cast<uint32_t>(SIGRTMIN + 1) && b.ssi_int == 42,
+         "the signalfd read signal %u with value %d, want SIGRTMIN+1 with 42", b.ssi_signo,
+         b.ssi_int);
+  errno = 0;
+  EXPECT(ReadSignal(fd).ssi_signo == 0 && errno == EAGAIN, "more signals than were waiting");
+  kill(getpid(), SIGHUP);
+  pollfd p{quiet, POLLIN, 0};
+  EXPECT(poll(&p, 1, 1000) == 1 && ReadSignal(quiet).ssi_signo == SIGHUP,
+         "the SIGHUP signalfd does not read a SIGHUP sent after restore");
+  Report();
+}
+
 // ---- memfd ---------------------------------------------------------------------
 // A memfd shared by a parent and a child that mapped it after the fork (so
 // not inherited), an open fd on it at an offset, and a private mapping of it

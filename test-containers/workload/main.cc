@@ -30,6 +30,7 @@
 //   pipeline  producer | relay | consumer through pipes with data in flight
 //   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
 //   timerfd   timerfds ticking, due later, expired unread, absolute
+//   signalfd  signalfds with signals (and a queued value) waiting, and empty
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -111,6 +112,7 @@ const Scenario kScenarios[] = {
     {"memfd", [](const Args&) { return Memfd(); }},
     {"sockets", [](const Args&) { return Sockets(); }},
     {"timerfd", [](const Args&) { return Timerfd(); }},
+    {"signalfd", [](const Args&) { return Signalfd(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},
     {"identity", [](const Args&) { return Identity(); }},

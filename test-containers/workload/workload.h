@@ -26,6 +26,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -95,6 +96,7 @@ int Files();
 int Pipeline();
 int Sockets();
 int Timerfd();
+int Signalfd();
 int Memfd();
 int Signals();
 int Altstack();

@@ -47,6 +47,9 @@ TEST(Tree, SocketPairsEventfdAndSharedOffsets) { DumpRestoreCheck("sockets"); }
 // their clocks, intervals, time left and pending expirations.
 TEST(Tree, TimerfdsKeepTheirTimesAndPendingExpirations) { DumpRestoreCheck("timerfd"); }
 TEST(Tree, MemfdMappedByParentAndChildIsOneObject) { DumpRestoreCheck("memfd"); }
+// Signalfds read the signals that were waiting for them (a queued value
+// too), keep their masks, and read new ones.
+TEST(Tree, SignalfdsKeepTheirMasksAndTheSignalsWaiting) { DumpRestoreCheck("signalfd"); }
 
 // A dump that leaves the tree running must not consume what is in flight.
 TEST(Tree, LeaveRunningConsumesNothingInFlight) {
