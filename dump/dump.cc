@@ -8,6 +8,7 @@
 #include <ctime>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "base/clock.h"
@@ -159,7 +160,11 @@ class DumpRun {
     if (!opts_.pre_dump) {
       std::vector<ProcessFds> pf;
       for (ProcessImages& p : procs_) pf.push_back({p.pid, &p.fds});
-      TRY(ResolveTreeFds(pf, opts_.shell_job, &shared_));
+      std::set<pid_t> tasks;  // what a pidfd of the tree may name
+      for (const SeizedProcess& p : tree_->processes())
+        for (const SeizedThread& t : p.threads) tasks.insert(t.tid);
+      for (const ZombieTask& z : tree_->zombies()) tasks.insert(z.pid);
+      TRY(ResolveTreeFds(pf, std::move(tasks), opts_.shell_job, &shared_));
       for (ProcessImages& p : procs_)
         for (const img::Vma& v : p.mm.vmas())
           if (v.memfd_ino())

@@ -95,10 +95,11 @@ Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
   return Ok{};
 }
 
-Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img::Shared* shared) {
+Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks, bool shell_job,
+                      img::Shared* shared) {
   // Each kind settles its fds over the whole tree (its other ends inside or
   // not) and saves what is in flight in them.
-  TreeFds tree(shell_job, shared);
+  TreeFds tree(shell_job, shared, std::move(tasks));
   std::map<img::Fd::KindCase, std::vector<FdRef>> by_arm;
   for (const auto& [pid, fds] : procs)
     for (img::Fd& f : *fds->mutable_fds()) by_arm[f.kind_case()].push_back({pid, &f});

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <set>
 #include <vector>
 
 #include "base/result.h"
@@ -25,7 +26,9 @@ struct ProcessFds {
 // tree is carried; one whose other end is outside is restore's stdio with
 // --shell-job, an error otherwise...) and captures data in flight without
 // consuming it; then fds that share one open file description are found
-// (kcmp), and each description's signal owner recorded.
-Status ResolveTreeFds(const std::vector<ProcessFds>& procs, bool shell_job, img::Shared* shared);
+// (kcmp), and each description's signal owner recorded. TASKS: every thread
+// and zombie of the tree.
+Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks, bool shell_job,
+                      img::Shared* shared);
 
 }  // namespace crl

@@ -45,8 +45,11 @@ struct FdRef {
 // The tree-wide pass's view, given to each kind's Resolve.
 class TreeFds {
  public:
-  TreeFds(bool shell_job, img::Shared* shared) : shell_job_(shell_job), shared_(shared) {}
+  TreeFds(bool shell_job, img::Shared* shared, std::set<pid_t> tasks)
+      : shell_job_(shell_job), shared_(shared), tasks_(std::move(tasks)) {}
   img::Shared* shared() { return shared_; }
+  // Whether TID is a thread of the tree.
+  bool HasTask(pid_t tid) const { return tasks_.count(tid) != 0; }
   // An fd whose object is outside the tree (a terminal, a pipe's other
   // end): with --shell-job, stdin/out/err become restore's own (the
   // `inherited` arm); otherwise refused, saying WHAT it is.
@@ -59,9 +62,12 @@ class TreeFds {
   bool shell_job_;
   img::Shared* shared_;
   std::set<std::pair<std::string, uint64_t>> done_;
+  std::set<pid_t> tasks_;
 };
 
 class FdKind;
+class RemoteSyscalls;
+class RemoteScratch;
 
 // Restore's open file descriptions in the making, given to each kind's Open.
 class OpenFiles {
@@ -102,11 +108,20 @@ class FdKind {
   // this kind (MINE) and saves what is in flight in them.
   virtual Status Resolve(const std::vector<FdRef>& mine, TreeFds& tree) const;
 
+  // Restore: true for a kind opened only once every task of the tree exists
+  // (a pidfd names a task), and given to the tasks then.
+  virtual bool AfterTree() const { return false; }
   // Restore, before any task exists: what cannot be opened here is refused.
   virtual Status Check(const img::Fd& f, bool shell_job) const;
   // Restore: a new open file description in criu-lite for F (restore sets
   // its flags and hands it to the tasks).
   virtual Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const = 0;
+  // Restore, once the tree exists and the first task given F's description
+  // has all its fds (TASK_FDS; RS and SCRATCH run syscalls in it): what only that task can
+  // do, once per description. An epoll's registrations name fd numbers of
+  // the task that made them.
+  virtual Status Settle(const img::Fd& f, const img::Fds& task_fds, RemoteSyscalls& rs,
+                        RemoteScratch& scratch) const;
 };
 
 // Every kind, in the order dump asks them.

@@ -11,6 +11,8 @@ const FdKind& UnixSocketKind();  // files/unix_socket.cc
 const FdKind& EventfdKind();     // files/eventfd.cc
 const FdKind& TimerfdKind();     // files/timerfd.cc
 const FdKind& SignalfdKind();    // files/signalfd.cc
+const FdKind& EpollKind();       // files/epoll.cc
+const FdKind& PidfdKind();       // files/pidfd.cc
 const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();       // files/memfd.cc
 const FdKind& RegularKind();     // files/path_files.cc
@@ -20,9 +22,9 @@ const FdKind& FifoKind();        // files/pipe.cc
 
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
-      &PipeKind(),      &UnixSocketKind(), &EventfdKind(), &TimerfdKind(),
-      &SignalfdKind(),  &InheritedKind(),  &MemfdKind(),   &RegularKind(),
-      &DirectoryKind(), &ChardevKind(),    &FifoKind(),
+      &PipeKind(),     &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(),
+      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InheritedKind(), &MemfdKind(),
+      &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),
   };
   return kinds;
 }
@@ -35,6 +37,9 @@ Result<const FdKind*> KindOf(const img::Fd& f) {
 
 Status FdKind::Resolve(const std::vector<FdRef>&, TreeFds&) const { return Ok{}; }
 Status FdKind::Check(const img::Fd&, bool) const { return Ok{}; }
+Status FdKind::Settle(const img::Fd&, const img::Fds&, RemoteSyscalls&, RemoteScratch&) const {
+  return Ok{};
+}
 
 Status TreeFds::External(FdRef ref, const char* what) const {
   img::Fd& f = *ref.fd;

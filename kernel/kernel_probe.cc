@@ -1,7 +1,10 @@
 #include "kernel/kernel_probe.h"
 
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/prctl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -76,6 +79,17 @@ bool ProbeEbadfNotEnosys(long nr, long a1, long a2, long a3, long a4 = 0, long a
   return !(r < 0 && errno == ENOSYS);
 }
 
+// An eventfd registered in an epoll is found by kcmp KCMP_EPOLL_TFD (4.13,
+// CONFIG_KCMP).
+bool ProbeKcmpEpollTfd() {
+  ScopedFd ep(epoll_create1(EPOLL_CLOEXEC)), ev(eventfd(0, EFD_CLOEXEC));
+  epoll_event e{};
+  if (!ep.valid() || !ev.valid() || epoll_ctl(ep.get(), EPOLL_CTL_ADD, ev.get(), &e) < 0)
+    return false;
+  kcmp_epoll_slot slot{static_cast<uint32_t>(ep.get()), static_cast<uint32_t>(ev.get()), 0};
+  return syscall(SYS_kcmp, getpid(), getpid(), KCMP_EPOLL_TFD, ev.get(), &slot) == 0;
+}
+
 bool ProbeSetMmMap() {
   unsigned int size = 0;
   return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
@@ -145,6 +159,11 @@ const FeatureRow kFeatures[] = {
     {&KernelFeatures::clone3_set_tid, [] { return ProbeEbadfNotEnosys(__NR_clone3, 0, 0, 0); },
      "clone3", "task with a given PID", "clone3 set_tid",
      [](const KernelFeatures& f) { return f.clone3_set_tid ? "clone3(set_tid)" : "ns_last_pid"; }},
+    {&KernelFeatures::kcmp_epoll_tfd, ProbeKcmpEpollTfd, "", "epoll targets", "KCMP_EPOLL_TFD",
+     [](const KernelFeatures& f) {
+       return f.kcmp_epoll_tfd ? "kcmp(KCMP_EPOLL_TFD)"
+                               : "unavailable: epolls with targets refused";
+     }},
     {&KernelFeatures::prctl_set_mm_map, ProbeSetMmMap, "", "set mm fields", "PR_SET_MM_MAP",
      [](const KernelFeatures& f) {
        return f.prctl_set_mm_map ? "PR_SET_MM_MAP" : "unavailable: restore cannot work";

@@ -16,6 +16,7 @@ struct KernelFeatures {
   bool uffd_move = false;       // UFFDIO_MOVE
   bool clone3_set_tid = false;  // clone3 with set_tid
   bool pidfd_getfd = false;
+  bool kcmp_epoll_tfd = false;  // which file an epoll registration is for
   bool process_madvise = false;
   bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
   bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)

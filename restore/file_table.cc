@@ -40,6 +40,7 @@ int FileTable::LocalFd(uint32_t file_id) const {
 }
 
 Status FileTable::Add(const img::Fd& f) {
+  if (fds_.count(f.file_id())) return Ok{};
   const FdKind* kind = TRY(KindOf(f));
   ScopedFd local = TRY(kind->Open(f, files_));
   // Restore's own stdio keeps its own flags.
@@ -69,7 +70,7 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   }
   for (const img::Fds* fds : all)
     for (const img::Fd& f : fds->fds())
-      if (!t.fds_.count(f.file_id())) TRY(t.Add(f));
+      if (!TRY(KindOf(f))->AfterTree()) TRY(t.Add(f));
   return t;
 }
 
@@ -95,12 +96,12 @@ Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Sha
   return Ok{};
 }
 
-Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
+namespace {
+
+// Each of FDS whose kind is made after the tree (AFTER_TREE) or not, from
+// TABLE, at its number.
+Status GiveFds(Puppet& p, const img::Fds& fds, const FileTable& table, bool after_tree) {
   RemoteSyscalls& rs = p.rs();
-  // Drop what it inherited (criu-lite's files, or its parent's).
-  std::vector<int> open_now = TRY(ProcTask(p.pid()).Fds());
-  for (int fd : open_now) TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
-  if (fds.fds_size() == 0) return Ok{};
   int max_fd = 0;
   for (const img::Fd& f : fds.fds()) max_fd = std::max(max_fd, f.fd());
   // Criu-lite's pidfd in the task goes above every fd the task will have.
@@ -108,6 +109,7 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
   FdGiver giver = TRY(FdGiver::Open(rs, scm, max_fd + 1));
   for (const img::Fd& f : fds.fds()) {
+    if (TRY(KindOf(f))->AfterTree() != after_tree) continue;
     int local = table.LocalFd(f.file_id());
     if (local < 0) return MakeError("fd %d: no description %u", f.fd(), f.file_id());
     RemoteFd got = TRY(giver.Give(local, Format("fd %d: %s", f.fd(), f.path().c_str())));
@@ -119,6 +121,30 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
       got.Release();  // it is the task's fd now
     }
   }
+  return Ok{};
+}
+
+}  // namespace
+
+Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
+  RemoteSyscalls& rs = p.rs();
+  // Drop what it inherited (criu-lite's files, or its parent's).
+  std::vector<int> open_now = TRY(ProcTask(p.pid()).Fds());
+  for (int fd : open_now) TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
+  return GiveFds(p, fds, table, false);
+}
+
+Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table) {
+  bool late = false;
+  for (const img::Fd& f : fds.fds())
+    if (TRY(KindOf(f))->AfterTree()) {
+      TRY(table.Add(f));
+      late = true;
+    }
+  if (late) TRY(GiveFds(p, fds, table, true));
+  for (const img::Fd& f : fds.fds())
+    if (table.FirstGiven(f.file_id()))
+      TRY(TRY(KindOf(f))->Settle(f, fds, p.rs(), p.scratch()).Context(Format("fd %d", f.fd())));
   return Ok{};
 }
 

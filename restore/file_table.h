@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "base/result.h"
@@ -29,16 +30,26 @@ class FileTable {
   // Once every task exists and has mapped its memfds: each description's
   // signal owner (a task of the tree), and the memfds' seals.
   Status Finish(const std::vector<const img::Fds*>& all, const img::Shared& shared) const;
+  // True the first time it is asked for FILE_ID: the task being given the
+  // description then settles it (its kind's Settle).
+  bool FirstGiven(uint32_t file_id) { return given_.insert(file_id).second; }
+  // Opens F's description if it is not open yet: at Create, or, for a kind
+  // made once the tree exists (AfterTree), then.
+  Status Add(const img::Fd& f);
 
  private:
   explicit FileTable(const img::Shared& shared) : files_(shared) {}
-  // Each description is opened by its kind (files/).
-  Status Add(const img::Fd& f);
   std::map<uint32_t, ScopedFd> fds_;  // by file_id
   OpenFiles files_;                   // pipes, socket pairs, memfds, kept open
+  std::set<uint32_t> given_;
 };
 
-// Closes what the puppet inherited and gives it its own fds from TABLE.
+// Closes what the puppet inherited and gives it its own fds from TABLE,
+// except those of kinds made once the tree exists.
 Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table);
+// Once the whole tree exists: gives the puppet the fds of kinds made then
+// (pidfds), and settles each description no task settled before (an
+// epoll's registrations, which may name those).
+Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table);
 
 }  // namespace crl

@@ -262,7 +262,7 @@ struct Phases {
 
 class TreeBuilder {
  public:
-  TreeBuilder(const Tree& tree, const RestoreOptions& opts, const FileTable& files)
+  TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files)
       : tree_(tree), opts_(opts), files_(files) {}
 
   Status Build(std::unique_ptr<Puppet> root) {
@@ -299,7 +299,7 @@ class TreeBuilder {
 
   const Tree& tree_;
   const RestoreOptions& opts_;
-  const FileTable& files_;
+  FileTable& files_;
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
@@ -352,6 +352,7 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
     return Ok{};
   };
+  TRY(step(FinishFds(p, t.fds, files_), "restoring files"));
   TRY(step(RestoreMmFields(p, t.mm), "restoring mm fields"));
   TRY(step(RestoreSignals(p, t.core), "restoring signals"));
   for (int i = 0; i < t.core.threads_size(); i++)

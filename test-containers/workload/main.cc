@@ -6,7 +6,7 @@
 // (sent by the test after restore) it verifies every piece of that state,
 // writes "PASS" or "FAIL: what" to DIR/result and exits 0 or 1. Each
 // scenario is one row of kScenarios below, its code in the file of its
-// group (memory, signals, files, tree, identity, refuse). Scenarios:
+// group (memory, signals, files, events, tree, identity, refuse). Scenarios:
 //   memory    heap, brk, stack, anonymous and file mappings, PROT_NONE data
 //             and guard regions (--big-mib N adds an N MiB region; --sparse
 //             adds a 64 GiB reservation with 100 touched pages)
@@ -31,6 +31,10 @@
 //   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
 //   timerfd   timerfds ticking, due later, expired unread, absolute
 //   signalfd  signalfds with signals (and a queued value) waiting, and empty
+//   epoll     an epoll watching pipes, eventfds, a socket and an epoll, level-
+//             and edge-triggered, a fired ONESHOT, a closed and a reused number
+//   pidfd     pidfds for a live child (in an epoll), a zombie, a reaped child,
+//             itself and a thread
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -42,7 +46,7 @@
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
-//             shared-twice|shared-split|droppable:
+//             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -113,6 +117,8 @@ const Scenario kScenarios[] = {
     {"sockets", [](const Args&) { return Sockets(); }},
     {"timerfd", [](const Args&) { return Timerfd(); }},
     {"signalfd", [](const Args&) { return Signalfd(); }},
+    {"epoll", [](const Args&) { return Epoll(); }},
+    {"pidfd", [](const Args&) { return Pidfd(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},
     {"identity", [](const Args&) { return Identity(); }},

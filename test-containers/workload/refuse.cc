@@ -1,4 +1,6 @@
 // What criu-lite refuses to dump, one thing each (--what).
+#include <sys/epoll.h>
+
 #include "test-containers/workload/workload.h"
 
 namespace wl {
@@ -147,6 +149,28 @@ int Refuse(const std::string& what) {
       EXPECT(m[3 * 4096] == 'p', "the shared page changed");
       EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
     };
+  } else if (what == "epoll-closed-target") {
+    // An eventfd registered, then closed; a child still holds its file, so
+    // the registration lives on, but no fd of this task names it.
+    int ep = epoll_create1(0), ev = eventfd(1, 0);
+    epoll_event e{};
+    e.events = EPOLLIN;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) return 2;
+    pid_t c = fork();
+    if (c == 0) {
+      for (;;) pause();
+    }
+    close(ev);
+    check = [ep, c] {
+      epoll_event got{};
+      EXPECT(epoll_wait(ep, &got, 1, 0) == 1, "the closed eventfd's registration is gone");
+      EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
+    };
+  } else if (what == "pidfd-outside") {
+    // A pidfd for the test itself, which is outside the tree.
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, getppid(), 0));
+    if (fd < 0) return 2;
+    check = [fd] { EXPECT(syscall(SYS_pidfd_send_signal, fd, 0, nullptr, 0) == 0, "pidfd"); };
   } else if (what == "droppable") {
     void* d = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS,
                    -1, 0);

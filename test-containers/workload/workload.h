@@ -78,6 +78,8 @@ std::string ReadProcStat(pid_t pid);
 std::string Format2(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string ReadFileOr(const std::string& name);
 uint64_t Mix(uint64_t x);
+// The line of /proc/self/fdinfo/FD that starts with KEY, or "".
+std::string FdinfoField(int fd, const char* key);
 void Fill(void* p, size_t len, uint64_t seed);
 bool Verify(const void* p, size_t len, uint64_t seed);
 // How many pages of [p, p+len) are resident (mincore).
@@ -97,6 +99,8 @@ int Pipeline();
 int Sockets();
 int Timerfd();
 int Signalfd();
+int Epoll();
+int Pidfd();
 int Memfd();
 int Signals();
 int Altstack();

@@ -70,7 +70,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
                       Case{"shared-twice", "map the same shared anonymous memory"},
                       Case{"shared-split", "map the same shared anonymous memory"},
-                      Case{"droppable", "MAP_DROPPABLE"}),
+                      Case{"droppable", "MAP_DROPPABLE"},
+                      Case{"epoll-closed-target", "no fd of the task holds that file"},
+                      Case{"pidfd-outside", "is a pidfd for PID"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');

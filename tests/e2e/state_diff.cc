@@ -303,7 +303,15 @@ class Recorder {
       std::string label = anonymous ? Label("obj", target + ino) : target;
       (*r)[key] = label;
       std::string kept;
+      // An epoll's registrations: listed by the kernel in the order of the
+      // targets' file addresses, each with the target's inode (which a
+      // restore renews for pipes and eventfds): sorted, without it.
+      std::multiset<std::string> targets;
       for (const auto& line : Lines(info)) {
+        if (line.rfind("tfd:", 0) == 0) {
+          targets.insert(line.substr(0, line.find(" ino:")));
+          continue;
+        }
         // Per-object ids (eventfd-id) and anonymous inodes are not state.
         if (line.find("-id:") != std::string::npos) continue;
         if (anonymous && line.rfind("ino:", 0) == 0) continue;
@@ -317,6 +325,7 @@ class Recorder {
         }
         kept += line + "|";
       }
+      for (const std::string& t : targets) kept += t + "|";
       (*r)[key + ".info"] = kept;
     }
   }

@@ -51,6 +51,15 @@ TEST(Tree, MemfdMappedByParentAndChildIsOneObject) { DumpRestoreCheck("memfd"); 
 // too), keep their masks, and read new ones.
 TEST(Tree, SignalfdsKeepTheirMasksAndTheSignalsWaiting) { DumpRestoreCheck("signalfd"); }
 
+// An epoll's registrations come back under their numbers (also one whose
+// fd was closed and one whose number went to another file), level- and
+// edge-triggered, a fired ONESHOT staying fired, a nested epoll.
+TEST(Tree, EpollsReportWhatTheyReportedBefore) { DumpRestoreCheck("epoll"); }
+
+// Pidfds name the same tasks: a live child (watched by an epoll), a
+// zombie, a reaped child, the process itself, a thread.
+TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
+
 // A dump that leaves the tree running must not consume what is in flight.
 TEST(Tree, LeaveRunningConsumesNothingInFlight) {
   for (const char* scenario : {"pipeline", "sockets"}) {

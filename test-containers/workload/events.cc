@@ -1,0 +1,228 @@
+// Event objects: epoll (and what it watches), pidfd.
+#include <sys/epoll.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "test-containers/workload/workload.h"
+
+namespace wl {
+namespace {
+
+// An epoll's registrations as fdinfo shows them, without the targets'
+// inodes (which a restore renews for pipes and eventfds), sorted (the
+// kernel lists them by file address).
+std::string Registrations(int ep) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(ep));
+  std::multiset<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("tfd:", 0) == 0) lines.insert(line.substr(0, line.find(" ino:")));
+  std::string all;
+  for (const std::string& l : lines) all += l + "\n";
+  return all;
+}
+
+// What one epoll_wait(timeout 0) reports: data -> events.
+std::map<uint64_t, uint32_t> Ready(int ep) {
+  epoll_event ev[16];
+  int n = epoll_wait(ep, ev, 16, 0);
+  std::map<uint64_t, uint32_t> out;
+  for (int i = 0; i < n; i++) out[ev[i].data.u64] = ev[i].events;
+  return out;
+}
+
+void Add(int ep, int fd, uint32_t events, uint64_t data) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = data;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    perror("epoll_ctl");
+    exit(2);
+  }
+}
+
+}  // namespace
+
+// ---- epoll ---------------------------------------------------------------------
+// One epoll with:
+//   1 a pipe with data, level-triggered (EPOLLIN)
+//   2 an eventfd edge-triggered whose edge was not collected yet
+//   3 an eventfd edge-triggered whose edge was collected, count unread
+//   4 a pipe's write end EPOLLONESHOT that already fired
+//   5 a socket with a message, level-triggered, registered under fd 200,
+//     which was then closed (its file lives on as another fd)
+//   6 a second pipe registered under a number that was closed and given to
+//     pipe 1's read end, which is registered too (two registrations under
+//     one number)
+//   7 a nested epoll (watching a ready eventfd)
+//   8 an empty pipe, level-triggered, EPOLLEXCLUSIVE: never ready
+// After restore its registrations read as before and one epoll_wait
+// reports exactly 1, 2, 3 (the edge again: see files/epoll.cc), 5, 6, 7;
+// the next reports the level-triggered ones only; 4 fires again once
+// re-armed; writing to 8 makes it ready.
+int Epoll() {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  int p1[2], p4[2], p6[2], p8[2], sv[2];
+  if (ep < 0 || pipe(p1) < 0 || pipe(p4) < 0 || pipe(p6) < 0 || pipe(p8) < 0 ||
+      socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+    return 2;
+  int e2 = eventfd(1, EFD_NONBLOCK), e3 = eventfd(1, EFD_NONBLOCK);
+  if (write(p1[1], "x", 1) != 1 || write(sv[1], "m", 1) != 1) return 2;
+  Add(ep, p1[0], EPOLLIN, 1);
+  Add(ep, e2, EPOLLIN | EPOLLET, 2);
+  Add(ep, e3, EPOLLIN | EPOLLET, 3);
+  Add(ep, p4[1], EPOLLOUT | EPOLLONESHOT, 4);
+  Ready(ep);  // collects 1, 2 and 3, and fires 4
+  uint64_t one = 1;
+  if (write(e2, &one, 8) != 8) return 2;  // a new edge on 2, not collected
+  if (dup2(sv[0], 200) < 0) return 2;
+  Add(ep, 200, EPOLLIN, 5);
+  close(200);
+  // Pipe 6 registered under p6's number; then that number is given to a
+  // dup of pipe 1's read end, registered too.
+  int six = p6[0];
+  if (write(p6[1], "y", 1) != 1) return 2;
+  int six_kept = dup(six);
+  Add(ep, six, EPOLLIN, 6);
+  if (dup2(p1[0], six) < 0) return 2;
+  Add(ep, six, EPOLLIN, 61);
+  int inner = epoll_create1(0), e7 = eventfd(1, 0);
+  Add(inner, e7, EPOLLIN, 70);
+  Add(ep, inner, EPOLLIN, 7);
+  Add(ep, p8[0], EPOLLIN | EPOLLEXCLUSIVE, 8);
+  std::string before = Registrations(ep);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  std::string after = Registrations(ep);
+  EXPECT(after == before, "registrations were\n%safter restore\n%s", before.c_str(), after.c_str());
+  std::map<uint64_t, uint32_t> first = Ready(ep), second = Ready(ep);
+  std::map<uint64_t, uint32_t> want_first = {{1, EPOLLIN}, {2, EPOLLIN}, {3, EPOLLIN},
+                                             {5, EPOLLIN}, {6, EPOLLIN}, {61, EPOLLIN},
+                                             {7, EPOLLIN}};
+  std::map<uint64_t, uint32_t> want_second = {
+      {1, EPOLLIN}, {5, EPOLLIN}, {6, EPOLLIN}, {61, EPOLLIN}, {7, EPOLLIN}};
+  auto show = [](const std::map<uint64_t, uint32_t>& m) {
+    std::string s;
+    for (auto [d, e] : m) s += Format2(" %lu:%x", d, e);
+    return s;
+  };
+  EXPECT(first == want_first, "the first epoll_wait reported%s, want%s", show(first).c_str(),
+         show(want_first).c_str());
+  EXPECT(second == want_second, "the second epoll_wait reported%s, want%s", show(second).c_str(),
+         show(want_second).c_str());
+  epoll_event rearm{};
+  rearm.events = EPOLLOUT | EPOLLONESHOT;
+  rearm.data.u64 = 4;
+  EXPECT(epoll_ctl(ep, EPOLL_CTL_MOD, p4[1], &rearm) == 0, "re-arming 4: %s", strerror(errno));
+  EXPECT(Ready(ep).count(4), "the re-armed ONESHOT does not fire");
+  EXPECT(write(p8[1], "z", 1) == 1 && Ready(ep).count(8), "the empty pipe does not become ready");
+  // The closed number's registration is still the socket's: its data comes
+  // and goes with the socket's.
+  char c;
+  EXPECT(read(sv[0], &c, 1) == 1 && c == 'm' && !Ready(ep).count(5),
+         "the socket registered under a closed number does not follow the socket");
+  EXPECT(read(six_kept, &c, 1) == 1 && c == 'y' && !Ready(ep).count(6),
+         "pipe 6 registered under a reused number does not follow pipe 6");
+  Report();
+}
+
+}  // namespace wl
+
+// ---- pidfd ---------------------------------------------------------------------
+namespace wl {
+namespace {
+
+int PidfdOpen(pid_t pid, unsigned flags) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, flags));
+}
+int PidfdSignal(int fd, int sig) {
+  return static_cast<int>(syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0));
+}
+bool Readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+}  // namespace
+
+// Pidfds for: a live child (non-blocking, and watched by an epoll), a
+// zombie child that exited with 7, a child that was reaped, the process
+// itself, and one of its threads (PIDFD_THREAD, 6.9+). After restore each
+// names the same task: the live child dies of SIGTERM sent through its
+// pidfd, which the epoll reports, and waitid through it sees that; the
+// zombie's reads its exit code; the reaped one is readable and signals no
+// one; the own one and the thread's signal their task.
+int Pidfd() {
+  pid_t live = fork();
+  if (live == 0) {
+    for (;;) pause();
+  }
+  pid_t zombie = fork();
+  if (zombie == 0) _exit(7);
+  pid_t reaped = fork();
+  if (reaped == 0) _exit(0);
+  int live_fd = PidfdOpen(live, O_NONBLOCK /* PIDFD_NONBLOCK */), zombie_fd = PidfdOpen(zombie, 0),
+      reaped_fd = PidfdOpen(reaped, 0), self_fd = PidfdOpen(getpid(), 0);
+  if (live_fd < 0 || zombie_fd < 0 || reaped_fd < 0 || self_fd < 0) return 2;
+  waitpid(reaped, nullptr, 0);
+  siginfo_t si{};
+  waitid(P_PID, zombie, &si, WEXITED | WNOWAIT);  // exited, not reaped
+  static std::atomic<pid_t> thread_tid{0};
+  pthread_t th;
+  pthread_create(
+      &th, nullptr,
+      [](void*) -> void* {
+        thread_tid = gettid();
+        for (;;) pause();
+      },
+      nullptr);
+  while (!thread_tid) usleep(1000);
+  int thread_fd = PidfdOpen(thread_tid, O_EXCL /* PIDFD_THREAD */);  // -1 before 6.9
+  int ep = epoll_create1(0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 42;
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, live_fd, &ev) < 0) return 2;
+  signal(SIGUSR2, [](int) {});
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(FdinfoField(live_fd, "Pid:") == Format2("Pid:\t%d", live), "the live child's pidfd: %s",
+         FdinfoField(live_fd, "Pid:").c_str());
+  EXPECT(fcntl(live_fd, F_GETFL) & O_NONBLOCK, "the live child's pidfd lost PIDFD_NONBLOCK");
+  EXPECT(!Readable(live_fd), "the live child's pidfd is readable before it exits");
+  EXPECT(PidfdSignal(live_fd, SIGTERM) == 0, "pidfd_send_signal to the live child: %s",
+         strerror(errno));
+  epoll_event got{};
+  EXPECT(epoll_wait(ep, &got, 1, 2000) == 1 && got.data.u64 == 42,
+         "the epoll does not report the live child's exit");
+  si = {};
+  EXPECT(waitid(static_cast<idtype_t>(3) /* P_PIDFD */, live_fd, &si, WEXITED) == 0 &&
+             si.si_pid == live && si.si_code == CLD_KILLED && si.si_status == SIGTERM,
+         "waitid through the live child's pidfd: %s", strerror(errno));
+  EXPECT(Readable(zombie_fd), "the zombie's pidfd is not readable");
+  si = {};
+  EXPECT(waitid(static_cast<idtype_t>(3), zombie_fd, &si, WEXITED) == 0 && si.si_pid == zombie &&
+             si.si_code == CLD_EXITED && si.si_status == 7,
+         "waitid through the zombie's pidfd: pid %d code %d status %d (%s)", si.si_pid, si.si_code,
+         si.si_status, strerror(errno));
+  EXPECT(FdinfoField(reaped_fd, "Pid:") == "Pid:\t-1", "the reaped child's pidfd: %s",
+         FdinfoField(reaped_fd, "Pid:").c_str());
+  EXPECT(Readable(reaped_fd), "the reaped child's pidfd is not readable");
+  EXPECT(PidfdSignal(reaped_fd, 0) < 0 && errno == ESRCH, "the reaped child's pidfd signals");
+  EXPECT(FdinfoField(self_fd, "Pid:") == Format2("Pid:\t%d", getpid()), "the own pidfd: %s",
+         FdinfoField(self_fd, "Pid:").c_str());
+  EXPECT(PidfdSignal(self_fd, 0) == 0, "the own pidfd does not signal: %s", strerror(errno));
+  if (thread_fd >= 0) {
+    EXPECT(FdinfoField(thread_fd, "Pid:") == Format2("Pid:\t%d", thread_tid.load()),
+           "the thread's pidfd: %s", FdinfoField(thread_fd, "Pid:").c_str());
+    EXPECT(fcntl(thread_fd, F_GETFL) & O_EXCL, "the thread's pidfd lost PIDFD_THREAD");
+    EXPECT(PidfdSignal(thread_fd, SIGUSR2) == 0, "the thread's pidfd does not signal: %s",
+           strerror(errno));
+  }
+  Report();
+}
+
+}  // namespace wl
