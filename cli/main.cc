@@ -99,6 +99,11 @@ class DumpCommand : public Command {
       app_->add_flag("-j,--shell-job", o_.shell_job,
                      "the process's stdin/stdout/stderr are a terminal or pipe that restore "
                      "provides");
+      app_->add_option("--ghost-limit", o_.ghost_limit,
+                       "the most data a deleted file held open may have to be saved in the "
+                       "images (bytes, or with K, M, G; default 1M, as CRIU)")
+          ->transform(CLI::AsSizeValue(false))
+          ->type_name("SIZE");
       app_->add_flag("--compress", compress_, "compress pages with zstd");
       app_->add_option("--compress-level", o_.zstd_level, "zstd level (implies --compress)")
           ->check(CLI::Range(1, 19));

@@ -164,7 +164,7 @@ class DumpRun {
       for (const SeizedProcess& p : tree_->processes())
         for (const SeizedThread& t : p.threads) tasks.insert(t.tid);
       for (const ZombieTask& z : tree_->zombies()) tasks.insert(z.pid);
-      TRY(ResolveTreeFds(pf, std::move(tasks), opts_.shell_job, &shared_));
+      TRY(ResolveTreeFds(pf, std::move(tasks), opts_.shell_job, opts_.ghost_limit, &shared_));
       for (ProcessImages& p : procs_)
         for (const img::Vma& v : p.mm.vmas())
           if (v.memfd_ino())

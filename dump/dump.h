@@ -18,6 +18,9 @@ struct DumpOptions {
   std::string images_dir;
   bool leave_running = false;
   bool shell_job = false;
+  // The most bytes of data a deleted file the tree holds open may have
+  // (--ghost-limit; CRIU's default).
+  uint64_t ghost_limit = 1 << 20;
   int zstd_level = 0;  // 0: raw pages
   // Iterative dumps: the previous pass's directory (relative to images_dir
   // unless absolute), and whether this pass is a pre-dump (memory only, the

@@ -43,14 +43,33 @@ Result<FdSeen> See(pid_t pid, int fd, bool shell_job) {
   return s;
 }
 
+// Kinds of fd refused on purpose, with the reason the message gives.
+const std::map<std::string, const char*> kRefusedAnon = {
+    {"anon_inode:io_uring",
+     "an io_uring (io_uring_setup): its requests in flight, registered files and buffers "
+     "have no interface to be read back (CRIU refuses it too)"},
+    {"anon_inode:userfaultfd",
+     "a userfaultfd of the task's own: its registrations are not carried"},
+    {"anon_inode:perf_event", "a perf event: not carried"},
+    {"anon_inode:bpf-map", "a BPF map: not carried"},
+    {"anon_inode:bpf-prog", "a BPF program: not carried"},
+};
+
 // An fd no kind claims, named.
 Error Unclaimed(const FdSeen& s) {
-  if (s.anon)
+  if (s.anon) {
+    auto known = kRefusedAnon.find(*s.anon);
+    if (known != kRefusedAnon.end())
+      return MakeError("PID %d fd %d is %s", s.pid, s.fd, known->second);
     return MakeError("PID %d fd %d is a %s (%s): not supported yet", s.pid, s.fd, s.anon->c_str(),
                      s.link.c_str());
+  }
   if (s.link.size() > 10 && s.link.compare(s.link.size() - 10, 10, " (deleted)") == 0)
-    return MakeError("PID %d fd %d is a deleted file (%s): not supported yet", s.pid, s.fd,
-                     s.link.c_str());
+    return MakeError("PID %d fd %d is %s deleted under this name (%s)%s: not supported", s.pid,
+                     s.fd, S_ISREG(s.st.st_mode) ? "a file" : "a special file", s.link.c_str(),
+                     s.st.st_nlink
+                         ? " that still has other names, which restore could not tell from a copy"
+                         : "");
   return MakeError("PID %d fd %d (%s) is a %s: not supported yet", s.pid, s.fd, s.link.c_str(),
                    S_ISSOCK(s.st.st_mode) ? "socket" : "special file");
 }
@@ -96,10 +115,10 @@ Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
 }
 
 Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks, bool shell_job,
-                      img::Shared* shared) {
+                      uint64_t ghost_limit, img::Shared* shared) {
   // Each kind settles its fds over the whole tree (its other ends inside or
   // not) and saves what is in flight in them.
-  TreeFds tree(shell_job, shared, std::move(tasks));
+  TreeFds tree(shell_job, ghost_limit, shared, std::move(tasks));
   std::map<img::Fd::KindCase, std::vector<FdRef>> by_arm;
   for (const auto& [pid, fds] : procs)
     for (img::Fd& f : *fds->mutable_fds()) by_arm[f.kind_case()].push_back({pid, &f});

@@ -216,6 +216,16 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     if (!vdso) TRY(CheckVmFlagsCarried(pid, v));
     const std::string& p = v.path;
     if (p == "[vsyscall]") continue;  // fixed by the kernel, the same in every process
+    if (p.rfind("/[aio]", 0) == 0)
+      return MakeError(
+          "PID %d has an AIO context (io_setup) whose ring is at 0x%lx: AIO contexts are not "
+          "carried yet",
+          pid, v.start);
+    if (p == "anon_inode:[io_uring]" || p.rfind("/[io_uring]", 0) == 0)
+      return MakeError(
+          "PID %d maps the rings of an io_uring at 0x%lx: an io_uring's requests in flight "
+          "have no interface to be read back (CRIU refuses it too)",
+          pid, v.start);
     if (p == "[vdso]") {
       out.set_kind(img::Vma::VDSO);
     } else if (p == "[vvar]") {
@@ -225,8 +235,10 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     } else if (v.shared && (p.rfind("/dev/zero", 0) == 0 || p.rfind("/SYSV", 0) == 0 ||
                             p.rfind("[anon_shmem", 0) == 0)) {
       if (p.rfind("/SYSV", 0) == 0)
-        return MakeError("PID %d maps System V shared memory at 0x%lx: not supported yet", pid,
-                         v.start);
+        return MakeError(
+            "PID %d maps System V shared memory (shmid %lu, key 0x%.8s) at 0x%lx: it is carried "
+            "with its IPC namespace, which criu-lite does not carry yet",
+            pid, v.inode, p.c_str() + 5, v.start);
       out.set_kind(img::Vma::ANON_SHARED);
       out.set_shmem_ino(v.inode);
     } else if (p.empty() || p == "[heap]" || p == "[stack]" || p.rfind("[anon:", 0) == 0) {

@@ -45,9 +45,14 @@ struct FdRef {
 // The tree-wide pass's view, given to each kind's Resolve.
 class TreeFds {
  public:
-  TreeFds(bool shell_job, img::Shared* shared, std::set<pid_t> tasks)
-      : shell_job_(shell_job), shared_(shared), tasks_(std::move(tasks)) {}
+  TreeFds(bool shell_job, uint64_t ghost_limit, img::Shared* shared, std::set<pid_t> tasks)
+      : shell_job_(shell_job),
+        ghost_limit_(ghost_limit),
+        shared_(shared),
+        tasks_(std::move(tasks)) {}
   img::Shared* shared() { return shared_; }
+  // --ghost-limit: the most bytes of data a deleted file may hold.
+  uint64_t ghost_limit() const { return ghost_limit_; }
   // Whether TID is a thread of the tree.
   bool HasTask(pid_t tid) const { return tasks_.count(tid) != 0; }
   // An fd whose object is outside the tree (a terminal, a pipe's other
@@ -60,6 +65,7 @@ class TreeFds {
 
  private:
   bool shell_job_;
+  uint64_t ghost_limit_;
   img::Shared* shared_;
   std::set<std::pair<std::string, uint64_t>> done_;
   std::set<pid_t> tasks_;
@@ -73,6 +79,7 @@ class RemoteScratch;
 class OpenFiles {
  public:
   explicit OpenFiles(const img::Shared& shared);
+  const img::Shared& shared() const { return shared_; }
   // What the tree's pipes and sockets held, by the reading end's inode.
   const img::QueuedData* Queued(uint64_t ino) const;
   // criu-lite's own copy of memfd INO (made from shared.img), or -1.
@@ -86,6 +93,7 @@ class OpenFiles {
   int Hold(ScopedFd fd);
 
  private:
+  const img::Shared& shared_;
   std::map<uint64_t, const img::QueuedData*> queues_;
   std::map<uint64_t, int> memfds_;
   std::map<std::pair<const FdKind*, uint64_t>, std::vector<int>> objects_;

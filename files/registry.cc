@@ -13,6 +13,8 @@ const FdKind& TimerfdKind();     // files/timerfd.cc
 const FdKind& SignalfdKind();    // files/signalfd.cc
 const FdKind& EpollKind();       // files/epoll.cc
 const FdKind& PidfdKind();       // files/pidfd.cc
+const FdKind& InotifyKind();     // files/inotify.cc
+const FdKind& GhostKind();       // files/ghost.cc
 const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();       // files/memfd.cc
 const FdKind& RegularKind();     // files/path_files.cc
@@ -23,7 +25,7 @@ const FdKind& FifoKind();        // files/pipe.cc
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
       &PipeKind(),     &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(),
-      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InheritedKind(), &MemfdKind(),
+      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),      &InheritedKind(), &MemfdKind(),      &GhostKind(),
       &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),
   };
   return kinds;
@@ -54,7 +56,7 @@ Status TreeFds::External(FdRef ref, const char* what) const {
                          : ": not supported yet");
 }
 
-OpenFiles::OpenFiles(const img::Shared& shared) {
+OpenFiles::OpenFiles(const img::Shared& shared) : shared_(shared) {
   for (const img::QueuedData& q : shared.queues()) queues_[q.ino()] = &q;
 }
 

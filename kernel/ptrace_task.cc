@@ -229,10 +229,14 @@ Registers RegistersForRestart(const Registers& in) {
     r.rip -= 2;  // back over the two-byte `syscall`
   } else if (ret == -kERESTART_RESTARTBLOCK) {
     // The kernel's restart block does not survive a restore. An absolute
-    // clock_nanosleep has all it needs in its arguments, so re-issue it;
-    // anything else goes through restart_syscall, which returns EINTR on a
-    // task without a restart block, as after a signal with a handler.
-    if (r.orig_rax == SYS_clock_nanosleep && (r.rsi & TIMER_ABSTIME))
+    // clock_nanosleep, and a poll without a timeout (which the kernel also
+    // restarts through a restart block: coreutils' `tail -f` dies of an
+    // EINTR from it), have all they need in their arguments, so re-issue
+    // them; anything else goes through restart_syscall, which returns EINTR
+    // on a task without a restart block, as after a signal with a handler.
+    bool abs_sleep = r.orig_rax == SYS_clock_nanosleep && (r.rsi & TIMER_ABSTIME);
+    bool endless_poll = r.orig_rax == SYS_poll && static_cast<int>(r.rdx) < 0;
+    if (abs_sleep || endless_poll)
       r.rax = r.orig_rax;
     else
       r.rax = SYS_restart_syscall;

@@ -365,3 +365,58 @@ int Memfd() {
 }
 
 }  // namespace wl
+
+// ---- deleted files -------------------------------------------------------------
+namespace wl {
+
+// Deleted files held open: a log written at an offset then deleted (opened
+// twice: one read-only at its start, one O_APPEND sharing nothing with it);
+// a sparse file of 1 GiB with two islands of data; a file in a directory
+// that was removed. After restore each has its bytes, offsets and flags, the
+// sparse one stays sparse, two fds of one file are still one file, and
+// nothing was left behind in the directories.
+int Ghosts() {
+  std::string log = g_dir + "/app.log", sparse = g_dir + "/sparse", sub = g_dir + "/gone",
+              inner = sub + "/inner";
+  int w = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
+  int r = open(log.c_str(), O_RDONLY);
+  if (w < 0 || r < 0 || write(w, "line one\nline two\n", 18) != 18) return 2;
+  lseek(r, 5, SEEK_SET);
+  unlink(log.c_str());
+  int s = open(sparse.c_str(), O_RDWR | O_CREAT, 0600);
+  if (s < 0 || ftruncate(s, 1ll << 30) < 0 || pwrite(s, "head", 4, 4096) != 4 ||
+      pwrite(s, "tail", 4, (1ll << 30) - 8192) != 4)
+    return 2;
+  unlink(sparse.c_str());
+  if (mkdir(sub.c_str(), 0700) < 0) return 2;
+  int in = open(inner.c_str(), O_RDWR | O_CREAT, 0604);
+  if (in < 0 || write(in, "inside", 6) != 6) return 2;
+  unlink(inner.c_str());
+  rmdir(sub.c_str());
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  char buf[64] = {};
+  EXPECT(pread(r, buf, 18, 0) == 18 && std::string(buf, 18) == "line one\nline two\n",
+         "the deleted log reads '%s'", buf);
+  EXPECT(lseek(r, 0, SEEK_CUR) == 5, "the log's reader is at %ld", (long)lseek(r, 0, SEEK_CUR));
+  EXPECT(fcntl(w, F_GETFL) & O_APPEND, "the log's writer lost O_APPEND");
+  EXPECT(
+      write(w, "three\n", 6) == 6 && pread(r, buf, 6, 18) == 6 && std::string(buf, 6) == "three\n",
+      "the log's two fds are no longer one file");
+  struct stat st {};
+  EXPECT(fstat(w, &st) == 0 && st.st_nlink == 0 && (st.st_mode & 07777) == 0640,
+         "the log: %lu links, mode %o", (unsigned long)st.st_nlink, st.st_mode & 07777);
+  EXPECT(fstat(s, &st) == 0 && st.st_size == (1ll << 30) && st.st_blocks < 1024,
+         "the sparse file: size %ld, %ld blocks", (long)st.st_size, (long)st.st_blocks);
+  EXPECT(pread(s, buf, 4, 4096) == 4 && std::string(buf, 4) == "head" &&
+             pread(s, buf, 4, (1ll << 30) - 8192) == 4 && std::string(buf, 4) == "tail",
+         "the sparse file lost its data");
+  EXPECT(pread(in, buf, 6, 0) == 6 && std::string(buf, 6) == "inside",
+         "the file of the removed directory reads '%s'", buf);
+  EXPECT(access(sub.c_str(), F_OK) < 0 && access(log.c_str(), F_OK) < 0,
+         "restore left the removed directory or the log behind");
+  Report();
+}
+
+}  // namespace wl

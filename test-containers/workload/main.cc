@@ -35,6 +35,10 @@
 //             and edge-triggered, a fired ONESHOT, a closed and a reused number
 //   pidfd     pidfds for a live child (in an epoll), a zombie, a reaped child,
 //             itself and a thread
+//   inotify   watches on a directory and files, with a freed number, ONESHOT,
+//             and an event queued at dump
+//   ghosts    deleted files held open: a log (two fds), a sparse 1 GiB file,
+//             one in a removed directory
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -46,7 +50,8 @@
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
-//             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside:
+//             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
+//             inotify-deleted|aio|io-uring|sysv-shm|ghost-big:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -119,6 +124,8 @@ const Scenario kScenarios[] = {
     {"signalfd", [](const Args&) { return Signalfd(); }},
     {"epoll", [](const Args&) { return Epoll(); }},
     {"pidfd", [](const Args&) { return Pidfd(); }},
+    {"inotify", [](const Args&) { return Inotify(); }},
+    {"ghosts", [](const Args&) { return Ghosts(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},
     {"identity", [](const Args&) { return Identity(); }},

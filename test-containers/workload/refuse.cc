@@ -1,5 +1,7 @@
 // What criu-lite refuses to dump, one thing each (--what).
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/shm.h>
 
 #include "test-containers/workload/workload.h"
 
@@ -171,6 +173,58 @@ int Refuse(const std::string& what) {
     int fd = static_cast<int>(syscall(SYS_pidfd_open, getppid(), 0));
     if (fd < 0) return 2;
     check = [fd] { EXPECT(syscall(SYS_pidfd_send_signal, fd, 0, nullptr, 0) == 0, "pidfd"); };
+  } else if (what == "inotify-deleted") {
+    // A watched file, deleted while still open: the watch lives on.
+    std::string path = g_dir + "/gone";
+    int keep = open(path.c_str(), O_RDWR | O_CREAT, 0600);
+    int in = inotify_init1(0);
+    if (keep < 0 || in < 0 || inotify_add_watch(in, path.c_str(), IN_MODIFY) != 1) return 2;
+    unlink(path.c_str());
+    check = [keep, in] {
+      EXPECT(write(keep, "x", 1) == 1, "write");
+      pollfd p{in, POLLIN, 0};
+      EXPECT(poll(&p, 1, 1000) == 1, "the deleted file's watch is gone");
+    };
+  } else if (what == "aio") {
+    // An AIO context (its ring is an "[aio]" mapping).
+    unsigned long ctx = 0;
+    if (syscall(SYS_io_setup, 16, &ctx) < 0) return 2;
+    check = [ctx] { EXPECT(syscall(SYS_io_destroy, ctx) == 0, "the AIO context is gone"); };
+  } else if (what == "io-uring") {
+    // An io_uring with its rings mapped, as liburing leaves it.
+    struct {
+      uint32_t sq_entries, cq_entries, flags, sq_thread_cpu, sq_thread_idle, features, wq_fd,
+          resv[3];
+      uint32_t sq_off[10], cq_off[10];
+    } params{};
+    int ring = static_cast<int>(syscall(425 /* io_uring_setup */, 8, &params));
+    if (ring < 0) {
+      WriteFile("unsupported", "io_uring_setup: " + std::string(strerror(errno)));
+    } else if (mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, 0) ==
+               MAP_FAILED) {
+      return 2;
+    }
+    check = [] {};
+  } else if (what == "sysv-shm") {
+    int id = shmget(IPC_PRIVATE, 8192, IPC_CREAT | 0600);
+    auto* m = static_cast<char*>(shmat(id, nullptr, 0));
+    if (id < 0 || m == reinterpret_cast<char*>(-1)) return 2;
+    shmctl(id, IPC_RMID, nullptr);  // gone once detached
+    m[0] = 's';
+    check = [m] { EXPECT(m[0] == 's', "the SysV segment changed"); };
+  } else if (what == "ghost-big") {
+    // A deleted file with 2 MiB of data, over the default --ghost-limit.
+    std::string path = g_dir + "/big";
+    int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
+    std::string mib(1 << 20, 'b');
+    if (fd < 0 || write(fd, mib.data(), mib.size()) != (ssize_t)mib.size() ||
+        write(fd, mib.data(), mib.size()) != (ssize_t)mib.size())
+      return 2;
+    unlink(path.c_str());
+    check = [fd] {
+      struct stat st {};
+      EXPECT(fstat(fd, &st) == 0 && st.st_size == 2 << 20, "the big deleted file changed");
+    };
   } else if (what == "droppable") {
     void* d = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, 0x08 /* MAP_DROPPABLE */ | MAP_ANONYMOUS,
                    -1, 0);

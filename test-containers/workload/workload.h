@@ -101,6 +101,8 @@ int Timerfd();
 int Signalfd();
 int Epoll();
 int Pidfd();
+int Inotify();
+int Ghosts();
 int Memfd();
 int Signals();
 int Altstack();

@@ -78,6 +78,16 @@ bool WaitForFile(const std::string& path, int timeout_ms) {
   return false;
 }
 
+pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv) {
+  pid_t pid = fork();
+  if (pid > 0) dir.Own(pid);
+  if (pid == 0)
+    ExecWith(argv, open("/dev/null", O_RDONLY),
+             open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644),
+             open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644));
+  return pid;
+}
+
 pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
                     const std::vector<std::string>& args, int stdin_fd) {
   std::vector<std::string> argv = {WORKLOAD_BIN, scenario, "--dir", dir.path()};

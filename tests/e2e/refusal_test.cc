@@ -72,7 +72,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"shared-split", "map the same shared anonymous memory"},
                       Case{"droppable", "MAP_DROPPABLE"},
                       Case{"epoll-closed-target", "no fd of the task holds that file"},
-                      Case{"pidfd-outside", "is a pidfd for PID"}),
+                      Case{"pidfd-outside", "is a pidfd for PID"},
+                      Case{"inotify-deleted", "a deleted file"},
+                      Case{"aio", "AIO context (io_setup)"},
+                      Case{"io-uring", "io_uring"},
+                      Case{"sysv-shm", "System V shared memory"},
+                      Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');

@@ -60,6 +60,26 @@ TEST(Tree, EpollsReportWhatTheyReportedBefore) { DumpRestoreCheck("epoll"); }
 // zombie, a reaped child, the process itself, a thread.
 TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
 
+// Inotify watches come back with their numbers (also after a freed one),
+// masks and ONESHOT, and see what happens after restore; the events
+// queued at dump are not carried.
+TEST(Tree, InotifyWatchesSeeWhatHappensAfterRestore) { DumpRestoreCheck("inotify"); }
+
+// Deleted files come back with their bytes (a sparse one sparse), offsets
+// and flags, one file for two fds, also from a removed directory.
+TEST(Tree, DeletedFilesKeepTheirBytes) { DumpRestoreCheck("ghosts"); }
+// ... and one over the default --ghost-limit is carried with a higher one.
+TEST(Tree, GhostLimitRaisesTheLimit) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "refuse", {"--what", "ghost-big"});
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "--ghost-limit", "3M"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // A dump that leaves the tree running must not consume what is in flight.
 TEST(Tree, LeaveRunningConsumesNothingInFlight) {
   for (const char* scenario : {"pipeline", "sockets"}) {
