@@ -1,6 +1,7 @@
 // criu-lite: checkpoint/restore for Linux processes. The command line follows
 // CRIU's where the same thing is meant, so that scripts carry over. Each
 // subcommand is a Command: its options, then what it runs once they parsed.
+#include <fcntl.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include <CLI/CLI.hpp>
@@ -235,6 +236,10 @@ class RestoreCommand : public Command {
                    "parent), as CRIU's --restore-sibling; returns once it runs");
     app_->add_option("--pidfile", o_.pidfile, "write the restored process's PID to FILE")
         ->type_name("FILE");
+    app_->add_option("--inherit-fd", inherit_fds_,
+                     "use criu-lite's fd N for every fd of the tree that was RESOURCE at dump: "
+                     "pipe:[INO], socket:[INO] or a file's path (as CRIU's)")
+        ->type_name("fd[N]:RESOURCE");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
                      "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "
@@ -256,6 +261,20 @@ class RestoreCommand : public Command {
   int Run() override {
     // CLI checked the name against the same list.
     o_.pages = crl::ParsePagePlacement(pages_).value_or(crl::PagePlacement::kRead);
+    for (const std::string& spec : inherit_fds_) {
+      int fd = -1, used = 0;
+      if (sscanf(spec.c_str(), "fd[%d]:%n", &fd, &used) != 1 || used == 0 ||
+          spec.size() == static_cast<size_t>(used)) {
+        fprintf(stderr, "criu-lite: --inherit-fd %s: not fd[N]:RESOURCE\n", spec.c_str());
+        return 1;
+      }
+      if (fcntl(fd, F_GETFD) < 0) {
+        fprintf(stderr, "criu-lite: --inherit-fd %s: fd %d is not open in criu-lite\n",
+                spec.c_str(), fd);
+        return 1;
+      }
+      o_.inherit_fds[spec.substr(used)] = fd;
+    }
     // Without -d the restored process is criu-lite's child; keep its output
     // ordered with ours.
     fflush(nullptr);
@@ -266,6 +285,7 @@ class RestoreCommand : public Command {
  private:
   crl::RestoreOptions o_;
   std::string pages_ = "read";
+  std::vector<std::string> inherit_fds_;
 };
 
 class CheckCommand : public Command {

@@ -51,6 +51,7 @@ class TreeFds {
         shared_(shared),
         tasks_(std::move(tasks)) {}
   img::Shared* shared() { return shared_; }
+  bool shell_job() const { return shell_job_; }
   // --ghost-limit: the most bytes of data a deleted file may hold.
   uint64_t ghost_limit() const { return ghost_limit_; }
   // Whether TID is a thread of the tree.

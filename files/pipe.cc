@@ -1,7 +1,13 @@
-// Pipes (both ends in the tree) and FIFOs (reopened by path): their
-// capacity, and the bytes in flight in them, copied out with tee() so that
-// they stay there; restore makes one pipe per pipe of the tree and refills
-// it.
+// Pipes and FIFOs (reopened by path): their capacity, and the bytes in
+// flight in them, copied out with tee() so that they stay there; restore
+// makes one pipe per pipe of the tree and refills it.
+//
+// A pipe whose other end is outside the tree (a supervisor's, a shell
+// pipeline's, a container runtime's stdio) is carried as CRIU carries it:
+// with the bytes in flight if the tree reads it, and restored as a new pipe
+// whose other end criu-lite holds until it exits, unless the caller hands
+// in the end to use with --inherit-fd fd[N]:pipe:[INO] (restore/file_table).
+// With --shell-job, stdin/out/err that are such pipes are restore's own.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -69,7 +75,14 @@ class PipeLike : public FdKind {
       }
       for (const FdRef& r : mine) {
         auto [rd, wr] = ends[r.fd->ino()];
-        if (!(rd && wr)) TRY(tree.External(r, "a pipe with its other end outside the tree"));
+        if (rd && wr) continue;
+        if (r.fd->fd() <= 2 && tree.shell_job()) {
+          TRY(tree.External(r, "a pipe with its other end outside the tree"));
+          continue;
+        }
+        r.fd->mutable_pipe()->set_outside(true);
+        LOG_INFO("PID %d fd %d: %s has its other end outside the tree", r.pid, r.fd->fd(),
+                 r.fd->path().c_str());
       }
     }
     for (const FdRef& r : mine) {
@@ -98,7 +111,14 @@ class PipeLike : public FdKind {
 
   Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const override {
     std::vector<int>& ends = files.Object(this, f.ino());
-    if (ends.empty()) ends = TRY(Make(f, files));
+    if (ends.empty()) {
+      ends = TRY(Make(f, files));
+      if (!fifo_ && f.pipe().outside())
+        LOG_WARN(
+            "fd %d: %s had its other end outside the tree: it is a new pipe, whose other "
+            "end closes when restore exits (hand one in with --inherit-fd fd[N]:%s)",
+            f.fd(), f.path().c_str(), f.path().c_str());
+    }
     int end = (f.flags() & O_ACCMODE) == O_WRONLY ? ends[1] : ends[0];
     ScopedFd fd(fcntl(end, F_DUPFD_CLOEXEC, 3));
     if (!fd.valid()) return ErrnoError("dup(pipe end)");

@@ -39,8 +39,21 @@ int FileTable::LocalFd(uint32_t file_id) const {
   return it == fds_.end() ? -1 : it->second.get();
 }
 
+int FileTable::Inherited(const img::Fd& f) const {
+  for (const auto& [key, fd] : inherit_)
+    if (key == f.path() || "/" + key == f.path()) return fd;
+  return -1;
+}
+
 Status FileTable::Add(const img::Fd& f) {
   if (fds_.count(f.file_id())) return Ok{};
+  if (int given = Inherited(f); given >= 0) {
+    ScopedFd local(fcntl(given, F_DUPFD_CLOEXEC, 3));
+    if (!local.valid()) return ErrnoError("--inherit-fd fd[%d]:%s", given, f.path().c_str());
+    fds_[f.file_id()] = std::move(local);
+    callers_.insert(f.file_id());
+    return Ok{};
+  }
   const FdKind* kind = TRY(KindOf(f));
   ScopedFd local = TRY(kind->Open(f, files_));
   // Restore's own stdio keeps its own flags.
@@ -50,8 +63,17 @@ Status FileTable::Add(const img::Fd& f) {
 }
 
 Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
-                                    const img::Shared& shared) {
+                                    const img::Shared& shared,
+                                    const std::map<std::string, int>& inherit) {
   FileTable t(shared);
+  t.inherit_ = inherit;
+  for (const auto& [key, fd] : inherit) {
+    bool used = false;
+    for (const img::Fds* fds : all)
+      for (const img::Fd& f : fds->fds()) used |= key == f.path() || "/" + key == f.path();
+    if (!used)
+      LOG_WARN("--inherit-fd fd[%d]:%s: no fd of the tree had %s", fd, key.c_str(), key.c_str());
+  }
   for (const img::MemfdData& m : shared.memfds()) {
     // Sealable, so that Finish() can add the seals it had (F_SEAL_SEAL alone
     // for one made unsealable).
@@ -78,7 +100,7 @@ Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Sha
   for (const img::Fds* fds : all)
     for (const img::Fd& f : fds->fds()) {
       int local = LocalFd(f.file_id());
-      if (local < 0 || f.has_inherited()) continue;
+      if (local < 0 || f.has_inherited() || callers_.count(f.file_id())) continue;
       if (f.owner_pid()) {
         f_owner_ex owner{static_cast<__pid_type>(f.owner_type()), f.owner_pid()};
         if (fcntl(local, F_SETOWN_EX, &owner) < 0)

@@ -20,8 +20,10 @@ namespace crl {
 
 class FileTable {
  public:
+  // INHERIT: --inherit-fd's keys and criu-lite's fds for them.
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
-                                  const img::Shared& shared);
+                                  const img::Shared& shared,
+                                  const std::map<std::string, int>& inherit = {});
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;
@@ -39,9 +41,13 @@ class FileTable {
 
  private:
   explicit FileTable(const img::Shared& shared) : files_(shared) {}
+  // The --inherit-fd fd handed in for F, or -1.
+  int Inherited(const img::Fd& f) const;
   std::map<uint32_t, ScopedFd> fds_;  // by file_id
   OpenFiles files_;                   // pipes, socket pairs, memfds, kept open
   std::set<uint32_t> given_;
+  std::map<std::string, int> inherit_;
+  std::set<uint32_t> callers_;  // descriptions handed in, which keep their flags and owner
 };
 
 // Closes what the puppet inherited and gives it its own fds from TABLE,

@@ -95,7 +95,11 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   }
   for (const img::Fd& f : t->fds.fds()) {
     const FdKind* kind = TRY(KindOf(f).Context(Format("PID %d", pid)));
-    TRY(kind->Check(f, opts.shell_job).Context(Format("fd %d of PID %d", f.fd(), pid)));
+    bool handed_in = false;  // --inherit-fd: nothing to open here
+    for (const auto& [key, fd] : opts.inherit_fds)
+      handed_in |= key == f.path() || "/" + key == f.path();
+    if (!handed_in)
+      TRY(kind->Check(f, opts.shell_job).Context(Format("fd %d of PID %d", f.fd(), pid)));
   }
   TRY(ValidateVmas(t->mm).Context(Format("PID %d", pid)));
   auto reader = TRY(PageReader::Open(dir.path(), t->pagemap));
@@ -680,8 +684,8 @@ class RestoreRun {
       });
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
-    files_.emplace(
-        TRY(FileTable::Create(all_fds_, tree_.shared).Context("opening the tree's files")));
+    files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
+                           .Context("opening the tree's files")));
     return Ok{};
   }
 

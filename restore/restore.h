@@ -1,6 +1,7 @@
 // `criu-lite restore`: rebuild a dumped process from its images.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "base/result.h"
@@ -14,6 +15,11 @@ struct RestoreOptions {
   bool sibling = false;  // --restore-sibling: the root's parent is criu-lite's parent
   bool shell_job = false;
   std::string pidfile;
+  // --inherit-fd fd[N]:KEY (CRIU's): criu-lite's fd N is the open file
+  // description for every fd of the tree whose object was KEY at dump
+  // ("pipe:[INO]", "socket:[INO]", or a file's path, with or without its
+  // leading slash), instead of one restore makes.
+  std::map<std::string, int> inherit_fds;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
   // The destination of a migration: once the tree is built (every task

@@ -78,11 +78,11 @@ bool WaitForFile(const std::string& path, int timeout_ms) {
   return false;
 }
 
-pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv) {
+pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv, int stdin_fd) {
   pid_t pid = fork();
   if (pid > 0) dir.Own(pid);
   if (pid == 0)
-    ExecWith(argv, open("/dev/null", O_RDONLY),
+    ExecWith(argv, stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY),
              open((dir / "out").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644),
              open((dir / "err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644));
   return pid;

@@ -31,9 +31,9 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
                     const std::vector<std::string>& args = {}, int stdin_fd = -1);
 
 // Starts ARGV (a program nobody here wrote: ARGV[0] a full path) with stdin
-// from /dev/null, stdout to DIR/out and stderr to DIR/err, as the test's
-// child; does not wait.
-pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv);
+// from STDIN_FD (/dev/null if -1), stdout to DIR/out and stderr to DIR/err,
+// as the test's child; does not wait.
+pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv, int stdin_fd = -1);
 
 struct CmdResult {
   int exit_code = -1;

@@ -1,10 +1,12 @@
 // Programs nobody here wrote, from Debian's packages, holding the event
 // objects criu-lite carries: each is checkpointed while it waits, restored,
 // and seen doing its job afterwards.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <thread>
 
@@ -53,6 +55,84 @@ TEST(RealPrograms, TailFollowsItsFileAfterRestore) {
   EXPECT_TRUE(WaitForContent(dir / "out", "one\ntwo\n", 5000))
       << "tail wrote: " << ReadFile(dir / "out");
   KillAndReap(pid);
+}
+
+// `cat` reading a pipe whose writer is the test (outside the tree), stopped
+// with bytes in flight in it, as a process a supervisor or a shell pipeline
+// started. Returns cat's PID and the pipe's name ("pipe:[INO]"); *WRITER is
+// the test's end.
+pid_t CatFromOurPipe(const TestDir& dir, int* writer, std::string* name) {
+  int p[2];
+  EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t pid = StartProgram(dir, {"/bin/cat"}, p[0]);
+  close(p[0]);
+  *writer = p[1];
+  EXPECT_EQ(write(p[1], "before\n", 7), 7);
+  EXPECT_TRUE(WaitForContent(dir / "out", "before\n", 5000));
+  SettleTree(pid, 500);
+  kill(pid, SIGSTOP);
+  while (TaskState(pid) != 'T') std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(write(p[1], "in flight\n", 10), 10);
+  char link[64] = {};
+  readlink(("/proc/" + std::to_string(pid) + "/fd/0").c_str(), link, sizeof link - 1);
+  *name = link;
+  return pid;
+}
+
+// By default the restored cat reads a new pipe: the bytes that were in
+// flight, then end of file once restore (which holds the other end) exits.
+TEST(OutsidePipes, ANewPipeByDefaultWithTheBytesInFlight) {
+  TestDir dir;
+  int writer;
+  std::string name;
+  pid_t pid = CatFromOurPipe(dir, &writer, &name);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  close(writer);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_NE(r.err.find(name + " had its other end outside the tree"), std::string::npos) << r.err;
+  kill(pid, SIGCONT);
+  EXPECT_TRUE(WaitForContent(dir / "out", "before\nin flight\n", 5000)) << ReadFile(dir / "out");
+  for (int i = 0; i < 500 && Alive(pid); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(Alive(pid)) << "cat did not see the end of its new pipe";
+}
+
+// With --inherit-fd fd[0]:pipe:[INO] it reads the pipe the caller hands in,
+// as it is: the bytes that were in flight at dump stay the business of the
+// pipe they were in (as with CRIU), and what the caller writes now comes.
+TEST(OutsidePipes, InheritFdJoinsThePipeTheCallerHandsIn) {
+  TestDir dir;
+  int writer;
+  std::string name;
+  pid_t pid = CatFromOurPipe(dir, &writer, &name);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  close(writer);
+  int q[2];
+  ASSERT_EQ(pipe2(q, O_CLOEXEC), 0);
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "img", "-d", "--inherit-fd", "fd[0]:" + name}, {}, q[0]);
+  close(q[0]);
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(r.err.find("outside the tree"), std::string::npos) << r.err;
+  kill(pid, SIGCONT);
+  ASSERT_EQ(write(q[1], "after\n", 6), 6);
+  EXPECT_TRUE(WaitForContent(dir / "out", "before\nafter\n", 5000))
+      << "cat wrote: " << ReadFile(dir / "out");
+  EXPECT_TRUE(Alive(pid));
+  close(q[1]);
+  KillAndReap(pid);
+}
+
+// A bad --inherit-fd is refused in one line, before anything is made.
+TEST(OutsidePipes, BadInheritFdIsRefused) {
+  TestDir dir;
+  CmdResult a = RunCriuLite({"restore", "-D", dir.path(), "--inherit-fd", "pipe:[1]"});
+  EXPECT_NE(a.err.find("not fd[N]:RESOURCE"), std::string::npos) << a.err;
+  CmdResult b = RunCriuLite({"restore", "-D", dir.path(), "--inherit-fd", "fd[900]:pipe:[1]"});
+  EXPECT_NE(b.err.find("fd 900 is not open"), std::string::npos) << b.err;
 }
 
 }  // namespace
