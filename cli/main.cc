@@ -100,6 +100,8 @@ class DumpCommand : public Command {
       app_->add_flag("-j,--shell-job", o_.shell_job,
                      "the process's stdin/stdout/stderr are a terminal or pipe that restore "
                      "provides");
+      app_->add_flag("--file-locks", o_.file_locks,
+                     "carry the file locks the tree holds (flock, POSIX, OFD), as CRIU's");
       app_->add_option("--ghost-limit", o_.ghost_limit,
                        "the most data a deleted file held open may have to be saved in the "
                        "images (bytes, or with K, M, G; default 1M, as CRIU)")
@@ -236,6 +238,8 @@ class RestoreCommand : public Command {
                    "parent), as CRIU's --restore-sibling; returns once it runs");
     app_->add_option("--pidfile", o_.pidfile, "write the restored process's PID to FILE")
         ->type_name("FILE");
+    app_->add_flag("--file-locks", file_locks_ignored_,
+                   "accepted for CRIU compatibility: locks in the images are always taken back");
     app_->add_option("--inherit-fd", inherit_fds_,
                      "use criu-lite's fd N for every fd of the tree that was RESOURCE at dump: "
                      "pipe:[INO], socket:[INO] or a file's path (as CRIU's)")
@@ -286,6 +290,7 @@ class RestoreCommand : public Command {
   crl::RestoreOptions o_;
   std::string pages_ = "read";
   std::vector<std::string> inherit_fds_;
+  bool file_locks_ignored_ = false;
 };
 
 class CheckCommand : public Command {

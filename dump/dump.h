@@ -21,6 +21,9 @@ struct DumpOptions {
   // The most bytes of data a deleted file the tree holds open may have
   // (--ghost-limit; CRIU's default).
   uint64_t ghost_limit = 1 << 20;
+  // --file-locks: carry the flock, POSIX and OFD locks the tree holds (no
+  // other process may take them between the dump and the restore).
+  bool file_locks = false;
   int zstd_level = 0;  // 0: raw pages
   // Iterative dumps: the previous pass's directory (relative to images_dir
   // unless absolute), and whether this pass is a pre-dump (memory only, the

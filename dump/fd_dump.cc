@@ -74,20 +74,48 @@ Error Unclaimed(const FdSeen& s) {
                    S_ISSOCK(s.st.st_mode) ? "socket" : "special file");
 }
 
+// The locks fdinfo lists as taken through the fd ("lock:\t1: POSIX  ADVISORY
+// WRITE 1234 fe:00:567 0 EOF"), with --file-locks; refused without it, and
+// leases always.
+Status CollectLocks(const FdSeen& s, bool file_locks, img::Fd* out) {
+  for (size_t l = s.fdinfo.find("lock:\t"); l != std::string::npos;
+       l = s.fdinfo.find("lock:\t", l + 1)) {
+    std::string line = s.fdinfo.substr(l + 6, s.fdinfo.find('\n', l) - l - 6);
+    char type[16], mode[16], rw[16], end[32];
+    int owner;
+    unsigned long long start;
+    if (sscanf(line.c_str(), "%*d: %15s %15s %15s %d %*s %llu %31s", type, mode, rw, &owner, &start,
+               end) != 6)
+      return MakeError("PID %d fd %d: a lock line that does not parse: %s", s.pid, s.fd,
+                       line.c_str());
+    std::string t = type;
+    if (t != "FLOCK" && t != "POSIX" && t != "OFDLCK")
+      return MakeError("PID %d holds a %s through fd %d (%s: %s): not carried", s.pid, type, s.fd,
+                       s.link.c_str(), line.c_str());
+    if (!file_locks)
+      return MakeError(
+          "PID %d holds a file lock through fd %d (%s: %s): dump with --file-locks to carry "
+          "it (no other process may take it meanwhile)",
+          s.pid, s.fd, s.link.c_str(), line.c_str());
+    img::FileLock* lock = out->add_locks();
+    lock->set_kind(t == "FLOCK"   ? img::FileLock::FLOCK
+                   : t == "POSIX" ? img::FileLock::POSIX
+                                  : img::FileLock::OFD);
+    lock->set_write(std::string(rw) == "WRITE");
+    lock->set_start(start);
+    lock->set_pid(owner);
+    if (std::string(end) != "EOF") lock->set_len(std::stoull(end) - start + 1);
+  }
+  return Ok{};
+}
+
 }  // namespace
 
-Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
+Status DumpFds(pid_t pid, bool shell_job, bool file_locks, img::Fds* fds) {
   for (int fd : TRY(ProcTask(pid).Fds())) {
     FdSeen s = TRY(See(pid, fd, shell_job));
     FdInfo info = TRY(ParseFdInfo(s.fdinfo).Context(ProcTask(pid).Path(Format("fdinfo/%d", fd))));
-    // fdinfo lists the locks (flock, POSIX, OFD) and leases held through it.
-    if (size_t l = s.fdinfo.find("lock:\t"); l != std::string::npos) {
-      std::string what = s.fdinfo.substr(l + 6, s.fdinfo.find('\n', l) - l - 6);
-      return MakeError(
-          "PID %d holds a file lock through fd %d (%s: %s): file locks are not "
-          "carried yet",
-          pid, fd, s.link.c_str(), what.c_str());
-    }
+
     const FdKind* kind = nullptr;
     for (const FdKind* k : FdKinds())
       if (k->Claims(s)) {
@@ -108,6 +136,7 @@ Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds) {
     id->set_ino(s.st.st_ino);
     id->set_size(s.st.st_size);
     id->set_mode(s.st.st_mode);
+    TRY(CollectLocks(s, file_locks, &out));
     TRY(kind->Collect(s, &out));
     *fds->add_fds() = std::move(out);
   }

@@ -14,8 +14,9 @@
 namespace crl {
 
 // One process's fds: each claimed by a kind (files/registry.cc) and
-// recorded, or the dump fails naming the fd. SHELL_JOB: --shell-job.
-Status DumpFds(pid_t pid, bool shell_job, img::Fds* fds);
+// recorded, or the dump fails naming the fd. SHELL_JOB: --shell-job;
+// FILE_LOCKS: --file-locks (else a lock held through an fd is refused).
+Status DumpFds(pid_t pid, bool shell_job, bool file_locks, img::Fds* fds);
 
 struct ProcessFds {
   pid_t pid;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/log.h"
 #include "kernel/proc_parsers.h"
@@ -26,7 +28,66 @@ Status SetDescriptionFlags(int fd, uint32_t flags) {
   return Ok{};
 }
 
+struct flock LockRange(const img::FileLock& l) {
+  struct flock fl {};
+  fl.l_type = l.write() ? F_WRLCK : F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = l.start();
+  fl.l_len = l.len();
+  return fl;
+}
+
+const char* LockName(const img::FileLock& l) {
+  switch (l.kind()) {
+    case img::FileLock::FLOCK:
+      return "flock";
+    case img::FileLock::OFD:
+      return "OFD lock";
+    default:
+      return "POSIX lock";
+  }
+}
+
+// What taking a lock back failed of, named.
+Error LockError(int err, const img::Fd& f, const img::FileLock& l) {
+  return MakeError("fd %d: taking back its %s %s (bytes %lu+%lu) on %s: %s%s", f.fd(),
+                   l.write() ? "write" : "read", LockName(l), l.start(), l.len(), f.path().c_str(),
+                   strerror(err),
+                   err == EAGAIN || err == EACCES || err == EWOULDBLOCK
+                       ? " (another process holds it now)"
+                       : "");
+}
+
+// A flock or OFD lock, on criu-lite's copy of the description.
+Status TakeLock(int fd, const img::Fd& f, const img::FileLock& l) {
+  if (l.kind() == img::FileLock::FLOCK) {
+    if (flock(fd, (l.write() ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) return LockError(errno, f, l);
+    return Ok{};
+  }
+  struct flock fl = LockRange(l);
+  if (fcntl(fd, F_OFD_SETLK, &fl) < 0) return LockError(errno, f, l);
+  return Ok{};
+}
+
 }  // namespace
+
+Status TakeTaskLocks(Puppet& p, const img::Fds& fds) {
+  for (const img::Fd& f : fds.fds())
+    for (const img::FileLock& l : f.locks()) {
+      bool flock_of_mine = l.kind() == img::FileLock::FLOCK && l.pid() == p.pid();
+      if (l.kind() != img::FileLock::POSIX && !flock_of_mine) continue;
+      RemoteScratch::Frame frame(p.scratch());
+      int64_t r;
+      if (flock_of_mine) {
+        r = TRY(p.rs().Syscall(SYS_flock, f.fd(), (l.write() ? LOCK_EX : LOCK_SH) | LOCK_NB));
+      } else {
+        RemotePtr at = TRY(p.scratch().Push(LockRange(l)));
+        r = TRY(p.rs().Syscall(SYS_fcntl, f.fd(), F_SETLK, at));
+      }
+      if (r < 0) return LockError(static_cast<int>(-r), f, l);
+    }
+  return Ok{};
+}
 
 Result<int> FileTable::Memfd(uint64_t ino) const {
   int fd = files_.Memfd(ino);
@@ -109,6 +170,15 @@ Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Sha
       if (f.owner_signal() && fcntl(local, F_SETSIG, f.owner_signal()) < 0)
         return ErrnoError("fcntl(fd %d, F_SETSIG, %d)", f.fd(), f.owner_signal());
     }
+  // flock and OFD locks belong to the description: taken on criu-lite's
+  // (a flock its taker, a task of the tree, took again already is kept as
+  // it is: its owner shows in /proc).
+  std::set<uint32_t> locked;
+  for (const img::Fds* fds : all)
+    for (const img::Fd& f : fds->fds())
+      if (f.locks_size() && locked.insert(f.file_id()).second)
+        for (const img::FileLock& l : f.locks())
+          if (l.kind() != img::FileLock::POSIX) TRY(TakeLock(LocalFd(f.file_id()), f, l));
   for (const img::MemfdData& m : shared.memfds()) {
     int fd = files_.Memfd(m.ino());
     if (fd < 0 || !m.seals()) continue;

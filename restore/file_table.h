@@ -30,7 +30,8 @@ class FileTable {
   // Criu-lite's copy of the memfd INO, which restored tasks are given.
   Result<int> Memfd(uint64_t ino) const;
   // Once every task exists and has mapped its memfds: each description's
-  // signal owner (a task of the tree), and the memfds' seals.
+  // signal owner (a task of the tree), flock and OFD locks, and the memfds'
+  // seals.
   Status Finish(const std::vector<const img::Fds*>& all, const img::Shared& shared) const;
   // True the first time it is asked for FILE_ID: the task being given the
   // description then settles it (its kind's Settle).
@@ -57,5 +58,11 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table);
 // (pidfds), and settles each description no task settled before (an
 // epoll's registrations, which may name those).
 Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table);
+// The POSIX locks the puppet held, taken again by it (they are the
+// process's), and the flocks it had taken (the taker shows in /proc); last
+// among its files, since closing any fd of a file drops the process's POSIX
+// locks on it. Other flocks and OFD locks, which belong to descriptions,
+// are taken by FileTable::Finish.
+Status TakeTaskLocks(Puppet& p, const img::Fds& fds);
 
 }  // namespace crl

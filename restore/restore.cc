@@ -365,6 +365,7 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
   TRY(step(RestoreProcessSettings(p, t.core), "restoring process settings"));
   for (int i = 0; i < t.core.threads_size(); i++)
     TRY(step(RestoreSched(p, i, t.core.threads(i).sched()), "restoring scheduling"));
+  TRY(step(TakeTaskLocks(p, t.fds), "restoring file locks"));
   TRY(step(RestoreSeccomp(p, t.core), "restoring seccomp"));
   TRY(step(RestoreCredsLast(p, t.core), "restoring credentials"));
   return Ok{};

@@ -420,3 +420,98 @@ int Ghosts() {
 }
 
 }  // namespace wl
+
+// ---- file locks ----------------------------------------------------------------
+namespace wl {
+namespace {
+
+// The lock another description (in a child, for POSIX locks, which are the
+// process's) would run into over [START, START+LEN): "W PID", "R PID" or
+// "-" for none.
+std::string Conflict(const std::string& path, int cmd, short type, off_t start, off_t len) {
+  int fds[2];
+  if (pipe(fds) < 0) return "pipe";
+  pid_t c = fork();
+  if (c == 0) {
+    int other = open(path.c_str(), O_RDWR);
+    struct flock l {};
+    l.l_type = type;
+    l.l_whence = SEEK_SET;
+    l.l_start = start;
+    l.l_len = len;
+    std::string out = "?";
+    if (other >= 0 && fcntl(other, cmd, &l) == 0)
+      out = l.l_type == F_UNLCK ? "-" : Format2("%c %d", l.l_type == F_WRLCK ? 'W' : 'R', l.l_pid);
+    if (write(fds[1], out.data(), out.size())) _exit(0);
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[64] = {};
+  ssize_t n = read(fds[0], buf, sizeof buf - 1);
+  close(fds[0]);
+  waitpid(c, nullptr, 0);
+  return std::string(buf, n > 0 ? n : 0);
+}
+
+}  // namespace
+
+// Locks (dumped with --file-locks): a shared flock on one file through a
+// description two fds share; POSIX locks on another (write over bytes 0-9,
+// read from 100 to the end) and a child's own POSIX lock over 50-59; an
+// OFD write lock over 5-14 of a third. After restore each still excludes
+// what it excluded, with the same owner, and nothing more.
+int Locks() {
+  std::string a = g_dir + "/flocked", b = g_dir + "/posix", c = g_dir + "/ofd";
+  int fa = open(a.c_str(), O_RDWR | O_CREAT, 0644), fb = open(b.c_str(), O_RDWR | O_CREAT, 0644),
+      fc = open(c.c_str(), O_RDWR | O_CREAT, 0644);
+  if (fa < 0 || fb < 0 || fc < 0 || flock(fa, LOCK_SH) < 0 || dup2(fa, 20) < 0) return 2;
+  struct flock l {};
+  l.l_whence = SEEK_SET;
+  l.l_type = F_WRLCK;
+  l.l_len = 10;
+  if (fcntl(fb, F_SETLK, &l) < 0) return 2;
+  l.l_type = F_RDLCK;
+  l.l_start = 100;
+  l.l_len = 0;
+  if (fcntl(fb, F_SETLK, &l) < 0) return 2;
+  l.l_type = F_WRLCK;
+  l.l_start = 5;
+  l.l_len = 10;
+  if (fcntl(fc, F_OFD_SETLK, &l) < 0) return 2;
+  int ready[2];
+  if (pipe(ready) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    struct flock k {};
+    k.l_type = F_WRLCK;
+    k.l_whence = SEEK_SET;
+    k.l_start = 50;
+    k.l_len = 10;
+    if (fcntl(fb, F_SETLK, &k) < 0) _exit(2);
+    close(ready[1]);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char byte;
+  if (read(ready[0], &byte, 1) != 0) return 2;  // the child has its lock
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  int other = open(a.c_str(), O_RDWR);
+  EXPECT(flock(other, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK, "the flock was lost");
+  EXPECT(flock(other, LOCK_SH | LOCK_NB) == 0, "the flock became exclusive");
+  close(other);
+  std::string me = Format2("%d", getpid()), child = Format2("%d", kid);
+  std::string got;
+  EXPECT((got = Conflict(b, F_GETLK, F_RDLCK, 0, 10)) == "W " + me, "POSIX 0-9: %s", got.c_str());
+  EXPECT((got = Conflict(b, F_GETLK, F_WRLCK, 200, 10)) == "R " + me, "POSIX 200: %s", got.c_str());
+  EXPECT((got = Conflict(b, F_GETLK, F_WRLCK, 20, 10)) == "-", "POSIX 20-29: %s", got.c_str());
+  EXPECT((got = Conflict(b, F_GETLK, F_RDLCK, 50, 10)) == "W " + child, "the child's 50-59: %s",
+         got.c_str());
+  EXPECT((got = Conflict(c, F_OFD_GETLK, F_RDLCK, 5, 10)) == "W -1", "OFD 5-14: %s", got.c_str());
+  EXPECT((got = Conflict(c, F_OFD_GETLK, F_WRLCK, 0, 5)) == "-", "OFD 0-4: %s", got.c_str());
+  EXPECT(kill(kid, SIGKILL) == 0 && waitpid(kid, nullptr, 0) == kid, "child gone");
+  Report();
+}
+
+}  // namespace wl

@@ -39,6 +39,7 @@
 //             and an event queued at dump
 //   ghosts    deleted files held open: a log (two fds), a sparse 1 GiB file,
 //             one in a removed directory
+//   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -126,6 +127,7 @@ const Scenario kScenarios[] = {
     {"pidfd", [](const Args&) { return Pidfd(); }},
     {"inotify", [](const Args&) { return Inotify(); }},
     {"ghosts", [](const Args&) { return Ghosts(); }},
+    {"locks", [](const Args&) { return Locks(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},
     {"identity", [](const Args&) { return Identity(); }},

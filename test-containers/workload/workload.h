@@ -103,6 +103,7 @@ int Epoll();
 int Pidfd();
 int Inotify();
 int Ghosts();
+int Locks();
 int Memfd();
 int Signals();
 int Altstack();

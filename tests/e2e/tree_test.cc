@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/sched.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +69,35 @@ TEST(Tree, InotifyWatchesSeeWhatHappensAfterRestore) { DumpRestoreCheck("inotify
 // Deleted files come back with their bytes (a sparse one sparse), offsets
 // and flags, one file for two fds, also from a removed directory.
 TEST(Tree, DeletedFilesKeepTheirBytes) { DumpRestoreCheck("ghosts"); }
+// With --file-locks, flock, POSIX and OFD locks are held again before the
+// tree runs, by the same owners, over the same ranges.
+TEST(Tree, FileLocksAreHeldAgain) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "locks");
+  CmdResult d =
+      RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--file-locks"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--file-locks"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+// A lock taken by another process between the dump and the restore: the
+// restore fails, naming it, and leaves nothing behind.
+TEST(Tree, FileLockTakenMeanwhileFailsTheRestore) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "refuse", {"--what", "flock"});
+  CmdResult d =
+      RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--file-locks"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  int thief = open((dir / "locked").c_str(), O_RDWR);
+  ASSERT_EQ(flock(thief, LOCK_SH), 0);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("taking back its write flock"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("another process holds it now"), std::string::npos) << r.err;
+  EXPECT_FALSE(Alive(pid)) << "a failed restore left its process";
+  close(thief);
+}
 // ... and one over the default --ghost-limit is carried with a higher one.
 TEST(Tree, GhostLimitRaisesTheLimit) {
   TestDir dir;
