@@ -138,6 +138,10 @@ const std::vector<const FdKind*>& FdKinds();
 // The kind of an image record, or an error naming its unknown arm.
 Result<const FdKind*> KindOf(const img::Fd& f);
 
+// The session leader of the session whose controlling terminal pty P was
+// makes it its own again, and sets its foreground group (files/pty.cc).
+Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p);
+
 // Saves a memfd's contents once (ACCESS_PATH opens it: /proc/PID/fd/N or
 // /proc/PID/map_files/RANGE; LINK is what /proc shows of it).
 Status SaveMemfd(const std::string& access_path, const std::string& link, uint64_t ino,

@@ -15,6 +15,7 @@ const FdKind& EpollKind();       // files/epoll.cc
 const FdKind& PidfdKind();       // files/pidfd.cc
 const FdKind& InotifyKind();     // files/inotify.cc
 const FdKind& GhostKind();       // files/ghost.cc
+const FdKind& PtyKind();         // files/pty.cc
 const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();       // files/memfd.cc
 const FdKind& RegularKind();     // files/path_files.cc
@@ -25,7 +26,7 @@ const FdKind& FifoKind();        // files/pipe.cc
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
       &PipeKind(),     &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(),
-      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),      &InheritedKind(), &MemfdKind(),      &GhostKind(),
+      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),      &PtyKind(),        &InheritedKind(), &MemfdKind(),      &GhostKind(),
       &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),
   };
   return kinds;

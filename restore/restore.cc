@@ -300,6 +300,13 @@ class TreeBuilder {
   Status SetProcessGroups();
   Status MakeLeaderlessGroup(Puppet& member, const TaskImages& t);
   Status StartLazyPages();
+  // The pty of the tree that session SID had as its controlling terminal.
+  const img::PtyFd* ControllingPty(pid_t sid) const {
+    for (const auto& [p, t] : tree_.tasks)
+      for (const img::Fd& f : t->fds.fds())
+        if (f.has_pty() && f.pty().master() && f.pty().sid() == sid) return &f.pty();
+    return nullptr;
+  }
 
   const Tree& tree_;
   const RestoreOptions& opts_;
@@ -365,6 +372,10 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
   TRY(step(RestoreProcessSettings(p, t.core), "restoring process settings"));
   for (int i = 0; i < t.core.threads_size(); i++)
     TRY(step(RestoreSched(p, i, t.core.threads(i).sched()), "restoring scheduling"));
+  if (t.entry.sid() == pid)
+    if (const img::PtyFd* tty = ControllingPty(pid))
+      TRY(step(TakeControllingTerminal(p.rs(), p.scratch(), *tty),
+               "restoring the controlling terminal"));
   TRY(step(TakeTaskLocks(p, t.fds), "restoring file locks"));
   TRY(step(RestoreSeccomp(p, t.core), "restoring seccomp"));
   TRY(step(RestoreCredsLast(p, t.core), "restoring credentials"));

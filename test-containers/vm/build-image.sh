@@ -37,10 +37,12 @@ for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R
 # Our binaries at their own paths, with every library they load.
 # bash, ip (with netns), unshare, nsenter, pgrep: test-containers/hosts.sh, which
 # the two-host tests use, needs the real ones, not busybox's; openssl makes the
-# TLS tests' certificates, timeout kills migrate at fractions of a second.
+# TLS tests' certificates, timeout kills migrate at fractions of a second;
+# coreutils' tail and cat are real programs the tests checkpoint.
 bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests"
       "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)"
-      "$(command -v pgrep)" "$(command -v openssl)" "$(command -v timeout)")
+      "$(command -v pgrep)" "$(command -v openssl)" "$(command -v timeout)" /usr/bin/tail
+      /usr/bin/cat)
 for f in "${bins[@]}"; do
   mkdir -p "$R$(dirname "$f")"
   cp "$f" "$R$f"
@@ -82,6 +84,8 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# Pseudo-terminals (the pty tests): /dev/ptmx opens the devpts at /dev/pts.
+mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 # Room for images in memory: the root (the initramfs, on tmpfs) may grow.
 # No tmpfs over /tmp: the project may live there (a CI clone in /tmp).
 mount -o remount,size=90% / 2>/dev/null || [ -n "$(ls -A /tmp)" ] || mount -t tmpfs -o size=90% tmp /tmp

@@ -515,3 +515,105 @@ int Locks() {
 }
 
 }  // namespace wl
+
+// ---- pseudo-terminals ----------------------------------------------------------
+namespace wl {
+namespace {
+
+volatile sig_atomic_t g_sigint = 0;
+
+// What the master reads within a second, packet headers dropped, until
+// WANT shows up.
+std::string ReadMaster(int master, const std::string& want) {
+  std::string got;
+  for (int ms = 0; ms < 2000 && got.find(want) == std::string::npos; ms++) {
+    pollfd p{master, POLLIN, 0};
+    char buf[256];
+    ssize_t n = poll(&p, 1, 1) == 1 && (p.revents & POLLIN) ? read(master, buf, sizeof buf) : 0;
+    if (n > 1 && buf[0] == 0) got.append(buf + 1, n - 1);  // TIOCPKT_DATA
+    if (n <= 0) usleep(1000);
+  }
+  return got;
+}
+
+// The child: a session leader whose controlling terminal is the slave,
+// answering each line with "echo:LINE" and a SIGINT with "sigint".
+[[noreturn]] void Answer(const char* slave) {
+  setsid();
+  for (int i = 3; i < 64; i++) close(i);  // the parent's ptys are not the child's business
+  int fd = open(slave, O_RDWR);  // the controlling terminal, being the first
+  if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0) _exit(2);
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_sigint = 1; };
+  sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: read() returns
+  if (write(fd, "up\n", 3) != 3) _exit(2);
+  for (;;) {
+    char line[128];
+    ssize_t n = read(fd, line, sizeof line);
+    if (g_sigint) {
+      g_sigint = 0;
+      if (write(fd, "sigint\n", 7) != 7) _exit(2);
+    }
+    if (n > 0) {
+      std::string out = "echo:" + std::string(line, n);
+      if (write(fd, out.data(), out.size()) != (ssize_t)out.size()) _exit(2);
+    }
+  }
+}
+
+}  // namespace
+
+// A pty pair (packet mode, 33x120, canonical with ISIG and no echo) whose
+// slave is the controlling terminal of a child in its own session, and a
+// second pty left locked. After restore: the same numbers and state, the
+// child still answers a line, and ^C typed on the master interrupts it.
+int Pty() {
+  int master = posix_openpt(O_RDWR | O_NOCTTY), locked = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0 || locked < 0 || grantpt(master) < 0 || unlockpt(master) < 0) return 2;
+  std::string slave = ptsname(master);
+  int s = open(slave.c_str(), O_RDWR | O_NOCTTY);
+  termios t{};
+  if (s < 0 || tcgetattr(s, &t) < 0) return 2;
+  t.c_lflag = ICANON | ISIG;
+  t.c_oflag = 0;
+  t.c_cc[VINTR] = 3;
+  winsize ws{33, 120, 0, 0};
+  int one = 1;
+  if (tcsetattr(s, TCSANOW, &t) < 0 || ioctl(master, TIOCSWINSZ, &ws) < 0 ||
+      ioctl(master, TIOCPKT, &one) < 0)
+    return 2;
+  pid_t child = fork();
+  if (child == 0) Answer(slave.c_str());
+  if (ReadMaster(master, "up\n").find("up\n") == std::string::npos) return 2;
+  close(s);  // held until the child had the slave open: the master reads EIO without
+  int index = -1, locked_index = -1;
+  ioctl(master, TIOCGPTN, &index);
+  ioctl(locked, TIOCGPTN, &locked_index);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  int now = -1, packet = 0, lock = -1, lock2 = -1;
+  EXPECT(ioctl(master, TIOCGPTN, &now) == 0 && now == index, "the pty is %d, was %d", now, index);
+  EXPECT(ioctl(locked, TIOCGPTN, &now) == 0 && now == locked_index, "the locked pty is %d, was %d",
+         now, locked_index);
+  EXPECT(ioctl(master, TIOCGPTLCK, &lock) == 0 && lock == 0 &&
+             ioctl(locked, TIOCGPTLCK, &lock2) == 0 && lock2 == 1,
+         "locks %d and %d, want 0 and 1", lock, lock2);
+  EXPECT(ioctl(master, TIOCGPKT, &packet) == 0 && packet == 1, "packet mode is off");
+  winsize now_ws{};
+  EXPECT(ioctl(master, TIOCGWINSZ, &now_ws) == 0 && now_ws.ws_row == 33 && now_ws.ws_col == 120,
+         "window %dx%d", now_ws.ws_row, now_ws.ws_col);
+  termios now_t{};
+  EXPECT(tcgetattr(master, &now_t) == 0 && now_t.c_lflag == t.c_lflag && now_t.c_cc[VINTR] == 3,
+         "termios lflag 0x%x", now_t.c_lflag);
+  EXPECT(write(master, "hello\n", 6) == 6, "write to the master");
+  std::string got = ReadMaster(master, "echo:hello\n");
+  EXPECT(got == "echo:hello\n", "the child answered '%s'", got.c_str());
+  EXPECT(write(master, "\x03", 1) == 1, "^C");
+  got = ReadMaster(master, "sigint\n");
+  EXPECT(got == "sigint\n", "after ^C the child wrote '%s'", got.c_str());
+  EXPECT(kill(child, SIGKILL) == 0 && waitpid(child, nullptr, 0) == child, "child gone");
+  Report();
+}
+
+}  // namespace wl

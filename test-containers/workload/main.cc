@@ -40,6 +40,8 @@
 //   ghosts    deleted files held open: a log (two fds), a sparse 1 GiB file,
 //             one in a removed directory
 //   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
+//   pty       a pty pair, the slave a child session's controlling terminal,
+//             and a locked pty
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -128,6 +130,7 @@ const Scenario kScenarios[] = {
     {"inotify", [](const Args&) { return Inotify(); }},
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
+    {"pty", [](const Args&) { return Pty(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},
     {"identity", [](const Args&) { return Identity(); }},

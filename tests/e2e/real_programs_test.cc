@@ -64,7 +64,7 @@ TEST(RealPrograms, TailFollowsItsFileAfterRestore) {
 pid_t CatFromOurPipe(const TestDir& dir, int* writer, std::string* name) {
   int p[2];
   EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
-  pid_t pid = StartProgram(dir, {"/bin/cat"}, p[0]);
+  pid_t pid = StartProgram(dir, {"/usr/bin/cat"}, p[0]);
   close(p[0]);
   *writer = p[1];
   EXPECT_EQ(write(p[1], "before\n", 7), 7);

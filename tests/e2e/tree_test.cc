@@ -69,6 +69,11 @@ TEST(Tree, InotifyWatchesSeeWhatHappensAfterRestore) { DumpRestoreCheck("inotify
 // Deleted files come back with their bytes (a sparse one sparse), offsets
 // and flags, one file for two fds, also from a removed directory.
 TEST(Tree, DeletedFilesKeepTheirBytes) { DumpRestoreCheck("ghosts"); }
+// A pty pair inside the tree keeps its number, termios, window size, packet
+// mode and lock, and stays the controlling terminal of its session: a line
+// and a ^C typed on the master reach the child.
+TEST(Tree, PtyPairsAndTheirSessionsControllingTerminal) { DumpRestoreCheck("pty"); }
+
 // With --file-locks, flock, POSIX and OFD locks are held again before the
 // tree runs, by the same owners, over the same ranges.
 TEST(Tree, FileLocksAreHeldAgain) {
