@@ -167,9 +167,16 @@ class DumpRun {
       TRY(ResolveTreeFds(pf, std::move(tasks), opts_.shell_job, opts_.ghost_limit, &shared_));
       for (ProcessImages& p : procs_)
         for (const img::Vma& v : p.mm.vmas())
-          if (v.memfd_ino())
+          if (v.memfd_ino()) {
             TRY(SaveMemfd(ProcTask(p.pid).Path(Format("map_files/%lx-%lx", v.start(), v.end())),
                           v.path(), v.memfd_ino(), &shared_));
+          } else if (v.ghost()) {
+            std::string mf = ProcTask(p.pid).Path(Format("map_files/%lx-%lx", v.start(), v.end()));
+            Status s = SaveGhost(mf, v.file(), opts_.ghost_limit, &shared_);
+            if (!s.ok())
+              return MakeError("PID %d maps the deleted file %s at 0x%lx, which %s", p.pid,
+                               v.path().c_str(), v.start(), s.error().message.c_str());
+          }
     }
     Mark("collected");
     FaultPoint("dump-collected");

@@ -253,13 +253,22 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
       out.mutable_file()->set_ino(v.inode);
       out.mutable_file()->set_dev(makedev(v.dev_major, v.dev_minor));
     } else if (p[0] == '/') {
-      if (EndsWith(p, " (deleted)"))
-        return MakeError("PID %d maps a deleted file %s at 0x%lx-0x%lx: not supported yet", pid,
-                         p.c_str(), v.start, v.end);
       out.set_kind(v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE);
       // map_files/ opens exactly the file mapped, whatever became of the path.
       std::string mf = ProcTask(pid).Path(Format("map_files/%lx-%lx", v.start, v.end));
       TRY(FillFileId(mf, out.mutable_file()));
+      if (EndsWith(p, " (deleted)")) {
+        // Saved with the tree's deleted files (dump.cc), unless other names
+        // still link to it: restore could not tell those from a copy.
+        struct stat st;
+        if (stat(mf.c_str(), &st) < 0) return ErrnoError("stat(%s)", mf.c_str());
+        if (!S_ISREG(st.st_mode) || st.st_nlink)
+          return MakeError(
+              "PID %d maps %s at 0x%lx-0x%lx, deleted under that name while it has other "
+              "names: not supported",
+              pid, p.c_str(), v.start, v.end);
+        out.set_ghost(true);
+      }
       if (out.file().ino() != v.inode)
         return MakeError("PID %d: mapping at 0x%lx says inode %lu but its file is inode %lu", pid,
                          v.start, v.inode, out.file().ino());

@@ -142,6 +142,15 @@ Result<const FdKind*> KindOf(const img::Fd& f);
 // makes it its own again, and sets its foreground group (files/pty.cc).
 Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p);
 
+// Saves the bytes of a deleted file once (ACCESS_PATH opens it:
+// /proc/PID/fd/N or /proc/PID/map_files/RANGE), up to LIMIT bytes of data
+// (files/ghost.cc).
+Status SaveGhost(const std::string& access_path, const img::FileId& id, uint64_t limit,
+                 img::Shared* shared);
+// Restore: criu-lite's fd of the deleted file ID made again (once, read and
+// write), under the name in LINK ("PATH (deleted)").
+Result<int> GhostFile(OpenFiles& files, const img::FileId& id, const std::string& link);
+
 // Saves a memfd's contents once (ACCESS_PATH opens it: /proc/PID/fd/N or
 // /proc/PID/map_files/RANGE; LINK is what /proc shows of it).
 Status SaveMemfd(const std::string& access_path, const std::string& link, uint64_t ino,

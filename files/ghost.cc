@@ -29,10 +29,6 @@ bool Deleted(const std::string& link) {
   return link.size() > n && link.compare(link.size() - n, n, kDeleted) == 0;
 }
 
-std::string Name(const img::Fd& f) {
-  return f.path().substr(0, f.path().size() - strlen(kDeleted));
-}
-
 // FD's bytes, extent by extent (SEEK_DATA/SEEK_HOLE), into G; fails past
 // LIMIT bytes of data.
 Status SaveData(int fd, uint64_t limit, img::GhostFile* g) {
@@ -116,21 +112,8 @@ class Ghost : public FdKind {
   // The bytes of each deleted file, once.
   Status Resolve(const std::vector<FdRef>& mine, TreeFds& tree) const override {
     for (const FdRef& r : mine) {
-      const img::FileId& id = r.fd->file();
-      if (!tree.First("ghost", id.ino())) continue;
       std::string at = ProcTask(r.pid).Path(Format("fd/%d", r.fd->fd()));
-      ScopedFd fd(open(at.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!fd.valid()) return ErrnoError("open(%s)", at.c_str());
-      struct stat st;
-      if (fstat(fd.get(), &st) < 0) return ErrnoError("fstat(%s)", at.c_str());
-      img::GhostFile* g = tree.shared()->add_ghosts();
-      g->set_dev(id.dev());
-      g->set_ino(id.ino());
-      g->set_mode(st.st_mode);
-      g->set_uid(st.st_uid);
-      g->set_gid(st.st_gid);
-      g->set_size(st.st_size);
-      Status s = SaveData(fd.get(), tree.ghost_limit(), g);
+      Status s = SaveGhost(at, r.fd->file(), tree.ghost_limit(), tree.shared());
       if (!s.ok())
         return MakeError("PID %d fd %d is the deleted file %s, which %s", r.pid, r.fd->fd(),
                          r.fd->path().c_str(), s.error().message.c_str());
@@ -139,18 +122,9 @@ class Ghost : public FdKind {
   }
 
   Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const override {
-    std::vector<int>& made = files.Object(this, f.file().ino());
-    if (made.empty()) {
-      const img::GhostFile* g = nullptr;
-      for (const img::GhostFile& each : files.shared().ghosts())
-        if (each.dev() == f.file().dev() && each.ino() == f.file().ino()) g = &each;
-      if (!g)
-        return MakeError("fd %d: the deleted file %s is not in shared.img", f.fd(),
-                         f.path().c_str());
-      made.push_back(files.Hold(TRY(Recreate(Name(f), *g))));
-    }
+    int made = TRY(GhostFile(files, f.file(), f.path()));
     int flags = (f.flags() & ~(O_CREAT | O_TRUNC | O_EXCL)) | O_CLOEXEC;
-    std::string again = Format("/proc/self/fd/%d", made[0]);
+    std::string again = Format("/proc/self/fd/%d", made);
     ScopedFd fd(open(again.c_str(), flags));
     if (!fd.valid()) return ErrnoError("opening the deleted file %s again", f.path().c_str());
     if (lseek(fd.get(), f.pos(), SEEK_SET) < 0) return ErrnoError("lseek(%lu)", f.pos());
@@ -163,6 +137,39 @@ class Ghost : public FdKind {
 const FdKind& GhostKind() {
   static const Ghost k;
   return k;
+}
+
+Status SaveGhost(const std::string& access_path, const img::FileId& id, uint64_t limit,
+                 img::Shared* shared) {
+  for (const img::GhostFile& g : shared->ghosts())
+    if (g.dev() == id.dev() && g.ino() == id.ino()) return Ok{};  // saved already
+  ScopedFd fd(open(access_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", access_path.c_str());
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return ErrnoError("fstat(%s)", access_path.c_str());
+  img::GhostFile g;
+  g.set_dev(id.dev());
+  g.set_ino(id.ino());
+  g.set_mode(st.st_mode);
+  g.set_uid(st.st_uid);
+  g.set_gid(st.st_gid);
+  g.set_size(st.st_size);
+  TRY(SaveData(fd.get(), limit, &g));
+  *shared->add_ghosts() = std::move(g);
+  return Ok{};
+}
+
+Result<int> GhostFile(OpenFiles& files, const img::FileId& id, const std::string& link) {
+  std::vector<int>& made = files.Object(&GhostKind(), id.ino());
+  if (made.empty()) {
+    const img::GhostFile* g = nullptr;
+    for (const img::GhostFile& each : files.shared().ghosts())
+      if (each.dev() == id.dev() && each.ino() == id.ino()) g = &each;
+    if (!g) return MakeError("the deleted file %s is not in shared.img", link.c_str());
+    std::string name = Deleted(link) ? link.substr(0, link.size() - strlen(kDeleted)) : link;
+    made.push_back(files.Hold(TRY(Recreate(name, *g))));
+  }
+  return made[0];
 }
 
 }  // namespace crl

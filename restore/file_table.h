@@ -29,6 +29,11 @@ class FileTable {
   int LocalFd(uint32_t file_id) const;
   // Criu-lite's copy of the memfd INO, which restored tasks are given.
   Result<int> Memfd(uint64_t ino) const;
+  // Criu-lite's fd of the deleted file ID made again (LINK: "PATH
+  // (deleted)"), which restored tasks are given.
+  Result<int> Ghost(const img::FileId& id, const std::string& link) {
+    return GhostFile(files_, id, link);
+  }
   // Once every task exists and has mapped its memfds: each description's
   // signal owner (a task of the tree), flock and OFD locks, and the memfds'
   // seals.

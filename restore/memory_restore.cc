@@ -105,7 +105,8 @@ Status ValidateVmas(const img::MmState& mm) {
   auto own = TRY(OwnSpecialMappings());
   size_t recorded_specials = 0;
   for (const img::Vma& v : mm.vmas()) {
-    if ((v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED) && !v.memfd_ino())
+    if ((v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED) &&
+        !v.memfd_ino() && !v.ghost())
       TRY(CheckFileUnchanged(v.path(), v.file(), "mapped file"));
     if (IsSpecial(v.kind())) {
       recorded_specials++;
@@ -183,33 +184,36 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
 }
 
 Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
-               const std::function<Result<int>(uint64_t)>& memfd) {
+               const std::function<Result<int>(const img::Vma&)>& file_of) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
   RemoteScratch::Frame scm_frame(scratch);
   RemotePtr scm = TRY(scratch.Reserve(kScmScratchBytes));
   std::optional<FdGiver> giver;
   std::map<std::string, RemoteFd> open_files;  // file+mode -> fd in the puppet
-  // A file the task opens itself; a memfd, criu-lite's (FileTable), is
-  // given to it, reopened read-only here first for a mapping that may not
-  // become writable.
+  // A file the task opens itself; a memfd or a deleted file, criu-lite's
+  // (FileTable), is given to it, reopened read-only here first for a
+  // mapping that may not become writable.
   auto open_remote = [&](const img::Vma& v, int flags) -> Result<int64_t> {
-    std::string key = (v.memfd_ino() ? Format("memfd:%lu", v.memfd_ino()) : v.path()) +
+    bool given = v.memfd_ino() || v.ghost();
+    std::string key = (v.memfd_ino() ? Format("memfd:%lu", v.memfd_ino())
+                       : v.ghost()   ? Format("ghost:%lu:%lu", v.file().dev(), v.file().ino())
+                                     : v.path()) +
                       (flags == O_RDWR ? "\1rw" : "\1ro");
     if (auto it = open_files.find(key); it != open_files.end()) return it->second.get();
     RemoteFd fd;
-    if (!v.memfd_ino()) {
+    if (!given) {
       fd = TRY(OpenRemote(rs, scratch, v.path(), flags));
     } else {
-      int local = TRY(memfd(v.memfd_ino()));
+      int local = TRY(file_of(v));
       ScopedFd ro;
       if (flags != O_RDWR) {
         ro.reset(open(Format("/proc/self/fd/%d", local).c_str(), O_RDONLY | O_CLOEXEC));
-        if (!ro.valid()) return ErrnoError("reopening memfd %s read-only", v.path().c_str());
+        if (!ro.valid()) return ErrnoError("reopening %s read-only", v.path().c_str());
         local = ro.get();
       }
       if (!giver) giver.emplace(TRY(FdGiver::Open(rs, scm)));
-      fd = TRY(giver->Give(local, "memfd " + v.path()));
+      fd = TRY(giver->Give(local, v.path()));
     }
     return open_files.emplace(key, std::move(fd)).first->second.get();
   };

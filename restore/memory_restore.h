@@ -40,9 +40,10 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm);
 struct VmasWithPages {
   std::set<uint64_t> any, eager;
 };
-// MEMFD gives criu-lite's fd of a memfd, by inode: the task is given it.
+// FILE_OF gives criu-lite's fd of a mapped file the task cannot open by
+// path (a memfd, a deleted file): the task is given it.
 Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
-               const std::function<Result<int>(uint64_t)>& memfd);
+               const std::function<Result<int>(const img::Vma&)>& file_of);
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);

@@ -329,8 +329,10 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   };
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
-  TRY(step(MapVmas(p, t.mm, with_pages, [this](uint64_t ino) { return files_.Memfd(ino); }),
-           "mapping VMAs"));
+  auto file_of = [this](const img::Vma& v) {
+    return v.ghost() ? files_.Ghost(v.file(), v.path()) : files_.Memfd(v.memfd_ino());
+  };
+  TRY(step(MapVmas(p, t.mm, with_pages, file_of), "mapping VMAs"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
   PagePlacement how = opts_.pages == PagePlacement::kLazy ? PagePlacement::kRead : opts_.pages;

@@ -3,6 +3,7 @@
 set -euo pipefail
 PACKAGES=(g++ cmake make pkg-config libprotobuf-dev protobuf-compiler libzstd-dev
           libcli11-dev libgtest-dev libcap-dev libgnutls28-dev libxxhash-dev openssl procps time bc iproute2 util-linux
+          python3
           qemu-system-x86 busybox-static cpio)  # the last three: the VM tests
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -372,7 +372,8 @@ namespace wl {
 // Deleted files held open: a log written at an offset then deleted (opened
 // twice: one read-only at its start, one O_APPEND sharing nothing with it);
 // a sparse file of 1 GiB with two islands of data; a file in a directory
-// that was removed. After restore each has its bytes, offsets and flags, the
+// that was removed; a file mapped shared and privately, then closed and
+// deleted. After restore each has its bytes, offsets and flags, the
 // sparse one stays sparse, two fds of one file are still one file, and
 // nothing was left behind in the directories.
 int Ghosts() {
@@ -393,6 +394,21 @@ int Ghosts() {
   if (in < 0 || write(in, "inside", 6) != 6) return 2;
   unlink(inner.c_str());
   rmdir(sub.c_str());
+  // A deleted file mapped shared (and then closed: the mapping holds it),
+  // and privately with a page of its own, as a library upgraded under a
+  // running process.
+  std::string mapped = g_dir + "/mapped.so";
+  int mfd = open(mapped.c_str(), O_RDWR | O_CREAT, 0755);
+  if (mfd < 0 || ftruncate(mfd, 3 * 4096) < 0 || pwrite(mfd, "code", 4, 4096) != 4) return 2;
+  auto* shared_map =
+      static_cast<char*>(mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0));
+  auto* private_map =
+      static_cast<char*>(mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0));
+  if (shared_map == MAP_FAILED || private_map == MAP_FAILED) return 2;
+  close(mfd);
+  unlink(mapped.c_str());
+  shared_map[2 * 4096] = 's';  // into the file
+  private_map[0] = 'p';        // a page of the process's own
   InstallCheckHandler();
   Ready();
   WaitForCheck();
@@ -414,8 +430,16 @@ int Ghosts() {
          "the sparse file lost its data");
   EXPECT(pread(in, buf, 6, 0) == 6 && std::string(buf, 6) == "inside",
          "the file of the removed directory reads '%s'", buf);
-  EXPECT(access(sub.c_str(), F_OK) < 0 && access(log.c_str(), F_OK) < 0,
-         "restore left the removed directory or the log behind");
+  EXPECT(access(sub.c_str(), F_OK) < 0 && access(log.c_str(), F_OK) < 0 &&
+             access(mapped.c_str(), F_OK) < 0,
+         "restore left the removed directory, the log or the mapped file behind");
+  EXPECT(memcmp(shared_map + 4096, "code", 4) == 0 && shared_map[2 * 4096] == 's',
+         "the deleted file mapped shared lost its bytes");
+  EXPECT(private_map[0] == 'p' && memcmp(private_map + 4096, "code", 4) == 0 &&
+             private_map[2 * 4096] == 's',
+         "the private mapping of the deleted file differs");
+  shared_map[4096 + 8] = 'x';  // page 1: the private mapping still reads the file there
+  EXPECT(private_map[4096 + 8] == 'x', "the two mappings are no longer of one file");
   Report();
 }
 
@@ -541,7 +565,7 @@ std::string ReadMaster(int master, const std::string& want) {
 [[noreturn]] void Answer(const char* slave) {
   setsid();
   for (int i = 3; i < 64; i++) close(i);  // the parent's ptys are not the child's business
-  int fd = open(slave, O_RDWR);  // the controlling terminal, being the first
+  int fd = open(slave, O_RDWR);           // the controlling terminal, being the first
   if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0) _exit(2);
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_sigint = 1; };

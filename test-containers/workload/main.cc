@@ -54,7 +54,7 @@
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
-//             inotify-deleted|aio|io-uring|sysv-shm|ghost-big:
+//             inotify-deleted|aio|io-uring|sysv-shm|ghost-big|fanotify:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session

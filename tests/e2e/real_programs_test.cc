@@ -57,6 +57,58 @@ TEST(RealPrograms, TailFollowsItsFileAfterRestore) {
   KillAndReap(pid);
 }
 
+// Python's asyncio (Debian's python3): an event loop on epoll, its self-pipe
+// socket pair, a signal handler that wakes it, and a timer that keeps
+// appending a count to a file. After restore the count goes on and SIGUSR1
+// still reaches the loop.
+TEST(RealPrograms, PythonAsyncioLoopRunsOn) {
+  if (access("/usr/bin/python3", X_OK) != 0)
+    GTEST_SKIP() << "SKIPPED: no /usr/bin/python3 here (the VM image has no Python)";
+  TestDir dir;
+  std::string script = dir / "loop.py", count = dir / "count";
+  std::ofstream(script) << R"(import asyncio, signal, sys
+async def main():
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, done.set)
+    n = 0
+    while not done.is_set():
+        n += 1
+        with open(sys.argv[1], "w") as f:
+            f.write(str(n))
+        try:
+            await asyncio.wait_for(done.wait(), 0.02)
+        except asyncio.TimeoutError:
+            pass
+    with open(sys.argv[1], "w") as f:
+        f.write("usr1 after %d" % n)
+asyncio.run(main())
+)";
+  pid_t pid = StartProgram(dir, {"/usr/bin/python3", script, count});
+  auto value = [&] { return atoi(ReadFile(count).c_str()); };
+  for (int i = 0; i < 500 && value() < 5; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GE(value(), 5) << ReadFile(dir / "err");
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  int at_dump = value();
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  for (int i = 0; i < 500 && value() < at_dump + 5; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(value(), at_dump + 5) << "the loop stopped counting: " << ReadFile(dir / "err");
+  kill(pid, SIGUSR1);
+  bool woke = false;
+  for (int i = 0; i < 500 && !woke; i++) {
+    woke = ReadFile(count).rfind("usr1 after", 0) == 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(woke) << "SIGUSR1 did not reach the loop: " << ReadFile(count) << " "
+                    << ReadFile(dir / "err");
+  KillAndReap(pid);
+}
+
 // `cat` reading a pipe whose writer is the test (outside the tree), stopped
 // with bytes in flight in it, as a process a supervisor or a shell pipeline
 // started. Returns cat's PID and the pipe's name ("pipe:[INO]"); *WRITER is

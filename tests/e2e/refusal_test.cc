@@ -77,7 +77,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"aio", "AIO context (io_setup)"},
                       Case{"io-uring", "io_uring"},
                       Case{"sysv-shm", "System V shared memory"},
-                      Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"}),
+                      Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},
+                      Case{"fanotify", "a fanotify group"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');
