@@ -100,6 +100,10 @@ class DumpCommand : public Command {
       app_->add_flag("-j,--shell-job", o_.shell_job,
                      "the process's stdin/stdout/stderr are a terminal or pipe that restore "
                      "provides");
+      app_->add_option("--external", externals_,
+                       "an fd's object the caller owns and hands back at restore with "
+                       "--inherit-fd: tty[RDEV:DEV] or file[MNT_ID:INODE] (hex, as CRIU's)")
+          ->type_name("KEY");
       app_->add_flag("--file-locks", o_.file_locks,
                      "carry the file locks the tree holds (flock, POSIX, OFD), as CRIU's");
       app_->add_option("--ghost-limit", o_.ghost_limit,
@@ -127,6 +131,15 @@ class DumpCommand : public Command {
   }
 
   int Run() override {
+    for (const std::string& key : externals_) {
+      unsigned long a, b;
+      int end = 0;
+      bool tty = sscanf(key.c_str(), "tty[%lx:%lx]%n", &a, &b, &end) == 2;
+      bool file = !tty && sscanf(key.c_str(), "file[%lx:%lx]%n", &a, &b, &end) == 2;
+      if ((!tty && !file) || end != static_cast<int>(key.size()))
+        return Usage("--external " + key + ": not tty[RDEV:DEV] or file[MNT_ID:INODE]");
+      o_.externals.insert(crl::Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
+    }
     if (compress_ && o_.zstd_level == 0) o_.zstd_level = 1;
     if (o_.zstd_level && !o_.prev_images_dir.empty())
       return Usage("--compress with --prev-images-dir is not supported yet");
@@ -151,6 +164,7 @@ class DumpCommand : public Command {
   }
 
   crl::DumpOptions o_;
+  std::vector<std::string> externals_;
   bool compress_ = false, track_mem_ignored_ = false, server_ = false;
   std::string address_;
   int port_ = 0;

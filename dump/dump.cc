@@ -73,7 +73,7 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   // kernel may then have split or merged a neighbour): list VMAs again.
   vmas = TRY(ListVmas(pid));
   TRY(DescribeVmas(pid, vmas, &out->mm));
-  TRY(DumpFds(pid, opts.shell_job, opts.file_locks, &out->fds));
+  TRY(DumpFds(pid, opts, &out->fds));
   return Ok{};
 }
 

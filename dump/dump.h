@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <set>
 #include <string>
 
 #include "base/result.h"
@@ -24,6 +25,11 @@ struct DumpOptions {
   // --file-locks: carry the flock, POSIX and OFD locks the tree holds (no
   // other process may take them between the dump and the restore).
   bool file_locks = false;
+  // --external tty[RDEV:DEV] / file[MNT_ID:INODE] (CRIU's, numbers in hex):
+  // fds of those objects are recorded as external, and restore takes them
+  // from --inherit-fd with the same key (as container runtimes do for a
+  // console or a log file).
+  std::set<std::string> externals;
   int zstd_level = 0;  // 0: raw pages
   // Iterative dumps: the previous pass's directory (relative to images_dir
   // unless absolute), and whether this pass is a pre-dump (memory only, the

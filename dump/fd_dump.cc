@@ -114,18 +114,32 @@ Status CollectLocks(const FdSeen& s, bool file_locks, img::Fd* out) {
 
 }  // namespace
 
-Status DumpFds(pid_t pid, bool shell_job, bool file_locks, img::Fds* fds) {
+// The --external keys fd S could be named by: tty[RDEV:DEV] for a
+// character device, file[MNT_ID:INODE] for anything else (CRIU's).
+std::vector<std::string> ExternalKeys(const FdSeen& s, const FdInfo& info) {
+  std::vector<std::string> keys;
+  if (S_ISCHR(s.st.st_mode))
+    keys.push_back(Format("tty[%lx:%lx]", (unsigned long)s.st.st_rdev, (unsigned long)s.st.st_dev));
+  keys.push_back(Format("file[%lx:%lx]", (unsigned long)info.mnt_id, (unsigned long)s.st.st_ino));
+  return keys;
+}
+
+Status DumpFds(pid_t pid, const DumpOptions& opts, img::Fds* fds) {
+  bool shell_job = opts.shell_job, file_locks = opts.file_locks;
   for (int fd : TRY(ProcTask(pid).Fds())) {
     FdSeen s = TRY(See(pid, fd, shell_job));
     FdInfo info = TRY(ParseFdInfo(s.fdinfo).Context(ProcTask(pid).Path(Format("fdinfo/%d", fd))));
+    std::string external;
+    for (const std::string& key : ExternalKeys(s, info))
+      if (opts.externals.count(key)) external = key;
 
     const FdKind* kind = nullptr;
     for (const FdKind* k : FdKinds())
-      if (k->Claims(s)) {
+      if (external.empty() && k->Claims(s)) {
         kind = k;
         break;
       }
-    if (!kind) return Unclaimed(s);
+    if (!kind && external.empty()) return Unclaimed(s);
 
     img::Fd out;
     out.set_fd(fd);
@@ -140,7 +154,10 @@ Status DumpFds(pid_t pid, bool shell_job, bool file_locks, img::Fds* fds) {
     id->set_size(s.st.st_size);
     id->set_mode(s.st.st_mode);
     TRY(CollectLocks(s, file_locks, &out));
-    TRY(kind->Collect(s, &out));
+    if (!external.empty())
+      out.mutable_external()->set_key(external);  // restore takes it from --inherit-fd
+    else
+      TRY(kind->Collect(s, &out));
     *fds->add_fds() = std::move(out);
   }
   return Ok{};

@@ -9,14 +9,16 @@
 #include <vector>
 
 #include "base/result.h"
+#include "dump/dump.h"
 #include "images/criu_lite.pb.h"
 
 namespace crl {
 
-// One process's fds: each claimed by a kind (files/registry.cc) and
-// recorded, or the dump fails naming the fd. SHELL_JOB: --shell-job;
-// FILE_LOCKS: --file-locks (else a lock held through an fd is refused).
-Status DumpFds(pid_t pid, bool shell_job, bool file_locks, img::Fds* fds);
+// One process's fds: each claimed by a kind (files/registry.cc), or named
+// external (--external), and recorded, or the dump fails naming the fd.
+// OPTS: --shell-job, --file-locks (else a lock held through an fd is
+// refused), --external.
+Status DumpFds(pid_t pid, const DumpOptions& opts, img::Fds* fds);
 
 struct ProcessFds {
   pid_t pid;

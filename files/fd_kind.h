@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -147,6 +148,13 @@ Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const
 // (files/ghost.cc).
 Status SaveGhost(const std::string& access_path, const img::FileId& id, uint64_t limit,
                  img::Shared* shared);
+// Restore: something deleted made again for the moment under NAME (or
+// beside it, if the name is taken now; a removed directory made for the
+// moment too): MAKE(AT) creates it at AT and returns an fd (-1 and errno
+// EEXIST if AT is taken); then the name and the directories made are
+// removed, and the fd stays (files/ghost.cc).
+Result<ScopedFd> MakeUnlinked(const std::string& name,
+                              const std::function<int(const std::string& at)>& make);
 // Restore: criu-lite's fd of the deleted file ID made again (once, read and
 // write), under the name in LINK ("PATH (deleted)").
 Result<int> GhostFile(OpenFiles& files, const img::FileId& id, const std::string& link);

@@ -69,22 +69,9 @@ Status MakeDirs(const std::string& path, std::vector<std::string>* created) {
 
 // The file G again, unlinked, open read-write.
 Result<ScopedFd> Recreate(const std::string& name, const img::GhostFile& g) {
-  std::vector<std::string> created;
-  Status made = MakeDirs(name, &created);
-  std::string at = name;
-  ScopedFd fd;
-  if (made.ok()) {
-    fd.reset(open(at.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    for (int i = 0; !fd.valid() && errno == EEXIST && i < 100; i++) {
-      at = Format("%s.crl-ghost.%d", name.c_str(), i);  // the name is taken now
-      fd.reset(open(at.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    }
-  }
-  int saved = errno;
-  if (fd.valid()) unlink(at.c_str());
-  for (auto d = created.rbegin(); d != created.rend(); ++d) rmdir(d->c_str());
-  TRY(made);
-  if (!fd.valid()) return MakeError("creating %s again: %s", name.c_str(), strerror(saved));
+  ScopedFd fd = TRY(MakeUnlinked(name, [](const std::string& at) {
+    return open(at.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  }));
   for (const img::GhostExtent& e : g.extents())
     if (pwrite(fd.get(), e.data().data(), e.data().size(), e.offset()) !=
         static_cast<ssize_t>(e.data().size()))
@@ -133,6 +120,27 @@ class Ghost : public FdKind {
 };
 
 }  // namespace
+
+Result<ScopedFd> MakeUnlinked(const std::string& name,
+                              const std::function<int(const std::string& at)>& make) {
+  std::vector<std::string> created;
+  Status dirs = MakeDirs(name, &created);
+  std::string at = name;
+  ScopedFd fd;
+  if (dirs.ok()) {
+    fd.reset(make(at));
+    for (int i = 0; !fd.valid() && errno == EEXIST && i < 100; i++) {
+      at = Format("%s.crl-ghost.%d", name.c_str(), i);  // the name is taken now
+      fd.reset(make(at));
+    }
+  }
+  int saved = errno;
+  if (fd.valid()) unlink(at.c_str());
+  for (auto d = created.rbegin(); d != created.rend(); ++d) rmdir(d->c_str());
+  TRY(dirs);
+  if (!fd.valid()) return MakeError("making %s again: %s", name.c_str(), strerror(saved));
+  return fd;
+}
 
 const FdKind& GhostKind() {
   static const Ghost k;

@@ -11,7 +11,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <climits>
+#include <cstring>
 #include <map>
 
 #include "base/log.h"
@@ -33,6 +36,12 @@ Result<std::string> PeekPipe(int read_end) {
   std::string data(n > 0 ? n : 0, '\0');
   if (n > 0 && read(r.get(), data.data(), n) != n) return ErrnoError("read(tee copy)");
   return data;
+}
+
+// A FIFO whose name was removed (its link ends in " (deleted)").
+bool Unlinked(const img::Fd& f) {
+  const std::string& p = f.path();
+  return f.has_fifo() && p.size() > 10 && p.compare(p.size() - 10, 10, " (deleted)") == 0;
 }
 
 Status WriteAllNonblocking(int fd, const std::string& data) {
@@ -105,7 +114,8 @@ class PipeLike : public FdKind {
   }
 
   Status Check(const img::Fd& f, bool) const override {
-    if (fifo_ && access(f.path().c_str(), F_OK) < 0) return ErrnoError("%s", f.path().c_str());
+    if (fifo_ && !Unlinked(f) && access(f.path().c_str(), F_OK) < 0)
+      return ErrnoError("%s", f.path().c_str());
     return Ok{};
   }
 
@@ -119,8 +129,16 @@ class PipeLike : public FdKind {
             "end closes when restore exits (hand one in with --inherit-fd fd[N]:%s)",
             f.fd(), f.path().c_str(), f.path().c_str());
     }
-    int end = (f.flags() & O_ACCMODE) == O_WRONLY ? ends[1] : ends[0];
-    ScopedFd fd(fcntl(end, F_DUPFD_CLOEXEC, 3));
+    int acc = f.flags() & O_ACCMODE;
+    int end = acc == O_WRONLY ? ends[1] : ends[0];
+    if (fifo_) {
+      // A description of its own, with its access mode (a FIFO may be open
+      // O_RDWR), as open() made it (O_LARGEFILE included).
+      ScopedFd fd(open(Format("/proc/self/fd/%d", end).c_str(), acc | O_NONBLOCK | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoError("reopening %s", f.path().c_str());
+      return fd;
+    }
+    ScopedFd fd(fcntl(end, F_DUPFD_CLOEXEC, 3));  // pipe2() made it: no O_LARGEFILE
     if (!fd.valid()) return ErrnoError("dup(pipe end)");
     return fd;
   }
@@ -132,13 +150,28 @@ class PipeLike : public FdKind {
     if (!fifo_) {
       if (pipe2(p, O_CLOEXEC) < 0) return ErrnoError("pipe2");
     } else {
+      // An unlinked FIFO is made again for the moment, under its name (or
+      // beside it), and opened through criu-lite's fd of it once unlinked.
+      std::string path = f.path();
+      if (Unlinked(f)) {
+        std::string name = path.substr(0, path.size() - strlen(" (deleted)"));
+        mode_t mode = f.file().mode() & 07777;
+        ScopedFd made = TRY(MakeUnlinked(name, [mode](const std::string& at) {
+          if (mkfifo(at.c_str(), 0600) < 0) return -1;
+          int fd = open(at.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+          if (fd >= 0) fchmod(fd, mode);  // not through the umask
+          return fd;
+        }));
+        path = Format("/proc/self/fd/%d", made.get());
+        files.Hold(std::move(made));
+      }
       // A FIFO opens without blocking once one end is open: keep an O_RDWR
       // end of our own for that, and to refill it.
-      ScopedFd keeper(open(f.path().c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
-      if (!keeper.valid()) return ErrnoError("open(FIFO %s)", f.path().c_str());
+      ScopedFd keeper(open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+      if (!keeper.valid()) return ErrnoError("open(FIFO %s)", path.c_str());
       files.Hold(std::move(keeper));
-      p[0] = open(f.path().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-      p[1] = open(f.path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      p[0] = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      p[1] = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
       if (p[0] < 0 || p[1] < 0) {
         int e = errno;
         if (p[0] >= 0) close(p[0]);

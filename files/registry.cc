@@ -16,6 +16,7 @@ const FdKind& PidfdKind();       // files/pidfd.cc
 const FdKind& InotifyKind();     // files/inotify.cc
 const FdKind& GhostKind();       // files/ghost.cc
 const FdKind& PtyKind();         // files/pty.cc
+const FdKind& ExternalKind();    // files/external.cc: --external, claims nothing itself
 const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();       // files/memfd.cc
 const FdKind& RegularKind();     // files/path_files.cc
@@ -27,7 +28,7 @@ const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
       &PipeKind(),     &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(),
       &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),      &PtyKind(),        &InheritedKind(), &MemfdKind(),      &GhostKind(),
-      &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),
+      &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),  &ExternalKind(),
   };
   return kinds;
 }

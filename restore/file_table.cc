@@ -100,9 +100,14 @@ int FileTable::LocalFd(uint32_t file_id) const {
   return it == fds_.end() ? -1 : it->second.get();
 }
 
+bool InheritKeyMatches(const std::string& key, const img::Fd& f) {
+  if (f.has_external()) return key == f.external().key();
+  return key == f.path() || "/" + key == f.path();
+}
+
 int FileTable::Inherited(const img::Fd& f) const {
   for (const auto& [key, fd] : inherit_)
-    if (key == f.path() || "/" + key == f.path()) return fd;
+    if (InheritKeyMatches(key, f)) return fd;
   return -1;
 }
 
@@ -131,7 +136,7 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   for (const auto& [key, fd] : inherit) {
     bool used = false;
     for (const img::Fds* fds : all)
-      for (const img::Fd& f : fds->fds()) used |= key == f.path() || "/" + key == f.path();
+      for (const img::Fd& f : fds->fds()) used |= InheritKeyMatches(key, f);
     if (!used)
       LOG_WARN("--inherit-fd fd[%d]:%s: no fd of the tree had %s", fd, key.c_str(), key.c_str());
   }

@@ -18,6 +18,11 @@
 
 namespace crl {
 
+// Whether --inherit-fd's KEY names F: its external key (--external), or
+// what its /proc link was at dump (pipe:[INO], socket:[INO], a path with or
+// without its leading slash).
+bool InheritKeyMatches(const std::string& key, const img::Fd& f);
+
 class FileTable {
  public:
   // INHERIT: --inherit-fd's keys and criu-lite's fds for them.

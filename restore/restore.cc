@@ -96,8 +96,7 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   for (const img::Fd& f : t->fds.fds()) {
     const FdKind* kind = TRY(KindOf(f).Context(Format("PID %d", pid)));
     bool handed_in = false;  // --inherit-fd: nothing to open here
-    for (const auto& [key, fd] : opts.inherit_fds)
-      handed_in |= key == f.path() || "/" + key == f.path();
+    for (const auto& [key, fd] : opts.inherit_fds) handed_in |= InheritKeyMatches(key, f);
     if (!handed_in)
       TRY(kind->Check(f, opts.shell_job).Context(Format("fd %d of PID %d", f.fd(), pid)));
   }

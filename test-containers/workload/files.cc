@@ -373,7 +373,7 @@ namespace wl {
 // twice: one read-only at its start, one O_APPEND sharing nothing with it);
 // a sparse file of 1 GiB with two islands of data; a file in a directory
 // that was removed; a file mapped shared and privately, then closed and
-// deleted. After restore each has its bytes, offsets and flags, the
+// deleted; an unlinked FIFO with bytes in it. After restore each has its bytes, offsets and flags, the
 // sparse one stays sparse, two fds of one file are still one file, and
 // nothing was left behind in the directories.
 int Ghosts() {
@@ -409,6 +409,14 @@ int Ghosts() {
   unlink(mapped.c_str());
   shared_map[2 * 4096] = 's';  // into the file
   private_map[0] = 'p';        // a page of the process's own
+  // An unlinked FIFO with bytes in it.
+  std::string fifo = g_dir + "/fifo";
+  if (mkfifo(fifo.c_str(), 0620) < 0) return 2;
+  int ff = open(fifo.c_str(), O_RDWR | O_NONBLOCK);
+  if (ff < 0 || write(ff, "fifo data", 9) != 9) return 2;
+  struct stat fifo_st {};
+  fstat(ff, &fifo_st);
+  unlink(fifo.c_str());
   InstallCheckHandler();
   Ready();
   WaitForCheck();
@@ -438,6 +446,12 @@ int Ghosts() {
   EXPECT(private_map[0] == 'p' && memcmp(private_map + 4096, "code", 4) == 0 &&
              private_map[2 * 4096] == 's',
          "the private mapping of the deleted file differs");
+  EXPECT(read(ff, buf, sizeof buf) == 9 && memcmp(buf, "fifo data", 9) == 0,
+         "the unlinked FIFO lost its bytes");
+  EXPECT(write(ff, "more", 4) == 4 && read(ff, buf, sizeof buf) == 4,
+         "the unlinked FIFO no longer passes bytes");
+  EXPECT(fstat(ff, &st) == 0 && st.st_mode == fifo_st.st_mode && access(fifo.c_str(), F_OK) < 0,
+         "the unlinked FIFO: mode %o, was %o", st.st_mode, fifo_st.st_mode);
   shared_map[4096 + 8] = 'x';  // page 1: the private mapping still reads the file there
   EXPECT(private_map[4096 + 8] == 'x', "the two mappings are no longer of one file");
   Report();

@@ -3,6 +3,7 @@
 // and seen doing its job afterwards.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "tests/e2e/harness.h"
+#include "tests/e2e/state_diff.h"
 
 namespace crl::test {
 namespace {
@@ -178,6 +180,43 @@ TEST(OutsidePipes, InheritFdJoinsThePipeTheCallerHandsIn) {
   KillAndReap(pid);
 }
 
+// --external file[MNT_ID:INODE], as a runtime names a container's log: the
+// restore needs an --inherit-fd for it, and the restored process then
+// writes to the file handed in.
+TEST(OutsidePipes, ExternalFileComesFromInheritFd) {
+  // Its stdout and stderr are the file handed in now, by design.
+  ExpectStateDiff handed_in({"fd.1", "fd.2"});
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "counter");
+  std::string fdinfo = ReadFile("/proc/" + std::to_string(pid) + "/fdinfo/1");
+  unsigned mnt_id = 0;
+  sscanf(fdinfo.c_str() + fdinfo.find("mnt_id:"), "mnt_id: %u", &mnt_id);
+  struct stat st {};
+  ASSERT_EQ(stat((dir / "out").c_str(), &st), 0);
+  char key[64];
+  snprintf(key, sizeof key, "file[%x:%lx]", mnt_id, (unsigned long)st.st_ino);
+  CmdResult d =
+      RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--external", key}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult without = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_FALSE(without.ok());
+  EXPECT_NE(without.err.find(std::string("restore with --inherit-fd fd[N]:") + key),
+            std::string::npos)
+      << without.err;
+  int out2 = open((dir / "out2").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  CmdResult r = RunCriuLite(
+      {"restore", "-D", dir / "img", "-d", "--inherit-fd", std::string("fd[0]:") + key}, {}, out2);
+  close(out2);
+  ASSERT_TRUE(r.ok()) << r.err;
+  bool wrote = false;
+  for (int i = 0; i < 300 && !wrote; i++) {
+    wrote = ReadFile(dir / "out2").find("counter") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(wrote) << "the restored process does not write to the file handed in";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // A bad --inherit-fd is refused in one line, before anything is made.
 TEST(OutsidePipes, BadInheritFdIsRefused) {
   TestDir dir;
@@ -185,6 +224,8 @@ TEST(OutsidePipes, BadInheritFdIsRefused) {
   EXPECT_NE(a.err.find("not fd[N]:RESOURCE"), std::string::npos) << a.err;
   CmdResult b = RunCriuLite({"restore", "-D", dir.path(), "--inherit-fd", "fd[900]:pipe:[1]"});
   EXPECT_NE(b.err.find("fd 900 is not open"), std::string::npos) << b.err;
+  CmdResult c = RunCriuLite({"dump", "-t", "1", "-D", dir.path(), "--external", "tty[zz]"});
+  EXPECT_NE(c.err.find("not tty[RDEV:DEV] or file[MNT_ID:INODE]"), std::string::npos) << c.err;
 }
 
 }  // namespace
