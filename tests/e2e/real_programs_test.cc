@@ -113,14 +113,13 @@ asyncio.run(main())
 
 // `cat` reading a pipe whose writer is the test (outside the tree), stopped
 // with bytes in flight in it, as a process a supervisor or a shell pipeline
-// started. Returns cat's PID and the pipe's name ("pipe:[INO]"); *WRITER is
-// the test's end.
-pid_t CatFromOurPipe(const TestDir& dir, int* writer, std::string* name) {
+// started; then dumped, and the test's end closed. Returns cat's PID and
+// the pipe's name ("pipe:[INO]").
+pid_t DumpedCatFromOurPipe(const TestDir& dir, std::string* name) {
   int p[2];
   EXPECT_EQ(pipe2(p, O_CLOEXEC), 0);
   pid_t pid = StartProgram(dir, {"/usr/bin/cat"}, p[0]);
   close(p[0]);
-  *writer = p[1];
   EXPECT_EQ(write(p[1], "before\n", 7), 7);
   EXPECT_TRUE(WaitForContent(dir / "out", "before\n", 5000));
   SettleTree(pid, 500);
@@ -130,6 +129,9 @@ pid_t CatFromOurPipe(const TestDir& dir, int* writer, std::string* name) {
   char link[64] = {};
   readlink(("/proc/" + std::to_string(pid) + "/fd/0").c_str(), link, sizeof link - 1);
   *name = link;
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  EXPECT_TRUE(d.ok()) << d.err;
+  close(p[1]);
   return pid;
 }
 
@@ -137,12 +139,8 @@ pid_t CatFromOurPipe(const TestDir& dir, int* writer, std::string* name) {
 // flight, then end of file once restore (which holds the other end) exits.
 TEST(OutsidePipes, ANewPipeByDefaultWithTheBytesInFlight) {
   TestDir dir;
-  int writer;
   std::string name;
-  pid_t pid = CatFromOurPipe(dir, &writer, &name);
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
-  ASSERT_TRUE(d.ok()) << d.err;
-  close(writer);
+  pid_t pid = DumpedCatFromOurPipe(dir, &name);
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_NE(r.err.find(name + " had its other end outside the tree"), std::string::npos) << r.err;
@@ -158,12 +156,8 @@ TEST(OutsidePipes, ANewPipeByDefaultWithTheBytesInFlight) {
 // pipe they were in (as with CRIU), and what the caller writes now comes.
 TEST(OutsidePipes, InheritFdJoinsThePipeTheCallerHandsIn) {
   TestDir dir;
-  int writer;
   std::string name;
-  pid_t pid = CatFromOurPipe(dir, &writer, &name);
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
-  ASSERT_TRUE(d.ok()) << d.err;
-  close(writer);
+  pid_t pid = DumpedCatFromOurPipe(dir, &name);
   int q[2];
   ASSERT_EQ(pipe2(q, O_CLOEXEC), 0);
   CmdResult r =
