@@ -90,6 +90,20 @@ bool ProbeKcmpEpollTfd() {
   return syscall(SYS_kcmp, getpid(), getpid(), KCMP_EPOLL_TFD, ev.get(), &slot) == 0;
 }
 
+// A file handle of "/" opens again (what names an inotify watch's file).
+bool ProbeOpenByHandle() {
+  struct {
+    file_handle h;
+    unsigned char bytes[MAX_HANDLE_SZ];
+  } fh{};
+  fh.h.handle_bytes = MAX_HANDLE_SZ;
+  int mount_id;
+  if (name_to_handle_at(AT_FDCWD, "/", &fh.h, &mount_id, 0) < 0) return false;
+  ScopedFd root(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ScopedFd again(open_by_handle_at(root.get(), &fh.h, O_PATH | O_CLOEXEC));
+  return again.valid();
+}
+
 bool ProbeSetMmMap() {
   unsigned int size = 0;
   return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
@@ -163,6 +177,17 @@ const FeatureRow kFeatures[] = {
      [](const KernelFeatures& f) {
        return f.kcmp_epoll_tfd ? "kcmp(KCMP_EPOLL_TFD)"
                                : "unavailable: epolls with targets refused";
+     }},
+    {&KernelFeatures::pidfd_open,
+     [] { return ScopedFd(syscall(SYS_pidfd_open, getpid(), 0)).valid(); }, "",
+     "pidfds of the tree", "pidfd_open",
+     [](const KernelFeatures& f) {
+       return f.pidfd_open ? "pidfd_open" : "unavailable: restore cannot make pidfds";
+     }},
+    {&KernelFeatures::open_by_handle, ProbeOpenByHandle, "", "inotify watch paths",
+     "open_by_handle_at",
+     [](const KernelFeatures& f) {
+       return f.open_by_handle ? "open_by_handle_at" : "unavailable: inotify watches refused";
      }},
     {&KernelFeatures::prctl_set_mm_map, ProbeSetMmMap, "", "set mm fields", "PR_SET_MM_MAP",
      [](const KernelFeatures& f) {

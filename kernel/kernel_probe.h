@@ -17,6 +17,8 @@ struct KernelFeatures {
   bool clone3_set_tid = false;  // clone3 with set_tid
   bool pidfd_getfd = false;
   bool kcmp_epoll_tfd = false;  // which file an epoll registration is for
+  bool pidfd_open = false;      // pidfds to make again (5.3)
+  bool open_by_handle = false;  // an inotify watch's file from its handle (CAP_DAC_READ_SEARCH)
   bool process_madvise = false;
   bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
   bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)
