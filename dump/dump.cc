@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -200,9 +201,17 @@ class DumpRun {
       img::MmState prev_mm;
       bool have_prev =
           chained_ && ReadImage(ImageDir(prev_dir_).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
+      img::Pagemap prev_pm;
+      have_prev = have_prev &&
+                  ReadImage(ImageDir(prev_dir_).Pagemap(p.pid), ImageKind::kPagemap, &prev_pm).ok();
       if (have_prev && tracker_.Tracking(p.pid)) {
+        std::vector<PageRun> prev_pages;  // what the chain holds, sorted
+        for (const img::PagemapEntry& e : prev_pm.entries())
+          prev_pages.push_back({e.vaddr(), e.vaddr() + e.nr_pages() * kPageSize});
+        std::sort(prev_pages.begin(), prev_pages.end(),
+                  [](const PageRun& a, const PageRun& b) { return a.start < b.start; });
         IncrementalPlan inc =
-            TRY(PlanIncremental(p.pid, p.parent, &p.mm, prev_mm, tracker_, &mstats_)
+            TRY(PlanIncremental(p.pid, p.parent, &p.mm, prev_mm, prev_pages, tracker_, &mstats_)
                     .Context(Format("finding pages PID %d wrote", p.pid)));
         plans_.push_back(std::move(inc.copy));
         in_parent_[i] = std::move(inc.in_parent);

@@ -51,9 +51,6 @@ const std::map<std::string, const char*> kRefusedAnon = {
     {"anon_inode:userfaultfd",
      "a userfaultfd of the task's own: its registrations are not carried"},
     {"anon_inode:perf_event", "a perf event: not carried"},
-    {"anon_inode:fanotify",
-     "a fanotify group (fanotify_init): its marks and the permission events it owes "
-     "answers to are not carried yet"},
     {"anon_inode:bpf-map", "a BPF map: not carried"},
     {"anon_inode:bpf-prog", "a BPF program: not carried"},
 };

@@ -328,9 +328,39 @@ void Tracker::Stop() {
 }
 
 Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* mm,
-                                        const img::MmState& prev, Tracker& tracker,
+                                        const img::MmState& prev,
+                                        const std::vector<PageRun>& prev_pages, Tracker& tracker,
                                         MemoryDumpStats* stats) {
   IncrementalPlan plan;
+  auto add = [](std::vector<PageRun>& runs, uint64_t a, uint64_t b) {
+    if (!runs.empty() && runs.back().end == a)
+      runs.back().end = b;
+    else
+      runs.push_back({a, b});
+  };
+  auto copy = [&plan](uint64_t a, uint64_t b, bool readable) {
+    if (!plan.copy.empty() && plan.copy.back().first.end == a)
+      plan.copy.back().first.end = b;
+    else
+      plan.copy.push_back({{a, b}, readable});
+  };
+  // Pages not written since the last pass, [A, B): in the parent image if
+  // the chain has them, copied otherwise.
+  size_t pi = 0;
+  auto unchanged = [&](uint64_t a, uint64_t b, bool readable) {
+    while (a < b) {
+      while (pi < prev_pages.size() && prev_pages[pi].end <= a) pi++;
+      bool held = pi < prev_pages.size() && prev_pages[pi].start <= a;
+      uint64_t lim = b;
+      if (pi < prev_pages.size())
+        lim = std::min(lim, held ? prev_pages[pi].end : prev_pages[pi].start);
+      if (held)
+        add(plan.in_parent, a, lim);
+      else
+        copy(a, lim, readable);
+      a = lim;
+    }
+  };
   for (const img::Vma& v : mm->vmas()) {
     if (!Trackable(v)) continue;
     // A shared object inherited from the parent is the parent's: one copy.
@@ -374,17 +404,10 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* m
         uint64_t lim = r.end;
         if (wi < written->size())
           lim = std::min(lim, w ? (*written)[wi].end : (*written)[wi].start);
-        if (w) {
-          if (!plan.copy.empty() && plan.copy.back().first.end == a)
-            plan.copy.back().first.end = lim;
-          else
-            plan.copy.push_back({{a, lim}, readable});
-        } else {
-          if (!plan.in_parent.empty() && plan.in_parent.back().end == a)
-            plan.in_parent.back().end = lim;
-          else
-            plan.in_parent.push_back({a, lim});
-        }
+        if (w)
+          copy(a, lim, readable);
+        else
+          unchanged(a, lim, readable);
         a = lim;
       }
     }

@@ -86,11 +86,16 @@ struct IncrementalPlan {
   std::vector<PageRun> in_parent;
 };
 // PREV: the task's mappings at the previous pass; a mapping that was not
-// there (new, moved or re-mapped) counts as fully written. PARENT (> 0): in
+// there (new, moved or re-mapped) counts as fully written. PREV_PAGES: the
+// pages the previous pass's image (and so the chain) holds, sorted: a page
+// present now, not written and not among them is copied too (khugepaged
+// collapsing a range with empty pages into a huge page fills them without
+// marking them written: seen on 6.1 with soft-dirty). PARENT (> 0): in
 // mappings inherited from it, pages still shared with it copy-on-write are
 // left out (the child inherits them again at restore; MM gets the zap list).
 Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* mm,
-                                        const img::MmState& prev, Tracker& tracker,
+                                        const img::MmState& prev,
+                                        const std::vector<PageRun>& prev_pages, Tracker& tracker,
                                         MemoryDumpStats* stats);
 
 }  // namespace crl

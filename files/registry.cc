@@ -13,7 +13,8 @@ const FdKind& TimerfdKind();     // files/timerfd.cc
 const FdKind& SignalfdKind();    // files/signalfd.cc
 const FdKind& EpollKind();       // files/epoll.cc
 const FdKind& PidfdKind();       // files/pidfd.cc
-const FdKind& InotifyKind();     // files/inotify.cc
+const FdKind& InotifyKind();     // files/fsnotify.cc
+const FdKind& FanotifyKind();    // files/fsnotify.cc
 const FdKind& GhostKind();       // files/ghost.cc
 const FdKind& PtyKind();         // files/pty.cc
 const FdKind& ExternalKind();    // files/external.cc: --external, claims nothing itself
@@ -27,7 +28,7 @@ const FdKind& FifoKind();        // files/pipe.cc
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
       &PipeKind(),     &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(),
-      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),      &PtyKind(),        &InheritedKind(), &MemfdKind(),      &GhostKind(),
+      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),    &FanotifyKind(),      &PtyKind(),        &InheritedKind(), &MemfdKind(),      &GhostKind(),
       &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),  &ExternalKind(),
   };
   return kinds;

@@ -1,5 +1,6 @@
 // Event objects: epoll (and what it watches), pidfd, inotify.
 #include <sys/epoll.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 
 #include <map>
@@ -297,6 +298,75 @@ int Inotify() {
   for (auto& e : got) g += " " + e;
   for (auto& e : want) w += " " + e;
   EXPECT(g == w, "events after restore:%s, want%s", g.c_str(), w.c_str());
+  Report();
+}
+
+}  // namespace wl
+
+// ---- fanotify ------------------------------------------------------------------
+namespace wl {
+
+// A notification group (non-blocking) with a mark on a file (modify and
+// close-write), an ignored mask that survives modification on another,
+// and a mark on the filesystem of the test's directory (open). After
+// restore: the same marks, no event waiting from before, and a write to
+// the marked file is reported with an fd of that file.
+int Fanotify() {
+  std::string marked = g_dir + "/marked", quiet = g_dir + "/quiet";
+  WriteFile("marked", "m");
+  WriteFile("quiet", "q");
+  int fan = fanotify_init(FAN_CLASS_NOTIF | FAN_NONBLOCK | FAN_CLOEXEC, O_RDONLY);
+  if (fan < 0) return 2;
+  if (fanotify_mark(fan, FAN_MARK_ADD, FAN_MODIFY | FAN_CLOSE_WRITE, AT_FDCWD, marked.c_str()) <
+          0 ||
+      fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY,
+                    FAN_OPEN, AT_FDCWD, quiet.c_str()) < 0 ||
+      fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN, AT_FDCWD, g_dir.c_str()) < 0)
+    return 2;
+  auto marks = [fan] {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(fan));
+    std::multiset<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("fanotify ", 0) == 0) lines.insert(line);
+    std::string all;
+    for (const std::string& l : lines) all += l + "\n";
+    return all;
+  };
+  std::string before = marks();
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  std::string after = marks();
+  EXPECT(after == before, "marks were\n%safter restore\n%s", before.c_str(), after.c_str());
+  EXPECT(fcntl(fan, F_GETFL) & O_NONBLOCK, "the group lost FAN_NONBLOCK");
+  alignas(fanotify_event_metadata) char buf[8192];
+  while (read(fan, buf, sizeof buf) > 0) {
+  }  // what the filesystem mark saw meanwhile
+  int w = open(marked.c_str(), O_WRONLY | O_APPEND);
+  EXPECT(w >= 0 && write(w, "x", 1) == 1, "writing the marked file");
+  close(w);
+  bool modified = false, closed = false;
+  for (int tries = 0; tries < 100 && !(modified && closed); tries++) {
+    ssize_t n = read(fan, buf, sizeof buf);
+    if (n <= 0) {
+      usleep(10000);
+      continue;
+    }
+    for (auto* e = reinterpret_cast<fanotify_event_metadata*>(buf); FAN_EVENT_OK(e, n);
+         e = FAN_EVENT_NEXT(e, n)) {
+      char link[4096] = {};
+      if (e->fd >= 0) {
+        if (readlink(Format2("/proc/self/fd/%d", e->fd).c_str(), link, sizeof link - 1) > 0 &&
+            marked == link) {
+          modified |= (e->mask & FAN_MODIFY) != 0;
+          closed |= (e->mask & FAN_CLOSE_WRITE) != 0;
+        }
+        close(e->fd);
+      }
+    }
+  }
+  EXPECT(modified && closed, "the marked file's write: modify %d, close-write %d", modified,
+         closed);
   Report();
 }
 

@@ -42,6 +42,8 @@
 //   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
 //   pty       a pty pair, the slave a child session's controlling terminal,
 //             and a locked pty
+//   fanotify  a fanotify group with a file mark, an ignored mask and a
+//             filesystem mark
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
@@ -54,7 +56,7 @@
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
-//             inotify-deleted|aio|io-uring|sysv-shm|ghost-big|fanotify:
+//             inotify-deleted|aio|io-uring|sysv-shm|ghost-big|fanotify-perm:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -131,6 +133,7 @@ const Scenario kScenarios[] = {
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
     {"pty", [](const Args&) { return Pty(); }},
+    {"fanotify", [](const Args&) { return Fanotify(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},
     {"identity", [](const Args&) { return Identity(); }},

@@ -225,8 +225,10 @@ int Refuse(const std::string& what) {
       struct stat st {};
       EXPECT(fstat(fd, &st) == 0 && st.st_size == 2 << 20, "the big deleted file changed");
     };
-  } else if (what == "fanotify") {
-    int fan = static_cast<int>(syscall(SYS_fanotify_init, 0 /* FAN_CLASS_NOTIF */, O_RDONLY));
+  } else if (what == "fanotify-perm") {
+    // A group that answers permission events (an antivirus, a file server's
+    // lazy loader).
+    int fan = static_cast<int>(syscall(SYS_fanotify_init, 0x4 /* FAN_CLASS_CONTENT */, O_RDONLY));
     if (fan < 0) WriteFile("unsupported", "fanotify_init: " + std::string(strerror(errno)));
     check = [] {};
   } else if (what == "droppable") {

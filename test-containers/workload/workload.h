@@ -107,6 +107,7 @@ int Inotify();
 int Ghosts();
 int Locks();
 int Pty();
+int Fanotify();
 int Memfd();
 int Signals();
 int Altstack();

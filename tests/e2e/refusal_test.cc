@@ -78,7 +78,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"io-uring", "io_uring"},
                       Case{"sysv-shm", "System V shared memory"},
                       Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},
-                      Case{"fanotify", "a fanotify group"}),
+                      Case{"fanotify-perm", "a fanotify group of a permission class"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');

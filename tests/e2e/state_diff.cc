@@ -305,11 +305,16 @@ class Recorder {
       std::string kept;
       // An epoll's registrations: listed by the kernel in the order of the
       // targets' file addresses, each with the target's inode (which a
-      // restore renews for pipes and eventfds): sorted, without it.
+      // restore renews for pipes and eventfds): sorted, without it. A
+      // fanotify group's marks: in the order they were attached: sorted.
       std::multiset<std::string> targets;
       for (const auto& line : Lines(info)) {
         if (line.rfind("tfd:", 0) == 0) {
           targets.insert(line.substr(0, line.find(" ino:")));
+          continue;
+        }
+        if (line.rfind("fanotify ", 0) == 0 && line.rfind("fanotify flags:", 0) != 0) {
+          targets.insert(line);
           continue;
         }
         // Per-object ids (eventfd-id) and anonymous inodes are not state.

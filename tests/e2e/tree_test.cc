@@ -65,6 +65,9 @@ TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
 // masks and ONESHOT, and see what happens after restore; the events
 // queued at dump are not carried.
 TEST(Tree, InotifyWatchesSeeWhatHappensAfterRestore) { DumpRestoreCheck("inotify"); }
+// A fanotify group keeps its flags and marks (a file's, an ignored mask, a
+// filesystem's) and reports a write to the marked file after restore.
+TEST(Tree, FanotifyMarksSeeWhatHappensAfterRestore) { DumpRestoreCheck("fanotify"); }
 
 // Deleted files come back with their bytes (a sparse one sparse), offsets
 // and flags, one file for two fds, also from a removed directory.

@@ -1,3 +1,5 @@
+// inotify and fanotify, which both name the files they watch by handles.
+//
 // inotify: every watch (its number, mask and the file it watches), from
 // fdinfo ("inotify wd:N ino:I sdev:D mask:M ... f_handle:H"). The kernel
 // names the file by a handle, which dump opens (open_by_handle_at, on a
@@ -12,7 +14,16 @@
 // this mount namespace reaches, is refused, named (nothing could watch the
 // same file again). At restore a watched path that now holds another file
 // is refused too.
+//
+// fanotify: the group's flags and event flags ("fanotify flags:F
+// event-flags:E") and every mark: on a file (by handle, as inotify's), a
+// mount ("mnt_id:N", by its mount point) or a filesystem ("sdev:D", by a
+// mount of it), each with its mask, ignored mask and flags; made again by
+// path. Queued events are not carried. A group of a permission class
+// (FAN_CLASS_CONTENT, FAN_CLASS_PRE_CONTENT) is refused: the answers it owes
+// to processes waiting on it cannot be seen, nor given after a restore.
 #include <fcntl.h>
+#include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -156,7 +167,140 @@ class Inotify : public FdKind {
   }
 };
 
+// The mount point of mount ID as PID sees its mounts.
+Result<std::string> MountPoint(pid_t pid, unsigned id) {
+  std::ifstream in(ProcTask(pid).Path("mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    unsigned mid;
+    std::string parent, dev, root, point;
+    if (f >> mid >> parent >> dev >> root >> point && mid == id) return point;
+  }
+  return MakeError("no mount %u", id);
+}
+
+// A file system's path: the mount MountOf opens, as PID sees it.
+Result<std::string> PathOf(int fd) {
+  char path[4096];
+  ssize_t n = readlink(Format("/proc/self/fd/%d", fd).c_str(), path, sizeof path - 1);
+  if (n < 0) return ErrnoError("readlink");
+  return std::string(path, n);
+}
+
+constexpr unsigned kFanClassMask = FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT;
+constexpr unsigned kFanMarkIgnore = 0x400;  // FAN_MARK_IGNORE (6.0+)
+
+class Fanotify : public FdKind {
+ public:
+  img::Fd::KindCase arm() const override { return img::Fd::kFanotify; }
+  const char* name() const override { return "fanotify"; }
+
+  bool Claims(const FdSeen& s) const override { return s.anon == "anon_inode:fanotify"; }
+
+  Status Collect(const FdSeen& s, img::Fd* out) const override {
+    img::FanotifyFd* fan = out->mutable_fanotify();
+    std::istringstream lines(s.fdinfo);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("fanotify ", 0) != 0) continue;
+      unsigned flags, event_flags, mflags, id, sdev;
+      uint64_t mask, ignored, ino;
+      int type;
+      char handle[300];
+      auto named = [&](const std::string& why) {
+        return MakeError("PID %d fd %d is a fanotify group with a mark (%s) %s: not carried", s.pid,
+                         s.fd, line.c_str(), why.c_str());
+      };
+      img::FanotifyMark m;
+      if (sscanf(line.c_str(), "fanotify flags:%x event-flags:%x", &flags, &event_flags) == 2) {
+        if (flags & kFanClassMask)
+          return MakeError(
+              "PID %d fd %d is a fanotify group of a permission class (flags 0x%x): the "
+              "answers it owes to processes waiting on it cannot be carried",
+              s.pid, s.fd, flags);
+        fan->set_flags(flags);
+        fan->set_event_flags(event_flags);
+        continue;
+      } else if (sscanf(line.c_str(),
+                        "fanotify ino:%" SCNx64 " sdev:%x mflags:%x mask:%" SCNx64
+                        " ignored_mask:%" SCNx64
+                        " fhandle-bytes:%*x fhandle-type:%x f_handle:%299s",
+                        &ino, &sdev, &mflags, &mask, &ignored, &type, handle) == 7) {
+        Result<std::string> path = PathOfHandle(s.pid, sdev, type, handle);
+        if (!path.ok()) return named("on a file no path reaches (" + path.error().message + ")");
+        struct stat st;
+        if (lstat(ProcTask(s.pid).Path("root" + *path).c_str(), &st) < 0 || st.st_ino != ino)
+          return named("on a file its path " + *path + " no longer reaches");
+        m.set_type(img::FanotifyMark::INODE);
+        m.set_path(*path);
+        m.set_ino(ino);
+      } else if (sscanf(line.c_str(),
+                        "fanotify mnt_id:%x mflags:%x mask:%" SCNx64 " ignored_mask:%" SCNx64, &id,
+                        &mflags, &mask, &ignored) == 4) {
+        m.set_type(img::FanotifyMark::MOUNT);
+        m.set_path(TRY(MountPoint(s.pid, id)));
+      } else if (sscanf(line.c_str(),
+                        "fanotify sdev:%x mflags:%x mask:%" SCNx64 " ignored_mask:%" SCNx64, &sdev,
+                        &mflags, &mask, &ignored) == 4) {
+        ScopedFd mount = TRY(MountOf(s.pid, sdev));
+        m.set_type(img::FanotifyMark::FILESYSTEM);
+        m.set_path(TRY(PathOf(mount.get())));
+      } else {
+        return MakeError("PID %d fd %d: a fanotify fdinfo line that does not parse: %s", s.pid,
+                         s.fd, line.c_str());
+      }
+      if (mflags & kFanMarkIgnore) return named("with FAN_MARK_IGNORE");
+      m.set_mflags(mflags);
+      m.set_mask(mask);
+      m.set_ignored_mask(ignored);
+      *fan->add_marks() = std::move(m);
+    }
+    return Ok{};
+  }
+
+  Status Check(const img::Fd& f, bool) const override {
+    for (const img::FanotifyMark& m : f.fanotify().marks()) {
+      struct stat st;
+      if (lstat(m.path().c_str(), &st) < 0)
+        return ErrnoError("fd %d: fanotify mark on %s", f.fd(), m.path().c_str());
+      if (m.type() == img::FanotifyMark::INODE && st.st_ino != m.ino())
+        return MakeError("fd %d: fanotify mark on %s: the file there is another now", f.fd(),
+                         m.path().c_str());
+    }
+    return Ok{};
+  }
+
+  Result<ScopedFd> Open(const img::Fd& f, OpenFiles&) const override {
+    const img::FanotifyFd& fan = f.fanotify();
+    // The group's flags as they were (fdinfo shows FAN_CLOEXEC and
+    // FAN_NONBLOCK too); criu-lite's own fd is close-on-exec regardless.
+    ScopedFd fd(fanotify_init(fan.flags(), fan.event_flags()));
+    if (!fd.valid())
+      return ErrnoError("fanotify_init(0x%x, 0x%x)", fan.flags(), fan.event_flags());
+    if (fcntl(fd.get(), F_SETFD, FD_CLOEXEC) < 0) return ErrnoError("fcntl(F_SETFD)");
+    for (const img::FanotifyMark& m : fan.marks()) {
+      unsigned where = m.type() == img::FanotifyMark::MOUNT        ? FAN_MARK_MOUNT
+                       : m.type() == img::FanotifyMark::FILESYSTEM ? FAN_MARK_FILESYSTEM
+                                                                   : FAN_MARK_DONT_FOLLOW;
+      unsigned keep = m.mflags() & ~FAN_MARK_IGNORED_SURV_MODIFY;  // FAN_MARK_EVICTABLE
+      if (m.mask() && fanotify_mark(fd.get(), FAN_MARK_ADD | where | keep, m.mask(), AT_FDCWD,
+                                    m.path().c_str()) < 0)
+        return ErrnoError("fanotify_mark(%s, mask 0x%lx)", m.path().c_str(), m.mask());
+      if (m.ignored_mask() &&
+          fanotify_mark(fd.get(), FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | where | m.mflags(),
+                        m.ignored_mask(), AT_FDCWD, m.path().c_str()) < 0)
+        return ErrnoError("fanotify_mark(%s, ignored mask 0x%lx)", m.path().c_str(),
+                          m.ignored_mask());
+    }
+    return fd;
+  }
+};
+
 }  // namespace
+
+const FdKind& FanotifyKind() {
+  static const Fanotify k;
+  return k;
+}
 
 const FdKind& InotifyKind() {
   static const Inotify k;
