@@ -187,6 +187,32 @@ Status CheckVmFlagsCarried(pid_t pid, const VmaInfo& v) {
   return Ok{};
 }
 
+// A mapping of a file by its path (not a memfd): its identity, and whether
+// it is a deleted file, saved with the tree's deleted files (dump.cc).
+Status DescribeFileVma(pid_t pid, const VmaInfo& v, img::Vma* out) {
+  const std::string& p = v.path;
+  out->set_kind(v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE);
+  // map_files/ opens exactly the file mapped, whatever became of the path.
+  std::string mf = ProcTask(pid).Path(Format("map_files/%lx-%lx", v.start, v.end));
+  TRY(FillFileId(mf, out->mutable_file()));
+  if (EndsWith(p, " (deleted)")) {
+    // Unless other names still link to it: restore could not tell those
+    // from a copy.
+    struct stat st;
+    if (stat(mf.c_str(), &st) < 0) return ErrnoError("stat(%s)", mf.c_str());
+    if (!S_ISREG(st.st_mode) || st.st_nlink)
+      return MakeError(
+          "PID %d maps %s at 0x%lx-0x%lx, deleted under that name while it has other "
+          "names: not supported",
+          pid, p.c_str(), v.start, v.end);
+    out->set_ghost(true);
+  }
+  if (out->file().ino() != v.inode)
+    return MakeError("PID %d: mapping at 0x%lx says inode %lu but its file is inode %lu", pid,
+                     v.start, v.inode, out->file().ino());
+  return Ok{};
+}
+
 }  // namespace
 
 Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* mm) {
@@ -218,8 +244,9 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     if (p == "[vsyscall]") continue;  // fixed by the kernel, the same in every process
     if (p.rfind("/[aio]", 0) == 0)
       return MakeError(
-          "PID %d has an AIO context (io_setup) whose ring is at 0x%lx: AIO contexts are not "
-          "carried yet",
+          "PID %d has an AIO context (io_setup) whose ring is at 0x%lx: not carried (the "
+          "requests in flight in it cannot be seen from outside, so could not be drained or "
+          "refused)",
           pid, v.start);
     if (p == "anon_inode:[io_uring]" || p.rfind("/[io_uring]", 0) == 0)
       return MakeError(
@@ -253,25 +280,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
       out.mutable_file()->set_ino(v.inode);
       out.mutable_file()->set_dev(makedev(v.dev_major, v.dev_minor));
     } else if (p[0] == '/') {
-      out.set_kind(v.shared ? img::Vma::FILE_SHARED : img::Vma::FILE_PRIVATE);
-      // map_files/ opens exactly the file mapped, whatever became of the path.
-      std::string mf = ProcTask(pid).Path(Format("map_files/%lx-%lx", v.start, v.end));
-      TRY(FillFileId(mf, out.mutable_file()));
-      if (EndsWith(p, " (deleted)")) {
-        // Saved with the tree's deleted files (dump.cc), unless other names
-        // still link to it: restore could not tell those from a copy.
-        struct stat st;
-        if (stat(mf.c_str(), &st) < 0) return ErrnoError("stat(%s)", mf.c_str());
-        if (!S_ISREG(st.st_mode) || st.st_nlink)
-          return MakeError(
-              "PID %d maps %s at 0x%lx-0x%lx, deleted under that name while it has other "
-              "names: not supported",
-              pid, p.c_str(), v.start, v.end);
-        out.set_ghost(true);
-      }
-      if (out.file().ino() != v.inode)
-        return MakeError("PID %d: mapping at 0x%lx says inode %lu but its file is inode %lu", pid,
-                         v.start, v.inode, out.file().ino());
+      TRY(DescribeFileVma(pid, v, &out));
     } else {
       return MakeError("PID %d has a %s mapping at 0x%lx-0x%lx: not supported", pid, p.c_str(),
                        v.start, v.end);
