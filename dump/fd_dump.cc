@@ -166,8 +166,13 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> task
   // not) and saves what is in flight in them.
   TreeFds tree(shell_job, ghost_limit, shared, std::move(tasks));
   std::map<img::Fd::KindCase, std::vector<FdRef>> by_arm;
+  std::vector<FdRef> all;
   for (const auto& [pid, fds] : procs)
-    for (img::Fd& f : *fds->mutable_fds()) by_arm[f.kind_case()].push_back({pid, &f});
+    for (img::Fd& f : *fds->mutable_fds()) {
+      by_arm[f.kind_case()].push_back({pid, &f});
+      all.push_back({pid, &f});
+    }
+  tree.set_all(std::move(all));
   for (const FdKind* k : FdKinds()) TRY(k->Resolve(by_arm[k->arm()], tree));
 
   // Open file descriptions: the fds of each inode are sorted by kcmp, which

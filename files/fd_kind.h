@@ -57,6 +57,9 @@ class TreeFds {
   uint64_t ghost_limit() const { return ghost_limit_; }
   // Whether TID is a thread of the tree.
   bool HasTask(pid_t tid) const { return tasks_.count(tid) != 0; }
+  // Every fd of the tree, of every kind.
+  const std::vector<FdRef>& all() const { return all_; }
+  void set_all(std::vector<FdRef> all) { all_ = std::move(all); }
   // An fd whose object is outside the tree (a terminal, a pipe's other
   // end): with --shell-job, stdin/out/err become restore's own (the
   // `inherited` arm); otherwise refused, saying WHAT it is.
@@ -71,6 +74,7 @@ class TreeFds {
   img::Shared* shared_;
   std::set<std::pair<std::string, uint64_t>> done_;
   std::set<pid_t> tasks_;
+  std::vector<FdRef> all_;
 };
 
 class FdKind;
@@ -130,8 +134,11 @@ class FdKind {
   // has all its fds (TASK_FDS; RS and SCRATCH run syscalls in it): what only that task can
   // do, once per description. An epoll's registrations name fd numbers of
   // the task that made them.
+  // LOCAL_FD_OF(PID, FD): criu-lite's description for fd FD of task PID of
+  // the tree (-1 if there is none), to lend the task.
   virtual Status Settle(const img::Fd& f, const img::Fds& task_fds, RemoteSyscalls& rs,
-                        RemoteScratch& scratch) const;
+                        RemoteScratch& scratch,
+                        const std::function<int(pid_t, int)>& local_fd_of) const;
 };
 
 // Every kind, in the order dump asks them.

@@ -274,8 +274,7 @@ class Fanotify : public FdKind {
     // The group's flags as they were (fdinfo shows FAN_CLOEXEC and
     // FAN_NONBLOCK too); criu-lite's own fd is close-on-exec regardless.
     ScopedFd fd(fanotify_init(fan.flags(), fan.event_flags()));
-    if (!fd.valid())
-      return ErrnoError("fanotify_init(0x%x, 0x%x)", fan.flags(), fan.event_flags());
+    if (!fd.valid()) return ErrnoError("fanotify_init(0x%x, 0x%x)", fan.flags(), fan.event_flags());
     if (fcntl(fd.get(), F_SETFD, FD_CLOEXEC) < 0) return ErrnoError("fcntl(F_SETFD)");
     for (const img::FanotifyMark& m : fan.marks()) {
       unsigned where = m.type() == img::FanotifyMark::MOUNT        ? FAN_MARK_MOUNT

@@ -9,9 +9,8 @@
 // in the end to use with --inherit-fd fd[N]:pipe:[INO] (restore/file_table).
 // With --shell-job, stdin/out/err that are such pipes are restore's own.
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstring>

@@ -139,8 +139,8 @@ class Pty : public FdKind {
     return fd;
   }
 
-  Status Settle(const img::Fd& f, const img::Fds&, RemoteSyscalls& rs,
-                RemoteScratch& scratch) const override {
+  Status Settle(const img::Fd& f, const img::Fds&, RemoteSyscalls& rs, RemoteScratch& scratch,
+                const std::function<int(pid_t, int)>&) const override {
     if (!f.pty().master() || !f.pty().locked()) return Ok{};
     RemoteScratch::Frame frame(scratch);
     int one = 1;

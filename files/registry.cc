@@ -27,9 +27,10 @@ const FdKind& FifoKind();        // files/pipe.cc
 
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
-      &PipeKind(),     &UnixSocketKind(), &EventfdKind(),   &TimerfdKind(),
-      &SignalfdKind(), &EpollKind(),      &PidfdKind(),      &InotifyKind(),    &FanotifyKind(),      &PtyKind(),        &InheritedKind(), &MemfdKind(),      &GhostKind(),
-      &RegularKind(),  &DirectoryKind(),  &ChardevKind(),   &FifoKind(),  &ExternalKind(),
+      &PipeKind(),      &UnixSocketKind(), &EventfdKind(),  &TimerfdKind(),  &SignalfdKind(),
+      &EpollKind(),     &PidfdKind(),      &InotifyKind(),  &FanotifyKind(), &PtyKind(),
+      &InheritedKind(), &MemfdKind(),      &GhostKind(),    &RegularKind(),  &DirectoryKind(),
+      &ChardevKind(),   &FifoKind(),       &ExternalKind(),
   };
   return kinds;
 }
@@ -42,7 +43,8 @@ Result<const FdKind*> KindOf(const img::Fd& f) {
 
 Status FdKind::Resolve(const std::vector<FdRef>&, TreeFds&) const { return Ok{}; }
 Status FdKind::Check(const img::Fd&, bool) const { return Ok{}; }
-Status FdKind::Settle(const img::Fd&, const img::Fds&, RemoteSyscalls&, RemoteScratch&) const {
+Status FdKind::Settle(const img::Fd&, const img::Fds&, RemoteSyscalls&, RemoteScratch&,
+                      const std::function<int(pid_t, int)>&) const {
   return Ok{};
 }
 

@@ -231,7 +231,14 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   return GiveFds(p, fds, table, false);
 }
 
-Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table) {
+Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table,
+                 const std::function<const img::Fds*(pid_t)>& fds_of) {
+  auto local_fd_of = [&](pid_t pid, int fd) {
+    if (const img::Fds* theirs = fds_of(pid))
+      for (const img::Fd& f : theirs->fds())
+        if (f.fd() == fd) return table.LocalFd(f.file_id());
+    return -1;
+  };
   bool late = false;
   for (const img::Fd& f : fds.fds())
     if (TRY(KindOf(f))->AfterTree()) {
@@ -241,7 +248,9 @@ Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table) {
   if (late) TRY(GiveFds(p, fds, table, true));
   for (const img::Fd& f : fds.fds())
     if (table.FirstGiven(f.file_id()))
-      TRY(TRY(KindOf(f))->Settle(f, fds, p.rs(), p.scratch()).Context(Format("fd %d", f.fd())));
+      TRY(TRY(KindOf(f))
+              ->Settle(f, fds, p.rs(), p.scratch(), local_fd_of)
+              .Context(Format("fd %d", f.fd())));
   return Ok{};
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <vector>
@@ -67,7 +68,10 @@ Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table);
 // Once the whole tree exists: gives the puppet the fds of kinds made then
 // (pidfds), and settles each description no task settled before (an
 // epoll's registrations, which may name those).
-Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table);
+// FDS_OF(PID): the fds of task PID of the tree (nullptr if none), whose
+// descriptions an epoll's task may be lent (files/epoll.cc).
+Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table,
+                 const std::function<const img::Fds*(pid_t)>& fds_of);
 // The POSIX locks the puppet held, taken again by it (they are the
 // process's), and the flocks it had taken (the taker shows in /proc); last
 // among its files, since closing any fd of a file drops the process's POSIX

@@ -364,7 +364,11 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
     return Ok{};
   };
-  TRY(step(FinishFds(p, t.fds, files_), "restoring files"));
+  auto fds_of = [this](pid_t pid) -> const img::Fds* {
+    auto it = tree_.tasks.find(pid);
+    return it == tree_.tasks.end() ? nullptr : &it->second->fds;
+  };
+  TRY(step(FinishFds(p, t.fds, files_, fds_of), "restoring files"));
   TRY(step(RestoreMmFields(p, t.mm), "restoring mm fields"));
   TRY(step(RestoreSignals(p, t.core), "restoring signals"));
   for (int i = 0; i < t.core.threads_size(); i++)

@@ -59,8 +59,9 @@ void Add(int ep, int fd, uint32_t events, uint64_t data) {
 //     one number)
 //   7 a nested epoll (watching a ready eventfd)
 //   8 an empty pipe, level-triggered, EPOLLEXCLUSIVE: never ready
+//   9 an eventfd (count 1) registered and closed, which a child still holds
 // After restore its registrations read as before and one epoll_wait
-// reports exactly 1, 2, 3 (the edge again: see files/epoll.cc), 5, 6, 7;
+// reports exactly 1, 2, 3 (the edge again: see files/epoll.cc), 5, 6, 7, 9;
 // the next reports the level-triggered ones only; 4 fires again once
 // re-armed; writing to 8 makes it ready.
 int Epoll() {
@@ -93,6 +94,14 @@ int Epoll() {
   Add(inner, e7, EPOLLIN, 70);
   Add(ep, inner, EPOLLIN, 7);
   Add(ep, p8[0], EPOLLIN | EPOLLEXCLUSIVE, 8);
+  // 9: an eventfd registered and closed, which a child still holds.
+  int e9 = eventfd(1, 0);
+  Add(ep, e9, EPOLLIN, 9);
+  pid_t keeper = fork();
+  if (keeper == 0) {
+    for (;;) pause();
+  }
+  close(e9);
   std::string before = Registrations(ep);
   InstallCheckHandler();
   Ready();
@@ -102,9 +111,9 @@ int Epoll() {
   std::map<uint64_t, uint32_t> first = Ready(ep), second = Ready(ep);
   std::map<uint64_t, uint32_t> want_first = {{1, EPOLLIN}, {2, EPOLLIN}, {3, EPOLLIN},
                                              {5, EPOLLIN}, {6, EPOLLIN}, {61, EPOLLIN},
-                                             {7, EPOLLIN}};
-  std::map<uint64_t, uint32_t> want_second = {
-      {1, EPOLLIN}, {5, EPOLLIN}, {6, EPOLLIN}, {61, EPOLLIN}, {7, EPOLLIN}};
+                                             {7, EPOLLIN}, {9, EPOLLIN}};
+  std::map<uint64_t, uint32_t> want_second = {{1, EPOLLIN},  {5, EPOLLIN}, {6, EPOLLIN},
+                                              {61, EPOLLIN}, {7, EPOLLIN}, {9, EPOLLIN}};
   auto show = [](const std::map<uint64_t, uint32_t>& m) {
     std::string s;
     for (auto [d, e] : m) s += Format2(" %lu:%x", d, e);
@@ -127,6 +136,8 @@ int Epoll() {
          "the socket registered under a closed number does not follow the socket");
   EXPECT(read(six_kept, &c, 1) == 1 && c == 'y' && !Ready(ep).count(6),
          "pipe 6 registered under a reused number does not follow pipe 6");
+  EXPECT(kill(keeper, SIGKILL) == 0 && waitpid(keeper, nullptr, 0) == keeper, "keeper gone");
+  EXPECT(!Ready(ep).count(9), "the child's eventfd is still registered once the child is gone");
   Report();
 }
 

@@ -152,21 +152,29 @@ int Refuse(const std::string& what) {
       EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
     };
   } else if (what == "epoll-closed-target") {
-    // An eventfd registered, then closed; a child still holds its file, so
-    // the registration lives on, but no fd of this task names it.
-    int ep = epoll_create1(0), ev = eventfd(1, 0);
+    // An eventfd registered, then closed; a process outside the tree (a
+    // grandchild whose parent exited: reparented to the test) still holds
+    // its file, so the registration lives on, but nothing in the tree
+    // names it.
+    int ep = epoll_create1(0), ev = eventfd(1, 0), p[2];
     epoll_event e{};
     e.events = EPOLLIN;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0) return 2;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0 || pipe(p) < 0) return 2;
     pid_t c = fork();
     if (c == 0) {
-      for (;;) pause();
+      pid_t g = fork();
+      if (g == 0) {
+        for (;;) pause();
+      }
+      _exit(write(p[1], &g, sizeof g) == sizeof g ? 0 : 1);
     }
+    pid_t g = 0;
+    if (read(p[0], &g, sizeof g) != sizeof g || waitpid(c, nullptr, 0) != c) return 2;
     close(ev);
-    check = [ep, c] {
+    check = [ep, g] {
       epoll_event got{};
       EXPECT(epoll_wait(ep, &got, 1, 0) == 1, "the closed eventfd's registration is gone");
-      EXPECT(kill(c, SIGKILL) == 0 && waitpid(c, nullptr, 0) == c, "child gone");
+      kill(g, SIGKILL);
     };
   } else if (what == "pidfd-outside") {
     // A pidfd for the test itself, which is outside the tree.

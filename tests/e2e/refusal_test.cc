@@ -71,7 +71,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"shared-twice", "map the same shared anonymous memory"},
                       Case{"shared-split", "map the same shared anonymous memory"},
                       Case{"droppable", "MAP_DROPPABLE"},
-                      Case{"epoll-closed-target", "no fd of the task holds that file"},
+                      Case{"epoll-closed-target", "a process outside the tree does"},
                       Case{"pidfd-outside", "is a pidfd for PID"},
                       Case{"inotify-deleted", "a deleted file"},
                       Case{"aio", "AIO context (io_setup)"},
