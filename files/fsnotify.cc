@@ -66,6 +66,14 @@ Result<ScopedFd> MountOf(pid_t pid, uint32_t sdev) {
   return fd;
 }
 
+// What /proc shows of criu-lite's fd FD: the path that reaches it.
+Result<std::string> PathOf(int fd) {
+  char path[4096];
+  ssize_t n = readlink(Format("/proc/self/fd/%d", fd).c_str(), path, sizeof path - 1);
+  if (n < 0) return ErrnoError("readlink");
+  return std::string(path, n);
+}
+
 // The path of the file with handle HEX (of TYPE) on the filesystem SDEV.
 Result<std::string> PathOfHandle(pid_t pid, uint32_t sdev, int type, const std::string& hex) {
   std::vector<unsigned char> buf(sizeof(file_handle) + hex.size() / 2);
@@ -77,10 +85,21 @@ Result<std::string> PathOfHandle(pid_t pid, uint32_t sdev, int type, const std::
   ScopedFd mount = TRY(MountOf(pid, sdev));
   ScopedFd fd(open_by_handle_at(mount.get(), h, O_PATH | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open_by_handle_at");
-  char path[4096];
-  ssize_t n = readlink(Format("/proc/self/fd/%d", fd.get()).c_str(), path, sizeof path - 1);
-  if (n < 0) return ErrnoError("readlink");
-  return std::string(path, n);
+  return PathOf(fd.get());
+}
+
+// The path of the watched file INO (handle HEX of TYPE on SDEV), checked: a
+// deleted file, or one its path no longer reaches, is an error saying so.
+Result<std::string> WatchedPath(pid_t pid, uint32_t sdev, int type, const std::string& hex,
+                                uint64_t ino) {
+  Result<std::string> path = PathOfHandle(pid, sdev, type, hex);
+  if (!path.ok()) return MakeError("which no path reaches (%s)", path.error().message.c_str());
+  if (path->size() > 10 && path->compare(path->size() - 10, 10, " (deleted)") == 0)
+    return MakeError("a deleted file (%s)", path->c_str());
+  struct stat st;
+  if (lstat(ProcTask(pid).Path("root" + *path).c_str(), &st) < 0 || st.st_ino != ino)
+    return MakeError("which its path %s no longer reaches", path->c_str());
+  return path;
 }
 
 class Inotify : public FdKind {
@@ -110,13 +129,8 @@ class Inotify : public FdKind {
                          " on device %u:%u, %s: not carried",
                          s.pid, s.fd, wd, ino, sdev >> 20, sdev & 0xfffff, why.c_str());
       };
-      Result<std::string> path = PathOfHandle(s.pid, sdev, type, handle);
-      if (!path.ok()) return named("which no path reaches (" + path.error().message + ")");
-      if (path->size() > 10 && path->compare(path->size() - 10, 10, " (deleted)") == 0)
-        return named("a deleted file (" + *path + ")");
-      struct stat st;
-      if (lstat(ProcTask(s.pid).Path("root" + *path).c_str(), &st) < 0 || st.st_ino != ino)
-        return named("which its path " + *path + " no longer reaches");
+      Result<std::string> path = WatchedPath(s.pid, sdev, type, handle, ino);
+      if (!path.ok()) return named(path.error().message);
       img::InotifyWatch* w = in->add_watches();
       w->set_wd(wd);
       w->set_mask(mask);
@@ -179,14 +193,6 @@ Result<std::string> MountPoint(pid_t pid, unsigned id) {
   return MakeError("no mount %u", id);
 }
 
-// A file system's path: the mount MountOf opens, as PID sees it.
-Result<std::string> PathOf(int fd) {
-  char path[4096];
-  ssize_t n = readlink(Format("/proc/self/fd/%d", fd).c_str(), path, sizeof path - 1);
-  if (n < 0) return ErrnoError("readlink");
-  return std::string(path, n);
-}
-
 constexpr unsigned kFanClassMask = FAN_CLASS_CONTENT | FAN_CLASS_PRE_CONTENT;
 constexpr unsigned kFanMarkIgnore = 0x400;  // FAN_MARK_IGNORE (6.0+)
 
@@ -225,11 +231,8 @@ class Fanotify : public FdKind {
                         " ignored_mask:%" SCNx64
                         " fhandle-bytes:%*x fhandle-type:%x f_handle:%299s",
                         &ino, &sdev, &mflags, &mask, &ignored, &type, handle) == 7) {
-        Result<std::string> path = PathOfHandle(s.pid, sdev, type, handle);
-        if (!path.ok()) return named("on a file no path reaches (" + path.error().message + ")");
-        struct stat st;
-        if (lstat(ProcTask(s.pid).Path("root" + *path).c_str(), &st) < 0 || st.st_ino != ino)
-          return named("on a file its path " + *path + " no longer reaches");
+        Result<std::string> path = WatchedPath(s.pid, sdev, type, handle, ino);
+        if (!path.ok()) return named("on a file " + path.error().message);
         m.set_type(img::FanotifyMark::INODE);
         m.set_path(*path);
         m.set_ino(ino);
