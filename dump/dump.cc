@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
+#include "dump/aio_dump.h"
 #include "dump/fd_dump.h"
 #include "dump/memory_dump.h"
 #include "dump/seized_tree.h"
@@ -70,6 +71,7 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
+  TRY(CollectAioRings(p, vmas, &out->mm));
   // An unguarded remote-syscall window maps and unmaps scratch memory (the
   // kernel may then have split or merged a neighbour): list VMAs again.
   vmas = TRY(ListVmas(pid));

@@ -17,6 +17,7 @@
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "base/scoped_fd.h"
+#include "dump/aio_dump.h"
 #include "images/file_id.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/proc_parsers.h"
@@ -242,12 +243,7 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
     if (!vdso) TRY(CheckVmFlagsCarried(pid, v));
     const std::string& p = v.path;
     if (p == "[vsyscall]") continue;  // fixed by the kernel, the same in every process
-    if (p.rfind("/[aio]", 0) == 0)
-      return MakeError(
-          "PID %d has an AIO context (io_setup) whose ring is at 0x%lx: not carried (the "
-          "requests in flight in it cannot be seen from outside, so could not be drained or "
-          "refused)",
-          pid, v.start);
+    if (IsAioRing(v)) continue;       // carried as a context (aio_dump.h)
     if (p == "anon_inode:[io_uring]" || p.rfind("/[io_uring]", 0) == 0)
       return MakeError(
           "PID %d maps the rings of an io_uring at 0x%lx: an io_uring's requests in flight "

@@ -34,12 +34,6 @@ std::string Readlink(const std::string& path) {
   return n < 0 ? std::string() : std::string(buf, n);
 }
 
-Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas) {
-  for (const auto& v : vmas)
-    if (v.path == "[vdso]") return FindSyscallInsn(pid, v.start, v.end);
-  return MakeError("PID %d has no [vdso] to run remote syscalls from", pid);
-}
-
 // State only the task can tell: asked with remote syscalls, answers passed
 // through a scratch page mapped in the task for the occasion.
 Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
@@ -272,6 +266,12 @@ Status CollectThread(pid_t pid, const SeizedThread& t, img::ThreadCore* th) {
 }
 
 }  // namespace
+
+Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas) {
+  for (const auto& v : vmas)
+    if (v.path == "[vdso]") return FindSyscallInsn(pid, v.start, v.end);
+  return MakeError("PID %d has no [vdso] to run remote syscalls from", pid);
+}
 
 Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
   pid_t pid = task.pid;

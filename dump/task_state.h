@@ -8,6 +8,7 @@
 #include "base/result.h"
 #include "dump/seized_tree.h"
 #include "images/criu_lite.pb.h"
+#include "kernel/remote_ptr.h"
 #include "kernel/vma_list.h"
 
 namespace crl {
@@ -16,6 +17,9 @@ namespace crl {
 // cannot carry: other namespaces, seccomp, and what it shares with its
 // PARENT by clone() flags short of a thread.
 Status CheckTaskCarried(const SeizedProcess& task, pid_t parent);
+
+// Where remote syscalls run in PID: a `syscall` instruction of its vDSO.
+Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas);
 
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core);

@@ -1,8 +1,10 @@
 #include "kernel/kernel_probe.h"
 
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <linux/kcmp.h>
 #include <linux/prctl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -104,6 +106,30 @@ bool ProbeOpenByHandle() {
   return again.valid();
 }
 
+// An AIO context takes a poll of a ready pipe and completes it at once
+// (what counting and moving a ring takes).
+bool ProbeAioPoll() {
+  aio_context_t ctx = 0;
+  int p[2];
+  if (syscall(SYS_io_setup, 1, &ctx) < 0) return false;
+  bool ok = false;
+  if (pipe2(p, O_CLOEXEC) == 0) {
+    close(p[1]);
+    iocb cb{};
+    cb.aio_lio_opcode = IOCB_CMD_POLL;
+    cb.aio_fildes = p[0];
+    cb.aio_buf = POLLIN;
+    iocb* list[] = {&cb};
+    io_event ev;
+    timespec none{0, 0};
+    ok = syscall(SYS_io_submit, ctx, 1, list) == 1 &&
+         syscall(SYS_io_getevents, ctx, 1, 1, &ev, &none) == 1;
+    close(p[0]);
+  }
+  syscall(SYS_io_destroy, ctx);
+  return ok;
+}
+
 bool ProbeSetMmMap() {
   unsigned int size = 0;
   return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
@@ -188,6 +214,10 @@ const FeatureRow kFeatures[] = {
      "open_by_handle_at",
      [](const KernelFeatures& f) {
        return f.open_by_handle ? "open_by_handle_at" : "unavailable: inotify watches refused";
+     }},
+    {&KernelFeatures::aio_poll, ProbeAioPoll, "", "AIO contexts", "io_setup + IOCB_CMD_POLL",
+     [](const KernelFeatures& f) {
+       return f.aio_poll ? "IOCB_CMD_POLL" : "unavailable: AIO contexts refused";
      }},
     {&KernelFeatures::prctl_set_mm_map, ProbeSetMmMap, "", "set mm fields", "PR_SET_MM_MAP",
      [](const KernelFeatures& f) {

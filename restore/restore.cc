@@ -31,6 +31,7 @@
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
+#include "restore/aio_restore.h"
 #include "restore/creds_restore.h"
 #include "restore/file_table.h"
 #include "restore/lazy_pages.h"
@@ -340,6 +341,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   else
     TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
   TRY(step(FinishVmas(p, t.mm, with_pages), "setting protections"));
+  TRY(step(RestoreAioRings(p, t.mm), "restoring AIO contexts"));
   TRY(step(InstallFds(p, t.fds, files_), "restoring files"));
   TRY(step(RestoreProcessState(p, t.core), "restoring process state"));
   // Children in the session this task had before it made its own are forked
@@ -576,8 +578,10 @@ Status WritePidfile(const std::string& path, pid_t pid) {
 
 std::vector<std::pair<uint64_t, uint64_t>> AllVmaRanges(const Tree& tree) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (const auto& [pid, t] : tree.tasks)
+  for (const auto& [pid, t] : tree.tasks) {
     for (const img::Vma& v : t->mm.vmas()) out.push_back({v.start(), v.end()});
+    for (const img::AioRing& a : t->mm.aio_rings()) out.push_back({a.start(), a.start() + a.len()});
+  }
   return out;
 }
 

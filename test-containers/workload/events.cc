@@ -1,4 +1,4 @@
-// Event objects: epoll (and what it watches), pidfd, inotify.
+// Event objects: epoll (and what it watches), pidfd, inotify, AIO contexts.
 #include <sys/epoll.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
@@ -378,6 +378,103 @@ int Fanotify() {
   }
   EXPECT(modified && closed, "the marked file's write: modify %d, close-write %d", modified,
          closed);
+  Report();
+}
+
+}  // namespace wl
+
+// ---- AIO -------------------------------------------------------------------------
+namespace wl {
+namespace {
+
+struct AioRing {  // fs/aio.c's struct aio_ring
+  unsigned id, nr, head, tail, magic, compat_features, incompat_features, header_length;
+};
+
+long AioSubmit(aio_context_t ctx, iocb* cb) { return syscall(SYS_io_submit, ctx, 1, &cb); }
+long AioEvents(aio_context_t ctx, long min, long max, io_event* ev, timespec* t) {
+  return syscall(SYS_io_getevents, ctx, min, max, ev, t);
+}
+iocb AioWrite(int fd, const char* text, off_t off, uint64_t data) {
+  iocb cb{};
+  cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+  cb.aio_fildes = fd;
+  cb.aio_buf = reinterpret_cast<uint64_t>(text);
+  cb.aio_nbytes = strlen(text);
+  cb.aio_offset = off;
+  cb.aio_data = data;
+  return cb;
+}
+iocb AioPoll(int fd, uint64_t data) {
+  iocb cb{};
+  cb.aio_lio_opcode = IOCB_CMD_POLL;
+  cb.aio_fildes = fd;
+  cb.aio_buf = POLLIN;
+  cb.aio_data = data;
+  return cb;
+}
+
+}  // namespace
+
+// Two AIO contexts. The first has gone round its ring more than once and
+// holds three completions not reaped yet (two writes to a file, a poll);
+// the second is empty. After restore each is the same context (same
+// address, size, head and tail), the three completions are reaped in order
+// with their results, and both take new requests: a write lands in the
+// file, a poll of a pipe completes when the pipe is written.
+int Aio() {
+  aio_context_t a = 0, b = 0;
+  if (syscall(SYS_io_setup, 128, &a) < 0 || syscall(SYS_io_setup, 16, &b) < 0) return 2;
+  int file = open((g_dir + "/aio-file").c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+  int ready[2], later[2];
+  if (file < 0 || pipe(ready) < 0 || pipe(later) < 0 || write(ready[1], "r", 1) != 1) return 2;
+  auto* ra = reinterpret_cast<AioRing*>(a);
+  io_event ev[8];
+  for (unsigned i = 0; i < ra->nr + 50; i++) {  // round the ring once and more
+    iocb p = AioPoll(ready[0], i);
+    if (AioSubmit(a, &p) != 1 || AioEvents(a, 1, 1, ev, nullptr) != 1) return 2;
+  }
+  static iocb w1 = AioWrite(file, "first ", 0, 101), w2 = AioWrite(file, "second", 6, 102),
+              p1 = AioPoll(ready[0], 103);
+  for (iocb* cb : {&w1, &w2, &p1})
+    if (AioSubmit(a, cb) != 1) return 2;
+  AioRing before_a = *ra, before_b = *reinterpret_cast<AioRing*>(b);
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  auto* rb = reinterpret_cast<AioRing*>(b);
+  EXPECT(ra->nr == before_a.nr && ra->head == before_a.head && ra->tail == before_a.tail,
+         "context A's ring: %u events, head %u, tail %u; it had %u, %u, %u", ra->nr, ra->head,
+         ra->tail, before_a.nr, before_a.head, before_a.tail);
+  EXPECT(rb->nr == before_b.nr && rb->head == before_b.head && rb->tail == before_b.tail,
+         "context B's ring: %u events, head %u, tail %u; it had %u, %u, %u", rb->nr, rb->head,
+         rb->tail, before_b.nr, before_b.head, before_b.tail);
+  timespec now{0, 0};
+  long n = AioEvents(a, 0, 8, ev, &now);
+  EXPECT(n == 3, "context A has %ld completions waiting, not 3 (%s)", n, strerror(errno));
+  const uint64_t data[] = {101, 102, 103};
+  const iocb* objs[] = {&w1, &w2, &p1};
+  const int64_t res[] = {6, 6, POLLIN};
+  for (long i = 0; i < std::min(n, 3L); i++)
+    EXPECT(ev[i].data == data[i] && ev[i].obj == reinterpret_cast<uint64_t>(objs[i]) &&
+               ev[i].res == res[i],
+           "completion %ld: data %llu res %lld, expected %lu and %ld", i,
+           static_cast<unsigned long long>(ev[i].data), static_cast<long long>(ev[i].res), data[i],
+           res[i]);
+  static iocb w3 = AioWrite(file, " third", 12, 104), p2 = AioPoll(later[0], 105);
+  EXPECT(AioSubmit(a, &w3) == 1 && AioEvents(a, 1, 1, ev, nullptr) == 1 && ev[0].data == 104 &&
+             ev[0].res == 6,
+         "a new write through context A: %s", strerror(errno));
+  EXPECT(AioSubmit(b, &p2) == 1, "a poll through context B: %s", strerror(errno));
+  EXPECT(AioEvents(b, 0, 1, ev, &now) == 0,
+         "context B's poll completed before its pipe was written");
+  EXPECT(write(later[1], "x", 1) == 1, "write");
+  timespec second{1, 0};
+  EXPECT(AioEvents(b, 1, 1, ev, &second) == 1 && ev[0].data == 105,
+         "context B's poll did not complete when its pipe was written");
+  char text[32] = {};
+  EXPECT(pread(file, text, sizeof text - 1, 0) == 18 && std::string(text) == "first second third",
+         "the file has '%s'", text);
   Report();
 }
 

@@ -583,11 +583,19 @@ std::string ReadMaster(int master, const std::string& want) {
   if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0) _exit(2);
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_sigint = 1; };
-  sigaction(SIGINT, &sa, nullptr);  // no SA_RESTART: read() returns
+  sigaction(SIGINT, &sa, nullptr);
+  // SIGINT is let in only while it waits (ppoll): one arriving between a
+  // look at the flag and the wait would otherwise go unanswered.
+  sigset_t intr, waiting;
+  sigemptyset(&intr);
+  sigaddset(&intr, SIGINT);
+  sigprocmask(SIG_BLOCK, &intr, &waiting);
+  sigdelset(&waiting, SIGINT);
   if (write(fd, "up\n", 3) != 3) _exit(2);
   for (;;) {
     char line[128];
-    ssize_t n = read(fd, line, sizeof line);
+    pollfd p{fd, POLLIN, 0};
+    ssize_t n = ppoll(&p, 1, nullptr, &waiting) == 1 ? read(fd, line, sizeof line) : 0;
     if (g_sigint) {
       g_sigint = 0;
       if (write(fd, "sigint\n", 7) != 7) _exit(2);

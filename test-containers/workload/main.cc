@@ -37,6 +37,8 @@
 //             itself and a thread
 //   inotify   watches on a directory and files, with a freed number, ONESHOT,
 //             and an event queued at dump
+//   aio       two AIO contexts, one gone round its ring and holding three
+//             completions not reaped
 //   ghosts    deleted files held open: a log (two fds), a sparse 1 GiB file,
 //             one in a removed directory
 //   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
@@ -56,7 +58,7 @@
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
-//             inotify-deleted|aio|io-uring|sysv-shm|ghost-big|fanotify-perm:
+//             inotify-deleted|aio-in-flight|io-uring|sysv-shm|ghost-big|fanotify-perm:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -130,6 +132,7 @@ const Scenario kScenarios[] = {
     {"epoll", [](const Args&) { return Epoll(); }},
     {"pidfd", [](const Args&) { return Pidfd(); }},
     {"inotify", [](const Args&) { return Inotify(); }},
+    {"aio", [](const Args&) { return Aio(); }},
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
     {"pty", [](const Args&) { return Pty(); }},

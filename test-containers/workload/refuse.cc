@@ -193,11 +193,32 @@ int Refuse(const std::string& what) {
       pollfd p{in, POLLIN, 0};
       EXPECT(poll(&p, 1, 1000) == 1, "the deleted file's watch is gone");
     };
-  } else if (what == "aio") {
-    // An AIO context (its ring is an "[aio]" mapping).
-    unsigned long ctx = 0;
-    if (syscall(SYS_io_setup, 16, &ctx) < 0) return 2;
-    check = [ctx] { EXPECT(syscall(SYS_io_destroy, ctx) == 0, "the AIO context is gone"); };
+  } else if (what == "aio-in-flight") {
+    // An AIO context with a completion not reaped yet, and a poll of a pipe
+    // nobody has written to, in flight: both there after the refusal, the
+    // completion first, then the poll's once the pipe is written.
+    static aio_context_t ctx = 0;
+    static int ready[2], empty[2];
+    static iocb done{}, waiting{};
+    if (syscall(SYS_io_setup, 16, &ctx) < 0 || pipe(ready) < 0 || pipe(empty) < 0 ||
+        write(ready[1], "r", 1) != 1)
+      return 2;
+    for (auto [cb, fd, data] : {std::tuple{&done, ready[0], 77}, {&waiting, empty[0], 88}}) {
+      cb->aio_lio_opcode = IOCB_CMD_POLL;
+      cb->aio_fildes = fd;
+      cb->aio_buf = POLLIN;
+      cb->aio_data = data;
+      if (syscall(SYS_io_submit, ctx, 1, &cb) != 1) return 2;
+    }
+    check = [] {
+      io_event ev[4];
+      timespec none{0, 0}, second{1, 0};
+      long n = syscall(SYS_io_getevents, ctx, 0, 4, ev, &none);
+      EXPECT(n == 1 && ev[0].data == 77, "the completion waiting: %ld events", n);
+      EXPECT(write(empty[1], "x", 1) == 1, "write");
+      n = syscall(SYS_io_getevents, ctx, 1, 4, ev, &second);
+      EXPECT(n == 1 && ev[0].data == 88, "the poll in flight: %ld events", n);
+    };
   } else if (what == "io-uring") {
     // An io_uring with its rings mapped, as liburing leaves it.
     struct {

@@ -9,6 +9,7 @@
 //   reaper    init of a test host's PID namespace (test-containers/hosts.sh)
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/aio_abi.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/futex.h>
@@ -20,8 +21,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -104,6 +105,7 @@ int Signalfd();
 int Epoll();
 int Pidfd();
 int Inotify();
+int Aio();
 int Ghosts();
 int Locks();
 int Pty();

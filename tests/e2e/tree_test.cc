@@ -61,6 +61,10 @@ TEST(Tree, EpollsReportWhatTheyReportedBefore) { DumpRestoreCheck("epoll"); }
 // zombie, a reaped child, the process itself, a thread.
 TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
 
+// AIO contexts come back at their addresses with their sizes, head and
+// tail, and the completions not reaped yet; they take new requests.
+TEST(Tree, AioContextsKeepTheirRingsAndCompletions) { DumpRestoreCheck("aio"); }
+
 // Inotify watches come back with their numbers (also after a freed one),
 // masks and ONESHOT, and see what happens after restore; the events
 // queued at dump are not carried.
@@ -120,7 +124,8 @@ TEST(Tree, GhostLimitRaisesTheLimit) {
 
 // A dump that leaves the tree running must not consume what is in flight.
 TEST(Tree, LeaveRunningConsumesNothingInFlight) {
-  for (const char* scenario : {"pipeline", "sockets"}) {
+  // The AIO ring's completions are neither reaped nor moved.
+  for (const char* scenario : {"pipeline", "sockets", "aio"}) {
     TestDir dir;
     pid_t pid = StartWorkload(dir, scenario);
     CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
