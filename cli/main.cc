@@ -106,6 +106,12 @@ class DumpCommand : public Command {
           ->type_name("KEY");
       app_->add_flag("--file-locks", o_.file_locks,
                      "carry the file locks the tree holds (flock, POSIX, OFD), as CRIU's");
+      app_->add_flag("--tcp-established", o_.tcp_established,
+                     "carry established TCP connections (TCP_REPAIR), their packets dropped "
+                     "from the dump until restore has them again, as CRIU's");
+      app_->add_flag("--tcp-close", o_.tcp_close,
+                     "save established TCP connections as closed sockets (the restored "
+                     "process finds them gone), as CRIU's");
       app_->add_option("--ghost-limit", o_.ghost_limit,
                        "the most data a deleted file held open may have to be saved in the "
                        "images (bytes, or with K, M, G; default 1M, as CRIU)")
@@ -254,6 +260,9 @@ class RestoreCommand : public Command {
         ->type_name("FILE");
     app_->add_flag("--file-locks", file_locks_ignored_,
                    "accepted for CRIU compatibility: locks in the images are always taken back");
+    app_->add_flag("--tcp-established", tcp_ignored_,
+                   "accepted for CRIU compatibility: connections in the images are always "
+                   "taken back");
     app_->add_option("--inherit-fd", inherit_fds_,
                      "use criu-lite's fd N for every fd of the tree that was RESOURCE at dump: "
                      "pipe:[INO], socket:[INO] or a file's path (as CRIU's)")
@@ -305,6 +314,7 @@ class RestoreCommand : public Command {
   std::string pages_ = "read";
   std::vector<std::string> inherit_fds_;
   bool file_locks_ignored_ = false;
+  bool tcp_ignored_ = false;
 };
 
 class CheckCommand : public Command {

@@ -62,7 +62,7 @@ struct ProcessImages {
 };
 
 Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& opts,
-                      ProcessImages* out) {
+                      TcpRepairs* tcp, ProcessImages* out) {
   bool memory_only = opts.pre_dump;
   pid_t pid = p.pid;
   out->pid = pid;
@@ -76,7 +76,7 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   // kernel may then have split or merged a neighbour): list VMAs again.
   vmas = TRY(ListVmas(pid));
   TRY(DescribeVmas(pid, vmas, &out->mm));
-  TRY(DumpFds(pid, opts, &out->fds));
+  TRY(DumpFds(pid, opts, tcp, &out->fds));
   return Ok{};
 }
 
@@ -131,6 +131,10 @@ class DumpRun {
     tree_.emplace(TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid))));
     // Where fds are taken through the task (no pidfd_getfd), in its window.
     windows_.emplace([this](pid_t p) { return tree_->Window(p); });
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    tcp_.emplace(opts_.tcp_established, opts_.tcp_close,
+                 Format("criu_lite_%d_%lx%09lx", pid, now.tv_sec, now.tv_nsec));
     Mark("frozen");
     FaultPoint("dump-seized");
     LOG_INFO("tree of PID %d stopped: %zu processes, %zu zombies", pid, tree_->processes().size(),
@@ -145,7 +149,7 @@ class DumpRun {
       const SeizedProcess& p = tree_->processes()[i];
       // The root too: what it shares with a parent outside the tree could
       // not be shared again either.
-      TRY(CollectProcess(p, p.ppid, opts_, &procs_[i]));
+      TRY(CollectProcess(p, p.ppid, opts_, &*tcp_, &procs_[i]));
       // Pre-dump passes save each process's private memory whole; the final
       // dump (chained or not) leaves out what a child still shares with its
       // parent copy-on-write, compared at the freeze. Shared anonymous
@@ -304,6 +308,7 @@ class DumpRun {
     }
     inv.set_format_version(kImageFormatVersion);
     inv.set_root_pid(opts_.pid);
+    if (tcp_) inv.set_net_lock(tcp_->lock_table());
     utsname u;
     uname(&u);
     inv.set_kernel_release(u.release);
@@ -320,6 +325,10 @@ class DumpRun {
     // the source) or failed (resume it, nothing lost).
     if (opts_.before_release) kill_tree = TRY(opts_.before_release());
     Status after_kill = Ok{};
+    if (kill_tree)
+      tcp_->Keep();
+    else
+      tcp_->LetGo();
     if (kill_tree) {
       tree_->SignalKill();
       if (opts_.after_kill_signalled) after_kill = opts_.after_kill_signalled();
@@ -367,6 +376,9 @@ class DumpRun {
   bool chained_;
   std::string prev_dir_;
   std::optional<SeizedTree> tree_;
+  // After the tree: on the way out its connections leave repair mode and
+  // the lock is lifted before the tree is resumed.
+  std::optional<TcpRepairs> tcp_;
   std::optional<TaskWindows> windows_;  // ends before the tree is released
   std::vector<ProcessImages> procs_;
   img::Shared shared_;

@@ -25,6 +25,12 @@ struct DumpOptions {
   // --file-locks: carry the flock, POSIX and OFD locks the tree holds (no
   // other process may take them between the dump and the restore).
   bool file_locks = false;
+  // --tcp-established (CRIU's): carry TCP connections with TCP_REPAIR, under
+  // the network lock, which stays until restore lifts it; --tcp-close: save
+  // them as closed sockets instead (the restored process finds each
+  // connection gone).
+  bool tcp_established = false;
+  bool tcp_close = false;
   // --external tty[RDEV:DEV] / file[MNT_ID:INODE] (CRIU's, numbers in hex):
   // fds of those objects are recorded as external, and restore takes them
   // from --inherit-fd with the same key (as container runtimes do for a

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +41,10 @@ Result<FdSeen> See(pid_t pid, int fd, bool shell_job) {
   s.fdinfo = TRY(ReadFileToString(ProcTask(pid).Path(Format("fdinfo/%d", fd))));
   if (stat(link_path.c_str(), &s.st) < 0) return ErrnoError("stat(%s)", link_path.c_str());
   s.anon = FdLinkKind(s.link);
+  if (s.anon == "socket") {
+    ssize_t len = getxattr(link_path.c_str(), "system.sockprotoname", buf, sizeof buf - 1);
+    if (len > 0) s.sock_proto.assign(buf, strnlen(buf, len));
+  }
   return s;
 }
 
@@ -121,10 +126,11 @@ std::vector<std::string> ExternalKeys(const FdSeen& s, const FdInfo& info) {
   return keys;
 }
 
-Status DumpFds(pid_t pid, const DumpOptions& opts, img::Fds* fds) {
+Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fds) {
   bool shell_job = opts.shell_job, file_locks = opts.file_locks;
   for (int fd : TRY(ProcTask(pid).Fds())) {
     FdSeen s = TRY(See(pid, fd, shell_job));
+    s.tcp = tcp;
     FdInfo info = TRY(ParseFdInfo(s.fdinfo).Context(ProcTask(pid).Path(Format("fdinfo/%d", fd))));
     std::string external;
     for (const std::string& key : ExternalKeys(s, info))

@@ -10,6 +10,7 @@
 
 #include "base/result.h"
 #include "dump/dump.h"
+#include "files/fd_kind.h"
 #include "images/criu_lite.pb.h"
 
 namespace crl {
@@ -18,7 +19,7 @@ namespace crl {
 // external (--external), and recorded, or the dump fails naming the fd.
 // OPTS: --shell-job, --file-locks (else a lock held through an fd is
 // refused), --external.
-Status DumpFds(pid_t pid, const DumpOptions& opts, img::Fds* fds);
+Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fds);
 
 struct ProcessFds {
   pid_t pid;

@@ -238,6 +238,9 @@ Status CollectSeccomp(pid_t pid, pid_t tid, img::ThreadCore* th) {
 Status CollectThread(pid_t pid, const SeizedThread& t, img::ThreadCore* th) {
   pid_t tid = t.tid;
   th->set_tid(tid);
+  std::string comm = TRY(ProcTask(pid, tid).Read("comm"));
+  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  th->set_comm(comm);
   TRY(CollectSeccomp(pid, tid, th));
   TRY(CollectCreds(pid, tid, th->mutable_creds()));
   TRY(CollectSched(pid, tid, th->mutable_sched()));

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,6 +26,40 @@
 
 namespace crl {
 
+// Dump: the tree's TCP connections (--tcp-established), each put in
+// repair mode (TCP_REPAIR: the socket sends nothing, and closes without a
+// reset or a FIN) under the network lock. When the tree is killed they stay
+// so, and the lock stays for restore to lift; otherwise (a failed dump,
+// -R) each leaves repair mode and the lock is lifted before the tree runs
+// again (files/inet_socket.cc).
+class NetLock;
+
+class TcpRepairs {
+ public:
+  TcpRepairs(bool established, bool close, std::string lock_table);
+  ~TcpRepairs();
+  TcpRepairs(const TcpRepairs&) = delete;
+  TcpRepairs& operator=(const TcpRepairs&) = delete;
+  bool established() const { return established_; }  // --tcp-established
+  bool close() const { return close_; }              // --tcp-close
+  // SOCK, criu-lite's copy of a connection from LOCAL to PEER: locked, then
+  // in repair mode, until the end of the dump.
+  Result<int> Take(ScopedFd sock, const std::string& local, const std::string& peer);
+  // The tree is killed: the connections die silently, the lock stays.
+  // Returns the lock's table ("" if none), for the inventory.
+  std::string Keep();
+  // Repair mode off, lock lifted (done once).
+  void LetGo();
+  const std::string& lock_table() const { return lock_table_; }
+
+ private:
+  bool established_, close_;
+  std::string lock_table_;
+  std::unique_ptr<NetLock> lock_;
+  std::vector<ScopedFd> socks_;
+  bool kept_ = false;
+};
+
 // What dump sees of one fd of a task before any kind claims it.
 struct FdSeen {
   pid_t pid = -1;
@@ -34,7 +69,11 @@ struct FdSeen {
   struct stat st {};   // of the file the fd refers to
   // "pipe", "socket", "anon_inode:eventfd"...: an fd that is no file.
   std::optional<std::string> anon;
-  bool shell_job = false;  // --shell-job
+  // A socket's protocol as sockfs names it ("TCP", "UDPv6", "UNIX-STREAM",
+  // "NETLINK"...: its system.sockprotoname attribute); empty for others.
+  std::string sock_proto;
+  bool shell_job = false;     // --shell-job
+  TcpRepairs* tcp = nullptr;  // the dump's TCP connections
 };
 
 // One fd of the tree, in the tree-wide pass.
@@ -97,6 +136,11 @@ class OpenFiles {
   std::vector<int>& Object(const FdKind* kind, uint64_t ino) { return objects_[{kind, ino}]; }
   // Keeps FD open as long as this table.
   int Hold(ScopedFd fd);
+  // FD, a TCP connection made in repair mode (open as long as this table),
+  // leaves it at FinishRepairs.
+  void Repairing(int fd) { repairing_.push_back(fd); }
+  // Every connection out of repair mode (once the network lock is lifted).
+  Status FinishRepairs();
 
  private:
   const img::Shared& shared_;
@@ -104,6 +148,7 @@ class OpenFiles {
   std::map<uint64_t, int> memfds_;
   std::map<std::pair<const FdKind*, uint64_t>, std::vector<int>> objects_;
   std::vector<ScopedFd> held_;
+  std::vector<int> repairing_;
 };
 
 class FdKind {

@@ -2,11 +2,16 @@
 // them whether an fd is theirs: fds that are no file first (by their /proc
 // link), then terminals and memfds before the plain files they also look
 // like. An fd no kind claims is refused, named (dump/fd_dump.cc).
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "files/fd_kind.h"
 
 namespace crl {
 
 const FdKind& PipeKind();        // files/pipe.cc
+const FdKind& InetSocketKind();  // files/inet_socket.cc
 const FdKind& UnixSocketKind();  // files/unix_socket.cc
 const FdKind& EventfdKind();     // files/eventfd.cc
 const FdKind& TimerfdKind();     // files/timerfd.cc
@@ -27,10 +32,10 @@ const FdKind& FifoKind();        // files/pipe.cc
 
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
-      &PipeKind(),      &UnixSocketKind(), &EventfdKind(),  &TimerfdKind(),  &SignalfdKind(),
-      &EpollKind(),     &PidfdKind(),      &InotifyKind(),  &FanotifyKind(), &PtyKind(),
-      &InheritedKind(), &MemfdKind(),      &GhostKind(),    &RegularKind(),  &DirectoryKind(),
-      &ChardevKind(),   &FifoKind(),       &ExternalKind(),
+      &PipeKind(),      &InetSocketKind(), &UnixSocketKind(), &EventfdKind(),  &TimerfdKind(),
+      &SignalfdKind(),  &EpollKind(),      &PidfdKind(),      &InotifyKind(),  &FanotifyKind(),
+      &PtyKind(),       &InheritedKind(),  &MemfdKind(),      &GhostKind(),    &RegularKind(),
+      &DirectoryKind(), &ChardevKind(),    &FifoKind(),       &ExternalKind(),
   };
   return kinds;
 }
@@ -80,6 +85,18 @@ void OpenFiles::AddMemfd(uint64_t ino, ScopedFd fd) { memfds_[ino] = Hold(std::m
 int OpenFiles::Hold(ScopedFd fd) {
   held_.push_back(std::move(fd));
   return held_.back().get();
+}
+
+Status OpenFiles::FinishRepairs() {
+  // Out of repair mode the socket probes its peer's window at once: the
+  // connection goes on where it stopped.
+  for (int fd : repairing_) {
+    int off = TCP_REPAIR_OFF;
+    if (setsockopt(fd, SOL_TCP, TCP_REPAIR, &off, sizeof off) < 0)
+      return ErrnoError("taking a TCP connection out of repair mode");
+  }
+  repairing_.clear();
+  return Ok{};
 }
 
 }  // namespace crl

@@ -50,6 +50,9 @@ class FileTable {
   // Opens F's description if it is not open yet: at Create, or, for a kind
   // made once the tree exists (AfterTree), then.
   Status Add(const img::Fd& f);
+  // The tree's TCP connections out of repair mode (once the network lock
+  // is lifted, just before the tree runs).
+  Status FinishRepairs() { return files_.FinishRepairs(); }
 
  private:
   explicit FileTable(const img::Shared& shared) : files_(shared) {}

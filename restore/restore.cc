@@ -28,6 +28,7 @@
 #include "images/registers_image.h"
 #include "images/validate.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
@@ -738,6 +739,10 @@ class RestoreRun {
     FaultPoint("restore-built");
     TRY(CheckStop());
     if (opts_.handover_fd >= 0) TRY(AwaitHandover(opts_.handover_fd, opts_.handover_timeout));
+    // The dump's network lock is lifted, then the connections leave repair
+    // mode (probing their peers' windows), and the tree runs.
+    TRY(Unlock(inv_.net_lock()));
+    TRY(files_->FinishRepairs());
     TRY(builder_->ReleaseAll());
     ph_.Mark("resume");
     return Ok{};

@@ -275,6 +275,11 @@ Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
   if (th.rseq_addr())
     TRY(rs.Checked("rseq(register)", SYS_rseq, th.rseq_addr(), th.rseq_len(), 0, th.rseq_sig()));
   RemoteScratch::Frame frame(scratch);
+  if (!th.comm().empty()) {
+    char comm[16] = {};
+    strncpy(comm, th.comm().c_str(), sizeof comm - 1);
+    TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.Push(comm))));
+  }
   stack_t ss{};
   ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
   ss.ss_size = th.altstack_size();

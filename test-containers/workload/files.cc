@@ -373,9 +373,9 @@ namespace wl {
 // twice: one read-only at its start, one O_APPEND sharing nothing with it);
 // a sparse file of 1 GiB with two islands of data; a file in a directory
 // that was removed; a file mapped shared and privately, then closed and
-// deleted; an unlinked FIFO with bytes in it. After restore each has its bytes, offsets and flags, the
-// sparse one stays sparse, two fds of one file are still one file, and
-// nothing was left behind in the directories.
+// deleted; an unlinked FIFO with bytes in it. After restore each has its bytes, offsets and flags,
+// the sparse one stays sparse, two fds of one file are still one file, and nothing was left behind
+// in the directories.
 int Ghosts() {
   std::string log = g_dir + "/app.log", sparse = g_dir + "/sparse", sub = g_dir + "/gone",
               inner = sub + "/inner";

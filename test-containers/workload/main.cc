@@ -39,6 +39,10 @@
 //             and an event queued at dump
 //   aio       two AIO contexts, one gone round its ring and holding three
 //             completions not reaped
+//   inet      inet sockets bound, listening (v4, v6, dual-stack, SO_REUSEPORT,
+//             MPTCP) and UDP (bound to a device, connected), with options
+//   tcp       TCP connections (v4, v6) with both ends in the process and
+//             megabytes in flight (--tcp-established)
 //   ghosts    deleted files held open: a log (two fds), a sparse 1 GiB file,
 //             one in a removed directory
 //   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
@@ -58,7 +62,8 @@
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
-//             inotify-deleted|aio-in-flight|io-uring|sysv-shm|ghost-big|fanotify-perm:
+//             inotify-deleted|aio-in-flight|tcp-established|
+//             tcp-pending|io-uring|sysv-shm|ghost-big|fanotify-perm:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -133,6 +138,8 @@ const Scenario kScenarios[] = {
     {"pidfd", [](const Args&) { return Pidfd(); }},
     {"inotify", [](const Args&) { return Inotify(); }},
     {"aio", [](const Args&) { return Aio(); }},
+    {"inet", [](const Args&) { return Inet(); }},
+    {"tcp", [](const Args&) { return Tcp(); }},
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
     {"pty", [](const Args&) { return Pty(); }},

@@ -1,4 +1,5 @@
 // What criu-lite refuses to dump, one thing each (--what).
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/shm.h>
@@ -218,6 +219,34 @@ int Refuse(const std::string& what) {
       EXPECT(write(empty[1], "x", 1) == 1, "write");
       n = syscall(SYS_io_getevents, ctx, 1, 4, ev, &second);
       EXPECT(n == 1 && ev[0].data == 88, "the poll in flight: %ld events", n);
+    };
+  } else if (what == "tcp-established" || what == "tcp-pending" || what == "tcp-then-io-uring") {
+    // A TCP connection over loopback, both ends in the process; or one the
+    // listener has not accept()ed yet.
+    static int listener = socket(AF_INET, SOCK_STREAM, 0), client = socket(AF_INET, SOCK_STREAM, 0);
+    static int server = -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(listener, (sockaddr*)&a, sizeof a) < 0 || listen(listener, 4) < 0 ||
+        getsockname(listener, (sockaddr*)&a, &len) < 0 || connect(client, (sockaddr*)&a, len) < 0)
+      return 2;
+    if (what != "tcp-pending") {
+      server = accept(listener, nullptr, nullptr);
+      if (server < 0) return 2;
+    }
+    // Then an fd refused after the connection was locked and repaired (an
+    // io_uring's, its rings not mapped).
+    uint32_t params[30] = {};
+    if (what == "tcp-then-io-uring" && syscall(425 /* io_uring_setup */, 8, params) < 0)
+      WriteFile("unsupported", "io_uring_setup: " + std::string(strerror(errno)));
+    check = [] {
+      if (server < 0) server = accept(listener, nullptr, nullptr);
+      char buf[4] = {};
+      EXPECT(server >= 0 && write(client, "tcp", 3) == 3 && read(server, buf, 3) == 3 &&
+                 std::string(buf) == "tcp",
+             "the connection does not pass data");
     };
   } else if (what == "io-uring") {
     // An io_uring with its rings mapped, as liburing leaves it.

@@ -52,6 +52,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace wl {
@@ -106,6 +107,8 @@ int Epoll();
 int Pidfd();
 int Inotify();
 int Aio();
+int Inet();
+int Tcp();
 int Ghosts();
 int Locks();
 int Pty();

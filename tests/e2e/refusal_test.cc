@@ -21,10 +21,13 @@ std::string StatusLine(pid_t pid, const std::string& key) {
 // A refused dump leaves the process running, not traced, with the signal
 // mask it had; its own check then finds everything still in place.
 void ExpectRefusedAndUntouched(pid_t pid, const TestDir& dir, const std::string& why,
-                               bool self_check = true) {
+                               bool self_check = true,
+                               const std::vector<std::string>& dump_args = {}) {
   std::string mask = StatusLine(pid, "SigBlk");
   TreeRecord before = RecordTree(pid, 500);
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "img"};
+  dump.insert(dump.end(), dump_args.begin(), dump_args.end());
+  CmdResult d = RunCriuLite(dump, {pid});
   EXPECT_FALSE(d.ok()) << "the dump should have been refused";
   EXPECT_NE(d.err.find(why), std::string::npos) << d.err;
   EXPECT_EQ(std::count(d.err.begin(), d.err.end(), '\n'), 1) << "not one line: " << d.err;
@@ -58,31 +61,51 @@ TEST_P(Refused, NamedAndTheTreeRunsOn) {
 }
 INSTANTIATE_TEST_SUITE_P(
     Workload, Refused,
-    ::testing::Values(Case{"flock", "holds a file lock through fd"},
-                      Case{"posix-lock", "holds a file lock through fd"},
-                      Case{"ofd-lock", "holds a file lock through fd"}, Case{"lease", "LEASE"},
-                      Case{"scm-rights", "in flight in it (SCM_RIGHTS)"},
-                      Case{"shutdown", "shut down"},
-                      Case{"clone-files", "shares its fd table (CLONE_FILES)"},
-                      Case{"seccomp-notify", "(SECCOMP_RET_USER_NOTIF)"},
-                      Case{"uts-namespace", "in another uts namespace"},
-                      Case{"mount-namespace", "in another mnt namespace"},
-                      Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
-                      Case{"shared-twice", "map the same shared anonymous memory"},
-                      Case{"shared-split", "map the same shared anonymous memory"},
-                      Case{"droppable", "MAP_DROPPABLE"},
-                      Case{"epoll-closed-target", "a process outside the tree does"},
-                      Case{"pidfd-outside", "is a pidfd for PID"},
-                      Case{"inotify-deleted", "a deleted file"},
-                      Case{"aio-in-flight", "1 request(s) in flight"}, Case{"io-uring", "io_uring"},
-                      Case{"sysv-shm", "System V shared memory"},
-                      Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},
-                      Case{"fanotify-perm", "a fanotify group of a permission class"}),
+    ::testing::Values(
+        Case{"flock", "holds a file lock through fd"},
+        Case{"posix-lock", "holds a file lock through fd"},
+        Case{"ofd-lock", "holds a file lock through fd"}, Case{"lease", "LEASE"},
+        Case{"scm-rights", "in flight in it (SCM_RIGHTS)"}, Case{"shutdown", "shut down"},
+        Case{"clone-files", "shares its fd table (CLONE_FILES)"},
+        Case{"seccomp-notify", "(SECCOMP_RET_USER_NOTIF)"},
+        Case{"uts-namespace", "in another uts namespace"},
+        Case{"mount-namespace", "in another mnt namespace"},
+        Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
+        Case{"shared-twice", "map the same shared anonymous memory"},
+        Case{"shared-split", "map the same shared anonymous memory"},
+        Case{"droppable", "MAP_DROPPABLE"},
+        Case{"epoll-closed-target", "a process outside the tree does"},
+        Case{"pidfd-outside", "is a pidfd for PID"}, Case{"inotify-deleted", "a deleted file"},
+        Case{"aio-in-flight", "1 request(s) in flight"}, Case{"io-uring", "io_uring"},
+        Case{"tcp-established", "established connections are carried with --tcp-established"},
+        Case{"tcp-pending", "with 1 connection(s) not accept()ed yet"},
+        Case{"sysv-shm", "System V shared memory"},
+        Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},
+        Case{"fanotify-perm", "a fanotify group of a permission class"}),
     [](const auto& info) {
       std::string n = info.param.what;
       std::replace(n.begin(), n.end(), '-', '_');
       return n;
     });
+
+// A dump refused after it had locked and repaired a TCP connection
+// (--tcp-established) lets it go: out of repair mode, the lock lifted, the
+// connection passes data (the workload's check), no nftables table left.
+TEST(RefusedTcp, ConnectionsLockedBeforeTheRefusalAreLetGo) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "refuse", {"--what", "tcp-then-io-uring"});
+  if (access((dir / "unsupported").c_str(), F_OK) == 0) {
+    KillAndReap(pid);
+    GTEST_SKIP() << "SKIPPED: " << ReadFile(dir / "unsupported");
+  }
+  ExpectRefusedAndUntouched(pid, dir, "io_uring", true, {"--tcp-established"});
+  FILE* nft = popen("nft list tables 2>&1", "r");
+  char line[256];
+  std::string tables;
+  while (nft && fgets(line, sizeof line, nft)) tables += line;
+  if (nft) pclose(nft);
+  EXPECT_EQ(tables.find("criu_lite_"), std::string::npos) << tables;
+}
 
 // The issue's own example: the init of a new PID namespace, and the
 // unshare(1) that made it (whose children go into that namespace).

@@ -17,11 +17,14 @@
 namespace crl::test {
 namespace {
 
-void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string>& args = {}) {
+void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string>& args = {},
+                      const std::vector<std::string>& dump_args = {}) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, scenario, args);
-  CmdResult d = RunCriuLite(
-      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  std::vector<std::string> dump = {"dump", "-t", std::to_string(pid), "-D", dir / "img",
+                                   "-v",   "-o", dir / "dump.log"};
+  dump.insert(dump.end(), dump_args.begin(), dump_args.end());
+  CmdResult d = RunCriuLite(dump, {pid});
   ASSERT_TRUE(d.ok()) << d.err;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
   ASSERT_TRUE(r.ok()) << r.err;
@@ -64,6 +67,24 @@ TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
 // AIO contexts come back at their addresses with their sizes, head and
 // tail, and the completions not reaped yet; they take new requests.
 TEST(Tree, AioContextsKeepTheirRingsAndCompletions) { DumpRestoreCheck("aio"); }
+
+// Inet sockets not connected over TCP keep their addresses, backlogs and
+// options; the listeners serve new clients, UDP passes datagrams.
+TEST(Tree, InetSocketsListenAndBindAsBefore) { DumpRestoreCheck("inet"); }
+
+// TCP connections with both ends in the tree and megabytes in flight come
+// back with TCP_REPAIR (--tcp-established): every byte arrives, in order.
+TEST(Tree, TcpConnectionsWithDataInFlight) { DumpRestoreCheck("tcp", {}, {"--tcp-established"}); }
+// Left running (-R), the connections leave repair mode and the lock is
+// lifted: the data in flight arrives as if nothing happened.
+TEST(Tree, LeaveRunningLetsTcpConnectionsGo) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "tcp");
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R", "--tcp-established"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
 
 // Inotify watches come back with their numbers (also after a freed one),
 // masks and ONESHOT, and see what happens after restore; the events

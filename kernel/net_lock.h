@@ -1,0 +1,37 @@
+// The network lock: while a tree with TCP connections is frozen, and until
+// its restored copy has taken them over, their packets are dropped (not
+// answered with a reset by a kernel that no longer has the socket). One
+// nftables table of family inet per dump, its rules naming each connection
+// by addresses and ports, made and deleted through libnftables.
+#pragma once
+
+#include <string>
+
+#include "base/result.h"
+
+namespace crl {
+
+class NetLock {
+ public:
+  // The table TABLE, made by the first Add.
+  explicit NetLock(std::string table) : table_(std::move(table)) {}
+  NetLock(const NetLock&) = delete;
+  NetLock& operator=(const NetLock&) = delete;
+  // Drops the packets of the connection between LOCAL and PEER (sockaddrs
+  // as getsockname gives them), both ways.
+  Status Add(const std::string& local, const std::string& peer);
+  bool made() const { return made_; }
+  const std::string& table() const { return table_; }
+
+ private:
+  std::string table_;
+  bool made_ = false;
+};
+
+// Deletes table TABLE (nothing if it is not there): the lock is lifted.
+Status Unlock(const std::string& table);
+
+// Whether nftables works here (libnftables, and nf_tables in the kernel).
+bool NetLockAvailable();
+
+}  // namespace crl
