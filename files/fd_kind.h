@@ -50,7 +50,8 @@ class TcpRepairs {
   std::string Keep();
   // Repair mode off, lock lifted (done once).
   void LetGo();
-  const std::string& lock_table() const { return lock_table_; }
+  // The lock's table if a connection was locked, else "".
+  std::string lock_table() const;
 
  private:
   bool established_, close_;

@@ -42,6 +42,7 @@
 
 #include "base/log.h"
 #include "files/fd_kind.h"
+#include "kernel/kernel_probe.h"
 #include "kernel/net_lock.h"
 #include "kernel/task_fd.h"
 
@@ -331,6 +332,11 @@ Status CollectConnection(const FdSeen& s, ScopedFd& fd, const std::string& local
   if (state != TCP_ESTABLISHED)
     return MakeError("%s in state %s: only established connections are carried", what.c_str(),
                      TcpStateName(state));
+  if (s.sock_proto.rfind("MPTCP", 0) == 0)
+    return MakeError(
+        "%s over MPTCP: TCP_REPAIR does not apply to MPTCP connections (MPTCP listeners are "
+        "carried)",
+        what.c_str());
   in->set_peer(peer);
   int repaired = TRY(tcp->Take(std::move(fd), local, peer).Context(what));
   return SaveConnection(repaired, in->mutable_tcp()).Context(what);
@@ -493,6 +499,9 @@ TcpRepairs::TcpRepairs(bool established, bool close, std::string lock_table)
 TcpRepairs::~TcpRepairs() { LetGo(); }
 
 Result<int> TcpRepairs::Take(ScopedFd sock, const std::string& local, const std::string& peer) {
+  if (!Kernel().nftables)
+    return MakeError(
+        "the network lock needs nf_tables, which this kernel does not offer (criu-lite check)");
   if (!lock_) lock_ = std::make_unique<NetLock>(lock_table_);
   TRY(lock_->Add(local, peer));
   TRY(SetInt(sock.get(), SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR"));
@@ -500,10 +509,12 @@ Result<int> TcpRepairs::Take(ScopedFd sock, const std::string& local, const std:
   return socks_.back().get();
 }
 
+std::string TcpRepairs::lock_table() const { return lock_ && lock_->made() ? lock_table_ : ""; }
+
 std::string TcpRepairs::Keep() {
   kept_ = true;
   socks_.clear();  // in repair mode: the tree's close sends nothing
-  return lock_ && lock_->made() ? lock_table_ : "";
+  return lock_table();
 }
 
 void TcpRepairs::LetGo() {

@@ -85,7 +85,14 @@ class UnixSocket : public FdKind {
   // once the tree is seen.
   bool Claims(const FdSeen& s) const override { return s.anon == "socket"; }
 
-  Status Collect(const FdSeen&, img::Fd* out) const override {
+  Status Collect(const FdSeen& s, img::Fd* out) const override {
+    // Inet sockets are files/inet_socket.cc's; the others (netlink, raw,
+    // packet...) are refused by name, unless they are stdio under
+    // --shell-job (Resolve makes them restore's own).
+    bool unix_family = s.sock_proto.empty() || s.sock_proto.rfind("UNIX", 0) == 0;
+    if (!unix_family && !(s.shell_job && s.fd <= 2))
+      return MakeError("PID %d fd %d is a %s socket: criu-lite does not carry those yet", s.pid,
+                       s.fd, s.sock_proto.c_str());
     out->mutable_unix_socket();
     return Ok{};
   }

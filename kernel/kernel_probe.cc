@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "base/scoped_fd.h"
+#include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
 
@@ -215,9 +216,13 @@ const FeatureRow kFeatures[] = {
      [](const KernelFeatures& f) {
        return f.open_by_handle ? "open_by_handle_at" : "unavailable: inotify watches refused";
      }},
-    {&KernelFeatures::aio_poll, ProbeAioPoll, "", "AIO contexts", "io_setup + IOCB_CMD_POLL",
+    {&KernelFeatures::aio_poll, ProbeAioPoll, "", "AIO contexts", "IOCB_CMD_POLL",
      [](const KernelFeatures& f) {
        return f.aio_poll ? "IOCB_CMD_POLL" : "unavailable: AIO contexts refused";
+     }},
+    {&KernelFeatures::nftables, NetLockAvailable, "", "network lock", "nf_tables",
+     [](const KernelFeatures& f) {
+       return f.nftables ? "nftables table" : "unavailable: --tcp-established refused";
      }},
     {&KernelFeatures::prctl_set_mm_map, ProbeSetMmMap, "", "set mm fields", "PR_SET_MM_MAP",
      [](const KernelFeatures& f) {

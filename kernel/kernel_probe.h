@@ -21,6 +21,7 @@ struct KernelFeatures {
   bool open_by_handle = false;  // an inotify watch's file from its handle (CAP_DAC_READ_SEARCH)
   bool process_madvise = false;
   bool aio_poll = false;          // io_setup with IOCB_CMD_POLL (4.18)
+  bool nftables = false;          // nf_tables through libnftables: the network lock
   bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
   bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)
 };

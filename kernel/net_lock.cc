@@ -1,8 +1,10 @@
 #include "kernel/net_lock.h"
 
 #include <arpa/inet.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,6 +14,11 @@ namespace {
 
 // Runs nft commands CMDS; the error names WHAT.
 Status Nft(const std::string& cmds, const char* what) {
+  // libnftables exits the process when it cannot open its netlink socket
+  // (a kernel without nfnetlink): try that first.
+  int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (nl < 0) return ErrnoError("%s: this kernel has no nf_tables netlink", what);
+  close(nl);
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (!ctx) return MakeError("%s: libnftables could not start", what);
   nft_ctx_buffer_output(ctx);

@@ -248,6 +248,35 @@ int Refuse(const std::string& what) {
                  std::string(buf) == "tcp",
              "the connection does not pass data");
     };
+  } else if (what == "netlink") {
+    // A route netlink socket, as network managers keep.
+    static int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
+    if (nl < 0) return 2;
+    check = [] {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      EXPECT(getsockname(nl, (sockaddr*)&ss, &len) == 0, "the netlink socket is gone");
+    };
+  } else if (what == "mptcp-established") {
+    // An MPTCP connection over loopback, both ends in the process.
+    static int l = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP), c = -1, srv = -1;
+    if (l < 0) {
+      WriteFile("unsupported", "MPTCP: " + std::string(strerror(errno)));
+    } else {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof a;
+      c = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
+      if (bind(l, (sockaddr*)&a, sizeof a) < 0 || listen(l, 4) < 0 ||
+          getsockname(l, (sockaddr*)&a, &len) < 0 || connect(c, (sockaddr*)&a, len) < 0 ||
+          (srv = accept(l, nullptr, nullptr)) < 0)
+        return 2;
+    }
+    check = [] {
+      char buf[4] = {};
+      EXPECT(l < 0 || (write(c, "mp", 2) == 2 && read(srv, buf, 2) == 2), "MPTCP passes no data");
+    };
   } else if (what == "io-uring") {
     // An io_uring with its rings mapped, as liburing leaves it.
     struct {

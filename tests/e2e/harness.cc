@@ -197,6 +197,14 @@ CmdResult RunCriuLite(const std::vector<std::string>& args, std::vector<pid_t> r
   return r;
 }
 
+bool KernelHas(const std::string& check_line_start) {
+  CmdResult r = RunCriuLite({"check"});
+  size_t p = r.out.find(check_line_start);
+  if (p == std::string::npos) return false;
+  std::string line = r.out.substr(p, r.out.find('\n', p) - p);
+  return line.find(" yes ") != std::string::npos;
+}
+
 CmdResult RunCriuLiteInterrupted(const std::vector<std::string>& args, int delay_us, int sig,
                                  const std::vector<std::string>& env, std::vector<pid_t> reap) {
   return Spawn(args, env, -1, delay_us, sig, reap);

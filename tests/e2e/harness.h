@@ -35,6 +35,11 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
 // as the test's child; does not wait.
 pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv, int stdin_fd = -1);
 
+struct CmdResult;
+// Whether `criu-lite check` says yes on the line that starts with
+// CHECK_LINE_START (a need, or an interface on a continuation line).
+bool KernelHas(const std::string& check_line_start);
+
 struct CmdResult {
   int exit_code = -1;
   std::string out, err;  // stdout, stderr

@@ -235,8 +235,8 @@ TEST(LazyRestore, ACorruptPageKillsTheTreeAndSaysWhy) {
   // Killed as soon as the guard has read its pages: nothing to compare. The
   // guard may even be done before restore is (which then fails).
   ExpectStateDiff killed({""});
-  RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
-               "--pages=lazy", "--lazy-fill-rate", "16"});
+  RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log", "--pages=lazy",
+               "--lazy-fill-rate", "16"});
   bool gone = false;
   for (int i = 0; i < 500 && !gone; i++) {
     usleep(10000);

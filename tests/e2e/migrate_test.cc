@@ -757,8 +757,9 @@ TEST_F(TwoHosts, MigrateKilledAnywhereLeavesExactlyOneCopy) {
                                                   std::to_string(port) + "' >/dev/null")) == 0;
          i++)
       usleep(25000);
-    for (int i = 0; i < 400 && Sh(OnHost("b", "pgrep -r R,S,D,T -f 'criu-lite restore' "
-                                              ">/dev/null")) == 0;
+    for (int i = 0; i < 400 && Sh(OnHost("b",
+                                         "pgrep -r R,S,D,T -f 'criu-lite restore' "
+                                         ">/dev/null")) == 0;
          i++)
       usleep(25000);
     bool a = Sh(OnHost("a", "sh -c 'test -d /proc/" + std::to_string(pid) +

@@ -21,15 +21,6 @@ bool KernelTracks() {
   return line.find("none") == std::string::npos;
 }
 
-bool KernelHas(const std::string& check_line_start) {
-  CmdResult r = RunCriuLite({"check"});
-  for (size_t p = r.out.find(check_line_start); p != std::string::npos;) {
-    std::string line = r.out.substr(p, r.out.find('\n', p) - p);
-    return line.find(" yes ") != std::string::npos;
-  }
-  return false;
-}
-
 // N pre-dumps, then the final dump, then restore; the workload checks itself.
 void Iterate(const std::vector<std::string>& wl_args, int passes,
              const std::vector<std::string>& extra = {}, const std::string& scenario = "dirtier") {
