@@ -1,15 +1,24 @@
-// Unix socket pairs with both ends in the tree: their type and what each
+// Unix sockets. A pair with both ends in the tree: its type and what each
 // end had waiting to be read (peeked, so that it stays there); restore
 // makes one socketpair per pair and has each end send the other's data
-// again. A socket of another family, a bound one, or one connected outside
-// the tree is refused (or, as stdio under --shell-job, restore's own).
+// again. A socket on its own: bound to a path (the file the dumped socket
+// left behind is replaced, and given its mode and owner) or an abstract
+// name, listening with its backlog, or a datagram socket connected to a
+// named socket outside the tree, connected again by name. Refused: a
+// connection accepted from a listener (its name and peer credentials would
+// differ), a stream socket connected outside the tree (or, as stdio under
+// --shell-job, restore's own), other families (netlink, packet...).
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <map>
 #include <set>
 
+#include "base/log.h"
 #include "files/fd_kind.h"
 #include "kernel/task_fd.h"
 #include "kernel/unix_diag.h"
@@ -76,6 +85,90 @@ Result<std::vector<std::string>> PeekSocket(int sock, int type) {
   return out;
 }
 
+// NAME as a sockaddr_un (an abstract name is "@NAME").
+Result<std::pair<sockaddr_un, socklen_t>> UnixAddr(const std::string& name) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (name.size() >= sizeof a.sun_path) return MakeError("the name %s is too long", name.c_str());
+  memcpy(a.sun_path, name.data(), name.size());
+  if (name[0] == '@') a.sun_path[0] = 0;
+  return std::make_pair(a, static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size()));
+}
+
+// A unix socket with no peer in the tree: bound (listening or not), or a
+// datagram socket connected to a socket outside (reconnected by name).
+Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si,
+                       const std::map<uint64_t, UnixSocketInfo>& diag) {
+  img::UnixSocketFd* u = r.fd->mutable_unix_socket();
+  std::string what = Format("PID %d fd %d is a unix socket", r.pid, r.fd->fd());
+  u->set_type(si.type);
+  if (!si.name.empty()) {
+    if (si.name[0] != '/' && si.name[0] != '@')
+      return MakeError("%s bound to the relative name %s: not carried", what.c_str(),
+                       si.name.c_str());
+    if (si.name[0] == '/') {
+      struct stat st;
+      if (lstat(si.name.c_str(), &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_ino != si.vfs_ino)
+        return MakeError("%s bound to %s, whose file was deleted or replaced: not carried yet",
+                         what.c_str(), si.name.c_str());
+      u->set_mode(st.st_mode & 07777);
+      u->set_uid(st.st_uid);
+      u->set_gid(st.st_gid);
+    }
+    u->set_name(si.name);
+  }
+  if (si.state == TCP_LISTEN) {
+    if (si.rqueue)
+      return MakeError("%s listening on %s with %u connection(s) not accept()ed yet: not carried",
+                       what.c_str(), si.name.c_str(), si.rqueue);
+    u->set_listening(true);
+    u->set_backlog(static_cast<int32_t>(si.wqueue));
+    return Ok{};
+  }
+  if (si.peer_ino) {
+    auto peer = diag.find(si.peer_ino);
+    std::string name = peer == diag.end() ? "" : peer->second.name;
+    if (name.empty() || (name[0] != '/' && name[0] != '@'))
+      return MakeError("%s connected to an unnamed socket outside the tree: not carried",
+                       what.c_str());
+    u->set_peer_name(name);
+  }
+  if (si.rqueue)
+    LOG_WARN("%s (%s): the datagrams waiting in it are not carried", what.c_str(),
+             si.name.empty() ? "unbound" : si.name.c_str());
+  return Ok{};
+}
+
+// The socket U describes, on its own: bound (its stale file from the dump
+// replaced), listening, or connected by name.
+Result<ScopedFd> OpenOnItsOwn(const img::UnixSocketFd& u) {
+  ScopedFd sock(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return ErrnoError("socket(AF_UNIX)");
+  const std::string& name = u.name();
+  if (!name.empty()) {
+    auto [addr, len] = TRY(UnixAddr(name));
+    struct stat st;
+    if (name[0] == '/' && lstat(name.c_str(), &st) == 0) {
+      if (!S_ISSOCK(st.st_mode))
+        return MakeError("%s, a unix socket's name, is now something else", name.c_str());
+      unlink(name.c_str());  // the dumped socket's file, left behind
+    }
+    if (bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
+      return ErrnoError("bind(%s)", name.c_str());
+    if (name[0] == '/' &&
+        (chmod(name.c_str(), u.mode()) < 0 || lchown(name.c_str(), u.uid(), u.gid()) < 0))
+      return ErrnoError("giving %s its mode and owner", name.c_str());
+  }
+  if (u.listening() && listen(sock.get(), u.backlog()) < 0)
+    return ErrnoError("listen(%s)", name.c_str());
+  if (!u.peer_name().empty()) {
+    auto [addr, len] = TRY(UnixAddr(u.peer_name()));
+    if (connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
+      return ErrnoError("connect(%s)", u.peer_name().c_str());
+  }
+  return sock;
+}
+
 class UnixSocket : public FdKind {
  public:
   img::Fd::KindCase arm() const override { return img::Fd::kUnixSocket; }
@@ -111,9 +204,21 @@ class UnixSocket : public FdKind {
         continue;
       }
       const UnixSocketInfo& si = it->second;
+      bool in_tree = sockets.count(si.peer_ino);
+      if (in_tree && si.type == SOCK_DGRAM && !diag[si.peer_ino].name.empty())
+        return MakeError(
+            "PID %d fd %d is a datagram unix socket connected to %s, a bound socket of the "
+            "tree: not carried yet",
+            r.pid, f.fd(), diag[si.peer_ino].name.c_str());
+      if (si.peer_ino == 0 || (!in_tree && si.type == SOCK_DGRAM)) {
+        TRY(CollectOnItsOwn(r, si, diag));
+        continue;
+      }
       if (!si.name.empty() || !sockets.count(si.peer_ino)) {
-        TRY(tree.External(r, si.name.empty() ? "a unix socket connected outside the tree"
-                                             : "a bound unix socket"));
+        TRY(tree.External(r, si.name.empty()
+                                 ? "a unix socket connected outside the tree"
+                                 : "a connection accepted from a listening unix socket (carried "
+                                   "with its name and peer credentials: not yet)"));
         continue;
       }
       if (si.shutdown || diag[si.peer_ino].shutdown)
@@ -141,6 +246,8 @@ class UnixSocket : public FdKind {
   }
 
   Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const override {
+    if (f.unix_socket().peer_ino() == 0 || !f.unix_socket().peer_name().empty())
+      return OpenOnItsOwn(f.unix_socket()).Context(Format("unix socket of fd %d", f.fd()));
     std::vector<int>& mine = files.Object(this, f.ino());
     if (mine.empty()) {
       const img::UnixSocketFd& u = f.unix_socket();

@@ -17,7 +17,10 @@ struct UnixSocketInfo {
   int state = 0;  // TCP_ESTABLISHED, TCP_LISTEN, TCP_CLOSE...
   uint64_t peer_ino = 0;
   std::string name;      // bound path (or @abstract), empty if unbound
-  uint32_t rqueue = 0;   // bytes (stream) or datagrams waiting to be read
+  uint32_t rqueue = 0;   // bytes (stream) or datagrams waiting to be read; a
+                         // listener: connections not accepted yet
+  uint32_t wqueue = 0;   // a listener: its backlog
+  uint64_t vfs_ino = 0;  // the bound file's inode (0: abstract or unbound)
   uint8_t shutdown = 0;  // RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2)
 };
 

@@ -43,6 +43,8 @@
 //             MPTCP) and UDP (bound to a device, connected), with options
 //   tcp       TCP connections (v4, v6) with both ends in the process and
 //             megabytes in flight (--tcp-established)
+//   unix      unix sockets on their own: listeners on a path and an abstract
+//             name, a datagram socket on a path, an unbound one
 //   ghosts    deleted files held open: a log (two fds), a sparse 1 GiB file,
 //             one in a removed directory
 //   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
@@ -63,7 +65,8 @@
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
-//             tcp-pending|tcp-then-io-uring|netlink|mptcp-established|io-uring|sysv-shm|ghost-big|fanotify-perm:
+//             tcp-pending|tcp-then-io-uring|netlink|mptcp-established|
+//             unix-accepted|io-uring|sysv-shm|ghost-big|fanotify-perm:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -140,6 +143,7 @@ const Scenario kScenarios[] = {
     {"aio", [](const Args&) { return Aio(); }},
     {"inet", [](const Args&) { return Inet(); }},
     {"tcp", [](const Args&) { return Tcp(); }},
+    {"unix", [](const Args&) { return Unix(); }},
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
     {"pty", [](const Args&) { return Pty(); }},

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/un.h>
 
 #include "test-containers/workload/workload.h"
 
@@ -282,6 +283,74 @@ int Tcp() {
   EXPECT(bad == have, "byte %zu of the stream differs", bad);
   EXPECT(write(s6, "more", 4) == 4 && read(c6, buf, 4) == 4 && std::string(buf, 4) == "more",
          "the v6 connection does not go on");
+  Report();
+}
+
+}  // namespace wl
+
+namespace wl {
+namespace {
+
+sockaddr_un UnixName(const std::string& name, socklen_t* len) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, name.data(), name.size());
+  if (name[0] == '@') a.sun_path[0] = 0;
+  *len = offsetof(sockaddr_un, sun_path) + name.size();
+  return a;
+}
+
+int BoundUnix(int type, const std::string& name) {
+  int fd = socket(AF_UNIX, type, 0);
+  socklen_t len;
+  sockaddr_un a = UnixName(name, &len);
+  return fd >= 0 && bind(fd, (sockaddr*)&a, len) == 0 ? fd : -1;
+}
+
+// A client of NAME (TYPE) is accepted by LISTENER and passes a message.
+bool UnixServes(int listener, int type, const std::string& name) {
+  int c = socket(AF_UNIX, type, 0);
+  socklen_t len;
+  sockaddr_un a = UnixName(name, &len);
+  if (c < 0 || connect(c, (sockaddr*)&a, len) < 0) return false;
+  int s = accept(listener, nullptr, nullptr);
+  char buf[4] = {};
+  bool ok = s >= 0 && write(c, "uds", 3) == 3 && read(s, buf, 3) == 3 && std::string(buf) == "uds";
+  close(c);
+  close(s);
+  return ok;
+}
+
+}  // namespace
+
+// Unix sockets on their own: a stream listener bound to a path (mode 0640,
+// backlog 7), a seqpacket listener with an abstract name, a datagram socket
+// bound to a path, and one neither bound nor connected. After restore each
+// has its name, the path its mode, and each serves a new client.
+int Unix() {
+  std::string path = g_dir + "/listen.sock", dpath = g_dir + "/dgram.sock";
+  std::string abstract = "@crl-unix-" + std::to_string(getpid());
+  int l = BoundUnix(SOCK_STREAM, path), sp = BoundUnix(SOCK_SEQPACKET, abstract);
+  int dg = BoundUnix(SOCK_DGRAM, dpath), loose = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (l < 0 || sp < 0 || dg < 0 || loose < 0 || listen(l, 7) < 0 || listen(sp, 3) < 0 ||
+      chmod(path.c_str(), 0640) < 0)
+    return 2;
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  struct stat st {};
+  EXPECT(stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 07777) == 0640,
+         "%s has mode 0%o", path.c_str(), st.st_mode & 07777);
+  EXPECT(UnixServes(l, SOCK_STREAM, path), "the listener on %s serves no client", path.c_str());
+  EXPECT(UnixServes(sp, SOCK_SEQPACKET, abstract), "the abstract listener serves no client");
+  int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+  socklen_t len;
+  sockaddr_un a = UnixName(dpath, &len);
+  char buf[8] = {};
+  EXPECT(sendto(c, "dgram", 5, 0, (sockaddr*)&a, len) == 5 && recv(dg, buf, sizeof buf, 0) == 5,
+         "the datagram socket on %s receives nothing", dpath.c_str());
+  close(c);
+  EXPECT(Opt(loose, SOL_SOCKET, SO_TYPE) == SOCK_STREAM, "the loose socket is gone");
   Report();
 }
 

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/shm.h>
+#include <sys/un.h>
 
 #include "test-containers/workload/workload.h"
 
@@ -247,6 +248,19 @@ int Refuse(const std::string& what) {
       EXPECT(server >= 0 && write(client, "tcp", 3) == 3 && read(server, buf, 3) == 3 &&
                  std::string(buf) == "tcp",
              "the connection does not pass data");
+    };
+  } else if (what == "unix-accepted") {
+    // A unix stream connection accepted from a listener on a path.
+    static int l = socket(AF_UNIX, SOCK_STREAM, 0), c = socket(AF_UNIX, SOCK_STREAM, 0), srv = -1;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/l.sock", g_dir.c_str());
+    if (bind(l, (sockaddr*)&a, sizeof a) < 0 || listen(l, 2) < 0 ||
+        connect(c, (sockaddr*)&a, sizeof a) < 0 || (srv = accept(l, nullptr, nullptr)) < 0)
+      return 2;
+    check = [] {
+      char buf[4] = {};
+      EXPECT(write(c, "ux", 2) == 2 && read(srv, buf, 2) == 2, "the connection passes no data");
     };
   } else if (what == "netlink") {
     // A route netlink socket, as network managers keep.

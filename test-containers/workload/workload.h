@@ -109,6 +109,7 @@ int Inotify();
 int Aio();
 int Inet();
 int Tcp();
+int Unix();
 int Ghosts();
 int Locks();
 int Pty();

@@ -96,6 +96,7 @@ INSTANTIATE_TEST_SUITE_P(
         // Refused after its connection was locked and repaired: let go.
         Case{"tcp-then-io-uring", "io_uring", {"--tcp-established"}},
         Case{"netlink", "is a NETLINK socket"},
+        Case{"unix-accepted", "a connection accepted from a listening unix socket"},
         Case{"mptcp-established", "TCP_REPAIR does not apply to MPTCP", {"--tcp-established"}},
         Case{"sysv-shm", "System V shared memory"},
         Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},

@@ -72,6 +72,10 @@ TEST(Tree, AioContextsKeepTheirRingsAndCompletions) { DumpRestoreCheck("aio"); }
 // options; the listeners serve new clients, UDP passes datagrams.
 TEST(Tree, InetSocketsListenAndBindAsBefore) { DumpRestoreCheck("inet"); }
 
+// Unix sockets bound to a path or an abstract name, listening or not, come
+// back with their names, modes and backlogs, and serve new clients.
+TEST(Tree, UnixSocketsOnTheirOwnKeepTheirNames) { DumpRestoreCheck("unix"); }
+
 // TCP connections with both ends in the tree and megabytes in flight come
 // back with TCP_REPAIR (--tcp-established): every byte arrives, in order.
 TEST(Tree, TcpConnectionsWithDataInFlight) {
