@@ -3,11 +3,15 @@
 // and seen doing its job afterwards.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -109,6 +113,47 @@ asyncio.run(main())
   EXPECT_TRUE(woke) << "SIGUSR1 did not reach the loop: " << ReadFile(count) << " "
                     << ReadFile(dir / "err");
   KillAndReap(pid);
+}
+
+// A program logging to a datagram socket outside the tree, as to syslog's
+// /dev/log (here the test's own): after restore its socket is connected to
+// the same name again and its next message arrives.
+TEST(RealPrograms, DatagramSocketConnectedToALogSocketOutside) {
+  if (access("/usr/bin/python3", X_OK) != 0)
+    GTEST_SKIP() << "SKIPPED: no /usr/bin/python3 here (the VM image has no Python)";
+  TestDir dir;
+  std::string log = dir / "log.sock";
+  int sink = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof a.sun_path, "%s", log.c_str());
+  ASSERT_EQ(bind(sink, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::ofstream(dir / "logger.py") << R"(import signal, socket, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[1])
+s.send(b"before")
+signal.sigwait([signal.SIGUSR1])
+s.send(b"after")
+)";
+  pid_t pid = StartProgram(dir, {"/usr/bin/python3", dir / "logger.py", log});
+  auto next = [&] {
+    pollfd p{sink, POLLIN, 0};
+    char buf[16] = {};
+    return poll(&p, 1, 5000) == 1 && recv(sink, buf, sizeof buf - 1, 0) > 0 ? std::string(buf)
+                                                                            : std::string();
+  };
+  ASSERT_EQ(next(), "before") << ReadFile(dir / "err");
+  SettleTree(pid, 500);
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  kill(pid, SIGUSR1);
+  EXPECT_EQ(next(), "after") << ReadFile(dir / "err");
+  KillAndReap(pid);
+  close(sink);
 }
 
 // `cat` reading a pipe whose writer is the test (outside the tree), stopped
