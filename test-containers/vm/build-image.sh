@@ -35,7 +35,7 @@ mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,run,etc}
 cp /usr/bin/busybox "$R/bin/busybox"
 for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
 # Our binaries at their own paths, with every library they load.
-# bash, ip (with netns), unshare, nsenter, pgrep: test-containers/hosts.sh, which
+# bash, ip (with netns), unshare, nsenter, pgrep/pkill: test-containers/hosts.sh, which
 # the two-host tests use, needs the real ones, not busybox's; openssl makes the
 # TLS tests' certificates, timeout kills migrate at fractions of a second;
 # coreutils' tail and cat are real programs the tests checkpoint.
@@ -51,6 +51,8 @@ for f in "${bins[@]}"; do
     cp -L "$lib" "$R$lib"
   done
 done
+# procps' pkill is pgrep under another name; this busybox has neither.
+ln -sf pgrep "$R/usr/bin/pkill"
 mkdir -p "$R$ROOT/test-containers/vm"
 cp "$ROOT/test-containers/hosts.sh" "$R$ROOT/test-containers/"
 cp "$ROOT"/test-containers/vm/guest-*.sh "$R$ROOT/test-containers/vm/"
