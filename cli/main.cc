@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
+#include <sstream>
 #include <vector>
 
 #include "base/interrupt.h"
@@ -100,10 +101,19 @@ class DumpCommand : public Command {
       app_->add_flag("-j,--shell-job", o_.shell_job,
                      "the process's stdin/stdout/stderr are a terminal or pipe that restore "
                      "provides");
-      app_->add_option("--external", externals_,
-                       "an fd's object the caller owns and hands back at restore with "
-                       "--inherit-fd: tty[RDEV:DEV] or file[MNT_ID:INODE] (hex, as CRIU's)")
+      app_->add_option(
+              "--external", externals_,
+              "an fd's object the caller owns and hands back at restore with "
+              "--inherit-fd: tty[RDEV:DEV] or file[MNT_ID:INODE] (hex), or unix[INODE], as "
+              "CRIU's")
           ->type_name("KEY");
+      ext_unix_opt_ =
+          app_->add_option("-x,--ext-unix-sk", ext_unix_,
+                           "unix stream sockets connected outside the tree (all, or those of "
+                           "the inodes listed) are handed back at restore with --inherit-fd "
+                           "fd[N]:socket:[INODE], as CRIU's")
+              ->expected(0, 1)
+              ->type_name("INODE,...");
       app_->add_flag("--file-locks", o_.file_locks,
                      "carry the file locks the tree holds (flock, POSIX, OFD), as CRIU's");
       app_->add_flag("--tcp-established", o_.tcp_established,
@@ -137,13 +147,34 @@ class DumpCommand : public Command {
   }
 
   int Run() override {
+    if (ext_unix_opt_ && ext_unix_opt_->count()) {
+      // (-x alone: CLI11 gives one empty value, or none)
+      o_.ext_unix_sk_all = true;
+      for (const std::string& list : ext_unix_) {
+        if (list.empty()) continue;
+        o_.ext_unix_sk_all = false;
+        std::stringstream in(list);
+        for (std::string ino; std::getline(in, ino, ',');) {
+          char* end = nullptr;
+          unsigned long v = strtoul(ino.c_str(), &end, 10);
+          if (ino.empty() || *end) return Usage("--ext-unix-sk " + list + ": not INODE,...");
+          o_.ext_unix_sk.insert(v);
+        }
+      }
+    }
     for (const std::string& key : externals_) {
       unsigned long a, b;
       int end = 0;
+      if (sscanf(key.c_str(), "unix[%lu]%n", &a, &end) == 1 &&
+          end == static_cast<int>(key.size())) {
+        o_.ext_unix_sk.insert(a);  // CRIU's other name for --ext-unix-sk=INODE
+        continue;
+      }
       bool tty = sscanf(key.c_str(), "tty[%lx:%lx]%n", &a, &b, &end) == 2;
       bool file = !tty && sscanf(key.c_str(), "file[%lx:%lx]%n", &a, &b, &end) == 2;
       if ((!tty && !file) || end != static_cast<int>(key.size()))
-        return Usage("--external " + key + ": not tty[RDEV:DEV] or file[MNT_ID:INODE]");
+        return Usage("--external " + key +
+                     ": not tty[RDEV:DEV], file[MNT_ID:INODE] or unix[INODE]");
       o_.externals.insert(crl::Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
     }
     if (compress_ && o_.zstd_level == 0) o_.zstd_level = 1;
@@ -170,7 +201,8 @@ class DumpCommand : public Command {
   }
 
   crl::DumpOptions o_;
-  std::vector<std::string> externals_;
+  std::vector<std::string> externals_, ext_unix_;
+  CLI::Option* ext_unix_opt_ = nullptr;
   bool compress_ = false, track_mem_ignored_ = false, server_ = false;
   std::string address_;
   int port_ = 0;
@@ -225,9 +257,16 @@ class MigrateCommand : public Command {
     app_->add_option("--stats", o_.stats_file, "write the figures as JSON to FILE")
         ->type_name("FILE");
     app_->add_option("--timeout", o_.timeout, "seconds without progress before giving up");
+    app_->add_flag("--tcp-established", o_.tcp_established,
+                   "carry established TCP connections (TCP_REPAIR), their packets dropped "
+                   "from the freeze until the destination has them, as dump's");
+    app_->add_flag("--tcp-close", o_.tcp_close,
+                   "carry established TCP connections as closed sockets, as dump's");
     AddTlsOptions(app_, &o_.tls);
   }
   int Run() override {
+    if (o_.tcp_established && o_.tcp_close)
+      return Usage("--tcp-established and --tcp-close exclude each other");
     size_t colon = to_.rfind(':');
     if (colon == std::string::npos) return Usage("--to wants HOST:PORT, got '" + to_ + "'");
     o_.host = to_.substr(0, colon);

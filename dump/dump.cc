@@ -171,7 +171,7 @@ class DumpRun {
       for (const SeizedProcess& p : tree_->processes())
         for (const SeizedThread& t : p.threads) tasks.insert(t.tid);
       for (const ZombieTask& z : tree_->zombies()) tasks.insert(z.pid);
-      TRY(ResolveTreeFds(pf, std::move(tasks), opts_.shell_job, opts_.ghost_limit, &shared_));
+      TRY(ResolveTreeFds(pf, std::move(tasks), opts_, &shared_));
       for (ProcessImages& p : procs_)
         for (const img::Vma& v : p.mm.vmas())
           if (v.memfd_ino()) {
@@ -356,6 +356,7 @@ class DumpRun {
     stats.set_pages_written(mstats_.pages_written);
     stats.set_bytes_written(bytes_);
     stats.set_checksum_usec(checksum_nsec_ / 1000);
+    if (tcp_) stats.set_net_lock_usec(tcp_->lock_usec());
     stats.set_frozen_usec(Between("frozen", opts_.pre_dump ? "thawed" : "end"));
     stats.set_total_usec(Between("start", "end"));
     stats.set_kind(opts_.pre_dump ? "pre-dump" : "dump");

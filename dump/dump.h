@@ -36,6 +36,12 @@ struct DumpOptions {
   // from --inherit-fd with the same key (as container runtimes do for a
   // console or a log file).
   std::set<std::string> externals;
+  // --ext-unix-sk (CRIU's): unix stream sockets connected outside the tree
+  // (all of them, or those of EXT_UNIX_SK's inodes; --external unix[INO]
+  // names one too) are recorded as external, for restore to take from
+  // --inherit-fd fd[N]:socket:[INO].
+  bool ext_unix_sk_all = false;
+  std::set<uint64_t> ext_unix_sk;
   int zstd_level = 0;  // 0: raw pages
   // Iterative dumps: the previous pass's directory (relative to images_dir
   // unless absolute), and whether this pass is a pre-dump (memory only, the

@@ -31,8 +31,8 @@ struct ProcessFds {
 // --shell-job, an error otherwise...) and captures data in flight without
 // consuming it; then fds that share one open file description are found
 // (kcmp), and each description's signal owner recorded. TASKS: every thread
-// and zombie of the tree. GHOST_LIMIT: --ghost-limit.
-Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks, bool shell_job,
-                      uint64_t ghost_limit, img::Shared* shared);
+// and zombie of the tree.
+Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks,
+                      const DumpOptions& opts, img::Shared* shared);
 
 }  // namespace crl

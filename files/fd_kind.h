@@ -52,6 +52,8 @@ class TcpRepairs {
   void LetGo();
   // The lock's table if a connection was locked, else "".
   std::string lock_table() const;
+  // Time spent making the lock (the tree frozen meanwhile).
+  uint64_t lock_usec() const { return lock_usec_; }
 
  private:
   bool established_, close_;
@@ -59,6 +61,7 @@ class TcpRepairs {
   std::unique_ptr<NetLock> lock_;
   std::vector<ScopedFd> socks_;
   bool kept_ = false;
+  uint64_t lock_usec_ = 0;
 };
 
 // What dump sees of one fd of a task before any kind claims it.
@@ -104,6 +107,13 @@ class TreeFds {
   // end): with --shell-job, stdin/out/err become restore's own (the
   // `inherited` arm); otherwise refused, saying WHAT it is.
   Status External(FdRef ref, const char* what) const;
+  // --ext-unix-sk: whether INO, a unix socket connected outside the tree,
+  // is recorded as external, for restore to take from --inherit-fd.
+  bool ExternalUnix(uint64_t ino) const { return ext_unix_all_ || ext_unix_.count(ino); }
+  void set_ext_unix_sk(bool all, std::set<uint64_t> inos) {
+    ext_unix_all_ = all;
+    ext_unix_ = std::move(inos);
+  }
   // True the first time it is asked for INO under PURPOSE: one kernel
   // object shared by several fds is saved once.
   bool First(const char* purpose, uint64_t ino) { return done_.insert({purpose, ino}).second; }
@@ -115,6 +125,8 @@ class TreeFds {
   std::set<std::pair<std::string, uint64_t>> done_;
   std::set<pid_t> tasks_;
   std::vector<FdRef> all_;
+  bool ext_unix_all_ = false;
+  std::set<uint64_t> ext_unix_;
 };
 
 class FdKind;
@@ -171,6 +183,10 @@ class FdKind {
   // Restore: true for a kind opened only once every task of the tree exists
   // (a pidfd names a task), and given to the tasks then.
   virtual bool AfterTree() const { return false; }
+  // Restore: descriptions are opened in this order (lowest first; the same
+  // order keeps the images'): a kind whose objects are made through others
+  // of its kind (a unix connection through its listener) opens those first.
+  virtual int OpenOrder(const img::Fd&) const { return 0; }
   // Restore, before any task exists: what cannot be opened here is refused.
   virtual Status Check(const img::Fd& f, bool shell_job) const;
   // Restore: a new open file description in criu-lite for F (restore sets

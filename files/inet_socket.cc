@@ -37,21 +37,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 
 #include "base/log.h"
 #include "files/fd_kind.h"
+#include "files/sock_opt.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/net_lock.h"
 #include "kernel/task_fd.h"
 
 namespace crl {
 namespace {
-
-struct OptName {
-  int level, name;
-};
 
 // The options read from every inet socket (those a kind has not are skipped:
 // getsockopt fails on them).
@@ -125,15 +123,6 @@ bool SteersBind(const img::SockOpt& o) {
                                   o.name() == IP_BIND_ADDRESS_NO_PORT)) ||
          (o.level() == SOL_IPV6 &&
           (o.name() == IPV6_V6ONLY || o.name() == IPV6_FREEBIND || o.name() == IPV6_TRANSPARENT));
-}
-
-std::string GetOpt(int fd, OptName o) {
-  char buf[64] = {};
-  socklen_t len = sizeof buf;
-  if (getsockopt(fd, o.level, o.name, buf, &len) < 0) return {};
-  if (o.level == SOL_SOCKET && o.name == SO_BINDTODEVICE)
-    return std::string(buf, strnlen(buf, len));
-  return std::string(buf, len);
 }
 
 // SOCKADDR as "1.2.3.4:80" or "[::1]:80", for messages.
@@ -415,12 +404,7 @@ class InetSocket : public FdKind {
           (o.level == SOL_IP && (o.name == IP_MULTICAST_TTL || o.name == IP_MULTICAST_LOOP)) ||
           (o.level == SOL_IPV6 && (o.name == IPV6_MULTICAST_HOPS || o.name == IPV6_MULTICAST_LOOP));
       if (multicast && type == SOCK_STREAM) continue;
-      std::string v = GetOpt(sock, o);
-      if (v.empty() || v == GetOpt(fresh.get(), o)) continue;
-      img::SockOpt* opt = in->add_opts();
-      opt->set_level(o.level);
-      opt->set_name(o.name);
-      opt->set_value(v);
+      AddIfDiffers(sock, fresh.get(), o, in->mutable_opts());
     }
     return Ok{};
   }
@@ -435,20 +419,7 @@ class InetSocket : public FdKind {
       TRY(SetInt(fd, SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR"));
       files.Repairing(fd);
     }
-    auto set = [&](const img::SockOpt& o) -> Status {
-      std::string v = o.value();
-      // What SO_RCVBUF and SO_SNDBUF read back is twice what was set.
-      if (o.level() == SOL_SOCKET && (o.name() == SO_RCVBUF || o.name() == SO_SNDBUF) &&
-          v.size() == sizeof(int)) {
-        int half;
-        memcpy(&half, v.data(), sizeof half);
-        half /= 2;
-        v.assign(reinterpret_cast<const char*>(&half), sizeof half);
-      }
-      if (setsockopt(fd, o.level(), o.name(), v.data(), v.size()) < 0)
-        return ErrnoError("setsockopt(%d, %d) of fd %d", o.level(), o.name(), f.fd());
-      return Ok{};
-    };
+    auto set = [&](const img::SockOpt& o) { return SetOpt(fd, o, f.fd()); };
     for (const img::SockOpt& o : in.opts())
       if (SteersBind(o)) TRY(set(o));
     if (in.has_tcp()) {
@@ -503,7 +474,12 @@ Result<int> TcpRepairs::Take(ScopedFd sock, const std::string& local, const std:
     return MakeError(
         "the network lock needs nf_tables, which this kernel does not offer (criu-lite check)");
   if (!lock_) lock_ = std::make_unique<NetLock>(lock_table_);
-  TRY(lock_->Add(local, peer));
+  auto t0 = std::chrono::steady_clock::now();
+  Status locked = lock_->Add(local, peer);
+  lock_usec_ +=
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  TRY(locked);
   TRY(SetInt(sock.get(), SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR"));
   socks_.push_back(std::move(sock));
   return socks_.back().get();

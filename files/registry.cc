@@ -10,32 +10,33 @@
 
 namespace crl {
 
-const FdKind& PipeKind();        // files/pipe.cc
-const FdKind& InetSocketKind();  // files/inet_socket.cc
-const FdKind& UnixSocketKind();  // files/unix_socket.cc
-const FdKind& EventfdKind();     // files/eventfd.cc
-const FdKind& TimerfdKind();     // files/timerfd.cc
-const FdKind& SignalfdKind();    // files/signalfd.cc
-const FdKind& EpollKind();       // files/epoll.cc
-const FdKind& PidfdKind();       // files/pidfd.cc
-const FdKind& InotifyKind();     // files/fsnotify.cc
-const FdKind& FanotifyKind();    // files/fsnotify.cc
-const FdKind& GhostKind();       // files/ghost.cc
-const FdKind& PtyKind();         // files/pty.cc
-const FdKind& ExternalKind();    // files/external.cc: --external, claims nothing itself
-const FdKind& InheritedKind();   // files/inherited.cc: terminals, --shell-job
-const FdKind& MemfdKind();       // files/memfd.cc
-const FdKind& RegularKind();     // files/path_files.cc
-const FdKind& DirectoryKind();   // files/path_files.cc
-const FdKind& ChardevKind();     // files/path_files.cc
-const FdKind& FifoKind();        // files/pipe.cc
+const FdKind& PipeKind();           // files/pipe.cc
+const FdKind& InetSocketKind();     // files/inet_socket.cc
+const FdKind& NetlinkSocketKind();  // files/netlink_socket.cc
+const FdKind& UnixSocketKind();     // files/unix_socket.cc
+const FdKind& EventfdKind();        // files/eventfd.cc
+const FdKind& TimerfdKind();        // files/timerfd.cc
+const FdKind& SignalfdKind();       // files/signalfd.cc
+const FdKind& EpollKind();          // files/epoll.cc
+const FdKind& PidfdKind();          // files/pidfd.cc
+const FdKind& InotifyKind();        // files/fsnotify.cc
+const FdKind& FanotifyKind();       // files/fsnotify.cc
+const FdKind& GhostKind();          // files/ghost.cc
+const FdKind& PtyKind();            // files/pty.cc
+const FdKind& ExternalKind();       // files/external.cc: --external, claims nothing itself
+const FdKind& InheritedKind();      // files/inherited.cc: terminals, --shell-job
+const FdKind& MemfdKind();          // files/memfd.cc
+const FdKind& RegularKind();        // files/path_files.cc
+const FdKind& DirectoryKind();      // files/path_files.cc
+const FdKind& ChardevKind();        // files/path_files.cc
+const FdKind& FifoKind();           // files/pipe.cc
 
 const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
-      &PipeKind(),      &InetSocketKind(), &UnixSocketKind(), &EventfdKind(),  &TimerfdKind(),
-      &SignalfdKind(),  &EpollKind(),      &PidfdKind(),      &InotifyKind(),  &FanotifyKind(),
-      &PtyKind(),       &InheritedKind(),  &MemfdKind(),      &GhostKind(),    &RegularKind(),
-      &DirectoryKind(), &ChardevKind(),    &FifoKind(),       &ExternalKind(),
+      &PipeKind(),     &InetSocketKind(), &NetlinkSocketKind(), &UnixSocketKind(), &EventfdKind(),
+      &TimerfdKind(),  &SignalfdKind(),   &EpollKind(),         &PidfdKind(),      &InotifyKind(),
+      &FanotifyKind(), &PtyKind(),        &InheritedKind(),     &MemfdKind(),      &GhostKind(),
+      &RegularKind(),  &DirectoryKind(),  &ChardevKind(),       &FifoKind(),       &ExternalKind(),
   };
   return kinds;
 }

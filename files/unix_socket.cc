@@ -1,13 +1,19 @@
 // Unix sockets. A pair with both ends in the tree: its type and what each
 // end had waiting to be read (peeked, so that it stays there); restore
-// makes one socketpair per pair and has each end send the other's data
-// again. A socket on its own: bound to a path (the file the dumped socket
-// left behind is replaced, and given its mode and owner) or an abstract
-// name, listening with its backlog, or a datagram socket connected to a
-// named socket outside the tree, connected again by name. Refused: a
-// connection accepted from a listener (its name and peer credentials would
-// differ), a stream socket connected outside the tree (or, as stdio under
-// --shell-job, restore's own), other families (netlink, packet...).
+// makes it again (a socketpair, or a connection to the listener of the tree
+// it was accepted from, accepted again) and has each end send the other's
+// data again. A socket on its own: bound to a path (the file the dumped
+// socket left behind is replaced, and given its mode and owner; a deleted
+// one is bound again and deleted) or an abstract name, listening with its
+// backlog, a client waiting in a listener of the tree to be accepted (it
+// connects again, in queue order), a stream socket whose peer was closed
+// (its data, then end of file), or a datagram socket connected to a named
+// socket outside the tree, connected again by name. Who made each socket
+// (SO_PEERCRED, SO_PEERGROUPS) is the same after restore: the calls that
+// record it are made as that task (kernel/as_task.h). A stream socket
+// connected outside the tree is refused, or with --ext-unix-sk given back
+// by --inherit-fd (CRIU's meaning); other families (netlink, packet...)
+// are refused.
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -20,6 +26,9 @@
 
 #include "base/log.h"
 #include "files/fd_kind.h"
+#include "kernel/as_task.h"
+#include "kernel/proc_parsers.h"
+#include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
 #include "kernel/unix_diag.h"
 
@@ -95,43 +104,124 @@ Result<std::pair<sockaddr_un, socklen_t>> UnixAddr(const std::string& name) {
   return std::make_pair(a, static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size()));
 }
 
-// A unix socket with no peer in the tree: bound (listening or not), or a
-// datagram socket connected to a socket outside (reconnected by name).
-Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si,
-                       const std::map<uint64_t, UnixSocketInfo>& diag) {
+// What SO_PEERCRED and SO_PEERGROUPS say of SOCK (pid 0: no one yet).
+Status ReadPeerCred(int sock, img::PeerCred* out) {
+  ucred uc{};
+  socklen_t len = sizeof uc;
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+    return ErrnoError("getsockopt(SO_PEERCRED)");
+  out->set_pid(uc.pid);
+  out->set_uid(uc.uid);
+  out->set_gid(uc.gid);
+  std::vector<gid_t> groups(65536);
+  len = groups.size() * sizeof(gid_t);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) < 0)
+    return errno == ENODATA ? Status(Ok{}) : ErrnoError("getsockopt(SO_PEERGROUPS)");
+  for (size_t i = 0; i < len / sizeof(gid_t); i++) out->add_groups(groups[i]);
+  return Ok{};
+}
+
+// Task PID's credentials, as connect() would record them.
+Result<img::PeerCred> TaskCred(pid_t pid) {
+  std::string text = TRY(ReadFileToString(ProcTask(pid).Path("status")));
+  ProcStatus st = TRY(ParseProcStatus(text));
+  img::PeerCred c;
+  c.set_pid(st.tgid ? st.tgid : pid);
+  c.set_uid(st.uid[1]);
+  c.set_gid(st.gid[1]);
+  for (uint32_t g : st.groups) c.add_groups(g);
+  return c;
+}
+
+// The tree's unix sockets as UNIX_DIAG sees them, and which of them wait in
+// a listener's queue.
+struct UnixTree {
+  std::map<uint64_t, UnixSocketInfo> diag;
+  std::set<uint64_t> mine;                                    // the tree's
+  std::map<uint64_t, std::pair<uint64_t, uint32_t>> waiting;  // client: listener, place (from 1)
+  std::map<std::string, uint64_t> listeners;                  // the tree's, by name
+
+  const UnixSocketInfo& operator[](uint64_t ino) { return diag[ino]; }
+};
+
+Result<UnixTree> SeeUnixTree(const std::vector<FdRef>& mine) {
+  UnixTree t;
+  t.diag = TRY(ListUnixSockets());
+  for (const FdRef& r : mine) t.mine.insert(r.fd->ino());
+  for (const auto& [ino, si] : t.diag) {
+    if (si.state != TCP_LISTEN) continue;
+    for (size_t i = 0; i < si.icons.size(); i++) t.waiting[si.icons[i]] = {ino, i + 1};
+    if (t.mine.count(ino) && !si.name.empty()) t.listeners[si.name] = ino;
+  }
+  return t;
+}
+
+// SI's bound name, with its file's mode and owner (or, deleted since,
+// marked so), into U.
+Status CollectName(const UnixSocketInfo& si, const std::string& what, img::UnixSocketFd* u) {
+  if (si.name.empty()) return Ok{};
+  if (si.name[0] != '/' && si.name[0] != '@')
+    return MakeError("%s bound to the relative name %s: not carried", what.c_str(),
+                     si.name.c_str());
+  u->set_name(si.name);
+  if (si.name[0] != '/') return Ok{};
+  struct stat st;
+  if (lstat(si.name.c_str(), &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_ino != si.vfs_ino) {
+    u->set_name_deleted(true);  // bound again at restore, and deleted
+    return Ok{};
+  }
+  u->set_mode(st.st_mode & 07777);
+  u->set_uid(st.st_uid);
+  u->set_gid(st.st_gid);
+  return Ok{};
+}
+
+// A unix socket with no peer in the tree: bound (listening or not), a
+// client waiting in a listener of the tree, a stream socket whose peer is
+// gone, or a datagram socket connected to a socket outside (reconnected by
+// name).
+Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si, UnixTree& t) {
   img::UnixSocketFd* u = r.fd->mutable_unix_socket();
   std::string what = Format("PID %d fd %d is a unix socket", r.pid, r.fd->fd());
   u->set_type(si.type);
-  if (!si.name.empty()) {
-    if (si.name[0] != '/' && si.name[0] != '@')
-      return MakeError("%s bound to the relative name %s: not carried", what.c_str(),
-                       si.name.c_str());
-    if (si.name[0] == '/') {
-      struct stat st;
-      if (lstat(si.name.c_str(), &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_ino != si.vfs_ino)
-        return MakeError("%s bound to %s, whose file was deleted or replaced: not carried yet",
-                         what.c_str(), si.name.c_str());
-      u->set_mode(st.st_mode & 07777);
-      u->set_uid(st.st_uid);
-      u->set_gid(st.st_gid);
-    }
-    u->set_name(si.name);
-  }
+  TRY(CollectName(si, what, u));
   if (si.state == TCP_LISTEN) {
-    if (si.rqueue)
-      return MakeError("%s listening on %s with %u connection(s) not accept()ed yet: not carried",
-                       what.c_str(), si.name.c_str(), si.rqueue);
+    for (uint64_t client : si.icons)
+      if (!t.mine.count(client))
+        return MakeError(
+            "%s listening on %s with a connection from outside the tree not accept()ed yet "
+            "(its client would lose it): not carried",
+            what.c_str(), si.name.c_str());
     u->set_listening(true);
     u->set_backlog(static_cast<int32_t>(si.wqueue));
     return Ok{};
   }
+  if (si.type != SOCK_DGRAM && si.state == TCP_ESTABLISHED && si.peer_ino == 0) {
+    if (auto w = t.waiting.find(si.ino); w != t.waiting.end()) {
+      if (si.wqueue)
+        return MakeError("%s waiting to be accepted by %s, with data sent: not carried yet",
+                         what.c_str(), t[w->second.first].name.c_str());
+      u->set_listener_ino(w->second.first);
+      u->set_pending_index(w->second.second);
+      *u->mutable_connector() = TRY(TaskCred(r.pid));
+      return Ok{};
+    }
+    if (!si.name.empty() && !t.listeners.count(si.name))
+      return MakeError("%s bound to %s whose peer was closed: not carried yet", what.c_str(),
+                       si.name.c_str());
+    u->set_peer_gone(true);
+    if (!si.name.empty()) {
+      u->set_listener_ino(t.listeners[si.name]);
+      u->set_accepted(true);
+    }
+    return Ok{};
+  }
   if (si.peer_ino) {
-    auto peer = diag.find(si.peer_ino);
-    std::string name = peer == diag.end() ? "" : peer->second.name;
-    if (name.empty() || (name[0] != '/' && name[0] != '@'))
+    const UnixSocketInfo& peer = t[si.peer_ino];
+    if (peer.name.empty() || (peer.name[0] != '/' && peer.name[0] != '@'))
       return MakeError("%s connected to an unnamed socket outside the tree: not carried",
                        what.c_str());
-    u->set_peer_name(name);
+    u->set_peer_name(peer.name);
   }
   if (si.rqueue)
     LOG_WARN("%s (%s): the datagrams waiting in it are not carried", what.c_str(),
@@ -139,34 +229,244 @@ Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si,
   return Ok{};
 }
 
-// The socket U describes, on its own: bound (its stale file from the dump
-// replaced), listening, or connected by name.
+// OP (WHAT) made as the task CRED names, so that the socket records it
+// (criu-lite itself for a socket no one connected or listened on). A PID
+// another process has here (the task that made the socket had ended before
+// the dump) is replaced by a new one, and said.
+Result<std::array<int, 2>> MadeAs(const img::PeerCred& cred, const char* what,
+                                  const std::function<int(std::array<int, 2>&)>& op) {
+  if (cred.pid() == 0) {
+    std::array<int, 2> out{-1, -1};
+    if (op(out) < 0) return ErrnoError("%s", what);
+    return out;
+  }
+  TaskCreds tc{cred.pid(), cred.uid(), cred.gid(), {cred.groups().begin(), cred.groups().end()}};
+  auto made = AsTask(tc, what, op);
+  if (made.ok() || !made.error().Is(ErrorCode::kPidInUse)) return made;
+  LOG_WARN(
+      "%s: PID %d, which made the socket (SO_PEERCRED), is another process's here: made "
+      "as a new PID with its credentials",
+      what, cred.pid());
+  tc.pid = 0;
+  return AsTask(tc, what, op);
+}
+
+// Binds SOCK to U's name: the file the dumped socket left behind replaced,
+// given its mode and owner; a name whose file had been deleted deleted
+// again.
+Status BindName(int sock, const img::UnixSocketFd& u) {
+  const std::string& name = u.name();
+  if (name.empty()) return Ok{};
+  auto [addr, len] = TRY(UnixAddr(name));
+  struct stat st;
+  bool path = name[0] == '/';
+  if (path && lstat(name.c_str(), &st) == 0) {
+    if (u.name_deleted())
+      return MakeError("%s, the deleted name of a unix socket, is taken again", name.c_str());
+    if (!S_ISSOCK(st.st_mode))
+      return MakeError("%s, a unix socket's name, is now something else", name.c_str());
+    unlink(name.c_str());  // the dumped socket's file, left behind
+  }
+  if (bind(sock, reinterpret_cast<sockaddr*>(&addr), len) < 0)
+    return ErrnoError("bind(%s)", name.c_str());
+  if (path && u.name_deleted()) {
+    if (unlink(name.c_str()) < 0) return ErrnoError("unlink(%s)", name.c_str());
+  } else if (path &&
+             (chmod(name.c_str(), u.mode()) < 0 || lchown(name.c_str(), u.uid(), u.gid()) < 0)) {
+    return ErrnoError("giving %s its mode and owner", name.c_str());
+  }
+  return Ok{};
+}
+
+// The socket U describes, on its own: bound, listening (as the task that
+// listened), or connected by name.
 Result<ScopedFd> OpenOnItsOwn(const img::UnixSocketFd& u) {
   ScopedFd sock(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return ErrnoError("socket(AF_UNIX)");
-  const std::string& name = u.name();
-  if (!name.empty()) {
-    auto [addr, len] = TRY(UnixAddr(name));
-    struct stat st;
-    if (name[0] == '/' && lstat(name.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode))
-        return MakeError("%s, a unix socket's name, is now something else", name.c_str());
-      unlink(name.c_str());  // the dumped socket's file, left behind
-    }
-    if (bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
-      return ErrnoError("bind(%s)", name.c_str());
-    if (name[0] == '/' &&
-        (chmod(name.c_str(), u.mode()) < 0 || lchown(name.c_str(), u.uid(), u.gid()) < 0))
-      return ErrnoError("giving %s its mode and owner", name.c_str());
-  }
-  if (u.listening() && listen(sock.get(), u.backlog()) < 0)
-    return ErrnoError("listen(%s)", name.c_str());
+  TRY(BindName(sock.get(), u));
+  int fd = sock.get(), backlog = u.backlog();
+  if (u.listening())
+    TRY(MadeAs(u.cred(), "listen()",
+               [fd, backlog](std::array<int, 2>&) { return listen(fd, backlog); }));
   if (!u.peer_name().empty()) {
     auto [addr, len] = TRY(UnixAddr(u.peer_name()));
     if (connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
       return ErrnoError("connect(%s)", u.peer_name().c_str());
   }
   return sock;
+}
+
+// CLIENT connected to LISTENER (a listening socket criu-lite made) as
+// CONNECTOR; with ACCEPT, the server's end accepted, else (a connection that
+// waits to be accepted) none.
+Result<ScopedFd> ConnectTo(int listener, int client, const img::PeerCred& connector, bool accept) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) < 0)
+    return ErrnoError("getsockname(listener)");
+  TRY(MadeAs(connector, "connect()", [&](std::array<int, 2>&) {
+    return connect(client, reinterpret_cast<sockaddr*>(&addr), len);
+  }));
+  if (!accept) return ScopedFd();
+  // connect() has queued the connection: accept() does not wait.
+  ScopedFd server(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!server.valid()) return ErrnoError("accept4");
+  return server;
+}
+
+// A stream socket of the tree connected outside it (to PEER), or waiting
+// in a listener outside to be accepted: restore's own stdio under
+// --shell-job, given back by --inherit-fd under --ext-unix-sk, refused
+// otherwise.
+Status ConnectedOutside(const FdRef& r, const std::string& peer, TreeFds& tree) {
+  img::Fd& f = *r.fd;
+  if (f.fd() <= 2 && tree.shell_job())
+    return tree.External(r, "a unix socket connected outside the tree");
+  if (tree.ExternalUnix(f.ino())) {
+    f.mutable_external()->set_key(Format("socket:[%lu]", (unsigned long)f.ino()));
+    return Ok{};
+  }
+  return MakeError(
+      "PID %d fd %d is a unix socket connected outside the tree (to %s): not carried (with "
+      "--ext-unix-sk, restore takes it from --inherit-fd fd[N]:socket:[%lu])%s",
+      r.pid, f.fd(), peer.c_str(), (unsigned long)f.ino(),
+      f.fd() <= 2 ? "; or dump with --shell-job to let the restored task use restore's own "
+                    "stdin/stdout/stderr"
+                  : "");
+}
+
+// A connection with both ends in the tree: a socketpair, or one accepted
+// from a listener of the tree (the server's end bears the listener's name).
+Status CollectPair(const FdRef& r, const UnixSocketInfo& si, UnixTree& t) {
+  std::string what = Format("PID %d fd %d is a unix socket", r.pid, r.fd->fd());
+  const UnixSocketInfo& peer = t[si.peer_ino];
+  if (si.type == SOCK_DGRAM && !peer.name.empty())
+    return MakeError("%s connected to %s, a bound datagram socket of the tree: not carried yet",
+                     what.c_str(), peer.name.c_str());
+  if (si.shutdown || peer.shutdown)
+    return MakeError("%s pair with an end shut down (shutdown()): not carried yet", what.c_str());
+  img::UnixSocketFd* u = r.fd->mutable_unix_socket();
+  u->set_type(si.type);
+  u->set_peer_ino(si.peer_ino);
+  if (si.name.empty() && peer.name.empty()) return Ok{};  // a socketpair
+  const std::string& name = si.name.empty() ? peer.name : si.name;
+  auto l = t.listeners.find(name);
+  if (si.type == SOCK_DGRAM || l == t.listeners.end() || (!si.name.empty() && !peer.name.empty()))
+    return MakeError(
+        "%s connected to one of the tree, with the name %s: not carried yet (a client bound to a "
+        "name of its own, or accepted from a listener no longer open in the tree)",
+        what.c_str(), name.c_str());
+  u->set_listener_ino(l->second);
+  u->set_accepted(!si.name.empty());
+  return Ok{};
+}
+
+// Who made each of CARRIED (SO_PEERCRED), the connector of each accepted
+// connection, and what each connected socket has waiting to be read.
+Status SaveCredsAndQueues(const std::vector<FdRef>& carried, TreeFds& tree) {
+  std::map<uint64_t, img::PeerCred> creds;
+  for (const FdRef& r : carried) {
+    img::Fd& f = *r.fd;
+    img::UnixSocketFd* u = f.mutable_unix_socket();
+    ScopedFd mine_fd = TRY(TakeFd(r.pid, f.fd()));
+    if (!creds.count(f.ino()))
+      TRY(ReadPeerCred(mine_fd.get(), &creds[f.ino()])
+              .Context(Format("PID %d fd %d", r.pid, f.fd())));
+    *u->mutable_cred() = creds[f.ino()];
+    bool connected = u->peer_ino() || u->peer_gone();
+    if (!connected || !tree.First("socket data", f.ino())) continue;
+    auto chunks =
+        TRY(PeekSocket(mine_fd.get(), u->type()).Context(Format("PID %d fd %d", r.pid, f.fd())));
+    if (chunks.empty()) continue;
+    img::QueuedData* q = tree.shared()->add_queues();
+    q->set_ino(f.ino());
+    for (auto& c : chunks) q->add_chunks(std::move(c));
+  }
+  // The server's end of a connection says who connected; the client's end
+  // is told too, whichever restore makes first.
+  for (const FdRef& r : carried) {
+    img::UnixSocketFd* u = r.fd->mutable_unix_socket();
+    if (u->listener_ino() && !u->pending_index())
+      *u->mutable_connector() = creds[u->accepted() ? r.fd->ino() : u->peer_ino()];
+  }
+  return Ok{};
+}
+
+// Listener INO of the tree, made already (listeners are opened first).
+Result<int> Listener(const FdKind* kind, OpenFiles& files, uint64_t ino) {
+  std::vector<int>& l = files.Object(kind, ino);
+  if (l.empty()) return MakeError("its listener (socket %lu) was not made", (unsigned long)ino);
+  return l[0];
+}
+
+// What socket INO had waiting to be read, sent again from FROM.
+Status Refill(OpenFiles& files, uint64_t ino, int from) {
+  const img::QueuedData* q = files.Queued(ino);
+  if (!q) return Ok{};
+  for (const std::string& c : q->chunks())
+    if (send(from, c.data(), c.size(), MSG_DONTWAIT) != static_cast<ssize_t>(c.size()))
+      return ErrnoError("refilling socket %lu (%zu bytes)", (unsigned long)ino, c.size());
+  return Ok{};
+}
+
+// F's connection with both ends in the tree: a socketpair made as the task
+// that made it, or a connection to the listener it was accepted from; each
+// end then holds what it had waiting to be read.
+Status MakePair(const FdKind* kind, const img::Fd& f, OpenFiles& files) {
+  const img::UnixSocketFd& u = f.unix_socket();
+  std::map<uint64_t, ScopedFd> ends;
+  if (!u.listener_ino()) {
+    int type = u.type();
+    auto sv = TRY(MadeAs(u.cred(), "socketpair()", [type](std::array<int, 2>& out) {
+      return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, out.data());
+    }));
+    ends[f.ino()] = ScopedFd(sv[0]);
+    ends[u.peer_ino()] = ScopedFd(sv[1]);
+  } else {
+    int listener = TRY(Listener(kind, files, u.listener_ino()));
+    ScopedFd client(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
+    if (!client.valid()) return ErrnoError("socket(AF_UNIX)");
+    ScopedFd server = TRY(ConnectTo(listener, client.get(), u.connector(), true));
+    ends[u.accepted() ? u.peer_ino() : f.ino()] = std::move(client);
+    ends[u.accepted() ? f.ino() : u.peer_ino()] = std::move(server);
+  }
+  int a = ends[f.ino()].get(), b = ends[u.peer_ino()].get();
+  TRY(Refill(files, f.ino(), b));
+  TRY(Refill(files, u.peer_ino(), a));
+  files.Object(kind, f.ino()) = {files.Hold(std::move(ends[f.ino()]))};
+  files.Object(kind, u.peer_ino()) = {files.Hold(std::move(ends[u.peer_ino()]))};
+  return Ok{};
+}
+
+// A connection with one end: a client waiting in its listener's queue
+// (connected again, not accepted), or a stream socket whose peer was closed
+// (made with a peer that sends what it had to read, then is closed).
+Result<ScopedFd> OpenConnection(const FdKind* kind, const img::Fd& f, OpenFiles& files) {
+  const img::UnixSocketFd& u = f.unix_socket();
+  if (u.pending_index()) {
+    int listener = TRY(Listener(kind, files, u.listener_ino()));
+    ScopedFd client(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
+    if (!client.valid()) return ErrnoError("socket(AF_UNIX)");
+    TRY(BindName(client.get(), u));
+    TRY(ConnectTo(listener, client.get(), u.connector(), false));
+    return client;
+  }
+  ScopedFd mine, peer;
+  if (u.accepted()) {
+    int listener = TRY(Listener(kind, files, u.listener_ino()));
+    peer = ScopedFd(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
+    if (!peer.valid()) return ErrnoError("socket(AF_UNIX)");
+    mine = TRY(ConnectTo(listener, peer.get(), u.connector(), true));
+  } else {
+    int type = u.type();
+    auto sv = TRY(MadeAs(u.cred(), "socketpair()", [type](std::array<int, 2>& out) {
+      return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, out.data());
+    }));
+    mine = ScopedFd(sv[0]);
+    peer = ScopedFd(sv[1]);
+  }
+  TRY(Refill(files, f.ino(), peer.get()));
+  return mine;  // PEER closes here: MINE reads what it holds, then end of file
 }
 
 class UnixSocket : public FdKind {
@@ -192,79 +492,55 @@ class UnixSocket : public FdKind {
 
   Status Resolve(const std::vector<FdRef>& mine, TreeFds& tree) const override {
     if (mine.empty()) return Ok{};
-    std::set<uint64_t> sockets;
-    for (const FdRef& r : mine) sockets.insert(r.fd->ino());
-    std::map<uint64_t, UnixSocketInfo> diag = TRY(ListUnixSockets());
-    std::vector<FdRef> pairs;
+    UnixTree t = TRY(SeeUnixTree(mine));
+    std::vector<FdRef> carried;
     for (const FdRef& r : mine) {
-      img::Fd& f = *r.fd;
-      auto it = diag.find(f.ino());
-      if (it == diag.end()) {
+      auto it = t.diag.find(r.fd->ino());
+      if (it == t.diag.end()) {
         TRY(tree.External(r, "a socket that is not a unix socket"));
         continue;
       }
       const UnixSocketInfo& si = it->second;
-      bool in_tree = sockets.count(si.peer_ino);
-      if (in_tree && si.type == SOCK_DGRAM && !diag[si.peer_ino].name.empty())
-        return MakeError(
-            "PID %d fd %d is a datagram unix socket connected to %s, a bound socket of the "
-            "tree: not carried yet",
-            r.pid, f.fd(), diag[si.peer_ino].name.c_str());
-      if (si.peer_ino == 0 || (!in_tree && si.type == SOCK_DGRAM)) {
-        TRY(CollectOnItsOwn(r, si, diag));
+      bool stream = si.type != SOCK_DGRAM, in_tree = t.mine.count(si.peer_ino);
+      if (stream && si.state == TCP_ESTABLISHED && si.peer_ino == 0) {
+        auto w = t.waiting.find(si.ino);
+        if (w != t.waiting.end() && !t.mine.count(w->second.first)) {
+          TRY(ConnectedOutside(r, t[w->second.first].name + ", not accepted yet", tree));
+          continue;
+        }
+      } else if (stream && si.peer_ino && !in_tree) {
+        TRY(ConnectedOutside(
+            r, t[si.peer_ino].name.empty() ? "an unnamed socket" : t[si.peer_ino].name, tree));
         continue;
       }
-      if (!si.name.empty() || !sockets.count(si.peer_ino)) {
-        TRY(tree.External(r, si.name.empty()
-                                 ? "a unix socket connected outside the tree"
-                                 : "a connection accepted from a listening unix socket (carried "
-                                   "with its name and peer credentials: not yet)"));
-        continue;
-      }
-      if (si.shutdown || diag[si.peer_ino].shutdown)
-        return MakeError(
-            "PID %d fd %d is a unix socket pair with an end shut down (shutdown()): not "
-            "carried yet",
-            r.pid, f.fd());
-      f.mutable_unix_socket()->set_type(si.type);
-      f.mutable_unix_socket()->set_peer_ino(si.peer_ino);
-      pairs.push_back(r);
+      if (si.peer_ino && in_tree)
+        TRY(CollectPair(r, si, t));
+      else
+        TRY(CollectOnItsOwn(r, si, t));
+      carried.push_back(r);
     }
-    // What each end has waiting to be read, through criu-lite's own copy.
-    for (const FdRef& r : pairs) {
-      img::Fd& f = *r.fd;
-      if (!tree.First("socket data", f.ino())) continue;
-      ScopedFd mine_fd = TRY(TakeFd(r.pid, f.fd()));
-      auto chunks = TRY(PeekSocket(mine_fd.get(), f.unix_socket().type())
-                            .Context(Format("PID %d fd %d", r.pid, f.fd())));
-      if (chunks.empty()) continue;
-      img::QueuedData* q = tree.shared()->add_queues();
-      q->set_ino(f.ino());
-      for (auto& c : chunks) q->add_chunks(std::move(c));
-    }
-    return Ok{};
+    return SaveCredsAndQueues(carried, tree);
+  }
+
+  // Listeners first, then connections (accepted ones, then those waiting,
+  // in their queue's order): a connection is made by connecting to its
+  // listener.
+  int OpenOrder(const img::Fd& f) const override {
+    const img::UnixSocketFd& u = f.unix_socket();
+    return u.listening() ? 0 : u.pending_index() ? 1 + static_cast<int>(u.pending_index()) : 1;
   }
 
   Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const override {
-    if (f.unix_socket().peer_ino() == 0 || !f.unix_socket().peer_name().empty())
-      return OpenOnItsOwn(f.unix_socket()).Context(Format("unix socket of fd %d", f.fd()));
+    const img::UnixSocketFd& u = f.unix_socket();
+    std::string what = Format("unix socket of fd %d", f.fd());
     std::vector<int>& mine = files.Object(this, f.ino());
     if (mine.empty()) {
-      const img::UnixSocketFd& u = f.unix_socket();
-      int sv[2];
-      if (socketpair(AF_UNIX, u.type() | SOCK_CLOEXEC, 0, sv) < 0)
-        return ErrnoError("socketpair(type %d)", u.type());
-      mine = {files.Hold(ScopedFd(sv[0]))};
-      files.Object(this, u.peer_ino()) = {files.Hold(ScopedFd(sv[1]))};
-      // What each end had waiting to be read, sent again by its peer.
-      for (auto [ino, from] :
-           {std::make_pair(f.ino(), sv[1]), std::make_pair(u.peer_ino(), sv[0])}) {
-        const img::QueuedData* q = files.Queued(ino);
-        if (!q) continue;
-        for (const std::string& c : q->chunks())
-          if (send(from, c.data(), c.size(), MSG_DONTWAIT) != static_cast<ssize_t>(c.size()))
-            return ErrnoError("refilling socket %lu (%zu bytes)", ino, c.size());
-      }
+      if (u.peer_ino())
+        TRY(MakePair(this, f, files).Context(what));
+      else if (u.pending_index() || u.peer_gone())
+        mine = {files.Hold(TRY(OpenConnection(this, f, files).Context(what)))};
+      else
+        mine = {files.Hold(TRY(OpenOnItsOwn(u).Context(what)))};
     }
     ScopedFd fd(fcntl(files.Object(this, f.ino())[0], F_DUPFD_CLOEXEC, 3));
     if (!fd.valid()) return ErrnoError("dup(socket)");

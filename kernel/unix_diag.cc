@@ -26,7 +26,8 @@ Result<std::map<uint64_t, UnixSocketInfo>> ListUnixSockets() {
   msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   msg.req.sdiag_family = AF_UNIX;
   msg.req.udiag_states = ~0u;
-  msg.req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_VFS;
+  msg.req.udiag_show =
+      UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_VFS | UDIAG_SHOW_ICONS;
   if (send(nl.get(), &msg, sizeof msg, 0) < 0) return ErrnoError("send(NETLINK_SOCK_DIAG)");
   std::map<uint64_t, UnixSocketInfo> out;
   std::vector<char> buf(64 * 1024);
@@ -64,6 +65,11 @@ Result<std::map<uint64_t, UnixSocketInfo>> ListUnixSockets() {
           case UNIX_DIAG_VFS:
             info.vfs_ino = static_cast<unix_diag_vfs*>(RTA_DATA(a))->udiag_vfs_ino;
             break;
+          case UNIX_DIAG_ICONS: {
+            const auto* icons = static_cast<const uint32_t*>(RTA_DATA(a));
+            info.icons.assign(icons, icons + RTA_PAYLOAD(a) / sizeof *icons);
+            break;
+          }
           case UNIX_DIAG_SHUTDOWN:
             info.shutdown = *static_cast<uint8_t*>(RTA_DATA(a));
             break;

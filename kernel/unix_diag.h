@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -22,6 +23,10 @@ struct UnixSocketInfo {
   uint32_t wqueue = 0;   // a listener: its backlog
   uint64_t vfs_ino = 0;  // the bound file's inode (0: abstract or unbound)
   uint8_t shutdown = 0;  // RCV_SHUTDOWN (1) | SEND_SHUTDOWN (2)
+  // A listener: the sockets whose connections wait to be accept()ed, in
+  // queue order. (Such a socket's own peer is the waiting connection's
+  // server end, which has no inode: its peer_ino is 0.)
+  std::vector<uint64_t> icons;
 };
 
 // Every unix socket in criu-lite's network namespace.

@@ -17,6 +17,7 @@
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/image_output.h"
+#include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "pageserver/sender.h"
@@ -161,6 +162,8 @@ class MigrateRun {
     std::string final_name = tag_ + "-final";
     DumpOptions f;
     f.track_mem = !prev_.empty();
+    f.tcp_established = opts_.tcp_established;
+    f.tcp_close = opts_.tcp_close;
     bool source_killed = false;
     f.before_release = [&]() -> Result<bool> {
       t_sent_ = Clock::now();
@@ -187,6 +190,7 @@ class MigrateRun {
     };
     t_final_ = Clock::now();
     auto s = DumpPass(final_name, f);
+    if (source_killed) LiftSourceLock(final_name);
     if (!s.ok() && !source_killed)
       return MakeError("migration failed, the source tree runs on: %s", s.error().message.c_str());
     if (!s.ok())
@@ -196,6 +200,17 @@ class MigrateRun {
           s.error().message.c_str());
     final_ = std::move(*s);
     return Ok{};
+  }
+
+  // The source tree is dead and its connections with it (silently: in
+  // repair mode), so its network lock holds nothing back any more; the
+  // destination lifts its own. A lock that cannot be lifted is said, not
+  // fatal: the tree runs on the destination.
+  void LiftSourceLock(const std::string& final_name) {
+    auto inv = ImageDir(work_ + "/" + final_name).ReadInventory();
+    Status lifted = inv.ok() ? Unlock(inv->net_lock()) : Status(inv.error());
+    if (!lifted.ok())
+      LOG_WARN("the source's network lock may be left: %s", lifted.error().message.c_str());
   }
 
   // Frozen: from the freeze on the source to the tree running on the
@@ -244,10 +259,10 @@ class MigrateRun {
             "  \"total_bytes\": %lu,\n  \"total_seconds\": %.6f,\n  \"frozen_seconds\": %.6f,\n"
             "  \"frozen_split\": {\"final_scan\": %.6f, \"final_copy\": %.6f, "
             "\"state_and_transfer\": %.6f, \"restore_on_destination\": %.6f},\n"
-            "  \"destination_restore_seconds\": %.6f\n}\n",
+            "  \"destination_restore_seconds\": %.6f,\n  \"net_lock_seconds\": %.6f\n}\n",
             stop_reason_.c_str(), final_.pages_written(), final_.bytes_written(),
             sender_->bytes_sent(), SecsBetween(t_start_, t_end_), x.frozen, x.scan, x.copy,
-            x.transfer_and_state, x.restore, x.restore_proper);
+            x.transfer_and_state, x.restore, x.restore_proper, final_.net_lock_usec() / 1e6);
     fclose(out);
     return Ok{};
   }

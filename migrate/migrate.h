@@ -26,6 +26,12 @@ struct MigrateOptions {
   int timeout = 30;
   std::string stats_file;  // JSON
   std::string work_dir;    // local state between passes; a temporary one if empty
+  // --tcp-established, --tcp-close: as dump's, for the final pass. The
+  // source's network lock is lifted once its tree is dead (its connections
+  // die silently, in repair mode): an address the connections use must be
+  // the destination's by then.
+  bool tcp_established = false;
+  bool tcp_close = false;
   TlsOptions tls;
 };
 

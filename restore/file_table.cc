@@ -156,9 +156,15 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
       return ErrnoError("filling memfd %s", m.name().c_str());
     t.files_.AddMemfd(m.ino(), std::move(fd));
   }
+  std::vector<std::pair<int, const img::Fd*>> order;
   for (const img::Fds* fds : all)
-    for (const img::Fd& f : fds->fds())
-      if (!TRY(KindOf(f))->AfterTree()) TRY(t.Add(f));
+    for (const img::Fd& f : fds->fds()) {
+      const FdKind* kind = TRY(KindOf(f));
+      if (!kind->AfterTree()) order.push_back({kind->OpenOrder(f), &f});
+    }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [rank, f] : order) TRY(t.Add(*f));
   return t;
 }
 

@@ -65,8 +65,8 @@
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
-//             tcp-pending|tcp-then-io-uring|netlink|mptcp-established|
-//             unix-accepted|io-uring|sysv-shm|ghost-big|fanotify-perm:
+//             tcp-pending|tcp-then-io-uring|packet|netlink-unread|mptcp-established|
+//             unix-outside|io-uring|sysv-shm|ghost-big|fanotify-perm:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader
 //             exited, a zombie that led a session
@@ -74,6 +74,8 @@
 //             --what strict: strict mode, blocked in read()
 //   counter   a counter in memory that keeps increasing (for the demo)
 //   hold      --big-mib N MiB of pseudo-random data (for the benchmarks)
+//   conns     a TCP server on loopback with --procs N connections (100) from
+//             clients of the same process, idle (for the benchmarks)
 //   vmas      --procs N thousand mappings (default 50): one region whose pages
 //             are read-only and writable in turn, each page its own VMA
 #include <sys/wait.h>
@@ -144,6 +146,8 @@ const Scenario kScenarios[] = {
     {"inet", [](const Args&) { return Inet(); }},
     {"tcp", [](const Args&) { return Tcp(); }},
     {"unix", [](const Args&) { return Unix(); }},
+    {"unix-conns", [](const Args&) { return UnixConns(); }},
+    {"netlink", [](const Args&) { return Netlink(); }},
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
     {"pty", [](const Args&) { return Pty(); }},
@@ -159,6 +163,7 @@ const Scenario kScenarios[] = {
     {"hold", [](const Args& a) { return Hold(a.MibOr(1024)); }},
     {"vmas", [](const Args& a) { return Vmas(a.procs > 0 ? a.procs : 50); }},
     {"lazy", [](const Args& a) { return Lazy(a.MibOr(64)); }},
+    {"conns", [](const Args& a) { return Conns(a.procs_set ? a.procs : 100); }},
 };
 
 // Parses the options after the scenario's name; false on a bad one.

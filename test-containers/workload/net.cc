@@ -1,5 +1,8 @@
 // The network side of a process: inet sockets.
 #include <arpa/inet.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
@@ -351,6 +354,250 @@ int Unix() {
          "the datagram socket on %s receives nothing", dpath.c_str());
   close(c);
   EXPECT(Opt(loose, SOL_SOCKET, SO_TYPE) == SOCK_STREAM, "the loose socket is gone");
+  Report();
+}
+
+}  // namespace wl
+
+namespace wl {
+namespace {
+
+// SO_PEERCRED of FD as "PID UID GID".
+std::string PeerCred(int fd) {
+  ucred c{};
+  socklen_t len = sizeof c;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) return "error";
+  return Format2("%d %u %u", c.pid, c.uid, c.gid);
+}
+
+// SO_PEERGROUPS of FD, space-separated.
+std::string PeerGroups(int fd) {
+  gid_t g[64];
+  socklen_t len = sizeof g;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) return "error";
+  std::string out;
+  for (size_t i = 0; i < len / sizeof *g; i++) out += Format2("%s%u", out.empty() ? "" : " ", g[i]);
+  return out;
+}
+
+std::string SockName(int fd, bool peer) {
+  sockaddr_un a{};
+  socklen_t len = sizeof a;
+  if ((peer ? getpeername : getsockname)(fd, (sockaddr*)&a, &len) < 0) return "error";
+  if (len <= offsetof(sockaddr_un, sun_path)) return "";
+  return a.sun_path[0] ? std::string(a.sun_path) : "@" + std::string(a.sun_path + 1);
+}
+
+std::string ReadSome(int fd, size_t n) {
+  std::string s(n, 0);
+  ssize_t got = recv(fd, s.data(), n, MSG_DONTWAIT);
+  return got < 0 ? "error" : s.substr(0, got);
+}
+
+// The client, running as nobody (uid and gid 65534, groups 100 and 65534):
+// one connection accepted by its parent with data each way in flight, one
+// waiting to be accepted, and a socketpair of its own. At the check it says
+// what it sees in DIR/child.fail (empty: all well).
+[[noreturn]] void UnixClient(const std::string& path, int go, int ready) {
+  gid_t groups[] = {65534, 100};
+  if (setgroups(2, groups) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+      setresuid(65534, 65534, 65534) < 0)
+    _exit(2);
+  socklen_t len;
+  sockaddr_un a = UnixName(path, &len);
+  int c1 = socket(AF_UNIX, SOCK_STREAM, 0), c2 = socket(AF_UNIX, SOCK_STREAM, 0), sv[2];
+  if (connect(c1, (sockaddr*)&a, len) < 0 || write(c1, "to-server", 9) != 9 ||
+      connect(c2, (sockaddr*)&a, len) < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
+    _exit(3);
+  char c = 'r';
+  if (write(ready, &c, 1) != 1 || read(go, &c, 1) != 1) _exit(4);  // then the check
+  std::string fail, me = Format2("%d 65534 65534", getpid()), parent = Format2("%d 0 0", getppid());
+  auto expect = [&](bool ok, const std::string& what) { fail += ok ? "" : what + "\n"; };
+  std::string got = ReadSome(c1, 64);
+  expect(got == "to-client", "c1 read " + got);
+  expect(PeerCred(c1) == parent, "c1's peer is " + PeerCred(c1) + ", not " + parent);
+  expect(SockName(c1, true) == path, "c1 is connected to " + SockName(c1, true));
+  expect(PeerCred(c2) == parent, "c2's peer is " + PeerCred(c2));
+  expect(PeerCred(sv[0]) == me && PeerCred(sv[1]) == me, "the pair's peer is " + PeerCred(sv[0]));
+  expect(PeerGroups(sv[0]) == "100 65534", "the pair's peer groups are " + PeerGroups(sv[0]));
+  expect(send(sv[0], "p", 1, 0) == 1 && ReadSome(sv[1], 8) == "p", "the pair passes nothing");
+  WriteFile("child.fail", fail);
+  _exit(0);
+}
+
+}  // namespace
+
+// Unix connections: a listener on a path with a connection from a child
+// running as nobody accepted (data in flight each way), and one waiting to
+// be accepted; a socketpair of the child's; a socket whose peer was closed
+// with data left to read; a listener whose file was deleted. After restore
+// each end has its name, its peer's credentials (SO_PEERCRED, as the task
+// that made the connection), its data, and the waiting connection is
+// accepted.
+int UnixConns() {
+  std::string path = g_dir + "/conns.sock", gone = g_dir + "/gone.sock";
+  int l = BoundUnix(SOCK_STREAM, path), lg = BoundUnix(SOCK_STREAM, gone), go[2], ready[2], sv[2];
+  if (l < 0 || lg < 0 || listen(l, 4) < 0 || listen(lg, 2) < 0 || unlink(gone.c_str()) < 0 ||
+      pipe(go) < 0 || pipe(ready) < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 ||
+      write(sv[1], "bye", 3) != 3)
+    return 2;
+  close(sv[1]);
+  // The child, as nobody, connects to PATH.
+  if (chmod(g_dir.c_str(), 0777) < 0 || chmod(path.c_str(), 0666) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) UnixClient(path, go[0], ready[1]);
+  char c;
+  int s1 = accept(l, nullptr, nullptr);
+  if (s1 < 0 || write(s1, "to-client", 9) != 9 || read(ready[0], &c, 1) != 1) return 2;
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  std::string kid_cred = Format2("%d 65534 65534", kid);
+  std::string got = ReadSome(s1, 64);
+  EXPECT(got == "to-server", "s1 read %s", got.c_str());
+  EXPECT(PeerCred(s1) == kid_cred, "s1's peer is %s, not %s", PeerCred(s1).c_str(),
+         kid_cred.c_str());
+  EXPECT(PeerGroups(s1) == "100 65534", "s1's peer groups are %s", PeerGroups(s1).c_str());
+  EXPECT(SockName(s1, false) == path, "s1 is named %s", SockName(s1, false).c_str());
+  int s2 = accept4(l, nullptr, nullptr, SOCK_NONBLOCK);
+  EXPECT(s2 >= 0 && PeerCred(s2) == kid_cred, "the waiting connection: %s",
+         s2 < 0 ? strerror(errno) : PeerCred(s2).c_str());
+  EXPECT(ReadSome(sv[0], 8) == "bye" && ReadSome(sv[0], 8).empty(),
+         "the socket whose peer was closed reads no 'bye' then end of file");
+  EXPECT(SockName(lg, false) == gone && access(gone.c_str(), F_OK) < 0,
+         "the listener on a deleted file is named %s", SockName(lg, false).c_str());
+  EXPECT(write(go[1], "c", 1) == 1, "no word to the child");
+  int st;
+  EXPECT(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "the child ended with %d", st);
+  std::string kid_fail = ReadFileOr("child.fail");
+  EXPECT(kid_fail.empty(), "the child: %s", kid_fail.c_str());
+  Report();
+}
+
+}  // namespace wl
+
+namespace wl {
+namespace {
+
+// FD's port id, first 32 groups and every group it listens to, as text.
+std::string NetlinkState(int fd) {
+  sockaddr_nl a{};
+  socklen_t len = sizeof a;
+  uint32_t mask[4] = {};
+  socklen_t mlen = sizeof mask;
+  if (getsockname(fd, (sockaddr*)&a, &len) < 0 ||
+      getsockopt(fd, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, mask, &mlen) < 0)
+    return "error";
+  return Format2("port %u groups %x memberships %x %x", a.nl_pid, a.nl_groups, mask[0], mask[1]);
+}
+
+// Sends REQ (TYPE, FLAGS, BODY) on FD and says whether the kernel answers
+// it (the answer to our sequence number, to our port; notifications passed
+// over).
+bool KernelAnswers(int fd, uint16_t type, uint16_t flags, const void* body, size_t blen) {
+  char buf[1 << 16];
+  auto* h = reinterpret_cast<nlmsghdr*>(buf);
+  *h = nlmsghdr{static_cast<uint32_t>(NLMSG_LENGTH(blen)), type,
+                static_cast<uint16_t>(NLM_F_REQUEST | flags), 4242, 0};
+  memcpy(NLMSG_DATA(h), body, blen);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd, buf, h->nlmsg_len, 0, (sockaddr*)&kernel, sizeof kernel) < 0) return false;
+  // Read to the end of the answer (NLMSG_DONE): nothing is left waiting.
+  bool answered = false;
+  for (int tries = 0; tries < 1000; tries++) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0) return false;
+    for (auto* m = h; NLMSG_OK(m, n); m = NLMSG_NEXT(m, n)) {
+      if (m->nlmsg_seq != 4242) continue;
+      if (m->nlmsg_type == NLMSG_DONE || m->nlmsg_type == NLMSG_ERROR) return answered;
+      answered = true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+// Netlink sockets as programs keep them: a route socket listening to link
+// and address changes and to a group past 32 (NETLINK_ADD_MEMBERSHIP), with
+// NETLINK_EXT_ACK and NETLINK_NO_ENOBUFS; a uevent socket; a generic
+// socket used once (so bound by the kernel) and one never used. After
+// restore each has its port, groups and options, and the kernel answers
+// requests on the first and the third.
+int Netlink() {
+  int rt = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+  int ue = socket(AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT);
+  int gen = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
+  int idle = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
+  sockaddr_nl a{};
+  a.nl_family = AF_NETLINK;
+  a.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR;
+  int one = 1, high = RTNLGRP_BRVLAN;
+  if (rt < 0 || ue < 0 || gen < 0 || idle < 0 || bind(rt, (sockaddr*)&a, sizeof a) < 0 ||
+      setsockopt(rt, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &high, sizeof high) < 0 ||
+      setsockopt(rt, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0 ||
+      setsockopt(rt, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one) < 0)
+    return 2;
+  a.nl_groups = 1;
+  if (bind(ue, (sockaddr*)&a, sizeof a) < 0) return 2;
+  genlmsghdr family{CTRL_CMD_GETFAMILY, 1, 0};
+  if (!KernelAnswers(gen, GENL_ID_CTRL, NLM_F_DUMP, &family, sizeof family)) return 2;
+  std::string before[] = {NetlinkState(rt), NetlinkState(ue), NetlinkState(gen),
+                          NetlinkState(idle)};
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  std::string after[] = {NetlinkState(rt), NetlinkState(ue), NetlinkState(gen), NetlinkState(idle)};
+  for (int i = 0; i < 4; i++)
+    EXPECT(before[i] == after[i], "netlink socket %d: %s, was %s", i, after[i].c_str(),
+           before[i].c_str());
+  EXPECT(
+      Opt(rt, SOL_NETLINK, NETLINK_EXT_ACK) == 1 && Opt(rt, SOL_NETLINK, NETLINK_NO_ENOBUFS) == 1,
+      "the route socket lost its options");
+  ifinfomsg link{};
+  EXPECT(KernelAnswers(rt, RTM_GETLINK, NLM_F_DUMP, &link, sizeof link),
+         "the kernel does not answer the route socket");
+  EXPECT(KernelAnswers(gen, GENL_ID_CTRL, NLM_F_DUMP, &family, sizeof family),
+         "the kernel does not answer the generic socket");
+  Report();
+}
+
+}  // namespace wl
+
+namespace wl {
+
+// A TCP server on loopback with N connections from clients of the same
+// process, idle: at the check each passes a message both ways.
+int Conns(int n) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (l < 0 || bind(l, (sockaddr*)&a, sizeof a) < 0 || listen(l, 128) < 0 ||
+      getsockname(l, (sockaddr*)&a, &len) < 0)
+    return 2;
+  std::vector<std::pair<int, int>> conns;
+  for (int i = 0; i < n; i++) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, (sockaddr*)&a, sizeof a) < 0) return 2;
+    int s = accept(l, nullptr, nullptr);
+    if (s < 0) return 2;
+    conns.push_back({c, s});
+  }
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  int bad = 0;
+  for (auto [c, s] : conns) {
+    char buf[2];
+    bool ok = write(c, "q", 1) == 1 && read(s, buf, 1) == 1 && write(s, "a", 1) == 1 &&
+              read(c, buf, 1) == 1 && buf[0] == 'a';
+    bad += !ok;
+  }
+  EXPECT(bad == 0, "%d of %d connections do not pass data", bad, n);
   Report();
 }
 

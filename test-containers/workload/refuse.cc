@@ -1,4 +1,5 @@
 // What criu-lite refuses to dump, one thing each (--what).
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -249,27 +250,55 @@ int Refuse(const std::string& what) {
                  std::string(buf) == "tcp",
              "the connection does not pass data");
     };
-  } else if (what == "unix-accepted") {
-    // A unix stream connection accepted from a listener on a path.
-    static int l = socket(AF_UNIX, SOCK_STREAM, 0), c = socket(AF_UNIX, SOCK_STREAM, 0), srv = -1;
+  } else if (what == "unix-outside") {
+    // A unix stream connection whose server end a process outside the tree
+    // holds (a grandchild left to init), which answers "ux" with "ok".
+    static int c = -1;
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     snprintf(a.sun_path, sizeof a.sun_path, "%s/l.sock", g_dir.c_str());
+    c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (bind(l, (sockaddr*)&a, sizeof a) < 0 || listen(l, 2) < 0 ||
-        connect(c, (sockaddr*)&a, sizeof a) < 0 || (srv = accept(l, nullptr, nullptr)) < 0)
+        connect(c, (sockaddr*)&a, sizeof a) < 0)
       return 2;
+    pid_t kid = fork();
+    if (kid == 0) {
+      if (fork() == 0) {
+        int s = accept(l, nullptr, nullptr);
+        char buf[2];
+        while (read(s, buf, 2) == 2) write(s, "ok", 2);
+        _exit(0);  // its client is gone
+      }
+      _exit(0);
+    }
+    waitpid(kid, nullptr, 0);
+    close(l);
     check = [] {
-      char buf[4] = {};
-      EXPECT(write(c, "ux", 2) == 2 && read(srv, buf, 2) == 2, "the connection passes no data");
+      char buf[3] = {};
+      EXPECT(write(c, "ux", 2) == 2 && read(c, buf, 2) == 2 && std::string(buf) == "ok",
+             "the connection outside answers %s", buf);
     };
-  } else if (what == "netlink") {
-    // A route netlink socket, as network managers keep.
-    static int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
-    if (nl < 0) return 2;
+  } else if (what == "packet") {
+    // A packet socket, as a DHCP client keeps.
+    static int pk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (pk < 0) return 2;
     check = [] {
       sockaddr_storage ss{};
       socklen_t len = sizeof ss;
-      EXPECT(getsockname(nl, (sockaddr*)&ss, &len) == 0, "the netlink socket is gone");
+      EXPECT(getsockname(pk, (sockaddr*)&ss, &len) == 0, "the packet socket is gone");
+    };
+  } else if (what == "netlink-unread") {
+    // A route socket whose answer to a request waits unread.
+    static int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
+    struct {
+      nlmsghdr h;
+      char body[16];
+    } req{{sizeof req, 18 /* RTM_GETLINK */, 1 | 0x300 /* NLM_F_REQUEST | NLM_F_DUMP */, 1, 0}, {}};
+    if (nl < 0 || send(nl, &req, sizeof req, 0) < 0) return 2;
+    check = [] {
+      char buf[4096];
+      EXPECT(recv(nl, buf, sizeof buf, MSG_DONTWAIT) > 0, "the answer waiting was lost");
     };
   } else if (what == "mptcp-established") {
     // An MPTCP connection over loopback, both ends in the process.

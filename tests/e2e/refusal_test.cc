@@ -95,8 +95,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"tcp-pending", "with 1 connection(s) not accept()ed yet"},
         // Refused after its connection was locked and repaired: let go.
         Case{"tcp-then-io-uring", "io_uring", {"--tcp-established"}},
-        Case{"netlink", "is a NETLINK socket"},
-        Case{"unix-accepted", "a connection accepted from a listening unix socket"},
+        Case{"packet", "is a PACKET socket"},
+        Case{"netlink-unread", "has messages waiting to be read (the kernel's answers)"},
+        Case{"unix-outside", "connected outside the tree (to "},
         Case{"mptcp-established", "TCP_REPAIR does not apply to MPTCP", {"--tcp-established"}},
         Case{"sysv-shm", "System V shared memory"},
         Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},

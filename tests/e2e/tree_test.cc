@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <linux/sched.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <csignal>
 #include <sstream>
+#include <thread>
 
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
@@ -75,6 +77,52 @@ TEST(Tree, InetSocketsListenAndBindAsBefore) { DumpRestoreCheck("inet"); }
 // Unix sockets bound to a path or an abstract name, listening or not, come
 // back with their names, modes and backlogs, and serve new clients.
 TEST(Tree, UnixSocketsOnTheirOwnKeepTheirNames) { DumpRestoreCheck("unix"); }
+// Unix connections with both ends in the tree: one accepted from a
+// listener (its server end keeps the listener's name), one waiting to be
+// accepted, a socketpair, a socket whose peer was closed, a listener whose
+// file was deleted. Each end keeps its data and who made its peer
+// (SO_PEERCRED, SO_PEERGROUPS: a client running as nobody).
+TEST(Tree, UnixConnectionsKeepTheirPeersAndCredentials) { DumpRestoreCheck("unix-conns"); }
+// Netlink sockets (route with groups past 32 and options, uevent, generic
+// used and unused) keep their ports, groups and options; the kernel answers
+// them after restore.
+TEST(Tree, NetlinkSocketsKeepTheirPortsAndGroups) { DumpRestoreCheck("netlink"); }
+// A unix stream socket connected to a process outside the tree is refused,
+// naming its inode; with --ext-unix-sk it is dumped as external, restore
+// wants it from --inherit-fd fd[N]:socket:[INO] (as CRIU's), and the
+// restored process talks to the socket handed in.
+TEST(Tree, ExtUnixSkHandsAConnectionOutsideBackThroughInheritFd) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "refuse", {"--what", "unix-outside"});
+  CmdResult refused = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"});
+  ASSERT_FALSE(refused.ok());
+  size_t at = refused.err.find("socket:[");
+  ASSERT_NE(at, std::string::npos) << refused.err;
+  std::string key = refused.err.substr(at, refused.err.find(']', at) + 1 - at);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-x"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult without = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_FALSE(without.ok());
+  EXPECT_NE(without.err.find("--inherit-fd fd[N]:" + key), std::string::npos) << without.err;
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  std::thread peer([fd = sv[1]] {
+    char buf[2];
+    if (read(fd, buf, 2) == 2) {
+      EXPECT_EQ(write(fd, "ok", 2), 2);
+    }
+  });
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "img", "-d", "--inherit-fd", "fd[0]:" + key}, {}, sv[0]);
+  close(sv[0]);
+  EXPECT_TRUE(r.ok()) << r.err;
+  if (r.ok()) {
+    EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  }
+  shutdown(sv[1], SHUT_RDWR);
+  peer.join();
+  close(sv[1]);
+}
 
 // TCP connections with both ends in the tree and megabytes in flight come
 // back with TCP_REPAIR (--tcp-established): every byte arrives, in order.
