@@ -122,6 +122,10 @@ class DumpCommand : public Command {
       app_->add_flag("--tcp-close", o_.tcp_close,
                      "save established TCP connections as closed sockets (the restored "
                      "process finds them gone), as CRIU's");
+      app_->add_option("--action-script", o_.action_scripts,
+                       "run SCRIPT at pre-dump, network-lock and post-dump "
+                       "(CRTOOLS_SCRIPT_ACTION), as CRIU's")
+          ->type_name("SCRIPT");
       app_->add_option("--ghost-limit", o_.ghost_limit,
                        "the most data a deleted file held open may have to be saved in the "
                        "images (bytes, or with K, M, G; default 1M, as CRIU)")
@@ -230,6 +234,9 @@ class PageServerCommand : public Command {
     app_->add_option("--timeout", o_.timeout, "seconds without progress before giving up");
     app_->add_option("--status-file", o_.status_file, "create FILE once listening")
         ->type_name("FILE");
+    app_->add_option("--action-script", o_.action_scripts,
+                     "with --restore: the restore's --action-script")
+        ->type_name("SCRIPT");
     o_.pages = "lazy";
     app_->add_option("--pages", o_.pages,
                      "page placement for --restore (read, writev, lazy; default lazy: the "
@@ -262,6 +269,10 @@ class MigrateCommand : public Command {
                    "from the freeze until the destination has them, as dump's");
     app_->add_flag("--tcp-close", o_.tcp_close,
                    "carry established TCP connections as closed sockets, as dump's");
+    app_->add_option("--action-script", o_.action_scripts,
+                     "run SCRIPT at the final pass's pre-dump, network-lock and post-dump, as "
+                     "dump's")
+        ->type_name("SCRIPT");
     AddTlsOptions(app_, &o_.tls);
   }
   int Run() override {
@@ -306,6 +317,10 @@ class RestoreCommand : public Command {
                      "use criu-lite's fd N for every fd of the tree that was RESOURCE at dump: "
                      "pipe:[INO], socket:[INO] or a file's path (as CRIU's)")
         ->type_name("fd[N]:RESOURCE");
+    app_->add_option("--action-script", o_.action_scripts,
+                     "run SCRIPT at pre-restore, post-restore, network-unlock and post-resume "
+                     "(CRTOOLS_SCRIPT_ACTION), as CRIU's")
+        ->type_name("SCRIPT");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
                      "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "

@@ -12,6 +12,7 @@
 #include <set>
 #include <tuple>
 
+#include "base/action_script.h"
 #include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
@@ -102,7 +103,9 @@ class DumpRun {
         dir_(opts.images_dir),
         local_(opts.images_dir),
         out_(opts.output ? *opts.output : local_),
-        chained_(!opts.prev_images_dir.empty()) {
+        chained_(!opts.prev_images_dir.empty()),
+        scripts_(opts.action_scripts, opts.images_dir) {
+    scripts_.set_init_pid(opts.pid);
     prev_dir_ = opts.prev_images_dir;
     if (chained_ && prev_dir_[0] != '/') prev_dir_ = opts.images_dir + "/" + prev_dir_;
   }
@@ -111,13 +114,18 @@ class DumpRun {
     Mark("start");
     TRY(CheckDumpable(opts_.pid));
     TRY(dir_.PrepareForDump());
+    TRY(scripts_.Run("pre-dump"));
     TRY(Freeze());
     TRY(Collect());
+    if (tcp_ && !tcp_->lock_table().empty()) TRY(scripts_.Run("network-lock"));
     TRY(Plan());
     if (opts_.pre_dump) TRY(tree_->Release());
     Mark("thawed");
     TRY(Copy());
     TRY(Write());
+    // A failing post-dump script leaves the images (complete) and the tree
+    // running, as after --leave-running.
+    TRY(scripts_.Run("post-dump").Context("the images are complete; the tree runs on"));
     TRY(Release());
     return Stats();
   }
@@ -171,7 +179,7 @@ class DumpRun {
       for (const SeizedProcess& p : tree_->processes())
         for (const SeizedThread& t : p.threads) tasks.insert(t.tid);
       for (const ZombieTask& z : tree_->zombies()) tasks.insert(z.pid);
-      TRY(ResolveTreeFds(pf, std::move(tasks), opts_, &shared_));
+      TRY(ResolveTreeFds(pf, std::move(tasks), opts_, &*tcp_, &shared_));
       for (ProcessImages& p : procs_)
         for (const img::Vma& v : p.mm.vmas())
           if (v.memfd_ino()) {
@@ -380,6 +388,7 @@ class DumpRun {
   // After the tree: on the way out its connections leave repair mode and
   // the lock is lifted before the tree is resumed.
   std::optional<TcpRepairs> tcp_;
+  ActionScripts scripts_;
   std::optional<TaskWindows> windows_;  // ends before the tree is released
   std::vector<ProcessImages> procs_;
   img::Shared shared_;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "images/criu_lite.pb.h"
@@ -40,6 +41,8 @@ struct DumpOptions {
   // (all of them, or those of EXT_UNIX_SK's inodes; --external unix[INO]
   // names one too) are recorded as external, for restore to take from
   // --inherit-fd fd[N]:socket:[INO].
+  // --action-script (CRIU's): run at pre-dump, network-lock, post-dump.
+  std::vector<std::string> action_scripts;
   bool ext_unix_sk_all = false;
   std::set<uint64_t> ext_unix_sk;
   int zstd_level = 0;  // 0: raw pages

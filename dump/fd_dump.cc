@@ -167,11 +167,12 @@ Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fd
 }
 
 Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks,
-                      const DumpOptions& opts, img::Shared* shared) {
+                      const DumpOptions& opts, TcpRepairs* tcp, img::Shared* shared) {
   // Each kind settles its fds over the whole tree (its other ends inside or
   // not) and saves what is in flight in them.
   TreeFds tree(opts.shell_job, opts.ghost_limit, shared, std::move(tasks));
   tree.set_ext_unix_sk(opts.ext_unix_sk_all, opts.ext_unix_sk);
+  tree.set_tcp(tcp);
   std::map<img::Fd::KindCase, std::vector<FdRef>> by_arm;
   std::vector<FdRef> all;
   for (const auto& [pid, fds] : procs)

@@ -31,8 +31,8 @@ struct ProcessFds {
 // --shell-job, an error otherwise...) and captures data in flight without
 // consuming it; then fds that share one open file description are found
 // (kcmp), and each description's signal owner recorded. TASKS: every thread
-// and zombie of the tree.
+// and zombie of the tree. TCP: the dump's connections, locked here.
 Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks,
-                      const DumpOptions& opts, img::Shared* shared);
+                      const DumpOptions& opts, TcpRepairs* tcp, img::Shared* shared);
 
 }  // namespace crl

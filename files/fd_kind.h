@@ -42,9 +42,15 @@ class TcpRepairs {
   TcpRepairs& operator=(const TcpRepairs&) = delete;
   bool established() const { return established_; }  // --tcp-established
   bool close() const { return close_; }              // --tcp-close
-  // SOCK, criu-lite's copy of a connection from LOCAL to PEER: locked, then
-  // in repair mode, until the end of the dump.
-  Result<int> Take(ScopedFd sock, const std::string& local, const std::string& peer);
+  // SOCK, criu-lite's copy of fd FD of task PID, a connection from LOCAL to
+  // PEER: to be locked and put in repair mode by Lock, with all the others
+  // (one nftables transaction), until the end of the dump.
+  void Defer(pid_t pid, int fd, ScopedFd sock, const std::string& local, const std::string& peer);
+  // Locks every connection deferred so far, then puts each in repair mode.
+  Status Lock();
+  // Criu-lite's copy of fd FD of task PID, locked and in repair mode (-1:
+  // none).
+  int Taken(pid_t pid, int fd) const;
   // The tree is killed: the connections die silently, the lock stays.
   // Returns the lock's table ("" if none), for the inventory.
   std::string Keep();
@@ -59,7 +65,12 @@ class TcpRepairs {
   bool established_, close_;
   std::string lock_table_;
   std::unique_ptr<NetLock> lock_;
-  std::vector<ScopedFd> socks_;
+  struct Conn {
+    ScopedFd sock;
+    std::string local, peer;
+    bool repairing = false;  // locked, in repair mode
+  };
+  std::map<std::pair<pid_t, int>, Conn> conns_;  // by task and fd
   bool kept_ = false;
   uint64_t lock_usec_ = 0;
 };
@@ -107,6 +118,9 @@ class TreeFds {
   // end): with --shell-job, stdin/out/err become restore's own (the
   // `inherited` arm); otherwise refused, saying WHAT it is.
   Status External(FdRef ref, const char* what) const;
+  // The dump's TCP connections (--tcp-established), or null.
+  TcpRepairs* tcp() const { return tcp_; }
+  void set_tcp(TcpRepairs* tcp) { tcp_ = tcp; }
   // --ext-unix-sk: whether INO, a unix socket connected outside the tree,
   // is recorded as external, for restore to take from --inherit-fd.
   bool ExternalUnix(uint64_t ino) const { return ext_unix_all_ || ext_unix_.count(ino); }
@@ -127,6 +141,7 @@ class TreeFds {
   std::vector<FdRef> all_;
   bool ext_unix_all_ = false;
   std::set<uint64_t> ext_unix_;
+  TcpRepairs* tcp_ = nullptr;
 };
 
 class FdKind;

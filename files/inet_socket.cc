@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -326,9 +327,11 @@ Status CollectConnection(const FdSeen& s, ScopedFd& fd, const std::string& local
         "%s over MPTCP: TCP_REPAIR does not apply to MPTCP connections (MPTCP listeners are "
         "carried)",
         what.c_str());
+  // Locked with the tree's other connections, then read, in Resolve.
   in->set_peer(peer);
-  int repaired = TRY(tcp->Take(std::move(fd), local, peer).Context(what));
-  return SaveConnection(repaired, in->mutable_tcp()).Context(what);
+  in->mutable_tcp();
+  tcp->Defer(s.pid, s.fd, std::move(fd), local, peer);
+  return Ok{};
 }
 
 // What a TCP socket is, from TCP_INFO: listening with no connection
@@ -409,6 +412,23 @@ class InetSocket : public FdKind {
     return Ok{};
   }
 
+  // The tree's connections, locked together (one nftables transaction, the
+  // tree frozen meanwhile), then each read in repair mode.
+  Status Resolve(const std::vector<FdRef>& mine, TreeFds& tree) const override {
+    TcpRepairs* tcp = tree.tcp();
+    if (!tcp) return Ok{};
+    TRY(tcp->Lock());
+    for (const FdRef& r : mine) {
+      img::InetSocketFd* in = r.fd->mutable_inet_socket();
+      int fd = tcp->Taken(r.pid, r.fd->fd());
+      if (!in->has_tcp() || fd < 0) continue;
+      TRY(SaveConnection(fd, in->mutable_tcp())
+              .Context(Format("PID %d fd %d is a TCP connection %s -> %s", r.pid, r.fd->fd(),
+                              AddrText(in->local()).c_str(), AddrText(in->peer()).c_str())));
+    }
+    return Ok{};
+  }
+
   Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const override {
     const img::InetSocketFd& in = f.inet_socket();
     ScopedFd sock = TRY(MakeAs(in));
@@ -469,38 +489,59 @@ TcpRepairs::TcpRepairs(bool established, bool close, std::string lock_table)
 
 TcpRepairs::~TcpRepairs() { LetGo(); }
 
-Result<int> TcpRepairs::Take(ScopedFd sock, const std::string& local, const std::string& peer) {
+void TcpRepairs::Defer(pid_t pid, int fd, ScopedFd sock, const std::string& local,
+                       const std::string& peer) {
+  conns_[{pid, fd}] = Conn{std::move(sock), local, peer};
+}
+
+Status TcpRepairs::Lock() {
+  std::vector<std::pair<std::string, std::string>> tuples;
+  for (const auto& [at, c] : conns_)
+    if (!c.repairing) tuples.push_back({c.local, c.peer});
+  if (tuples.empty()) return Ok{};
   if (!Kernel().nftables)
     return MakeError(
         "the network lock needs nf_tables, which this kernel does not offer (criu-lite check)");
+  // The same connection in several fds (dup, fork) is locked once.
+  std::sort(tuples.begin(), tuples.end());
+  tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
   if (!lock_) lock_ = std::make_unique<NetLock>(lock_table_);
   auto t0 = std::chrono::steady_clock::now();
-  Status locked = lock_->Add(local, peer);
+  Status locked = lock_->Add(tuples);
   lock_usec_ +=
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
           .count();
   TRY(locked);
-  TRY(SetInt(sock.get(), SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR"));
-  socks_.push_back(std::move(sock));
-  return socks_.back().get();
+  for (auto& [at, c] : conns_) {
+    if (c.repairing) continue;
+    TRY(SetInt(c.sock.get(), SOL_TCP, TCP_REPAIR, 1, "TCP_REPAIR")
+            .Context(Format("PID %d fd %d", at.first, at.second)));
+    c.repairing = true;
+  }
+  return Ok{};
+}
+
+int TcpRepairs::Taken(pid_t pid, int fd) const {
+  auto it = conns_.find({pid, fd});
+  return it == conns_.end() || !it->second.repairing ? -1 : it->second.sock.get();
 }
 
 std::string TcpRepairs::lock_table() const { return lock_ && lock_->made() ? lock_table_ : ""; }
 
 std::string TcpRepairs::Keep() {
   kept_ = true;
-  socks_.clear();  // in repair mode: the tree's close sends nothing
+  conns_.clear();  // in repair mode: the tree's close sends nothing
   return lock_table();
 }
 
 void TcpRepairs::LetGo() {
   if (kept_) return;
-  for (ScopedFd& s : socks_) {
+  for (auto& [at, c] : conns_) {
     int off = TCP_REPAIR_OFF;
-    if (setsockopt(s.get(), SOL_TCP, TCP_REPAIR, &off, sizeof off) < 0)
+    if (c.repairing && setsockopt(c.sock.get(), SOL_TCP, TCP_REPAIR, &off, sizeof off) < 0)
       LOG_ERROR("a TCP connection of the tree stays in repair mode: %s", strerror(errno));
   }
-  socks_.clear();
+  conns_.clear();
   if (lock_ && lock_->made())
     if (Status st = Unlock(lock_table_); !st.ok()) LOG_ERROR("%s", st.error().message.c_str());
   lock_.reset();

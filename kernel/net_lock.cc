@@ -57,7 +57,7 @@ std::string Match(const std::string& sa, bool src) {
 
 }  // namespace
 
-Status NetLock::Add(const std::string& local, const std::string& peer) {
+Status NetLock::Add(const std::vector<std::pair<std::string, std::string>>& conns) {
   std::string cmds;
   if (!made_)
     cmds = Format(
@@ -66,11 +66,13 @@ Status NetLock::Add(const std::string& local, const std::string& peer) {
         "add chain inet %s out { type filter hook output priority -150; policy accept; }\n",
         table_.c_str(), table_.c_str(), table_.c_str());
   // Packets from the peer to the socket, and from the socket to the peer.
-  cmds += Format("add rule inet %s in %s %s drop\n", table_.c_str(), Match(peer, true).c_str(),
-                 Match(local, false).c_str());
-  cmds += Format("add rule inet %s out %s %s drop\n", table_.c_str(), Match(local, true).c_str(),
-                 Match(peer, false).c_str());
-  TRY(Nft(cmds, "locking a TCP connection"));
+  for (const auto& [local, peer] : conns) {
+    cmds += Format("add rule inet %s in %s %s drop\n", table_.c_str(), Match(peer, true).c_str(),
+                   Match(local, false).c_str());
+    cmds += Format("add rule inet %s out %s %s drop\n", table_.c_str(), Match(local, true).c_str(),
+                   Match(peer, false).c_str());
+  }
+  TRY(Nft(cmds, "locking TCP connections"));
   made_ = true;
   return Ok{};
 }

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/result.h"
 
@@ -17,9 +19,9 @@ class NetLock {
   explicit NetLock(std::string table) : table_(std::move(table)) {}
   NetLock(const NetLock&) = delete;
   NetLock& operator=(const NetLock&) = delete;
-  // Drops the packets of the connection between LOCAL and PEER (sockaddrs
-  // as getsockname gives them), both ways.
-  Status Add(const std::string& local, const std::string& peer);
+  // Drops the packets of each connection between LOCAL and PEER (sockaddrs
+  // as getsockname gives them), both ways: one transaction.
+  Status Add(const std::vector<std::pair<std::string, std::string>>& conns);
   bool made() const { return made_; }
   const std::string& table() const { return table_; }
 

@@ -164,6 +164,7 @@ class MigrateRun {
     f.track_mem = !prev_.empty();
     f.tcp_established = opts_.tcp_established;
     f.tcp_close = opts_.tcp_close;
+    f.action_scripts = opts_.action_scripts;
     bool source_killed = false;
     f.before_release = [&]() -> Result<bool> {
       t_sent_ = Clock::now();

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "pageserver/channel.h"
@@ -32,6 +33,7 @@ struct MigrateOptions {
   // the destination's by then.
   bool tcp_established = false;
   bool tcp_close = false;
+  std::vector<std::string> action_scripts;  // the final pass's (dump's --action-script)
   TlsOptions tls;
 };
 

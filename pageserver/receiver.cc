@@ -113,7 +113,20 @@ class RestoreProcess {
     control_.reset();  // EOF: a tree not yet let go is killed
     if (pid_ > 0) waitpid(pid_, nullptr, 0);
   }
-  Status Start(const std::string& dir, const std::string& pages, int timeout) {
+  Status Start(const std::string& dir, const std::string& pages, int timeout,
+               const std::vector<std::string>& scripts) {
+    // The command line, made before the fork (the child must not allocate).
+    std::string pages_arg = "--pages=" + pages;
+    std::string log = dir + "/restore.log";
+    // Its own bound outlasts the server's: the server decides.
+    std::string t = std::to_string(timeout + 5);
+    std::vector<std::string> args = {
+        "criu-lite",          "restore", "-D", dir,  "-d", pages_arg, "--handover-fd", "3",
+        "--handover-timeout", t,         "-v", "-o", log};
+    for (const std::string& s : scripts) args.insert(args.end(), {"--action-script", s});
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     int sv[2], err[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return ErrnoError("socketpair");
     control_.reset(sv[0]);
@@ -126,13 +139,7 @@ class RestoreProcess {
     if (pid_ == 0) {
       dup2(err_w.get(), 2);
       dup2(theirs.get(), 3);
-      std::string pages_arg = "--pages=" + pages;
-      std::string log = dir + "/restore.log";
-      // Its own bound outlasts the server's: the server decides.
-      std::string t = std::to_string(timeout + 5);
-      execl("/proc/self/exe", "criu-lite", "restore", "-D", dir.c_str(), "-d", pages_arg.c_str(),
-            "--handover-fd", "3", "--handover-timeout", t.c_str(), "-v", "-o", log.c_str(),
-            nullptr);
+      execv("/proc/self/exe", argv.data());
       _exit(127);
     }
     return Ok{};
@@ -342,7 +349,7 @@ Status Session::Restore(const std::string& name) {
   std::string dir = opts_.images_dir + "/" + name;
   auto t0 = Clock::now();
   RestoreProcess restore;
-  Status r = restore.Start(dir, opts_.pages, opts_.timeout);
+  Status r = restore.Start(dir, opts_.pages, opts_.timeout, opts_.action_scripts);
   if (r.ok()) r = restore.WaitReady();
   uint64_t usec = UsecBetween(t0, Clock::now());
   if (!r.ok()) {

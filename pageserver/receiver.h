@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "pageserver/channel.h"
@@ -22,6 +23,7 @@ struct PageServerOptions {
   // checked by the command line. The page server runs `criu-lite restore`;
   // it does not link restore.
   std::string pages = "lazy";
+  std::vector<std::string> action_scripts;  // the restore's --action-script
   TlsOptions tls;
   // --restore without TLS: the network is trusted (a test host, a VM link).
   bool allow_unauthenticated_restore = false;

@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "base/action_script.h"
 #include "base/clock.h"
 #include "base/interrupt.h"
 #include "base/log.h"
@@ -654,14 +655,21 @@ class RestoreRun {
 
   Result<int> Run() {
     t_start_ = Clock::now();
+    scripts_ = ActionScripts(opts_.action_scripts, opts_.images_dir);
     TRY(ReadImages());
+    scripts_.set_init_pid(inv_.root_pid());
+    TRY(scripts_.Run("pre-restore"));
     TRY(OpenFiles());
     TRY(Fork());
     TRY(builder_->Build(std::move(root_)));
     TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
     ph_.Mark("build");
     TRY(Verify());
+    TRY(scripts_.Run("post-restore"));
     TRY(Release());
+    // The tree runs: a failing script no longer undoes anything.
+    if (Status st = scripts_.Run("post-resume"); !st.ok())
+      LOG_WARN("%s", st.error().message.c_str());
     WriteStats();
     return Wait();
   }
@@ -741,6 +749,7 @@ class RestoreRun {
     if (opts_.handover_fd >= 0) TRY(AwaitHandover(opts_.handover_fd, opts_.handover_timeout));
     // The dump's network lock is lifted, then the connections leave repair
     // mode (probing their peers' windows), and the tree runs.
+    TRY(scripts_.Run("network-unlock"));
     TRY(Unlock(inv_.net_lock()));
     TRY(files_->FinishRepairs());
     TRY(builder_->ReleaseAll());
@@ -779,6 +788,7 @@ class RestoreRun {
   }
 
   RestoreOptions opts_;
+  ActionScripts scripts_;
   Clock::time_point t_start_;
   Phases ph_;
   img::Inventory inv_;

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "restore/memory_restore.h"
@@ -15,6 +16,9 @@ struct RestoreOptions {
   bool sibling = false;  // --restore-sibling: the root's parent is criu-lite's parent
   bool shell_job = false;
   std::string pidfile;
+  // --action-script (CRIU's): run at pre-restore, post-restore,
+  // network-unlock, post-resume.
+  std::vector<std::string> action_scripts;
   // --inherit-fd fd[N]:KEY (CRIU's): criu-lite's fd N is the open file
   // description for every fd of the tree whose object was KEY at dump
   // ("pipe:[INO]", "socket:[INO]", or a file's path, with or without its

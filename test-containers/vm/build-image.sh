@@ -39,18 +39,36 @@ for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R
 # the two-host tests use, needs the real ones, not busybox's; openssl makes the
 # TLS tests' certificates, timeout kills migrate at fractions of a second;
 # coreutils' tail and cat are real programs the tests checkpoint.
+# The real servers the tests checkpoint (Debian's redis-server, nginx and
+# python3 with its standard library) and nft, which the network-lock tests
+# read tables with, where the install script put them.
 bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests"
       "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)"
       "$(command -v pgrep)" "$(command -v openssl)" "$(command -v timeout)" /usr/bin/tail
       /usr/bin/cat)
+for f in /usr/sbin/nft /usr/bin/redis-server /usr/sbin/nginx /usr/bin/python3; do
+  [ -x "$f" ] && bins+=("$f")
+done
+PYLIB=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | head -1)
+if [ -x /usr/bin/python3 ] && [ -n "$PYLIB" ]; then
+  tar -C / --exclude=__pycache__ --exclude="${PYLIB#/}/test" --exclude="${PYLIB#/}/idlelib" \
+      --exclude="${PYLIB#/}/tkinter" --exclude="${PYLIB#/}/ensurepip" -cf - "${PYLIB#/}" |
+    tar -C "$R" -xf -
+  bins+=("$PYLIB"/lib-dynload/*.so)
+fi
 for f in "${bins[@]}"; do
   mkdir -p "$R$(dirname "$f")"
-  cp "$f" "$R$f"
-  for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
+  [ -e "$R$f" ] || cp "$f" "$R$f"  # a symlink's target (redis-server is redis-check-rdb)
+  for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*'); do
     mkdir -p "$R$(dirname "$lib")"
     cp -L "$lib" "$R$lib"
   done
 done
+# Users the tests run servers as (nginx's workers are www-data's), and the
+# directories nginx looks for at start.
+printf 'root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$R/etc/passwd"
+printf 'root:x:0:\nwww-data:x:33:\nusers:x:100:\nnogroup:x:65534:\n' >"$R/etc/group"
+mkdir -p "$R/var/lib/nginx" "$R/var/log/nginx"
 # procps' pkill is pgrep under another name; this busybox has neither.
 ln -sf pgrep "$R/usr/bin/pkill"
 mkdir -p "$R$ROOT/test-containers/vm"
@@ -66,12 +84,14 @@ if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
   mkdir -p "$R/lib/modules/$KVER/kernel"
   # virtio-net (and the virtio PCI transport under it) for the network;
   # unix_diag because criu-lite asks UNIX_DIAG which sockets are pairs (a
-  # running system loads it on demand). In load order:
+  # running system loads it on demand); nf_tables (and what it needs) for
+  # the network lock. In load order:
   : >"$R/lib/modules/load-order"
   for m in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko \
            drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
            drivers/virtio/virtio_pci.ko net/core/failover.ko drivers/net/net_failover.ko \
-           drivers/net/virtio_net.ko net/unix/unix_diag.ko drivers/net/veth.ko; do
+           drivers/net/virtio_net.ko net/unix/unix_diag.ko drivers/net/veth.ko \
+           lib/libcrc32c.ko net/netfilter/nfnetlink.ko net/netfilter/nf_tables.ko; do
     f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*/$m*" | head -1)
     if [ -n "$f" ]; then
       cp "$f" "$R/lib/modules/$KVER/kernel/"

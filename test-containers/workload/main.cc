@@ -65,7 +65,7 @@
 //             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
-//             tcp-pending|tcp-then-io-uring|packet|netlink-unread|mptcp-established|
+//             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
 //             unix-outside|io-uring|sysv-shm|ghost-big|fanotify-perm:
 //             holds one thing criu-lite refuses to dump
 //   jobs      a child stopped by SIGTSTP, a zombie in a group whose leader

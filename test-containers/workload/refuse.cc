@@ -222,7 +222,8 @@ int Refuse(const std::string& what) {
       n = syscall(SYS_io_getevents, ctx, 1, 4, ev, &second);
       EXPECT(n == 1 && ev[0].data == 88, "the poll in flight: %ld events", n);
     };
-  } else if (what == "tcp-established" || what == "tcp-pending" || what == "tcp-then-io-uring") {
+  } else if (what == "tcp-established" || what == "tcp-pending" ||
+             what == "tcp-then-owner-outside") {
     // A TCP connection over loopback, both ends in the process; or one the
     // listener has not accept()ed yet.
     static int listener = socket(AF_INET, SOCK_STREAM, 0), client = socket(AF_INET, SOCK_STREAM, 0);
@@ -238,11 +239,11 @@ int Refuse(const std::string& what) {
       server = accept(listener, nullptr, nullptr);
       if (server < 0) return 2;
     }
-    // Then an fd refused after the connection was locked and repaired (an
-    // io_uring's, its rings not mapped).
-    uint32_t params[30] = {};
-    if (what == "tcp-then-io-uring" && syscall(425 /* io_uring_setup */, 8, params) < 0)
-      WriteFile("unsupported", "io_uring_setup: " + std::string(strerror(errno)));
+    // Then an fd refused after the connection was locked and repaired (the
+    // tree-wide pass): one whose signals go to init, outside the tree.
+    static int p[2];
+    if (what == "tcp-then-owner-outside" && (pipe(p) < 0 || fcntl(p[0], F_SETOWN, 1) < 0))
+      return 2;
     check = [] {
       if (server < 0) server = accept(listener, nullptr, nullptr);
       char buf[4] = {};

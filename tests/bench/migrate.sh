@@ -8,6 +8,9 @@
 # repeated with --pages=read on the destination, to show what that buys,
 # and over TLS (certificates made for the run), to show what TLS costs.
 #
+# Then a server with 100 established TCP connections against the same server
+# with none (CONNS_ONLY=1 runs these rows alone).
+#
 #   tests/bench/migrate.sh [W_MIB=1024] [DEST_DIR=/dev/shm]   (as root, after scripts/build.sh)
 #
 # The destination receives into DEST_DIR: tmpfs by default, as one does for
@@ -52,6 +55,39 @@ run() {  # label pages-per-ms destination-placement plain|tls extra-migrate-args
   rm -rf "${DESTW:?}/$label"
 }
 
+# A server with N established TCP connections (its clients in the same
+# process: 2N sockets), migrated with --tcp-established: what the
+# connections add to the frozen time, and the network lock's own share.
+run_conns() {  # label connections
+  local label=$1 n=$2 d=$WORK/$1
+  mkdir -p "$d"
+  PORT=$((PORT + 1))
+  $H exec a "$B/test-containers/workload" conns --procs "$n" --dir "$d" </dev/null >"$d/out" 2>&1 &
+  disown
+  while [ ! -f "$d/ready" ]; do sleep 0.1; done
+  local pid; pid=$(cat "$d/ready")
+  $H exec b "$B/criu-lite" page-server --address 10.77.0.2 --port $PORT -D "$DESTW/$label" --restore --status-file "$d/server.ready" --allow-unauthenticated-restore &
+  while [ ! -f "$d/server.ready" ]; do sleep 0.05; done
+  echo "== $label: a server with $n established connections, --tcp-established"
+  $H exec a "$B/criu-lite" migrate -t "$pid" --to 10.77.0.2:$PORT --stats "$d/stats.json" --tcp-established
+  $H exec b kill -USR1 "$pid"
+  while [ ! -f "$d/result" ]; do sleep 0.1; done
+  echo "   restored workload: $(cat "$d/result")"
+  rm -rf "${DESTW:?}/$label"
+}
+conns_summary() {
+  local f0 f1 l1
+  f0=$(json "$WORK/conns-0/stats.json" frozen_seconds); f1=$(json "$WORK/conns-100/stats.json" frozen_seconds)
+  l1=$(json "$WORK/conns-100/stats.json" net_lock_seconds)
+  printf '100 established connections: frozen %.3f s vs %.3f s with none (+%.3f s); the network lock %.3f s of it (%.2f ms per connection end)\n' \
+    "$f1" "$f0" "$(echo "$f1 - $f0" | bc -l)" "$l1" "$(echo "$l1 * 1000 / 200" | bc -l)"
+}
+if [ "${CONNS_ONLY:-}" = 1 ]; then  # the connection rows alone
+  for n in 0 100; do run_conns conns-$n $n; done
+  conns_summary
+  exit 0
+fi
+
 one_pct=$(( (W * 1048576 / 100) / 4096 / 1000 )); [ $one_pct -lt 1 ] && one_pct=1
 ten_pct=$(( (W * 1048576 / 10) / 4096 / 1000 )); [ $ten_pct -lt 1 ] && ten_pct=1
 run idle 0 lazy plain
@@ -65,10 +101,11 @@ run baseline-eager $one_pct read plain --max-iters 0
 # What TLS costs: the 1%/s migration and its baseline again, over TLS.
 run one-pct-tls $one_pct lazy tls
 run baseline-tls $one_pct lazy tls --max-iters 0
+for n in 0 100; do run_conns conns-$n $n; done
 
 echo
 printf '%-14s %14s %10s %10s %10s   %s\n' run "bytes sent" "x memory" "total s" "frozen s" "frozen split (s)"
-for r in idle one-pct ten-pct baseline one-pct-eager baseline-eager one-pct-tls baseline-tls; do
+for r in idle one-pct ten-pct baseline one-pct-eager baseline-eager one-pct-tls baseline-tls conns-0 conns-100; do
   f=$WORK/$r/stats.json
   printf '%-14s %14s %10.2f %10.3f %10.3f   %s\n' "$r" "$(json "$f" total_bytes)" \
     "$(echo "$(json "$f" total_bytes) / ($W * 1048576)" | bc -l)" "$(json "$f" total_seconds)" \
@@ -86,3 +123,4 @@ for r in one-pct baseline; do
     "$(json "$t" frozen_seconds)" "$(json "$p" frozen_seconds)" \
     "$(echo "$(json "$t" frozen_seconds) / $(json "$p" frozen_seconds)" | bc -l)"
 done
+conns_summary

@@ -674,6 +674,103 @@ TEST_F(TwoHosts, WritingFivePercentPerSecond) {
   MigrateAndCheck("dirtier", "--big-mib 64 --rate 1", 7104);
 }
 
+// Debian's redis-server on a, serving a service address (10.77.9.1) that
+// host c reaches through a; a client on c pings it every 10 ms over one
+// connection. redis migrates to b with --tcp-established; b's action script
+// takes the address at pre-restore and moves c's route to b at
+// network-unlock (what an orchestrator does). The client sees a stall, no
+// error: its pings sent while the tree was frozen were dropped by a's lock,
+// not answered with a reset, and went to b once they were sent again.
+TEST_F(TwoHosts, RedisKeepsAClientOnAThirdHostAcrossMigration) {
+  if (access("/usr/bin/redis-server", X_OK) != 0 || access("/usr/bin/python3", X_OK) != 0)
+    GTEST_SKIP() << "SKIPPED: no /usr/bin/redis-server or /usr/bin/python3 here";
+  if (!KernelHas("network lock"))
+    GTEST_SKIP() << "SKIPPED: no nf_tables here for the network lock (criu-lite check)";
+  std::string d = dir_.path();
+  chmod(d.c_str(), 0755);
+  std::ofstream(dir_ / "client.py")
+      << "import os, socket, sys, time\n"
+      << "d, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+      << "for i in range(200):\n"
+      << "    try:\n"
+      << "        s = socket.socket(); s.bind(('10.77.8.1', 0)); s.connect((addr, port)); break\n"
+      << "    except OSError: s.close(); time.sleep(0.05)\n"
+      << "s.settimeout(30)\n"
+      << "def ask(cmd):\n"
+      << "    s.sendall(cmd); data = b''\n"
+      << "    while not data.endswith(b'\\r\\n'):\n"
+      << "        chunk = s.recv(4096)\n"
+      << "        if not chunk: raise EOFError('the connection was closed')\n"
+      << "        data += chunk\n"
+      << "    return data\n"
+      << "n, worst = 0, 0.0\n"
+      << "try:\n"
+      << "    r = ask(b'SET k before\\r\\n')\n"
+      << "    if r != b'+OK\\r\\n': raise ValueError(r)\n"
+      << "    open(d + '/client.ready', 'w').close()\n"
+      << "    while not os.path.exists(d + '/client.stop'):\n"
+      << "        t = time.monotonic(); r = ask(b'PING\\r\\n')\n"
+      << "        if r != b'+PONG\\r\\n': raise ValueError(r)\n"
+      << "        worst = max(worst, time.monotonic() - t); n += 1; time.sleep(0.01)\n"
+      << "    res = 'PASS %d pings, the longest %.3f s; EXISTS k %r' % (n, worst, "
+         "ask(b'EXISTS k\\r\\n'))\n"
+      << "except Exception as e:\n"
+      << "    res = 'FAIL after %d pings: %r' % (n, e)\n"
+      << "open(d + '/client.result', 'w').write(res)\n";
+  std::ofstream(dir_ / "b.sh") << "#!/bin/sh\n"
+                               << "case \"$CRTOOLS_SCRIPT_ACTION\" in\n"
+                               << "  pre-restore) ip addr add 10.77.9.1/32 dev lo ;;\n"
+                               << "  network-unlock) ip netns exec crl-c ip route replace "
+                                  "10.77.9.1/32 via 10.77.2.1 ;;\n"
+                               << "esac\n";
+  chmod((dir_ / "b.sh").c_str(), 0755);
+  ASSERT_EQ(Sh(OnHost("a", "ip addr add 10.77.9.1/32 dev lo")), 0);
+  ASSERT_EQ(Sh(OnHost("c", "ip route replace 10.77.9.1/32 via 10.77.1.1")), 0);
+  Sh(OnHost("a",
+            "/usr/bin/redis-server --port 7301 --bind 10.77.9.1 --protected-mode no --save '' "
+            "--appendonly no "
+            "--pidfile " +
+                d + "/redis.pid --dir " + d + " </dev/null >" + d + "/redis.out 2>&1 &"));
+  Sh(OnHost("c",
+            "python3 " + d + "/client.py " + d + " 10.77.9.1 7301 >" + d + "/client.out 2>&1 &"));
+  bool ready = WaitForFile(dir_ / "client.ready", 20000) && WaitForFile(dir_ / "redis.pid", 5000);
+  pid_t pid = atoi(ReadFile(dir_ / "redis.pid").c_str());
+  auto cleanup = [&] {
+    Sh("touch " + d + "/client.stop");
+    WaitForFile(dir_ / "client.result", 40000);
+    for (const char* h : {"a", "b"}) {
+      Sh(OnHost(h, "kill -9 " + std::to_string(pid) + " 2>/dev/null"));
+      Sh(OnHost(h, "ip addr del 10.77.9.1/32 dev lo 2>/dev/null"));
+    }
+    Sh(OnHost("c", "ip route del 10.77.9.1/32 2>/dev/null"));
+  };
+  if (!ready || pid <= 0) {
+    cleanup();
+    FAIL() << "redis or its client did not start: " << ReadFile(dir_ / "redis.out")
+           << ReadFile(dir_ / "client.out");
+  }
+  usleep(200000);  // pings go on
+  StartServerOnB(7302, "--restore --action-script " + d + "/b.sh");
+  int migrated = Migrate(pid, 7302, "--tcp-established");
+  usleep(500000);  // pings go on, to b
+  Sh("touch " + d + "/client.stop");
+  EXPECT_TRUE(WaitForFile(dir_ / "client.result", 40000)) << ReadFile(dir_ / "client.out");
+  std::string result = ReadFile(dir_ / "client.result");
+  fprintf(stderr, "%s%s\n", ReadFile(dir_ / "migrate.err").c_str(), result.c_str());
+  EXPECT_EQ(migrated, 0) << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
+  EXPECT_EQ(result.rfind("PASS", 0), 0u) << result << ReadFile(dir_ / "client.out");
+  EXPECT_NE(result.find(":1\\r\\n"), std::string::npos) << "the key is gone: " << result;
+  EXPECT_NE(Sh(OnHost("a", "kill -0 " + std::to_string(pid) + " 2>/dev/null")), 0)
+      << "redis still runs on a";
+  EXPECT_EQ(Sh(OnHost("b", "kill -0 " + std::to_string(pid))), 0) << "redis does not run on b";
+  for (const char* h : {"a", "b"}) {
+    Sh(OnHost(h, "nft list tables >" + (dir_ / "tables") + " 2>&1"));
+    EXPECT_EQ(ReadFile(dir_ / "tables").find("criu_lite_"), std::string::npos)
+        << "a network lock is left on host " << h << ": " << ReadFile(dir_ / "tables");
+  }
+  cleanup();
+}
+
 TEST_F(TwoHosts, ADestinationThatCannotRestoreLeavesTheSourceRunning) {
   pid_t pid = StartOnA("memory");
   ASSERT_GT(pid, 0);

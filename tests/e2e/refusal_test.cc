@@ -94,7 +94,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"tcp-established", "established connections are carried with --tcp-established"},
         Case{"tcp-pending", "with 1 connection(s) not accept()ed yet"},
         // Refused after its connection was locked and repaired: let go.
-        Case{"tcp-then-io-uring", "io_uring", {"--tcp-established"}},
+        Case{"tcp-then-owner-outside", "sends its signals to 1, outside the tree",
+             {"--tcp-established"}},
         Case{"packet", "is a PACKET socket"},
         Case{"netlink-unread", "has messages waiting to be read (the kernel's answers)"},
         Case{"unix-outside", "connected outside the tree (to "},

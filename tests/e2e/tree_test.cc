@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -83,6 +84,41 @@ TEST(Tree, UnixSocketsOnTheirOwnKeepTheirNames) { DumpRestoreCheck("unix"); }
 // file was deleted. Each end keeps its data and who made its peer
 // (SO_PEERCRED, SO_PEERGROUPS: a client running as nobody).
 TEST(Tree, UnixConnectionsKeepTheirPeersAndCredentials) { DumpRestoreCheck("unix-conns"); }
+// --action-script (CRIU's): the script runs at each point with
+// CRTOOLS_SCRIPT_ACTION and CRTOOLS_INIT_PID; a failing post-dump fails the
+// dump and the tree runs on; a failing pre-restore fails the restore before
+// anything is made.
+TEST(Tree, ActionScriptsRunAtEachPointAndAFailureStops) {
+  TestDir dir;
+  std::string log = dir / "actions", script = dir / "script.sh";
+  std::ofstream(script) << "#!/bin/sh\necho \"$CRTOOLS_SCRIPT_ACTION $CRTOOLS_INIT_PID\" >>" << log
+                        << "\n[ \"$CRTOOLS_SCRIPT_ACTION\" != \"$FAIL_AT\" ]\n";
+  chmod(script.c_str(), 0755);
+  pid_t pid = StartWorkload(dir, "memory");
+  std::string p = std::to_string(pid);
+  setenv("FAIL_AT", "post-dump", 1);
+  CmdResult failed = RunCriuLite({"dump", "-t", p, "-D", dir / "img", "--action-script", script});
+  EXPECT_FALSE(failed.ok());
+  EXPECT_NE(failed.err.find("failed at post-dump"), std::string::npos) << failed.err;
+  EXPECT_TRUE(Alive(pid)) << "a failing post-dump script killed the tree";
+  EXPECT_EQ(ReadFile(log), "pre-dump " + p + "\npost-dump " + p + "\n");
+  setenv("FAIL_AT", "none", 1);
+  unlink(log.c_str());
+  CmdResult d = RunCriuLite({"dump", "-t", p, "-D", dir / "img", "--action-script", script}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  setenv("FAIL_AT", "pre-restore", 1);
+  CmdResult no = RunCriuLite({"restore", "-D", dir / "img", "-d", "--action-script", script});
+  EXPECT_FALSE(no.ok());
+  EXPECT_FALSE(Alive(pid)) << "a failing pre-restore script let a restore through";
+  setenv("FAIL_AT", "none", 1);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--action-script", script});
+  unsetenv("FAIL_AT");
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(ReadFile(log), "pre-dump " + p + "\npost-dump " + p + "\npre-restore " + p +
+                               "\npre-restore " + p + "\npost-restore " + p + "\nnetwork-unlock " +
+                               p + "\npost-resume " + p + "\n");
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
 // Netlink sockets (route with groups past 32 and options, uevent, generic
 // used and unused) keep their ports, groups and options; the kernel answers
 // them after restore.

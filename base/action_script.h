@@ -1,0 +1,35 @@
+// CRIU's --action-script: each script runs at named points of a dump or a
+// restore, with CRTOOLS_SCRIPT_ACTION set to the point's name (pre-dump,
+// network-lock, post-dump; pre-restore, post-restore, network-unlock,
+// post-resume), CRTOOLS_IMAGE_DIR to the images and, once there is one,
+// CRTOOLS_INIT_PID to the tree's root. A script that fails fails the dump or
+// the restore at that point (which then lets go of the tree as any failure
+// does). What a caller does there is its own: move a service address,
+// change a route, tell an orchestrator.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace crl {
+
+class ActionScripts {
+ public:
+  ActionScripts() = default;
+  ActionScripts(std::vector<std::string> scripts, std::string image_dir)
+      : scripts_(std::move(scripts)), image_dir_(std::move(image_dir)) {}
+  void set_init_pid(pid_t pid) { init_pid_ = pid; }
+  // Runs every script for ACTION, in order, each to its end.
+  Status Run(const char* action) const;
+
+ private:
+  std::vector<std::string> scripts_;
+  std::string image_dir_;
+  pid_t init_pid_ = 0;
+};
+
+}  // namespace crl
