@@ -85,6 +85,10 @@ Status Unlock(const std::string& table) {
              "lifting the network lock");
 }
 
+bool LockExists(const std::string& table) {
+  return Nft(Format("list table inet %s\n", table.c_str()), "looking for the lock").ok();
+}
+
 bool NetLockAvailable() {
   std::string probe = Format("criu_lite_probe_%d", getpid());
   return Nft(Format("add table inet %s\ndelete table inet %s\n", probe.c_str(), probe.c_str()),

@@ -33,6 +33,9 @@ class NetLock {
 // Deletes table TABLE (nothing if it is not there): the lock is lifted.
 Status Unlock(const std::string& table);
 
+// Whether table TABLE is here (the dump's lock, on the host it ran on).
+bool LockExists(const std::string& table);
+
 // Whether nftables works here (libnftables, and nf_tables in the kernel).
 bool NetLockAvailable();
 

@@ -651,6 +651,9 @@ class RestoreRun {
   }
   ~RestoreRun() {
     if (verifier_.joinable()) verifier_.join();
+    if (!own_lock_.empty()) {
+      if (Status st = Unlock(own_lock_); !st.ok()) LOG_WARN("%s", st.error().message.c_str());
+    }
   }
 
   Result<int> Run() {
@@ -714,8 +717,28 @@ class RestoreRun {
       });
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
+    TRY(LockConnections());
     files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
                            .Context("opening the tree's files")));
+    return Ok{};
+  }
+
+  // The tree's TCP connections, locked on this host before they are made
+  // again: a packet for one that comes before it exists (a peer sending
+  // again once a migrated service address is here) is dropped, not answered
+  // with a reset. The dump's lock, where it is on this host, gets the same
+  // rules again; a lock made here is lifted if the restore fails.
+  Status LockConnections() {
+    if (inv_.net_lock().empty()) return Ok{};
+    std::vector<std::pair<std::string, std::string>> conns;
+    for (const img::Fds* fds : all_fds_)
+      for (const img::Fd& f : fds->fds())
+        if (f.has_inet_socket() && f.inet_socket().has_tcp())
+          conns.push_back({f.inet_socket().local(), f.inet_socket().peer()});
+    if (conns.empty()) return Ok{};
+    bool here = LockExists(inv_.net_lock());
+    TRY(NetLock(inv_.net_lock()).Add(conns).Context("locking the tree's TCP connections"));
+    if (!here) own_lock_ = inv_.net_lock();
     return Ok{};
   }
 
@@ -751,6 +774,7 @@ class RestoreRun {
     // mode (probing their peers' windows), and the tree runs.
     TRY(scripts_.Run("network-unlock"));
     TRY(Unlock(inv_.net_lock()));
+    own_lock_.clear();
     TRY(files_->FinishRepairs());
     TRY(builder_->ReleaseAll());
     ph_.Mark("resume");
@@ -789,6 +813,7 @@ class RestoreRun {
 
   RestoreOptions opts_;
   ActionScripts scripts_;
+  std::string own_lock_;  // a lock this restore made, lifted if it fails
   Clock::time_point t_start_;
   Phases ph_;
   img::Inventory inv_;
