@@ -34,44 +34,55 @@ Status Nft(const std::string& cmds, const char* what) {
   return Ok{};
 }
 
-// "ip saddr 1.2.3.4 tcp sport 80" for one end of a connection (SRC: the
-// packet's source), IPv4-mapped IPv6 addresses as IPv4.
-std::string Match(const std::string& sa, bool src) {
+// One end of a connection as a set element's half ("1.2.3.4 . 80"), and
+// whether it is IPv6 (IPv4-mapped IPv6 addresses count as IPv4).
+std::pair<std::string, bool> End(const std::string& sa) {
   char host[INET6_ADDRSTRLEN] = "";
-  const char* dir = src ? "saddr" : "daddr";
-  const char* port_dir = src ? "sport" : "dport";
   auto* s = reinterpret_cast<const sockaddr*>(sa.data());
   if (s->sa_family == AF_INET6) {
     auto* a = reinterpret_cast<const sockaddr_in6*>(s);
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+    bool v4 = IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
+    if (v4)
       inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host, sizeof host);
-      return Format("ip %s %s tcp %s %u", dir, host, port_dir, ntohs(a->sin6_port));
-    }
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-    return Format("ip6 %s %s tcp %s %u", dir, host, port_dir, ntohs(a->sin6_port));
+    else
+      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return {Format("%s . %u", host, ntohs(a->sin6_port)), !v4};
   }
   auto* a = reinterpret_cast<const sockaddr_in*>(s);
   inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-  return Format("ip %s %s tcp %s %u", dir, host, port_dir, ntohs(a->sin_port));
+  return {Format("%s . %u", host, ntohs(a->sin_port)), false};
 }
 
 }  // namespace
 
 Status NetLock::Add(const std::vector<std::pair<std::string, std::string>>& conns) {
-  std::string cmds;
+  const char* t = table_.c_str();
+  // Two sets of (source, source port, destination, destination port), one
+  // per family, and four fixed rules: the cost of a lock grows with its
+  // elements, not with rules nftables would parse one by one.
+  std::string cmds = Format(
+      "add table inet %s\n"
+      "add set inet %s v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }\n"
+      "add set inet %s v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }\n",
+      t, t, t);
   if (!made_)
-    cmds = Format(
-        "add table inet %s\n"
-        "add chain inet %s in { type filter hook input priority -150; policy accept; }\n"
-        "add chain inet %s out { type filter hook output priority -150; policy accept; }\n",
-        table_.c_str(), table_.c_str(), table_.c_str());
+    for (const char* chain : {"in", "out"})
+      cmds += Format(
+          "add chain inet %s %s { type filter hook %s priority -150; policy accept; }\n"
+          "add rule inet %s %s ip saddr . tcp sport . ip daddr . tcp dport @v4 drop\n"
+          "add rule inet %s %s ip6 saddr . tcp sport . ip6 daddr . tcp dport @v6 drop\n",
+          t, chain, chain[0] == 'i' ? "input" : "output", t, chain, t, chain);
   // Packets from the peer to the socket, and from the socket to the peer.
+  std::string v4, v6;
   for (const auto& [local, peer] : conns) {
-    cmds += Format("add rule inet %s in %s %s drop\n", table_.c_str(), Match(peer, true).c_str(),
-                   Match(local, false).c_str());
-    cmds += Format("add rule inet %s out %s %s drop\n", table_.c_str(), Match(local, true).c_str(),
-                   Match(peer, false).c_str());
+    auto [l, six] = End(local);
+    std::string p = End(peer).first;
+    std::string& set = six ? v6 : v4;
+    set += Format("%s%s . %s, %s . %s", set.empty() ? "" : ", ", p.c_str(), l.c_str(), l.c_str(),
+                  p.c_str());
   }
+  if (!v4.empty()) cmds += Format("add element inet %s v4 { %s }\n", t, v4.c_str());
+  if (!v6.empty()) cmds += Format("add element inet %s v6 { %s }\n", t, v6.c_str());
   TRY(Nft(cmds, "locking TCP connections"));
   made_ = true;
   return Ok{};

@@ -1,8 +1,9 @@
 // The network lock: while a tree with TCP connections is frozen, and until
 // its restored copy has taken them over, their packets are dropped (not
 // answered with a reset by a kernel that no longer has the socket). One
-// nftables table of family inet per dump, its rules naming each connection
-// by addresses and ports, made and deleted through libnftables.
+// nftables table of family inet per dump: two sets of connections (IPv4,
+// IPv6) by addresses and ports, both ways, and the rules that drop what
+// they match; made and deleted through libnftables.
 #pragma once
 
 #include <string>
