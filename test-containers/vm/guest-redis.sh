@@ -105,7 +105,8 @@ try:
     res = 'PASS %d pings, the longest %.3f s; EXISTS k %r' % (n, worst, ask(b'EXISTS k\r\n'))
 except Exception as e:
     res = 'FAIL after %d pings: %r' % (n, e)
-open(d + '/client.result', 'w').write(res)
+open(d + '/client.tmp', 'w').write(res)
+os.rename(d + '/client.tmp', d + '/client.result')  # whole, never seen half-written
 PY
 ip netns exec c python3 $W/client.py $W $S 7300 >$W/client.out 2>&1 &
 i=0

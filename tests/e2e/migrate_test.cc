@@ -716,7 +716,8 @@ TEST_F(TwoHosts, RedisKeepsAClientOnAThirdHostAcrossMigration) {
          "ask(b'EXISTS k\\r\\n'))\n"
       << "except Exception as e:\n"
       << "    res = 'FAIL after %d pings: %r' % (n, e)\n"
-      << "open(d + '/client.result', 'w').write(res)\n";
+      << "open(d + '/client.tmp', 'w').write(res)\n"
+      << "os.rename(d + '/client.tmp', d + '/client.result')\n";
   std::ofstream(dir_ / "b.sh") << "#!/bin/bash\n"
                                << "case \"$CRTOOLS_SCRIPT_ACTION\" in\n"
                                << "  pre-restore) ip addr add 10.77.9.1/32 dev lo ;;\n"
