@@ -126,6 +126,11 @@ class DumpCommand : public Command {
                        "run SCRIPT at pre-dump, network-lock and post-dump "
                        "(CRTOOLS_SCRIPT_ACTION), as CRIU's")
           ->type_name("SCRIPT");
+      app_->add_option("--manage-cgroups", manage_cgroups_,
+                       "ignore: record no cgroups; any other mode (restore's choice) records "
+                       "the tree's cgroups and their settings, as CRIU's")
+          ->expected(0, 1)
+          ->type_name("MODE");
       app_->add_option("--ghost-limit", o_.ghost_limit,
                        "the most data a deleted file held open may have to be saved in the "
                        "images (bytes, or with K, M, G; default 1M, as CRIU)")
@@ -141,6 +146,10 @@ class DumpCommand : public Command {
       app_->add_flag("--track-mem", o_.track_mem,
                      "with --prev-images-dir: use the write tracking pre-dump armed");
     }
+    app_->add_option("--freeze-cgroup", o_.freeze_cgroup,
+                     "freeze the tree through this cgroup (cgroup2, or the v1 freezer's) while "
+                     "its tasks are seized: none forks unseen, as CRIU's")
+        ->type_name("DIR");
     // --page-server, as CRIU's.
     app_->add_flag("--page-server", server_,
                    "send the images to a page server instead of -D "
@@ -181,6 +190,11 @@ class DumpCommand : public Command {
                      ": not tty[RDEV:DEV], file[MNT_ID:INODE] or unix[INODE]");
       o_.externals.insert(crl::Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
     }
+    if (!manage_cgroups_.empty()) {
+      auto mode = crl::ParseCgroupMode(manage_cgroups_);
+      if (!mode.ok()) return Usage(mode.error().message);
+      o_.record_cgroups = *mode != crl::CgroupMode::kIgnore;
+    }
     if (compress_ && o_.zstd_level == 0) o_.zstd_level = 1;
     if (o_.zstd_level && !o_.prev_images_dir.empty())
       return Usage("--compress with --prev-images-dir is not supported yet");
@@ -205,6 +219,7 @@ class DumpCommand : public Command {
   }
 
   crl::DumpOptions o_;
+  std::string manage_cgroups_;
   std::vector<std::string> externals_, ext_unix_;
   CLI::Option* ext_unix_opt_ = nullptr;
   bool compress_ = false, track_mem_ignored_ = false, server_ = false;
@@ -237,6 +252,13 @@ class PageServerCommand : public Command {
     app_->add_option("--action-script", o_.action_scripts,
                      "with --restore: the restore's --action-script")
         ->type_name("SCRIPT");
+    app_->add_option("--manage-cgroups", o_.manage_cgroups,
+                     "with --restore: the restore's --manage-cgroups")
+        ->check([](const std::string& m) {
+          auto r = crl::ParseCgroupMode(m);
+          return r.ok() ? std::string() : r.error().message;
+        })
+        ->type_name("MODE");
     o_.pages = "lazy";
     app_->add_option("--pages", o_.pages,
                      "page placement for --restore (read, writev, lazy; default lazy: the "
@@ -273,6 +295,9 @@ class MigrateCommand : public Command {
                      "run SCRIPT at the final pass's pre-dump, network-lock and post-dump, as "
                      "dump's")
         ->type_name("SCRIPT");
+    app_->add_option("--freeze-cgroup", o_.freeze_cgroup,
+                     "freeze the tree through this cgroup while each pass seizes it, as dump's")
+        ->type_name("DIR");
     AddTlsOptions(app_, &o_.tls);
   }
   int Run() override {
@@ -321,6 +346,14 @@ class RestoreCommand : public Command {
                      "run SCRIPT at pre-restore, post-restore, network-unlock and post-resume "
                      "(CRTOOLS_SCRIPT_ACTION), as CRIU's")
         ->type_name("SCRIPT");
+    app_->add_option("--manage-cgroups", manage_cgroups_,
+                     "what to do with the tree's cgroups: soft (the default: create missing "
+                     "ones, with their settings), full (also write the settings of existing "
+                     "ones), strict (all must be created), props (settings only, into existing "
+                     "cgroups), none (existing cgroups, no settings), ignore (stay in "
+                     "criu-lite's), as CRIU's")
+        ->expected(0, 1)
+        ->type_name("MODE");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
                      "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "
@@ -342,6 +375,11 @@ class RestoreCommand : public Command {
   int Run() override {
     // CLI checked the name against the same list.
     o_.pages = crl::ParsePagePlacement(pages_).value_or(crl::PagePlacement::kRead);
+    if (!manage_cgroups_.empty()) {
+      auto mode = crl::ParseCgroupMode(manage_cgroups_);
+      if (!mode.ok()) return Usage(mode.error().message);
+      o_.cgroups = *mode;
+    }
     for (const std::string& spec : inherit_fds_) {
       int fd = -1, used = 0;
       if (sscanf(spec.c_str(), "fd[%d]:%n", &fd, &used) != 1 || used == 0 ||
@@ -365,6 +403,7 @@ class RestoreCommand : public Command {
 
  private:
   crl::RestoreOptions o_;
+  std::string manage_cgroups_;
   std::string pages_ = "read";
   std::vector<std::string> inherit_fds_;
   bool file_locks_ignored_ = false;

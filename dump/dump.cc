@@ -17,6 +17,7 @@
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "dump/aio_dump.h"
+#include "dump/cgroup_dump.h"
 #include "dump/fd_dump.h"
 #include "dump/memory_dump.h"
 #include "dump/seized_tree.h"
@@ -136,7 +137,8 @@ class DumpRun {
 
   Status Freeze() {
     pid_t pid = opts_.pid;
-    tree_.emplace(TRY(SeizedTree::Seize(pid).Context(Format("seizing the tree of PID %d", pid))));
+    tree_.emplace(TRY(SeizedTree::Seize(pid, opts_.freeze_cgroup)
+                          .Context(Format("seizing the tree of PID %d", pid))));
     // Where fds are taken through the task (no pidfd_getfd), in its window.
     windows_.emplace([this](pid_t p) { return tree_->Window(p); });
     timespec now{};
@@ -173,6 +175,12 @@ class DumpRun {
     for (const ProcessImages& p : procs_) mms.push_back({p.pid, &p.mm});
     TRY(CheckSharedAnonCarried(mms));
     if (!opts_.pre_dump) {
+      std::vector<const img::TaskCore*> cores;
+      for (ProcessImages& p : procs_) {
+        if (!opts_.record_cgroups) p.core.clear_cgroups();
+        cores.push_back(&p.core);
+      }
+      if (opts_.record_cgroups) cgroups_ = TRY(RecordCgroups(cores));
       std::vector<ProcessFds> pf;
       for (ProcessImages& p : procs_) pf.push_back({p.pid, &p.fds});
       std::set<pid_t> tasks;  // what a pidfd of the tree may name
@@ -317,6 +325,7 @@ class DumpRun {
     inv.set_format_version(kImageFormatVersion);
     inv.set_root_pid(opts_.pid);
     if (tcp_) inv.set_net_lock(tcp_->lock_table());
+    for (const img::CgroupDir& d : cgroups_) *inv.add_cgroups() = d;
     utsname u;
     uname(&u);
     inv.set_kernel_release(u.release);
@@ -391,6 +400,7 @@ class DumpRun {
   ActionScripts scripts_;
   std::optional<TaskWindows> windows_;  // ends before the tree is released
   std::vector<ProcessImages> procs_;
+  std::vector<img::CgroupDir> cgroups_;
   img::Shared shared_;
   Tracker tracker_ = Tracker::Fresh(TrackingMethod::kNone);
   MemoryDumpStats mstats_;

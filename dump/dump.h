@@ -45,6 +45,13 @@ struct DumpOptions {
   std::vector<std::string> action_scripts;
   bool ext_unix_sk_all = false;
   std::set<uint64_t> ext_unix_sk;
+  // --manage-cgroups=ignore (CRIU's) records no cgroup at all; any other
+  // mode records each task's cgroups and their settings (the mode is
+  // restore's choice).
+  bool record_cgroups = true;
+  // --freeze-cgroup (CRIU's): the directory of a cgroup (cgroup2, or of the
+  // v1 freezer) holding the tree, frozen while its tasks are attached.
+  std::string freeze_cgroup;
   int zstd_level = 0;  // 0: raw pages
   // Iterative dumps: the previous pass's directory (relative to images_dir
   // unless absolute), and whether this pass is a pre-dump (memory only, the

@@ -4,12 +4,15 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "base/interrupt.h"
 #include "base/log.h"
+#include "kernel/cgroups.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
@@ -27,27 +30,95 @@ std::vector<pid_t> ListThreads(pid_t pid) {
   return out;
 }
 
-}  // namespace
-
-Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
+// PTRACE_SEIZE and PTRACE_INTERRUPT of thread TID of PID: whether seccomp is
+// suspended for it, or nothing if it has exited meanwhile.
+Result<std::optional<bool>> Attach(pid_t pid, pid_t tid) {
   bool suspended =
       ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP) == 0;
   if (!suspended && errno == EPERM && ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) == 0) {
     // Seized, but criu-lite may not suspend seccomp: CheckTaskCarried
     // refuses a task that has it.
   } else if (!suspended) {
-    if (errno == ESRCH) return Ok{};  // the thread exited meanwhile
+    if (errno == ESRCH) return std::optional<bool>();  // the thread exited meanwhile
     // EPERM also says it is exiting (a zombie cannot be traced): the same.
     int saved = errno;
-    auto st = ProcTask(p.pid, tid).Stat();
-    if (saved == EPERM && (!st.ok() || st->state == 'Z' || st->state == 'X')) return Ok{};
+    auto st = ProcTask(pid, tid).Stat();
+    if (saved == EPERM && (!st.ok() || st->state == 'Z' || st->state == 'X'))
+      return std::optional<bool>();
     errno = saved;
     return ErrnoError("ptrace(PTRACE_SEIZE, pid=%d)", tid);
   }
+  TRY(PtraceInterrupt(tid));
+  return std::optional<bool>(suspended);
+}
+
+// PID and every process below it, as /proc shows them now.
+std::set<pid_t> Descendants(pid_t root) {
+  std::set<pid_t> out = {root};
+  std::vector<pid_t> todo = {root};
+  while (!todo.empty()) {
+    pid_t pid = todo.back();
+    todo.pop_back();
+    for (pid_t tid : ListThreads(pid))
+      for (pid_t child : ProcTask(pid, tid).Children())
+        if (out.insert(child).second) todo.push_back(child);
+  }
+  return out;
+}
+
+}  // namespace
+
+// The cgroup is frozen, its processes checked against the tree and every
+// thread of theirs attached and interrupted, then thawed: each stops for
+// criu-lite before it runs a single instruction of its own again.
+Status SeizedTree::AttachFrozen(const std::string& cgroup) {
+  FrozenCgroup frozen = TRY(FrozenCgroup::Freeze(cgroup, std::chrono::seconds(10)));
+  Status st = [&]() -> Status {
+    std::set<pid_t> tree = Descendants(root_);
+    for (pid_t pid : TRY(CgroupProcesses(cgroup))) {
+      if (!tree.count(pid)) {
+        auto comm = ProcTask(pid).Read("comm");
+        return MakeError(
+            "PID %d (%s) is in cgroup %s but not in the tree of PID %d: a dump of the tree "
+            "would leave it out (dump the process it descends from)",
+            pid, comm.ok() ? comm->substr(0, comm->find('\n')).c_str() : "?", cgroup.c_str(),
+            root_);
+      }
+      for (pid_t tid : ListThreads(pid))
+        if (auto suspended = TRY(Attach(pid, tid))) attached_[tid] = *suspended;
+    }
+    FaultPoint("dump-cgroup-frozen");
+    return Ok{};
+  }();
+  Status thaw = frozen.Thaw().Context("thawing the frozen cgroup");
+  TRY(st);
+  return thaw;
+}
+
+// Threads attached under the freeze that the walk did not claim (it failed
+// first): each is let go at the stop it makes.
+void SeizedTree::DetachUnclaimed() {
+  for (const auto& [tid, suspended] : std::exchange(attached_, {})) {
+    Result<WaitStatus> ws = WaitForTask(tid);
+    if (!ws.ok() || ws->exited() || ws->signaled()) continue;
+    // The stop of criu-lite's interrupt, or a signal's (delivered as it goes).
+    int sig = ws->ptrace_event() == PTRACE_EVENT_STOP ? 0 : ws->stop_sig();
+    ptrace(PTRACE_DETACH, tid, 0, sig);
+  }
+}
+
+Status SeizedTree::SeizeThread(SeizedProcess& p, pid_t tid) {
+  std::optional<bool> suspended;
+  if (auto it = attached_.find(tid); it != attached_.end()) {
+    suspended = it->second;
+    attached_.erase(it);
+  } else {
+    suspended = TRY(Attach(p.pid, tid));
+  }
+  if (!suspended) return Ok{};
   p.threads.push_back({tid});
   SeizedThread& t = p.threads.back();
-  t.seccomp_suspended = suspended;
-  TRY(PtraceInterrupt(tid));
+  t.seccomp_suspended = *suspended;
   for (;;) {
     WaitStatus ws = TRY(WaitForTask(tid));
     if (ws.exited() || ws.signaled()) {
@@ -139,9 +210,11 @@ Result<bool> SeizedTree::SeizeNewcomers() {
   return changed;
 }
 
-Result<SeizedTree> SeizedTree::Seize(pid_t root) {
+Result<SeizedTree> SeizedTree::Seize(pid_t root, const std::string& freeze_cgroup) {
   SeizedTree tree;  // from here on, the destructor lets go of what is seized
   tree.root_ = root;
+  if (!freeze_cgroup.empty())
+    TRY(tree.AttachFrozen(freeze_cgroup).Context("--freeze-cgroup " + freeze_cgroup));
   TRY(tree.SeizeProcess(root, 0));
   if (tree.procs_.empty()) return MakeError("PID %d is a zombie", root);
   // Tasks may fork or start threads until every one of them is stopped.
@@ -150,6 +223,9 @@ Result<SeizedTree> SeizedTree::Seize(pid_t root) {
     if (pass > 100) return MakeError("the tree of PID %d keeps changing; giving up", root);
     if (!TRY(tree.SeizeNewcomers())) break;
   }
+  // Attached under the freeze but not met in the walk (none should be: the
+  // walk covers every process checked to be of the tree): let go.
+  tree.DetachUnclaimed();
   return tree;
 }
 
@@ -177,6 +253,7 @@ void SeizedTree::SignalKill() {
 Status SeizedTree::Release() {
   if (released_) return Ok{};
   released_ = true;
+  DetachUnclaimed();
   if (kill_) {
     for (auto& p : procs_) kill(p.pid, SIGKILL);
     // A traced task reports its death to us; wait so that all are gone
@@ -209,6 +286,7 @@ SeizedTree::SeizedTree(SeizedTree&& o) noexcept
     : root_(std::exchange(o.root_, -1)),
       procs_(std::move(o.procs_)),
       zombies_(std::move(o.zombies_)),
+      attached_(std::move(o.attached_)),
       kill_(o.kill_),
       released_(std::exchange(o.released_, true)) {}
 

@@ -4,6 +4,10 @@
 // happens, the destructor lets every task go: resumed exactly where it was
 // (registers and signal mask as they were; a task that was stopped stays
 // stopped) or, when asked, killed. A failed dump never leaves the tree stopped.
+//
+// With a cgroup to freeze (--freeze-cgroup), the tasks in it are attached
+// while it is frozen, so that none forks or starts a thread unseen: a fork
+// bomb that a walk of /proc could only chase is stopped at once.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/result.h"
@@ -51,7 +56,10 @@ struct ZombieTask {
 
 class SeizedTree {
  public:
-  static Result<SeizedTree> Seize(pid_t root);
+  // FREEZE_CGROUP, if not empty: the directory of a cgroup (cgroup2, or
+  // the v1 freezer's) holding the tree's tasks, frozen while they are
+  // attached. A task in it that is not of the tree is refused.
+  static Result<SeizedTree> Seize(pid_t root, const std::string& freeze_cgroup = "");
   SeizedTree(SeizedTree&& o) noexcept;
   SeizedTree& operator=(SeizedTree&&) = delete;
   ~SeizedTree();
@@ -77,10 +85,15 @@ class SeizedTree {
   Status SeizeThread(SeizedProcess& p, pid_t tid);
   Result<bool> SeizeNewcomers();
   Status ReleaseProcess(SeizedProcess& p);
+  Status AttachFrozen(const std::string& cgroup);
+  void DetachUnclaimed();
 
   pid_t root_ = -1;
   std::vector<SeizedProcess> procs_;
   std::vector<ZombieTask> zombies_;
+  // Threads attached while their cgroup was frozen (with whether seccomp is
+  // suspended), until the walk of the tree claims them.
+  std::map<pid_t, bool> attached_;
   bool kill_ = false;
   bool released_ = false;
 };

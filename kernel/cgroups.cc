@@ -1,7 +1,21 @@
 #include "kernel/cgroups.h"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <sstream>
+#include <thread>
+#include <utility>
+
+#include "base/interrupt.h"
+#include "base/log.h"
+#include "kernel/proc_parsers.h"
 
 namespace crl {
 namespace {
@@ -45,13 +59,22 @@ std::vector<CgroupMount> ParseCgroupMounts(std::string_view mountinfo) {
   return out;
 }
 
-Result<std::string> CgroupDir(const std::vector<CgroupMount>& mounts, std::string_view line) {
+Result<CgroupLine> ParseCgroupLine(std::string_view line) {
   std::vector<std::string> f = Split(line, ':');
   if (f.size() < 3) return MakeError("malformed cgroup line '%.*s'", int(line.size()), line.data());
   // The path may itself hold ':'.
   std::string path(line.substr(f[0].size() + f[1].size() + 2));
-  bool v2 = f[0] == "0" && f[1].empty();
-  std::vector<std::string> want = f[1].empty() ? std::vector<std::string>{} : Split(f[1], ',');
+  if (path.empty() || path[0] != '/')
+    return MakeError("malformed cgroup line '%.*s'", int(line.size()), line.data());
+  return CgroupLine{f[1], path, f[0] == "0" && f[1].empty()};
+}
+
+Result<std::string> CgroupDir(const std::vector<CgroupMount>& mounts, std::string_view line) {
+  CgroupLine l = TRY(ParseCgroupLine(line));
+  const std::string& path = l.path;
+  bool v2 = l.v2;
+  std::vector<std::string> want =
+      l.controllers.empty() ? std::vector<std::string>{} : Split(l.controllers, ',');
   std::sort(want.begin(), want.end());
   for (const CgroupMount& m : mounts) {
     if (m.v2 != v2) continue;
@@ -64,7 +87,148 @@ Result<std::string> CgroupDir(const std::vector<CgroupMount>& mounts, std::strin
     return m.mountpoint + (rel == "/" ? "" : rel);
   }
   return MakeError("cgroup hierarchy '%s' (for %s) is not mounted here",
-                   v2 ? "cgroup2" : f[1].c_str(), path.c_str());
+                   v2 ? "cgroup2" : l.controllers.c_str(), path.c_str());
+}
+
+std::string CgroupValue(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::vector<std::string> CgroupSettingNames(const std::vector<std::string>& controllers, bool v2) {
+  // cpuset first: a v1 cpuset cgroup takes no task before it has CPUs and
+  // memory nodes. A period before the quota that is a share of it; memory's
+  // guarantees before its limits.
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kV1 = {
+      {"cpuset", {"cpuset.cpus", "cpuset.mems"}},
+      {"cpu", {"cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us"}},
+      {"memory", {"memory.limit_in_bytes", "memory.soft_limit_in_bytes", "memory.swappiness"}},
+      {"pids", {"pids.max"}},
+      {"blkio", {"blkio.weight"}},
+  };
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kV2 = {
+      {"cpuset", {"cpuset.cpus", "cpuset.mems"}},
+      {"cpu", {"cpu.weight", "cpu.max"}},
+      {"memory", {"memory.min", "memory.low", "memory.high", "memory.max", "memory.swap.max"}},
+      {"pids", {"pids.max"}},
+      {"io", {"io.weight"}},
+  };
+  std::vector<std::string> out;
+  if (v2) out = {"cgroup.max.descendants", "cgroup.max.depth"};
+  for (const auto& [controller, names] : v2 ? kV2 : kV1)
+    if (std::count(controllers.begin(), controllers.end(), controller))
+      out.insert(out.end(), names.begin(), names.end());
+  return out;
+}
+
+namespace {
+
+// Whether the cgroup at DIR (cgroup2 or a v1 freezer) is frozen now.
+Result<bool> Frozen(const std::string& dir, bool v2) {
+  if (!v2) return CgroupValue(TRY(ReadFileToString(dir + "/freezer.state"))) == "FROZEN";
+  std::string events = TRY(ReadFileToString(dir + "/cgroup.events"));
+  return events.find("frozen 1\n") != std::string::npos;
+}
+
+Result<bool> IsV2(const std::string& dir) {
+  if (access((dir + "/cgroup.freeze").c_str(), F_OK) == 0) return true;
+  if (access((dir + "/freezer.state").c_str(), F_OK) == 0) return false;
+  return MakeError(
+      "%s is neither a cgroup2 cgroup (no cgroup.freeze: the root cannot be frozen) nor one of "
+      "the v1 freezer hierarchy (no freezer.state)",
+      dir.c_str());
+}
+
+}  // namespace
+
+// The guard: waits for a byte from criu-lite; EOF instead (criu-lite is
+// dead) thaws. Between fork and exit only system calls (criu-lite may have
+// threads); it keeps no fd but the pipe's (a page server's connection must
+// see criu-lite go).
+[[noreturn]] void GuardCgroup(int fd, const char* file, const char* thawed) {
+  setsid();
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+  if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
+  syscall(SYS_close_range, fd + 1, ~0U, 0);
+  char c;
+  ssize_t n;
+  do n = read(fd, &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) {
+    int f = open(file, O_WRONLY | O_CLOEXEC);
+    if (f >= 0) (void)!write(f, thawed, strlen(thawed));
+  }
+  _exit(0);
+}
+
+Result<FrozenCgroup> FrozenCgroup::Freeze(const std::string& dir,
+                                          std::chrono::milliseconds timeout) {
+  bool v2 = TRY(IsV2(dir));
+  FrozenCgroup out;
+  out.file_ = dir + (v2 ? "/cgroup.freeze" : "/freezer.state");
+  out.thawed_ = v2 ? "0" : "THAWED";
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return ErrnoError("pipe2");
+  out.guard_ = fork();
+  if (out.guard_ == 0) GuardCgroup(p[0], out.file_.c_str(), out.thawed_.c_str());
+  close(p[0]);
+  if (out.guard_ < 0) {
+    close(p[1]);
+    return ErrnoError("fork (the guard of a frozen cgroup)");
+  }
+  out.guard_fd_ = p[1];
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto pause = std::chrono::microseconds(100);;
+       pause = std::min(pause * 2, std::chrono::microseconds(10000))) {
+    // v1 may stay FREEZING (a task in an unfreezable sleep): asking again
+    // retries the tasks not yet frozen.
+    TRY(WriteKernelFile(out.file_, v2 ? "1" : "FROZEN"));
+    if (TRY(Frozen(dir, v2))) return out;
+    TRY(CheckStop());
+    if (std::chrono::steady_clock::now() > deadline)
+      return MakeError("the tasks of cgroup %s did not all freeze within %lld ms", dir.c_str(),
+                       static_cast<long long>(timeout.count()));
+    std::this_thread::sleep_for(pause);
+  }
+}
+
+Status FrozenCgroup::Thaw() {
+  if (guard_fd_ < 0) return Ok{};
+  Status st = WriteKernelFile(file_, thawed_);
+  // Thawed (or, if that failed, the guard tries once more as it goes).
+  char c = 'T';
+  if (st.ok()) (void)!write(guard_fd_, &c, 1);
+  close(std::exchange(guard_fd_, -1));
+  while (waitpid(guard_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return st;
+}
+
+FrozenCgroup::FrozenCgroup(FrozenCgroup&& o) noexcept
+    : file_(std::move(o.file_)),
+      thawed_(std::move(o.thawed_)),
+      guard_(std::exchange(o.guard_, -1)),
+      guard_fd_(std::exchange(o.guard_fd_, -1)) {}
+
+FrozenCgroup::~FrozenCgroup() {
+  if (Status st = Thaw(); !st.ok()) LOG_ERROR("%s", st.error().message.c_str());
+}
+
+Result<std::vector<pid_t>> CgroupProcesses(const std::string& dir) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  std::vector<std::string> dirs = {dir};
+  for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec))
+    if (it->is_directory(ec)) dirs.push_back(it->path());
+  if (ec) return MakeError("listing cgroup %s: %s", dir.c_str(), ec.message().c_str());
+  for (const std::string& d : dirs) {
+    std::istringstream in(TRY(ReadFileToString(d + "/cgroup.procs")));
+    for (pid_t pid; in >> pid;) out.push_back(pid);
+  }
+  return out;
 }
 
 }  // namespace crl

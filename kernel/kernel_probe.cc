@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "base/scoped_fd.h"
+#include "kernel/cgroups.h"
 #include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
@@ -277,6 +278,30 @@ std::string DisableableFeatures() {
   return names;
 }
 
+// The cgroup layout criu-lite finds here and how --freeze-cgroup freezes.
+CheckRow CgroupRow() {
+  auto text = ReadFileToString("/proc/self/mountinfo");
+  std::string v2, v1;
+  bool freezer = false;
+  for (const CgroupMount& m : ParseCgroupMounts(text.ok() ? *text : "")) {
+    if (m.v2) {
+      if (v2.empty()) v2 = m.mountpoint;
+      continue;
+    }
+    for (const std::string& c : m.controllers) {
+      v1 += (v1.empty() ? "" : ",") + c;
+      freezer |= c == "freezer";
+    }
+  }
+  std::string layout =
+      v2.empty() ? (v1.empty() ? "none" : "v1") : (v1.empty() ? "cgroup2" : "hybrid");
+  std::string uses;
+  if (!v2.empty()) uses = "cgroup2 at " + v2 + " (cgroup.freeze)";
+  if (!v1.empty()) uses += (uses.empty() ? "v1: " : "; v1: ") + v1;
+  if (freezer) uses += " (freezer.state)";
+  return {"cgroups", layout, !v2.empty() || !v1.empty() ? "yes" : "no", uses};
+}
+
 std::vector<CheckRow> CheckTable() {
   const KernelFeatures& f = Kernel();
   auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
@@ -289,6 +314,14 @@ std::vector<CheckRow> CheckTable() {
   bool vm_mmap = HasProcessVmMmap();
   rows.push_back({"pages without a copy", "process_vm_mmap", yes(vm_mmap),
                   vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
+  // statmount (457) and listmount (458), Linux 6.8: a bad request is
+  // refused by a kernel that has them, ENOSYS by one that does not.
+  bool mounts = syscall(457, nullptr, nullptr, 0, 0) < 0 && errno != ENOSYS &&
+                syscall(458, nullptr, nullptr, 0, 0) < 0 && errno != ENOSYS;
+  rows.push_back({"mount tree", "statmount", yes(mounts),
+                  std::string(mounts ? "listmount + statmount" : "/proc/PID/mountinfo") +
+                      " (mount namespaces: not carried yet)"});
+  rows.push_back(CgroupRow());
   return rows;
 }
 

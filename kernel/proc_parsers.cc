@@ -288,6 +288,19 @@ Result<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
+Status WriteKernelFile(const std::string& path, const std::string& text) {
+  ScopedFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  // One write: a kernel file takes its value whole or refuses it.
+  ssize_t n;
+  do n = write(fd.get(), text.data(), text.size());
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoError("writing '%s' to %s", text.c_str(), path.c_str());
+  if (size_t(n) != text.size())
+    return MakeError("writing '%s' to %s: only %zd bytes taken", text.c_str(), path.c_str(), n);
+  return Ok{};
+}
+
 }  // namespace crl
 
 namespace crl {

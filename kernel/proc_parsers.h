@@ -111,6 +111,8 @@ std::optional<std::string> FdLinkKind(std::string_view link);
 
 // Reads a whole file (also /proc files whose st_size is 0).
 Result<std::string> ReadFileToString(const std::string& path);
+// One write of TEXT to an existing kernel file (/proc, cgroupfs).
+Status WriteKernelFile(const std::string& path, const std::string& text);
 
 // The numbered entries of a /proc directory (fd/, task/), in order.
 Result<std::vector<int>> ListNumbered(const std::string& dir);

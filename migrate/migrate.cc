@@ -107,6 +107,7 @@ class MigrateRun {
     d.images_dir = work_ + "/" + name;
     if (!prev_.empty()) d.prev_images_dir = "../" + prev_;
     d.output = &tee;
+    d.freeze_cgroup = opts_.freeze_cgroup;
     return Dump(d);
   }
 

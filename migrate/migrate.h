@@ -34,6 +34,7 @@ struct MigrateOptions {
   bool tcp_established = false;
   bool tcp_close = false;
   std::vector<std::string> action_scripts;  // the final pass's (dump's --action-script)
+  std::string freeze_cgroup;                // every pass's (dump's --freeze-cgroup)
   TlsOptions tls;
 };
 

@@ -113,8 +113,9 @@ class RestoreProcess {
     control_.reset();  // EOF: a tree not yet let go is killed
     if (pid_ > 0) waitpid(pid_, nullptr, 0);
   }
-  Status Start(const std::string& dir, const std::string& pages, int timeout,
-               const std::vector<std::string>& scripts) {
+  Status Start(const std::string& dir, const PageServerOptions& opts) {
+    const std::string& pages = opts.pages;
+    int timeout = opts.timeout;
     // The command line, made before the fork (the child must not allocate).
     std::string pages_arg = "--pages=" + pages;
     std::string log = dir + "/restore.log";
@@ -123,7 +124,9 @@ class RestoreProcess {
     std::vector<std::string> args = {
         "criu-lite",          "restore", "-D", dir,  "-d", pages_arg, "--handover-fd", "3",
         "--handover-timeout", t,         "-v", "-o", log};
-    for (const std::string& s : scripts) args.insert(args.end(), {"--action-script", s});
+    for (const std::string& s : opts.action_scripts)
+      args.insert(args.end(), {"--action-script", s});
+    if (!opts.manage_cgroups.empty()) args.push_back("--manage-cgroups=" + opts.manage_cgroups);
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -349,7 +352,7 @@ Status Session::Restore(const std::string& name) {
   std::string dir = opts_.images_dir + "/" + name;
   auto t0 = Clock::now();
   RestoreProcess restore;
-  Status r = restore.Start(dir, opts_.pages, opts_.timeout, opts_.action_scripts);
+  Status r = restore.Start(dir, opts_);
   if (r.ok()) r = restore.WaitReady();
   uint64_t usec = UsecBetween(t0, Clock::now());
   if (!r.ok()) {

@@ -24,6 +24,7 @@ struct PageServerOptions {
   // it does not link restore.
   std::string pages = "lazy";
   std::vector<std::string> action_scripts;  // the restore's --action-script
+  std::string manage_cgroups;               // the restore's --manage-cgroups, if given
   TlsOptions tls;
   // --restore without TLS: the network is trusted (a test host, a VM link).
   bool allow_unauthenticated_restore = false;

@@ -34,6 +34,7 @@
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
 #include "restore/aio_restore.h"
+#include "restore/cgroup_restore.h"
 #include "restore/creds_restore.h"
 #include "restore/file_table.h"
 #include "restore/lazy_pages.h"
@@ -268,8 +269,9 @@ struct Phases {
 
 class TreeBuilder {
  public:
-  TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files)
-      : tree_(tree), opts_(opts), files_(files) {}
+  TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files,
+              const CgroupRestore& cgroups)
+      : tree_(tree), opts_(opts), files_(files), cgroups_(cgroups) {}
 
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
@@ -313,6 +315,7 @@ class TreeBuilder {
   const Tree& tree_;
   const RestoreOptions& opts_;
   FileTable& files_;
+  const CgroupRestore& cgroups_;
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
@@ -329,6 +332,8 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
     return Ok{};
   };
+  // Into its cgroups first: the memory it is given is charged there.
+  TRY(step(cgroups_.Move(pid, t.core), "restoring cgroups"));
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
   auto file_of = [this](const img::Vma& v) {
@@ -631,6 +636,7 @@ Status AwaitHandover(int fd, int timeout_s) {
 //               has been read and found sound;
 //   (Namespaces, once restore creates them, come here: the files are
 //   opened inside them and the tree is forked into them.)
+//   PrepareCgroups  the tree's cgroups made ready (--manage-cgroups);
 //   OpenFiles   every description the tree's fds need, opened once by
 //               criu-lite (FileTable); meanwhile every page is checked
 //               against its checksum on the other core;
@@ -662,6 +668,7 @@ class RestoreRun {
     TRY(ReadImages());
     scripts_.set_init_pid(inv_.root_pid());
     TRY(scripts_.Run("pre-restore"));
+    TRY(PrepareCgroups());
     TRY(OpenFiles());
     TRY(Fork());
     TRY(builder_->Build(std::move(root_)));
@@ -698,6 +705,15 @@ class RestoreRun {
     tree_ = TRY(LoadTree(dir, inv_, opts_));
     if (opts_.pages == PagePlacement::kLazy) PlanLazy(tree_);
     ph_.Mark("read-images");
+    return Ok{};
+  }
+
+  Status PrepareCgroups() {
+    std::vector<const img::TaskCore*> cores;
+    for (const auto& [p, t] : tree_.tasks)
+      if (!t->entry.zombie()) cores.push_back(&t->core);
+    cgroups_.emplace(TRY(CgroupRestore::Prepare(opts_.cgroups, cores, inv_.cgroups())));
+    ph_.Mark("cgroups");
     return Ok{};
   }
 
@@ -752,7 +768,7 @@ class RestoreRun {
                  ? puppet.error()
                  : MakeError("restoring PID %d: %s", pid, puppet.error().message.c_str());
     root_ = std::move(*puppet);
-    builder_.emplace(tree_, opts_, *files_);
+    builder_.emplace(tree_, opts_, *files_, *cgroups_);
     ph_.Mark("fork");
     return Ok{};
   }
@@ -777,6 +793,7 @@ class RestoreRun {
     own_lock_.clear();
     TRY(files_->FinishRepairs());
     TRY(builder_->ReleaseAll());
+    cgroups_->Keep();
     ph_.Mark("resume");
     return Ok{};
   }
@@ -821,6 +838,8 @@ class RestoreRun {
   Status verified_ = Ok{};
   std::thread verifier_;  // reads tree_: joined in the destructor's body
   std::vector<const img::Fds*> all_fds_;
+  // Removed, if the restore fails, once every task in them is dead.
+  std::optional<CgroupRestore> cgroups_;
   std::optional<FileTable> files_;
   std::unique_ptr<Puppet> root_;
   // Last: destroyed first, killing every task not yet released.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "restore/cgroup_restore.h"
 #include "restore/memory_restore.h"
 
 namespace crl {
@@ -24,6 +25,8 @@ struct RestoreOptions {
   // ("pipe:[INO]", "socket:[INO]", or a file's path, with or without its
   // leading slash), instead of one restore makes.
   std::map<std::string, int> inherit_fds;
+  // --manage-cgroups (CRIU's; soft by default): restore/cgroup_restore.h.
+  CgroupMode cgroups = CgroupMode::kSoft;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
   // The destination of a migration: once the tree is built (every task

@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "base/log.h"
-#include "kernel/cgroups.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
@@ -37,16 +36,6 @@ struct PrctlMmMap {
 };
 static_assert(sizeof(PrctlMmMap) == 104);
 
-// One write of TEXT to an existing kernel file (/proc, cgroupfs).
-Status WriteKernelFile(const std::string& path, const std::string& text) {
-  FILE* f = fopen(path.c_str(), "we");
-  if (!f) return ErrnoError("open(%s)", path.c_str());
-  bool ok = fputs(text.c_str(), f) >= 0;
-  ok = fclose(f) == 0 && ok;
-  if (!ok) return ErrnoError("writing %s to %s", text.c_str(), path.c_str());
-  return Ok{};
-}
-
 // Images from before credentials and these settings were recorded.
 bool HasSettings(const img::TaskCore& core) {
   return core.threads_size() && core.threads(0).creds().uids_size() == 4;
@@ -55,32 +44,6 @@ bool HasSettings(const img::TaskCore& core) {
 std::string OwnLine(const std::string& path) {
   auto text = ReadFileToString(path);
   return text.ok() ? text->substr(0, text->find('\n')) : "";
-}
-
-// Moves the task into each cgroup it was in, where that differs from
-// criu-lite's own (which the puppet inherited). A missing cgroup is created,
-// as CRIU's default --manage-cgroups=soft does.
-Status MoveToCgroups(pid_t pid, const img::TaskCore& core) {
-  if (core.cgroups().empty()) return Ok{};
-  std::string own = TRY(ReadFileToString("/proc/self/cgroup"));
-  std::vector<CgroupMount> mounts =
-      ParseCgroupMounts(TRY(ReadFileToString("/proc/self/mountinfo")));
-  for (const std::string& line : core.cgroups()) {
-    if (own.find(line + "\n") == 0 || own.find("\n" + line + "\n") != std::string::npos) continue;
-    std::string dir = TRY(CgroupDir(mounts, line).Context(Format("PID %d", pid)));
-    if (access(dir.c_str(), F_OK) < 0) {
-      LOG_INFO("PID %d: creating cgroup %s", pid, dir.c_str());
-      for (size_t p = dir.find('/', 1);; p = dir.find('/', p + 1)) {
-        std::string part = p == std::string::npos ? dir : dir.substr(0, p);
-        if (mkdir(part.c_str(), 0755) < 0 && errno != EEXIST)
-          return ErrnoError("PID %d: mkdir(%s)", pid, part.c_str());
-        if (p == std::string::npos) break;
-      }
-    }
-    TRY(WriteKernelFile(dir + "/cgroup.procs", std::to_string(pid))
-            .Context(Format("moving PID %d into its cgroup", pid)));
-  }
-  return Ok{};
 }
 
 timespec Timespec(int64_t ns) { return {ns / 1000000000, ns % 1000000000}; }
@@ -140,7 +103,6 @@ Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core) {
   pid_t pid = p.pid();
   RemoteSyscalls& rs = p.rs();
   if (!HasSettings(core)) return Ok{};
-  TRY(MoveToCgroups(pid, core));
   // Lowering it below criu-lite's own needs CAP_SYS_RESOURCE: the error says so.
   Status oom =
       WriteKernelFile(ProcTask(pid).Path("oom_score_adj"), std::to_string(core.oom_score_adj()));

@@ -19,7 +19,7 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core);
 Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th);
 // The last steps before the task runs: timers, limits, rlimits.
 Status RestoreTimersAndLimits(Puppet& p, const img::TaskCore& core);
-// oom_score_adj, loginuid, THP and membarrier state, cgroups: what belongs to
+// oom_score_adj, loginuid, THP and membarrier state: what belongs to
 // the process and needs criu-lite's privileges, before its credentials.
 Status RestoreProcessSettings(Puppet& p, const img::TaskCore& core);
 // Thread I's scheduling (policy, priority, nice, affinity, I/O priority,

@@ -112,6 +112,8 @@ mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 # No tmpfs over /tmp: the project may live there (a CI clone in /tmp).
 mount -o remount,size=90% / 2>/dev/null || [ -n "$(ls -A /tmp)" ] || mount -t tmpfs -o size=90% tmp /tmp
 mount -t tmpfs run /run
+# cgroup2 alone, as a modern distribution has it (the cgroup tests).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null
 for m in $(cat /lib/modules/load-order 2>/dev/null); do
   insmod "$m" 2>/dev/null

@@ -27,6 +27,8 @@
 //   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
 //   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
 //   forker    forks short-lived children all the time, also while seized
+//   runaway   --what CGROUP_DIR: lines of processes each forking its successor
+//             and exiting, in that cgroup: a fork bomb a walk cannot catch
 //   pipeline  producer | relay | consumer through pipes with data in flight
 //   sockets   unix socket pairs with queued messages, an eventfd, a shared offset
 //   timerfd   timerfds ticking, due later, expired unread, absolute
@@ -129,6 +131,7 @@ const Scenario kScenarios[] = {
     {"cow", [](const Args& a) { return Cow(a.MibOr(256)); }},
     {"shmem", [](const Args&) { return Shmem(); }},
     {"forker", [](const Args&) { return Forker(); }},
+    {"runaway", [](const Args& a) { return Runaway(a.what); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

@@ -266,6 +266,7 @@ int Refuse(const std::string& what) {
     pid_t kid = fork();
     if (kid == 0) {
       if (fork() == 0) {
+        close(c);  // its client's end is the tree's alone: it goes with the tree
         int s = accept(l, nullptr, nullptr);
         char buf[2];
         while (read(s, buf, 2) == 2) write(s, "ok", 2);

@@ -45,11 +45,18 @@ int Threads() {
   Ready();
   WaitForCheck();
   pthread_mutex_lock(&g_mu);
-  uint64_t before = g_turn;
+  uint64_t before = g_turn, after = before;
   pthread_mutex_unlock(&g_mu);
-  usleep(300000);
+  // Turns go on after restore: 100 more, however slow the machine (a
+  // deadlock makes none; 10 s is the bound, not a speed).
+  for (int i = 0; i < 1000 && after <= before + 100; i++) {
+    usleep(10000);
+    pthread_mutex_lock(&g_mu);
+    after = g_turn;
+    pthread_mutex_unlock(&g_mu);
+  }
   pthread_mutex_lock(&g_mu);
-  uint64_t after = g_turn, sum = 0;
+  uint64_t sum = 0;
   for (uint64_t c : g_counts) sum += c;
   EXPECT(sum == g_turn, "sum of counters %lu != turns %lu", sum, g_turn);
   for (int i = 0; i < kThreads; i++)
@@ -58,7 +65,7 @@ int Threads() {
   g_stop = true;
   pthread_cond_broadcast(&g_cv);
   pthread_mutex_unlock(&g_mu);
-  EXPECT(after > before + 100, "threads made %lu turns in 0.3 s after restore", after - before);
+  EXPECT(after > before + 100, "threads made %lu turns in 10 s after restore", after - before);
   for (int i = 0; i < kThreads; i++) pthread_join(th[i], nullptr);
   EXPECT(g_tid_mismatch < 0, "thread %d changed TID", g_tid_mismatch.load());
   Report();
@@ -233,6 +240,72 @@ int Forker() {
   reap(0);
   EXPECT(bad == 0, "%d children ended badly", bad);
   EXPECT(reaped > 0 && forked > 0, "forked %d, reaped %d", forked, reaped);
+  Report();
+}
+
+// ---- runaway ---------------------------------------------------------------------
+// --what DIR: joins the cgroup at DIR first. Four lines of processes that
+// run away: each member forks its successor and exits at once, so that every
+// PID seen is soon gone and a walk of /proc never finds the tree still. The
+// root, a subreaper, reaps them all. At the check the lines must still be
+// running (the count of forks, in shared memory, grows), then they stop and
+// every member must have exited 0.
+int Runaway(const std::string& cgroup) {
+  if (!cgroup.empty()) {
+    std::ofstream(cgroup + "/cgroup.procs") << getpid() << std::flush;
+    std::ifstream in("/proc/self/cgroup");
+    std::string all((std::istreambuf_iterator<char>(in)), {});
+    std::string leaf = cgroup.substr(cgroup.rfind('/'));
+    if (all.find(leaf + "\n") == std::string::npos) {
+      fprintf(stderr, "could not join %s\n", cgroup.c_str());
+      return 1;
+    }
+  }
+  InstallCheckHandler();
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  struct Shared {
+    std::atomic<long> forks;
+    std::atomic<int> stop;
+  };
+  auto* sh = static_cast<Shared*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  pid_t root = getpid();
+  for (int i = 0; i < 4; i++)
+    if (fork() == 0) {
+      for (;;) {
+        // (A line never outlives its root: killed, it stops them all.)
+        if (sh->stop || kill(root, 0) < 0) _exit(0);
+        pid_t c = fork();
+        if (c > 0) _exit(0);  // the successor goes on
+        if (c < 0) usleep(1000);
+        sh->forks++;
+      }
+    }
+  int bad = 0;
+  auto reap = [&](int flags) {
+    int st;
+    pid_t r;
+    while ((r = waitpid(-1, &st, flags)) > 0)
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad++;
+  };
+  Ready();
+  while (!g_check) {
+    reap(WNOHANG);
+    usleep(1000);
+  }
+  // The lines run on: 100 more forks, however slow the machine (10 s is
+  // the bound, not a speed).
+  long before = sh->forks, after = before;
+  for (int i = 0; i < 1000 && after <= before + 100; i++) {
+    reap(WNOHANG);
+    usleep(10000);
+    after = sh->forks;
+  }
+  sh->stop = 1;
+  reap(0);  // ECHILD once no line is left
+  EXPECT(after > before + 100, "the lines stopped running: %ld forks, then %ld in 10 s", before,
+         after);
+  EXPECT(bad == 0, "%d members ended badly", bad);
   Report();
 }
 

@@ -51,6 +51,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -128,6 +129,7 @@ int Ptimers();
 int Threads();
 int Tree();
 int Forker();
+int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();
 int Counter();

@@ -39,3 +39,35 @@ TEST(CgroupDir, MapsLinesToDirectories) {
 
 }  // namespace
 }  // namespace crl
+
+namespace crl {
+namespace {
+
+TEST(ParseCgroupLine, SplitsControllersAndPath) {
+  auto v1 = ParseCgroupLine("4:cpu,cpuacct:/a/b:c");
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ(v1->controllers, "cpu,cpuacct");
+  EXPECT_EQ(v1->path, "/a/b:c");  // a path may hold ':'
+  EXPECT_FALSE(v1->v2);
+  auto v2 = ParseCgroupLine("0::/");
+  ASSERT_TRUE(v2.ok());
+  EXPECT_TRUE(v2->v2);
+  EXPECT_EQ(v2->path, "/");
+  EXPECT_FALSE(ParseCgroupLine("4:memory").ok());
+  EXPECT_FALSE(ParseCgroupLine("4:memory:relative").ok());
+}
+
+TEST(CgroupSettingNames, CpusetFirstAndOnlyTheControllersGiven) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(CgroupSettingNames({"memory", "cpuset"}, false),
+            (V{"cpuset.cpus", "cpuset.mems", "memory.limit_in_bytes", "memory.soft_limit_in_bytes",
+               "memory.swappiness"}));
+  EXPECT_EQ(CgroupSettingNames({"freezer"}, false), V{});
+  EXPECT_EQ(CgroupSettingNames({"name=systemd"}, false), V{});
+  EXPECT_EQ(CgroupSettingNames({}, true), (V{"cgroup.max.descendants", "cgroup.max.depth"}));
+  EXPECT_EQ(CgroupSettingNames({"pids", "cpu"}, true),
+            (V{"cgroup.max.descendants", "cgroup.max.depth", "cpu.weight", "cpu.max", "pids.max"}));
+}
+
+}  // namespace
+}  // namespace crl

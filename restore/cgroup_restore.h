@@ -1,0 +1,56 @@
+// Cgroups at restore, under CRIU's --manage-cgroups modes: the tree's
+// cgroups made ready before any task exists (created, or required to exist;
+// their settings written back), each task moved into its own as it is made,
+// and the cgroups this restore created removed again if it fails.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "images/criu_lite.pb.h"
+#include "kernel/cgroups.h"
+
+namespace crl {
+
+// CRIU's modes. Settings are written to the cgroups: props, full, strict:
+// all of them; soft: those the restore creates; none: none. A missing
+// cgroup is created, but under none and props (an error). strict: a cgroup
+// that exists already is an error. ignore: tasks stay in criu-lite's.
+enum class CgroupMode { kIgnore, kNone, kProps, kSoft, kFull, kStrict };
+Result<CgroupMode> ParseCgroupMode(std::string_view name);
+
+class CgroupRestore {
+ public:
+  // CORES: every task of the tree; CGROUPS: the dump's records of their
+  // cgroups and settings.
+  static Result<CgroupRestore> Prepare(
+      CgroupMode mode, const std::vector<const img::TaskCore*>& cores,
+      const google::protobuf::RepeatedPtrField<img::CgroupDir>& cgroups);
+  CgroupRestore(CgroupRestore&& o) noexcept
+      : mode_(o.mode_), mounts_(std::move(o.mounts_)), created_(std::exchange(o.created_, {})) {}
+  CgroupRestore& operator=(CgroupRestore&&) = delete;
+  // Removes the cgroups it created, but after Keep().
+  ~CgroupRestore();
+
+  // Moves PID (its only thread) into each cgroup CORE records that it is
+  // not in yet.
+  Status Move(pid_t pid, const img::TaskCore& core) const;
+  // The restore succeeded: what was created stays.
+  void Keep() { created_.clear(); }
+
+ private:
+  explicit CgroupRestore(CgroupMode mode) : mode_(mode) {}
+  Status MakeDir(const std::string& dir, const CgroupLine& l);
+  Status EnableControllers(const std::string& dir, const img::CgroupDir& rec);
+
+  CgroupMode mode_;
+  std::vector<CgroupMount> mounts_;
+  std::vector<std::string> created_;  // in the order made
+};
+
+}  // namespace crl
