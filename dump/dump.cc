@@ -72,6 +72,7 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
+  TRY(CollectNamespaces(pid, parent, &out->core).Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
   TRY(CollectAioRings(p, vmas, &out->mm));
   // An unguarded remote-syscall window maps and unmaps scratch memory (the
@@ -152,6 +153,28 @@ class DumpRun {
     return Ok{};
   }
 
+  // Restore makes a namespace again in the one task that is in it and whose
+  // parent is not: two such tasks for one namespace (one joined the other's
+  // with setns) would come back in two.
+  Status CheckNamespacesOwned() const {
+    std::map<std::pair<std::string, uint64_t>, pid_t> made_by;
+    for (const ProcessImages& p : procs_) {
+      std::vector<std::pair<std::string, uint64_t>> made;
+      if (p.core.has_uts()) made.push_back({"uts", p.core.uts().ns_id()});
+      if (p.core.has_cgroup_ns()) made.push_back({"cgroup", p.core.cgroup_ns().ns_id()});
+      for (const auto& ns : made) {
+        auto [it, fresh] = made_by.emplace(ns, p.pid);
+        if (!fresh)
+          return MakeError(
+              "PID %d joined the %s namespace of PID %d, its parent's is another: not carried "
+              "(restore makes a namespace again in the task that is in it and whose parent is "
+              "not)",
+              p.pid, ns.first.c_str(), it->second);
+      }
+    }
+    return Ok{};
+  }
+
   Status Collect() {
     procs_.resize(tree_->processes().size());
     for (size_t i = 0; i < procs_.size(); i++) {
@@ -174,6 +197,7 @@ class DumpRun {
     std::vector<std::pair<pid_t, const img::MmState*>> mms;
     for (const ProcessImages& p : procs_) mms.push_back({p.pid, &p.mm});
     TRY(CheckSharedAnonCarried(mms));
+    TRY(CheckNamespacesOwned());
     if (!opts_.pre_dump) {
       std::vector<const img::TaskCore*> cores;
       for (ProcessImages& p : procs_) {

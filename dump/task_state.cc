@@ -20,6 +20,8 @@
 #include "base/log.h"
 #include "images/file_id.h"
 #include "images/registers_image.h"
+#include "kernel/cgroups.h"
+#include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/remote_syscalls.h"
@@ -182,20 +184,30 @@ Status CollectSched(pid_t pid, pid_t tid, img::Sched* s) {
   return Ok{};
 }
 
-// Refuses a task in namespaces other than criu-lite's own: restore would
-// bring it back in criu-lite's (the containers issue carries them).
-Status CheckNamespaces(pid_t pid, const std::string& comm) {
+// A task's namespace that differs from its parent's in the tree (for the
+// root: criu-lite's) is one restore must make again. uts and cgroup are
+// carried: any other is refused, and so is a task that went back into
+// criu-lite's own namespace from its parent's new one (restore makes
+// namespaces, it does not leave them).
+Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
   for (const char* ns : {"pid", "pid_for_children", "mnt", "net", "uts", "ipc", "cgroup", "time",
                          "time_for_children", "user"}) {
     std::string theirs = Readlink(ProcTask(pid).Path(std::string("ns/") + ns));
     std::string ours = Readlink(Format("/proc/self/ns/%s", ns));
-    if (theirs.empty() || ours.empty()) continue;  // the kernel lacks that namespace
-    if (theirs != ours)
+    std::string ref = parent > 0 ? Readlink(ProcTask(parent).Path(std::string("ns/") + ns)) : ours;
+    if (theirs.empty() || ref.empty() || theirs == ref) continue;  // inherited, or no such kind
+    bool carried = std::string(ns) == "uts" || std::string(ns) == "cgroup";
+    if (carried && theirs != ours) continue;  // made again at restore
+    if (carried)
       return MakeError(
-          "PID %d (%s) is in another %s namespace (%s; criu-lite is in %s): criu-lite cannot "
-          "dump namespaces yet; run criu-lite inside them (nsenter) to dump it as part of "
-          "that namespace",
-          pid, comm.c_str(), ns, theirs.c_str(), ours.c_str());
+          "PID %d (%s) is back in criu-lite's %s namespace, which its parent %d left: not "
+          "carried",
+          pid, comm.c_str(), ns, parent);
+    return MakeError(
+        "PID %d (%s) is in another %s namespace (%s; %s is in %s): the %s namespace is not "
+        "carried yet; run criu-lite inside it (nsenter) to dump the task as part of it",
+        pid, comm.c_str(), ns, theirs.c_str(), parent > 0 ? "its parent" : "criu-lite", ref.c_str(),
+        ns);
   }
   return Ok{};
 }
@@ -280,7 +292,7 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
   pid_t pid = task.pid;
   std::string comm = Readlink(ProcTask(pid).Path("exe"));
   comm = comm.substr(comm.rfind('/') + 1);
-  TRY(CheckNamespaces(pid, comm));
+  TRY(CheckNamespaces(pid, parent, comm));
   // Strict mode would kill the task at criu-lite's first remote syscall; a
   // filter could kill it or make criu-lite's calls fail.
   for (const SeizedThread& t : task.threads) {
@@ -307,6 +319,31 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
     if (r == 0)
       return MakeError("PID %d (%s) shares its %s with its parent %d: not carried yet", pid,
                        comm.c_str(), k.what, parent);
+  }
+  return Ok{};
+}
+
+Status CollectNamespaces(pid_t pid, pid_t parent, img::TaskCore* core) {
+  // The namespace of TYPE the task is in, if its parent's is another.
+  auto made_here = [&](const char* type) -> uint64_t {
+    uint64_t id = NamespaceId(pid, type);
+    return id == NamespaceId(parent > 0 ? parent : getpid(), type) ? 0 : id;
+  };
+  if (uint64_t uts = made_here("uts")) {
+    UtsNames names = TRY(ReadUtsNames(pid));
+    img::UtsNamespace* u = core->mutable_uts();
+    u->set_hostname(names.hostname);
+    u->set_domainname(names.domainname);
+    u->set_ns_id(uts);
+  }
+  if (uint64_t cg = made_here("cgroup")) {
+    std::string inside = TRY(ReadCgroupsInNamespace(pid));
+    auto roots = CgroupNamespaceRoots(TRY(ProcTask(pid).Read("cgroup")), inside);
+    if (!roots.ok())
+      return MakeError("PID %d is %s: not carried", pid, roots.error().message.c_str());
+    img::CgroupNamespace* c = core->mutable_cgroup_ns();
+    for (const std::string& r : *roots) c->add_roots(r);
+    c->set_ns_id(cg);
   }
   return Ok{};
 }

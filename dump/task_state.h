@@ -21,6 +21,10 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent);
 // Where remote syscalls run in PID: a `syscall` instruction of its vDSO.
 Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas);
 
+// The namespaces restore makes again for the task (CheckTaskCarried has
+// refused those it cannot): a UTS namespace its PARENT in the tree (0 for
+// the root: criu-lite) is not in, with its names.
+Status CollectNamespaces(pid_t pid, pid_t parent, img::TaskCore* core);
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core);
 Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,

@@ -118,6 +118,9 @@ Status ValidateCore(const img::TaskCore& core) {
   if (core.sigactions_size() > 64) return MakeError("%d signal actions", core.sigactions_size());
   for (const img::SigAction& sa : core.sigactions())
     if (sa.signo() < 1 || sa.signo() > 64) return MakeError("a handler for signal %d", sa.signo());
+  // __NEW_UTS_LEN
+  if (core.uts().hostname().size() > 64 || core.uts().domainname().size() > 64)
+    return MakeError("a uts namespace's name longer than 64 bytes");
   return Ok{};
 }
 

@@ -90,6 +90,34 @@ Result<std::string> CgroupDir(const std::vector<CgroupMount>& mounts, std::strin
                    v2 ? "cgroup2" : l.controllers.c_str(), path.c_str());
 }
 
+Result<std::vector<std::string>> CgroupNamespaceRoots(std::string_view full,
+                                                      std::string_view inside) {
+  std::vector<std::string> out;
+  std::vector<std::string> in_lines = Split(inside, '\n');
+  for (const std::string& line : Split(full, '\n')) {
+    if (line.empty()) continue;
+    CgroupLine f = TRY(ParseCgroupLine(line));
+    std::string id = line.substr(0, line.find(':'));
+    std::string rel;
+    for (const std::string& i : in_lines)
+      if (!i.empty() && i.rfind(id + ":" + f.controllers + ":", 0) == 0)
+        rel = TRY(ParseCgroupLine(i)).path;
+    if (rel.empty()) return MakeError("no line for hierarchy %s inside the namespace", id.c_str());
+    if (rel.rfind("/..", 0) == 0)
+      return MakeError("in cgroup %s, outside its cgroup namespace's root", f.path.c_str());
+    std::string root = f.path;
+    if (rel != "/") {
+      if (root.size() < rel.size() || root.compare(root.size() - rel.size(), rel.size(), rel) != 0)
+        return MakeError("cgroup %s is not below its namespace's root (%s inside)", f.path.c_str(),
+                         rel.c_str());
+      root.resize(root.size() - rel.size());
+      if (root.empty()) root = "/";
+    }
+    out.push_back(id + ":" + f.controllers + ":" + root);
+  }
+  return out;
+}
+
 std::string CgroupValue(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   return text;

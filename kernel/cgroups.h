@@ -39,6 +39,13 @@ struct CgroupLine {
 };
 Result<CgroupLine> ParseCgroupLine(std::string_view line);
 
+// The root of a cgroup namespace in each hierarchy, as "ID:controllers:/root"
+// lines, from a task's /proc/PID/cgroup read outside the namespace (FULL)
+// and inside it (INSIDE, relative to the roots). A task outside its
+// namespace's root ("/.." inside) is an error.
+Result<std::vector<std::string>> CgroupNamespaceRoots(std::string_view full,
+                                                      std::string_view inside);
+
 // The settings of a cgroup that are carried, in the order they are written
 // back: those of each of CONTROLLERS (a v1 hierarchy's, or for cgroup2 the
 // ones enabled for the cgroup) and, for cgroup2, the core ones. A setting a

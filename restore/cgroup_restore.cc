@@ -171,6 +171,13 @@ Status CgroupRestore::EnableControllers(const std::string& dir, const img::Cgrou
   return Ok{};
 }
 
+Status CgroupRestore::MoveTo(pid_t pid, const std::string& line) const {
+  if (mode_ == CgroupMode::kIgnore) return Ok{};
+  std::string dir = TRY(CgroupDir(mounts_, line).Context(Format("PID %d", pid)));
+  return WriteKernelFile(dir + "/cgroup.procs", std::to_string(pid))
+      .Context(Format("moving PID %d into cgroup %s", pid, dir.c_str()));
+}
+
 Status CgroupRestore::Move(pid_t pid, const img::TaskCore& core) const {
   if (mode_ == CgroupMode::kIgnore || core.cgroups().empty()) return Ok{};
   std::string now = "\n" + TRY(ReadFileToString(Format("/proc/%d/cgroup", pid)));

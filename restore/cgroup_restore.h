@@ -40,6 +40,9 @@ class CgroupRestore {
   // Moves PID (its only thread) into each cgroup CORE records that it is
   // not in yet.
   Status Move(pid_t pid, const img::TaskCore& core) const;
+  // Moves PID into the cgroup LINE names ("ID:controllers:/path"), as a
+  // cgroup namespace's root before the task unshares it (not under ignore).
+  Status MoveTo(pid_t pid, const std::string& line) const;
   // The restore succeeded: what was created stays.
   void Keep() { created_.clear(); }
 

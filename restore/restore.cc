@@ -334,6 +334,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   };
   // Into its cgroups first: the memory it is given is charged there.
   TRY(step(cgroups_.Move(pid, t.core), "restoring cgroups"));
+  TRY(step(RestoreNamespaces(p, t.core, cgroups_), "restoring namespaces"));
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
   auto file_of = [this](const img::Vma& v) {

@@ -205,6 +205,28 @@ Status RestoreCredsLast(Puppet& p, const img::TaskCore& core) {
   return Ok{};
 }
 
+Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups) {
+  RemoteSyscalls& rs = p.rs();
+  if (core.has_cgroup_ns()) {
+    // The namespace's root is the cgroup the task is in as it unshares.
+    for (const std::string& root : core.cgroup_ns().roots()) TRY(cgroups.MoveTo(p.pid(), root));
+    TRY(rs.Checked("unshare(CLONE_NEWCGROUP)", SYS_unshare, CLONE_NEWCGROUP));
+    TRY(cgroups.Move(p.pid(), core));
+  }
+  if (!core.has_uts()) return Ok{};
+  RemoteScratch& scratch = p.scratch();
+  RemoteScratch::Frame frame(scratch);
+  TRY(rs.Checked("unshare(CLONE_NEWUTS)", SYS_unshare, CLONE_NEWUTS));
+  const img::UtsNamespace& u = core.uts();
+  RemotePtr host = TRY(scratch.PushString(u.hostname()));
+  TRY(rs.Checked(Format("sethostname(%s)", u.hostname().c_str()).c_str(), SYS_sethostname, host,
+                 u.hostname().size()));
+  RemotePtr domain = TRY(scratch.PushString(u.domainname()));
+  TRY(rs.Checked(Format("setdomainname(%s)", u.domainname().c_str()).c_str(), SYS_setdomainname,
+                 domain, u.domainname().size()));
+  return Ok{};
+}
+
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
   RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();

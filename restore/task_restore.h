@@ -5,10 +5,15 @@
 
 #include "base/result.h"
 #include "images/criu_lite.pb.h"
+#include "restore/cgroup_restore.h"
 #include "restore/puppet.h"
 
 namespace crl {
 
+// The namespaces the task is the first of (in the tree) to be in: made
+// before it forks, so that its children are born in them: cgroup (after
+// CGROUPS has put the task in its cgroups) and uts.
+Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups);
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core);
 Status RestoreMmFields(Puppet& p, const img::MmState& mm);
 // Dispositions and process-wide pending signals.

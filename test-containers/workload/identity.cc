@@ -241,3 +241,104 @@ int Seccomp(const std::string& what) {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- uts ------------------------------------------------------------------------
+// The root in a UTS namespace of its own (hostname crl-uts, domain crl.test);
+// a child in another one it made (crl-uts-child), and the child's child in
+// its parent's. Each checks the names it sees, and that it shares its
+// namespace with its parent or not, as it did.
+namespace {
+
+bool NamesAre(const char* host, const char* domain) {
+  utsname u{};
+  uname(&u);
+  return std::string(u.nodename) == host && std::string(u.domainname) == domain;
+}
+
+ino_t UtsOf(pid_t pid) {
+  struct stat st {};
+  stat(("/proc/" + std::to_string(pid) + "/ns/uts").c_str(), &st);
+  return st.st_ino;
+}
+
+}  // namespace
+
+int Uts() {
+  if (unshare(CLONE_NEWUTS) < 0 || sethostname("crl-uts", 7) < 0 ||
+      setdomainname("crl.test", 8) < 0)
+    return 2;
+  int ready[2], below[2];  // child -> root; grandchild -> child
+  if (pipe(ready) < 0 || pipe(below) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    if (unshare(CLONE_NEWUTS) < 0 || sethostname("crl-uts-child", 13) < 0) _exit(2);
+    pid_t grandkid = fork();
+    if (grandkid == 0) {
+      InstallCheckHandler();
+      (void)!write(below[1], "g", 1);
+      WaitForCheck();
+      _exit(NamesAre("crl-uts-child", "crl.test") && UtsOf(getpid()) == UtsOf(getppid()) ? 0 : 1);
+    }
+    InstallCheckHandler();
+    char c;
+    if (read(below[0], &c, 1) != 1) _exit(2);
+    (void)!write(ready[1], "k", 1);
+    WaitForCheck();
+    bool ok = NamesAre("crl-uts-child", "crl.test") && UtsOf(getpid()) != UtsOf(getppid());
+    kill(grandkid, SIGUSR1);
+    int st;
+    ok = ok && waitpid(grandkid, &st, 0) == grandkid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    _exit(ok ? 0 : 1);
+  }
+  InstallCheckHandler();
+  // Both descendants made: the grandchild told the child, which tells us.
+  char c;
+  if (read(ready[0], &c, 1) != 1) return 2;
+  Ready();
+  WaitForCheck();
+  EXPECT(NamesAre("crl-uts", "crl.test"), "the root's uts names changed");
+  CheckChildren({kid});
+  Report();
+}
+
+}  // namespace wl
+
+namespace wl {
+
+// ---- cgroupns ---------------------------------------------------------------------
+// --what DIR (a cgroup2 cgroup): joins it, unshares a cgroup namespace there
+// (its root), moves into DIR/sub, and forks a child. Each checks that it
+// sees its cgroups as it did: "0::/sub", and "/" in the v1 hierarchies.
+int CgroupNs(const std::string& dir) {
+  std::string sub = dir + "/sub";
+  if (mkdir(sub.c_str(), 0755) < 0 && errno != EEXIST) return 2;
+  std::ofstream(dir + "/cgroup.procs") << getpid() << std::flush;
+  if (unshare(CLONE_NEWCGROUP) < 0) return 2;
+  std::ofstream(sub + "/cgroup.procs") << getpid() << std::flush;
+  auto view = [] {
+    std::ifstream in("/proc/self/cgroup");
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  std::string before = view();
+  if (before.find("0::/sub\n") == std::string::npos) {
+    fprintf(stderr, "not in /sub of the namespace: %s", before.c_str());
+    return 2;
+  }
+  pid_t kid = fork();
+  if (kid == 0) {
+    InstallCheckHandler();
+    WaitForCheck();
+    _exit(view() == before ? 0 : 1);
+  }
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  std::string after = view();
+  EXPECT(after == before, "the cgroups seen changed: %s -> %s", before.c_str(), after.c_str());
+  CheckChildren({kid});
+  Report();
+}
+
+}  // namespace wl

@@ -27,6 +27,10 @@
 //   cow       a parent with --big-mib MiB (256) and 4 children changing 1% each
 //   shmem     MAP_SHARED|MAP_ANONYMOUS memory between a parent and a child
 //   forker    forks short-lived children all the time, also while seized
+//   uts       UTS namespaces: the root's own, a child's own, a grandchild in
+//             its parent's, each with its names
+//   cgroupns  --what CGROUP_DIR: a cgroup namespace rooted there, the task
+//             and its child in a cgroup below the root
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
 //             and exiting, in that cgroup: a fork bomb a walk cannot catch
 //   pipeline  producer | relay | consumer through pipes with data in flight
@@ -64,7 +68,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-namespace|mount-namespace|guard-region|
+//             clone-files|seccomp-notify|uts-joined|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
@@ -132,6 +136,8 @@ const Scenario kScenarios[] = {
     {"shmem", [](const Args&) { return Shmem(); }},
     {"forker", [](const Args&) { return Forker(); }},
     {"runaway", [](const Args& a) { return Runaway(a.what); }},
+    {"uts", [](const Args&) { return Uts(); }},
+    {"cgroupns", [](const Args& a) { return CgroupNs(a.what); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

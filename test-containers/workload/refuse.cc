@@ -112,21 +112,51 @@ int Refuse(const std::string& what) {
         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (listener < 0) return 2;
     check = [] { EXPECT(prctl(PR_GET_SECCOMP) == 2, "the seccomp filter is gone"); };
-  } else if (what == "uts-namespace" || what == "mount-namespace") {
-    bool uts = what == "uts-namespace";
-    if (unshare(uts ? CLONE_NEWUTS : CLONE_NEWNS) < 0) return 2;
-    if (uts && sethostname("crl-refused", 11) < 0) return 2;
+  } else if (what == "uts-joined") {
+    // Two children in one UTS namespace their parent is not in: the second
+    // joined the first's with setns.
+    static pid_t a, b;
+    int sync[2];
+    if (pipe(sync) < 0) return 2;
+    pid_t parent = getpid();
+    // Each child goes with the workload (it exits after its check).
+    auto with_parent = [parent] {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+    };
+    if ((a = fork()) == 0) {
+      with_parent();
+      if (unshare(CLONE_NEWUTS) == 0 && sethostname("crl-refused", 11) == 0)
+        (void)!write(sync[1], "a", 1);
+      for (;;) pause();
+    }
+    char c;
+    if (read(sync[0], &c, 1) != 1) return 2;
+    if ((b = fork()) == 0) {
+      with_parent();
+      int ns = open(("/proc/" + std::to_string(a) + "/ns/uts").c_str(), O_RDONLY);
+      if (ns >= 0 && setns(ns, CLONE_NEWUTS) == 0 && close(ns) == 0) (void)!write(sync[1], "b", 1);
+      for (;;) pause();
+    }
+    if (read(sync[0], &c, 1) != 1) return 2;
+    check = [] {
+      struct stat sa {
+      }, sb{}, own{};
+      stat(("/proc/" + std::to_string(a) + "/ns/uts").c_str(), &sa);
+      stat(("/proc/" + std::to_string(b) + "/ns/uts").c_str(), &sb);
+      stat("/proc/self/ns/uts", &own);
+      EXPECT(sa.st_ino == sb.st_ino && sa.st_ino != own.st_ino, "the children's uts changed");
+    };
+  } else if (what == "mount-namespace") {
+    if (unshare(CLONE_NEWNS) < 0) return 2;
     std::string mnt = g_dir + "/mnt";  // a tmpfs only this namespace sees
-    if (!uts && (mkdir(mnt.c_str(), 0755) < 0 ||
-                 mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
-                 mount("crl", mnt.c_str(), "tmpfs", 0, nullptr) < 0))
+    if (mkdir(mnt.c_str(), 0755) < 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
+        mount("crl", mnt.c_str(), "tmpfs", 0, nullptr) < 0)
       return 2;
-    check = [uts, mnt] {
-      char host[64] = {};
-      gethostname(host, sizeof host);
-      if (uts) EXPECT(std::string(host) == "crl-refused", "hostname is %s", host);
+    check = [mnt] {
       struct statfs fs {};
-      if (!uts) EXPECT(statfs(mnt.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC, "no tmpfs");
+      EXPECT(statfs(mnt.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC, "no tmpfs");
     };
   } else if (what == "shared-twice") {
     // One shared anonymous object at two addresses of one process.
@@ -242,8 +272,7 @@ int Refuse(const std::string& what) {
     // Then an fd refused after the connection was locked and repaired (the
     // tree-wide pass): one whose signals go to init, outside the tree.
     static int p[2];
-    if (what == "tcp-then-owner-outside" && (pipe(p) < 0 || fcntl(p[0], F_SETOWN, 1) < 0))
-      return 2;
+    if (what == "tcp-then-owner-outside" && (pipe(p) < 0 || fcntl(p[0], F_SETOWN, 1) < 0)) return 2;
     check = [] {
       if (server < 0) server = accept(listener, nullptr, nullptr);
       char buf[4] = {};

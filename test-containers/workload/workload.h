@@ -35,6 +35,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -129,6 +130,8 @@ int Ptimers();
 int Threads();
 int Tree();
 int Forker();
+int Uts();
+int CgroupNs(const std::string& dir);
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();

@@ -254,6 +254,37 @@ TEST(Cgroups, ManageCgroupsModesAsCrius) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// A process and its child in a cgroup namespace rooted at a cgroup2 cgroup
+// of their own, in a cgroup below it: they come back in a namespace with
+// the same root (remade by restore, like the cgroups) and see their
+// cgroups as before.
+TEST(Cgroups, ACgroupNamespaceComesBackWithItsRoot) {
+  std::vector<OurCgroup> own = OwnCgroups();
+  auto v2 = std::find_if(own.begin(), own.end(), [](const OurCgroup& c) { return c.v2; });
+  if (v2 == own.end()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
+  std::string root = v2->dir + "/crl-e2e-ns-" + std::to_string(getpid());
+  struct Cleanup {  // after TestDir has killed the workload: it may take a moment
+    std::string dir;
+    ~Cleanup() {
+      for (int i = 0; i < 200 && access(dir.c_str(), F_OK) == 0; i++) {
+        rmdir((dir + "/sub").c_str());
+        if (rmdir(dir.c_str()) < 0) usleep(10000);
+      }
+    }
+  } cleanup{root};
+  ASSERT_EQ(mkdir(root.c_str(), 0755), 0) << root;
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "cgroupns", {"--what", root});
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  for (int i = 0; i < 100 && (rmdir((root + "/sub").c_str()) < 0 || rmdir(root.c_str()) < 0); i++)
+    usleep(10000);  // the killed tree gone from them: restore makes them again
+  ASSERT_NE(access(root.c_str(), F_OK), 0);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // A cgroup of the test's own to freeze: cgroup2's, or the v1 freezer's
 // (F empty if this machine has no such hierarchy). Whatever is left in it is
 // killed and the cgroup removed after the test.

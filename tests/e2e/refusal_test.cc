@@ -82,7 +82,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"scm-rights", "in flight in it (SCM_RIGHTS)"}, Case{"shutdown", "shut down"},
         Case{"clone-files", "shares its fd table (CLONE_FILES)"},
         Case{"seccomp-notify", "(SECCOMP_RET_USER_NOTIF)"},
-        Case{"uts-namespace", "in another uts namespace"},
+        Case{"uts-joined", "joined the uts namespace of PID"},
         Case{"mount-namespace", "in another mnt namespace"},
         Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
         Case{"shared-twice", "map the same shared anonymous memory"},
@@ -94,7 +94,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"tcp-established", "established connections are carried with --tcp-established"},
         Case{"tcp-pending", "with 1 connection(s) not accept()ed yet"},
         // Refused after its connection was locked and repaired: let go.
-        Case{"tcp-then-owner-outside", "sends its signals to 1, outside the tree",
+        Case{"tcp-then-owner-outside",
+             "sends its signals to 1, outside the tree",
              {"--tcp-established"}},
         Case{"packet", "is a PACKET socket"},
         Case{"netlink-unread", "has messages waiting to be read (the kernel's answers)"},

@@ -203,7 +203,12 @@ class Recorder {
       (*r)[std::string("proc.") + file] = ReadFile(Proc(pid, file));
     for (const char* link : {"cwd", "root", "exe"})
       (*r)[std::string("proc.") + link] = Link(Proc(pid, link));
-    for (const auto& ns : ListDir(Proc(pid, "ns"))) (*r)["ns." + ns] = Link(Proc(pid, "ns/" + ns));
+    // A namespace is the recorder's own ("own") or one of the tree's, by
+    // label: one restore made again has another inode.
+    for (const auto& ns : ListDir(Proc(pid, "ns"))) {
+      std::string link = Link(Proc(pid, "ns/" + ns));
+      (*r)["ns." + ns] = link == Link("/proc/self/ns/" + ns) ? "own" : Label("ns", link);
+    }
     RecordMaps(pid, r);
     RecordFds(pid, r);
     for (int tid : Numbers(ListDir(Proc(pid, "task")))) RecordThread(pid, tid, r);

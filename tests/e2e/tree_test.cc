@@ -66,6 +66,9 @@ TEST(Tree, EpollsReportWhatTheyReportedBefore) { DumpRestoreCheck("epoll"); }
 // Pidfds name the same tasks: a live child (watched by an epoll), a
 // zombie, a reaped child, the process itself, a thread.
 TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
+// UTS namespaces made again where a task was the first in one (the root,
+// a child), with their names; a grandchild shares its parent's.
+TEST(Tree, UtsNamespacesComeBackWithTheirNames) { DumpRestoreCheck("uts"); }
 
 // AIO contexts come back at their addresses with their sizes, head and
 // tail, and the completions not reaped yet; they take new requests.

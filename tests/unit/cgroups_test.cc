@@ -69,5 +69,19 @@ TEST(CgroupSettingNames, CpusetFirstAndOnlyTheControllersGiven) {
             (V{"cgroup.max.descendants", "cgroup.max.depth", "cpu.weight", "cpu.max", "pids.max"}));
 }
 
+TEST(CgroupNamespaceRoots, FullPathsLessWhatTheTaskSeesInside) {
+  using V = std::vector<std::string>;
+  auto roots = CgroupNamespaceRoots("4:memory:/a/b\n1:cpu:/x\n0::/ctr/sub\n",
+                                    "4:memory:/b\n1:cpu:/\n0::/sub\n");
+  ASSERT_TRUE(roots.ok()) << roots.error().message;
+  EXPECT_EQ(*roots, (V{"4:memory:/a", "1:cpu:/x", "0::/ctr"}));
+  auto at_top = CgroupNamespaceRoots("0::/sub\n", "0::/sub\n");
+  ASSERT_TRUE(at_top.ok());
+  EXPECT_EQ(*at_top, V{"0::/"});
+  // Moved above its namespace's root: not carried.
+  EXPECT_FALSE(CgroupNamespaceRoots("0::/a\n", "0::/../a\n").ok());
+  EXPECT_FALSE(CgroupNamespaceRoots("0::/a\n", "4:memory:/\n").ok());
+}
+
 }  // namespace
 }  // namespace crl
