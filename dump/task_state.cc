@@ -185,8 +185,8 @@ Status CollectSched(pid_t pid, pid_t tid, img::Sched* s) {
 }
 
 // A task's namespace that differs from its parent's in the tree (for the
-// root: criu-lite's) is one restore must make again. uts and cgroup are
-// carried: any other is refused, and so is a task that went back into
+// root: criu-lite's) is one restore must make again. uts, cgroup and ipc
+// are carried: any other is refused, and so is a task that went back into
 // criu-lite's own namespace from its parent's new one (restore makes
 // namespaces, it does not leave them).
 Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
@@ -196,7 +196,8 @@ Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
     std::string ours = Readlink(Format("/proc/self/ns/%s", ns));
     std::string ref = parent > 0 ? Readlink(ProcTask(parent).Path(std::string("ns/") + ns)) : ours;
     if (theirs.empty() || ref.empty() || theirs == ref) continue;  // inherited, or no such kind
-    bool carried = std::string(ns) == "uts" || std::string(ns) == "cgroup";
+    std::string kind = ns;
+    bool carried = kind == "uts" || kind == "cgroup" || kind == "ipc";
     if (carried && theirs != ours) continue;  // made again at restore
     if (carried)
       return MakeError(
@@ -344,6 +345,17 @@ Status CollectNamespaces(pid_t pid, pid_t parent, img::TaskCore* core) {
     img::CgroupNamespace* c = core->mutable_cgroup_ns();
     for (const std::string& r : *roots) c->add_roots(r);
     c->set_ns_id(cg);
+  }
+  if (uint64_t ipc = made_here("ipc")) {
+    IpcNamespace ns = TRY(ReadIpcNamespace(pid));
+    if (!ns.objects.empty())
+      return MakeError(
+          "PID %d is in an ipc namespace that holds %zu object(s) (%s%s): not "
+          "carried yet (an empty one is)",
+          pid, ns.objects.size(), ns.objects[0].c_str(), ns.objects.size() > 1 ? ", ..." : "");
+    img::IpcNamespace* i = core->mutable_ipc();
+    for (const auto& [name, value] : ns.sysctls) (*i->mutable_sysctls())[name] = value;
+    i->set_ns_id(ipc);
   }
   return Ok{};
 }

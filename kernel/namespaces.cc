@@ -1,14 +1,19 @@
 #include "kernel/namespaces.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include "base/scoped_fd.h"
+#include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 
 namespace crl {
@@ -53,6 +58,90 @@ Result<UtsNames> ReadUtsNames(pid_t pid) {
 Result<std::string> ReadCgroupsInNamespace(pid_t pid) {
   return InNamespace<std::string>(pid, "cgroup", CLONE_NEWCGROUP,
                                   [pid] { return ProcTask(pid).Read("cgroup"); });
+}
+
+namespace {
+
+// The sysctls of an IPC namespace (those a kernel lacks are not there to read).
+const char* const kIpcSysctls[] = {"kernel/shmmax",
+                                   "kernel/shmall",
+                                   "kernel/shmmni",
+                                   "kernel/shm_rmid_forced",
+                                   "kernel/msgmax",
+                                   "kernel/msgmni",
+                                   "kernel/msgmnb",
+                                   "kernel/sem",
+                                   "fs/mqueue/queues_max",
+                                   "fs/mqueue/msg_max",
+                                   "fs/mqueue/msgsize_max",
+                                   "fs/mqueue/msg_default",
+                                   "fs/mqueue/msgsize_default"};
+
+std::string Value(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+// The POSIX message queues of the calling thread's IPC namespace: an mqueue
+// file system (the instance of that namespace) mounted over /tmp in a
+// private mount namespace of the thread's own, which goes with the thread.
+Result<std::vector<std::string>> MessageQueues() {
+  if (unshare(CLONE_FS | CLONE_NEWNS) < 0) return ErrnoError("unshare(CLONE_FS | CLONE_NEWNS)");
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
+    return ErrnoError("making the reader's mounts private");
+  if (mount("mqueue", "/tmp", "mqueue", 0, nullptr) < 0) return ErrnoError("mount(mqueue)");
+  std::vector<std::string> out;
+  if (DIR* d = opendir("/tmp")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') out.push_back(std::string("POSIX message queue /") + e->d_name);
+    closedir(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<IpcNamespace> ReadIpcNamespace(pid_t pid) {
+  return InNamespace<IpcNamespace>(pid, "ipc", CLONE_NEWIPC, []() -> Result<IpcNamespace> {
+    IpcNamespace out;
+    static const std::pair<const char*, const char*> kSysv[] = {{"shm", "System V shared memory"},
+                                                                {"sem", "System V semaphore set"},
+                                                                {"msg", "System V message queue"}};
+    for (const auto& [file, what] : kSysv) {
+      std::string text = TRY(ReadFileToString(std::string("/proc/sysvipc/") + file));
+      std::istringstream in(text);
+      std::string line;
+      std::getline(in, line);  // the header
+      while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string key, id;
+        if (f >> key >> id) out.objects.push_back(std::string(what) + " key " + key + " id " + id);
+      }
+    }
+    for (const char* name : kIpcSysctls)
+      if (auto v = ReadFileToString(std::string("/proc/sys/") + name); v.ok())
+        out.sysctls[name] = Value(*v);
+    // Last: it leaves this thread in a mount namespace of its own.
+    for (std::string& q : TRY(MessageQueues())) out.objects.push_back(std::move(q));
+    return out;
+  });
+}
+
+Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls) {
+  // Only an IPC namespace's own (an image names them: not kernel/core_pattern).
+  for (const auto& [name, value] : sysctls)
+    if (std::find(std::begin(kIpcSysctls), std::end(kIpcSysctls), name) == std::end(kIpcSysctls))
+      return MakeError("'%s' is not a sysctl of an ipc namespace", name.c_str());
+  return InNamespace<Ok>(pid, "ipc", CLONE_NEWIPC, [&]() -> Result<Ok> {
+    for (const auto& [name, value] : sysctls) {
+      std::string path = "/proc/sys/" + name;
+      auto now = ReadFileToString(path);
+      if (!now.ok()) return MakeError("this kernel has no %s", path.c_str());
+      if (Value(*now) == value) continue;
+      TRY(WriteKernelFile(path, value));
+    }
+    return Ok{};
+  });
 }
 
 }  // namespace crl

@@ -6,7 +6,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -25,5 +27,18 @@ Result<UtsNames> ReadUtsNames(pid_t pid);
 // /proc/PID/cgroup as PID sees it: read from inside its cgroup namespace,
 // where paths are relative to the namespace's root.
 Result<std::string> ReadCgroupsInNamespace(pid_t pid);
+
+// An IPC namespace: the objects in it (System V shared memory, semaphore
+// sets and message queues, from /proc/sysvipc; POSIX message queues, from
+// an mqueue file system mounted for the moment in a mount namespace of the
+// reading thread's own), each as "KIND KEY/NAME", and its sysctls
+// (kernel/shmmax, fs/mqueue/msg_max...: path under /proc/sys -> value).
+struct IpcNamespace {
+  std::vector<std::string> objects;
+  std::map<std::string, std::string> sysctls;
+};
+Result<IpcNamespace> ReadIpcNamespace(pid_t pid);
+// Writes SYSCTLS into PID's IPC namespace (each only where it differs).
+Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls);
 
 }  // namespace crl

@@ -15,9 +15,11 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "base/log.h"
+#include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
@@ -212,6 +214,12 @@ Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupResto
     for (const std::string& root : core.cgroup_ns().roots()) TRY(cgroups.MoveTo(p.pid(), root));
     TRY(rs.Checked("unshare(CLONE_NEWCGROUP)", SYS_unshare, CLONE_NEWCGROUP));
     TRY(cgroups.Move(p.pid(), core));
+  }
+  if (core.has_ipc()) {
+    TRY(rs.Checked("unshare(CLONE_NEWIPC)", SYS_unshare, CLONE_NEWIPC));
+    std::map<std::string, std::string> sysctls(core.ipc().sysctls().begin(),
+                                               core.ipc().sysctls().end());
+    TRY(WriteIpcSysctls(p.pid(), sysctls).Context("restoring the ipc namespace's sysctls"));
   }
   if (!core.has_uts()) return Ok{};
   RemoteScratch& scratch = p.scratch();

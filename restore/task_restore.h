@@ -12,7 +12,7 @@ namespace crl {
 
 // The namespaces the task is the first of (in the tree) to be in: made
 // before it forks, so that its children are born in them: cgroup (after
-// CGROUPS has put the task in its cgroups) and uts.
+// CGROUPS has put the task in its cgroups), ipc (with its sysctls) and uts.
 Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups);
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core);
 Status RestoreMmFields(Puppet& p, const img::MmState& mm);

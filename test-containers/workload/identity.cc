@@ -342,3 +342,52 @@ int CgroupNs(const std::string& dir) {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- ipcns --------------------------------------------------------------------------
+// An IPC namespace of its own, empty, with two sysctls changed (one System V,
+// one of POSIX message queues), and a child in it. Each checks the values
+// and that the child shares the namespace.
+namespace {
+
+std::string Sysctl(const char* name) {
+  std::ifstream in(std::string("/proc/sys/") + name);
+  std::string v;
+  std::getline(in, v);
+  return v;
+}
+
+ino_t IpcOf(pid_t pid) {
+  struct stat st {};
+  stat(("/proc/" + std::to_string(pid) + "/ns/ipc").c_str(), &st);
+  return st.st_ino;
+}
+
+bool IpcAsSet() {
+  return Sysctl("kernel/msgmax") == "12345" && Sysctl("fs/mqueue/msg_max") == "20";
+}
+
+}  // namespace
+
+int IpcNs() {
+  if (unshare(CLONE_NEWIPC) < 0) return 2;
+  std::ofstream("/proc/sys/kernel/msgmax") << "12345" << std::flush;
+  std::ofstream("/proc/sys/fs/mqueue/msg_max") << "20" << std::flush;
+  if (!IpcAsSet()) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    InstallCheckHandler();
+    WaitForCheck();
+    _exit(IpcAsSet() && IpcOf(getpid()) == IpcOf(getppid()) ? 0 : 1);
+  }
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(IpcAsSet(), "msgmax %s, mqueue msg_max %s", Sysctl("kernel/msgmax").c_str(),
+         Sysctl("fs/mqueue/msg_max").c_str());
+  CheckChildren({kid});
+  Report();
+}
+
+}  // namespace wl

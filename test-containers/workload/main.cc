@@ -29,6 +29,7 @@
 //   forker    forks short-lived children all the time, also while seized
 //   uts       UTS namespaces: the root's own, a child's own, a grandchild in
 //             its parent's, each with its names
+//   ipcns     an empty IPC namespace with changed sysctls, and a child in it
 //   cgroupns  --what CGROUP_DIR: a cgroup namespace rooted there, the task
 //             and its child in a cgroup below the root
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
@@ -68,7 +69,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-joined|mount-namespace|guard-region|
+//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
@@ -137,6 +138,7 @@ const Scenario kScenarios[] = {
     {"forker", [](const Args&) { return Forker(); }},
     {"runaway", [](const Args& a) { return Runaway(a.what); }},
     {"uts", [](const Args&) { return Uts(); }},
+    {"ipcns", [](const Args&) { return IpcNs(); }},
     {"cgroupns", [](const Args& a) { return CgroupNs(a.what); }},
     {"dirtier",
      [](const Args& a) {

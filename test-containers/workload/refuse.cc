@@ -147,6 +147,20 @@ int Refuse(const std::string& what) {
       stat("/proc/self/ns/uts", &own);
       EXPECT(sa.st_ino == sb.st_ino && sa.st_ino != own.st_ino, "the children's uts changed");
     };
+  } else if (what == "ipc-sysv" || what == "ipc-mqueue") {
+    // An IPC namespace of its own, holding an object.
+    if (unshare(CLONE_NEWIPC) < 0) return 2;
+    if (what == "ipc-sysv") {
+      static int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+      if (id < 0) return 2;
+      check = [] {
+        msqid_ds ds{};
+        EXPECT(msgctl(id, IPC_STAT, &ds) == 0, "the message queue is gone");
+      };
+    } else {
+      if (mq_open("/crl", O_CREAT | O_RDWR, 0600, nullptr) < 0) return 2;
+      check = [] { EXPECT(mq_open("/crl", O_RDWR) >= 0, "the message queue is gone"); };
+    }
   } else if (what == "mount-namespace") {
     if (unshare(CLONE_NEWNS) < 0) return 2;
     std::string mnt = g_dir + "/mnt";  // a tmpfs only this namespace sees

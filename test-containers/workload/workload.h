@@ -17,6 +17,7 @@
 #include <linux/membarrier.h>
 #include <linux/seccomp.h>
 #include <linux/securebits.h>
+#include <mqueue.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -25,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -131,6 +133,7 @@ int Threads();
 int Tree();
 int Forker();
 int Uts();
+int IpcNs();
 int CgroupNs(const std::string& dir);
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);

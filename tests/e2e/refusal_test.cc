@@ -83,6 +83,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"clone-files", "shares its fd table (CLONE_FILES)"},
         Case{"seccomp-notify", "(SECCOMP_RET_USER_NOTIF)"},
         Case{"uts-joined", "joined the uts namespace of PID"},
+        Case{"ipc-sysv", "holds 1 object(s) (System V message queue key 0"},
+        Case{"ipc-mqueue", "holds 1 object(s) (POSIX message queue /crl)"},
         Case{"mount-namespace", "in another mnt namespace"},
         Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
         Case{"shared-twice", "map the same shared anonymous memory"},

@@ -163,10 +163,12 @@ class Recorder {
   }
 
  private:
-  // Anonymous kernel objects get labels in order of first appearance.
+  // Anonymous kernel objects get labels in order of first appearance, each
+  // kind counted on its own (a namespace seen first does not renumber the
+  // shared memory).
   std::string Label(const std::string& kind, const std::string& identity) {
     auto [it, fresh] = labels_.try_emplace(identity, "");
-    if (fresh) it->second = kind + "#" + std::to_string(labels_.size());
+    if (fresh) it->second = kind + "#" + std::to_string(++counts_[kind]);
     return it->second;
   }
 
@@ -207,7 +209,10 @@ class Recorder {
     // label: one restore made again has another inode.
     for (const auto& ns : ListDir(Proc(pid, "ns"))) {
       std::string link = Link(Proc(pid, "ns/" + ns));
-      (*r)["ns." + ns] = link == Link("/proc/self/ns/" + ns) ? "own" : Label("ns", link);
+      // (none: the task is on its way out)
+      (*r)["ns." + ns] = link.empty()                          ? ""
+                         : link == Link("/proc/self/ns/" + ns) ? "own"
+                                                               : Label("ns", link);
     }
     RecordMaps(pid, r);
     RecordFds(pid, r);
@@ -341,6 +346,7 @@ class Recorder {
   }
 
   std::map<std::string, std::string> labels_;
+  std::map<std::string, int> counts_;
 };
 
 void Settle(pid_t root, int settle_ms) {

@@ -69,6 +69,8 @@ TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
 // UTS namespaces made again where a task was the first in one (the root,
 // a child), with their names; a grandchild shares its parent's.
 TEST(Tree, UtsNamespacesComeBackWithTheirNames) { DumpRestoreCheck("uts"); }
+// An empty IPC namespace made again with its sysctls, shared with a child.
+TEST(Tree, IpcNamespacesComeBackWithTheirSysctls) { DumpRestoreCheck("ipcns"); }
 
 // AIO contexts come back at their addresses with their sizes, head and
 // tail, and the completions not reaped yet; they take new requests.
