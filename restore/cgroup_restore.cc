@@ -157,9 +157,9 @@ Status CgroupRestore::EnableControllers(const std::string& dir, const img::Cgrou
   for (size_t p = top.size(); p != std::string::npos && p < dir.size(); p = dir.find('/', p + 1)) {
     std::string above = dir.substr(0, p);
     std::string have = TRY(ReadFileToString(above + "/cgroup.subtree_control"));
+    std::string can = TRY(ReadFileToString(above + "/cgroup.controllers"));
     for (const std::string& c : rec.enabled()) {
       if (HasWord(have, c)) continue;
-      std::string can = TRY(ReadFileToString(above + "/cgroup.controllers"));
       if (!HasWord(can, c))
         return MakeError("cgroup %s needs the %s controller, which %s does not have here",
                          dir.c_str(), c.c_str(), above.c_str());
@@ -182,10 +182,7 @@ Status CgroupRestore::Move(pid_t pid, const img::TaskCore& core) const {
   if (mode_ == CgroupMode::kIgnore || core.cgroups().empty()) return Ok{};
   std::string now = "\n" + TRY(ReadFileToString(Format("/proc/%d/cgroup", pid)));
   for (const std::string& line : core.cgroups()) {
-    if (now.find("\n" + line + "\n") != std::string::npos) continue;
-    std::string dir = TRY(CgroupDir(mounts_, line).Context(Format("PID %d", pid)));
-    TRY(WriteKernelFile(dir + "/cgroup.procs", std::to_string(pid))
-            .Context(Format("moving PID %d into cgroup %s", pid, dir.c_str())));
+    if (now.find("\n" + line + "\n") == std::string::npos) TRY(MoveTo(pid, line));
   }
   return Ok{};
 }

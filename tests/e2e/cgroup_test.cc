@@ -51,6 +51,13 @@ std::vector<OurCgroup> OwnCgroups() {
   return out;
 }
 
+// The test's own cgroup2 directory, or "" without a cgroup2 hierarchy.
+std::string OwnCgroup2() {
+  for (const OurCgroup& c : OwnCgroups())
+    if (c.v2) return c.dir;
+  return "";
+}
+
 bool Has(const std::string& controllers, const std::string& c) {
   return ("," + controllers + ",").find("," + c + ",") != std::string::npos;
 }
@@ -179,10 +186,9 @@ TEST(Cgroups, ATreeComesBackIntoItsCgroupsWithTheirSettings) {
 // leaves the process in criu-lite's cgroup, props refuses a missing cgroup;
 // and a failed restore removes the cgroup it made.
 TEST(Cgroups, ManageCgroupsModesAsCrius) {
-  std::vector<OurCgroup> own = OwnCgroups();
-  auto v2 = std::find_if(own.begin(), own.end(), [](const OurCgroup& c) { return c.v2; });
-  if (v2 == own.end()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
-  std::string x = v2->dir + "/crl-e2e-modes-" + std::to_string(getpid());
+  std::string v2 = OwnCgroup2();
+  if (v2.empty()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
+  std::string x = v2 + "/crl-e2e-modes-" + std::to_string(getpid());
   std::string max = x + "/cgroup.max.descendants";
   struct Cleanup {
     std::string dir;
@@ -259,10 +265,9 @@ TEST(Cgroups, ManageCgroupsModesAsCrius) {
 // the same root (remade by restore, like the cgroups) and see their
 // cgroups as before.
 TEST(Cgroups, ACgroupNamespaceComesBackWithItsRoot) {
-  std::vector<OurCgroup> own = OwnCgroups();
-  auto v2 = std::find_if(own.begin(), own.end(), [](const OurCgroup& c) { return c.v2; });
-  if (v2 == own.end()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
-  std::string root = v2->dir + "/crl-e2e-ns-" + std::to_string(getpid());
+  std::string v2 = OwnCgroup2();
+  if (v2.empty()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
+  std::string root = v2 + "/crl-e2e-ns-" + std::to_string(getpid());
   struct Cleanup {  // after TestDir has killed the workload: it may take a moment
     std::string dir;
     ~Cleanup() {
