@@ -68,11 +68,13 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   bool memory_only = opts.pre_dump;
   pid_t pid = p.pid;
   out->pid = pid;
-  TRY(CheckTaskCarried(p, parent));
+  bool root = pid == opts.pid;
+  TRY(CheckTaskCarried(p, parent, root));
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
-  TRY(CollectNamespaces(pid, parent, &out->core).Context(Format("collecting PID %d", pid)));
+  TRY(CollectNamespaces(pid, root ? 0 : parent, &out->core)
+          .Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
   TRY(CollectAioRings(p, vmas, &out->mm));
   // An unguarded remote-syscall window maps and unmaps scratch memory (the
@@ -176,6 +178,42 @@ class DumpRun {
     return Ok{};
   }
 
+  // Each task's PIDs in the namespaces below criu-lite's. A PID namespace
+  // the tree makes is made again with only what is in the tree: a process
+  // in it that is not (one that joined it with setns, as `nsenter` and
+  // `docker exec` do) would silently be missing after restore, so it is
+  // refused.
+  Status CollectPidNamespaces() {
+    std::set<pid_t> in_tree;
+    std::map<std::string, pid_t> inits;  // namespace link -> its init in the tree
+    for (const SeizedProcess& p : tree_->processes()) {
+      in_tree.insert(p.pid);
+      std::vector<pid_t> tids;
+      for (const SeizedThread& t : p.threads) tids.push_back(t.tid);
+      TRY(crl::CollectPidNamespaces(p.pid, tids, &pid_ns_[p.pid]));
+      const img::TreeEntry& e = pid_ns_[p.pid];
+      if (!e.ns_pids().empty() && e.ns_pids(e.ns_pids_size() - 1) == 1)
+        inits[ProcTask(p.pid).Link("ns/pid").value_or("")] = p.pid;
+    }
+    for (const ZombieTask& z : tree_->zombies()) {
+      in_tree.insert(z.pid);
+      TRY(crl::CollectPidNamespaces(z.pid, {}, &pid_ns_[z.pid]));
+    }
+    if (inits.empty()) return Ok{};
+    for (int pid : TRY(ListNumbered("/proc"))) {
+      if (in_tree.count(pid)) continue;
+      auto it = inits.find(ProcTask(pid).Link("ns/pid").value_or("-"));
+      if (it == inits.end()) continue;
+      std::string comm = "?";
+      if (auto c = ProcTask(pid).Read("comm"); c.ok()) comm = c->substr(0, c->find('\n'));
+      return MakeError(
+          "PID %d (%s) is in the PID namespace of PID %d but not in its tree (it joined the "
+          "namespace with setns, as nsenter does): it would be missing after restore",
+          pid, comm.c_str(), it->second);
+    }
+    return Ok{};
+  }
+
   Status Collect() {
     procs_.resize(tree_->processes().size());
     for (size_t i = 0; i < procs_.size(); i++) {
@@ -199,6 +237,7 @@ class DumpRun {
     for (const ProcessImages& p : procs_) mms.push_back({p.pid, &p.mm});
     TRY(CheckSharedAnonCarried(mms));
     TRY(CheckNamespacesOwned());
+    TRY(CollectPidNamespaces());
     if (!opts_.pre_dump) {
       std::vector<const img::TaskCore*> cores;
       for (ProcessImages& p : procs_) {
@@ -337,6 +376,7 @@ class DumpRun {
       e->set_stopped(p.stopped);
       e->set_stop_signal(p.stop_signal);
       for (const SeizedThread& t : p.threads) e->add_tids(t.tid);
+      if (auto it = pid_ns_.find(p.pid); it != pid_ns_.end()) e->MergeFrom(it->second);
     }
     for (const ZombieTask& z : tree_->zombies()) {
       img::TreeEntry* e = inv.add_tree();
@@ -346,6 +386,7 @@ class DumpRun {
       e->set_sid(z.sid);
       e->set_zombie(true);
       e->set_exit_status(z.exit_status);
+      if (auto it = pid_ns_.find(z.pid); it != pid_ns_.end()) e->MergeFrom(it->second);
     }
     inv.set_format_version(kImageFormatVersion);
     inv.set_root_pid(opts_.pid);
@@ -425,6 +466,7 @@ class DumpRun {
   ActionScripts scripts_;
   std::optional<TaskWindows> windows_;  // ends before the tree is released
   std::vector<ProcessImages> procs_;
+  std::map<pid_t, img::TreeEntry> pid_ns_;  // CollectPidNamespaces: the ns_* fields
   std::vector<img::CgroupDir> cgroups_;
   img::Shared shared_;
   Tracker tracker_ = Tracker::Fresh(TrackingMethod::kNone);

@@ -259,9 +259,11 @@ Status SeizedTree::Release() {
     // A traced task reports its death to us; wait so that all are gone
     // before dump returns (their parents reap them).
     // Non-leader threads first: a traced leader's death is reported only
-    // once its other threads are reaped.
-    for (auto& p : procs_)
-      for (auto it = p.threads.rbegin(); it != p.threads.rend(); ++it) {
+    // once its other threads are reaped. Children before parents: the init
+    // of a PID namespace does not finish dying until every task in it has
+    // been reaped, the traced ones by us.
+    for (auto pit = procs_.rbegin(); pit != procs_.rend(); ++pit)
+      for (auto it = pit->threads.rbegin(); it != pit->threads.rend(); ++it) {
         SeizedThread& t = *it;
         for (;;) {
           Result<WaitStatus> ws = WaitForTask(t.tid);

@@ -184,14 +184,43 @@ Status CollectSched(pid_t pid, pid_t tid, img::Sched* s) {
   return Ok{};
 }
 
+// A task in a PID namespace its parent in the tree (the root: criu-lite)
+// is not in is carried when restore can make that namespace again by
+// creating the task in it: the task is the namespace's init, one level
+// deeper. A task that made a namespace for its children without entering
+// it (unshare(CLONE_NEWPID)) is refused: its children would be put in one
+// it is not the init of.
+Status CheckPidNamespace(pid_t pid, pid_t parent, const std::string& comm) {
+  std::string ns = Readlink(ProcTask(pid).Path("ns/pid"));
+  // A namespace made for children none of which was forked yet has no link.
+  std::string for_children = Readlink(ProcTask(pid).Path("ns/pid_for_children"));
+  bool kernel_has_link = !Readlink("/proc/self/ns/pid_for_children").empty();
+  if (!ns.empty() && for_children != ns && (kernel_has_link || !for_children.empty()))
+    return MakeError(
+        "PID %d (%s) made a PID namespace for its children (%s) that it is not in "
+        "(unshare(CLONE_NEWPID)): not carried",
+        pid, comm.c_str(), for_children.empty() ? "no child yet" : for_children.c_str());
+  std::string ref = Readlink(parent > 0 ? ProcTask(parent).Path("ns/pid") : "/proc/self/ns/pid");
+  if (ns.empty() || ref.empty() || ns == ref) return Ok{};
+  ProcStatus mine = TRY(ProcTask(pid).Status());
+  ProcStatus theirs = TRY(parent > 0 ? ProcTask(parent).Status() : ProcTask(getpid()).Status());
+  if (mine.nspid.size() != theirs.nspid.size() + 1 || mine.nspid.back() != 1)
+    return MakeError(
+        "PID %d (%s) is in another PID namespace (%s; %s is in %s) and is not its init: dump "
+        "the namespace's init with its tree, or run criu-lite inside the namespace (nsenter)",
+        pid, comm.c_str(), ns.c_str(), parent > 0 ? "its parent" : "criu-lite", ref.c_str());
+  return Ok{};
+}
+
 // A task's namespace that differs from its parent's in the tree (for the
-// root: criu-lite's) is one restore must make again. uts, cgroup and ipc
-// are carried: any other is refused, and so is a task that went back into
-// criu-lite's own namespace from its parent's new one (restore makes
+// root: criu-lite's) is one restore must make again. pid, uts, cgroup and
+// ipc are carried: any other is refused, and so is a task that went back
+// into criu-lite's own namespace from its parent's new one (restore makes
 // namespaces, it does not leave them).
 Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
-  for (const char* ns : {"pid", "pid_for_children", "mnt", "net", "uts", "ipc", "cgroup", "time",
-                         "time_for_children", "user"}) {
+  TRY(CheckPidNamespace(pid, parent, comm));
+  for (const char* ns :
+       {"mnt", "net", "uts", "ipc", "cgroup", "time", "time_for_children", "user"}) {
     std::string theirs = Readlink(ProcTask(pid).Path(std::string("ns/") + ns));
     std::string ours = Readlink(Format("/proc/self/ns/%s", ns));
     std::string ref = parent > 0 ? Readlink(ProcTask(parent).Path(std::string("ns/") + ns)) : ours;
@@ -289,11 +318,11 @@ Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas) {
   return MakeError("PID %d has no [vdso] to run remote syscalls from", pid);
 }
 
-Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
+Status CheckTaskCarried(const SeizedProcess& task, pid_t parent, bool root) {
   pid_t pid = task.pid;
   std::string comm = Readlink(ProcTask(pid).Path("exe"));
   comm = comm.substr(comm.rfind('/') + 1);
-  TRY(CheckNamespaces(pid, parent, comm));
+  TRY(CheckNamespaces(pid, root ? 0 : parent, comm));
   // Strict mode would kill the task at criu-lite's first remote syscall; a
   // filter could kill it or make criu-lite's calls fail.
   for (const SeizedThread& t : task.threads) {
@@ -320,6 +349,25 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent) {
     if (r == 0)
       return MakeError("PID %d (%s) shares its %s with its parent %d: not carried yet", pid,
                        comm.c_str(), k.what, parent);
+  }
+  return Ok{};
+}
+
+Status CollectPidNamespaces(pid_t pid, const std::vector<pid_t>& tids, img::TreeEntry* e) {
+  ProcStatus st = TRY(ProcTask(pid).Status());
+  ProcStatus self = TRY(ProcTask(getpid()).Status());
+  size_t top = self.nspid.size();  // criu-lite's level, counted from the outermost
+  if (top == 0 || st.nspid.size() < top)
+    return MakeError("PID %d: /proc/PID/status has no NSpid below criu-lite's level", pid);
+  if (st.nspid.size() == top) return Ok{};
+  for (size_t i = top; i < st.nspid.size(); i++) e->add_ns_pids(st.nspid[i]);
+  e->set_ns_pgid(st.nspgid.empty() ? 0 : st.nspgid.back());
+  e->set_ns_sid(st.nssid.empty() ? 0 : st.nssid.back());
+  for (pid_t tid : tids) {
+    ProcStatus t = tid == pid ? st : TRY(ProcTask(pid, tid).Status());
+    if (t.nspid.size() != st.nspid.size())
+      return MakeError("thread %d of PID %d is in other PID namespaces than its process", tid, pid);
+    for (size_t i = top; i < t.nspid.size(); i++) e->add_ns_tids(t.nspid[i]);
   }
   return Ok{};
 }

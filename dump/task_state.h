@@ -15,8 +15,9 @@ namespace crl {
 
 // Refuses, before anything runs inside it, a task whose state criu-lite
 // cannot carry: other namespaces, seccomp, and what it shares with its
-// PARENT by clone() flags short of a thread.
-Status CheckTaskCarried(const SeizedProcess& task, pid_t parent);
+// PARENT by clone() flags short of a thread. Namespaces are compared with
+// the parent's, the ROOT's with criu-lite's.
+Status CheckTaskCarried(const SeizedProcess& task, pid_t parent, bool root);
 
 // Where remote syscalls run in PID: a `syscall` instruction of its vDSO.
 Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas);
@@ -25,6 +26,10 @@ Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas);
 // refused those it cannot): a UTS namespace its PARENT in the tree (0 for
 // the root: criu-lite) is not in, with its names.
 Status CollectNamespaces(pid_t pid, pid_t parent, img::TaskCore* core);
+// PID's PIDs in the PID namespaces below criu-lite's, and those of its
+// threads TIDS, its group and session as it sees them (TreeEntry.ns_*):
+// nothing where it is in criu-lite's. Zombies too.
+Status CollectPidNamespaces(pid_t pid, const std::vector<pid_t>& tids, img::TreeEntry* e);
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
                        img::TaskCore* core);
 Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,

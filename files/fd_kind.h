@@ -169,6 +169,15 @@ class OpenFiles {
   void Repairing(int fd) { repairing_.push_back(fd); }
   // Every connection out of repair mode (once the network lock is lifted).
   Status FinishRepairs();
+  // The task of the tree whose PID was IMAGE at dump is LIVE here (they
+  // differ in a PID namespace restore made).
+  void TaskMade(pid_t image, pid_t live) { live_pids_[image] = live; }
+  // The PID here of what was IMAGE at dump: a task of the tree made by now,
+  // or IMAGE itself.
+  pid_t LivePid(pid_t image) const {
+    auto it = live_pids_.find(image);
+    return it == live_pids_.end() ? image : it->second;
+  }
 
  private:
   const img::Shared& shared_;
@@ -177,6 +186,7 @@ class OpenFiles {
   std::map<std::pair<const FdKind*, uint64_t>, std::vector<int>> objects_;
   std::vector<ScopedFd> held_;
   std::vector<int> repairing_;
+  std::map<pid_t, pid_t> live_pids_;
 };
 
 class FdKind {

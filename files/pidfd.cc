@@ -51,9 +51,9 @@ class Pidfd : public FdKind {
     return Ok{};
   }
 
-  Result<ScopedFd> Open(const img::Fd& f, OpenFiles&) const override {
+  Result<ScopedFd> Open(const img::Fd& f, OpenFiles& files) const override {
     unsigned flags = f.flags() & kPidfdThread;
-    pid_t pid = f.pidfd().pid();
+    pid_t pid = files.LivePid(f.pidfd().pid());
     if (pid > 0) {
       ScopedFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, flags)));
       if (!fd.valid()) return ErrnoError("pidfd_open(%d)", pid);

@@ -121,6 +121,23 @@ Status ReadPeerCred(int sock, img::PeerCred* out) {
   return Ok{};
 }
 
+// A socket HOLDER holds, made by a task in a PID namespace below
+// criu-lite's: the socket cannot be made again as a task with that PID
+// there (restore makes it before the namespace has tasks, and its init is
+// the first), so the PID is not carried, and the dump says so.
+Status MarkPidNotKept(pid_t holder, int fd, img::PeerCred* c) {
+  if (c->pid() == 0 || c->pid_not_kept()) return Ok{};
+  ProcStatus mine = TRY(ProcTask(getpid()).Status());
+  ProcStatus theirs = TRY(ProcTask(holder).Status());
+  if (theirs.nspid.size() <= mine.nspid.size()) return Ok{};
+  c->set_pid_not_kept(true);
+  LOG_WARN(
+      "PID %d fd %d: a unix socket made in a PID namespace of the tree (by PID %d): the PID "
+      "SO_PEERCRED names is not carried (after restore it names no task there)",
+      holder, fd, c->pid());
+  return Ok{};
+}
+
 // Task PID's credentials, as connect() would record them.
 Result<img::PeerCred> TaskCred(pid_t pid) {
   std::string text = TRY(ReadFileToString(ProcTask(pid).Path("status")));
@@ -204,6 +221,7 @@ Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si, UnixTree& t) {
       u->set_listener_ino(w->second.first);
       u->set_pending_index(w->second.second);
       *u->mutable_connector() = TRY(TaskCred(r.pid));
+      TRY(MarkPidNotKept(r.pid, r.fd->fd(), u->mutable_connector()));
       return Ok{};
     }
     if (!si.name.empty() && !t.listeners.count(si.name))
@@ -240,7 +258,10 @@ Result<std::array<int, 2>> MadeAs(const img::PeerCred& cred, const char* what,
     if (op(out) < 0) return ErrnoError("%s", what);
     return out;
   }
-  TaskCreds tc{cred.pid(), cred.uid(), cred.gid(), {cred.groups().begin(), cred.groups().end()}};
+  TaskCreds tc{cred.pid_not_kept() ? 0 : cred.pid(),
+               cred.uid(),
+               cred.gid(),
+               {cred.groups().begin(), cred.groups().end()}};
   auto made = AsTask(tc, what, op);
   if (made.ok() || !made.error().Is(ErrorCode::kPidInUse)) return made;
   LOG_WARN(
@@ -369,9 +390,11 @@ Status SaveCredsAndQueues(const std::vector<FdRef>& carried, TreeFds& tree) {
     img::Fd& f = *r.fd;
     img::UnixSocketFd* u = f.mutable_unix_socket();
     ScopedFd mine_fd = TRY(TakeFd(r.pid, f.fd()));
-    if (!creds.count(f.ino()))
+    if (!creds.count(f.ino())) {
       TRY(ReadPeerCred(mine_fd.get(), &creds[f.ino()])
               .Context(Format("PID %d fd %d", r.pid, f.fd())));
+      TRY(MarkPidNotKept(r.pid, f.fd(), &creds[f.ino()]));
+    }
     *u->mutable_cred() = creds[f.ino()];
     bool connected = u->peer_ino() || u->peer_gone();
     if (!connected || !tree.First("socket data", f.ino())) continue;

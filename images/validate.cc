@@ -1,6 +1,7 @@
 #include "images/validate.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -13,6 +14,30 @@ bool Aligned(uint64_t x) { return x % kPageSize == 0; }
 
 }  // namespace
 
+// A task in PID namespaces below criu-lite's: in its parent's (at depth
+// ABOVE), or the init of one of its own just below.
+static Status ValidatePidNamespaces(const img::TreeEntry& e, int above) {
+  int depth = e.ns_pids_size();
+  if (depth != above && depth != above + 1)
+    return MakeError("PID %d is %d PID namespaces deep, its parent %d", e.pid(), depth, above);
+  for (int p : e.ns_pids())
+    if (p <= 0 || p > kMaxPid) return MakeError("PID %d has PID %d in a namespace", e.pid(), p);
+  if (depth > above && e.ns_pids(depth - 1) != 1)
+    return MakeError("PID %d makes a PID namespace but is not its init (PID 1)", e.pid());
+  if (depth == 0 && (e.ns_tids_size() || e.ns_pgid() || e.ns_sid()))
+    return MakeError("PID %d has namespace PIDs but no PID namespace", e.pid());
+  if (e.ns_tids_size() != e.tids_size() * depth)
+    return MakeError("PID %d has %d threads in %d PID namespaces, and %d thread IDs there", e.pid(),
+                     e.tids_size(), depth, e.ns_tids_size());
+  for (int t : e.ns_tids())
+    if (t <= 0 || t > kMaxPid)
+      return MakeError("PID %d has a thread %d in its namespace", e.pid(), t);
+  if (e.ns_pgid() < 0 || e.ns_pgid() > kMaxPid || e.ns_sid() < 0 || e.ns_sid() > kMaxPid)
+    return MakeError("PID %d has group %d and session %d in its namespace", e.pid(), e.ns_pgid(),
+                     e.ns_sid());
+  return Ok{};
+}
+
 Status ValidateTree(const img::Inventory& inv) {
   if (inv.tree_size() == 0) return MakeError("the inventory lists no tasks");
   if (inv.tree_size() > kMaxTasks)
@@ -21,6 +46,7 @@ Status ValidateTree(const img::Inventory& inv) {
     return MakeError("the inventory's first task is %d, not its root %d", inv.tree(0).pid(),
                      inv.root_pid());
   std::set<int> pids, tids;
+  std::map<int, int> depth;  // of each task's PID namespace, below criu-lite's
   for (const img::TreeEntry& e : inv.tree()) {
     if (e.pid() <= 0 || e.pid() > kMaxPid) return MakeError("the inventory lists PID %d", e.pid());
     if (!pids.insert(e.pid()).second) return MakeError("the inventory lists PID %d twice", e.pid());
@@ -41,6 +67,8 @@ Status ValidateTree(const img::Inventory& inv) {
     }
     if (e.pgid() < 0 || e.pgid() > kMaxPid || e.sid() < 0 || e.sid() > kMaxPid)
       return MakeError("PID %d has group %d and session %d", e.pid(), e.pgid(), e.sid());
+    TRY(ValidatePidNamespaces(e, e.pid() == inv.root_pid() ? 0 : depth[e.ppid()]));
+    depth[e.pid()] = e.ns_pids_size();
   }
   for (const img::TreeEntry& e : inv.tree())
     for (int tid : e.tids())

@@ -172,11 +172,12 @@ Result<ProcStatus> ParseProcStatus(std::string_view text) {
     } else if (key == "Tgid") {
       ok = ParseNum(val, st.tgid);
       have_tgid = ok;
-    } else if (key == "NSpid") {
+    } else if (key == "NSpid" || key == "NSpgid" || key == "NSsid") {
+      std::vector<pid_t>& out = key == "NSpid" ? st.nspid : key == "NSpgid" ? st.nspgid : st.nssid;
       for (std::string_view x = NextField(val); !x.empty(); x = NextField(val)) {
         pid_t p;
         if (!(ok = ParseNum(x, p))) break;
-        st.nspid.push_back(p);
+        out.push_back(p);
       }
     } else if (key == "Uid" || key == "Gid") {
       uint32_t* dst = key == "Uid" ? st.uid : st.gid;

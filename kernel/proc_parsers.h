@@ -66,6 +66,7 @@ struct ProcStatus {
   uint64_t sig_caught = 0;          // SigCgt
   pid_t tgid = 0;
   std::vector<pid_t> nspid;           // NSpid, outermost namespace first
+  std::vector<pid_t> nspgid, nssid;   // NSpgid, NSsid: its group and session, the same way
   uint32_t uid[4] = {}, gid[4] = {};  // real, effective, saved, fs
   std::vector<uint32_t> groups;       // supplementary
   uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0, cap_amb = 0;

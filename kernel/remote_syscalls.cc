@@ -380,6 +380,7 @@ Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, ui
     return result;
   }
   TRY(SetRegs(tid_, RegsFor(nr, a1, a2, a3, a4, a5, a6)));
+  last_new_task_ = 0;
   // Two syscall stops: entry, then exit.
   int group_stop_traps = 0;
   for (int stops = 0; stops < 2;) {
@@ -392,9 +393,15 @@ Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, ui
     int ev = ws.ptrace_event();
     // A task whose group-stop was just ended traps once more to say so.
     if (ev == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
-    // A fork or clone it made reports first (the caller learns the new TID
-    // from the syscall's result).
-    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) continue;
+    // A fork or clone it made reports first, with the new task's PID as
+    // criu-lite sees it.
+    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
+      unsigned long msg = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg) < 0)
+        return ErrnoError("ptrace(PTRACE_GETEVENTMSG, pid=%d)", tid_);
+      last_new_task_ = static_cast<pid_t>(msg);
+      continue;
+    }
     return MakeError("remote syscall %ld in pid %d: expected a syscall stop, got %s", nr, tid_,
                      ws.ToString().c_str());
   }

@@ -80,6 +80,10 @@ class RemoteSyscalls {
   // final ones itself).
   void DontRestoreRegisters() { restore_ = false; }
 
+  // The task the last remote fork or clone made, by its PID in criu-lite's
+  // namespace (the syscall's result is the one in the caller's), or 0.
+  pid_t last_new_task() const { return last_new_task_; }
+
   // Runs a syscall that ends the task (exit_group, or a kill of itself with
   // a fatal signal) and waits until it is gone; returns how it ended.
   Result<WaitStatus> SyscallThatExits(long nr, uint64_t a1 = 0, uint64_t a2 = 0);
@@ -97,6 +101,7 @@ class RemoteSyscalls {
                              uint64_t a4, uint64_t a5, uint64_t a6);
   Result<int64_t> GuardedSyscall(long nr, const Registers& regs);
   pid_t tid_;
+  pid_t last_new_task_ = 0;
   RemotePtr syscall_insn_;
   Registers saved_;
   Mode mode_;

@@ -198,9 +198,33 @@ Result<ScopedFd> TakeMadeFd(RemoteSyscalls& rs, RemotePtr scratch, pid_t pid, in
   return taken;
 }
 
+namespace {
+int g_pidfd_in_tasks = -1;
+}  // namespace
+
+Result<CriuLitePidfdInTasks> CriuLitePidfdInTasks::Open(int above) {
+  ScopedFd self(syscall(__NR_pidfd_open, getpid(), 0));
+  if (!self.valid()) return ErrnoError("pidfd_open(criu-lite)");
+  ScopedFd at(fcntl(self.get(), F_DUPFD_CLOEXEC, above));
+  if (!at.valid()) return ErrnoError("fcntl(F_DUPFD_CLOEXEC, %d) for criu-lite's pidfd", above);
+  g_pidfd_in_tasks = at.get();
+  int number = at.get();
+  return CriuLitePidfdInTasks(std::move(at), number);
+}
+
+CriuLitePidfdInTasks::~CriuLitePidfdInTasks() {
+  if (number_ >= 0) g_pidfd_in_tasks = -1;
+}
+
+int CriuLitePidfdInTasks::InTasks() { return g_pidfd_in_tasks; }
+
 Result<FdGiver> FdGiver::Open(RemoteSyscalls& rs, RemotePtr scratch, int above) {
   if (!Kernel().pidfd_getfd) return FdGiver(rs, scratch, RemoteFd());
-  RemoteFd pidfd(rs, TRY(rs.Checked("pidfd_open(criu-lite)", __NR_pidfd_open, getpid(), 0)));
+  int held = g_pidfd_in_tasks;
+  RemoteFd pidfd(rs, held >= 0
+                         ? TRY(rs.Checked("fcntl(criu-lite's pidfd, F_DUPFD_CLOEXEC)", SYS_fcntl,
+                                          held, F_DUPFD_CLOEXEC, above))
+                         : TRY(rs.Checked("pidfd_open(criu-lite)", __NR_pidfd_open, getpid(), 0)));
   if (pidfd.get() >= above) return FdGiver(rs, scratch, std::move(pidfd));
   RemoteFd parked(rs, TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd.get(),
                                      F_DUPFD_CLOEXEC, above)));

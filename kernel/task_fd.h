@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "base/result.h"
 #include "base/scoped_fd.h"
@@ -43,6 +44,32 @@ class TaskWindows {
   ~TaskWindows();
   TaskWindows(const TaskWindows&) = delete;
   TaskWindows& operator=(const TaskWindows&) = delete;
+};
+
+// Restore: every task being restored holds a pidfd of criu-lite at fd FD,
+// inherited when the root was made (opened before it is), and
+// FdGiver takes criu-lite's fds through it: a task in a PID namespace of its
+// own could not find criu-lite to pidfd_open it. For its lifetime.
+class CriuLitePidfdInTasks {
+ public:
+  // Opens the pidfd in criu-lite at the lowest free number from ABOVE (out
+  // of the way of every fd of the tree).
+  static Result<CriuLitePidfdInTasks> Open(int above);
+  CriuLitePidfdInTasks(CriuLitePidfdInTasks&& o) noexcept
+      : fd_(std::move(o.fd_)), number_(std::exchange(o.number_, -1)) {}
+  CriuLitePidfdInTasks& operator=(CriuLitePidfdInTasks&&) = delete;
+  ~CriuLitePidfdInTasks();
+  // Its number, in criu-lite until the root is made, then in every task.
+  int fd() const { return number_; }
+  // Closes criu-lite's own copy, once the root has its.
+  void CloseOwn() { fd_.reset(); }
+  // The number the tasks hold it at, or -1 (none, or no restore running).
+  static int InTasks();
+
+ private:
+  CriuLitePidfdInTasks(ScopedFd fd, int number) : fd_(std::move(fd)), number_(number) {}
+  ScopedFd fd_;
+  int number_;
 };
 
 // Gives a task criu-lite's fds. With pidfd_getfd the task holds a pidfd of

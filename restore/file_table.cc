@@ -71,10 +71,10 @@ Status TakeLock(int fd, const img::Fd& f, const img::FileLock& l) {
 
 }  // namespace
 
-Status TakeTaskLocks(Puppet& p, const img::Fds& fds) {
+Status TakeTaskLocks(Puppet& p, pid_t image_pid, const img::Fds& fds) {
   for (const img::Fd& f : fds.fds())
     for (const img::FileLock& l : f.locks()) {
-      bool flock_of_mine = l.kind() == img::FileLock::FLOCK && l.pid() == p.pid();
+      bool flock_of_mine = l.kind() == img::FileLock::FLOCK && l.pid() == image_pid;
       if (l.kind() != img::FileLock::POSIX && !flock_of_mine) continue;
       RemoteScratch::Frame frame(p.scratch());
       int64_t r;
@@ -174,7 +174,7 @@ Status FileTable::Finish(const std::vector<const img::Fds*>& all, const img::Sha
       int local = LocalFd(f.file_id());
       if (local < 0 || f.has_inherited() || callers_.count(f.file_id())) continue;
       if (f.owner_pid()) {
-        f_owner_ex owner{static_cast<__pid_type>(f.owner_type()), f.owner_pid()};
+        f_owner_ex owner{static_cast<__pid_type>(f.owner_type()), files_.LivePid(f.owner_pid())};
         if (fcntl(local, F_SETOWN_EX, &owner) < 0)
           return ErrnoError("fcntl(fd %d, F_SETOWN_EX, %d)", f.fd(), f.owner_pid());
       }
@@ -232,8 +232,11 @@ Status GiveFds(Puppet& p, const img::Fds& fds, const FileTable& table, bool afte
 Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
   RemoteSyscalls& rs = p.rs();
   // Drop what it inherited (criu-lite's files, or its parent's).
+  // All but criu-lite's pidfd, which is above the task's fds.
   std::vector<int> open_now = TRY(ProcTask(p.pid()).Fds());
-  for (int fd : open_now) TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
+  for (int fd : open_now)
+    if (fd != CriuLitePidfdInTasks::InTasks())
+      TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
   return GiveFds(p, fds, table, false);
 }
 

@@ -53,6 +53,8 @@ class FileTable {
   // The tree's TCP connections out of repair mode (once the network lock
   // is lifted, just before the tree runs).
   Status FinishRepairs() { return files_.FinishRepairs(); }
+  // The task of the tree that was IMAGE at dump is LIVE here (OpenFiles).
+  void TaskMade(pid_t image, pid_t live) { files_.TaskMade(image, live); }
 
  private:
   explicit FileTable(const img::Shared& shared) : files_(shared) {}
@@ -80,6 +82,6 @@ Status FinishFds(Puppet& p, const img::Fds& fds, FileTable& table,
 // among its files, since closing any fd of a file drops the process's POSIX
 // locks on it. Other flocks and OFD locks, which belong to descriptions,
 // are taken by FileTable::Finish.
-Status TakeTaskLocks(Puppet& p, const img::Fds& fds);
+Status TakeTaskLocks(Puppet& p, pid_t image_pid, const img::Fds& fds);
 
 }  // namespace crl

@@ -57,19 +57,19 @@ struct PuppetPipes {
   }
 }
 
-Result<pid_t> CloneWithPid(pid_t pid, bool sibling, const PuppetPipes& pp) {
+Result<pid_t> CloneWithPid(const NewPid& pids, bool sibling, const PuppetPipes& pp) {
   clone_args args{};
   // --restore-sibling: the task becomes criu-lite's sibling (its parent is
   // criu-lite's parent), as with CRIU.
-  args.flags = sibling ? CLONE_PARENT : 0;
+  args.flags = (sibling ? CLONE_PARENT : 0) | (pids.new_ns ? CLONE_NEWPID : 0);
   args.exit_signal = sibling ? 0 : SIGCHLD;
-  pid_t tids[1] = {pid};
-  args.set_tid = reinterpret_cast<uint64_t>(tids);
-  args.set_tid_size = 1;
+  args.set_tid = reinterpret_cast<uint64_t>(pids.set_tid.data());
+  args.set_tid_size = pids.set_tid.size();
   long r = syscall(__NR_clone3, &args, sizeof args);
   if (r < 0) {
-    if (errno == EEXIST) return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pid);
-    return ErrnoError("clone3(set_tid=%d)", pid);
+    if (errno == EEXIST)
+      return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pids.set_tid[0]);
+    return ErrnoError("clone3(set_tid=%d%s)", pids.set_tid[0], pids.new_ns ? ", CLONE_NEWPID" : "");
   }
   if (r == 0) PuppetMain(pp);
   return static_cast<pid_t>(r);
@@ -138,10 +138,11 @@ Status Puppet::SuspendSeccomp() {
   return Ok{};
 }
 
-Status Puppet::AdoptThread(pid_t tid) {
+Status Puppet::AdoptThread(pid_t tid, pid_t self_tid) {
   Registers regs = TRY(GetRegs(tid));
   threads_.push_back(
-      {tid, std::make_unique<RemoteSyscalls>(tid, RemotePtr(blob_.syscall_insn()), regs)});
+      {tid, self_tid,
+       std::make_unique<RemoteSyscalls>(tid, RemotePtr(blob_.syscall_insn()), regs)});
   threads_.back().rs->DontRestoreRegisters();
   return Ok{};
 }
@@ -154,8 +155,8 @@ static Status WaitForNewTask(pid_t tid) {
   return Ok{};
 }
 
-Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool use_clone3,
-                                               bool sibling) {
+Result<std::unique_ptr<Puppet>> Puppet::Create(const NewPid& pids, const Blob& blob,
+                                               bool use_clone3, bool sibling) {
   // Two pipes: the child closes its end of READY once it is ready, and
   // waits on WAIT, whose write end criu-lite keeps (and drops if it dies).
   int ready_pipe[2], wait_pipe[2];
@@ -164,9 +165,12 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
   ScopedFd ready_r(ready_pipe[0]), ready_w(ready_pipe[1]);
   ScopedFd wait_r(wait_pipe[0]), wait_w(wait_pipe[1]);
   if (sibling && !use_clone3) return MakeError("--restore-sibling needs clone3");
+  if (pids.new_ns && !use_clone3)
+    return MakeError("making a PID namespace with its init's PIDs needs clone3 (Linux 5.5)");
   PuppetPipes pp{wait_r.get(), wait_w.get(), ready_w.get()};
-  pid_t child = TRY(use_clone3 ? CloneWithPid(pid, sibling, pp) : ForkWithNsLastPid(pid, pp));
-  std::unique_ptr<Puppet> p(new Puppet(child, blob));
+  pid_t child =
+      TRY(use_clone3 ? CloneWithPid(pids, sibling, pp) : ForkWithNsLastPid(pids.set_tid[0], pp));
+  std::unique_ptr<Puppet> p(new Puppet(child, pids.set_tid[0], blob));
   ready_w.reset();
   // A stop signal (no SA_RESTART) interrupts the wait: it ends the restore,
   // said as such, not as a task that failed.
@@ -200,42 +204,49 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(pid_t pid, const Blob& blob, bool
         "the new task %d is still registered with rseq at 0x%lx; cannot clear its "
         "address space safely",
         child, rseq.rseq_abi_pointer);
-  TRY(p->AdoptThread(child));
+  TRY(p->AdoptThread(child, p->self_pid_));
   return p;
 }
 
-Result<std::unique_ptr<Puppet>> Puppet::Fork(pid_t pid) {
+Result<std::unique_ptr<Puppet>> Puppet::Fork(const NewPid& pids) {
   RemoteScratch::Frame frame(scratch_);
-  pid_t tids[1] = {pid};
-  auto rtids = TRY(scratch_.Push(tids));
+  pid_t pid = pids.set_tid[0];
+  auto rtids = TRY(scratch_.PushArray(pids.set_tid.data(), pids.set_tid.size()));
   clone_args args{};
+  args.flags = pids.new_ns ? CLONE_NEWPID : 0;
   args.exit_signal = SIGCHLD;
   args.set_tid = rtids.addr();
-  args.set_tid_size = 1;
+  args.set_tid_size = pids.set_tid.size();
   auto rargs = TRY(scratch_.Push(args));
   int64_t r = TRY(rs().Syscall(__NR_clone3, rargs, sizeof args));
   if (r == -EEXIST) return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pid);
-  if (r < 0) return ErrnoError(static_cast<int>(-r), "clone3(set_tid=%d) in pid %d", pid, pid_);
-  std::unique_ptr<Puppet> child(new Puppet(static_cast<pid_t>(r), blob_));
-  TRY(WaitForNewTask(child->pid_));
-  TRY(child->AdoptThread(child->pid_));
+  if (r < 0)
+    return ErrnoError(static_cast<int>(-r), "clone3(set_tid=%d%s) in pid %d", pid,
+                      pids.new_ns ? ", CLONE_NEWPID" : "", pid_);
+  pid_t host = rs().last_new_task();
+  if (host <= 0) return MakeError("clone3 in pid %d made a task ptrace did not report", pid_);
+  std::unique_ptr<Puppet> child(new Puppet(host, pid, blob_));
+  TRY(WaitForNewTask(host));
+  TRY(child->AdoptThread(host, pid));
   return child;
 }
 
-Status Puppet::CloneThread(pid_t tid) {
+Status Puppet::CloneThread(const std::vector<pid_t>& tids) {
   RemoteScratch::Frame frame(scratch_);
-  pid_t tids[1] = {tid};
-  auto rtids = TRY(scratch_.Push(tids));
+  pid_t tid = tids[0];
+  auto rtids = TRY(scratch_.PushArray(tids.data(), tids.size()));
   clone_args args{};
   args.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
   args.set_tid = rtids.addr();
-  args.set_tid_size = 1;
+  args.set_tid_size = tids.size();
   auto rargs = TRY(scratch_.Push(args));
   int64_t r = TRY(rs().Syscall(__NR_clone3, rargs, sizeof args));
   if (r < 0)
     return ErrnoError(static_cast<int>(-r), "clone3(thread, set_tid=%d) in pid %d", tid, pid_);
-  TRY(WaitForNewTask(static_cast<pid_t>(r)));
-  return AdoptThread(static_cast<pid_t>(r));
+  pid_t host = rs().last_new_task();
+  if (host <= 0) return MakeError("clone3 in pid %d made a thread ptrace did not report", pid_);
+  TRY(WaitForNewTask(host));
+  return AdoptThread(host, tid);
 }
 
 Status Puppet::Release(const std::vector<Registers>& regs, const std::vector<int64_t>& restart,

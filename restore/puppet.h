@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <vector>
 
 #include "base/result.h"
 #include "kernel/ptrace_task.h"
@@ -35,22 +36,37 @@ struct Blob {
 Result<Blob> MapBlob(const std::vector<std::pair<uint64_t, uint64_t>>& avoid, uint64_t park_bytes);
 void UnmapBlob(const Blob& blob);
 
+// The PIDs a new task is made with: clone3's set_tid, innermost namespace
+// first (one entry: in the creator's namespace for its children), and
+// whether it is the init of a PID namespace of its own (CLONE_NEWPID: its
+// first PID is then 1, and the second, if any, its PID in its creator's).
+struct NewPid {
+  std::vector<pid_t> set_tid;
+  bool new_ns = false;
+};
+
 class Puppet {
  public:
-  // Creates the root puppet with PID (clone3 set_tid, or ns_last_pid where
+  // Creates the root puppet with PIDS (clone3 set_tid, or ns_last_pid where
   // the kernel lacks it) and waits until it is stopped under ptrace.
   // SIBLING (--restore-sibling): its parent is criu-lite's parent.
-  static Result<std::unique_ptr<Puppet>> Create(pid_t pid, const Blob& blob, bool use_clone3,
-                                                bool sibling = false);
-  // Makes this puppet fork a child puppet with PID, as the task did: the
+  static Result<std::unique_ptr<Puppet>> Create(const NewPid& pids, const Blob& blob,
+                                                bool use_clone3, bool sibling = false);
+  // Makes this puppet fork a child puppet with PIDS, as the task did: the
   // child starts as a copy of this one (memory, files), traced too.
-  Result<std::unique_ptr<Puppet>> Fork(pid_t pid);
-  // Makes this puppet start a thread with TID; it stays stopped, ready to be
-  // driven with thread_rs().
-  Status CloneThread(pid_t tid);
+  Result<std::unique_ptr<Puppet>> Fork(const NewPid& pids);
+  // Makes this puppet start a thread with TIDS (clone3's set_tid, as for a
+  // process); it stays stopped, ready to be driven with thread_rs().
+  Status CloneThread(const std::vector<pid_t>& tids);
   ~Puppet();
 
+  // Its PID as criu-lite sees it: for criu-lite's own calls (ptrace, /proc,
+  // prlimit...).
   pid_t pid() const { return pid_; }
+  // Its PID, and thread I's TID, in its own PID namespace: for the remote
+  // syscalls that name it (kill, rt_tgsigqueueinfo...).
+  pid_t self_pid() const { return self_pid_; }
+  pid_t thread_self_tid(size_t i) const { return threads_[i].self_tid; }
   const Blob& blob() const { return blob_; }
   RemoteSyscalls& rs() { return *threads_[0].rs; }
   RemoteScratch& scratch() { return scratch_; }
@@ -74,15 +90,16 @@ class Puppet {
 
  private:
   struct Thread {
-    pid_t tid;
+    pid_t tid, self_tid;
     std::unique_ptr<RemoteSyscalls> rs;
   };
-  Puppet(pid_t pid, const Blob& blob)
+  Puppet(pid_t pid, pid_t self_pid, const Blob& blob)
       : pid_(pid),
+        self_pid_(self_pid),
         blob_(blob),
         scratch_(pid, RemotePtr(blob.scratch_start()), Blob::kScratchSize) {}
-  Status AdoptThread(pid_t tid);
-  pid_t pid_;
+  Status AdoptThread(pid_t tid, pid_t self_tid);
+  pid_t pid_, self_pid_;
   Blob blob_;
   RemoteScratch scratch_;
   std::vector<Thread> threads_;

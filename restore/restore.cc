@@ -32,6 +32,7 @@
 #include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
+#include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 #include "restore/aio_restore.h"
 #include "restore/cgroup_restore.h"
@@ -78,6 +79,31 @@ Status CheckPidFree(pid_t pid) {
   return Ok{};
 }
 
+// How task E is made by its PARENT in the tree (nullptr: the root, made by
+// criu-lite): in its parent's PID namespace, or as the init of one of its
+// own, with its PIDs in every namespace below criu-lite's (not in
+// criu-lite's: a namespace's host PIDs are no part of what is inside).
+NewPid PidsFor(const img::TreeEntry& e, const img::TreeEntry* parent) {
+  int depth = e.ns_pids_size(), above = parent ? parent->ns_pids_size() : 0;
+  NewPid n;
+  n.new_ns = depth > above;
+  for (int i = depth - 1; i >= 0; i--) n.set_tid.push_back(e.ns_pids(i));
+  if (depth == 0) n.set_tid.push_back(e.pid());
+  return n;
+}
+
+// E's thread I's TIDs, innermost first (as for its process).
+std::vector<pid_t> ThreadTids(const img::TreeEntry& e, int i) {
+  int depth = e.ns_pids_size();
+  if (depth == 0) return {e.tids(i)};
+  std::vector<pid_t> out;
+  for (int l = depth - 1; l >= 0; l--) out.push_back(e.ns_tids(i * depth + l));
+  return out;
+}
+
+// E's group as E names it in its own PID namespace.
+pid_t SelfPgid(const img::TreeEntry& e) { return e.ns_pids_size() ? e.ns_pgid() : e.pgid(); }
+
 // Everything is read and checked before any task exists.
 Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) {
   pid_t pid = t->entry.pid();
@@ -116,7 +142,9 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   // Lazy restore splits every task's pages by mapping: a chain of one image.
   if (chained || opts.pages == PagePlacement::kLazy)
     t->chain = std::make_unique<PageChain>(TRY(ResolvePageChain(dir.path(), pid, t->pagemap)));
-  for (int tid : t->entry.tids()) TRY(CheckPidFree(tid));
+  // Tasks in a PID namespace restore makes take PIDs in it only.
+  if (t->entry.ns_pids().empty())
+    for (int tid : t->entry.tids()) TRY(CheckPidFree(tid));
   return Ok{};
 }
 
@@ -154,10 +182,10 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
                        dir.Inventory().c_str(), e.pid(), ss);
     auto t = std::make_unique<TaskImages>();
     t->entry = e;
-    if (e.zombie())
-      TRY(CheckPidFree(e.pid()));
-    else
+    if (!e.zombie())
       TRY(LoadTask(dir, opts, t.get()));
+    else if (e.ns_pids().empty())
+      TRY(CheckPidFree(e.pid()));
     if (e.pid() != inv.root_pid() && !tree.tasks.count(e.ppid()))
       return MakeError("%s: PID %d's parent %d is not in the tree", dir.Inventory().c_str(),
                        e.pid(), e.ppid());
@@ -167,7 +195,8 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
   tree.root = tree.tasks[inv.root_pid()].get();
   // A group whose leader has exited needs the leader's PID for a moment.
   for (const img::TreeEntry& e : inv.tree())
-    if (!tree.tasks.count(e.pgid()) && e.pgid() != tree.tasks[inv.root_pid()]->entry.pgid())
+    if (!tree.tasks.count(e.pgid()) && e.pgid() != tree.tasks[inv.root_pid()]->entry.pgid() &&
+        e.ns_pids().empty())
       TRY(CheckPidFree(e.pgid()).Context(Format("process group %d of PID %d", e.pgid(), e.pid())));
   if (access(dir.Shared().c_str(), F_OK) == 0)
     TRY(ReadImage(dir.Shared(), ImageKind::kShared, &tree.shared));
@@ -272,6 +301,13 @@ class TreeBuilder {
   TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files,
               const CgroupRestore& cgroups)
       : tree_(tree), opts_(opts), files_(files), cgroups_(cgroups) {}
+  // Tasks not released are killed children first: the init of a PID
+  // namespace does not finish dying until every task in it has been reaped,
+  // the traced ones by criu-lite.
+  ~TreeBuilder() {
+    while (!zombies_.empty()) zombies_.pop_back();
+    while (!puppets_.empty()) puppets_.pop_back();
+  }
 
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
@@ -299,7 +335,7 @@ class TreeBuilder {
     const TaskImages* images;
     std::unique_ptr<Puppet> puppet;
   };
-  Status MakeZombie(Puppet& parent, const TaskImages& z);
+  Status MakeZombie(Puppet& parent, const TaskImages& parent_images, const TaskImages& z);
   Status ExitZombie(Zombie& z);
   Status SetProcessGroups();
   Status MakeLeaderlessGroup(Puppet& member, const TaskImages& t);
@@ -332,8 +368,9 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
     return Ok{};
   };
+  files_.TaskMade(pid, p.pid());
   // Into its cgroups first: the memory it is given is charged there.
-  TRY(step(cgroups_.Move(pid, t.core), "restoring cgroups"));
+  TRY(step(cgroups_.Move(p.pid(), t.core), "restoring cgroups"));
   TRY(step(RestoreNamespaces(p, t.core, cgroups_), "restoring namespaces"));
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
@@ -361,8 +398,10 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     if (!r.ok()) return MakeError("restoring PID %d: %s", pid, r.error().message.c_str());
   }
   TRY(ForkChildren(p, t, true));
-  for (int i = 1; i < t.core.threads_size(); i++)
-    TRY(step(p.CloneThread(t.core.threads(i).tid()), "creating a thread"));
+  for (int i = 1; i < t.core.threads_size(); i++) {
+    TRY(step(p.CloneThread(ThreadTids(t.entry, i)), "creating a thread"));
+    files_.TaskMade(t.entry.tids(i), p.thread_tid(i));
+  }
   return Ok{};
 }
 
@@ -391,7 +430,7 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
     if (const img::PtyFd* tty = ControllingPty(pid))
       TRY(step(TakeControllingTerminal(p.rs(), p.scratch(), *tty),
                "restoring the controlling terminal"));
-  TRY(step(TakeTaskLocks(p, t.fds), "restoring file locks"));
+  TRY(step(TakeTaskLocks(p, pid, t.fds), "restoring file locks"));
   TRY(step(RestoreSeccomp(p, t.core), "restoring seccomp"));
   TRY(step(RestoreCredsLast(p, t.core), "restoring credentials"));
   return Ok{};
@@ -403,10 +442,10 @@ Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_sess
     if (t.entry.sid() != t.entry.pid()) child_in_mine = true;  // one pass suffices
     if (child_in_mine != in_my_session) continue;
     if (c->entry.zombie()) {
-      TRY(MakeZombie(p, *c));
+      TRY(MakeZombie(p, t, *c));
       continue;
     }
-    auto child = p.Fork(c->entry.pid());
+    auto child = p.Fork(PidsFor(c->entry, &t.entry));
     if (!child.ok())
       return MakeError("restoring PID %d: creating it in %d: %s", c->entry.pid(), p.pid(),
                        child.error().message.c_str());
@@ -418,9 +457,10 @@ Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_sess
 // A zombie comes back as one: created by its parent, it joins its session
 // and group, then exits the way it had (exit code or signal), and its parent
 // has not reaped it.
-Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& z) {
+Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& parent_images,
+                               const TaskImages& z) {
   pid_t pid = z.entry.pid();
-  auto child = parent.Fork(pid);
+  auto child = parent.Fork(PidsFor(z.entry, &parent_images.entry));
   if (!child.ok()) return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
   if (z.entry.sid() == pid) TRY((*child)->rs().Checked("setsid in a zombie", SYS_setsid));
   zombies_.push_back({&parent, &z, std::move(*child)});
@@ -436,13 +476,13 @@ Status TreeBuilder::ExitZombie(Zombie& zombie) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     rlimit64 no_core{0, 0};
-    prlimit64(pid, RLIMIT_CORE, &no_core, nullptr);
+    prlimit64(c.pid(), RLIMIT_CORE, &no_core, nullptr);
     RemoteScratch::Frame frame(c.scratch());
     kernel_sigaction dfl{};
     auto ra = TRY(c.scratch().Push(dfl));
     TRY(c.rs().Checked("rt_sigaction(SIG_DFL)", SYS_rt_sigaction, sig, ra, 0, 8));
-    TRY(SetSigmask(pid, 0));
-    ws = c.rs().SyscallThatExits(SYS_kill, pid, sig);
+    TRY(SetSigmask(c.pid(), 0));
+    ws = c.rs().SyscallThatExits(SYS_kill, c.self_pid(), sig);
   } else {
     ws = c.rs().SyscallThatExits(SYS_exit_group, WEXITSTATUS(status));
   }
@@ -463,23 +503,23 @@ Status TreeBuilder::ExitZombie(Zombie& zombie) {
 // session, makes the group, lets the member join, and exits; its parent
 // reaps it. The group outlives it, as it did the original leader.
 Status TreeBuilder::MakeLeaderlessGroup(Puppet& member, const TaskImages& t) {
-  pid_t pgid = t.entry.pgid();
+  pid_t pgid = t.entry.pgid(), self_pgid = SelfPgid(t.entry);
   Puppet* host = nullptr;  // a task in the member's session to fork the helper
   for (auto& [ti, p] : puppets_)
     if (ti->entry.sid() == t.entry.sid() && (ti->entry.pid() == t.entry.ppid() || !host))
       host = p.get();
   if (!host) return MakeError("no task of session %d to recreate group %d", t.entry.sid(), pgid);
-  auto helper_r = host->Fork(pgid);
+  auto helper_r = host->Fork(NewPid{{self_pgid}, false});
   if (!helper_r.ok())
     return MakeError("recreating process group %d: %s", pgid, helper_r.error().message.c_str());
   std::unique_ptr<Puppet> helper = std::move(*helper_r);
   TRY(helper->rs().Checked("setpgid(0, 0) in the group helper", SYS_setpgid, 0, 0));
-  TRY(member.rs().Checked(Format("setpgid(0, %d)", pgid).c_str(), SYS_setpgid, 0, pgid));
+  TRY(member.rs().Checked(Format("setpgid(0, %d)", self_pgid).c_str(), SYS_setpgid, 0, self_pgid));
   Result<WaitStatus> ws = helper->rs().SyscallThatExits(SYS_exit_group, 0);
   if (!ws.ok()) return ws.error();
   helper->MarkExited();
   RemoteScratch::Frame frame(host->scratch());
-  TRY(host->rs().Checked("wait4(group helper)", SYS_wait4, pgid, 0, __WALL, 0));
+  TRY(host->rs().Checked("wait4(group helper)", SYS_wait4, self_pgid, 0, __WALL, 0));
   uint64_t set = 1ull << (SIGCHLD - 1);
   timespec zero{0, 0};
   auto rset = TRY(host->scratch().Push(set));
@@ -499,14 +539,18 @@ Status TreeBuilder::SetProcessGroups() {
   for (auto& [t, p] : all) live.insert(t->entry.pid());
   for (int pass = 0; pass < 2; pass++) {
     for (auto& [t, p] : all) {
-      pid_t pid = t->entry.pid(), pgid = t->entry.pgid();
+      pid_t pid = t->entry.pid(), pgid = t->entry.pgid(), self_pgid = SelfPgid(t->entry);
       if (t->entry.sid() == pid) continue;  // a session leader leads its group
       bool leader = pgid == pid;
       if (leader != (pass == 0)) continue;
       if (!leader && pgid == root_pgid && !live.count(pgid)) continue;  // restore's own group
+      // A group made outside the task's PID namespace cannot be named in
+      // it: the task is in it from its parent, as it was.
+      if (!leader && self_pgid == 0) continue;
       if (!leader && !live.count(pgid)) {
         if (created_groups_.count(pgid)) {
-          TRY(p->rs().Checked(Format("setpgid(0, %d)", pgid).c_str(), SYS_setpgid, 0, pgid));
+          TRY(p->rs().Checked(Format("setpgid(0, %d)", self_pgid).c_str(), SYS_setpgid, 0,
+                              self_pgid));
         } else {
           Status s = MakeLeaderlessGroup(*p, *t);
           if (!s.ok()) return MakeError("restoring PID %d: %s", pid, s.error().message.c_str());
@@ -514,8 +558,8 @@ Status TreeBuilder::SetProcessGroups() {
         }
         continue;
       }
-      Result<int64_t> r = p->rs().Checked(Format("setpgid(0, %d)", leader ? 0 : pgid).c_str(),
-                                          SYS_setpgid, 0, leader ? 0 : pgid);
+      Result<int64_t> r = p->rs().Checked(Format("setpgid(0, %d)", leader ? 0 : self_pgid).c_str(),
+                                          SYS_setpgid, 0, leader ? 0 : self_pgid);
       if (!r.ok()) return MakeError("restoring PID %d: %s", pid, r.error().message.c_str());
     }
   }
@@ -529,7 +573,7 @@ Status TreeBuilder::StartLazyPages() {
   for (auto& [t, p] : puppets_) {
     if (t->lazy_runs.empty()) continue;
     LazyTask lt;
-    lt.pid = t->entry.pid();
+    lt.pid = p->pid();
     auto uffd = RegisterLazyRanges(*p, t->lazy_ranges);
     if (!uffd.ok()) return MakeError("restoring PID %d: %s", lt.pid, uffd.error().message.c_str());
     lt.uffd = std::move(*uffd);
@@ -546,7 +590,7 @@ Status TreeBuilder::StartLazyPages() {
     return VerifyPages(tree_);
   }
   TRY(StartLazyPagesDaemon(std::move(tasks), sources, opts_.lazy_fill_mib_s,
-                           tree_.root->entry.pid(), PageFiles(tree_)));
+                           puppets_[0].second->pid(), PageFiles(tree_)));
   return Ok{};
 }
 
@@ -554,6 +598,8 @@ Status TreeBuilder::ReleaseAll() {
   std::vector<std::vector<Registers>> regs;
   std::vector<std::vector<int64_t>> restart;
   for (auto& [t, p] : puppets_) {
+    if (int held = CriuLitePidfdInTasks::InTasks(); held >= 0)
+      TRY(p->rs().Checked("close(criu-lite's pidfd)", SYS_close, held));
     // The last remote syscall of each process drops its blob. Its threads
     // stop at that syscall's exit and never return to the unmapped code.
     TRY(p->rs().Checked("munmap(blob)", SYS_munmap, p->blob().start, p->blob().size));
@@ -761,21 +807,33 @@ class RestoreRun {
 
   Status Fork() {
     pid_t pid = inv_.root_pid();
+    // Inherited by every task, above every fd of the tree (FdGiver).
+    if (Kernel().pidfd_getfd) {
+      int max_fd = 0;
+      for (const img::Fds* fds : all_fds_)
+        for (const img::Fd& f : fds->fds()) max_fd = std::max(max_fd, f.fd());
+      criu_pidfd_.emplace(TRY(CriuLitePidfdInTasks::Open(max_fd + 1)));
+    }
     Blob blob = TRY(MapBlob(AllVmaRanges(tree_), SpecialBytes(tree_.root->mm)));
-    auto puppet = Puppet::Create(pid, blob, Kernel().clone3_set_tid, opts_.sibling);
+    auto puppet = Puppet::Create(PidsFor(tree_.root->entry, nullptr), blob, Kernel().clone3_set_tid,
+                                 opts_.sibling);
     UnmapBlob(blob);  // the puppet has its own copy now
     if (!puppet.ok())
       return puppet.error().Is(ErrorCode::kPidInUse)
                  ? puppet.error()
                  : MakeError("restoring PID %d: %s", pid, puppet.error().message.c_str());
     root_ = std::move(*puppet);
+    if (criu_pidfd_) criu_pidfd_->CloseOwn();
+    root_pid_ = root_->pid();
+    if (root_pid_ != pid) LOG_INFO("the root, PID %d at dump, is PID %d here", pid, root_pid_);
+    scripts_.set_init_pid(root_pid_);
     builder_.emplace(tree_, opts_, *files_, *cgroups_);
     ph_.Mark("fork");
     return Ok{};
   }
 
   Status Verify() {
-    if (!opts_.pidfile.empty()) TRY(WritePidfile(opts_.pidfile, inv_.root_pid()));
+    if (!opts_.pidfile.empty()) TRY(WritePidfile(opts_.pidfile, root_pid_));
     if (verifier_.joinable()) verifier_.join();
     TRY(verified_);
     ph_.Mark("verify-pages");
@@ -809,13 +867,13 @@ class RestoreRun {
     st.set_total_usec(UsecBetween(t_start_, Clock::now()));
     Status s = WriteImage(ImageDir(opts_.images_dir).Stats("restore"), ImageKind::kStats, st);
     if (!s.ok()) LOG_WARN("writing restore stats: %s", s.error().message.c_str());
-    LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", inv_.root_pid(),
+    LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", root_pid_,
              builder_->processes(), st.total_usec() / 1e6);
   }
 
   // The exit status criu-lite ends with (restore.h).
   Result<int> Wait() {
-    pid_t pid = inv_.root_pid();
+    pid_t pid = root_pid_;
     // A sibling is not criu-lite's child: it cannot be waited for.
     if (opts_.detached || opts_.sibling) return 0;
     int status;
@@ -842,7 +900,9 @@ class RestoreRun {
   // Removed, if the restore fails, once every task in them is dead.
   std::optional<CgroupRestore> cgroups_;
   std::optional<FileTable> files_;
+  std::optional<CriuLitePidfdInTasks> criu_pidfd_;
   std::unique_ptr<Puppet> root_;
+  pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
   // Last: destroyed first, killing every task not yet released.
   std::optional<TreeBuilder> builder_;
 };

@@ -70,7 +70,10 @@ Status RestorePosixTimers(Puppet& p, const img::TaskCore& core) {
       sev.sigev_notify = t->notify();
       sev.sigev_signo = t->signo();
       sev.sigev_value.sival_ptr = reinterpret_cast<void*>(t->sival());
+      // A thread of the process, named as it is in its own PID namespace.
       sev._sigev_un._tid = t->notify_tid();
+      for (int i = 0; i < core.threads_size(); i++)
+        if (core.threads(i).tid() == t->notify_tid()) sev._sigev_un._tid = p.thread_self_tid(i);
       for (int attempt = 0;; attempt++) {
         RemoteScratch::Frame frame(scratch);
         auto rsev = TRY(scratch.Push(sev));
@@ -285,7 +288,7 @@ Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
     RemoteScratch::Frame frame(scratch);
     auto rsi = TRY(scratch.Push(si));
     TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
-                   p.pid(), p.thread_tid(i), si.si_signo, rsi));
+                   p.self_pid(), p.thread_self_tid(i), si.si_signo, rsi));
   }
   std::vector<uint8_t> xstate(th.xstate().begin(), th.xstate().end());
   TRY(SetXstate(p.thread_tid(i), xstate));
@@ -336,7 +339,7 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
   }
   // Process-wide pending signals, queued while every signal is blocked; each
   // thread's own come with its state, its mask with its registers.
-  pid_t pid = p.pid();
+  pid_t pid = p.self_pid();
   auto queue = [&](const std::string& raw) -> Status {
     if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
     siginfo_t si;

@@ -391,3 +391,128 @@ int IpcNs() {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- pidns ---------------------------------------------------------------------
+// The workload makes the init of a PID namespace (its host PID in
+// DIR/init-pid) and waits for it: the tree to dump is the init's. The init
+// leads a session of its own and has, each checking the PIDs it sees
+// through syscalls (the namespace has no /proc of its own):
+//   A  its own group, a second thread, the other end of a socket pair the
+//      init made, and a pidfd the init holds for it, through which it is
+//      asked to check itself. SO_PEERCRED names the init (PID 1) before the
+//      dump; its PID is not carried (criu-lite's dump says so): after
+//      restore it names no task (0), and still root;
+//   B  in A's group;
+//   Z  a zombie that exited with 7, which the init reaps after restore;
+//   N  the init of a nested namespace (PID 1 there), with a child (PID 2).
+std::atomic<pid_t> g_pidns_thread{0};
+
+pid_t PeerPid(int sock) {
+  ucred c{};
+  socklen_t len = sizeof c;
+  return getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &c, &len) == 0 && c.uid == 0 ? c.pid : -1;
+}
+
+[[noreturn]] void PidNsA(int sock, int ready) {
+  setpgid(0, 0);
+  pid_t me = getpid();
+  std::thread([] {
+    g_pidns_thread = static_cast<pid_t>(syscall(SYS_gettid));
+    for (;;) pause();
+  }).detach();
+  while (!g_pidns_thread) usleep(1000);
+  pid_t thread = g_pidns_thread;
+  if (PeerPid(sock) != 1) _exit(2);
+  InstallCheckHandler();
+  (void)!write(ready, "a", 1);
+  WaitForCheck();
+  bool ok = getpid() == me && getppid() == 1 && getpgid(0) == me && getsid(0) == 1 &&
+            g_pidns_thread == thread && syscall(SYS_tgkill, me, thread, 0) == 0 &&
+            PeerPid(sock) == 0;
+  _exit(ok ? 0 : 1);
+}
+
+[[noreturn]] void PidNsNested(int ready) {
+  // PID 1 of the nested namespace; its child is 2 there.
+  int below[2];
+  if (pipe(below) < 0) _exit(2);
+  pid_t kid = fork();
+  if (kid == 0) {
+    InstallCheckHandler();
+    (void)!write(below[1], "k", 1);
+    WaitForCheck();
+    _exit(getpid() == 2 && getppid() == 1 ? 0 : 1);
+  }
+  char c;
+  if (read(below[0], &c, 1) != 1) _exit(2);
+  InstallCheckHandler();
+  (void)!write(ready, "n", 1);
+  WaitForCheck();
+  bool ok = getpid() == 1 && kid == 2 && kill(kid, 0) == 0;
+  kill(kid, SIGUSR1);
+  int st;
+  ok = ok && waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  _exit(ok ? 0 : 1);
+}
+
+[[noreturn]] void PidNsInit() {
+  setsid();
+  int sp[2], ready[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 || pipe(ready) < 0) _exit(2);
+  // One at a time, so that PIDs are handed out in a known order.
+  char c;
+  pid_t a = fork();
+  if (a == 0) PidNsA(sp[1], ready[1]);
+  if (read(ready[0], &c, 1) != 1) _exit(2);
+  pid_t b = fork();
+  if (b == 0) {
+    setpgid(0, a);
+    InstallCheckHandler();
+    (void)!write(ready[1], "b", 1);
+    WaitForCheck();
+    _exit(getppid() == 1 && getpgid(0) == a && getsid(0) == 1 ? 0 : 1);
+  }
+  if (read(ready[0], &c, 1) != 1) _exit(2);
+  pid_t z = fork();
+  if (z == 0) _exit(7);
+  pid_t n =
+      static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0));
+  if (n == 0) PidNsNested(ready[1]);
+  if (read(ready[0], &c, 1) != 1) _exit(2);
+  siginfo_t si{};
+  while (waitid(P_PID, z, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, a, 0));
+  pid_t me = getpid();
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(me == 1 && getpid() == 1 && getsid(0) == 1, "the init is %d (session %d)", getpid(),
+         getsid(0));
+  EXPECT(a == 2 && b == 4 && z == 5 && n == 6, "children %d %d %d %d, not 2 4 5 6", a, b, z, n);
+  EXPECT(PeerPid(sp[0]) == 0, "SO_PEERCRED names PID %d, not no task as said", PeerPid(sp[0]));
+  int st = 0;
+  EXPECT(waitpid(z, &st, WNOHANG) == z && WIFEXITED(st) && WEXITSTATUS(st) == 7,
+         "zombie %d is not there to reap with 7", z);
+  EXPECT(pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, SIGUSR1, nullptr, 0) == 0,
+         "the pidfd does not reach %d", a);
+  EXPECT(waitpid(a, &st, 0) == a && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d failed", a);
+  CheckChildren({b, n});
+  Report();
+}
+
+int PidNs() {
+  pid_t init =
+      static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0));
+  if (init < 0) return 2;
+  if (init == 0) PidNsInit();
+  WriteFile("init-pid", std::to_string(init) + "\n");
+  int st;
+  while (waitpid(init, &st, 0) < 0 && errno == EINTR) {
+  }
+  for (;;) pause();
+}
+
+}  // namespace wl

@@ -32,6 +32,9 @@
 //   ipcns     an empty IPC namespace with changed sysctls, and a child in it
 //   cgroupns  --what CGROUP_DIR: a cgroup namespace rooted there, the task
 //             and its child in a cgroup below the root
+//   pidns     the init of a PID namespace (host PID in DIR/init-pid) with
+//             groups, a thread, a zombie, a pidfd, a socket pair, and a
+//             nested namespace's init with its child
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
 //             and exiting, in that cgroup: a fork bomb a walk cannot catch
 //   pipeline  producer | relay | consumer through pipes with data in flight
@@ -69,7 +72,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|guard-region|
+//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|pidns-for-children|pidns-joined|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
@@ -140,6 +143,7 @@ const Scenario kScenarios[] = {
     {"uts", [](const Args&) { return Uts(); }},
     {"ipcns", [](const Args&) { return IpcNs(); }},
     {"cgroupns", [](const Args& a) { return CgroupNs(a.what); }},
+    {"pidns", [](const Args&) { return PidNs(); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

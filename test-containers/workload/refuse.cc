@@ -161,6 +161,50 @@ int Refuse(const std::string& what) {
       if (mq_open("/crl", O_CREAT | O_RDWR, 0600, nullptr) < 0) return 2;
       check = [] { EXPECT(mq_open("/crl", O_RDWR) >= 0, "the message queue is gone"); };
     }
+  } else if (what == "pidns-for-children") {
+    // A PID namespace made for children the workload has not forked: the
+    // first it forks would be the init of a namespace it is not in.
+    if (unshare(CLONE_NEWPID) < 0) return 2;
+    check = [] {
+      struct stat mine {
+      }, kids{};
+      stat("/proc/self/ns/pid", &mine);
+      stat("/proc/self/ns/pid_for_children", &kids);
+      EXPECT(mine.st_ino != kids.st_ino, "the namespace for children is gone");
+    };
+  } else if (what == "pidns-joined") {
+    // A child, the init of a PID namespace, and a process outside the tree
+    // that joined it (as nsenter does): it lives until the workload ends.
+    static pid_t init;
+    int gone[2], sync[2];
+    if (pipe(gone) < 0 || pipe(sync) < 0) return 2;
+    init = static_cast<pid_t>(
+        syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, nullptr, nullptr, nullptr, 0));
+    if (init == 0) {
+      close(gone[1]);
+      char c;
+      while (read(gone[0], &c, 1) != 0) {
+      }
+      _exit(0);
+    }
+    pid_t joiner = fork();
+    if (joiner == 0) {
+      int ns = open(("/proc/" + std::to_string(init) + "/ns/pid").c_str(), O_RDONLY);
+      if (ns < 0 || setns(ns, CLONE_NEWPID) < 0) _exit(2);
+      if (fork() == 0) {  // in the namespace, and no one's in the tree
+        close(gone[1]);
+        (void)!write(sync[1], "j", 1);
+        char c;
+        while (read(gone[0], &c, 1) != 0) {
+        }
+        _exit(0);
+      }
+      _exit(0);
+    }
+    close(gone[0]);
+    char c;
+    if (waitpid(joiner, nullptr, 0) != joiner || read(sync[0], &c, 1) != 1) return 2;
+    check = [] { EXPECT(kill(init, 0) == 0, "the namespace's init is gone"); };
   } else if (what == "mount-namespace") {
     if (unshare(CLONE_NEWNS) < 0) return 2;
     std::string mnt = g_dir + "/mnt";  // a tmpfs only this namespace sees

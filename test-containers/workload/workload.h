@@ -135,6 +135,7 @@ int Forker();
 int Uts();
 int IpcNs();
 int CgroupNs(const std::string& dir);
+int PidNs();
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();

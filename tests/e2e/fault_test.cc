@@ -12,7 +12,9 @@
 // "unguarded": criu-lite logs each window's opening and closing at -vv, and
 // a kill inside an unguarded one is counted and reported instead of failed.
 // Anything changed anywhere else fails the test.
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <limits.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -390,6 +392,78 @@ TEST_F(Faults, RestoreKilledAnywhereLeavesNothingOrTheWholeTree) {
     }
   }
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+std::string LinkOf(const std::string& path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, n) : "";
+}
+
+// Live processes of the workload's binary in a PID namespace other than ours.
+std::vector<pid_t> WorkloadsInOtherPidNamespaces() {
+  std::vector<pid_t> out;
+  std::string own = LinkOf("/proc/self/ns/pid");
+  DIR* d = opendir("/proc");
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    pid_t p = atoi(e->d_name);
+    std::string proc = "/proc/" + std::to_string(p);
+    if (p > 0 && LinkOf(proc + "/exe") == WORKLOAD_BIN && LinkOf(proc + "/ns/pid") != own &&
+        TaskState(p) != 'Z')
+      out.push_back(p);
+  }
+  if (d) closedir(d);
+  return out;
+}
+
+// A restore of a PID namespace's init, killed or stopped at any moment:
+// nothing is left in a namespace (a failed restore kills its tasks children
+// first, since the init waits for them), or the whole tree runs.
+TEST_F(Faults, PidNamespaceRestoreKilledAnywhereLeavesNothingOrTheWholeTree) {
+  TestDir dir;
+  pid_t outer = StartWorkload(dir, "pidns");
+  pid_t init = atoi(ReadFile(dir / "init-pid").c_str());
+  ASSERT_GT(init, 0);
+  ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(init), "-D", dir / "img"}).ok());
+  auto t0 = Clock::now();
+  CmdResult first = RunCriuLite({"restore", "-D", dir / "img", "-d", "--pidfile", dir / "pid"});
+  ASSERT_TRUE(first.ok()) << first.err;
+  int clean = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  pid_t root = atoi(ReadFile(dir / "pid").c_str());
+  for (int trial = 0; trial < 6; trial++) {
+    ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(root), "-D", dir / "img"}, {root}).ok());
+    unlink((dir / "pid").c_str());
+    int sig = SignalFor(trial), delay = Delay(clean * 12 / 10);
+    std::string what = "trial " + std::to_string(trial) + " (" + strsignal(sig) + " after " +
+                       std::to_string(delay) + " us of " + std::to_string(clean) + ", seed " +
+                       std::to_string(seed_) + ")";
+    CmdResult r = RunCriuLiteInterrupted(
+        {"restore", "-D", dir / "img", "-d", "--pidfile", dir / "pid"}, delay, sig);
+    ExpectExit(r, sig, what);
+    kills_++;
+    root = atoi(ReadFile(dir / "pid").c_str());
+    // Either the tree was let go (a kill after the release: its init
+    // runs, untraced, with its four children), or nothing is left.
+    auto let_go = [&] { return root > 0 && Alive(root) && TracerPid(root) == 0; };
+    std::vector<pid_t> left;
+    for (int i = 0; i < 400; i++) {
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      left = WorkloadsInOtherPidNamespaces();
+      if (left.empty() || let_go()) break;
+      usleep(5000);
+    }
+    if (!left.empty()) {
+      EXPECT_TRUE(let_go()) << what << ": " << left.size() << " processes left, no tree let go";
+      EXPECT_EQ(left.size(), 5u) << what;
+      continue;
+    }
+    CmdResult again = RunCriuLite({"restore", "-D", dir / "img", "-d", "--pidfile", dir / "pid"});
+    ASSERT_TRUE(again.ok()) << what << ": " << again.err;
+    root = atoi(ReadFile(dir / "pid").c_str());
+  }
+  EXPECT_EQ(CheckWorkload(root, dir), "PASS");
+  KillAndReap(outer);
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #include "tests/e2e/state_diff.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <limits.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -430,9 +434,80 @@ std::string RealDir(const std::string& dir) {
 
 }  // namespace
 
+namespace {
+
+// The NSpid fields of PID's status (its PID in each namespace, outermost
+// first, as this process's /proc shows it).
+std::vector<std::string> NsPids(const std::string& pid) {
+  for (const auto& line : Lines(ReadFile("/proc/" + pid + "/status")))
+    if (line.rfind("NSpid:", 0) == 0) {
+      std::istringstream in(line.substr(6));
+      std::vector<std::string> out;
+      for (std::string f; in >> f;) out.push_back(f);
+      return out;
+    }
+  return {};
+}
+
+// Whether ROOT is the init of a PID namespace below this process's.
+bool InitOfAnotherPidNamespace(pid_t root) {
+  std::vector<std::string> theirs = NsPids(std::to_string(root)), mine = NsPids("self");
+  return theirs.size() > mine.size() && theirs.back() == "1";
+}
+
+// The record of ROOT's tree made by a grandchild in ROOT's PID namespace,
+// in a mount namespace of its own with that namespace's /proc, sent back as
+// text.
+TreeRecord RecordInside(pid_t root) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) < 0) return {};
+  pid_t child = fork();
+  if (child == 0) {
+    int ns = open(Proc(root, "ns/pid").c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || unshare(CLONE_NEWNS) < 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
+        setns(ns, CLONE_NEWPID) < 0)
+      _exit(2);
+    pid_t inside = fork();
+    if (inside == 0) {
+      if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0) _exit(2);
+      std::string text = SerializeTree(Recorder().Record(1));
+      for (size_t done = 0; done < text.size();) {
+        ssize_t n = write(out[1], text.data() + done, text.size() - done);
+        if (n <= 0) _exit(3);
+        done += n;
+      }
+      _exit(0);
+    }
+    int st = 0;
+    waitpid(inside, &st, 0);
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 4);
+  }
+  close(out[1]);
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    text.append(buf, n);
+  }
+  close(out[0]);
+  int st = 0;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    ADD_FAILURE() << "state-diff: recording the tree of " << root
+                  << " inside its PID namespace failed";
+  return ParseTree(text);
+}
+
+}  // namespace
+
 TreeRecord RecordTree(pid_t root, int settle_ms) {
   Settle(root, settle_ms);
-  return Recorder().Record(root);
+  TreeRecord tree = InitOfAnotherPidNamespace(root) ? RecordInside(root) : Recorder().Record(root);
+  tree.host_root = root;
+  return tree;
 }
 
 std::vector<std::string> DiffTrees(const TreeRecord& before, const TreeRecord& after,
@@ -515,11 +590,22 @@ void CompareAfterRestore(const std::vector<std::string>& args) {
   if (!Has(args, {"-d", "--restore-detached", "--restore-sibling"})) return;
   auto it = g_dumps.find(RealDir(Arg(args, {"-D", "--images-dir"})));
   if (it == g_dumps.end()) return;
-  ExpectTreeAsBefore(it->second, "the restored tree differs from the dumped one");
+  // The init of a PID namespace comes back with another host PID.
+  pid_t host_root = 0;
+  if (it->second.root != it->second.host_root) {
+    std::string pidfile = Arg(args, {"--pidfile"});
+    host_root = atoi(ReadFile(pidfile).c_str());
+    if (pidfile.empty() || host_root <= 0) {
+      ADD_FAILURE() << "state-diff: the restore of a PID namespace's init needs --pidfile here";
+      return;
+    }
+  }
+  ExpectTreeAsBefore(it->second, "the restored tree differs from the dumped one", host_root);
 }
 
-void ExpectTreeAsBefore(const TreeRecord& before, const std::string& what) {
-  std::vector<std::string> diff = DiffTrees(before, RecordTree(before.root), g_allowed);
+void ExpectTreeAsBefore(const TreeRecord& before, const std::string& what, pid_t host_root) {
+  std::vector<std::string> diff =
+      DiffTrees(before, RecordTree(host_root ? host_root : before.host_root), g_allowed);
   if (diff.empty()) return;
   std::string text;
   for (const auto& d : diff) text += "\n  " + d;

@@ -24,12 +24,16 @@ namespace crl::test {
 using TaskRecord = std::map<std::string, std::string>;
 
 struct TreeRecord {
-  pid_t root = -1;
+  pid_t root = -1;                    // as the tree sees it (1 for the init of a PID namespace)
+  pid_t host_root = -1;               // as the test sees it
   std::map<pid_t, TaskRecord> tasks;  // every process of the tree, zombies too
 };
 
 // Waits (up to SETTLE_MS) until no thread of the tree is running, so that a
-// signal handler is not caught half-way, then records the tree.
+// signal handler is not caught half-way, then records the tree. A root that
+// is the init of a PID namespace the test is not in is recorded from inside
+// that namespace, with a /proc of its own: PIDs as the tree sees them, which
+// restore keeps (its host PIDs it does not).
 TreeRecord RecordTree(pid_t root, int settle_ms = 1000);
 
 // /proc/.../status of a thread as it is while the thread sleeps: two reads
@@ -62,9 +66,10 @@ class ExpectStateDiff {
   size_t added_;
 };
 
-// Records the tree of BEFORE's root again and fails the test (saying WHAT)
-// on any difference not expected (ExpectStateDiff).
-void ExpectTreeAsBefore(const TreeRecord& before, const std::string& what);
+// Records the tree of BEFORE's root again (HOST_ROOT, if not 0: the root
+// is that PID now) and fails the test (saying WHAT) on any difference not
+// expected (ExpectStateDiff).
+void ExpectTreeAsBefore(const TreeRecord& before, const std::string& what, pid_t host_root = 0);
 
 // Used by RunCriuLite.
 void RecordBeforeDump(const std::vector<std::string>& args);

@@ -72,6 +72,31 @@ TEST(Tree, UtsNamespacesComeBackWithTheirNames) { DumpRestoreCheck("uts"); }
 // An empty IPC namespace made again with its sysctls, shared with a child.
 TEST(Tree, IpcNamespacesComeBackWithTheirSysctls) { DumpRestoreCheck("ipcns"); }
 
+// The init of a PID namespace, as `unshare -pf` or a container runtime
+// makes it: restored as the init of a new one, every task with its PIDs
+// there (a nested namespace's too), and a new host PID for the init, which
+// --pidfile gives. The state-diff check records the tree from inside.
+TEST(Tree, PidNamespaceInitComesBackWithEveryPidInside) {
+  TestDir dir;
+  pid_t outer = StartWorkload(dir, "pidns");
+  pid_t init = atoi(ReadFile(dir / "init-pid").c_str());
+  ASSERT_GT(init, 0);
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(init), "-D", dir / "img", "-v", "-o", dir / "dump.log"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_FALSE(Alive(init));
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
+                             "--pidfile", dir / "pidfile"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  pid_t restored = atoi(ReadFile(dir / "pidfile").c_str());
+  ASSERT_GT(restored, 0);
+  std::string status = ReadFile("/proc/" + std::to_string(restored) + "/status");
+  EXPECT_NE(status.find("NSpid:\t" + std::to_string(restored) + "\t1\n"), std::string::npos)
+      << status;
+  EXPECT_EQ(CheckWorkload(restored, dir), "PASS");
+  KillAndReap(outer);
+}
+
 // AIO contexts come back at their addresses with their sizes, head and
 // tail, and the completions not reaped yet; they take new requests.
 TEST(Tree, AioContextsKeepTheirRingsAndCompletions) { DumpRestoreCheck("aio"); }

@@ -107,7 +107,8 @@ TEST(ParseProcStat, RejectsShortLine) {
 TEST(ParseProcStatus, ReadsMasksAndIds) {
   const char* text =
       "Name:\tcat\nUmask:\t0027\nState:\tS (sleeping)\nTgid:\t77\nNgid:\t0\nPid:\t77\n"
-      "Uid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nNSpid:\t77\t1\n"
+      "Uid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\nNSpid:\t77\t1\nNSpgid:\t70\t0\n"
+      "NSsid:\t60\t0\n"
       "SigPnd:\t0000000000000200\nShdPnd:\t0000000000004000\nSigBlk:\t0000000000010000\n"
       "SigIgn:\t0000000000001000\nSigCgt:\t0000000180000002\n";
   auto r = ParseProcStatus(text);
@@ -117,6 +118,8 @@ TEST(ParseProcStatus, ReadsMasksAndIds) {
   EXPECT_EQ(r->uid[1], 1001u);
   EXPECT_EQ(r->gid[3], 8u);
   EXPECT_EQ(r->nspid, (std::vector<pid_t>{77, 1}));
+  EXPECT_EQ(r->nspgid, (std::vector<pid_t>{70, 0}));
+  EXPECT_EQ(r->nssid, (std::vector<pid_t>{60, 0}));
   EXPECT_EQ(r->sig_pending, 0x200u);
   EXPECT_EQ(r->sig_shared_pending, 0x4000u);
   EXPECT_EQ(r->sig_blocked, 0x10000u);
