@@ -213,20 +213,27 @@ Status CheckPidNamespace(pid_t pid, pid_t parent, const std::string& comm) {
 }
 
 // A task's namespace that differs from its parent's in the tree (for the
-// root: criu-lite's) is one restore must make again. pid, uts, cgroup and
-// ipc are carried: any other is refused, and so is a task that went back
-// into criu-lite's own namespace from its parent's new one (restore makes
-// namespaces, it does not leave them).
+// root: criu-lite's) is one restore must make again. pid, uts, cgroup, ipc
+// and time are carried: any other is refused, and so is a task that went
+// back into criu-lite's own namespace from its parent's new one (restore
+// makes namespaces, it does not leave them), or made a time namespace for
+// its children without entering it (as for PID namespaces).
 Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
   TRY(CheckPidNamespace(pid, parent, comm));
-  for (const char* ns :
-       {"mnt", "net", "uts", "ipc", "cgroup", "time", "time_for_children", "user"}) {
+  std::string time = Readlink(ProcTask(pid).Path("ns/time"));
+  std::string time_for_children = Readlink(ProcTask(pid).Path("ns/time_for_children"));
+  if (time != time_for_children)
+    return MakeError(
+        "PID %d (%s) made a time namespace for its children (%s) that it is not in "
+        "(unshare(CLONE_NEWTIME)): not carried",
+        pid, comm.c_str(), time_for_children.c_str());
+  for (const char* ns : {"mnt", "net", "uts", "ipc", "cgroup", "time", "user"}) {
     std::string theirs = Readlink(ProcTask(pid).Path(std::string("ns/") + ns));
     std::string ours = Readlink(Format("/proc/self/ns/%s", ns));
     std::string ref = parent > 0 ? Readlink(ProcTask(parent).Path(std::string("ns/") + ns)) : ours;
     if (theirs.empty() || ref.empty() || theirs == ref) continue;  // inherited, or no such kind
     std::string kind = ns;
-    bool carried = kind == "uts" || kind == "cgroup" || kind == "ipc";
+    bool carried = kind == "uts" || kind == "cgroup" || kind == "ipc" || kind == "time";
     if (carried && theirs != ours) continue;  // made again at restore
     if (carried)
       return MakeError(
@@ -393,6 +400,13 @@ Status CollectNamespaces(pid_t pid, pid_t parent, img::TaskCore* core) {
     img::CgroupNamespace* c = core->mutable_cgroup_ns();
     for (const std::string& r : *roots) c->add_roots(r);
     c->set_ns_id(cg);
+  }
+  if (uint64_t time = made_here("time")) {
+    TimeOffsets off = TRY(ReadTimeOffsets(pid));
+    img::TimeNamespace* t = core->mutable_time_ns();
+    t->set_monotonic_ns(off.monotonic_ns);
+    t->set_boottime_ns(off.boottime_ns);
+    t->set_ns_id(time);
   }
   if (uint64_t ipc = made_here("ipc")) {
     IpcNamespace ns = TRY(ReadIpcNamespace(pid));

@@ -144,4 +144,37 @@ Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysc
   });
 }
 
+// "monotonic 100 0\nboottime -5 250\n": seconds, then nanoseconds in
+// [0, 1e9).
+Result<TimeOffsets> ReadTimeOffsets(pid_t pid) {
+  std::string path = ProcTask(pid).Path("timens_offsets");
+  std::istringstream in(TRY(ReadFileToString(path)));
+  TimeOffsets out;
+  std::string clock;
+  int64_t sec, nsec;
+  while (in >> clock >> sec >> nsec) {
+    if (clock == "monotonic")
+      out.monotonic_ns = sec * 1000000000 + nsec;
+    else if (clock == "boottime")
+      out.boottime_ns = sec * 1000000000 + nsec;
+    else
+      return MakeError("%s: unknown clock '%s'", path.c_str(), clock.c_str());
+  }
+  return out;
+}
+
+Status WriteTimeOffsets(pid_t pid, const TimeOffsets& offsets) {
+  auto line = [](const char* clock, int64_t ns) {
+    int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
+    if (nsec < 0) {
+      sec -= 1;
+      nsec += 1000000000;
+    }
+    return Format("%s %ld %ld\n", clock, sec, nsec);
+  };
+  return WriteKernelFile(
+      ProcTask(pid).Path("timens_offsets"),
+      line("monotonic", offsets.monotonic_ns) + line("boottime", offsets.boottime_ns));
+}
+
 }  // namespace crl

@@ -41,4 +41,14 @@ Result<IpcNamespace> ReadIpcNamespace(pid_t pid);
 // Writes SYSCTLS into PID's IPC namespace (each only where it differs).
 Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls);
 
+// A time namespace's offsets of CLOCK_MONOTONIC and CLOCK_BOOTTIME from the
+// host's clocks, in nanoseconds.
+struct TimeOffsets {
+  int64_t monotonic_ns = 0, boottime_ns = 0;
+};
+// Those of the namespace PID's children are made in (time_for_children).
+Result<TimeOffsets> ReadTimeOffsets(pid_t pid);
+// Sets them, for a namespace no task has entered yet.
+Status WriteTimeOffsets(pid_t pid, const TimeOffsets& offsets);
+
 }  // namespace crl

@@ -22,6 +22,7 @@
 #include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
+#include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 #include "restore/creds_restore.h"
 
@@ -210,8 +211,33 @@ Status RestoreCredsLast(Puppet& p, const img::TaskCore& core) {
   return Ok{};
 }
 
+namespace {
+
+// A time namespace with the offsets it had, which the puppet enters (while
+// it is single-threaded, and before its vDSO data is moved: entering
+// remaps it). The offsets can be set only before any task is in it: made
+// for the puppet's children, set, then entered.
+Status MakeTimeNamespace(Puppet& p, const img::TimeNamespace& t) {
+  RemoteSyscalls& rs = p.rs();
+  TRY(rs.Checked("unshare(CLONE_NEWTIME)", SYS_unshare, CLONE_NEWTIME));
+  TRY(WriteTimeOffsets(p.pid(), {t.monotonic_ns(), t.boottime_ns()})
+          .Context("setting the time namespace's offsets"));
+  std::string path = ProcTask(p.pid()).Path("ns/time_for_children");
+  ScopedFd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) return ErrnoError("open(%s)", path.c_str());
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(rs, scm));
+  RemoteFd theirs = TRY(giver.Give(ns.get(), "its time namespace"));
+  TRY(rs.Checked("setns(CLONE_NEWTIME)", SYS_setns, theirs.get(), CLONE_NEWTIME));
+  return Ok{};
+}
+
+}  // namespace
+
 Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups) {
   RemoteSyscalls& rs = p.rs();
+  if (core.has_time_ns()) TRY(MakeTimeNamespace(p, core.time_ns()));
   if (core.has_cgroup_ns()) {
     // The namespace's root is the cgroup the task is in as it unshares.
     for (const std::string& root : core.cgroup_ns().roots()) TRY(cgroups.MoveTo(p.pid(), root));

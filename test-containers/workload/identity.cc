@@ -516,3 +516,47 @@ int PidNs() {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- timens --------------------------------------------------------------------
+// A time namespace of the workload's own, its monotonic clock 100000 s and
+// its boot-time clock 200000 s ahead of the host's, entered by the root and
+// shared by a child: each checks its clocks are still that far ahead.
+bool ClocksAhead() {
+  timespec mono{}, boot{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  // The host's boot time is at least its monotonic time.
+  return mono.tv_sec >= 100000 && boot.tv_sec - mono.tv_sec >= 100000 - 1;
+}
+
+int TimeNs() {
+  if (unshare(CLONE_NEWTIME) < 0) return 2;
+  {
+    std::ofstream off("/proc/self/timens_offsets");
+    off << "monotonic 100000 0\nboottime 200000 0\n" << std::flush;
+    if (!off) return 2;
+  }
+  int ns = open("/proc/self/ns/time_for_children", O_RDONLY | O_CLOEXEC);
+  if (ns < 0 || setns(ns, CLONE_NEWTIME) < 0 || close(ns) < 0 || !ClocksAhead()) return 2;
+  int ready[2];
+  if (pipe(ready) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    InstallCheckHandler();
+    (void)!write(ready[1], "k", 1);
+    WaitForCheck();
+    _exit(ClocksAhead() ? 0 : 1);
+  }
+  char c;
+  if (read(ready[0], &c, 1) != 1) return 2;
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(ClocksAhead(), "the clocks are not 100000 s and 200000 s ahead any more");
+  CheckChildren({kid});
+  Report();
+}
+
+}  // namespace wl

@@ -35,6 +35,7 @@
 //   pidns     the init of a PID namespace (host PID in DIR/init-pid) with
 //             groups, a thread, a zombie, a pidfd, a socket pair, and a
 //             nested namespace's init with its child
+//   timens    a time namespace with its clocks ahead, and a child in it
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
 //             and exiting, in that cgroup: a fork bomb a walk cannot catch
 //   pipeline  producer | relay | consumer through pipes with data in flight
@@ -72,7 +73,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|pidns-for-children|pidns-joined|guard-region|
+//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
@@ -144,6 +145,7 @@ const Scenario kScenarios[] = {
     {"ipcns", [](const Args&) { return IpcNs(); }},
     {"cgroupns", [](const Args& a) { return CgroupNs(a.what); }},
     {"pidns", [](const Args&) { return PidNs(); }},
+    {"timens", [](const Args&) { return TimeNs(); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

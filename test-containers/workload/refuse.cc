@@ -172,6 +172,16 @@ int Refuse(const std::string& what) {
       stat("/proc/self/ns/pid_for_children", &kids);
       EXPECT(mine.st_ino != kids.st_ino, "the namespace for children is gone");
     };
+  } else if (what == "timens-for-children") {
+    // A time namespace made for children, which the workload is not in.
+    if (unshare(CLONE_NEWTIME) < 0) return 2;
+    check = [] {
+      struct stat mine {
+      }, kids{};
+      stat("/proc/self/ns/time", &mine);
+      stat("/proc/self/ns/time_for_children", &kids);
+      EXPECT(mine.st_ino != kids.st_ino, "the time namespace for children is gone");
+    };
   } else if (what == "pidns-joined") {
     // A child, the init of a PID namespace, and a process outside the tree
     // that joined it (as nsenter does): it lives until the workload ends.

@@ -136,6 +136,7 @@ int Uts();
 int IpcNs();
 int CgroupNs(const std::string& dir);
 int PidNs();
+int TimeNs();
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();

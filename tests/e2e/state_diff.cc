@@ -205,7 +205,7 @@ class Recorder {
     if (f(3) == "Z") return;  // a zombie has nothing more to show
     for (const char* file :
          {"limits", "oom_score_adj", "loginuid", "sessionid", "personality", "cgroup", "timers",
-          "timerslack_ns", "cmdline", "environ", "coredump_filter", "comm"})
+          "timerslack_ns", "cmdline", "environ", "coredump_filter", "comm", "timens_offsets"})
       (*r)[std::string("proc.") + file] = ReadFile(Proc(pid, file));
     for (const char* link : {"cwd", "root", "exe"})
       (*r)[std::string("proc.") + link] = Link(Proc(pid, link));

@@ -71,6 +71,9 @@ TEST(Tree, PidfdsNameTheSameTasks) { DumpRestoreCheck("pidfd"); }
 TEST(Tree, UtsNamespacesComeBackWithTheirNames) { DumpRestoreCheck("uts"); }
 // An empty IPC namespace made again with its sysctls, shared with a child.
 TEST(Tree, IpcNamespacesComeBackWithTheirSysctls) { DumpRestoreCheck("ipcns"); }
+// A time namespace made again with its clocks' offsets, shared with a child
+// (the state-diff check compares timens_offsets too).
+TEST(Tree, TimeNamespacesComeBackWithTheirOffsets) { DumpRestoreCheck("timens"); }
 
 // The init of a PID namespace, as `unshare -pf` or a container runtime
 // makes it: restored as the init of a new one, every task with its PIDs
