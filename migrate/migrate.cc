@@ -172,6 +172,7 @@ class MigrateRun {
       auto r = sender_->RequestRestore(final_name);
       if (!r.ok()) return r.error();
       restore_usec_ = r->second;
+      destination_pid_ = r->first;
       // The destination holds its copy, built: kill ours, then let it run.
       FaultPoint("migrate-destination-ready");
       LOG_INFO(
@@ -237,19 +238,21 @@ class MigrateRun {
     fprintf(stderr, "%-6s %10lu %12lu %9.3f %12s %9.1f\n", "final", final_.pages_written(),
             final_.bytes_written(), SecsBetween(t_final_, t_end_), "-", x.frozen * 1000);
     fprintf(stderr,
-            "migrated PID %d to %s:%d: %zu pre-copy passes (%s), %lu bytes sent, %.3f s in all, "
+            "migrated PID %d to %s:%d (PID %d there): %zu pre-copy passes (%s), %lu bytes sent, "
+            "%.3f s in all, "
             "frozen %.3f s (final scan %.3f s, final copy %.3f s, other state and transfer "
             "%.3f s, restore on the destination %.3f s, of which its restore proper %.3f s)\n",
-            opts_.pid, opts_.host.c_str(), opts_.port, rows_.size(), stop_reason_.c_str(),
-            sender_->bytes_sent(), SecsBetween(t_start_, t_end_), x.frozen, x.scan, x.copy,
-            x.transfer_and_state, x.restore, x.restore_proper);
+            opts_.pid, opts_.host.c_str(), opts_.port, destination_pid_, rows_.size(),
+            stop_reason_.c_str(), sender_->bytes_sent(), SecsBetween(t_start_, t_end_), x.frozen,
+            x.scan, x.copy, x.transfer_and_state, x.restore, x.restore_proper);
   }
 
   Status WriteJson() const {
     Split x = FrozenSplit();
     FILE* out = fopen(opts_.stats_file.c_str(), "we");
     if (!out) return ErrnoError("fopen(%s)", opts_.stats_file.c_str());
-    fprintf(out, "{\n  \"pid\": %d,\n  \"passes\": [\n", opts_.pid);
+    fprintf(out, "{\n  \"pid\": %d,\n  \"destination_pid\": %d,\n  \"passes\": [\n", opts_.pid,
+            destination_pid_);
     for (size_t i = 0; i < rows_.size(); i++)
       fprintf(out,
               "    {\"pass\": %zu, \"pages\": %lu, \"bytes\": %lu, \"seconds\": %.6f, "
@@ -279,6 +282,7 @@ class MigrateRun {
   std::string stop_reason_ = "--max-iters reached";
   img::Stats final_;
   uint64_t restore_usec_ = 0;
+  pid_t destination_pid_ = 0;  // the root's PID there (another for a PID namespace's init)
   Clock::time_point t_start_, t_final_, t_sent_, t_restored_, t_end_;
 };
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -121,9 +122,23 @@ class RestoreProcess {
     std::string log = dir + "/restore.log";
     // Its own bound outlasts the server's: the server decides.
     std::string t = std::to_string(timeout + 5);
-    std::vector<std::string> args = {
-        "criu-lite",          "restore", "-D", dir,  "-d", pages_arg, "--handover-fd", "3",
-        "--handover-timeout", t,         "-v", "-o", log};
+    // The root's PID here (a PID namespace's init gets a new one).
+    std::string pidfile = dir + "/restore.pid";
+    std::vector<std::string> args = {"criu-lite",
+                                     "restore",
+                                     "-D",
+                                     dir,
+                                     "-d",
+                                     pages_arg,
+                                     "--handover-fd",
+                                     "3",
+                                     "--handover-timeout",
+                                     t,
+                                     "--pidfile",
+                                     pidfile,
+                                     "-v",
+                                     "-o",
+                                     log};
     for (const std::string& s : opts.action_scripts)
       args.insert(args.end(), {"--action-script", s});
     if (!opts.manage_cgroups.empty()) args.push_back("--manage-cgroups=" + opts.manage_cgroups);
@@ -362,9 +377,13 @@ Status Session::Restore(const std::string& name) {
   // Built and held. The source kills its copy when it reads this, then says
   // GO; anything else (an error, a hang-up, the timeout) and the held tree
   // is killed (RestoreProcess's destructor).
+  // Written before the tree is held (restore's Verify).
+  pid_t root = 0;
+  std::ifstream(dir + "/restore.pid") >> root;
   wire::Header ready;
   ready.set_type(wire::Header::RESTORED);
   ready.set_restore_usec(usec);
+  ready.set_pid(root);
   TRY(SendHeader(c_, ready));
   auto go = RecvHeader(c_);
   if (!go.ok() || go->type() != wire::Header::GO) {
@@ -375,7 +394,7 @@ Status Session::Restore(const std::string& name) {
         why.c_str());
   }
   TRY(restore.Go());
-  LOG_INFO("the tree of %s runs here", name.c_str());
+  LOG_INFO("the tree of %s runs here: its root is PID %d", name.c_str(), root);
   return SendAck(c_);
 }
 

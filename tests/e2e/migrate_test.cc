@@ -620,21 +620,32 @@ class TwoHosts : public ::testing::Test {
                      out));
     return ParseTree(ReadFile(out));
   }
+  // ROOT_FILE, if given: the file in which the workload names the root to
+  // migrate (a PID namespace's init), which has another PID on b.
   void MigrateAndCheck(const std::string& scenario, const std::string& args, int port,
-                       const std::string& migrate_args = "") {
+                       const std::string& migrate_args = "", const std::string& root_file = "") {
     pid_t pid = StartOnA(scenario, args);
     ASSERT_GT(pid, 0) << ReadFile(dir_ / "out");
+    pid_t outer = pid;
+    if (!root_file.empty()) pid = atoi(ReadFile(dir_ / root_file).c_str());
     StartServerOnB(port);
     TreeRecord before = RecordOn("a", pid);
     ASSERT_EQ(Migrate(pid, port, migrate_args), 0)
         << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
+    std::string stats = ReadFile(dir_ / "stats.json");
+    size_t at = stats.find("\"destination_pid\": ");
+    ASSERT_NE(at, std::string::npos) << stats;
+    pid_t there = atoi(stats.c_str() + at + 19);
+    if (root_file.empty()) {
+      EXPECT_EQ(there, pid) << "the root has another PID on b";
+    }
     // The state-diff check across hosts: the tree on b as it was on a, but
     // for its namespaces and mount ids, which are the other host's, and the
     // root's parent: outside the namespace on a (0), b's init (1) once the
     // page server that restored it has exited.
     std::vector<std::string> allowed = ExpectStateDiff::Current();
     allowed.insert(allowed.end(), {"ns.", "*.mnt_id", "root:stat.ppid", "root:*.status.PPid"});
-    std::vector<std::string> diff = DiffTrees(before, RecordOn("b", pid), allowed);
+    std::vector<std::string> diff = DiffTrees(before, RecordOn("b", there), allowed);
     std::string text;
     for (const auto& d : diff) text += "\n  " + d;
     EXPECT_TRUE(diff.empty()) << "state-diff: the migrated tree differs in " << diff.size()
@@ -643,8 +654,9 @@ class TwoHosts : public ::testing::Test {
     fprintf(stderr, "%s", ReadFile(dir_ / "migrate.err").c_str());
     EXPECT_NE(Sh(OnHost("a", "kill -0 " + std::to_string(pid) + " 2>/dev/null")), 0)
         << "the tree is still on host a";
-    EXPECT_EQ(CheckOn("b", pid), "PASS");
+    EXPECT_EQ(CheckOn("b", there), "PASS");
     EXPECT_NE(ReadFile(dir_ / "stats.json").find("\"frozen_seconds\""), std::string::npos);
+    if (outer != pid) Sh(OnHost("a", "kill -9 " + std::to_string(outer)));
   }
   TestDir dir_;
 };
@@ -652,6 +664,12 @@ class TwoHosts : public ::testing::Test {
 TEST_F(TwoHosts, SingleProcess) { MigrateAndCheck("memory", "", 7101); }
 TEST_F(TwoHosts, TreeWithPipes) { MigrateAndCheck("pipeline", "", 7102); }
 TEST_F(TwoHosts, Multithreaded) { MigrateAndCheck("threads", "", 7103); }
+// The init of a PID namespace with its tree (a nested namespace, a zombie,
+// groups, a thread): every PID inside is kept, the init has another host
+// PID on b, which migrate names (its JSON's destination_pid).
+TEST_F(TwoHosts, PidNamespaceInitKeepsEveryPidInside) {
+  MigrateAndCheck("pidns", "", 7106, "", "init-pid");
+}
 // TCP connections with both ends in the tree (over loopback, megabytes in
 // flight) move with it (--tcp-established): every byte arrives on b, and
 // neither host keeps a network lock.
