@@ -149,6 +149,14 @@ Status ValidateCore(const img::TaskCore& core) {
   // __NEW_UTS_LEN
   if (core.uts().hostname().size() > 64 || core.uts().domainname().size() > 64)
     return MakeError("a uts namespace's name longer than 64 bytes");
+  for (const img::SysvObject& o : core.ipc().objects()) {
+    // SEMMSL's and SEMVMX's ceilings.
+    if (!img::SysvObject::Kind_IsValid(o.kind()) || o.id() < 0 || o.sem_values_size() > 32000 ||
+        o.shm_data().size() > o.shm_size())
+      return MakeError("a System V object (kind %d, id %d) that cannot exist", o.kind(), o.id());
+    for (uint32_t v : o.sem_values())
+      if (v > 32767) return MakeError("semaphore set %d holds the value %u", o.id(), v);
+  }
   return Ok{};
 }
 

@@ -3,12 +3,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -101,29 +107,191 @@ Result<std::vector<std::string>> MessageQueues() {
 
 }  // namespace
 
-Result<IpcNamespace> ReadIpcNamespace(pid_t pid) {
-  return InNamespace<IpcNamespace>(pid, "ipc", CLONE_NEWIPC, []() -> Result<IpcNamespace> {
-    IpcNamespace out;
-    static const std::pair<const char*, const char*> kSysv[] = {{"shm", "System V shared memory"},
-                                                                {"sem", "System V semaphore set"},
-                                                                {"msg", "System V message queue"}};
-    for (const auto& [file, what] : kSysv) {
-      std::string text = TRY(ReadFileToString(std::string("/proc/sysvipc/") + file));
-      std::istringstream in(text);
-      std::string line;
-      std::getline(in, line);  // the header
-      while (std::getline(in, line)) {
-        std::istringstream f(line);
-        std::string key, id;
-        if (f >> key >> id) out.objects.push_back(std::string(what) + " key " + key + " id " + id);
-      }
+namespace {
+
+// The rows of /proc/sysvipc/FILE (the calling thread's IPC namespace), each
+// as its fields; the header is left out.
+Result<std::vector<std::vector<std::string>>> SysvRows(const std::string& file) {
+  std::istringstream in(TRY(ReadFileToString("/proc/sysvipc/" + file)));
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::vector<std::string> row;
+    for (std::string x; f >> x;) row.push_back(x);
+    if (row.size() >= 2) rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+void SetPerm(const ipc_perm& p, SysvObject* o) {
+  o->key = p.__key;
+  o->mode = p.mode & 0777;
+  o->uid = p.uid;
+  o->gid = p.gid;
+}
+
+union SemArg {
+  int val;
+  semid_ds* buf;
+  unsigned short* array;
+};
+
+Result<SysvObject> ReadMsgQueue(int id, size_t msgmax) {
+  msqid_ds ds{};
+  if (msgctl(id, IPC_STAT, &ds) < 0) return ErrnoError("msgctl(%d, IPC_STAT)", id);
+  SysvObject o;
+  o.kind = SysvObject::kMsg;
+  o.id = id;
+  SetPerm(ds.msg_perm, &o);
+  o.msg_qbytes = ds.msg_qbytes;
+  std::vector<char> buf(sizeof(long) + msgmax);
+  for (msgqnum_t i = 0; i < ds.msg_qnum; i++) {
+    ssize_t n = msgrcv(id, buf.data(), msgmax, static_cast<long>(i), IPC_NOWAIT | MSG_COPY);
+    if (n < 0)
+      return ErrnoError("reading message %lu of System V message queue %d (MSG_COPY)", i, id);
+    long type;
+    memcpy(&type, buf.data(), sizeof type);
+    o.messages.push_back({type, std::string(buf.data() + sizeof(long), n)});
+  }
+  return o;
+}
+
+Result<SysvObject> ReadSemSet(int id) {
+  semid_ds ds{};
+  SemArg arg{};
+  arg.buf = &ds;
+  if (semctl(id, 0, IPC_STAT, arg) < 0) return ErrnoError("semctl(%d, IPC_STAT)", id);
+  SysvObject o;
+  o.kind = SysvObject::kSem;
+  o.id = id;
+  SetPerm(ds.sem_perm, &o);
+  o.sem_values.resize(ds.sem_nsems);
+  arg.array = o.sem_values.data();
+  if (semctl(id, 0, GETALL, arg) < 0) return ErrnoError("semctl(%d, GETALL)", id);
+  return o;
+}
+
+// A segment no process has attached, up to LIMIT bytes; else what it is,
+// in NOT_CARRIED.
+Result<std::optional<SysvObject>> ReadShm(int id, uint64_t limit,
+                                          std::vector<std::string>* not_carried) {
+  shmid_ds ds{};
+  if (shmctl(id, IPC_STAT, &ds) < 0) return ErrnoError("shmctl(%d, IPC_STAT)", id);
+  std::string what = Format("System V shared memory key %d id %d", ds.shm_perm.__key, id);
+  if (ds.shm_nattch > 0) {
+    not_carried->push_back(what + " (attached by a process)");
+    return std::optional<SysvObject>();
+  }
+  if (ds.shm_segsz > limit) {
+    not_carried->push_back(Format("%s (%lu bytes, over the ghost limit)", what.c_str(),
+                                  static_cast<unsigned long>(ds.shm_segsz)));
+    return std::optional<SysvObject>();
+  }
+  SysvObject o;
+  o.kind = SysvObject::kShm;
+  o.id = id;
+  SetPerm(ds.shm_perm, &o);
+  o.shm_size = ds.shm_segsz;
+  void* at = shmat(id, nullptr, SHM_RDONLY);
+  if (at == reinterpret_cast<void*>(-1)) return ErrnoError("shmat(%d)", id);
+  o.shm_data.assign(static_cast<const char*>(at), ds.shm_segsz);
+  shmdt(at);
+  return std::optional<SysvObject>(std::move(o));
+}
+
+Status ReadSysvObjects(uint64_t shm_limit, IpcNamespace* out) {
+  size_t msgmax = 8192;
+  if (auto v = ReadFileToString("/proc/sys/kernel/msgmax"); v.ok()) msgmax = std::stoul(*v);
+  for (const auto& row : TRY(SysvRows("msg")))
+    out->sysv.push_back(TRY(ReadMsgQueue(std::stoi(row[1]), msgmax)));
+  for (const auto& row : TRY(SysvRows("sem")))
+    out->sysv.push_back(TRY(ReadSemSet(std::stoi(row[1]))));
+  for (const auto& row : TRY(SysvRows("shm")))
+    if (auto o = TRY(ReadShm(std::stoi(row[1]), shm_limit, &out->objects)))
+      out->sysv.push_back(std::move(*o));
+  return Ok{};
+}
+
+// O made again in the calling thread's IPC namespace.
+Status MakeSysvObject(const SysvObject& o) {
+  static const char* const kNextId[] = {"kernel/msg_next_id", "kernel/sem_next_id",
+                                        "kernel/shm_next_id"};
+  static const char* const kWhat[] = {"message queue", "semaphore set", "shared memory"};
+  const char* what = kWhat[o.kind];
+  TRY(WriteKernelFile(std::string("/proc/sys/") + kNextId[o.kind], std::to_string(o.id))
+          .Context("choosing the ID of a System V object (needs CONFIG_CHECKPOINT_RESTORE)"));
+  key_t key = o.key ? o.key : IPC_PRIVATE;
+  int flags = IPC_CREAT | IPC_EXCL | static_cast<int>(o.mode & 0777);
+  int id = o.kind == SysvObject::kMsg   ? msgget(key, flags)
+           : o.kind == SysvObject::kSem ? semget(key, static_cast<int>(o.sem_values.size()), flags)
+                                        : shmget(key, o.shm_size, flags);
+  if (id < 0) return ErrnoError("making System V %s %d (key %d)", what, o.id, o.key);
+  if (id != o.id) return MakeError("System V %s %d was made with ID %d", what, o.id, id);
+  ipc_perm* perm = nullptr;
+  msqid_ds mds{};
+  semid_ds sds{};
+  shmid_ds hds{};
+  SemArg arg{};
+  if (o.kind == SysvObject::kMsg) {
+    if (msgctl(id, IPC_STAT, &mds) < 0) return ErrnoError("msgctl(%d, IPC_STAT)", id);
+    mds.msg_qbytes = o.msg_qbytes;
+    if (msgctl(id, IPC_SET, &mds) < 0)
+      return ErrnoError("msgctl(%d, IPC_SET, qbytes %lu)", id,
+                        static_cast<unsigned long>(o.msg_qbytes));
+    for (const auto& [type, text] : o.messages) {
+      std::string buf(sizeof(long), '\0');
+      memcpy(buf.data(), &type, sizeof type);
+      buf += text;
+      if (msgsnd(id, buf.data(), text.size(), IPC_NOWAIT) < 0)
+        return ErrnoError("msgsnd(%d, %zu bytes)", id, text.size());
     }
+    perm = &mds.msg_perm;
+  } else if (o.kind == SysvObject::kSem) {
+    std::vector<uint16_t> values = o.sem_values;
+    arg.array = values.data();
+    if (semctl(id, 0, SETALL, arg) < 0) return ErrnoError("semctl(%d, SETALL)", id);
+    arg.buf = &sds;
+    if (semctl(id, 0, IPC_STAT, arg) < 0) return ErrnoError("semctl(%d, IPC_STAT)", id);
+    perm = &sds.sem_perm;
+  } else {
+    void* at = shmat(id, nullptr, 0);
+    if (at == reinterpret_cast<void*>(-1)) return ErrnoError("shmat(%d)", id);
+    memcpy(at, o.shm_data.data(), std::min<size_t>(o.shm_data.size(), o.shm_size));
+    shmdt(at);
+    if (shmctl(id, IPC_STAT, &hds) < 0) return ErrnoError("shmctl(%d, IPC_STAT)", id);
+    perm = &hds.shm_perm;
+  }
+  perm->uid = o.uid;
+  perm->gid = o.gid;
+  perm->mode = o.mode;
+  int r = o.kind == SysvObject::kMsg   ? msgctl(id, IPC_SET, &mds)
+          : o.kind == SysvObject::kSem ? semctl(id, 0, IPC_SET, arg)
+                                       : shmctl(id, IPC_SET, &hds);
+  if (r < 0) return ErrnoError("setting the owner and mode of System V %s %d", what, id);
+  return Ok{};
+}
+
+}  // namespace
+
+Result<IpcNamespace> ReadIpcNamespace(pid_t pid, uint64_t shm_limit) {
+  return InNamespace<IpcNamespace>(pid, "ipc", CLONE_NEWIPC, [&]() -> Result<IpcNamespace> {
+    IpcNamespace out;
+    TRY(ReadSysvObjects(shm_limit, &out));
     for (const char* name : kIpcSysctls)
       if (auto v = ReadFileToString(std::string("/proc/sys/") + name); v.ok())
         out.sysctls[name] = Value(*v);
     // Last: it leaves this thread in a mount namespace of its own.
     for (std::string& q : TRY(MessageQueues())) out.objects.push_back(std::move(q));
     return out;
+  });
+}
+
+Status WriteSysvObjects(pid_t pid, const std::vector<SysvObject>& objects) {
+  return InNamespace<Ok>(pid, "ipc", CLONE_NEWIPC, [&]() -> Result<Ok> {
+    for (const SysvObject& o : objects) TRY(MakeSysvObject(o));
+    return Ok{};
   });
 }
 

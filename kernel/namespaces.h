@@ -28,16 +28,36 @@ Result<UtsNames> ReadUtsNames(pid_t pid);
 // where paths are relative to the namespace's root.
 Result<std::string> ReadCgroupsInNamespace(pid_t pid);
 
-// An IPC namespace: the objects in it (System V shared memory, semaphore
-// sets and message queues, from /proc/sysvipc; POSIX message queues, from
-// an mqueue file system mounted for the moment in a mount namespace of the
-// reading thread's own), each as "KIND KEY/NAME", and its sysctls
-// (kernel/shmmax, fs/mqueue/msg_max...: path under /proc/sys -> value).
+// A System V object, as it is made again: its ID and key, its owner and
+// mode, and what it holds (a queue's messages, oldest first, read with
+// MSG_COPY, which leaves them; a semaphore set's values; a shared memory
+// segment's bytes). Its creator, times and last PIDs are not kept.
+struct SysvObject {
+  enum Kind { kMsg, kSem, kShm } kind = kMsg;
+  int id = 0, key = 0;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t msg_qbytes = 0;
+  std::vector<std::pair<long, std::string>> messages;  // type, text
+  std::vector<uint16_t> sem_values;
+  uint64_t shm_size = 0;
+  std::string shm_data;
+};
+
+// An IPC namespace: its System V objects (from /proc/sysvipc), what it
+// holds that is not carried, each as "KIND KEY/NAME" (POSIX message
+// queues, from an mqueue file system mounted for the moment in a mount
+// namespace of the reading thread's own; shared memory some process has
+// attached, or larger than SHM_LIMIT), and its sysctls (kernel/shmmax,
+// fs/mqueue/msg_max...: path under /proc/sys -> value).
 struct IpcNamespace {
+  std::vector<SysvObject> sysv;
   std::vector<std::string> objects;
   std::map<std::string, std::string> sysctls;
 };
-Result<IpcNamespace> ReadIpcNamespace(pid_t pid);
+Result<IpcNamespace> ReadIpcNamespace(pid_t pid, uint64_t shm_limit);
+// Makes OBJECTS again in PID's IPC namespace with the same IDs (through
+// kernel/{msg,sem,shm}_next_id), contents, owners and modes.
+Status WriteSysvObjects(pid_t pid, const std::vector<SysvObject>& objects);
 // Writes SYSCTLS into PID's IPC namespace (each only where it differs).
 Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls);
 

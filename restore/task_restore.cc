@@ -249,6 +249,23 @@ Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupResto
     std::map<std::string, std::string> sysctls(core.ipc().sysctls().begin(),
                                                core.ipc().sysctls().end());
     TRY(WriteIpcSysctls(p.pid(), sysctls).Context("restoring the ipc namespace's sysctls"));
+    std::vector<SysvObject> objects;
+    for (const img::SysvObject& in : core.ipc().objects()) {
+      SysvObject o;
+      o.kind = static_cast<SysvObject::Kind>(in.kind());
+      o.id = in.id();
+      o.key = in.key();
+      o.mode = in.mode();
+      o.uid = in.uid();
+      o.gid = in.gid();
+      o.msg_qbytes = in.msg_qbytes();
+      for (const img::SysvMessage& m : in.messages()) o.messages.push_back({m.type(), m.text()});
+      for (uint32_t v : in.sem_values()) o.sem_values.push_back(static_cast<uint16_t>(v));
+      o.shm_size = in.shm_size();
+      o.shm_data = in.shm_data();
+      objects.push_back(std::move(o));
+    }
+    TRY(WriteSysvObjects(p.pid(), objects).Context("restoring the ipc namespace's objects"));
   }
   if (!core.has_uts()) return Ok{};
   RemoteScratch& scratch = p.scratch();

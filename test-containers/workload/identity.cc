@@ -560,3 +560,100 @@ int TimeNs() {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- ipcobjs -------------------------------------------------------------------
+// An IPC namespace holding System V objects, made so that their IDs are not
+// the first ones: a message queue (key 0x5eed, another user's, mode 0640)
+// with three messages of two types, an empty private queue, a semaphore set
+// of three with values 1, 5 and 32767, and a 3-page shared memory segment
+// filled with a pattern, not attached. The root and a child each check the
+// same IDs hold the same things (the check reads the messages away).
+struct IpcObjs {
+  int queue = -1, empty = -1, sems = -1, shm = -1;
+};
+struct IpcMsg {
+  long type;
+  char text[64];
+};
+union SemArg {
+  int val;
+  semid_ds* buf;
+  unsigned short* array;
+};
+const std::pair<long, const char*> kIpcMessages[] = {{2, "first"}, {1, "second"}, {2, "third"}};
+
+bool IpcObjsAsMade(const IpcObjs& o, bool take_messages) {
+  msqid_ds q{};
+  if (msgctl(o.queue, IPC_STAT, &q) < 0 || q.msg_qnum != 3 || q.msg_perm.__key != 0x5eed ||
+      q.msg_perm.uid != 65534 || (q.msg_perm.mode & 0777) != 0640)
+    return false;
+  msqid_ds e{};
+  if (msgctl(o.empty, IPC_STAT, &e) < 0 || e.msg_qnum != 0 || e.msg_perm.__key != IPC_PRIVATE)
+    return false;
+  IpcMsg m{};
+  for (const auto& [type, text] : kIpcMessages) {
+    ssize_t n = take_messages ? msgrcv(o.queue, &m, sizeof m.text, 0, IPC_NOWAIT)
+                              : static_cast<ssize_t>(strlen(text));
+    if (take_messages &&
+        (n != static_cast<ssize_t>(strlen(text)) || m.type != type || memcmp(m.text, text, n) != 0))
+      return false;
+  }
+  unsigned short vals[3] = {};
+  SemArg arg{};
+  arg.array = vals;
+  if (semctl(o.sems, 0, GETALL, arg) < 0 || vals[0] != 1 || vals[1] != 5 || vals[2] != 32767)
+    return false;
+  auto* p = static_cast<const uint64_t*>(shmat(o.shm, nullptr, SHM_RDONLY));
+  if (p == reinterpret_cast<void*>(-1)) return false;
+  bool same = true;
+  for (size_t i = 0; i < 3 * 4096 / 8; i++) same &= p[i] == Mix(i);
+  shmdt(p);
+  return same;
+}
+
+int IpcObjects() {
+  if (unshare(CLONE_NEWIPC) < 0) return 2;
+  IpcObjs o;
+  int skipped = msgget(IPC_PRIVATE, IPC_CREAT | 0600);  // IDs after a removed one
+  msgctl(skipped, IPC_RMID, nullptr);
+  o.queue = msgget(0x5eed, IPC_CREAT | 0640);
+  o.empty = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  o.sems = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
+  o.shm = shmget(0x5eee, 3 * 4096, IPC_CREAT | 0600);
+  if (o.queue < 0 || o.empty < 0 || o.sems < 0 || o.shm < 0) return 2;
+  for (const auto& [type, text] : kIpcMessages) {
+    IpcMsg m{};
+    m.type = type;
+    memcpy(m.text, text, strlen(text));
+    if (msgsnd(o.queue, &m, strlen(text), 0) < 0) return 2;
+  }
+  msqid_ds q{};
+  msgctl(o.queue, IPC_STAT, &q);
+  q.msg_perm.uid = 65534;
+  if (msgctl(o.queue, IPC_SET, &q) < 0) return 2;
+  unsigned short vals[3] = {1, 5, 32767};
+  SemArg arg{};
+  arg.array = vals;
+  if (semctl(o.sems, 0, SETALL, arg) < 0) return 2;
+  auto* p = static_cast<uint64_t*>(shmat(o.shm, nullptr, 0));
+  if (p == reinterpret_cast<void*>(-1)) return 2;
+  for (size_t i = 0; i < 3 * 4096 / 8; i++) p[i] = Mix(i);
+  shmdt(p);
+  if (!IpcObjsAsMade(o, false)) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    InstallCheckHandler();
+    WaitForCheck();
+    _exit(IpcObjsAsMade(o, false) && IpcOf(getpid()) == IpcOf(getppid()) ? 0 : 1);
+  }
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  CheckChildren({kid});
+  EXPECT(IpcObjsAsMade(o, true), "the namespace's System V objects changed");
+  Report();
+}
+
+}  // namespace wl

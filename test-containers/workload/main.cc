@@ -36,6 +36,8 @@
 //             groups, a thread, a zombie, a pidfd, a socket pair, and a
 //             nested namespace's init with its child
 //   timens    a time namespace with its clocks ahead, and a child in it
+//   ipcobjs   an IPC namespace holding System V message queues (with
+//             messages), a semaphore set and a shared memory segment
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
 //             and exiting, in that cgroup: a fork bomb a walk cannot catch
 //   pipeline  producer | relay | consumer through pipes with data in flight
@@ -146,6 +148,7 @@ const Scenario kScenarios[] = {
     {"cgroupns", [](const Args& a) { return CgroupNs(a.what); }},
     {"pidns", [](const Args&) { return PidNs(); }},
     {"timens", [](const Args&) { return TimeNs(); }},
+    {"ipcobjs", [](const Args&) { return IpcObjects(); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

@@ -151,12 +151,13 @@ int Refuse(const std::string& what) {
     // An IPC namespace of its own, holding an object.
     if (unshare(CLONE_NEWIPC) < 0) return 2;
     if (what == "ipc-sysv") {
-      static int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
-      if (id < 0) return 2;
-      check = [] {
-        msqid_ds ds{};
-        EXPECT(msgctl(id, IPC_STAT, &ds) == 0, "the message queue is gone");
-      };
+      // Shared memory the workload has attached (the attachment is not
+      // carried yet).
+      static int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+      static auto* at = static_cast<char*>(shmat(id, nullptr, 0));
+      if (id < 0 || at == reinterpret_cast<char*>(-1)) return 2;
+      at[0] = 'x';
+      check = [] { EXPECT(at[0] == 'x', "the shared memory changed"); };
     } else {
       if (mq_open("/crl", O_CREAT | O_RDWR, 0600, nullptr) < 0) return 2;
       check = [] { EXPECT(mq_open("/crl", O_RDWR) >= 0, "the message queue is gone"); };

@@ -30,6 +30,8 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -137,6 +139,7 @@ int IpcNs();
 int CgroupNs(const std::string& dir);
 int PidNs();
 int TimeNs();
+int IpcObjects();
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();

@@ -74,6 +74,10 @@ TEST(Tree, IpcNamespacesComeBackWithTheirSysctls) { DumpRestoreCheck("ipcns"); }
 // A time namespace made again with its clocks' offsets, shared with a child
 // (the state-diff check compares timens_offsets too).
 TEST(Tree, TimeNamespacesComeBackWithTheirOffsets) { DumpRestoreCheck("timens"); }
+// An IPC namespace's System V objects made again with their IDs, keys,
+// owners and modes: messages in order with their types, semaphore values,
+// shared memory bytes.
+TEST(Tree, IpcNamespaceObjectsComeBackWithWhatTheyHold) { DumpRestoreCheck("ipcobjs"); }
 
 // The init of a PID namespace, as `unshare -pf` or a container runtime
 // makes it: restored as the init of a new one, every task with its PIDs
