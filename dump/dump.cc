@@ -166,6 +166,7 @@ class DumpRun {
       if (p.core.has_cgroup_ns()) made.push_back({"cgroup", p.core.cgroup_ns().ns_id()});
       if (p.core.has_ipc()) made.push_back({"ipc", p.core.ipc().ns_id()});
       if (p.core.has_time_ns()) made.push_back({"time", p.core.time_ns().ns_id()});
+      if (p.core.has_net()) made.push_back({"net", p.core.net().ns_id()});
       for (const auto& ns : made) {
         auto [it, fresh] = made_by.emplace(ns, p.pid);
         if (!fresh)

@@ -233,7 +233,8 @@ Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
     std::string ref = parent > 0 ? Readlink(ProcTask(parent).Path(std::string("ns/") + ns)) : ours;
     if (theirs.empty() || ref.empty() || theirs == ref) continue;  // inherited, or no such kind
     std::string kind = ns;
-    bool carried = kind == "uts" || kind == "cgroup" || kind == "ipc" || kind == "time";
+    bool carried =
+        kind == "uts" || kind == "cgroup" || kind == "ipc" || kind == "time" || kind == "net";
     if (carried && theirs != ours) continue;  // made again at restore
     if (carried)
       return MakeError(
@@ -400,6 +401,19 @@ Status CollectNamespaces(pid_t pid, pid_t parent, uint64_t shm_limit, img::TaskC
     img::CgroupNamespace* c = core->mutable_cgroup_ns();
     for (const std::string& r : *roots) c->add_roots(r);
     c->set_ns_id(cg);
+  }
+  if (uint64_t net = made_here("net")) {
+    if (parent > 0)
+      return MakeError(
+          "PID %d made a network namespace of its own below the tree's root: not carried yet "
+          "(the root's is)",
+          pid);
+    NetNamespace ns = TRY(ReadNetNamespace(pid));
+    if (!ns.not_carried.empty())
+      return MakeError("PID %d is in a network namespace holding %s: not carried yet", pid,
+                       ns.not_carried[0].c_str());
+    core->mutable_net()->set_lo_up(ns.lo_up);
+    core->mutable_net()->set_ns_id(net);
   }
   if (uint64_t time = made_here("time")) {
     TimeOffsets off = TRY(ReadTimeOffsets(pid));

@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "files/fd_kind.h"
 #include "kernel/as_task.h"
+#include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
@@ -163,7 +164,15 @@ struct UnixTree {
 
 Result<UnixTree> SeeUnixTree(const std::vector<FdRef>& mine) {
   UnixTree t;
-  t.diag = TRY(ListUnixSockets());
+  // UNIX_DIAG answers for its own network namespace: asked in each one the
+  // tree's sockets are in (inodes are unique across them).
+  std::map<std::string, pid_t> nets;
+  for (const FdRef& r : mine) nets.emplace(ProcTask(r.pid).Link("ns/net").value_or(""), r.pid);
+  for (const auto& [link, pid] : nets)
+    TRY(InNamespaceOf(pid, "net", CLONE_NEWNET, [&]() -> Status {
+      for (auto& [ino, si] : TRY(ListUnixSockets())) t.diag.emplace(ino, std::move(si));
+      return Ok{};
+    }));
   for (const FdRef& r : mine) t.mine.insert(r.fd->ino());
   for (const auto& [ino, si] : t.diag) {
     if (si.state != TCP_LISTEN) continue;

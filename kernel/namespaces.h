@@ -6,13 +6,21 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
+#include "base/scoped_fd.h"
 
 namespace crl {
+
+// Runs FN on a thread of criu-lite's that has joined PID's namespace of
+// TYPE ("net", ...; FLAG its CLONE_NEW*) for the moment.
+Status InNamespaceOf(pid_t pid, const char* type, int flag, const std::function<Status()>& fn);
+// The same with the namespace NS_FD names.
+Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn);
 
 // The inode of PID's namespace of TYPE ("uts", "ipc"...): 0 where the kernel
 // lacks that kind.
@@ -60,6 +68,17 @@ Result<IpcNamespace> ReadIpcNamespace(pid_t pid, uint64_t shm_limit);
 Status WriteSysvObjects(pid_t pid, const std::vector<SysvObject>& objects);
 // Writes SYSCTLS into PID's IPC namespace (each only where it differs).
 Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls);
+
+// A network namespace, as far as restore can make one again: its links
+// (only loopback is carried, up or down, with the addresses the kernel
+// gives it), and what else it holds, named (NOT_CARRIED).
+struct NetNamespace {
+  bool lo_up = false;
+  std::vector<std::string> not_carried;
+};
+Result<NetNamespace> ReadNetNamespace(pid_t pid);
+// A new network namespace with loopback up or down, held by the fd.
+Result<ScopedFd> MakeNetNamespace(bool lo_up);
 
 // A time namespace's offsets of CLOCK_MONOTONIC and CLOCK_BOOTTIME from the
 // host's clocks, in nanoseconds.

@@ -29,6 +29,7 @@
 #include "images/registers_image.h"
 #include "images/validate.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/namespaces.h"
 #include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
@@ -299,8 +300,8 @@ struct Phases {
 class TreeBuilder {
  public:
   TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files,
-              const CgroupRestore& cgroups)
-      : tree_(tree), opts_(opts), files_(files), cgroups_(cgroups) {}
+              const CgroupRestore& cgroups, int net_ns)
+      : tree_(tree), opts_(opts), files_(files), cgroups_(cgroups), net_ns_(net_ns) {}
   // Tasks not released are killed children first: the init of a PID
   // namespace does not finish dying until every task in it has been reaped,
   // the traced ones by criu-lite.
@@ -352,6 +353,7 @@ class TreeBuilder {
   const RestoreOptions& opts_;
   FileTable& files_;
   const CgroupRestore& cgroups_;
+  int net_ns_;  // the root's network namespace, made by restore (-1: none)
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
@@ -371,7 +373,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   files_.TaskMade(pid, p.pid());
   // Into its cgroups first: the memory it is given is charged there.
   TRY(step(cgroups_.Move(p.pid(), t.core), "restoring cgroups"));
-  TRY(step(RestoreNamespaces(p, t.core, cgroups_), "restoring namespaces"));
+  TRY(step(RestoreNamespaces(p, t.core, cgroups_, net_ns_), "restoring namespaces"));
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
   auto file_of = [this](const img::Vma& v) {
@@ -781,6 +783,17 @@ class RestoreRun {
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
     TRY(LockConnections());
+    // The root's network namespace is made first: the tree's sockets are
+    // made in it (by a thread of criu-lite's that joins it).
+    if (tree_.root->core.has_net()) {
+      net_ns_ = TRY(MakeNetNamespace(tree_.root->core.net().lo_up())
+                        .Context("making the tree's network namespace"));
+      return InNamespaceFd(net_ns_.get(), CLONE_NEWNET, [&]() -> Status {
+        files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
+                               .Context("opening the tree's files")));
+        return Ok{};
+      });
+    }
     files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
                            .Context("opening the tree's files")));
     return Ok{};
@@ -827,7 +840,7 @@ class RestoreRun {
     root_pid_ = root_->pid();
     if (root_pid_ != pid) LOG_INFO("the root, PID %d at dump, is PID %d here", pid, root_pid_);
     scripts_.set_init_pid(root_pid_);
-    builder_.emplace(tree_, opts_, *files_, *cgroups_);
+    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
     ph_.Mark("fork");
     return Ok{};
   }
@@ -901,6 +914,7 @@ class RestoreRun {
   std::optional<CgroupRestore> cgroups_;
   std::optional<FileTable> files_;
   std::optional<CriuLitePidfdInTasks> criu_pidfd_;
+  ScopedFd net_ns_;  // the root's network namespace, made before its sockets
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
   // Last: destroyed first, killing every task not yet released.

@@ -217,6 +217,16 @@ namespace {
 // it is single-threaded, and before its vDSO data is moved: entering
 // remaps it). The offsets can be set only before any task is in it: made
 // for the puppet's children, set, then entered.
+// The puppet enters the namespace criu-lite's NS (of kind FLAG) names.
+Status EnterNamespace(Puppet& p, int ns, int flag, const char* what) {
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
+  RemoteFd theirs = TRY(giver.Give(ns, what));
+  TRY(p.rs().Checked(Format("setns(%s)", what).c_str(), SYS_setns, theirs.get(), flag));
+  return Ok{};
+}
+
 Status MakeTimeNamespace(Puppet& p, const img::TimeNamespace& t) {
   RemoteSyscalls& rs = p.rs();
   TRY(rs.Checked("unshare(CLONE_NEWTIME)", SYS_unshare, CLONE_NEWTIME));
@@ -225,19 +235,19 @@ Status MakeTimeNamespace(Puppet& p, const img::TimeNamespace& t) {
   std::string path = ProcTask(p.pid()).Path("ns/time_for_children");
   ScopedFd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!ns.valid()) return ErrnoError("open(%s)", path.c_str());
-  RemoteScratch::Frame frame(p.scratch());
-  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
-  FdGiver giver = TRY(FdGiver::Open(rs, scm));
-  RemoteFd theirs = TRY(giver.Give(ns.get(), "its time namespace"));
-  TRY(rs.Checked("setns(CLONE_NEWTIME)", SYS_setns, theirs.get(), CLONE_NEWTIME));
-  return Ok{};
+  return EnterNamespace(p, ns.get(), CLONE_NEWTIME, "its time namespace");
 }
 
 }  // namespace
 
-Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups) {
+Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups,
+                         int net_ns) {
   RemoteSyscalls& rs = p.rs();
   if (core.has_time_ns()) TRY(MakeTimeNamespace(p, core.time_ns()));
+  if (core.has_net()) {
+    if (net_ns < 0) return MakeError("no network namespace was made for the task");
+    TRY(EnterNamespace(p, net_ns, CLONE_NEWNET, "its network namespace"));
+  }
   if (core.has_cgroup_ns()) {
     // The namespace's root is the cgroup the task is in as it unshares.
     for (const std::string& root : core.cgroup_ns().roots()) TRY(cgroups.MoveTo(p.pid(), root));

@@ -13,7 +13,10 @@ namespace crl {
 // The namespaces the task is the first of (in the tree) to be in: made
 // before it forks, so that its children are born in them: cgroup (after
 // CGROUPS has put the task in its cgroups), ipc (with its sysctls) and uts.
-Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups);
+// NET_NS: the network namespace restore made for the tree's root (-1 if
+// none), which the task enters if it made it.
+Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups,
+                         int net_ns);
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core);
 Status RestoreMmFields(Puppet& p, const img::MmState& mm);
 // Dispositions and process-wide pending signals.

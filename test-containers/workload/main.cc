@@ -36,6 +36,8 @@
 //             groups, a thread, a zombie, a pidfd, a socket pair, and a
 //             nested namespace's init with its child
 //   timens    a time namespace with its clocks ahead, and a child in it
+//   netns     a network namespace with loopback up and TCP, UDP and unix
+//             sockets made in it (an abstract unix name only it sees)
 //   ipcobjs   an IPC namespace holding System V message queues (with
 //             messages), a semaphore set and a shared memory segment
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
@@ -75,7 +77,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|guard-region|
+//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|netns-address|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
@@ -149,6 +151,7 @@ const Scenario kScenarios[] = {
     {"pidns", [](const Args&) { return PidNs(); }},
     {"timens", [](const Args&) { return TimeNs(); }},
     {"ipcobjs", [](const Args&) { return IpcObjects(); }},
+    {"netns", [](const Args&) { return NetNs(); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

@@ -3,6 +3,7 @@
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
@@ -598,6 +599,93 @@ int Conns(int n) {
     bad += !ok;
   }
   EXPECT(bad == 0, "%d of %d connections do not pass data", bad, n);
+  Report();
+}
+
+}  // namespace wl
+
+namespace wl {
+
+// ---- netns ---------------------------------------------------------------------
+// A network namespace of the workload's own with loopback up, and sockets
+// made in it: a TCP listener on 127.0.0.1:7777 and a unix listener on the
+// abstract name "crl-netns" (both names exist only in this namespace: the
+// test checks the host cannot reach the unix one), a UDP socket, and a
+// unix connection a child made to the listener, accepted. After restore
+// loopback is up, both listeners take new connections, and the accepted
+// connection passes bytes both ways.
+bool LoopbackUp() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq req{};
+  strcpy(req.ifr_name, "lo");
+  bool up = s >= 0 && ioctl(s, SIOCGIFFLAGS, &req) == 0 && (req.ifr_flags & IFF_UP);
+  close(s);
+  return up;
+}
+
+sockaddr_un NetNsName(socklen_t* len) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, "\0crl-netns", 10);
+  *len = offsetof(sockaddr_un, sun_path) + 10;
+  return a;
+}
+
+int NetNs() {
+  if (unshare(CLONE_NEWNET) < 0) return 2;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq req{};
+  strcpy(req.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &req) < 0) return 2;
+  req.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &req) < 0 || !LoopbackUp()) return 2;
+  sockaddr_in tcp{};
+  tcp.sin_family = AF_INET;
+  tcp.sin_port = htons(7777);
+  tcp.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int tl = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(tl, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(tl, reinterpret_cast<sockaddr*>(&tcp), sizeof tcp) < 0 || listen(tl, 8) < 0) return 2;
+  int udp = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in u = tcp;
+  u.sin_port = htons(7778);
+  if (bind(udp, reinterpret_cast<sockaddr*>(&u), sizeof u) < 0) return 2;
+  socklen_t len;
+  sockaddr_un name = NetNsName(&len);
+  int ul = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (bind(ul, reinterpret_cast<sockaddr*>(&name), len) < 0 || listen(ul, 8) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    int c = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (connect(c, reinterpret_cast<sockaddr*>(&name), len) < 0) _exit(2);
+    InstallCheckHandler();
+    WaitForCheck();
+    char b[4] = {};
+    bool ok = write(c, "ping", 4) == 4 && read(c, b, 4) == 4 && memcmp(b, "pong", 4) == 0;
+    _exit(ok && LoopbackUp() ? 0 : 1);
+  }
+  int conn = accept(ul, nullptr, nullptr);
+  if (conn < 0) return 2;
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(LoopbackUp(), "loopback is down");
+  int t = socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT(connect(t, reinterpret_cast<sockaddr*>(&tcp), sizeof tcp) == 0 &&
+             accept(tl, nullptr, nullptr) >= 0,
+         "the TCP listener on 127.0.0.1:7777 takes no connection: %s", strerror(errno));
+  int again = socket(AF_UNIX, SOCK_STREAM, 0);
+  EXPECT(connect(again, reinterpret_cast<sockaddr*>(&name), len) == 0 &&
+             accept(ul, nullptr, nullptr) >= 0,
+         "the abstract unix listener takes no connection: %s", strerror(errno));
+  EXPECT(sendto(udp, "u", 1, 0, reinterpret_cast<sockaddr*>(&u), sizeof u) == 1, "UDP: %s",
+         strerror(errno));
+  kill(kid, SIGUSR1);
+  char b[4] = {};
+  EXPECT(read(conn, b, 4) == 4 && memcmp(b, "ping", 4) == 0 && write(conn, "pong", 4) == 4,
+         "the accepted connection passes nothing");
+  int st;
+  EXPECT(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed");
   Report();
 }
 

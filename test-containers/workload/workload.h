@@ -140,6 +140,7 @@ int CgroupNs(const std::string& dir);
 int PidNs();
 int TimeNs();
 int IpcObjects();
+int NetNs();
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +79,27 @@ TEST(Tree, TimeNamespacesComeBackWithTheirOffsets) { DumpRestoreCheck("timens");
 // owners and modes: messages in order with their types, semaphore values,
 // shared memory bytes.
 TEST(Tree, IpcNamespaceObjectsComeBackWithWhatTheyHold) { DumpRestoreCheck("ipcobjs"); }
+// A network namespace the root made (loopback only) comes back, and the
+// tree's sockets are made in it: its listeners on 127.0.0.1:7777 and the
+// abstract name "crl-netns" take connections there, and the host cannot
+// reach that name.
+TEST(Tree, NetworkNamespaceComesBackWithItsSocketsInIt) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "netns");
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, "\0crl-netns", 10);
+  EXPECT_NE(connect(s, reinterpret_cast<sockaddr*>(&a), offsetof(sockaddr_un, sun_path) + 10), 0)
+      << "the tree's abstract name is reachable from the host's network namespace";
+  close(s);
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
 
 // The init of a PID namespace, as `unshare -pf` or a container runtime
 // makes it: restored as the init of a new one, every task with its PIDs
