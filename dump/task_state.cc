@@ -380,6 +380,43 @@ Status CollectPidNamespaces(pid_t pid, const std::vector<pid_t>& tids, img::Tree
   return Ok{};
 }
 
+// An IPC namespace (inode IPC) PID made: its sysctls and System V objects.
+static Status CollectIpcNamespace(pid_t pid, uint64_t ipc, uint64_t shm_limit,
+                                  img::TaskCore* core) {
+  IpcNamespace ns = TRY(ReadIpcNamespace(pid, shm_limit));
+  if (!ns.objects.empty())
+    return MakeError(
+        "PID %d is in an ipc namespace that holds %zu object(s) not carried yet (%s%s)", pid,
+        ns.objects.size(), ns.objects[0].c_str(), ns.objects.size() > 1 ? ", ..." : "");
+  img::IpcNamespace* i = core->mutable_ipc();
+  for (const auto& [name, value] : ns.sysctls) (*i->mutable_sysctls())[name] = value;
+  i->set_ns_id(ipc);
+  for (const SysvObject& o : ns.sysv) {
+    img::SysvObject* out = i->add_objects();
+    out->set_kind(static_cast<img::SysvObject::Kind>(o.kind));
+    out->set_id(o.id);
+    out->set_key(o.key);
+    out->set_mode(o.mode);
+    out->set_uid(o.uid);
+    out->set_gid(o.gid);
+    out->set_msg_qbytes(o.msg_qbytes);
+    for (const auto& [type, text] : o.messages) {
+      img::SysvMessage* m = out->add_messages();
+      m->set_type(type);
+      m->set_text(text);
+    }
+    for (uint16_t v : o.sem_values) out->add_sem_values(v);
+    if (o.kind == SysvObject::kSem)
+      LOG_WARN(
+          "PID %d's ipc namespace holds semaphore set %d: a task's SEM_UNDO adjustments to "
+          "it cannot be seen from outside, and are not carried",
+          pid, o.id);
+    out->set_shm_size(o.shm_size);
+    out->set_shm_data(o.shm_data);
+  }
+  return Ok{};
+}
+
 Status CollectNamespaces(pid_t pid, pid_t parent, uint64_t shm_limit, img::TaskCore* core) {
   // The namespace of TYPE the task is in, if its parent's is another.
   auto made_here = [&](const char* type) -> uint64_t {
@@ -422,39 +459,7 @@ Status CollectNamespaces(pid_t pid, pid_t parent, uint64_t shm_limit, img::TaskC
     t->set_boottime_ns(off.boottime_ns);
     t->set_ns_id(time);
   }
-  if (uint64_t ipc = made_here("ipc")) {
-    IpcNamespace ns = TRY(ReadIpcNamespace(pid, shm_limit));
-    if (!ns.objects.empty())
-      return MakeError(
-          "PID %d is in an ipc namespace that holds %zu object(s) not carried yet (%s%s)", pid,
-          ns.objects.size(), ns.objects[0].c_str(), ns.objects.size() > 1 ? ", ..." : "");
-    img::IpcNamespace* i = core->mutable_ipc();
-    for (const auto& [name, value] : ns.sysctls) (*i->mutable_sysctls())[name] = value;
-    i->set_ns_id(ipc);
-    for (const SysvObject& o : ns.sysv) {
-      img::SysvObject* out = i->add_objects();
-      out->set_kind(static_cast<img::SysvObject::Kind>(o.kind));
-      out->set_id(o.id);
-      out->set_key(o.key);
-      out->set_mode(o.mode);
-      out->set_uid(o.uid);
-      out->set_gid(o.gid);
-      out->set_msg_qbytes(o.msg_qbytes);
-      for (const auto& [type, text] : o.messages) {
-        img::SysvMessage* m = out->add_messages();
-        m->set_type(type);
-        m->set_text(text);
-      }
-      for (uint16_t v : o.sem_values) out->add_sem_values(v);
-      if (o.kind == SysvObject::kSem)
-        LOG_WARN(
-            "PID %d's ipc namespace holds semaphore set %d: a task's SEM_UNDO adjustments to "
-            "it cannot be seen from outside, and are not carried",
-            pid, o.id);
-      out->set_shm_size(o.shm_size);
-      out->set_shm_data(o.shm_data);
-    }
-  }
+  if (uint64_t ipc = made_here("ipc")) TRY(CollectIpcNamespace(pid, ipc, shm_limit, core));
   return Ok{};
 }
 

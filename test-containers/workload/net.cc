@@ -631,14 +631,19 @@ sockaddr_un NetNsName(socklen_t* len) {
   return a;
 }
 
-int NetNs() {
-  if (unshare(CLONE_NEWNET) < 0) return 2;
+bool NewNetNamespaceWithLoopbackUp() {
+  if (unshare(CLONE_NEWNET) < 0) return false;
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   ifreq req{};
   strcpy(req.ifr_name, "lo");
-  if (ioctl(s, SIOCGIFFLAGS, &req) < 0) return 2;
-  req.ifr_flags |= IFF_UP;
-  if (ioctl(s, SIOCSIFFLAGS, &req) < 0 || !LoopbackUp()) return 2;
+  bool up = ioctl(s, SIOCGIFFLAGS, &req) == 0 && ((req.ifr_flags |= IFF_UP), true) &&
+            ioctl(s, SIOCSIFFLAGS, &req) == 0;
+  close(s);
+  return up && LoopbackUp();
+}
+
+int NetNs() {
+  if (!NewNetNamespaceWithLoopbackUp()) return 2;
   sockaddr_in tcp{};
   tcp.sin_family = AF_INET;
   tcp.sin_port = htons(7777);

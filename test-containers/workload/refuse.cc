@@ -177,13 +177,8 @@ int Refuse(const std::string& what) {
   } else if (what == "netns-address") {
     // A network namespace whose loopback has an address of its own
     // (10.9.8.7 on lo:1): only what the kernel gives loopback is carried.
-    if (unshare(CLONE_NEWNET) < 0) return 2;
+    if (!NewNetNamespaceWithLoopbackUp()) return 2;
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ifreq req{};
-    strcpy(req.ifr_name, "lo");
-    if (ioctl(s, SIOCGIFFLAGS, &req) < 0) return 2;
-    req.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &req) < 0) return 2;
     ifreq addr{};
     strcpy(addr.ifr_name, "lo:1");
     auto* in = reinterpret_cast<sockaddr_in*>(&addr.ifr_addr);

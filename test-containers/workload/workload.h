@@ -141,6 +141,8 @@ int PidNs();
 int TimeNs();
 int IpcObjects();
 int NetNs();
+// Unshares a network namespace and brings its loopback up.
+bool NewNetNamespaceWithLoopbackUp();
 int Runaway(const std::string& cgroup);
 int Forest(int procs, int threads, long mib);
 int Jobs();
