@@ -354,6 +354,12 @@ class RestoreCommand : public Command {
                      "criu-lite's), as CRIU's")
         ->expected(0, 1)
         ->type_name("MODE");
+    app_->add_option("--cgroup-root", o_.cgroup_roots,
+                     "put the tree's cgroups below NEWROOT instead of below the root task's "
+                     "cgroup at dump: in CONTROLLER's hierarchy (cgroup2: the unified one), or "
+                     "without one in every "
+                     "hierarchy no other --cgroup-root names (repeatable), as CRIU's")
+        ->type_name("[CONTROLLER:]/NEWROOT");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
                      "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "

@@ -57,6 +57,65 @@ Status WriteSettings(const std::string& dir, const img::CgroupDir& rec) {
 
 }  // namespace
 
+Result<CgroupReroot> CgroupReroot::Make(const std::vector<std::string>& specs,
+                                        const std::vector<std::string>& root_lines) {
+  CgroupReroot out;
+  for (const std::string& s : specs) {
+    size_t slash = s.find('/');
+    if (slash == std::string::npos || (slash > 0 && s[slash - 1] != ':'))
+      return MakeError("--cgroup-root %s: not [CONTROLLER:]/PATH", s.c_str());
+    std::string controller = slash ? s.substr(0, slash - 1) : "", root = s.substr(slash);
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (root.find("/..") != std::string::npos || root.find("/./") != std::string::npos)
+      return MakeError("--cgroup-root %s: a path with . or .. in it", s.c_str());
+    out.specs_.push_back({controller, root});
+  }
+  for (const std::string& line : root_lines) {
+    CgroupLine l = TRY(ParseCgroupLine(line));
+    out.old_roots_[l.controllers] = l.path;
+  }
+  return out;
+}
+
+Result<std::string> CgroupReroot::Path(const std::string& controllers,
+                                       const std::string& path) const {
+  const std::string* root = nullptr;
+  for (const auto& [controller, r] : specs_) {
+    bool named = false;
+    std::string list = "," + controllers + ",";
+    if (!controller.empty())
+      named = controllers.empty() ? controller == "cgroup2"
+                                  : list.find("," + controller + ",") != std::string::npos;
+    if (named || (controller.empty() && !root)) root = &r;
+    if (named) break;
+  }
+  if (!root) return path;
+  auto old = old_roots_.find(controllers);
+  if (old == old_roots_.end())
+    return MakeError("cgroup %s (%s): the root task was in no cgroup of that hierarchy",
+                     path.c_str(), controllers.empty() ? "cgroup2" : controllers.c_str());
+  const std::string& from = old->second;
+  std::string rest;
+  if (path == from)
+    rest = "";
+  else if (from == "/")
+    rest = path;
+  else if (path.rfind(from + "/", 0) == 0)
+    rest = path.substr(from.size());
+  else
+    return MakeError(
+        "--cgroup-root: cgroup %s is not below the root task's cgroup %s (%s), so it has no "
+        "place below the new root",
+        path.c_str(), from.c_str(), controllers.empty() ? "cgroup2" : controllers.c_str());
+  return *root == "/" ? (rest.empty() ? "/" : rest) : *root + rest;
+}
+
+Result<std::string> CgroupReroot::Line(const std::string& line) const {
+  CgroupLine l = TRY(ParseCgroupLine(line));
+  std::string prefix = line.substr(0, line.size() - l.path.size());
+  return prefix + TRY(Path(l.controllers, l.path));
+}
+
 Result<CgroupMode> ParseCgroupMode(std::string_view name) {
   for (CgroupMode m : {CgroupMode::kIgnore, CgroupMode::kNone, CgroupMode::kProps,
                        CgroupMode::kSoft, CgroupMode::kFull, CgroupMode::kStrict})

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,6 +24,28 @@ namespace crl {
 // that exists already is an error. ignore: tasks stay in criu-lite's.
 enum class CgroupMode { kIgnore, kNone, kProps, kSoft, kFull, kStrict };
 Result<CgroupMode> ParseCgroupMode(std::string_view name);
+
+// --cgroup-root [CONTROLLER:]/NEWROOT (CRIU's): the tree's cgroups go
+// below NEWROOT instead of below the root task's cgroup at dump, in the
+// hierarchy of CONTROLLER (a v1 controller, "name=systemd", or "cgroup2"
+// for the unified hierarchy), or (without one) in every hierarchy no other
+// spec names.
+class CgroupReroot {
+ public:
+  // ROOT_LINES: the root task's /proc/PID/cgroup lines at dump.
+  static Result<CgroupReroot> Make(const std::vector<std::string>& specs,
+                                   const std::vector<std::string>& root_lines);
+  bool empty() const { return specs_.empty(); }
+  // The path in hierarchy CONTROLLERS ("memory", "cpu,cpuacct", "" for
+  // cgroup2) where PATH goes; an error for a cgroup outside the root task's.
+  Result<std::string> Path(const std::string& controllers, const std::string& path) const;
+  // The same for a line "ID:controllers:/path".
+  Result<std::string> Line(const std::string& line) const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> specs_;  // controller ("" any), new root
+  std::map<std::string, std::string> old_roots_;            // by controllers
+};
 
 class CgroupRestore {
  public:

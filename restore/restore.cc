@@ -752,8 +752,31 @@ class RestoreRun {
       e->add_tids(inv_.root_pid());
     }
     tree_ = TRY(LoadTree(dir, inv_, opts_));
+    TRY(RerootCgroups());
     if (opts_.pages == PagePlacement::kLazy) PlanLazy(tree_);
     ph_.Mark("read-images");
+    return Ok{};
+  }
+
+  // --cgroup-root: every cgroup the images name, moved below its new root
+  // (the tasks', their cgroup namespaces' roots, and the settings' records).
+  Status RerootCgroups() {
+    if (opts_.cgroup_roots.empty() || opts_.cgroups == CgroupMode::kIgnore) return Ok{};
+    const img::TaskCore& root = tree_.root->core;
+    CgroupReroot reroot =
+        TRY(CgroupReroot::Make(opts_.cgroup_roots, {root.cgroups().begin(), root.cgroups().end()}));
+    auto lines = [&](google::protobuf::RepeatedPtrField<std::string>* ls) -> Status {
+      for (std::string& l : *ls) l = TRY(reroot.Line(l));
+      return Ok{};
+    };
+    for (auto& [pid, t] : tree_.tasks) {
+      if (t->entry.zombie()) continue;
+      TRY(lines(t->core.mutable_cgroups()).Context(Format("PID %d", pid)));
+      if (t->core.has_cgroup_ns())
+        TRY(lines(t->core.mutable_cgroup_ns()->mutable_roots()).Context(Format("PID %d", pid)));
+    }
+    for (img::CgroupDir& d : *inv_.mutable_cgroups())
+      d.set_path(TRY(reroot.Path(d.controllers(), d.path())));
     return Ok{};
   }
 

@@ -27,6 +27,8 @@ struct RestoreOptions {
   std::map<std::string, int> inherit_fds;
   // --manage-cgroups (CRIU's; soft by default): restore/cgroup_restore.h.
   CgroupMode cgroups = CgroupMode::kSoft;
+  // --cgroup-root [CONTROLLER:]/NEWROOT (CRIU's), each: CgroupReroot.
+  std::vector<std::string> cgroup_roots;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
   // The destination of a migration: once the tree is built (every task

@@ -260,6 +260,55 @@ TEST(Cgroups, ManageCgroupsModesAsCrius) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// --cgroup-root cgroup2:/NEW: a tree in a cgroup2 cgroup of its own (the
+// root in X, a child in X/sub) comes back below NEW instead (NEW, NEW/sub),
+// made by restore; a cgroup outside the root's cannot be placed, and says
+// so.
+TEST(Cgroups, CgroupRootPutsTheTreeBelowANewRoot) {
+  std::string v2 = OwnCgroup2();
+  if (v2.empty()) GTEST_SKIP() << "SKIPPED: no cgroup2 hierarchy mounted here";
+  std::string tag = std::to_string(getpid());
+  std::string x = v2 + "/crl-e2e-reroot-" + tag, moved = v2 + "/crl-e2e-rerooted-" + tag;
+  struct Cleanup {
+    std::vector<std::string> dirs;
+    ~Cleanup() {
+      for (const std::string& d : dirs) rmdir(d.c_str());
+    }
+  } cleanup{{moved + "/sub", moved, x + "/sub", x}};
+  ASSERT_EQ(mkdir(x.c_str(), 0755), 0) << x;
+  ASSERT_EQ(mkdir((x + "/sub").c_str(), 0755), 0);
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "pipeline");
+  std::vector<pid_t> pids = LiveTree(pid);
+  ASSERT_GE(pids.size(), 2u);
+  ASSERT_TRUE(Write(x + "/cgroup.procs", std::to_string(pid)));
+  for (size_t i = 1; i < pids.size(); i++)
+    ASSERT_TRUE(Write(x + "/sub/cgroup.procs", std::to_string(pids[i])));
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  // Where the test's own cgroup2 cgroup is, as /proc/PID/cgroup names it.
+  std::string own_path;
+  std::istringstream in(ReadFile("/proc/self/cgroup"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("0::", 0) == 0) own_path = line.substr(3);
+  std::string new_root = (own_path == "/" ? "" : own_path) + "/crl-e2e-rerooted-" + tag;
+  CmdResult bad = RunCriuLite({"restore", "-D", dir / "img", "-d", "--cgroup-root", "cgroup2"});
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.err.find("not [CONTROLLER:]/PATH"), std::string::npos) << bad.err;
+  ExpectStateDiff elsewhere({"proc.cgroup"});
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "img", "-d", "--cgroup-root", "cgroup2:" + new_root});
+  ASSERT_TRUE(r.ok()) << r.err;
+  auto in_cgroup = [](pid_t p, const std::string& path) {
+    return ("\n" + ReadFile("/proc/" + std::to_string(p) + "/cgroup"))
+               .find("\n0::" + path + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(in_cgroup(pid, new_root)) << ReadFile("/proc/" + std::to_string(pid) + "/cgroup");
+  for (size_t i = 1; i < pids.size(); i++) EXPECT_TRUE(in_cgroup(pids[i], new_root + "/sub"));
+  EXPECT_EQ(ReadFile(x + "/cgroup.procs"), "") << "the old cgroup still has the root";
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // A process and its child in a cgroup namespace rooted at a cgroup2 cgroup
 // of their own, in a cgroup below it: they come back in a namespace with
 // the same root (remade by restore, like the cgroups) and see their

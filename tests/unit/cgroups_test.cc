@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "restore/cgroup_restore.h"
+
 namespace crl {
 namespace {
 
@@ -81,6 +83,50 @@ TEST(CgroupNamespaceRoots, FullPathsLessWhatTheTaskSeesInside) {
   // Moved above its namespace's root: not carried.
   EXPECT_FALSE(CgroupNamespaceRoots("0::/a\n", "0::/../a\n").ok());
   EXPECT_FALSE(CgroupNamespaceRoots("0::/a\n", "4:memory:/\n").ok());
+}
+
+}  // namespace
+}  // namespace crl
+
+namespace crl {
+namespace {
+
+// --cgroup-root: the root task was in /ct/a (cgroup2) and /ct (memory);
+// its tree's cgroups below those go below the new roots.
+TEST(CgroupReroot, MovesTheTreesCgroupsBelowTheNewRoots) {
+  auto r = CgroupReroot::Make({"/new", "memory:/mem/x/"}, {"0::/ct/a", "4:memory:/ct"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r->Path("", "/ct/a"), "/new");
+  EXPECT_EQ(*r->Path("", "/ct/a/b/c"), "/new/b/c");
+  EXPECT_EQ(*r->Path("memory", "/ct/w"), "/mem/x/w");
+  EXPECT_EQ(*r->Line("4:memory:/ct"), "4:memory:/mem/x");
+  EXPECT_EQ(*r->Line("0::/ct/a/b"), "0::/new/b");
+}
+
+TEST(CgroupReroot, NamesTheCgroupsItCannotPlace) {
+  auto r = CgroupReroot::Make({"/new"}, {"0::/ct/a", "5:cpu,cpuacct:/"});
+  ASSERT_TRUE(r.ok());
+  auto outside = r->Path("", "/ct/ab");  // a sibling whose name starts the same
+  ASSERT_FALSE(outside.ok());
+  EXPECT_NE(outside.error().message.find("not below the root task's cgroup /ct/a"),
+            std::string::npos);
+  EXPECT_EQ(*r->Path("cpu,cpuacct", "/"), "/new");  // from a hierarchy's root
+  EXPECT_EQ(*r->Path("cpu,cpuacct", "/s/t"), "/new/s/t");
+  EXPECT_FALSE(r->Path("memory", "/m").ok());  // the root was in none
+  EXPECT_FALSE(CgroupReroot::Make({"new"}, {}).ok());
+  EXPECT_FALSE(CgroupReroot::Make({"/a/../b"}, {}).ok());
+}
+
+TEST(CgroupReroot, AControllerSpecWinsOverTheDefault) {
+  auto r = CgroupReroot::Make({"/def", "cpuacct:/acct"}, {"5:cpu,cpuacct:/c", "0::/c"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r->Path("cpu,cpuacct", "/c/d"), "/acct/d");
+  EXPECT_EQ(*r->Path("", "/c/d"), "/def/d");
+  auto none = CgroupReroot::Make({"memory:/m"}, {"0::/c"});
+  EXPECT_EQ(*none->Path("", "/c/d"), "/c/d");  // no spec for cgroup2: left as it is
+  auto v2 = CgroupReroot::Make({"cgroup2:/u"}, {"0::/c", "4:memory:/c"});
+  EXPECT_EQ(*v2->Path("", "/c/d"), "/u/d");
+  EXPECT_EQ(*v2->Path("memory", "/c/d"), "/c/d");
 }
 
 }  // namespace
