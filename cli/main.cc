@@ -259,6 +259,9 @@ class PageServerCommand : public Command {
           return r.ok() ? std::string() : r.error().message;
         })
         ->type_name("MODE");
+    app_->add_option("--cgroup-root", o_.cgroup_roots,
+                     "with --restore: the restore's --cgroup-root")
+        ->type_name("[CONTROLLER:]/NEWROOT");
     o_.pages = "lazy";
     app_->add_option("--pages", o_.pages,
                      "page placement for --restore (read, writev, lazy; default lazy: the "

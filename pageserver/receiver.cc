@@ -142,6 +142,7 @@ class RestoreProcess {
     for (const std::string& s : opts.action_scripts)
       args.insert(args.end(), {"--action-script", s});
     if (!opts.manage_cgroups.empty()) args.push_back("--manage-cgroups=" + opts.manage_cgroups);
+    for (const std::string& r : opts.cgroup_roots) args.insert(args.end(), {"--cgroup-root", r});
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

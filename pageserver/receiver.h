@@ -25,6 +25,7 @@ struct PageServerOptions {
   std::string pages = "lazy";
   std::vector<std::string> action_scripts;  // the restore's --action-script
   std::string manage_cgroups;               // the restore's --manage-cgroups, if given
+  std::vector<std::string> cgroup_roots;    // its --cgroup-root, each
   TlsOptions tls;
   // --restore without TLS: the network is trusted (a test host, a VM link).
   bool allow_unauthenticated_restore = false;
