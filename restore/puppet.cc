@@ -271,12 +271,11 @@ Puppet::~Puppet() {
   if (released_ || exited_) return;
   kill(pid_, SIGKILL);
   // Non-leader threads first: a traced leader is reported after the others.
-  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it) {
-    const Thread& t = *it;
-    int status;
-    while (waitpid(t.tid, &status, __WALL) < 0 && errno == EINTR) {
-    }
-  }
+  // Bounded: a task that does not die (an init whose namespace still has
+  // tasks no one reaps) is said, not waited for for ever.
+  for (auto it = threads_.rbegin(); it != threads_.rend(); ++it)
+    if (Result<WaitStatus> ws = WaitForTask(it->tid); !ws.ok())
+      LOG_WARN("killing the half-restored task %d: %s", pid_, ws.error().message.c_str());
   LOG_INFO("killed the half-restored task %d", pid_);
 }
 
