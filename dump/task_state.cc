@@ -203,8 +203,8 @@ Status CheckPidNamespace(pid_t pid, pid_t parent, const std::string& comm) {
   std::string ref = Readlink(parent > 0 ? ProcTask(parent).Path("ns/pid") : "/proc/self/ns/pid");
   if (ns.empty() || ref.empty() || ns == ref) return Ok{};
   ProcStatus mine = TRY(ProcTask(pid).Status());
-  ProcStatus theirs = TRY(parent > 0 ? ProcTask(parent).Status() : ProcTask(getpid()).Status());
-  if (mine.nspid.size() != theirs.nspid.size() + 1 || mine.nspid.back() != 1)
+  size_t above = TRY(parent > 0 ? PidNamespaceLevels(parent) : OwnPidNamespaceLevels());
+  if (mine.nspid.size() != above + 1 || mine.nspid.back() != 1)
     return MakeError(
         "PID %d (%s) is in another PID namespace (%s; %s is in %s) and is not its init: dump "
         "the namespace's init with its tree, or run criu-lite inside the namespace (nsenter)",
@@ -363,9 +363,8 @@ Status CheckTaskCarried(const SeizedProcess& task, pid_t parent, bool root) {
 
 Status CollectPidNamespaces(pid_t pid, const std::vector<pid_t>& tids, img::TreeEntry* e) {
   ProcStatus st = TRY(ProcTask(pid).Status());
-  ProcStatus self = TRY(ProcTask(getpid()).Status());
-  size_t top = self.nspid.size();  // criu-lite's level, counted from the outermost
-  if (top == 0 || st.nspid.size() < top)
+  size_t top = TRY(OwnPidNamespaceLevels());  // criu-lite's level, counted from the outermost
+  if (st.nspid.size() < top)
     return MakeError("PID %d: /proc/PID/status has no NSpid below criu-lite's level", pid);
   if (st.nspid.size() == top) return Ok{};
   for (size_t i = top; i < st.nspid.size(); i++) e->add_ns_pids(st.nspid[i]);

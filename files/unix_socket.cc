@@ -128,9 +128,7 @@ Status ReadPeerCred(int sock, img::PeerCred* out) {
 // the first), so the PID is not carried, and the dump says so.
 Status MarkPidNotKept(pid_t holder, int fd, img::PeerCred* c) {
   if (c->pid() == 0 || c->pid_not_kept()) return Ok{};
-  ProcStatus mine = TRY(ProcTask(getpid()).Status());
-  ProcStatus theirs = TRY(ProcTask(holder).Status());
-  if (theirs.nspid.size() <= mine.nspid.size()) return Ok{};
+  if (TRY(PidNamespaceLevels(holder)) <= TRY(OwnPidNamespaceLevels())) return Ok{};
   c->set_pid_not_kept(true);
   LOG_WARN(
       "PID %d fd %d: a unix socket made in a PID namespace of the tree (by PID %d): the PID "

@@ -47,13 +47,10 @@ Result<T> InNamespace(pid_t pid, const char* type, int flag,
   ScopedFd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!ns.valid()) return ErrnoError("open(%s)", path.c_str());
   Result<T> out = MakeError("reading the %s namespace of PID %d: no answer", type, pid);
-  std::thread reader([&] {
-    if (setns(ns.get(), flag) < 0)
-      out = ErrnoError("setns(%s namespace of PID %d)", type, pid);
-    else
-      out = read();
-  });
-  reader.join();
+  TRY(InNamespaceFd(ns.get(), flag, [&]() -> Status {
+        out = read();
+        return Ok{};
+      }).Context(Format("the %s namespace of PID %d", type, pid)));
   return out;
 }
 
@@ -71,6 +68,17 @@ Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn) {
   std::thread t([&] { out = setns(ns_fd, flag) < 0 ? ErrnoError("setns(%d)", flag) : fn(); });
   t.join();
   return out;
+}
+
+Result<size_t> PidNamespaceLevels(pid_t pid) {
+  ProcStatus st = TRY(ProcTask(pid).Status());
+  if (st.nspid.empty()) return MakeError("PID %d: /proc/PID/status has no NSpid", pid);
+  return st.nspid.size();
+}
+
+Result<size_t> OwnPidNamespaceLevels() {
+  static const Result<size_t> own = PidNamespaceLevels(getpid());
+  return own;
 }
 
 Result<UtsNames> ReadUtsNames(pid_t pid) {

@@ -22,6 +22,12 @@ Status InNamespaceOf(pid_t pid, const char* type, int flag, const std::function<
 // The same with the namespace NS_FD names.
 Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn);
 
+// How many PID namespaces PID is in, as criu-lite sees it: its NSpid
+// fields, criu-lite's own level and those above it included. criu-lite's
+// own count is read once.
+Result<size_t> PidNamespaceLevels(pid_t pid);
+Result<size_t> OwnPidNamespaceLevels();
+
 // The inode of PID's namespace of TYPE ("uts", "ipc"...): 0 where the kernel
 // lacks that kind.
 uint64_t NamespaceId(pid_t pid, const char* type);
