@@ -104,9 +104,13 @@ class DumpCommand : public Command {
       app_->add_option(
               "--external", externals_,
               "an fd's object the caller owns and hands back at restore with "
-              "--inherit-fd: tty[RDEV:DEV] or file[MNT_ID:INODE] (hex), or unix[INODE], as "
-              "CRIU's")
+              "--inherit-fd: tty[RDEV:DEV] or file[MNT_ID:INODE] (hex), or unix[INODE]; or "
+              "mnt[MOUNTPOINT]:KEY, a mount of the root's mount namespace the caller gives "
+              "back at restore with --external mnt[KEY]:PATH; as CRIU's")
           ->type_name("KEY");
+      app_->add_option("--ext-mount-map", ext_mount_map_,
+                       "the same as --external mnt[MOUNTPOINT]:KEY, as CRIU's")
+          ->type_name("MOUNTPOINT:KEY");
       ext_unix_opt_ =
           app_->add_option("-x,--ext-unix-sk", ext_unix_,
                            "unix stream sockets connected outside the tree (all, or those of "
@@ -183,12 +187,26 @@ class DumpCommand : public Command {
         o_.ext_unix_sk.insert(a);  // CRIU's other name for --ext-unix-sk=INODE
         continue;
       }
+      if (key.rfind("mnt[", 0) == 0) {
+        size_t close = key.find("]:");
+        if (close == std::string::npos || close == 4 || close + 2 == key.size())
+          return Usage("--external " + key + ": not mnt[MOUNTPOINT]:KEY");
+        o_.ext_mounts[key.substr(4, close - 4)] = key.substr(close + 2);
+        continue;
+      }
       bool tty = sscanf(key.c_str(), "tty[%lx:%lx]%n", &a, &b, &end) == 2;
       bool file = !tty && sscanf(key.c_str(), "file[%lx:%lx]%n", &a, &b, &end) == 2;
       if ((!tty && !file) || end != static_cast<int>(key.size()))
         return Usage("--external " + key +
-                     ": not tty[RDEV:DEV], file[MNT_ID:INODE] or unix[INODE]");
+                     ": not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE] or "
+                     "mnt[MOUNTPOINT]:KEY");
       o_.externals.insert(crl::Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
+    }
+    for (const std::string& map : ext_mount_map_) {
+      size_t colon = map.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
+        return Usage("--ext-mount-map " + map + ": not MOUNTPOINT:KEY");
+      o_.ext_mounts[map.substr(0, colon)] = map.substr(colon + 1);
     }
     if (!manage_cgroups_.empty()) {
       auto mode = crl::ParseCgroupMode(manage_cgroups_);
@@ -220,7 +238,7 @@ class DumpCommand : public Command {
 
   crl::DumpOptions o_;
   std::string manage_cgroups_;
-  std::vector<std::string> externals_, ext_unix_;
+  std::vector<std::string> externals_, ext_unix_, ext_mount_map_;
   CLI::Option* ext_unix_opt_ = nullptr;
   bool compress_ = false, track_mem_ignored_ = false, server_ = false;
   std::string address_;
@@ -363,6 +381,17 @@ class RestoreCommand : public Command {
                      "without one in every "
                      "hierarchy no other --cgroup-root names (repeatable), as CRIU's")
         ->type_name("[CONTROLLER:]/NEWROOT");
+    app_->add_option("--root", o_.root,
+                     "the directory that is the root of the tree's mount namespace (a "
+                     "container's root file system, as after pivot_root), as CRIU's")
+        ->type_name("DIR");
+    app_->add_option("--external", externals_,
+                     "mnt[KEY]:PATH: bind PATH where the dump recorded the caller's mount KEY "
+                     "(--external mnt[MOUNTPOINT]:KEY at dump), as CRIU's")
+        ->type_name("mnt[KEY]:PATH");
+    app_->add_option("--ext-mount-map", ext_mount_map_,
+                     "the same as --external mnt[KEY]:PATH, as CRIU's")
+        ->type_name("KEY:PATH");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
                      "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "
@@ -389,6 +418,19 @@ class RestoreCommand : public Command {
       if (!mode.ok()) return Usage(mode.error().message);
       o_.cgroups = *mode;
     }
+    for (const std::string& key : externals_) {
+      size_t close = key.find("]:");
+      if (key.rfind("mnt[", 0) != 0 || close == std::string::npos || close == 4 ||
+          close + 2 == key.size())
+        return Usage("--external " + key + ": not mnt[KEY]:PATH");
+      o_.ext_mounts[key.substr(4, close - 4)] = key.substr(close + 2);
+    }
+    for (const std::string& map : ext_mount_map_) {
+      size_t colon = map.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
+        return Usage("--ext-mount-map " + map + ": not KEY:PATH");
+      o_.ext_mounts[map.substr(0, colon)] = map.substr(colon + 1);
+    }
     for (const std::string& spec : inherit_fds_) {
       int fd = -1, used = 0;
       if (sscanf(spec.c_str(), "fd[%d]:%n", &fd, &used) != 1 || used == 0 ||
@@ -414,7 +456,7 @@ class RestoreCommand : public Command {
   crl::RestoreOptions o_;
   std::string manage_cgroups_;
   std::string pages_ = "read";
-  std::vector<std::string> inherit_fds_;
+  std::vector<std::string> inherit_fds_, externals_, ext_mount_map_;
   bool file_locks_ignored_ = false;
   bool tcp_ignored_ = false;
 };

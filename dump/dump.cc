@@ -73,7 +73,7 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
-  TRY(CollectNamespaces(pid, root ? 0 : parent, opts.ghost_limit, &out->core)
+  TRY(CollectNamespaces(pid, root ? 0 : parent, opts, &out->core)
           .Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
   TRY(CollectAioRings(p, vmas, &out->mm));

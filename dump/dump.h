@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ struct DumpOptions {
   // from --inherit-fd with the same key (as container runtimes do for a
   // console or a log file).
   std::set<std::string> externals;
+  // --external mnt[MOUNTPOINT]:KEY (CRIU's; --ext-mount-map MOUNTPOINT:KEY):
+  // that mount of the root's mount namespace is the caller's, given back at
+  // restore with --external mnt[KEY]:PATH.
+  std::map<std::string, std::string> ext_mounts;
   // --ext-unix-sk (CRIU's): unix stream sockets connected outside the tree
   // (all of them, or those of EXT_UNIX_SK's inodes; --external unix[INO]
   // names one too) are recorded as external, for restore to take from

@@ -12,11 +12,14 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/log.h"
 #include "base/scoped_fd.h"
 #include "files/fd_kind.h"
+#include "kernel/mounts.h"
+#include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
@@ -126,8 +129,25 @@ std::vector<std::string> ExternalKeys(const FdSeen& s, const FdInfo& info) {
   return keys;
 }
 
+namespace {
+
+// The mounts of PID's mount namespace (their IDs as fdinfo gives them),
+// where it is not criu-lite's: a file reopened by its path must be on one
+// of them. None (nullopt) in criu-lite's own.
+Result<std::optional<std::set<uint64_t>>> OwnNamespaceMounts(pid_t pid) {
+  using Out = std::optional<std::set<uint64_t>>;
+  if (NamespaceId(pid, "mnt") == NamespaceId(getpid(), "mnt")) return Out();
+  std::set<uint64_t> ids;
+  for (const MountEntry& m : TRY(ParseMountinfo(TRY(ProcTask(pid).Read("mountinfo")))))
+    ids.insert(m.id);
+  return Out(std::move(ids));
+}
+
+}  // namespace
+
 Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fds) {
   bool shell_job = opts.shell_job, file_locks = opts.file_locks;
+  std::optional<std::set<uint64_t>> ns_mounts = TRY(OwnNamespaceMounts(pid));
   for (int fd : TRY(ProcTask(pid).Fds())) {
     FdSeen s = TRY(See(pid, fd, shell_job));
     s.tcp = tcp;
@@ -143,6 +163,15 @@ Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fd
         break;
       }
     if (!kind && external.empty()) return Unclaimed(s);
+    bool by_path = kind && (kind->arm() == img::Fd::kRegular ||
+                            kind->arm() == img::Fd::kDirectory || kind->arm() == img::Fd::kChardev);
+    if (by_path && ns_mounts && !ns_mounts->count(info.mnt_id))
+      return MakeError(
+          "fd %d of PID %d is %s, on a mount outside its mount namespace (a file its launcher "
+          "gave it): restore could not reach it by its path; name it with --external %s and "
+          "give it back at restore with --inherit-fd fd[N]:%s",
+          fd, pid, s.link.c_str(), ExternalKeys(s, info).back().c_str(),
+          ExternalKeys(s, info).back().c_str());
 
     img::Fd out;
     out.set_fd(fd);

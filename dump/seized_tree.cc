@@ -257,23 +257,31 @@ Status SeizedTree::Release() {
   if (kill_) {
     for (auto& p : procs_) kill(p.pid, SIGKILL);
     // A traced task reports its death to us; wait so that all are gone
-    // before dump returns (their parents reap them).
-    // Non-leader threads first: a traced leader's death is reported only
-    // once its other threads are reaped. Children before parents: the init
-    // of a PID namespace does not finish dying until every task in it has
-    // been reaped, the traced ones by us.
-    for (auto pit = procs_.rbegin(); pit != procs_.rend(); ++pit)
-      for (auto it = pit->threads.rbegin(); it != pit->threads.rend(); ++it) {
-        SeizedThread& t = *it;
-        for (;;) {
-          Result<WaitStatus> ws = WaitForTask(t.tid);
-          if (!ws.ok()) {
-            LOG_ERROR("killing the tree: %s", ws.error().message.c_str());
-            break;
-          }
-          if (ws->exited() || ws->signaled()) break;
+    // before dump returns (their parents reap them). Whichever reports
+    // first: the last thread of a PID namespace's init to exit waits in
+    // the kernel until every other task of the namespace, its own traced
+    // threads included, has been reaped by us; and a traced leader's death
+    // is reported only once its other threads are reaped.
+    std::set<pid_t> left;
+    for (const auto& p : procs_)
+      for (const SeizedThread& t : p.threads) left.insert(t.tid);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTaskWaitSeconds);
+    while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+      bool reaped = false;
+      for (pid_t tid : std::vector<pid_t>(left.begin(), left.end())) {
+        int status;
+        pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+        if ((r == tid && (WIFEXITED(status) || WIFSIGNALED(status))) ||
+            (r < 0 && errno == ECHILD)) {
+          left.erase(tid);
+          reaped = true;
         }
       }
+      if (!reaped) usleep(1000);
+    }
+    for (pid_t tid : left)
+      LOG_ERROR("killing the tree: thread %d did not die within %d s (state %s)", tid,
+                kTaskWaitSeconds, TaskStateLetter(tid).c_str());
     return Ok{};
   }
   Status first = Ok{};

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "dump/mount_dump.h"
 #include "images/file_id.h"
 #include "images/registers_image.h"
 #include "kernel/cgroups.h"
@@ -213,8 +214,9 @@ Status CheckPidNamespace(pid_t pid, pid_t parent, const std::string& comm) {
 }
 
 // A task's namespace that differs from its parent's in the tree (for the
-// root: criu-lite's) is one restore must make again. pid, uts, cgroup, ipc
-// and time are carried: any other is refused, and so is a task that went
+// root: criu-lite's) is one restore must make again. pid, uts, cgroup, ipc,
+// time, net and mnt are carried (net and mnt for the root only, below):
+// any other is refused, and so is a task that went
 // back into criu-lite's own namespace from its parent's new one (restore
 // makes namespaces, it does not leave them), or made a time namespace for
 // its children without entering it (as for PID namespaces).
@@ -233,8 +235,8 @@ Status CheckNamespaces(pid_t pid, pid_t parent, const std::string& comm) {
     std::string ref = parent > 0 ? Readlink(ProcTask(parent).Path(std::string("ns/") + ns)) : ours;
     if (theirs.empty() || ref.empty() || theirs == ref) continue;  // inherited, or no such kind
     std::string kind = ns;
-    bool carried =
-        kind == "uts" || kind == "cgroup" || kind == "ipc" || kind == "time" || kind == "net";
+    bool carried = kind == "uts" || kind == "cgroup" || kind == "ipc" || kind == "time" ||
+                   kind == "net" || kind == "mnt";
     if (carried && theirs != ours) continue;  // made again at restore
     if (carried)
       return MakeError(
@@ -416,7 +418,7 @@ static Status CollectIpcNamespace(pid_t pid, uint64_t ipc, uint64_t shm_limit,
   return Ok{};
 }
 
-Status CollectNamespaces(pid_t pid, pid_t parent, uint64_t shm_limit, img::TaskCore* core) {
+Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::TaskCore* core) {
   // The namespace of TYPE the task is in, if its parent's is another.
   auto made_here = [&](const char* type) -> uint64_t {
     uint64_t id = NamespaceId(pid, type);
@@ -458,7 +460,15 @@ Status CollectNamespaces(pid_t pid, pid_t parent, uint64_t shm_limit, img::TaskC
     t->set_boottime_ns(off.boottime_ns);
     t->set_ns_id(time);
   }
-  if (uint64_t ipc = made_here("ipc")) TRY(CollectIpcNamespace(pid, ipc, shm_limit, core));
+  if (uint64_t ipc = made_here("ipc")) TRY(CollectIpcNamespace(pid, ipc, opts.ghost_limit, core));
+  if (uint64_t mnt = made_here("mnt")) {
+    if (parent > 0)
+      return MakeError(
+          "PID %d made a mount namespace of its own below the tree's root: not carried yet (the "
+          "root's is)",
+          pid);
+    TRY(CollectMountNamespace(pid, mnt, opts.ext_mounts, core->mutable_mnt()));
+  }
   return Ok{};
 }
 

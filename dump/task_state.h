@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "dump/dump.h"
 #include "dump/seized_tree.h"
 #include "images/criu_lite.pb.h"
 #include "kernel/remote_ptr.h"
@@ -25,8 +26,9 @@ Result<RemotePtr> SyscallSite(pid_t pid, const std::vector<VmaInfo>& vmas);
 // The namespaces restore makes again for the task (CheckTaskCarried has
 // refused those it cannot): a UTS namespace its PARENT in the tree (0 for
 // the root: criu-lite) is not in, with its names.
-// SHM_LIMIT: the largest System V shared memory segment saved (--ghost-limit).
-Status CollectNamespaces(pid_t pid, pid_t parent, uint64_t shm_limit, img::TaskCore* core);
+// The largest System V shared memory segment saved is --ghost-limit; the
+// root's mount namespace takes --external mnt[...].
+Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::TaskCore* core);
 // PID's PIDs in the PID namespaces below criu-lite's, and those of its
 // threads TIDS, its group and session as it sees them (TreeEntry.ns_*):
 // nothing where it is in criu-lite's. Zombies too.

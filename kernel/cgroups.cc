@@ -18,20 +18,6 @@
 #include "kernel/proc_parsers.h"
 
 namespace crl {
-namespace {
-
-std::vector<std::string> Split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  for (size_t p = 0;;) {
-    size_t q = s.find(sep, p);
-    out.emplace_back(s.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p));
-    if (q == std::string_view::npos) break;
-    p = q + 1;
-  }
-  return out;
-}
-
-}  // namespace
 
 std::vector<CgroupMount> ParseCgroupMounts(std::string_view mountinfo) {
   // "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd"

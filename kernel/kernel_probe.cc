@@ -19,6 +19,7 @@
 
 #include "base/scoped_fd.h"
 #include "kernel/cgroups.h"
+#include "kernel/mounts.h"
 #include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/uapi.h"
@@ -191,6 +192,10 @@ const FeatureRow kFeatures[] = {
      [](const KernelFeatures& f) {
        return f.procmap_query ? "PROCMAP_QUERY" : "parse /proc/PID/maps";
      }},
+    {&KernelFeatures::statmount, ProbeStatmount, "statmount", "mount tree", "statmount",
+     [](const KernelFeatures& f) {
+       return f.statmount ? "listmount + statmount" : "/proc/PID/mountinfo";
+     }},
     {&KernelFeatures::pidfd_getfd, [] { return ProbeEbadfNotEnosys(__NR_pidfd_getfd, -1, 0, 0); },
      "pidfd-getfd", "take a task's fd", "pidfd_getfd",
      [](const KernelFeatures& f) {
@@ -314,13 +319,6 @@ std::vector<CheckRow> CheckTable() {
   bool vm_mmap = HasProcessVmMmap();
   rows.push_back({"pages without a copy", "process_vm_mmap", yes(vm_mmap),
                   vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
-  // statmount (457) and listmount (458), Linux 6.8: a bad request is
-  // refused by a kernel that has them, ENOSYS by one that does not.
-  bool mounts = syscall(457, nullptr, nullptr, 0, 0) < 0 && errno != ENOSYS &&
-                syscall(458, nullptr, nullptr, 0, 0) < 0 && errno != ENOSYS;
-  rows.push_back({"mount tree", "statmount", yes(mounts),
-                  std::string(mounts ? "listmount + statmount" : "/proc/PID/mountinfo") +
-                      " (mount namespaces: not carried yet)"});
   rows.push_back(CgroupRow());
   return rows;
 }

@@ -24,6 +24,7 @@ struct KernelFeatures {
   bool nftables = false;          // nf_tables through libnftables: the network lock
   bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
   bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)
+  bool statmount = false;         // listmount + statmount with the fs's options (6.11)
 };
 
 const KernelFeatures& Kernel();

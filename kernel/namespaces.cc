@@ -64,8 +64,23 @@ Status InNamespaceOf(pid_t pid, const char* type, int flag, const std::function<
 }
 
 Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn) {
+  return InNamespacesFd({{ns_fd, flag}}, fn);
+}
+
+Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
+                      const std::function<Status()>& fn) {
   Status out = MakeError("no answer from the thread in the namespace");
-  std::thread t([&] { out = setns(ns_fd, flag) < 0 ? ErrnoError("setns(%d)", flag) : fn(); });
+  std::thread t([&] {
+    out = [&]() -> Status {
+      for (const auto& [fd, flag] : namespaces) {
+        // A thread joins a mount namespace with a root and working
+        // directory of its own: criu-lite's other threads keep theirs.
+        if (flag == CLONE_NEWNS && unshare(CLONE_FS) < 0) return ErrnoError("unshare(CLONE_FS)");
+        if (setns(fd, flag) < 0) return ErrnoError("setns(%d)", flag);
+      }
+      return fn();
+    }();
+  });
   t.join();
   return out;
 }

@@ -19,8 +19,12 @@ namespace crl {
 // Runs FN on a thread of criu-lite's that has joined PID's namespace of
 // TYPE ("net", ...; FLAG its CLONE_NEW*) for the moment.
 Status InNamespaceOf(pid_t pid, const char* type, int flag, const std::function<Status()>& fn);
-// The same with the namespace NS_FD names.
+// The same with the namespace NS_FD names (a mount namespace's thread has
+// its own root and working directory: the namespace's root).
 Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn);
+// The same with several: (fd, flag) each.
+Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
+                      const std::function<Status()>& fn);
 
 // How many PID namespaces PID is in, as criu-lite sees it: its NSpid
 // fields, criu-lite's own level and those above it included. criu-lite's

@@ -272,6 +272,17 @@ Result<std::vector<int>> ListNumbered(const std::string& dir) {
   return out;
 }
 
+std::vector<std::string> Split(std::string_view s, char sep) {
+  std::vector<std::string> out;
+  for (size_t p = 0;;) {
+    size_t q = s.find(sep, p);
+    out.emplace_back(s.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p));
+    if (q == std::string_view::npos) break;
+    p = q + 1;
+  }
+  return out;
+}
+
 Result<std::string> ReadFileToString(const std::string& path) {
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());

@@ -110,6 +110,9 @@ std::vector<uint64_t> ParseAuxv(std::string_view bytes);
 // "pipe:[1234]", "socket:[5]", "anon_inode:[eventfd]"... from readlink of an fd.
 std::optional<std::string> FdLinkKind(std::string_view link);
 
+// S cut at every SEP (an empty S: one empty piece).
+std::vector<std::string> Split(std::string_view s, char sep);
+
 // Reads a whole file (also /proc files whose st_size is 0).
 Result<std::string> ReadFileToString(const std::string& path);
 // One write of TEXT to an existing kernel file (/proc, cgroupfs).

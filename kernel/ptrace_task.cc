@@ -17,14 +17,12 @@
 
 namespace crl {
 
-namespace {
 std::string TaskStateLetter(pid_t tid) {
   std::ifstream in("/proc/" + std::to_string(tid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), {});
   size_t p = stat.rfind(')');
   return p != std::string::npos && p + 2 < stat.size() ? stat.substr(p + 2, 1) : "?";
 }
-}  // namespace
 
 std::string WaitStatus::ToString() const {
   if (exited()) return Format("exited with status %d", exit_code());

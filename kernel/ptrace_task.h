@@ -40,6 +40,8 @@ class WaitStatus {
 Status PtraceSeize(pid_t tid, long options);
 Status PtraceInterrupt(pid_t tid);
 Status PtraceSetOptions(pid_t tid, long options);
+// The state letter of /proc/TID/stat ("?" if it is gone).
+std::string TaskStateLetter(pid_t tid);
 // Waits at most kTaskWaitSeconds (then an error naming the thread's state).
 constexpr int kTaskWaitSeconds = 120;
 Result<WaitStatus> WaitForTask(pid_t tid, int flags = __WALL);

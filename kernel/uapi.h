@@ -139,3 +139,45 @@ constexpr long kERESTART_RESTARTBLOCK = 516;
 #ifndef TFD_IOC_SET_TICKS
 #define TFD_IOC_SET_TICKS _IOW('T', 0, __u64)
 #endif
+
+// ---- statmount / listmount (6.8): the mount tree, one call per mount -------
+#ifndef __NR_statmount
+#define __NR_statmount 457
+#define __NR_listmount 458
+#endif
+#define CRL_STATMOUNT_SB_BASIC 0x1u
+#define CRL_STATMOUNT_MNT_BASIC 0x2u
+#define CRL_STATMOUNT_PROPAGATE_FROM 0x4u
+#define CRL_STATMOUNT_MNT_ROOT 0x8u
+#define CRL_STATMOUNT_MNT_POINT 0x10u
+#define CRL_STATMOUNT_FS_TYPE 0x20u
+#define CRL_STATMOUNT_MNT_OPTS 0x80u    // 6.11
+#define CRL_STATMOUNT_SB_SOURCE 0x200u  // 6.14
+#define CRL_LSMT_ROOT 0xffffffffffffffffull
+struct crl_mnt_id_req {
+  uint32_t size;
+  uint32_t spare;
+  uint64_t mnt_id;
+  uint64_t param;
+};
+struct crl_statmount {
+  uint32_t size;
+  uint32_t mnt_opts;  // [str], 6.11
+  uint64_t mask;
+  uint32_t sb_dev_major, sb_dev_minor;
+  uint64_t sb_magic;
+  uint32_t sb_flags;
+  uint32_t fs_type;  // [str]
+  uint64_t mnt_id, mnt_parent_id;
+  uint32_t mnt_id_old, mnt_parent_id_old;
+  uint64_t mnt_attr, mnt_propagation, mnt_peer_group, mnt_master, propagate_from;
+  uint32_t mnt_root, mnt_point;  // [str]
+  uint64_t mnt_ns_id;
+  uint32_t fs_subtype, sb_source;  // [str]
+  uint32_t opt_num, opt_array, opt_sec_num, opt_sec_array;
+  uint64_t supported_mask;
+  uint32_t uidmap_num, uidmap, gidmap_num, gidmap;
+  uint64_t spare2[43];
+  char str[];
+};
+static_assert(sizeof(crl_statmount) == 512);

@@ -48,13 +48,14 @@ bool HasMadvise(const img::Vma& v, const char* code) {
   return std::find(v.madvise().begin(), v.madvise().end(), code) != v.madvise().end();
 }
 
-Status CheckFileUnchanged(const std::string& path, const img::FileId& id, const char* what) {
+Status CheckFileUnchanged(const std::string& path, const img::FileId& id, const char* what,
+                          bool same_inode) {
   struct stat s;
   if (stat(path.c_str(), &s) < 0)
     return ErrnoError("%s %s is gone since the dump: stat", what, path.c_str());
   int64_t mtime = s.st_mtim.tv_sec * 1000000000ll + s.st_mtim.tv_nsec;
   std::string changes;
-  if (s.st_dev != id.dev() || s.st_ino != id.ino())
+  if (same_inode && (s.st_dev != id.dev() || s.st_ino != id.ino()))
     changes += Format(" it is another file (inode %lu, was %lu);", s.st_ino, id.ino());
   if (static_cast<uint64_t>(s.st_size) != id.size())
     changes += Format(" its size is %ld, was %lu;", s.st_size, id.size());
@@ -105,9 +106,6 @@ Status ValidateVmas(const img::MmState& mm) {
   auto own = TRY(OwnSpecialMappings());
   size_t recorded_specials = 0;
   for (const img::Vma& v : mm.vmas()) {
-    if ((v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED) &&
-        !v.memfd_ino() && !v.ghost())
-      TRY(CheckFileUnchanged(v.path(), v.file(), "mapped file"));
     if (IsSpecial(v.kind())) {
       recorded_specials++;
       auto it = own.find(v.path());
@@ -123,7 +121,16 @@ Status ValidateVmas(const img::MmState& mm) {
         "the image has %zu vDSO mappings, this kernel %zu: the images come from a "
         "kernel with a different vDSO layout",
         recorded_specials, own.size());
-  if (!mm.exe_path().empty()) TRY(CheckFileUnchanged(mm.exe_path(), mm.exe_file(), "executable"));
+  return Ok{};
+}
+
+Status CheckMappedFiles(const img::MmState& mm, bool same_inode) {
+  for (const img::Vma& v : mm.vmas())
+    if ((v.kind() == img::Vma::FILE_PRIVATE || v.kind() == img::Vma::FILE_SHARED) &&
+        !v.memfd_ino() && !v.ghost())
+      TRY(CheckFileUnchanged(v.path(), v.file(), "mapped file", same_inode));
+  if (!mm.exe_path().empty())
+    TRY(CheckFileUnchanged(mm.exe_path(), mm.exe_file(), "executable", same_inode));
   return Ok{};
 }
 

@@ -29,8 +29,13 @@ const char* PagePlacementName(PagePlacement p);
 std::optional<PagePlacement> ParsePagePlacement(std::string_view name);
 
 // Checks, before any task exists, that the VMAs can be mapped again here:
-// files unchanged since the dump, a vDSO of the same layout.
+// a vDSO of the same layout.
 Status ValidateVmas(const img::MmState& mm);
+// That the files mapped and the executable are those of the dump: of the
+// same size and modification time, and (SAME_INODE) the same inode. In a
+// mount namespace restore makes (run inside it) the inode is not asked
+// for: --root may be a copy of the container's root.
+Status CheckMappedFiles(const img::MmState& mm, bool same_inode);
 
 // Unmaps everything in the puppet except the blob, the vDSO and the mappings
 // it inherits from its parent, and moves the vDSO to where the task had it.

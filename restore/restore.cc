@@ -41,6 +41,7 @@
 #include "restore/file_table.h"
 #include "restore/lazy_pages.h"
 #include "restore/lazy_plan.h"
+#include "restore/mount_restore.h"
 #include "restore/puppet.h"
 #include "restore/task_restore.h"
 
@@ -124,13 +125,7 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
     if (th.xstate().empty()) return MakeError("%s has no FPU state", dir.Core(pid).c_str());
     TRY(ValidateCreds(th.tid(), th.creds()));
   }
-  for (const img::Fd& f : t->fds.fds()) {
-    const FdKind* kind = TRY(KindOf(f).Context(Format("PID %d", pid)));
-    bool handed_in = false;  // --inherit-fd: nothing to open here
-    for (const auto& [key, fd] : opts.inherit_fds) handed_in |= InheritKeyMatches(key, f);
-    if (!handed_in)
-      TRY(kind->Check(f, opts.shell_job).Context(Format("fd %d of PID %d", f.fd(), pid)));
-  }
+  for (const img::Fd& f : t->fds.fds()) TRY(KindOf(f).Context(Format("PID %d", pid)));
   TRY(ValidateVmas(t->mm).Context(Format("PID %d", pid)));
   auto reader = TRY(PageReader::Open(dir.path(), t->pagemap));
   t->pages = std::make_unique<PageReader>(std::move(reader));
@@ -147,6 +142,20 @@ Status LoadTask(const ImageDir& dir, const RestoreOptions& opts, TaskImages* t) 
   if (t->entry.ns_pids().empty())
     for (int tid : t->entry.tids()) TRY(CheckPidFree(tid));
   return Ok{};
+}
+
+// That T's files are there to open and map again: where the tree's mount
+// namespace is made by restore, run inside it.
+Status CheckTaskFiles(const TaskImages& t, const RestoreOptions& opts, bool same_inode) {
+  pid_t pid = t.entry.pid();
+  for (const img::Fd& f : t.fds.fds()) {
+    const FdKind* kind = TRY(KindOf(f).Context(Format("PID %d", pid)));
+    bool handed_in = false;  // --inherit-fd: nothing to open here
+    for (const auto& [key, fd] : opts.inherit_fds) handed_in |= InheritKeyMatches(key, f);
+    if (!handed_in)
+      TRY(kind->Check(f, opts.shell_job).Context(Format("fd %d of PID %d", f.fd(), pid)));
+  }
+  return CheckMappedFiles(t.mm, same_inode).Context(Format("PID %d", pid));
 }
 
 struct Tree {
@@ -203,6 +212,18 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
     TRY(ReadImage(dir.Shared(), ImageKind::kShared, &tree.shared));
   if (!tree.root || tree.root->entry.zombie())
     return MakeError("%s has no live root task", dir.Inventory().c_str());
+  if (tree.root->core.has_mnt()) {
+    if (opts.root.empty())
+      return MakeError(
+          "the tree's root made a mount namespace (a container): give the directory that is "
+          "its root with --root");
+  } else {
+    if (!opts.root.empty())
+      return MakeError("--root %s: the tree has no mount namespace of its own to put there",
+                       opts.root.c_str());
+    for (const auto& [p, t] : tree.tasks)
+      if (!t->entry.zombie()) TRY(CheckTaskFiles(*t, opts, true));
+  }
   return tree;
 }
 
@@ -310,6 +331,7 @@ class TreeBuilder {
     while (!puppets_.empty()) puppets_.pop_back();
   }
 
+  // ROOT is in its cgroups and namespaces already (RootNamespaces).
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
     TRY(SetProcessGroups());
@@ -372,8 +394,10 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   };
   files_.TaskMade(pid, p.pid());
   // Into its cgroups first: the memory it is given is charged there.
-  TRY(step(cgroups_.Move(p.pid(), t.core), "restoring cgroups"));
-  TRY(step(RestoreNamespaces(p, t.core, cgroups_, net_ns_), "restoring namespaces"));
+  if (&t != tree_.root) {
+    TRY(step(cgroups_.Move(p.pid(), t.core), "restoring cgroups"));
+    TRY(step(RestoreNamespaces(p, t.core, cgroups_, net_ns_), "restoring namespaces"));
+  }
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
   auto file_of = [this](const img::Vma& v) {
@@ -718,8 +742,10 @@ class RestoreRun {
     scripts_.set_init_pid(inv_.root_pid());
     TRY(scripts_.Run("pre-restore"));
     TRY(PrepareCgroups());
-    TRY(OpenFiles());
+    TRY(PrepareFiles());
     TRY(Fork());
+    TRY(RootNamespaces());
+    TRY(OpenFiles());
     TRY(builder_->Build(std::move(root_)));
     TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
     ph_.Mark("build");
@@ -789,7 +815,7 @@ class RestoreRun {
     return Ok{};
   }
 
-  Status OpenFiles() {
+  Status PrepareFiles() {
     // Every page against its checksum before any task runs: on the other
     // core while the tree is built (it reads the same pages, from the page
     // cache), joined before the tree is let go. With --pages=lazy the
@@ -806,19 +832,51 @@ class RestoreRun {
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
     TRY(LockConnections());
-    // The root's network namespace is made first: the tree's sockets are
-    // made in it (by a thread of criu-lite's that joins it).
-    if (tree_.root->core.has_net()) {
+    if (tree_.root->core.has_net())
       net_ns_ = TRY(MakeNetNamespace(tree_.root->core.net().lo_up())
                         .Context("making the tree's network namespace"));
-      return InNamespaceFd(net_ns_.get(), CLONE_NEWNET, [&]() -> Status {
-        files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
-                               .Context("opening the tree's files")));
-        return Ok{};
-      });
-    }
-    files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
-                           .Context("opening the tree's files")));
+    return Ok{};
+  }
+
+  // The root's namespaces are made before the tree's files are opened: the
+  // root itself makes them (a file system made anew belongs to the
+  // namespaces of the task that mounts it), and criu-lite opens the files
+  // on a thread that has joined the root's network and mount namespaces.
+  Status RootNamespaces() {
+    const img::TaskCore& core = tree_.root->core;
+    auto step = [&](Status s, const char* what) -> Status {
+      if (!s.ok())
+        return MakeError("restoring PID %d: %s: %s", core.pid(), what, s.error().message.c_str());
+      return Ok{};
+    };
+    TRY(step(cgroups_->Move(root_pid_, core), "restoring cgroups"));
+    TRY(step(RestoreNamespaces(*root_, core, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1),
+             "restoring namespaces"));
+    if (!core.has_mnt()) return Ok{};
+    TRY(step(MakeMountNamespace(*root_, core.mnt(), opts_.root, opts_.ext_mounts),
+             "making its mount namespace"));
+    std::string path = ProcTask(root_pid_).Path("ns/mnt");
+    mnt_ns_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mnt_ns_.valid()) return ErrnoError("open(%s)", path.c_str());
+    ph_.Mark("mounts");
+    return Ok{};
+  }
+
+  Status OpenFiles() {
+    std::vector<std::pair<int, int>> inside;
+    if (net_ns_.valid()) inside.push_back({net_ns_.get(), CLONE_NEWNET});
+    if (mnt_ns_.valid()) inside.push_back({mnt_ns_.get(), CLONE_NEWNS});
+    auto open_all = [&]() -> Status {
+      // Checked at load time where criu-lite sees the files as the tree does.
+      if (mnt_ns_.valid())
+        for (const auto& [p, t] : tree_.tasks)
+          if (!t->entry.zombie()) TRY(CheckTaskFiles(*t, opts_, false));
+      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
+                             .Context("opening the tree's files")));
+      return Ok{};
+    };
+    TRY(inside.empty() ? open_all() : InNamespacesFd(inside, open_all));
+    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
     return Ok{};
   }
 
@@ -863,7 +921,6 @@ class RestoreRun {
     root_pid_ = root_->pid();
     if (root_pid_ != pid) LOG_INFO("the root, PID %d at dump, is PID %d here", pid, root_pid_);
     scripts_.set_init_pid(root_pid_);
-    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
     ph_.Mark("fork");
     return Ok{};
   }
@@ -938,6 +995,7 @@ class RestoreRun {
   std::optional<FileTable> files_;
   std::optional<CriuLitePidfdInTasks> criu_pidfd_;
   ScopedFd net_ns_;  // the root's network namespace, made before its sockets
+  ScopedFd mnt_ns_;  // the root's mount namespace, made before its files are opened
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
   // Last: destroyed first, killing every task not yet released.

@@ -29,6 +29,10 @@ struct RestoreOptions {
   CgroupMode cgroups = CgroupMode::kSoft;
   // --cgroup-root [CONTROLLER:]/NEWROOT (CRIU's), each: CgroupReroot.
   std::vector<std::string> cgroup_roots;
+  // --root (CRIU's): the directory that becomes the root of the tree's
+  // mount namespace; --external mnt[KEY]:PATH: the caller's mounts.
+  std::string root;
+  std::map<std::string, std::string> ext_mounts;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
   // The destination of a migration: once the tree is built (every task

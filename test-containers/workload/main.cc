@@ -38,6 +38,10 @@
 //   timens    a time namespace with its clocks ahead, and a child in it
 //   netns     a network namespace with loopback up and TCP, UDP and unix
 //             sockets made in it (an abstract unix name only it sees)
+//   container the init of a container (test-containers/container, static
+//             build): a file on its /tmp tmpfs open at an offset and mapped
+//             shared, a child with its cwd there, a thread, /dev nodes; checks
+//             its PID 1, host name, mounts and their kinds and flags
 //   ipcobjs   an IPC namespace holding System V message queues (with
 //             messages), a semaphore set and a shared memory segment
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
@@ -152,6 +156,7 @@ const Scenario kScenarios[] = {
     {"timens", [](const Args&) { return TimeNs(); }},
     {"ipcobjs", [](const Args&) { return IpcObjects(); }},
     {"netns", [](const Args&) { return NetNs(); }},
+    {"container", [](const Args&) { return Container(); }},
     {"dirtier",
      [](const Args& a) {
        return DirtierMain(a.MibOr(64), a.threads_set ? a.threads : 1, a.rate,

@@ -141,6 +141,7 @@ int PidNs();
 int TimeNs();
 int IpcObjects();
 int NetNs();
+int Container();
 // Unshares a network namespace and brings its loopback up.
 bool NewNetNamespaceWithLoopbackUp();
 int Runaway(const std::string& cgroup);

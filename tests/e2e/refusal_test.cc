@@ -85,7 +85,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"uts-joined", "joined the uts namespace of PID"},
         Case{"ipc-sysv", "not carried yet (System V shared memory key 0 id 0 (attached by"},
         Case{"ipc-mqueue", "not carried yet (POSIX message queue /crl)"},
-        Case{"mount-namespace", "in another mnt namespace"},
+        Case{"mount-namespace", "which is neither made anew nor a bind of another of its mounts"},
         Case{"pidns-for-children", "made a PID namespace for its children"},
         Case{"pidns-joined", "but not in its tree (it joined the namespace with setns"},
         Case{"timens-for-children", "made a time namespace for its children"},

@@ -1,0 +1,104 @@
+#include "dump/mount_dump.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+
+#include <algorithm>
+
+#include "base/scoped_fd.h"
+#include "kernel/mounts.h"
+#include "kernel/proc_task.h"
+
+namespace crl {
+namespace {
+
+// File systems restore mounts anew, empty (a tmpfs then gets its files
+// back): each instance belongs to the namespaces its mounter is in.
+bool MadeAnew(const std::string& fstype) {
+  static const char* const kKinds[] = {"proc", "sysfs", "devpts", "mqueue", "cgroup2", "tmpfs"};
+  return std::count(std::begin(kKinds), std::end(kKinds), fstype) > 0;
+}
+
+// Whether the directory ROOT of a file system is DIR or below it.
+bool Below(const std::string& root, const std::string& dir) {
+  if (dir == "/") return true;
+  return root == dir || (root.rfind(dir, 0) == 0 && root[dir.size()] == '/');
+}
+
+img::Mount Recorded(const MountEntry& m) {
+  img::Mount o;
+  o.set_id(m.id);
+  o.set_parent_id(m.parent_id);
+  o.set_mountpoint(m.mountpoint);
+  o.set_fstype(m.fstype);
+  o.set_source(m.source);
+  o.set_root(m.root);
+  o.set_options(m.options);
+  o.set_attr(m.attr);
+  o.set_sb_readonly(m.sb_readonly);
+  o.set_propagation(m.propagation);
+  o.set_peer_group(m.peer_group);
+  o.set_master(m.master);
+  return o;
+}
+
+}  // namespace
+
+Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
+                             const std::map<std::string, std::string>& external,
+                             img::MountNamespace* out) {
+  char root[4096];
+  ssize_t n = readlink(ProcTask(pid).Path("root").c_str(), root, sizeof root - 1);
+  if (n != 1 || root[0] != '/')
+    return MakeError(
+        "PID %d is chrooted inside its mount namespace (its root is not the namespace's): not "
+        "carried",
+        pid);
+  MountTable table = TRY(ReadMounts(pid).Context(Format("the mount namespace of PID %d", pid)));
+  std::string ns_path = ProcTask(pid).Path("ns/mnt");
+  ScopedFd ns(open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) return ErrnoError("open(%s)", ns_path.c_str());
+  out->set_ns_id(ns_id);
+  out->set_read_with(table.read_with);
+  const std::vector<MountEntry>& all = table.mounts;
+  for (size_t i = 0; i < all.size(); i++) {
+    const MountEntry& m = all[i];
+    img::Mount o = Recorded(m);
+    auto ext = external.find(m.mountpoint);
+    if (i == 0) {
+      o.set_how(img::Mount::ROOT);
+    } else if (ext != external.end()) {
+      o.set_how(img::Mount::EXTERNAL);
+      o.set_external_key(ext->second);
+    } else if (MadeAnew(m.fstype) && m.root == "/") {
+      o.set_how(img::Mount::NEW);
+      if (m.fstype == "tmpfs")
+        o.set_tmpfs_tar(TRY(ArchiveMount(ns.get(), m.mountpoint)
+                                .Context(Format("the files of the tmpfs at %s of PID %d",
+                                                m.mountpoint.c_str(), pid))));
+    } else {
+      // A bind of a directory of a mount made before it.
+      auto of = std::find_if(all.begin(), all.begin() + i, [&](const MountEntry& e) {
+        return e.dev_major == m.dev_major && e.dev_minor == m.dev_minor && Below(m.root, e.root);
+      });
+      if (of == all.begin() + i)
+        return MakeError(
+            "PID %d's mount namespace has %s (%s, %s) mounted at %s, which is neither made anew "
+            "nor a bind of another of its mounts: not carried; name it with --external "
+            "mnt[%s]:KEY and give it at restore with --external mnt[KEY]:PATH",
+            pid, m.fstype.c_str(), m.source.c_str(), m.root.c_str(), m.mountpoint.c_str(),
+            m.mountpoint.c_str());
+      o.set_how(img::Mount::BIND);
+      o.set_bind_of(of->id);
+    }
+    *out->add_mounts() = std::move(o);
+  }
+  for (const auto& [point, key] : external)
+    if (std::none_of(all.begin(), all.end(),
+                     [&](const MountEntry& e) { return e.mountpoint == point; }))
+      return MakeError("--external mnt[%s]:%s: PID %d's mount namespace has no mount there",
+                       point.c_str(), key.c_str(), pid);
+  return Ok{};
+}
+
+}  // namespace crl

@@ -1,0 +1,22 @@
+// The mount namespace a tree's root made: each mount recorded with how
+// restore makes it again (a new instance, a bind of another of its mounts,
+// the caller's, or the root --root names), a tmpfs with its files.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+
+#include "base/result.h"
+#include "images/criu_lite.pb.h"
+
+namespace crl {
+
+// EXTERNAL: mountpoint -> key (--external mnt[MOUNTPOINT]:KEY). A mount
+// that is none of these is refused, named with its task.
+Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
+                             const std::map<std::string, std::string>& external,
+                             img::MountNamespace* out);
+
+}  // namespace crl

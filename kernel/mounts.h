@@ -1,0 +1,58 @@
+// A mount namespace's mounts: read with listmount/statmount (6.8, one call
+// per mount, no text to parse) from a thread of criu-lite's inside the
+// namespace, or from /proc/PID/mountinfo where the kernel lacks them; and a
+// tmpfs's files, as a tar archive, out and back in.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace crl {
+
+struct MountEntry {
+  uint64_t id = 0, parent_id = 0;
+  std::string mountpoint;  // as the namespace's root sees it
+  std::string root;        // the directory of its file system that is mounted
+  std::string fstype, source;
+  std::string options;  // the file system's own, as mount(2) takes them (no ro/rw)
+  uint64_t attr = 0;    // MOUNT_ATTR_*
+  bool sb_readonly = false;
+  uint32_t propagation = 0;  // MS_SHARED | MS_SLAVE | MS_UNBINDABLE; 0: private
+  uint64_t peer_group = 0, master = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+};
+
+// /proc/PID/mountinfo, parsed (its octal escapes undone), in its order.
+Result<std::vector<MountEntry>> ParseMountinfo(std::string_view text);
+
+// ENTRIES parents first, from the one whose parent is not among them (the
+// namespace's root); children in the order they were mounted. A mount not
+// below that root is an error.
+Result<std::vector<MountEntry>> MountTreeOrder(std::vector<MountEntry> entries);
+
+struct MountTable {
+  std::vector<MountEntry> mounts;  // MountTreeOrder's
+  const char* read_with;           // "statmount" or "mountinfo"
+};
+// The mounts of PID's mount namespace.
+Result<MountTable> ReadMounts(pid_t pid);
+
+// Whether this kernel's statmount gives all ReadMounts needs (the file
+// system's options came in 6.11): Kernel().statmount's probe.
+bool ProbeStatmount();
+
+// The files of the mount at MOUNTPOINT of the mount namespace NS_FD names
+// (that mount alone: what is mounted below it is not in it, what it hides
+// is), as a tar archive: owners, modes, times, extended attributes, hard
+// links, device nodes.
+Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint);
+// Unpacks TAR into the directory DIR of the mount namespace NS_FD names.
+Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar);
+
+}  // namespace crl

@@ -1,0 +1,127 @@
+// The init of a container: what a program in one holds in the mounts the
+// runtime made for it, checked from inside.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "test-containers/workload/workload.h"
+
+namespace wl {
+namespace {
+
+constexpr size_t kDataBytes = 64 * 1024;
+constexpr off_t kOffset = 1234;
+
+struct Kind {
+  const char* path;
+  long magic;
+};
+const Kind kMounts[] = {
+    {"/proc", PROC_SUPER_MAGIC},
+    {"/sys", SYSFS_MAGIC},
+    {"/sys/fs/cgroup", CGROUP2_SUPER_MAGIC},
+    {"/dev", TMPFS_MAGIC},
+    {"/dev/pts", DEVPTS_SUPER_MAGIC},
+    {"/dev/mqueue", 0x19800202 /* MQUEUE_MAGIC */},
+    {"/dev/shm", TMPFS_MAGIC},
+    {"/tmp", TMPFS_MAGIC},
+};
+
+std::string ReadAll(const char* path) {
+  std::string out;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  char buf[4096];
+  for (ssize_t n; fd >= 0 && (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, n);
+  if (fd >= 0) close(fd);
+  return out;
+}
+
+size_t MountCount() {
+  std::string text = ReadAll("/proc/self/mountinfo");
+  size_t n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
+}
+
+void CheckMounts(size_t count) {
+  for (const Kind& k : kMounts) {
+    struct statfs fs {};
+    EXPECT(statfs(k.path, &fs) == 0 && fs.f_type == k.magic,
+           "%s is not the file system it was (%lx)", k.path, static_cast<long>(fs.f_type));
+  }
+  struct statvfs sys {};
+  EXPECT(statvfs("/sys", &sys) == 0 && (sys.f_flag & ST_RDONLY), "/sys is not read-only");
+  EXPECT(statvfs("/tmp", &sys) == 0 && (sys.f_flag & ST_NODEV) && !(sys.f_flag & ST_RDONLY),
+         "/tmp lost nodev or became read-only");
+  EXPECT(MountCount() == count, "%zu mounts, %zu before", MountCount(), count);
+}
+
+}  // namespace
+
+int Container() {
+  if (getpid() != 1) return 2;
+  char host[64] = {};
+  gethostname(host, sizeof host - 1);
+  std::string hostname = host;
+  std::string launcher = ReadAll("/tmp/made-by-the-launcher");
+  if (launcher.empty()) return 2;
+  // A file on the tmpfs, open at an offset and mapped shared.
+  int fd = open("/tmp/data", O_RDWR | O_CREAT | O_TRUNC, 0640);
+  if (fd < 0 || ftruncate(fd, kDataBytes) < 0) return 2;
+  auto* map =
+      static_cast<uint8_t*>(mmap(nullptr, kDataBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  if (map == MAP_FAILED) return 2;
+  Fill(map, kDataBytes, 15);
+  lseek(fd, kOffset, SEEK_SET);
+  int null = open("/dev/null", O_WRONLY);
+  if (null < 0 || mkdir("/tmp/work", 0700) < 0) return 2;
+  size_t mounts = MountCount();
+  pid_t kid = fork();
+  if (kid == 0) {
+    if (chdir("/tmp/work") < 0) _exit(2);
+    InstallCheckHandler();
+    WaitForCheck();
+    char cwd[256] = {};
+    bool ok = getcwd(cwd, sizeof cwd) && strcmp(cwd, "/tmp/work") == 0 && getppid() == 1;
+    _exit(ok ? 0 : 1);
+  }
+  volatile bool stop = false;
+  std::thread spinner([&] {
+    while (!stop) usleep(1000);
+  });
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  stop = true;
+  spinner.join();
+  EXPECT(getpid() == 1, "PID %d, not 1", getpid());
+  EXPECT(kid == 2, "the child is PID %d", kid);
+  gethostname(host, sizeof host - 1);
+  EXPECT(hostname == host, "host name %s, was %s", host, hostname.c_str());
+  EXPECT(ReadAll("/tmp/made-by-the-launcher") == launcher, "the tmpfs lost the launcher's file");
+  EXPECT(lseek(fd, 0, SEEK_CUR) == kOffset, "/tmp/data is at offset %ld", lseek(fd, 0, SEEK_CUR));
+  EXPECT(Verify(map, kDataBytes, 15), "the mapping of /tmp/data changed");
+  uint8_t b = 0;
+  map[kOffset] = 0x5a;
+  EXPECT(pread(fd, &b, 1, kOffset) == 1 && b == 0x5a, "the mapping is no longer the file's");
+  EXPECT(write(null, "x", 1) == 1, "/dev/null takes no write");
+  int ptmx = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+  EXPECT(ptmx >= 0, "/dev/ptmx (devpts) does not open: %s", strerror(errno));
+  char self[16] = {};
+  EXPECT(readlink("/proc/self", self, sizeof self - 1) > 0 && strcmp(self, "1") == 0,
+         "/proc is not the container's: /proc/self is %s", self);
+  CheckMounts(mounts);
+  int st;
+  kill(kid, SIGUSR1);
+  EXPECT(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+         "the child's check failed");
+  Report();
+}
+
+}  // namespace wl

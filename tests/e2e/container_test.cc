@@ -1,0 +1,198 @@
+// Containers as runtimes make them (test-containers/container: new PID,
+// mount, UTS, IPC, network and cgroup namespaces, pivot_root into a busybox
+// root, its own /proc, /sys, /dev, a /tmp tmpfs), checkpointed and restored
+// with --root, the workloads inside checking themselves.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/e2e/harness.h"
+#include "tests/e2e/state_diff.h"
+
+namespace crl::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A root file system: busybox (Debian's busybox-static) and the static
+// workload, with the directories the launcher mounts on.
+std::string MakeRootfs(const TestDir& dir) {
+  std::string root = dir / "rootfs";
+  for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "check", "etc"})
+    fs::create_directories(root + "/" + d);
+  fs::copy_file("/bin/busybox", root + "/bin/busybox");
+  fs::copy_file(WORKLOAD_STATIC_BIN, root + "/bin/workload");
+  for (const char* tool : {"sh", "ls", "cat", "sleep"})
+    fs::create_symlink("busybox", root + "/bin/" + tool);
+  std::ofstream(root + "/etc/hostname") << "crl-container\n";
+  return root;
+}
+
+// Kills what a test started, whatever way it ends.
+struct Killer {
+  std::vector<pid_t> pids;
+  ~Killer() {
+    for (pid_t p : pids)
+      if (p > 0) KillAndReap(p);
+  }
+};
+
+struct Container {
+  pid_t launcher = -1, init = -1;
+};
+
+// Starts `workload SCENARIO --dir /check` as the init of a container whose
+// /check is DIR (a bind from the host), and waits until it is ready.
+Container StartContainer(const TestDir& dir, const std::string& root, const std::string& scenario,
+                         const std::vector<std::string>& launcher_args = {}) {
+  std::vector<std::string> argv = {
+      CONTAINER_BIN,          "--rootfs", root,        "--pidfile", dir / "init-pid", "--bind",
+      dir.path() + ":/check", "--stdio",  "/check/out"};
+  argv.insert(argv.end(), launcher_args.begin(), launcher_args.end());
+  for (const char* a : {"--", "/bin/workload", scenario.c_str(), "--dir", "/check"})
+    argv.push_back(a);
+  Container c;
+  c.launcher = StartProgram(dir, argv);
+  if (!WaitForFile(dir / "ready", 30000)) {
+    ADD_FAILURE() << "the container never got ready: " << ReadFile(dir / "err")
+                  << ReadFile(dir / "out");
+    return c;
+  }
+  c.init = atoi(ReadFile(dir / "init-pid").c_str());
+  SettleTree(c.init, 500);
+  return c;
+}
+
+// Dumps the container whose init is INIT (its /check the caller's mount)
+// and restores it on ROOT; the restored init's host PID.
+pid_t DumpAndRestore(const TestDir& dir, const std::string& root, pid_t init,
+                     const std::vector<std::string>& dump_args = {}) {
+  std::vector<std::string> dump = {
+      "dump", "-t", std::to_string(init), "-D",         dir / "img",
+      "-v",   "-o", dir / "dump.log",     "--external", "mnt[/check]:results"};
+  dump.insert(dump.end(), dump_args.begin(), dump_args.end());
+  CmdResult d = RunCriuLite(dump);
+  EXPECT_TRUE(d.ok()) << d.err;
+  if (!d.ok()) return -1;
+  EXPECT_FALSE(Alive(init));
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log", "--root",
+                   root, "--external", "mnt[results]:" + dir.path(), "--pidfile", dir / "pidfile"});
+  EXPECT_TRUE(r.ok()) << r.err;
+  return r.ok() ? atoi(ReadFile(dir / "pidfile").c_str()) : -1;
+}
+
+// A tmpfs made again numbers its inodes in the order its files are put
+// back: /dev/null (fds 0 and 4 of the container scenario) is the same
+// device node under another inode number, as with CRIU.
+const std::vector<std::string> kNewInodeNumbers = {"fd.0.info", "fd.4.info"};
+
+// The container's init is dumped with its mounts (the tmpfs's files in the
+// images), the launcher outside sees it die, and restore puts it back in a
+// new container on the same root: PID 1 again, its child PID 2, the same
+// mounts with their options, the file on its tmpfs still open at its offset
+// and mapped, its host name.
+void ContainerComesBack(const std::vector<std::string>& dump_args) {
+  ExpectStateDiff new_inodes(kNewInodeNumbers);
+  TestDir dir;
+  Killer killer;
+  std::string root = MakeRootfs(dir);
+  Container c = StartContainer(dir, root, "container");
+  killer.pids.push_back(c.launcher);
+  ASSERT_GT(c.init, 0);
+  pid_t restored = DumpAndRestore(dir, root, c.init, dump_args);
+  ASSERT_GT(restored, 0);
+  killer.pids.push_back(restored);
+  EXPECT_EQ(CheckWorkload(restored, dir), "PASS");
+}
+
+// The mount tree read with listmount/statmount (6.8+; where the kernel
+// lacks them, the fallback below runs in its place).
+TEST(Containers, ContainerComesBackOnItsRootWithItsMounts) { ContainerComesBack({}); }
+// The same, read from /proc/PID/mountinfo, as on Debian's 6.1.
+TEST(Containers, MountinfoFallbackReadsTheSameTree) {
+  ContainerComesBack({"--disable-kernel-feature", "statmount"});
+}
+
+// The workloads of the earlier issues, each the init of a container.
+class ContainerWorkload : public ::testing::TestWithParam<const char*> {};
+TEST_P(ContainerWorkload, ComesBackAndChecksItself) {
+  ExpectStateDiff new_inodes({"fd.0.info"});  // the container's /dev/null
+  TestDir dir;
+  Killer killer;
+  std::string root = MakeRootfs(dir);
+  Container c = StartContainer(dir, root, GetParam());
+  killer.pids.push_back(c.launcher);
+  ASSERT_GT(c.init, 0);
+  pid_t restored = DumpAndRestore(dir, root, c.init, {"--tcp-established"});
+  ASSERT_GT(restored, 0);
+  killer.pids.push_back(restored);
+  EXPECT_EQ(CheckWorkload(restored, dir), "PASS");
+}
+INSTANTIATE_TEST_SUITE_P(Inside, ContainerWorkload,
+                         ::testing::Values("memory", "threads", "tree", "tcp", "pipeline"));
+
+// A file the launcher gave the init (its log, on the host's file system)
+// is on no mount of the container's: restore could not open it by its
+// path. The dump says so, naming the fd and how to hand it over, and the
+// container runs on untouched.
+TEST(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
+  TestDir dir;
+  Killer killer;
+  std::string root = MakeRootfs(dir);
+  std::vector<std::string> argv = {CONTAINER_BIN,
+                                   "--rootfs",
+                                   root,
+                                   "--pidfile",
+                                   dir / "init-pid",
+                                   "--bind",
+                                   dir.path() + ":/check",
+                                   "--",
+                                   "/bin/workload",
+                                   "container",
+                                   "--dir",
+                                   "/check"};
+  killer.pids.push_back(StartProgram(dir, argv));
+  ASSERT_TRUE(WaitForFile(dir / "ready", 30000)) << ReadFile(dir / "err");
+  pid_t init = atoi(ReadFile(dir / "init-pid").c_str());
+  SettleTree(init, 500);
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(init), "-D", dir / "img", "--external", "mnt[/check]:results"});
+  EXPECT_FALSE(d.ok());
+  // Its stdin is the host's /dev/null, its stdout the test's file.
+  EXPECT_NE(d.err.find("fd 0 of PID " + std::to_string(init) +
+                       " is /dev/null, on a mount outside its mount namespace"),
+            std::string::npos)
+      << d.err;
+  EXPECT_NE(d.err.find("--external file["), std::string::npos) << d.err;
+  EXPECT_EQ(CheckWorkload(init, dir), "PASS");
+}
+
+// Restore refuses, before anything runs, a container image without
+// --root, and an external mount the caller does not give.
+TEST(Containers, RestoreSaysWhatItNeeds) {
+  TestDir dir;
+  Killer killer;
+  std::string root = MakeRootfs(dir);
+  Container c = StartContainer(dir, root, "container");
+  killer.pids.push_back(c.launcher);
+  ASSERT_GT(c.init, 0);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(c.init), "-D", dir / "img", "-R",
+                             "--external", "mnt[/check]:results"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("give the directory that is its root with --root"), std::string::npos)
+      << r.err;
+  r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--root", root});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("give it with --external mnt[results]:PATH"), std::string::npos) << r.err;
+  EXPECT_EQ(CheckWorkload(c.init, dir), "PASS");
+}
+
+}  // namespace
+}  // namespace crl::test
