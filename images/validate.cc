@@ -140,6 +140,54 @@ Status ValidatePagemap(const img::Pagemap& pm, const img::MmState& mm) {
   return Ok{};
 }
 
+namespace {
+
+// An absolute path with no "." or ".." part: below --root, it stays there.
+bool PlainAbsolute(const std::string& path) {
+  if (path.empty() || path[0] != '/' || path.find('\0') != std::string::npos) return false;
+  for (size_t p = 1; p <= path.size();) {
+    size_t q = path.find('/', p);
+    if (q == std::string::npos) q = path.size();
+    std::string part = path.substr(p, q - p);
+    if (part == "." || part == ".." || (part.empty() && q != path.size())) return false;
+    p = q + 1;
+  }
+  return true;
+}
+
+// What restore mounts: only the kinds it makes anew, at plain paths, each
+// bind of a mount listed before it, the root first.
+Status ValidateMounts(const img::MountNamespace& ns) {
+  static const std::set<std::string> kNew = {"proc",   "sysfs",   "devpts",
+                                             "mqueue", "cgroup2", "tmpfs"};
+  std::map<uint64_t, std::string> before;  // ID -> root
+  for (int i = 0; i < ns.mounts_size(); i++) {
+    const img::Mount& m = ns.mounts(i);
+    if ((i == 0) != (m.how() == img::Mount::ROOT) || !img::Mount::How_IsValid(m.how()))
+      return MakeError("mount %d is recorded as kind %d", i, m.how());
+    if (!PlainAbsolute(m.mountpoint()) || !PlainAbsolute(m.root()))
+      return MakeError("a mount at '%.64s' of '%.64s'", m.mountpoint().c_str(), m.root().c_str());
+    if (m.how() == img::Mount::NEW && !kNew.count(m.fstype()))
+      return MakeError("a new mount of %.32s, which restore does not make", m.fstype().c_str());
+    if (m.how() == img::Mount::BIND) {
+      auto of = before.find(m.bind_of());
+      if (of == before.end() ||
+          (of->second != "/" && m.root() != of->second && m.root().rfind(of->second + "/", 0) != 0))
+        return MakeError("mount %s binds a directory of no mount listed before it",
+                         m.mountpoint().c_str());
+    }
+    if (m.how() == img::Mount::EXTERNAL && m.external_key().empty())
+      return MakeError("mount %s is the caller's under no key", m.mountpoint().c_str());
+    if (!m.tmpfs_tar().empty() && m.fstype() != "tmpfs")
+      return MakeError("mount %s (%.32s) carries files", m.mountpoint().c_str(),
+                       m.fstype().c_str());
+    before[m.id()] = m.root();
+  }
+  return Ok{};
+}
+
+}  // namespace
+
 Status ValidateCore(const img::TaskCore& core) {
   if (core.threads_size() == 0 || core.threads_size() > kMaxThreadsPerTask)
     return MakeError("%d threads", core.threads_size());
@@ -157,6 +205,7 @@ Status ValidateCore(const img::TaskCore& core) {
     for (uint32_t v : o.sem_values())
       if (v > 32767) return MakeError("semaphore set %d holds the value %u", o.id(), v);
   }
+  if (core.has_mnt()) TRY(ValidateMounts(core.mnt()).Context("its mount namespace"));
   return Ok{};
 }
 

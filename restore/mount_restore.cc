@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "base/scoped_fd.h"
 #include "kernel/mounts.h"
@@ -156,10 +157,22 @@ class MountBuilder {
   }
 
   // pivot_root(".", "."), then the old root (now over the new one) let go.
+  // Where criu-lite's root is the initial ramfs, which pivot_root cannot
+  // leave (EINVAL), the new root is moved over it and the puppet chroots
+  // there, as runtimes do without pivot_root: the tree sees the same mounts.
   Status Pivot() {
     RemoteScratch::Frame frame(p_.scratch());
     RemotePtr dot = TRY(p_.scratch().PushString("."));
-    TRY(rs_.Checked("pivot_root", SYS_pivot_root, dot, dot));
+    int64_t r = TRY(rs_.Syscall(SYS_pivot_root, dot, dot));
+    if (r == -EINVAL) {
+      RemotePtr slash = TRY(p_.scratch().PushString("/"));
+      TRY(rs_.Checked("mount(MS_MOVE) of the new root over /", SYS_mount, dot, slash, 0, MS_MOVE,
+                      0));
+      TRY(rs_.Checked("chroot", SYS_chroot, dot));
+      return Ok{};
+    }
+    if (r < 0)
+      return MakeError("pivot_root in PID %d: %s", p_.pid(), strerror(static_cast<int>(-r)));
     TRY(rs_.Checked("umount2(the old root)", SYS_umount2, dot, MNT_DETACH));
     return Ok{};
   }

@@ -1,6 +1,7 @@
 // A minimal container launcher, the way runtimes make one: new PID, mount,
 // UTS, IPC, network and cgroup namespaces, a root file system the caller
-// gives (busybox and a static workload), pivot_root into it, its own /proc,
+// gives (busybox and a static workload), pivot_root into it (or, from
+// an initial ramfs, a move over / and chroot), its own /proc,
 // /sys, /dev (a tmpfs with device nodes, a devpts instance, mqueue, shm),
 // a /tmp tmpfs, cgroup2 at /sys/fs/cgroup, and host directories bound in.
 //
@@ -119,8 +120,15 @@ int Init(const Options& o, int go) {
           ("binding " + host).c_str());
   }
   Check(chdir(r.c_str()) == 0, "chdir(rootfs)");
-  Check(syscall(SYS_pivot_root, ".", ".") == 0, "pivot_root");
-  Check(umount2(".", MNT_DETACH) == 0, "unmounting the old root");
+  if (syscall(SYS_pivot_root, ".", ".") == 0) {
+    Check(umount2(".", MNT_DETACH) == 0, "unmounting the old root");
+  } else {
+    // The initial ramfs (a VM's root) cannot be pivoted away from: moved
+    // over and chrooted into, as runc does without pivot_root.
+    Check(errno == EINVAL, "pivot_root");
+    Check(mount(".", "/", nullptr, MS_MOVE, nullptr) == 0 && chroot(".") == 0,
+          "moving the root over /");
+  }
   Check(chdir("/") == 0, "chdir(/)");
   if (!o.stdio.empty()) {
     int in = open("/dev/null", O_RDONLY);

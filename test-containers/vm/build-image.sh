@@ -43,6 +43,7 @@ for a in $("$R/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$R
 # python3 with its standard library) and nft, which the network-lock tests
 # read tables with, where the install script put them.
 bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/tests/unit_tests"
+      "$B/test-containers/workload-static" "$B/test-containers/container"
       "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)"
       "$(command -v pgrep)" "$(command -v openssl)" "$(command -v timeout)" /usr/bin/tail
       /usr/bin/cat)

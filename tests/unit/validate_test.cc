@@ -63,5 +63,69 @@ TEST(ValidateTree, RefusesThreadIdsThatDoNotMatchTheLevels) {
   EXPECT_FALSE(ValidateTree(flat).ok());
 }
 
+// A container's mount namespace as the dump records it.
+img::TaskCore WithMounts() {
+  img::TaskCore core;
+  core.add_threads();
+  img::MountNamespace* ns = core.mutable_mnt();
+  auto add = [&](uint64_t id, const char* at, img::Mount::How how, const char* fstype,
+                 const char* root) {
+    img::Mount* m = ns->add_mounts();
+    m->set_id(id);
+    m->set_mountpoint(at);
+    m->set_how(how);
+    m->set_fstype(fstype);
+    m->set_root(root);
+    return m;
+  };
+  add(1, "/", img::Mount::ROOT, "ext4", "/srv/ct/rootfs");
+  add(2, "/proc", img::Mount::NEW, "proc", "/");
+  add(3, "/tmp", img::Mount::NEW, "tmpfs", "/")->set_tmpfs_tar("tar");
+  add(4, "/etc/data", img::Mount::BIND, "tmpfs", "/sub")->set_bind_of(3);
+  add(5, "/check", img::Mount::EXTERNAL, "ext4", "/home/x")->set_external_key("results");
+  return core;
+}
+
+TEST(ValidateMounts, AcceptsAContainersMounts) {
+  Status s = ValidateCore(WithMounts());
+  EXPECT_TRUE(s.ok()) << s.error().message;
+}
+
+TEST(ValidateMounts, RefusesAPathThatClimbsOutOfTheRoot) {
+  img::TaskCore core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(1)->set_mountpoint("/proc/../../etc");
+  EXPECT_FALSE(ValidateCore(core).ok());
+  core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(3)->set_root("/sub/../..");
+  EXPECT_FALSE(ValidateCore(core).ok());
+}
+
+TEST(ValidateMounts, RefusesAFileSystemRestoreDoesNotMakeAnew) {
+  img::TaskCore core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(1)->set_fstype("ext4");
+  Status s = ValidateCore(core);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("a new mount of ext4"), std::string::npos) << s.error().message;
+}
+
+TEST(ValidateMounts, RefusesABindOfALaterOrUnrelatedMount) {
+  img::TaskCore core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(3)->set_bind_of(5);
+  EXPECT_FALSE(ValidateCore(core).ok());
+  core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(3)->set_bind_of(2);  // /sub is not below proc's root
+  core.mutable_mnt()->mutable_mounts(1)->set_root("/only");
+  EXPECT_FALSE(ValidateCore(core).ok());
+}
+
+TEST(ValidateMounts, RefusesARootThatIsNotFirstAndFilesOnNoTmpfs) {
+  img::TaskCore core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(0)->set_how(img::Mount::NEW);
+  EXPECT_FALSE(ValidateCore(core).ok());
+  core = WithMounts();
+  core.mutable_mnt()->mutable_mounts(1)->set_tmpfs_tar("x");
+  EXPECT_FALSE(ValidateCore(core).ok());
+}
+
 }  // namespace
 }  // namespace crl
