@@ -41,6 +41,28 @@ int Usage(const std::string& what) {
   return 1;
 }
 
+// CRIU's mount externals into OUT (first -> second): --external
+// mnt[A]:B (KIND_A, KIND_B name the parts for the message) and
+// --ext-mount-map A:B. A message for the first that is neither, or "".
+std::string ParseMountExternals(const std::vector<std::string>& externals,
+                                const std::vector<std::string>& maps, const char* parts,
+                                std::map<std::string, std::string>* out) {
+  for (const std::string& key : externals) {
+    size_t close = key.find("]:");
+    if (key.rfind("mnt[", 0) != 0 || close == std::string::npos || close == 4 ||
+        close + 2 == key.size())
+      return "--external " + key + ": not mnt[" + parts + "]";
+    (*out)[key.substr(4, close - 4)] = key.substr(close + 2);
+  }
+  for (const std::string& map : maps) {
+    size_t colon = map.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
+      return "--ext-mount-map " + map + ": not " + parts;
+    (*out)[map.substr(0, colon)] = map.substr(colon + 1);
+  }
+  return "";
+}
+
 // CRIU's TLS options, for every command that speaks to a page server.
 void AddTlsOptions(CLI::App* cmd, crl::TlsOptions* t) {
   cmd->add_flag("--tls", t->on, "TLS with certificates on both sides for the page server link");
@@ -179,6 +201,7 @@ class DumpCommand : public Command {
         }
       }
     }
+    std::vector<std::string> mnt_externals;
     for (const std::string& key : externals_) {
       unsigned long a, b;
       int end = 0;
@@ -188,10 +211,7 @@ class DumpCommand : public Command {
         continue;
       }
       if (key.rfind("mnt[", 0) == 0) {
-        size_t close = key.find("]:");
-        if (close == std::string::npos || close == 4 || close + 2 == key.size())
-          return Usage("--external " + key + ": not mnt[MOUNTPOINT]:KEY");
-        o_.ext_mounts[key.substr(4, close - 4)] = key.substr(close + 2);
+        mnt_externals.push_back(key);
         continue;
       }
       bool tty = sscanf(key.c_str(), "tty[%lx:%lx]%n", &a, &b, &end) == 2;
@@ -202,12 +222,9 @@ class DumpCommand : public Command {
                      "mnt[MOUNTPOINT]:KEY");
       o_.externals.insert(crl::Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
     }
-    for (const std::string& map : ext_mount_map_) {
-      size_t colon = map.find(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
-        return Usage("--ext-mount-map " + map + ": not MOUNTPOINT:KEY");
-      o_.ext_mounts[map.substr(0, colon)] = map.substr(colon + 1);
-    }
+    std::string bad =
+        ParseMountExternals(mnt_externals, ext_mount_map_, "MOUNTPOINT]:KEY", &o_.ext_mounts);
+    if (!bad.empty()) return Usage(bad);
     if (!manage_cgroups_.empty()) {
       auto mode = crl::ParseCgroupMode(manage_cgroups_);
       if (!mode.ok()) return Usage(mode.error().message);
@@ -280,6 +297,11 @@ class PageServerCommand : public Command {
     app_->add_option("--cgroup-root", o_.cgroup_roots,
                      "with --restore: the restore's --cgroup-root")
         ->type_name("[CONTROLLER:]/NEWROOT");
+    app_->add_option("--root", o_.root, "with --restore: the restore's --root (a container's)")
+        ->type_name("DIR");
+    app_->add_option("--external", o_.externals,
+                     "with --restore: the restore's --external mnt[KEY]:PATH, each")
+        ->type_name("mnt[KEY]:PATH");
     o_.pages = "lazy";
     app_->add_option("--pages", o_.pages,
                      "page placement for --restore (read, writev, lazy; default lazy: the "
@@ -319,9 +341,19 @@ class MigrateCommand : public Command {
     app_->add_option("--freeze-cgroup", o_.freeze_cgroup,
                      "freeze the tree through this cgroup while each pass seizes it, as dump's")
         ->type_name("DIR");
+    app_->add_option("--external", externals_,
+                     "mnt[MOUNTPOINT]:KEY: a mount of the root's mount namespace the "
+                     "destination gives (its page server's --external mnt[KEY]:PATH), as dump's")
+        ->type_name("mnt[MOUNTPOINT]:KEY");
+    app_->add_option("--ext-mount-map", ext_mount_map_,
+                     "the same as --external mnt[MOUNTPOINT]:KEY")
+        ->type_name("MOUNTPOINT:KEY");
     AddTlsOptions(app_, &o_.tls);
   }
   int Run() override {
+    std::string bad =
+        ParseMountExternals(externals_, ext_mount_map_, "MOUNTPOINT]:KEY", &o_.ext_mounts);
+    if (!bad.empty()) return Usage(bad);
     if (o_.tcp_established && o_.tcp_close)
       return Usage("--tcp-established and --tcp-close exclude each other");
     size_t colon = to_.rfind(':');
@@ -334,6 +366,7 @@ class MigrateCommand : public Command {
  private:
   crl::MigrateOptions o_;
   std::string to_;
+  std::vector<std::string> externals_, ext_mount_map_;
 };
 
 class RestoreCommand : public Command {
@@ -418,19 +451,8 @@ class RestoreCommand : public Command {
       if (!mode.ok()) return Usage(mode.error().message);
       o_.cgroups = *mode;
     }
-    for (const std::string& key : externals_) {
-      size_t close = key.find("]:");
-      if (key.rfind("mnt[", 0) != 0 || close == std::string::npos || close == 4 ||
-          close + 2 == key.size())
-        return Usage("--external " + key + ": not mnt[KEY]:PATH");
-      o_.ext_mounts[key.substr(4, close - 4)] = key.substr(close + 2);
-    }
-    for (const std::string& map : ext_mount_map_) {
-      size_t colon = map.find(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
-        return Usage("--ext-mount-map " + map + ": not KEY:PATH");
-      o_.ext_mounts[map.substr(0, colon)] = map.substr(colon + 1);
-    }
+    std::string bad = ParseMountExternals(externals_, ext_mount_map_, "KEY]:PATH", &o_.ext_mounts);
+    if (!bad.empty()) return Usage(bad);
     for (const std::string& spec : inherit_fds_) {
       int fd = -1, used = 0;
       if (sscanf(spec.c_str(), "fd[%d]:%n", &fd, &used) != 1 || used == 0 ||

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ struct MigrateOptions {
   bool tcp_close = false;
   std::vector<std::string> action_scripts;  // the final pass's (dump's --action-script)
   std::string freeze_cgroup;                // every pass's (dump's --freeze-cgroup)
+  std::map<std::string, std::string> ext_mounts;  // the final pass's --external mnt[...]
   TlsOptions tls;
 };
 

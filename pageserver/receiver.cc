@@ -143,6 +143,8 @@ class RestoreProcess {
       args.insert(args.end(), {"--action-script", s});
     if (!opts.manage_cgroups.empty()) args.push_back("--manage-cgroups=" + opts.manage_cgroups);
     for (const std::string& r : opts.cgroup_roots) args.insert(args.end(), {"--cgroup-root", r});
+    if (!opts.root.empty()) args.insert(args.end(), {"--root", opts.root});
+    for (const std::string& e : opts.externals) args.insert(args.end(), {"--external", e});
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -26,6 +26,8 @@ struct PageServerOptions {
   std::vector<std::string> action_scripts;  // the restore's --action-script
   std::string manage_cgroups;               // the restore's --manage-cgroups, if given
   std::vector<std::string> cgroup_roots;    // its --cgroup-root, each
+  std::string root;                         // its --root (a container's), if given
+  std::vector<std::string> externals;       // its --external mnt[KEY]:PATH, each
   TlsOptions tls;
   // --restore without TLS: the network is trusted (a test host, a VM link).
   bool allow_unauthenticated_restore = false;

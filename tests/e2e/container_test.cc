@@ -7,30 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
-
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
 
 namespace crl::test {
 namespace {
-
-namespace fs = std::filesystem;
-
-// A root file system: busybox (Debian's busybox-static) and the static
-// workload, with the directories the launcher mounts on.
-std::string MakeRootfs(const TestDir& dir) {
-  std::string root = dir / "rootfs";
-  for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "check", "etc"})
-    fs::create_directories(root + "/" + d);
-  fs::copy_file("/bin/busybox", root + "/bin/busybox");
-  fs::copy_file(WORKLOAD_STATIC_BIN, root + "/bin/workload");
-  for (const char* tool : {"sh", "ls", "cat", "sleep"})
-    fs::create_symlink("busybox", root + "/bin/" + tool);
-  std::ofstream(root + "/etc/hostname") << "crl-container\n";
-  return root;
-}
 
 // Kills what a test started, whatever way it ends.
 struct Killer {
@@ -86,21 +67,16 @@ pid_t DumpAndRestore(const TestDir& dir, const std::string& root, pid_t init,
   return r.ok() ? atoi(ReadFile(dir / "pidfile").c_str()) : -1;
 }
 
-// A tmpfs made again numbers its inodes in the order its files are put
-// back: /dev/null (fds 0 and 4 of the container scenario) is the same
-// device node under another inode number, as with CRIU.
-const std::vector<std::string> kNewInodeNumbers = {"fd.0.info", "fd.4.info"};
-
 // The container's init is dumped with its mounts (the tmpfs's files in the
 // images), the launcher outside sees it die, and restore puts it back in a
 // new container on the same root: PID 1 again, its child PID 2, the same
 // mounts with their options, the file on its tmpfs still open at its offset
 // and mapped, its host name.
 void ContainerComesBack(const std::vector<std::string>& dump_args) {
-  ExpectStateDiff new_inodes(kNewInodeNumbers);
+  ExpectStateDiff new_inodes(kContainerNewInodeNumbers);
   TestDir dir;
   Killer killer;
-  std::string root = MakeRootfs(dir);
+  std::string root = MakeContainerRoot(dir);
   Container c = StartContainer(dir, root, "container");
   killer.pids.push_back(c.launcher);
   ASSERT_GT(c.init, 0);
@@ -124,7 +100,7 @@ TEST_P(ContainerWorkload, ComesBackAndChecksItself) {
   ExpectStateDiff new_inodes({"fd.0.info"});  // the container's /dev/null
   TestDir dir;
   Killer killer;
-  std::string root = MakeRootfs(dir);
+  std::string root = MakeContainerRoot(dir);
   Container c = StartContainer(dir, root, GetParam());
   killer.pids.push_back(c.launcher);
   ASSERT_GT(c.init, 0);
@@ -143,7 +119,7 @@ INSTANTIATE_TEST_SUITE_P(Inside, ContainerWorkload,
 TEST(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
   TestDir dir;
   Killer killer;
-  std::string root = MakeRootfs(dir);
+  std::string root = MakeContainerRoot(dir);
   std::vector<std::string> argv = {CONTAINER_BIN,
                                    "--rootfs",
                                    root,
@@ -177,7 +153,7 @@ TEST(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
 TEST(Containers, RestoreSaysWhatItNeeds) {
   TestDir dir;
   Killer killer;
-  std::string root = MakeRootfs(dir);
+  std::string root = MakeContainerRoot(dir);
   Container c = StartContainer(dir, root, "container");
   killer.pids.push_back(c.launcher);
   ASSERT_GT(c.init, 0);

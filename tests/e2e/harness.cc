@@ -58,6 +58,21 @@ TestDir::~TestDir() {
     fprintf(stderr, "test files kept in %s\n", path_.c_str());
 }
 
+std::string MakeContainerRoot(const TestDir& dir) {
+  namespace fs = std::filesystem;
+  std::string root = dir / "rootfs";
+  for (const char* d : {"bin", "proc", "sys", "dev", "tmp", "check", "etc"})
+    fs::create_directories(root + "/" + d);
+  fs::copy_file("/bin/busybox", root + "/bin/busybox");
+  fs::copy_file(WORKLOAD_STATIC_BIN, root + "/bin/workload");
+  for (const char* tool : {"sh", "ls", "cat", "sleep"})
+    fs::create_symlink("busybox", root + "/bin/" + tool);
+  std::ofstream(root + "/etc/hostname") << "crl-container\n";
+  return root;
+}
+
+const std::vector<std::string> kContainerNewInodeNumbers = {"fd.0.info", "fd.4.info"};
+
 std::string ReadFile(const std::string& path) {
   // Plain reads: a /proc file whose task vanishes mid-read ends the text
   // there (ESRCH), where a stream would throw.

@@ -629,6 +629,13 @@ class TwoHosts : public ::testing::Test {
     pid_t outer = pid;
     if (!root_file.empty()) pid = atoi(ReadFile(dir_ / root_file).c_str());
     StartServerOnB(port);
+    MigrateStartedAndCheck(pid, port, migrate_args, root_file.empty());
+    if (outer != pid) Sh(OnHost("a", "kill -9 " + std::to_string(outer)));
+  }
+  // Migrates the tree of PID on a (its page server on b listening on
+  // PORT), checks it on b under the state-diff check; SAME_PID: the root
+  // keeps its PID there.
+  void MigrateStartedAndCheck(pid_t pid, int port, const std::string& migrate_args, bool same_pid) {
     TreeRecord before = RecordOn("a", pid);
     ASSERT_EQ(Migrate(pid, port, migrate_args), 0)
         << ReadFile(dir_ / "migrate.err") << ReadFile(dir_ / "server.log");
@@ -636,7 +643,7 @@ class TwoHosts : public ::testing::Test {
     size_t at = stats.find("\"destination_pid\": ");
     ASSERT_NE(at, std::string::npos) << stats;
     pid_t there = atoi(stats.c_str() + at + 19);
-    if (root_file.empty()) {
+    if (same_pid) {
       EXPECT_EQ(there, pid) << "the root has another PID on b";
     }
     // The state-diff check across hosts: the tree on b as it was on a, but
@@ -656,13 +663,35 @@ class TwoHosts : public ::testing::Test {
         << "the tree is still on host a";
     EXPECT_EQ(CheckOn("b", there), "PASS");
     EXPECT_NE(ReadFile(dir_ / "stats.json").find("\"frozen_seconds\""), std::string::npos);
-    if (outer != pid) Sh(OnHost("a", "kill -9 " + std::to_string(outer)));
   }
   TestDir dir_;
 };
 
 TEST_F(TwoHosts, SingleProcess) { MigrateAndCheck("memory", "", 7101); }
 TEST_F(TwoHosts, TreeWithPipes) { MigrateAndCheck("pipeline", "", 7102); }
+// A container (test-containers/container) moves from a to b: its mounts
+// made again on b below the same root (the two hosts share a file system,
+// as machines with the container's root in place do), its tmpfs's files
+// sent with the images, the caller's mount given on b, its init another
+// host PID there and PID 1 inside.
+TEST_F(TwoHosts, ContainerMovesWithItsMounts) {
+  ExpectStateDiff new_inodes(kContainerNewInodeNumbers);
+  // The mapping of /tmp/data names its tmpfs's device number, b's (the
+  // workload checks the mapping is the file's, with its bytes).
+  ExpectStateDiff new_device({"maps."});
+  std::string root = MakeContainerRoot(dir_);
+  unlink((dir_ / "ready").c_str());
+  Sh(OnHost("a", std::string(CONTAINER_BIN) + " --rootfs " + root + " --pidfile " +
+                     (dir_ / "init-pid") + " --bind " + dir_.path() +
+                     ":/check --stdio /check/out -- /bin/workload container --dir /check >" +
+                     (dir_ / "launcher.out") + " 2>&1 &"));
+  ASSERT_TRUE(WaitForFile(dir_ / "ready", 30000)) << ReadFile(dir_ / "launcher.out");
+  usleep(100000);
+  pid_t init = atoi(ReadFile(dir_ / "init-pid").c_str());
+  ASSERT_GT(init, 0);
+  StartServerOnB(7107, "--restore --root " + root + " --external mnt[results]:" + dir_.path());
+  MigrateStartedAndCheck(init, 7107, "--external mnt[/check]:results", false);
+}
 TEST_F(TwoHosts, Multithreaded) { MigrateAndCheck("threads", "", 7103); }
 // The init of a PID namespace with its tree (a nested namespace, a zombie,
 // groups, a thread): every PID inside is kept, the init has another host
