@@ -72,10 +72,13 @@ Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
       o.set_external_key(ext->second);
     } else if (MadeAnew(m.fstype) && m.root == "/") {
       o.set_how(img::Mount::NEW);
-      if (m.fstype == "tmpfs")
-        o.set_tmpfs_tar(TRY(ArchiveMount(ns.get(), m.mountpoint)
+      if (m.fstype == "tmpfs") {
+        std::vector<uint64_t> inos;
+        o.set_tmpfs_tar(TRY(ArchiveMount(ns.get(), m.mountpoint, &inos)
                                 .Context(Format("the files of the tmpfs at %s of PID %d",
                                                 m.mountpoint.c_str(), pid))));
+        for (uint64_t i : inos) o.add_tmpfs_inos(i);
+      }
     } else {
       // A bind of a directory of a mount made before it.
       auto of = std::find_if(all.begin(), all.begin() + i, [&](const MountEntry& e) {

@@ -160,58 +160,96 @@ la_ssize_t AppendToString(archive*, void* out, const void* data, size_t len) {
   return static_cast<la_ssize_t>(len);
 }
 
-// The files below the working directory as a pax archive, hard links once.
-Result<std::string> ArchiveCwd() {
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+// A file as read, with its bytes.
+struct ReadEntry {
+  std::unique_ptr<archive_entry, EntryDeleter> meta;
+  std::string data;
+};
+
+// The files below the working directory (sockets aside: their owners bind
+// them again), each with its bytes.
+Result<std::vector<ReadEntry>> ReadCwd() {
   std::unique_ptr<archive, ArchiveDeleter> disk(archive_read_disk_new());
-  std::unique_ptr<archive, WriterDeleter> out(archive_write_new());
   archive_read_disk_set_symlink_physical(disk.get());
   archive_read_disk_set_behavior(disk.get(), ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
+  if (archive_read_disk_open(disk.get(), ".") != ARCHIVE_OK)
+    return MakeError("libarchive: %s", archive_error_string(disk.get()));
+  std::vector<ReadEntry> out;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ReadEntry e{std::unique_ptr<archive_entry, EntryDeleter>(archive_entry_new()), ""};
+    int r = archive_read_next_header2(disk.get(), e.meta.get());
+    if (r == ARCHIVE_EOF) return out;
+    if (r < ARCHIVE_WARN)
+      return MakeError("reading the files: %s", archive_error_string(disk.get()));
+    archive_read_disk_descend(disk.get());
+    if (archive_entry_filetype(e.meta.get()) == AE_IFSOCK) continue;
+    if (archive_entry_filetype(e.meta.get()) == AE_IFREG)
+      for (la_ssize_t n; (n = archive_read_data(disk.get(), buf.data(), buf.size())) != 0;) {
+        if (n < 0) return MakeError("reading a file: %s", archive_error_string(disk.get()));
+        e.data.append(buf.data(), n);
+      }
+    out.push_back(std::move(e));
+  }
+}
+
+// The files below the working directory as a pax archive, in the order of
+// their inode numbers (a tmpfs numbers its inodes in the order they are
+// made: unpacked in that order, they get the same numbers), hard links
+// once; INOS: each entry's number.
+Result<std::string> ArchiveCwd(std::vector<uint64_t>* inos) {
+  std::vector<ReadEntry> files = TRY(ReadCwd());
+  std::stable_sort(files.begin(), files.end(), [](const ReadEntry& a, const ReadEntry& b) {
+    return archive_entry_ino64(a.meta.get()) < archive_entry_ino64(b.meta.get());
+  });
+  std::unique_ptr<archive, WriterDeleter> out(archive_write_new());
   std::string tar;
   archive_write_set_format_pax(out.get());  // times to the nanosecond
   archive_write_set_bytes_in_last_block(out.get(), 1);
-  if (archive_write_open(out.get(), &tar, nullptr, AppendToString, nullptr) != ARCHIVE_OK ||
-      archive_read_disk_open(disk.get(), ".") != ARCHIVE_OK)
-    return MakeError("libarchive: %s", archive_error_string(disk.get()));
+  if (archive_write_open(out.get(), &tar, nullptr, AppendToString, nullptr) != ARCHIVE_OK)
+    return MakeError("libarchive: %s", archive_error_string(out.get()));
   archive_entry_linkresolver* links = archive_entry_linkresolver_new();
   archive_entry_linkresolver_set_strategy(links, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE);
   Status st = [&]() -> Status {
-    std::vector<char> buf(1 << 16);
-    for (;;) {
-      archive_entry* e = archive_entry_new();
-      int r = archive_read_next_header2(disk.get(), e);
-      if (r == ARCHIVE_EOF) {
-        archive_entry_free(e);
-        return Ok{};
-      }
-      if (r < ARCHIVE_WARN) {
-        archive_entry_free(e);
-        return MakeError("reading the files: %s", archive_error_string(disk.get()));
-      }
-      archive_read_disk_descend(disk.get());
-      if (archive_entry_filetype(e) == AE_IFSOCK) {  // bound again by the socket's owner
-        archive_entry_free(e);
-        continue;
-      }
+    for (ReadEntry& f : files) {
+      archive_entry* e = f.meta.release();
       archive_entry* sparse = nullptr;
       archive_entry_linkify(links, &e, &sparse);
       if (!e) continue;
-      bool data = archive_entry_size(e) > 0 && !archive_entry_hardlink(e);
-      r = archive_write_header(out.get(), e);
-      archive_entry_free(e);
-      if (r < ARCHIVE_WARN) return MakeError("libarchive: %s", archive_error_string(out.get()));
-      for (la_ssize_t n;
-           data && (n = archive_read_data(disk.get(), buf.data(), buf.size())) != 0;) {
-        if (n < 0) return MakeError("reading a file: %s", archive_error_string(disk.get()));
-        if (archive_write_data(out.get(), buf.data(), n) < 0)
-          return MakeError("libarchive: %s", archive_error_string(out.get()));
-      }
+      std::unique_ptr<archive_entry, EntryDeleter> owned(e);
+      bool data = !archive_entry_hardlink(e) && !f.data.empty();
+      inos->push_back(archive_entry_ino64(e));
+      if (archive_write_header(out.get(), e) < ARCHIVE_WARN ||
+          (data && archive_write_data(out.get(), f.data.data(), f.data.size()) < 0))
+        return MakeError("libarchive: %s", archive_error_string(out.get()));
     }
+    return Ok{};
   }();
   archive_entry_linkresolver_free(links);
   TRY(st);
   if (archive_write_close(out.get()) != ARCHIVE_OK)
     return MakeError("libarchive: %s", archive_error_string(out.get()));
   return tar;
+}
+
+// Inode numbers up to WANT - 1 taken and let go in the working directory's
+// file system, so that the next file made gets WANT, as it had (the numbers
+// of files deleted before the dump are skipped so). LAST: the highest taken.
+Status SkipInodeNumbers(uint64_t want, uint64_t* last) {
+  while (*last + 1 < want) {
+    int fd = open(".crl-inode-gap", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoError("making a placeholder for inode numbers");
+    struct stat st {};
+    fstat(fd, &st);
+    close(fd);
+    unlink(".crl-inode-gap");
+    if (st.st_ino <= *last) return Ok{};  // not a counter we can follow
+    *last = st.st_ino;
+  }
+  return Ok{};
 }
 
 }  // namespace
@@ -312,22 +350,27 @@ Result<MountTable> ReadMounts(pid_t pid) {
   return MountTable{TRY(MountTreeOrder(std::move(all))), "statmount"};
 }
 
-Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint) {
+Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint,
+                                 std::vector<uint64_t>* inos) {
   std::string tar;
   TRY(InNamespaceFd(ns_fd, CLONE_NEWNS, [&]() -> Status {
     // A copy of the mount alone, without what is mounted below it.
     ScopedFd tree(open_tree(AT_FDCWD, mountpoint.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
     if (!tree.valid()) return ErrnoError("open_tree(%s)", mountpoint.c_str());
     if (fchdir(tree.get()) < 0) return ErrnoError("fchdir(%s)", mountpoint.c_str());
-    tar = TRY(ArchiveCwd().Context(mountpoint));
+    tar = TRY(ArchiveCwd(inos).Context(mountpoint));
     return Ok{};
   }));
   return tar;
 }
 
-Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar) {
+Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar,
+                      const std::vector<uint64_t>& inos) {
   return InNamespaceFd(ns_fd, CLONE_NEWNS, [&]() -> Status {
     if (chdir(dir.c_str()) < 0) return ErrnoError("chdir(%s)", dir.c_str());
+    struct stat top {};
+    stat(".", &top);
+    uint64_t last = top.st_ino;
     std::unique_ptr<archive, ArchiveDeleter> in(archive_read_new());
     std::unique_ptr<archive, WriterDeleter> disk(archive_write_disk_new());
     archive_read_support_format_tar(in.get());
@@ -338,13 +381,16 @@ Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar)
                         ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
     if (archive_read_open_memory(in.get(), tar.data(), tar.size()) != ARCHIVE_OK)
       return MakeError("libarchive: %s", archive_error_string(in.get()));
-    for (;;) {
+    for (size_t i = 0;; i++) {
       archive_entry* e = nullptr;
       int r = archive_read_next_header(in.get(), &e);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) return MakeError("the archive: %s", archive_error_string(in.get()));
+      if (i < inos.size() && !archive_entry_hardlink(e)) TRY(SkipInodeNumbers(inos[i], &last));
       if (archive_read_extract2(in.get(), e, disk.get()) < ARCHIVE_WARN)
         return MakeError("%s: %s", archive_entry_pathname(e), archive_error_string(disk.get()));
+      struct stat st {};
+      if (lstat(archive_entry_pathname(e), &st) == 0 && st.st_ino > last) last = st.st_ino;
     }
     if (archive_write_close(disk.get()) != ARCHIVE_OK)
       return MakeError("libarchive: %s", archive_error_string(disk.get()));

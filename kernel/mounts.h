@@ -50,9 +50,13 @@ bool ProbeStatmount();
 // The files of the mount at MOUNTPOINT of the mount namespace NS_FD names
 // (that mount alone: what is mounted below it is not in it, what it hides
 // is), as a tar archive: owners, modes, times, extended attributes, hard
-// links, device nodes.
-Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint);
-// Unpacks TAR into the directory DIR of the mount namespace NS_FD names.
-Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar);
+// links, device nodes; in the order of their inode numbers, INOS.
+Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint,
+                                 std::vector<uint64_t>* inos);
+// Unpacks TAR into the directory DIR of the mount namespace NS_FD names (a
+// new tmpfs), each file with the inode number INOS gives it where the
+// file system numbers its inodes in order.
+Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar,
+                      const std::vector<uint64_t>& inos);
 
 }  // namespace crl

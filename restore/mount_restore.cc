@@ -63,7 +63,9 @@ class MountBuilder {
         case img::Mount::NEW:
           TRY(Mount(m.source(), at, m.fstype(), m.sb_readonly() ? MS_RDONLY : 0, m.options()));
           if (!m.tmpfs_tar().empty())
-            TRY(ExtractArchive(ns_.get(), at, m.tmpfs_tar()).Context("putting its files back"));
+            TRY(ExtractArchive(ns_.get(), at, m.tmpfs_tar(),
+                               {m.tmpfs_inos().begin(), m.tmpfs_inos().end()})
+                    .Context("putting its files back"));
           break;
         case img::Mount::BIND: {
           const img::Mount* of = by_id_.count(m.bind_of()) ? by_id_[m.bind_of()] : nullptr;

@@ -743,9 +743,16 @@ class RestoreRun {
     TRY(scripts_.Run("pre-restore"));
     TRY(PrepareCgroups());
     TRY(PrepareFiles());
+    // Files are opened before any task exists (a socket is made by a task
+    // of the PID it names as its peer credentials, which the tree's tasks
+    // then take), but in a mount namespace restore makes: after its root
+    // has made it, inside it.
+    bool inside = tree_.root->core.has_mnt();
+    if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
-    TRY(OpenFiles());
+    if (inside) TRY(OpenFiles());
+    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
     TRY(builder_->Build(std::move(root_)));
     TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
     ph_.Mark("build");
@@ -838,9 +845,8 @@ class RestoreRun {
     return Ok{};
   }
 
-  // The root's namespaces are made before the tree's files are opened: the
-  // root itself makes them (a file system made anew belongs to the
-  // namespaces of the task that mounts it), and criu-lite opens the files
+  // The root makes its own namespaces (a file system made anew belongs to
+  // the namespaces of the task that mounts it); criu-lite opens the files
   // on a thread that has joined the root's network and mount namespaces.
   Status RootNamespaces() {
     const img::TaskCore& core = tree_.root->core;
@@ -875,9 +881,7 @@ class RestoreRun {
                              .Context("opening the tree's files")));
       return Ok{};
     };
-    TRY(inside.empty() ? open_all() : InNamespacesFd(inside, open_all));
-    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
-    return Ok{};
+    return inside.empty() ? open_all() : InNamespacesFd(inside, open_all);
   }
 
   // The tree's TCP connections, locked on this host before they are made

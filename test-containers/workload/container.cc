@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -71,7 +72,10 @@ int Container() {
   std::string hostname = host;
   std::string launcher = ReadAll("/tmp/made-by-the-launcher");
   if (launcher.empty()) return 2;
-  // A file on the tmpfs, open at an offset and mapped shared.
+  // A file on the tmpfs, open at an offset and mapped shared, made after
+  // one that is gone (a gap in the tmpfs's inode numbers).
+  int gone = open("/tmp/gone", O_WRONLY | O_CREAT, 0600);
+  if (gone < 0 || close(gone) < 0 || unlink("/tmp/gone") < 0) return 2;
   int fd = open("/tmp/data", O_RDWR | O_CREAT | O_TRUNC, 0640);
   if (fd < 0 || ftruncate(fd, kDataBytes) < 0) return 2;
   auto* map =
@@ -82,6 +86,8 @@ int Container() {
   int null = open("/dev/null", O_WRONLY);
   if (null < 0 || mkdir("/tmp/work", 0700) < 0) return 2;
   size_t mounts = MountCount();
+  struct stat data {};
+  fstat(fd, &data);
   pid_t kid = fork();
   if (kid == 0) {
     if (chdir("/tmp/work") < 0) _exit(2);
@@ -105,6 +111,9 @@ int Container() {
   gethostname(host, sizeof host - 1);
   EXPECT(hostname == host, "host name %s, was %s", host, hostname.c_str());
   EXPECT(ReadAll("/tmp/made-by-the-launcher") == launcher, "the tmpfs lost the launcher's file");
+  struct stat now {};
+  EXPECT(stat("/tmp/data", &now) == 0 && now.st_ino == data.st_ino,
+         "/tmp/data is inode %lu, was %lu", now.st_ino, data.st_ino);
   EXPECT(lseek(fd, 0, SEEK_CUR) == kOffset, "/tmp/data is at offset %ld", lseek(fd, 0, SEEK_CUR));
   EXPECT(Verify(map, kDataBytes, 15), "the mapping of /tmp/data changed");
   uint8_t b = 0;

@@ -71,8 +71,6 @@ std::string MakeContainerRoot(const TestDir& dir) {
   return root;
 }
 
-const std::vector<std::string> kContainerNewInodeNumbers = {"fd.0.info", "fd.4.info"};
-
 std::string ReadFile(const std::string& path) {
   // Plain reads: a /proc file whose task vanishes mid-read ends the text
   // there (ESRCH), where a stream would throw.

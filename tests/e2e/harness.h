@@ -34,10 +34,6 @@ pid_t StartWorkload(const TestDir& dir, const std::string& scenario,
 // busybox-static, the static workload as /bin/workload, the directories
 // test-containers/container mounts on); its path.
 std::string MakeContainerRoot(const TestDir& dir);
-// A tmpfs made again numbers its inodes in the order its files are put
-// back: /dev/null (fds 0 and 4 of the container scenario) is the same
-// device node under another inode number, as with CRIU.
-extern const std::vector<std::string> kContainerNewInodeNumbers;
 
 // Starts ARGV (a program nobody here wrote: ARGV[0] a full path) with stdin
 // from STDIN_FD (/dev/null if -1), stdout to DIR/out and stderr to DIR/err,

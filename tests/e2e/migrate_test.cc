@@ -675,7 +675,6 @@ TEST_F(TwoHosts, TreeWithPipes) { MigrateAndCheck("pipeline", "", 7102); }
 // sent with the images, the caller's mount given on b, its init another
 // host PID there and PID 1 inside.
 TEST_F(TwoHosts, ContainerMovesWithItsMounts) {
-  ExpectStateDiff new_inodes(kContainerNewInodeNumbers);
   // The mapping of /tmp/data names its tmpfs's device number, b's (the
   // workload checks the mapping is the file's, with its bytes).
   ExpectStateDiff new_device({"maps."});
