@@ -18,6 +18,7 @@ W=/tmp/w
 mkdir -p $W
 ip link set lo up
 ip link set eth0 up
+. "$ROOT/test-containers/vm/guest-lib.sh"
 say() { echo "crl-vm-$ROLE: $*"; }
 
 if [ "$ROLE" = a ]; then
@@ -34,19 +35,8 @@ if [ "$ROLE" = a ]; then
   until ping -c 1 -W 1 10.78.0.2 >/dev/null 2>&1; do
     i=$((i + 1)); [ $i -gt 120 ] && { say "b never answered on the network"; exit 1; }
   done
-  # migrate connects before it touches the tree: retrying until b's page
-  # server listens is harmless.
-  i=0
-  while :; do
-    "$CRL" migrate -t "$PID" --to 10.78.0.2:7000 --stats $W/stats.json --timeout 300 "$@" \
-      2>$W/migrate.err
-    rc=$?
-    [ $rc = 0 ] && break
-    grep -q "connecting to the page server" $W/migrate.err || break
-    i=$((i + 1)); [ $i -gt 120 ] && break
-    sleep 1
-  done
-  cat $W/migrate.err
+  migrate_to_b "$PID" --stats $W/stats.json "$@"
+  rc=$?
   [ $rc = 0 ] || { say "migrate failed"; exit 1; }
   cat $W/stats.json
   if kill -0 "$PID" 2>/dev/null; then say "PID $PID still runs on a"; exit 1; fi

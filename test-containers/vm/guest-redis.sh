@@ -21,6 +21,7 @@ W=/tmp/w
 mkdir -p $W
 ip link set lo up
 ip link set eth0 up
+. "$ROOT/test-containers/vm/guest-lib.sh"
 say() { echo "crl-vm-$ROLE: $*"; }
 
 if [ "$ROLE" = a ]; then
@@ -42,16 +43,8 @@ if [ "$ROLE" = a ]; then
     sleep 0.2
   done
   say "redis PID $PID, its client connected; migrating"
-  i=0
-  while :; do
-    "$CRL" migrate -t "$PID" --to 10.78.0.2:7000 --tcp-established --timeout 300 2>$W/migrate.err
-    rc=$?
-    [ $rc = 0 ] && break
-    grep -q "connecting to the page server" $W/migrate.err || break
-    i=$((i + 1)); [ $i -gt 120 ] && break
-    sleep 1
-  done
-  cat $W/migrate.err
+  migrate_to_b "$PID" --tcp-established
+  rc=$?
   [ $rc = 0 ] || { say "migrate failed"; exit 1; }
   if kill -0 "$PID" 2>/dev/null; then say "redis still runs on a"; exit 1; fi
   if nft list tables 2>/dev/null | grep -q criu_lite_; then say "a network lock is left"; exit 1; fi

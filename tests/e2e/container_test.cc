@@ -67,45 +67,48 @@ pid_t DumpAndRestore(const TestDir& dir, const std::string& root, pid_t init,
   return r.ok() ? atoi(ReadFile(dir / "pidfile").c_str()) : -1;
 }
 
+// A test with a container root in its directory, and what it starts
+// killed at its end.
+class Containers : public ::testing::Test {
+ protected:
+  // Starts SCENARIO as the init of a container; its host PID.
+  pid_t Start(const std::string& scenario) {
+    Container c = StartContainer(dir_, root_, scenario);
+    killer_.pids.push_back(c.launcher);
+    return c.init;
+  }
+  // SCENARIO's container dumped (with DUMP_ARGS) and restored; the restored
+  // init checks itself.
+  void ComesBack(const std::string& scenario, const std::vector<std::string>& dump_args) {
+    pid_t init = Start(scenario);
+    ASSERT_GT(init, 0);
+    pid_t restored = DumpAndRestore(dir_, root_, init, dump_args);
+    ASSERT_GT(restored, 0);
+    killer_.pids.push_back(restored);
+    EXPECT_EQ(CheckWorkload(restored, dir_), "PASS");
+  }
+  TestDir dir_;
+  Killer killer_;
+  std::string root_ = MakeContainerRoot(dir_);
+};
+
 // The container's init is dumped with its mounts (the tmpfs's files in the
 // images), the launcher outside sees it die, and restore puts it back in a
 // new container on the same root: PID 1 again, its child PID 2, the same
 // mounts with their options, the file on its tmpfs still open at its offset
-// and mapped, its host name.
-void ContainerComesBack(const std::vector<std::string>& dump_args) {
-  TestDir dir;
-  Killer killer;
-  std::string root = MakeContainerRoot(dir);
-  Container c = StartContainer(dir, root, "container");
-  killer.pids.push_back(c.launcher);
-  ASSERT_GT(c.init, 0);
-  pid_t restored = DumpAndRestore(dir, root, c.init, dump_args);
-  ASSERT_GT(restored, 0);
-  killer.pids.push_back(restored);
-  EXPECT_EQ(CheckWorkload(restored, dir), "PASS");
-}
-
-// The mount tree read with listmount/statmount (6.8+; where the kernel
-// lacks them, the fallback below runs in its place).
-TEST(Containers, ContainerComesBackOnItsRootWithItsMounts) { ContainerComesBack({}); }
+// (and its inode number) and mapped, its host name. The mount tree read with
+// listmount/statmount (6.8+; where the kernel lacks them, the fallback below
+// runs in its place).
+TEST_F(Containers, ContainerComesBackOnItsRootWithItsMounts) { ComesBack("container", {}); }
 // The same, read from /proc/PID/mountinfo, as on Debian's 6.1.
-TEST(Containers, MountinfoFallbackReadsTheSameTree) {
-  ContainerComesBack({"--disable-kernel-feature", "statmount"});
+TEST_F(Containers, MountinfoFallbackReadsTheSameTree) {
+  ComesBack("container", {"--disable-kernel-feature", "statmount"});
 }
 
 // The workloads of the earlier issues, each the init of a container.
-class ContainerWorkload : public ::testing::TestWithParam<const char*> {};
+class ContainerWorkload : public Containers, public ::testing::WithParamInterface<const char*> {};
 TEST_P(ContainerWorkload, ComesBackAndChecksItself) {
-  TestDir dir;
-  Killer killer;
-  std::string root = MakeContainerRoot(dir);
-  Container c = StartContainer(dir, root, GetParam());
-  killer.pids.push_back(c.launcher);
-  ASSERT_GT(c.init, 0);
-  pid_t restored = DumpAndRestore(dir, root, c.init, {"--tcp-established"});
-  ASSERT_GT(restored, 0);
-  killer.pids.push_back(restored);
-  EXPECT_EQ(CheckWorkload(restored, dir), "PASS");
+  ComesBack(GetParam(), {"--tcp-established"});
 }
 INSTANTIATE_TEST_SUITE_P(Inside, ContainerWorkload,
                          ::testing::Values("memory", "threads", "tree", "tcp", "pipeline"));
@@ -114,10 +117,9 @@ INSTANTIATE_TEST_SUITE_P(Inside, ContainerWorkload,
 // is on no mount of the container's: restore could not open it by its
 // path. The dump says so, naming the fd and how to hand it over, and the
 // container runs on untouched.
-TEST(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
-  TestDir dir;
-  Killer killer;
-  std::string root = MakeContainerRoot(dir);
+TEST_F(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
+  const TestDir& dir = dir_;
+  const std::string& root = root_;
   std::vector<std::string> argv = {CONTAINER_BIN,
                                    "--rootfs",
                                    root,
@@ -130,7 +132,7 @@ TEST(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
                                    "container",
                                    "--dir",
                                    "/check"};
-  killer.pids.push_back(StartProgram(dir, argv));
+  killer_.pids.push_back(StartProgram(dir, argv));
   ASSERT_TRUE(WaitForFile(dir / "ready", 30000)) << ReadFile(dir / "err");
   pid_t init = atoi(ReadFile(dir / "init-pid").c_str());
   SettleTree(init, 500);
@@ -148,24 +150,21 @@ TEST(Containers, AFileFromOutsideIsRefusedAndTheContainerRunsOn) {
 
 // Restore refuses, before anything runs, a container image without
 // --root, and an external mount the caller does not give.
-TEST(Containers, RestoreSaysWhatItNeeds) {
-  TestDir dir;
-  Killer killer;
-  std::string root = MakeContainerRoot(dir);
-  Container c = StartContainer(dir, root, "container");
-  killer.pids.push_back(c.launcher);
-  ASSERT_GT(c.init, 0);
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(c.init), "-D", dir / "img", "-R",
+TEST_F(Containers, RestoreSaysWhatItNeeds) {
+  const TestDir& dir = dir_;
+  pid_t init = Start("container");
+  ASSERT_GT(init, 0);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(init), "-D", dir / "img", "-R",
                              "--external", "mnt[/check]:results"});
   ASSERT_TRUE(d.ok()) << d.err;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
   EXPECT_FALSE(r.ok());
   EXPECT_NE(r.err.find("give the directory that is its root with --root"), std::string::npos)
       << r.err;
-  r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--root", root});
+  r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--root", root_});
   EXPECT_FALSE(r.ok());
   EXPECT_NE(r.err.find("give it with --external mnt[results]:PATH"), std::string::npos) << r.err;
-  EXPECT_EQ(CheckWorkload(c.init, dir), "PASS");
+  EXPECT_EQ(CheckWorkload(init, dir), "PASS");
 }
 
 }  // namespace
