@@ -466,5 +466,88 @@ TEST_F(Faults, PidNamespaceRestoreKilledAnywhereLeavesNothingOrTheWholeTree) {
   KillAndReap(outer);
 }
 
+// The live tasks of containers made by test-containers/container (their
+// workloads are told --dir /check), as the test sees them.
+std::vector<pid_t> ContainerTasks() {
+  std::vector<pid_t> out;
+  std::string own = LinkOf("/proc/self/ns/pid");
+  DIR* d = opendir("/proc");
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    pid_t p = atoi(e->d_name);
+    std::string proc = "/proc/" + std::to_string(p);
+    std::string cmd = ReadFile(proc + "/cmdline");
+    if (p > 0 && cmd.find(std::string("--dir\0/check", 12)) != std::string::npos &&
+        LinkOf(proc + "/ns/pid") != own && TaskState(p) != 'Z')
+      out.push_back(p);
+  }
+  if (d) closedir(d);
+  return out;
+}
+
+// A container's restore, killed or stopped at any moment: nothing is left
+// (its mounts went with its mount namespace, which never touched the
+// host's), or the whole container runs (its init and child).
+TEST_F(Faults, ContainerRestoreKilledAnywhereLeavesNothingOrTheContainer) {
+  TestDir dir;
+  std::string root = MakeContainerRoot(dir);
+  std::string host_mounts = ReadFile("/proc/self/mountinfo");
+  pid_t launcher =
+      StartProgram(dir, {CONTAINER_BIN, "--rootfs", root, "--pidfile", dir / "init-pid", "--bind",
+                         dir.path() + ":/check", "--stdio", "/check/out", "--", "/bin/workload",
+                         "container", "--dir", "/check"});
+  ASSERT_TRUE(WaitForFile(dir / "ready", 30000)) << ReadFile(dir / "err");
+  pid_t pid = atoi(ReadFile(dir / "init-pid").c_str());
+  SettleTree(pid, 500);
+  std::vector<std::string> dump = {"dump", "-D", dir / "img", "--external", "mnt[/check]:results",
+                                   "-t"};
+  std::vector<std::string> restore = {
+      "restore",   "-D",       dir / "img",  "-d",
+      "--root",    root,       "--external", "mnt[results]:" + dir.path(),
+      "--pidfile", dir / "pid"};
+  auto dump_of = [&](pid_t p) {
+    std::vector<std::string> a = dump;
+    a.push_back(std::to_string(p));
+    return a;
+  };
+  ASSERT_TRUE(RunCriuLite(dump_of(pid), {launcher}).ok());
+  auto t0 = Clock::now();
+  CmdResult first = RunCriuLite(restore);
+  ASSERT_TRUE(first.ok()) << first.err;
+  int clean = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  pid = atoi(ReadFile(dir / "pid").c_str());
+  for (int trial = 0; trial < 6; trial++) {
+    ASSERT_TRUE(RunCriuLite(dump_of(pid), {pid}).ok());
+    unlink((dir / "pid").c_str());
+    int sig = SignalFor(trial), delay = Delay(clean * 12 / 10);
+    std::string what = "trial " + std::to_string(trial) + " (" + strsignal(sig) + " after " +
+                       std::to_string(delay) + " us of " + std::to_string(clean) + ", seed " +
+                       std::to_string(seed_) + ")";
+    CmdResult r = RunCriuLiteInterrupted(restore, delay, sig);
+    ExpectExit(r, sig, what);
+    kills_++;
+    pid = atoi(ReadFile(dir / "pid").c_str());
+    auto let_go = [&] { return pid > 0 && Alive(pid) && TracerPid(pid) == 0; };
+    std::vector<pid_t> left;
+    for (int i = 0; i < 400; i++) {
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      left = ContainerTasks();
+      if (left.empty() || let_go()) break;
+      usleep(5000);
+    }
+    if (!left.empty()) {
+      EXPECT_TRUE(let_go()) << what << ": " << left.size()
+                            << " processes left, no container let go";
+      EXPECT_EQ(left.size(), 2u) << what;
+      continue;
+    }
+    CmdResult again = RunCriuLite(restore);
+    ASSERT_TRUE(again.ok()) << what << ": " << again.err;
+    pid = atoi(ReadFile(dir / "pid").c_str());
+  }
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  EXPECT_EQ(ReadFile("/proc/self/mountinfo"), host_mounts) << "a mount leaked to the host";
+}
+
 }  // namespace
 }  // namespace crl::test
