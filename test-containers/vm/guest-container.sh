@@ -15,9 +15,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CRL=$ROOT/build/criu-lite
 W=/tmp/w
 CT=/tmp/ct/rootfs
-mkdir -p $W $CT/bin $CT/check
-# The same root on both machines: the same files, times kept (restore checks
-# the mapped executable's size and modification time).
+# The same root on both machines, as a container image unpacked on each:
+# the same files, times kept (restore checks the mapped executable's size
+# and modification time), the directories its mounts are made on.
+mkdir -p $W $CT/bin $CT/check $CT/proc $CT/sys $CT/dev $CT/tmp
 cp -p /bin/busybox $CT/bin/busybox
 cp -p "$ROOT/build/test-containers/workload-static" $CT/bin/workload
 ip link set lo up
