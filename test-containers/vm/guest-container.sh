@@ -49,6 +49,10 @@ if [ "$ROLE" = a ]; then
 fi
 
 ip addr add 10.78.0.2/24 dev eth0
+# /check is a volume the container's runtime gives it on either machine, as
+# a shared volume would be: the container's stdout file (fd 0-2, reopened by
+# path) is there on b too.
+: >$W/out
 "$CRL" page-server --address 10.78.0.2 --port 7000 -D /tmp/img --restore --timeout 300 \
   --allow-unauthenticated-restore --root $CT --external "mnt[results]:$W" || {
   say "page server failed"; cat /tmp/img/*/restore.log 2>/dev/null | tail -20; exit 1; }
