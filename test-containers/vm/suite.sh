@@ -18,7 +18,7 @@ trap 'rm -rf "$OUT"' EXIT
 start=$(date +%s)
 run_shard() {
   local i=$1 rc=0
-  VM_TIMEOUT=${VM_TIMEOUT:-2400} "$ROOT/test-containers/vm/run.sh" "$IMG" \
+  VM_TIMEOUT=${VM_TIMEOUT:-1200} "$ROOT/test-containers/vm/run.sh" "$IMG" \
     "cd /tmp && GTEST_COLOR=no GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i $ROOT/build/tests/e2e_tests" \
     4096 >"$OUT/shard-$i.log" 2>&1 || rc=$?
   echo $rc >"$OUT/shard-$i.rc"
@@ -43,7 +43,15 @@ for ((i = 0; i < SHARDS; i++)); do
   if [ "$rc" != 0 ]; then
     status=1
     if ! grep -q '^\[==========\].*ran' "$OUT/shard-$i.log"; then
-      echo "--- shard $i did not finish (exit $rc); its console ends:"
+      echo "--- shard $i did not finish (exit $rc); the test it was in:"
+      tr -d '\r' <"$OUT/shard-$i.log" | grep '^\[ RUN      \]' | tail -1
+      # A kernel that locked up panics (run.sh: softlockup_panic): its first
+      # report, with the call trace, says where.
+      if grep -q 'BUG:\|Kernel panic' "$OUT/shard-$i.log"; then
+        echo "--- the guest kernel's first report:"
+        tr -d '\r' <"$OUT/shard-$i.log" | sed -n '/BUG:\|Kernel panic/,$p' | head -60
+      fi
+      echo "--- its console ends:"
       tail -20 "$OUT/shard-$i.log"
     fi
   fi
