@@ -15,6 +15,7 @@
 #include "dump/dump.h"
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/net_ns.h"
 #include "migrate/migrate.h"
 #include "pageserver/receiver.h"
 #include "pageserver/sender.h"
@@ -300,7 +301,8 @@ class PageServerCommand : public Command {
     app_->add_option("--root", o_.root, "with --restore: the restore's --root (a container's)")
         ->type_name("DIR");
     app_->add_option("--external", o_.externals,
-                     "with --restore: the restore's --external mnt[KEY]:PATH, each")
+                     "with --restore: the restore's --external mnt[KEY]:PATH or "
+                     "veth[IF]:NAME[@BRIDGE], each")
         ->type_name("mnt[KEY]:PATH");
     o_.pages = "lazy";
     app_->add_option("--pages", o_.pages,
@@ -420,8 +422,9 @@ class RestoreCommand : public Command {
         ->type_name("DIR");
     app_->add_option("--external", externals_,
                      "mnt[KEY]:PATH: bind PATH where the dump recorded the caller's mount KEY "
-                     "(--external mnt[MOUNTPOINT]:KEY at dump), as CRIU's")
-        ->type_name("mnt[KEY]:PATH");
+                     "(--external mnt[MOUNTPOINT]:KEY at dump); veth[IF]:NAME[@BRIDGE]: the "
+                     "other end of the tree's veth IF is NAME here (in BRIDGE); as CRIU's")
+        ->type_name("mnt[KEY]:PATH|veth[IF]:NAME[@BRIDGE]");
     app_->add_option("--ext-mount-map", ext_mount_map_,
                      "the same as --external mnt[KEY]:PATH, as CRIU's")
         ->type_name("KEY:PATH");
@@ -451,7 +454,14 @@ class RestoreCommand : public Command {
       if (!mode.ok()) return Usage(mode.error().message);
       o_.cgroups = *mode;
     }
-    std::string bad = ParseMountExternals(externals_, ext_mount_map_, "KEY]:PATH", &o_.ext_mounts);
+    std::vector<std::string> mnt_externals;
+    for (const std::string& e : externals_) {
+      auto veth = crl::ParseVethExternal(e, &o_.veths);
+      if (!veth.ok()) return Usage("--external " + veth.error().message);
+      if (!*veth) mnt_externals.push_back(e);
+    }
+    std::string bad =
+        ParseMountExternals(mnt_externals, ext_mount_map_, "KEY]:PATH", &o_.ext_mounts);
     if (!bad.empty()) return Usage(bad);
     for (const std::string& spec : inherit_fds_) {
       int fd = -1, used = 0;

@@ -4,6 +4,7 @@
 #include <linux/membarrier.h>
 #include <linux/prctl.h>
 #include <linux/seccomp.h>
+#include <net/if.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
@@ -23,6 +24,7 @@
 #include "images/registers_image.h"
 #include "kernel/cgroups.h"
 #include "kernel/namespaces.h"
+#include "kernel/net_ns.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/remote_syscalls.h"
@@ -446,12 +448,48 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
           "PID %d made a network namespace of its own below the tree's root: not carried yet "
           "(the root's is)",
           pid);
-    NetNamespace ns = TRY(ReadNetNamespace(pid));
+    NetContents ns = TRY(ReadNetContents(pid));
     if (!ns.not_carried.empty())
       return MakeError("PID %d is in a network namespace holding %s: not carried yet", pid,
                        ns.not_carried[0].c_str());
-    core->mutable_net()->set_lo_up(ns.lo_up);
-    core->mutable_net()->set_ns_id(net);
+    img::NetNamespace* n = core->mutable_net();
+    n->set_ns_id(net);
+    for (const NetLink& l : ns.links) {
+      if (l.kind == "loopback") n->set_lo_up(l.flags & IFF_UP);
+      img::NetLink* m = n->add_links();
+      m->set_name(l.name);
+      m->set_kind(l.kind);
+      m->set_flags(l.flags);
+      m->set_mtu(l.mtu);
+      m->set_mac(l.mac);
+      m->set_peer(l.peer);
+      m->set_peer_outside(l.peer_outside);
+    }
+    for (const NetAddress& a : ns.addresses) {
+      img::NetAddress* m = n->add_addresses();
+      m->set_link(a.link);
+      m->set_family(a.family);
+      m->set_local(a.local);
+      m->set_prefix(a.prefix);
+      m->set_label(a.label);
+      m->set_broadcast(a.broadcast);
+      m->set_scope(a.scope);
+      m->set_flags(a.flags);
+    }
+    for (const NetRoute& r : ns.routes) {
+      img::NetRoute* m = n->add_routes();
+      m->set_family(r.family);
+      m->set_table(r.table);
+      m->set_protocol(r.protocol);
+      m->set_scope(r.scope);
+      m->set_type(r.type);
+      m->set_priority(r.priority);
+      m->set_dst(r.dst);
+      m->set_dst_len(r.dst_len);
+      m->set_gateway(r.gateway);
+      m->set_link(r.link);
+      m->set_prefsrc(r.prefsrc);
+    }
   }
   if (uint64_t time = made_here("time")) {
     TimeOffsets off = TRY(ReadTimeOffsets(pid));

@@ -1,13 +1,8 @@
 #include "kernel/namespaces.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mount.h>
 #include <sys/msg.h>
@@ -386,57 +381,6 @@ Status WriteTimeOffsets(pid_t pid, const TimeOffsets& offsets) {
   return WriteKernelFile(
       ProcTask(pid).Path("timens_offsets"),
       line("monotonic", offsets.monotonic_ns) + line("boottime", offsets.boottime_ns));
-}
-
-Result<NetNamespace> ReadNetNamespace(pid_t pid) {
-  return InNamespace<NetNamespace>(pid, "net", CLONE_NEWNET, []() -> Result<NetNamespace> {
-    NetNamespace out;
-    ifaddrs* all = nullptr;
-    if (getifaddrs(&all) < 0) return ErrnoError("getifaddrs");
-    for (ifaddrs* a = all; a; a = a->ifa_next) {
-      // A link (AF_PACKET), or an address, named by its label ("lo:1").
-      std::string name = a->ifa_name ? a->ifa_name : "?";
-      bool link = !a->ifa_addr || a->ifa_addr->sa_family == AF_PACKET;
-      if (link && name != "lo") out.not_carried.push_back("the link " + name);
-      if (link) {
-        out.lo_up |= name == "lo" && (a->ifa_flags & IFF_UP);
-        continue;
-      }
-      char text[INET6_ADDRSTRLEN] = "?";
-      const void* at =
-          a->ifa_addr->sa_family == AF_INET
-              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr)
-              : &reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr;
-      inet_ntop(a->ifa_addr->sa_family, at, text, sizeof text);
-      // What the kernel gives loopback when it comes up.
-      if (name != "lo" || (std::string(text) != "127.0.0.1" && std::string(text) != "::1"))
-        out.not_carried.push_back(std::string("the address ") + text + " on " + name);
-    }
-    freeifaddrs(all);
-    return out;
-  });
-}
-
-Result<ScopedFd> MakeNetNamespace(bool lo_up) {
-  Result<ScopedFd> out = MakeError("no answer from the thread making a network namespace");
-  std::thread t([&]() {
-    out = [&]() -> Result<ScopedFd> {
-      if (unshare(CLONE_NEWNET) < 0) return ErrnoError("unshare(CLONE_NEWNET)");
-      ScopedFd ns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-      if (!ns.valid()) return ErrnoError("open(/proc/thread-self/ns/net)");
-      if (!lo_up) return ns;
-      ScopedFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-      ifreq req{};
-      strcpy(req.ifr_name, "lo");
-      if (!sock.valid() || ioctl(sock.get(), SIOCGIFFLAGS, &req) < 0)
-        return ErrnoError("reading the new namespace's loopback flags");
-      req.ifr_flags |= IFF_UP;
-      if (ioctl(sock.get(), SIOCSIFFLAGS, &req) < 0) return ErrnoError("bringing loopback up");
-      return ns;
-    }();
-  });
-  t.join();
-  return out;
 }
 
 }  // namespace crl

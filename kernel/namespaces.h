@@ -79,17 +79,6 @@ Status WriteSysvObjects(pid_t pid, const std::vector<SysvObject>& objects);
 // Writes SYSCTLS into PID's IPC namespace (each only where it differs).
 Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls);
 
-// A network namespace, as far as restore can make one again: its links
-// (only loopback is carried, up or down, with the addresses the kernel
-// gives it), and what else it holds, named (NOT_CARRIED).
-struct NetNamespace {
-  bool lo_up = false;
-  std::vector<std::string> not_carried;
-};
-Result<NetNamespace> ReadNetNamespace(pid_t pid);
-// A new network namespace with loopback up or down, held by the fd.
-Result<ScopedFd> MakeNetNamespace(bool lo_up);
-
 // A time namespace's offsets of CLOCK_MONOTONIC and CLOCK_BOOTTIME from the
 // host's clocks, in nanoseconds.
 struct TimeOffsets {

@@ -1,6 +1,7 @@
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -47,6 +48,24 @@
 
 namespace crl {
 namespace {
+
+// What a network namespace's image holds, for kernel/net_ns (an image
+// from before links were recorded has loopback's state alone).
+NetContents NetContentsOf(const img::NetNamespace& n) {
+  NetContents out;
+  if (n.links().empty()) out.links.push_back(NetLink{"lo", "loopback", n.lo_up() ? IFF_UP : 0u});
+  for (const img::NetLink& l : n.links())
+    out.links.push_back(
+        NetLink{l.name(), l.kind(), l.flags(), l.mtu(), l.mac(), l.peer(), l.peer_outside()});
+  for (const img::NetAddress& a : n.addresses())
+    out.addresses.push_back(NetAddress{a.link(), a.family(), a.local(), a.prefix(), a.label(),
+                                       a.broadcast(), a.scope(), a.flags()});
+  for (const img::NetRoute& r : n.routes())
+    out.routes.push_back(NetRoute{r.family(), r.table(), r.protocol(), r.scope(), r.type(),
+                                  r.priority(), r.dst(), r.dst_len(), r.gateway(), r.link(),
+                                  r.prefsrc()});
+  return out;
+}
 
 struct TaskImages {
   img::TreeEntry entry;
@@ -840,7 +859,7 @@ class RestoreRun {
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
     TRY(LockConnections());
     if (tree_.root->core.has_net())
-      net_ns_ = TRY(MakeNetNamespace(tree_.root->core.net().lo_up())
+      net_ns_ = TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net()), opts_.veths)
                         .Context("making the tree's network namespace"));
     return Ok{};
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kernel/net_ns.h"
 #include "restore/cgroup_restore.h"
 #include "restore/memory_restore.h"
 
@@ -33,6 +34,9 @@ struct RestoreOptions {
   // mount namespace; --external mnt[KEY]:PATH: the caller's mounts.
   std::string root;
   std::map<std::string, std::string> ext_mounts;
+  // --external veth[IF]:NAME[@BRIDGE] (CRIU's): where the other end of
+  // each veth whose peer was outside the tree's network namespace goes.
+  std::map<std::string, VethOutside> veths;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
   // The destination of a migration: once the tree is built (every task

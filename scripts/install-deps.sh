@@ -2,7 +2,7 @@
 # Installs what criu-lite needs to build and test, from Debian's packages.
 set -euo pipefail
 PACKAGES=(g++ cmake make pkg-config libprotobuf-dev protobuf-compiler libzstd-dev
-          libcli11-dev libgtest-dev libcap-dev libgnutls28-dev libnftables-dev nftables libxxhash-dev libarchive-dev openssl procps time bc iproute2 util-linux
+          libcli11-dev libgtest-dev libcap-dev libgnutls28-dev libnftables-dev nftables libxxhash-dev libarchive-dev libnl-3-dev libnl-route-3-dev openssl procps time bc iproute2 util-linux
           python3 redis-server nginx  # real servers the tests checkpoint
           qemu-system-x86 busybox-static cpio)  # the last three: the VM tests
 missing=()

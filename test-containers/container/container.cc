@@ -6,7 +6,8 @@
 // a /tmp tmpfs, cgroup2 at /sys/fs/cgroup, and host directories bound in.
 //
 //   container --rootfs DIR [--hostname NAME] [--cgroup DIR] [--pidfile FILE]
-//             [--bind HOST:INSIDE]... [--stdio PATH] -- PROGRAM ARGS...
+//             [--bind HOST:INSIDE]... [--stdio PATH]
+//             [--veth HOSTIF[@BRIDGE]:ADDR/PREFIX[,GATEWAY]] -- PROGRAM ARGS...
 //
 // The launcher stays outside as the init's parent and exits with its status
 // (as `unshare --fork` does); --pidfile gets the init's host PID before the
@@ -14,7 +15,10 @@
 // init is put there before it makes its cgroup namespace. --stdio PATH (a
 // path inside): the program's stdout and stderr go there, its stdin is the
 // container's /dev/null, as a runtime gives them (without it the program
-// keeps the launcher's).
+// keeps the launcher's). --veth: a veth pair to the host, as a runtime's
+// network plugin makes one: HOSTIF outside (in BRIDGE if given, up), eth0
+// inside with ADDR/PREFIX (and a default route via GATEWAY), made with
+// iproute2's ip before the program runs.
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
@@ -38,7 +42,7 @@
 namespace {
 
 struct Options {
-  std::string rootfs, hostname = "crl-container", cgroup, pidfile, stdio;
+  std::string rootfs, hostname = "crl-container", cgroup, pidfile, stdio, veth;
   std::vector<std::pair<std::string, std::string>> binds;  // host, inside
   std::vector<char*> argv;
 };
@@ -157,6 +161,8 @@ Options Parse(int argc, char** argv) {
       o.cgroup = v;
     } else if (a == "--stdio") {
       o.stdio = v;
+    } else if (a == "--veth" && v.find(':') != std::string::npos) {
+      o.veth = v;
     } else if (a == "--pidfile") {
       o.pidfile = v;
     } else if (a == "--bind" && v.find(':') != std::string::npos) {
@@ -171,13 +177,58 @@ Options Parse(int argc, char** argv) {
   if (o.rootfs.empty() || o.argv.size() < 2) {
     fprintf(stderr,
             "usage: container --rootfs DIR [--hostname NAME] [--cgroup DIR] [--pidfile FILE] "
-            "[--bind HOST:INSIDE]... [--stdio PATH] -- PROGRAM ARGS...\n");
+            "[--bind HOST:INSIDE]... [--stdio PATH] [--veth HOSTIF[@BRIDGE]:ADDR/PREFIX[,GATEWAY]] "
+            "-- PROGRAM ARGS...\n");
     exit(125);
   }
   char real[4096];
   Check(realpath(o.rootfs.c_str(), real) != nullptr, o.rootfs.c_str());
   o.rootfs = real;
   return o;
+}
+
+// Runs ARGS (PATH searched), dying if it fails.
+void Run(std::vector<std::string> args) {
+  pid_t pid = fork();
+  Check(pid >= 0, "fork");
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) Die("waitpid");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string line;
+    for (const std::string& a : args) line += " " + a;
+    fprintf(stderr, "container:%s failed\n", line.c_str());
+    exit(125);
+  }
+}
+
+// The --veth pair of INIT's network namespace.
+void MakeVeth(const std::string& spec, pid_t init) {
+  std::string outside = spec.substr(0, spec.find(':')), inside = spec.substr(spec.find(':') + 1);
+  std::string bridge, gateway;
+  if (size_t at = outside.find('@'); at != std::string::npos) {
+    bridge = outside.substr(at + 1);
+    outside.resize(at);
+  }
+  if (size_t comma = inside.find(','); comma != std::string::npos) {
+    gateway = inside.substr(comma + 1);
+    inside.resize(comma);
+  }
+  std::string net = "--net=/proc/" + std::to_string(init) + "/ns/net";
+  Run({"ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns",
+       std::to_string(init)});
+  if (!bridge.empty()) Run({"ip", "link", "set", outside, "master", bridge});
+  Run({"ip", "link", "set", outside, "up"});
+  Run({"nsenter", net, "ip", "addr", "add", inside, "dev", "eth0"});
+  Run({"nsenter", net, "ip", "link", "set", "eth0", "up"});
+  if (!gateway.empty()) Run({"nsenter", net, "ip", "route", "add", "default", "via", gateway});
 }
 
 }  // namespace
@@ -199,6 +250,7 @@ int main(int argc, char** argv) {
     mkdir(o.cgroup.c_str(), 0755);
     WriteFile(o.cgroup + "/cgroup.procs", std::to_string(init));
   }
+  if (!o.veth.empty()) MakeVeth(o.veth, init);
   if (!o.pidfile.empty()) WriteFile(o.pidfile, std::to_string(init) + "\n");
   Check(write(go[1], "g", 1) == 1, "starting the init");
   close(go[1]);

@@ -2,10 +2,17 @@
 // mount, UTS, IPC, network and cgroup namespaces, pivot_root into a busybox
 // root, its own /proc, /sys, /dev, a /tmp tmpfs), checkpointed and restored
 // with --root, the workloads inside checking themselves.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
 
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
@@ -112,6 +119,108 @@ TEST_P(ContainerWorkload, ComesBackAndChecksItself) {
 }
 INSTANTIATE_TEST_SUITE_P(Inside, ContainerWorkload,
                          ::testing::Values("memory", "threads", "tree", "tcp", "pipeline"));
+
+// What a shell command prints.
+std::string Output(const std::string& cmd) {
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  pclose(f);
+  return out;
+}
+
+// LINE sent on FD, and what comes back (up to its newline).
+std::string Echo(int fd, const std::string& line) {
+  if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    return "(write failed: " + std::string(strerror(errno)) + ")";
+  std::string back;
+  char c;
+  while (back.size() < line.size() && read(fd, &c, 1) == 1) back += c;
+  return back;
+}
+
+// A container on a bridge, as runtimes' network plugins put one: a veth
+// pair (eth0 inside, 10.98.0.2/24 with a default route and an address of
+// its own on loopback; crl-ct0 outside in the bridge crl-ctbr, 10.98.0.1).
+// Its init is busybox's nc serving cat on each connection (a server nobody
+// here wrote), and a client on the host holds a connection to it. Dumped
+// with --tcp-established (the veth goes with the container), restored with
+// --external veth[eth0]:crl-ct0@crl-ctbr: the same link, addresses and
+// routes inside, the other end back in the bridge, and the client's
+// connection answers as before.
+TEST_F(Containers, ContainerOnABridgeKeepsItsClientOnTheHost) {
+  auto sh = [](const std::string& cmd) { return system((cmd + " >/dev/null 2>&1").c_str()); };
+  sh("ip link del crl-ctbr");
+  if (sh("ip link add crl-ctbr type bridge") != 0)
+    GTEST_SKIP() << "SKIPPED: no bridge links here (the bridge module)";
+  struct Cleanup {
+    std::function<int(const std::string&)> sh;
+    ~Cleanup() { sh("ip link del crl-ctbr; ip link del crl-ct0"); }
+  } cleanup{sh};
+  ASSERT_EQ(sh("ip addr add 10.98.0.1/24 dev crl-ctbr && ip link set crl-ctbr up"), 0);
+  const TestDir& dir = dir_;
+  killer_.pids.push_back(
+      StartProgram(dir, {CONTAINER_BIN, "--rootfs", root_, "--pidfile", dir / "init-pid", "--bind",
+                         dir.path() + ":/check", "--stdio", "/check/out", "--veth",
+                         "crl-ct0@crl-ctbr:10.98.0.2/24,10.98.0.1", "--", "/bin/busybox", "nc",
+                         "-ll", "-p", "7000", "-e", "/bin/cat"}));
+  ASSERT_TRUE(WaitForFile(dir / "init-pid", 10000)) << ReadFile(dir / "err");
+  pid_t init = atoi(ReadFile(dir / "init-pid").c_str());
+  std::string in_ns = "nsenter -t " + std::to_string(init) + " -n ";
+  ASSERT_EQ(sh(in_ns + "ip addr add 10.98.7.7/32 dev lo"), 0);
+  ASSERT_EQ(sh(in_ns + "ip route add 10.97.0.0/16 via 10.98.0.1 metric 9"), 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(7000);
+  inet_pton(AF_INET, "10.98.0.2", &to.sin_addr);
+  bool connected = false;
+  for (int i = 0; i < 500 && !connected; i++) {
+    connected = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+    if (!connected) {
+      close(fd);
+      fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      usleep(20000);
+    }
+  }
+  ASSERT_TRUE(connected) << "nothing listens in the container: " << ReadFile(dir / "out");
+  timeval tv{20, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ASSERT_EQ(Echo(fd, "before\n"), "before\n");
+  SettleTree(init, 500);
+  // What the container sees of its network (the link's index in the
+  // other namespace aside).
+  auto network = [&](pid_t pid) {
+    std::string in = "nsenter -t " + std::to_string(pid) + " -n ";
+    return Output(in + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
+           Output(in + "ip -o addr | sed 's/\\\\.*//'") + Output(in + "ip route") +
+           Output(in + "ip -6 route");
+  };
+  std::string before = network(init);
+  for (const char* seen : {"eth0", "10.98.0.2/24", "10.98.7.7/32", "default via 10.98.0.1",
+                           "10.97.0.0/16 via 10.98.0.1 dev eth0 metric 9"})
+    EXPECT_NE(before.find(seen), std::string::npos) << seen << " not in: " << before;
+  CmdResult d =
+      RunCriuLite({"dump", "-t", std::to_string(init), "-D", dir / "img", "-v", "-o",
+                   dir / "dump.log", "--tcp-established", "--external", "mnt[/check]:results"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_FALSE(Alive(init));
+  CmdResult r =
+      RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log", "--root",
+                   root_, "--tcp-established", "--external", "mnt[results]:" + dir.path(),
+                   "--external", "veth[eth0]:crl-ct0@crl-ctbr", "--pidfile", dir / "pidfile"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  pid_t restored = atoi(ReadFile(dir / "pidfile").c_str());
+  killer_.pids.push_back(restored);
+  EXPECT_EQ(network(restored), before);
+  EXPECT_NE(Output("ip -o link show crl-ct0"), "") << "no crl-ct0 outside";
+  EXPECT_NE(Output("ip -o link show crl-ct0").find("master crl-ctbr"), std::string::npos)
+      << Output("ip -o link show crl-ct0");
+  EXPECT_EQ(Echo(fd, "after\n"), "after\n");
+  close(fd);
+}
 
 // A file the launcher gave the init (its log, on the host's file system)
 // is on no mount of the container's: restore could not open it by its

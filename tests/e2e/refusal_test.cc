@@ -89,7 +89,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"pidns-for-children", "made a PID namespace for its children"},
         Case{"pidns-joined", "but not in its tree (it joined the namespace with setns"},
         Case{"timens-for-children", "made a time namespace for its children"},
-        Case{"netns-address", "network namespace holding the address 10.9.8.7 on lo"},
+        Case{"netns-rule", "network namespace holding 1 policy routing rule(s) of its own"},
         Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
         Case{"shared-twice", "map the same shared anonymous memory"},
         Case{"shared-split", "map the same shared anonymous memory"},
