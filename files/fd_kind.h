@@ -62,6 +62,7 @@ class TcpRepairs {
   uint64_t lock_usec() const { return lock_usec_; }
 
  private:
+  Result<ScopedFd> ConnectionsNamespace() const;
   bool established_, close_;
   std::string lock_table_;
   std::unique_ptr<NetLock> lock_;

@@ -35,6 +35,7 @@
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -494,6 +495,33 @@ void TcpRepairs::Defer(pid_t pid, int fd, ScopedFd sock, const std::string& loca
   conns_[{pid, fd}] = Conn{std::move(sock), local, peer};
 }
 
+// The network namespace the connections are in, where their lock goes:
+// none if it is criu-lite's own. A tree's connections in two namespaces
+// are refused (the tree's root's is the one carried).
+Result<ScopedFd> TcpRepairs::ConnectionsNamespace() const {
+  struct stat own {};
+  if (stat("/proc/self/ns/net", &own) < 0) return ErrnoError("stat(/proc/self/ns/net)");
+  ScopedFd found;
+  ino_t found_ino = 0;
+  for (const auto& [at, c] : conns_) {
+    ScopedFd ns(ioctl(c.sock.get(), SIOCGSKNS));
+    struct stat st {};
+    if (!ns.valid() || fstat(ns.get(), &st) < 0)
+      return ErrnoError("the network namespace of PID %d fd %d (SIOCGSKNS)", at.first, at.second);
+    if (found.valid() && st.st_ino != found_ino)
+      return MakeError(
+          "PID %d fd %d is a TCP connection in another network namespace than the "
+          "tree's other connections: not carried",
+          at.first, at.second);
+    if (!found.valid()) {
+      found_ino = st.st_ino;
+      found = std::move(ns);
+    }
+  }
+  if (found_ino == own.st_ino) return ScopedFd();
+  return found;
+}
+
 Status TcpRepairs::Lock() {
   std::vector<std::pair<std::string, std::string>> tuples;
   for (const auto& [at, c] : conns_)
@@ -505,7 +533,7 @@ Status TcpRepairs::Lock() {
   // The same connection in several fds (dup, fork) is locked once.
   std::sort(tuples.begin(), tuples.end());
   tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
-  if (!lock_) lock_ = std::make_unique<NetLock>(lock_table_);
+  if (!lock_) lock_ = std::make_unique<NetLock>(lock_table_, TRY(ConnectionsNamespace()));
   auto t0 = std::chrono::steady_clock::now();
   Status locked = lock_->Add(tuples);
   lock_usec_ +=
@@ -543,7 +571,8 @@ void TcpRepairs::LetGo() {
   }
   conns_.clear();
   if (lock_ && lock_->made())
-    if (Status st = Unlock(lock_table_); !st.ok()) LOG_ERROR("%s", st.error().message.c_str());
+    if (Status st = Unlock(lock_table_, lock_->netns()); !st.ok())
+      LOG_ERROR("%s", st.error().message.c_str());
   lock_.reset();
 }
 

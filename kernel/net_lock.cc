@@ -4,16 +4,19 @@
 #include <linux/netlink.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 
+#include "kernel/namespaces.h"
+
 namespace crl {
 namespace {
 
 // Runs nft commands CMDS; the error names WHAT.
-Status Nft(const std::string& cmds, const char* what) {
+Status NftHere(const std::string& cmds, const char* what) {
   // libnftables exits the process when it cannot open its netlink socket
   // (a kernel without nfnetlink): try that first.
   int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
@@ -32,6 +35,14 @@ Status Nft(const std::string& cmds, const char* what) {
     return MakeError("%s: nft: %s", what, err.substr(0, nl).c_str());
   }
   return Ok{};
+}
+
+// The same in the network namespace NETNS names (-1: criu-lite's), from a
+// thread that joins it: libnftables's netlink socket is of the namespace
+// it is made in.
+Status Nft(const std::string& cmds, const char* what, int netns = -1) {
+  if (netns < 0) return NftHere(cmds, what);
+  return InNamespaceFd(netns, CLONE_NEWNET, [&] { return NftHere(cmds, what); });
 }
 
 // One end of a connection as a set element's half ("1.2.3.4 . 80"), and
@@ -83,21 +94,21 @@ Status NetLock::Add(const std::vector<std::pair<std::string, std::string>>& conn
   }
   if (!v4.empty()) cmds += Format("add element inet %s v4 { %s }\n", t, v4.c_str());
   if (!v6.empty()) cmds += Format("add element inet %s v6 { %s }\n", t, v6.c_str());
-  TRY(Nft(cmds, "locking TCP connections"));
+  TRY(Nft(cmds, "locking TCP connections", netns()));
   made_ = true;
   return Ok{};
 }
 
-Status Unlock(const std::string& table) {
+Status Unlock(const std::string& table, int netns) {
   if (table.empty()) return Ok{};
   // "destroy" (nft 1.0.8) is not in Debian 12's: add the table first, so
   // that deleting it cannot fail for its absence.
   return Nft(Format("add table inet %s\ndelete table inet %s\n", table.c_str(), table.c_str()),
-             "lifting the network lock");
+             "lifting the network lock", netns);
 }
 
-bool LockExists(const std::string& table) {
-  return Nft(Format("list table inet %s\n", table.c_str()), "looking for the lock").ok();
+bool LockExists(const std::string& table, int netns) {
+  return Nft(Format("list table inet %s\n", table.c_str()), "looking for the lock", netns).ok();
 }
 
 bool NetLockAvailable() {

@@ -750,7 +750,8 @@ class RestoreRun {
   ~RestoreRun() {
     if (verifier_.joinable()) verifier_.join();
     if (!own_lock_.empty()) {
-      if (Status st = Unlock(own_lock_); !st.ok()) LOG_WARN("%s", st.error().message.c_str());
+      if (Status st = Unlock(own_lock_, NetNs()); !st.ok())
+        LOG_WARN("%s", st.error().message.c_str());
     }
   }
 
@@ -857,10 +858,10 @@ class RestoreRun {
       });
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
-    TRY(LockConnections());
     if (tree_.root->core.has_net())
       net_ns_ = TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net()), opts_.veths)
                         .Context("making the tree's network namespace"));
+    TRY(LockConnections());
     return Ok{};
   }
 
@@ -916,8 +917,13 @@ class RestoreRun {
         if (f.has_inet_socket() && f.inet_socket().has_tcp())
           conns.push_back({f.inet_socket().local(), f.inet_socket().peer()});
     if (conns.empty()) return Ok{};
-    bool here = LockExists(inv_.net_lock());
-    TRY(NetLock(inv_.net_lock()).Add(conns).Context("locking the tree's TCP connections"));
+    // In the tree's own network namespace if it has one (its packets come
+    // through its links, never this namespace's input and output hooks).
+    bool here = LockExists(inv_.net_lock(), NetNs());
+    ScopedFd ns(net_ns_.valid() ? dup(net_ns_.get()) : -1);
+    TRY(NetLock(inv_.net_lock(), std::move(ns))
+            .Add(conns)
+            .Context("locking the tree's TCP connections"));
     if (!here) own_lock_ = inv_.net_lock();
     return Ok{};
   }
@@ -964,7 +970,7 @@ class RestoreRun {
     // The dump's network lock is lifted, then the connections leave repair
     // mode (probing their peers' windows), and the tree runs.
     TRY(scripts_.Run("network-unlock"));
-    TRY(Unlock(inv_.net_lock()));
+    TRY(Unlock(inv_.net_lock(), NetNs()));
     own_lock_.clear();
     TRY(files_->FinishRepairs());
     TRY(builder_->ReleaseAll());
@@ -1018,6 +1024,7 @@ class RestoreRun {
   std::optional<FileTable> files_;
   std::optional<CriuLitePidfdInTasks> criu_pidfd_;
   ScopedFd net_ns_;  // the root's network namespace, made before its sockets
+  int NetNs() const { return net_ns_.valid() ? net_ns_.get() : -1; }
   ScopedFd mnt_ns_;  // the root's mount namespace, made before its files are opened
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
