@@ -20,3 +20,18 @@ migrate_to_b() {
   cat $W/migrate.err
   return $_rc
 }
+
+# make_endpoint_c: on VM b, a third network endpoint for a client: the
+# network namespace c, 10.78.5.2, routed through b (10.78.5.1); VM a
+# routes 10.78.5.0/24 to b.
+make_endpoint_c() {
+  ip netns add c
+  ip link add c1 type veth peer name c0
+  ip link set c0 netns c
+  ip addr add 10.78.5.1/24 dev c1
+  ip link set c1 up
+  ip -n c addr add 10.78.5.2/24 dev c0
+  ip -n c link set lo up
+  ip -n c link set c0 up
+  ip -n c route add default via 10.78.5.1
+}

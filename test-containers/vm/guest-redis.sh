@@ -55,15 +55,7 @@ fi
 ip addr add 10.78.0.2/24 dev eth0
 echo 1 > /proc/sys/net/ipv4/ip_forward
 ip route add $S/32 via 10.78.0.1
-ip netns add c
-ip link add c1 type veth peer name c0
-ip link set c0 netns c
-ip addr add 10.78.5.1/24 dev c1
-ip link set c1 up
-ip -n c addr add 10.78.5.2/24 dev c0
-ip -n c link set lo up
-ip -n c link set c0 up
-ip -n c route add default via 10.78.5.1
+make_endpoint_c
 cat >$W/b.sh <<SCRIPT
 #!/bin/sh
 [ "\$CRTOOLS_SCRIPT_ACTION" = pre-restore ] || exit 0
