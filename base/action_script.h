@@ -1,11 +1,10 @@
 // CRIU's --action-script: each script runs at named points of a dump or a
 // restore, with CRTOOLS_SCRIPT_ACTION set to the point's name (pre-dump,
-// network-lock, post-dump; pre-restore, post-restore, network-unlock,
-// post-resume), CRTOOLS_IMAGE_DIR to the images and, once there is one,
-// CRTOOLS_INIT_PID to the tree's root. A script that fails fails the dump or
-// the restore at that point (which then lets go of the tree as any failure
-// does). What a caller does there is its own: move a service address,
-// change a route, tell an orchestrator.
+// network-lock, post-dump; pre-restore, setup-namespaces (with --empty-ns
+// net), post-restore, network-unlock, post-resume), CRTOOLS_IMAGE_DIR to the images and, once there
+// is one, CRTOOLS_INIT_PID to the tree's root. A script that fails fails the dump or the restore at
+// that point (which then lets go of the tree as any failure does). What a caller does there is its
+// own: move a service address, change a route, tell an orchestrator.
 #pragma once
 
 #include <sys/types.h>

@@ -64,6 +64,14 @@ std::string ParseMountExternals(const std::vector<std::string>& externals,
   return "";
 }
 
+// CRIU's --empty-ns: only "net" is a namespace it can leave empty.
+void AddEmptyNsOption(CLI::App* cmd, bool* empty_net, const char* what) {
+  cmd->add_option_function<std::string>(
+         "--empty-ns", [empty_net](const std::string&) { *empty_net = true; }, what)
+      ->check(CLI::IsMember({"net"}))
+      ->type_name("net");
+}
+
 // CRIU's TLS options, for every command that speaks to a page server.
 void AddTlsOptions(CLI::App* cmd, crl::TlsOptions* t) {
   cmd->add_flag("--tls", t->on, "TLS with certificates on both sides for the page server link");
@@ -134,6 +142,10 @@ class DumpCommand : public Command {
       app_->add_option("--ext-mount-map", ext_mount_map_,
                        "the same as --external mnt[MOUNTPOINT]:KEY, as CRIU's")
           ->type_name("MOUNTPOINT:KEY");
+      AddEmptyNsOption(app_, &o_.empty_net,
+                       "net: record the root's network namespace without its links, addresses "
+                       "and routes; the caller sets up the new one at restore (its "
+                       "setup-namespaces action script), as CRIU's");
       ext_unix_opt_ =
           app_->add_option("-x,--ext-unix-sk", ext_unix_,
                            "unix stream sockets connected outside the tree (all, or those of "
@@ -350,6 +362,9 @@ class MigrateCommand : public Command {
     app_->add_option("--ext-mount-map", ext_mount_map_,
                      "the same as --external mnt[MOUNTPOINT]:KEY")
         ->type_name("MOUNTPOINT:KEY");
+    AddEmptyNsOption(app_, &o_.empty_net,
+                     "net: the final dump records the root's network namespace empty, as "
+                     "dump's");
     AddTlsOptions(app_, &o_.tls);
   }
   int Run() override {
@@ -428,6 +443,10 @@ class RestoreCommand : public Command {
     app_->add_option("--ext-mount-map", ext_mount_map_,
                      "the same as --external mnt[KEY]:PATH, as CRIU's")
         ->type_name("KEY:PATH");
+    AddEmptyNsOption(app_, &o_.empty_net,
+                     "net: make the tree's network namespace empty (loopback alone) and let "
+                     "the setup-namespaces action script set it up before the tree's sockets "
+                     "are made in it, as CRIU's");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
                      "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "

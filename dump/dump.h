@@ -42,6 +42,9 @@ struct DumpOptions {
   // that mount of the root's mount namespace is the caller's, given back at
   // restore with --external mnt[KEY]:PATH.
   std::map<std::string, std::string> ext_mounts;
+  // --empty-ns net (CRIU's): the root's network namespace is recorded
+  // without what it holds; the caller sets the new one up at restore.
+  bool empty_net = false;
   // --ext-unix-sk (CRIU's): unix stream sockets connected outside the tree
   // (all of them, or those of EXT_UNIX_SK's inodes; --external unix[INO]
   // names one too) are recorded as external, for restore to take from

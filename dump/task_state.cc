@@ -448,7 +448,13 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
           "PID %d made a network namespace of its own below the tree's root: not carried yet "
           "(the root's is)",
           pid);
-    NetContents ns = TRY(ReadNetContents(pid));
+    NetContents ns;
+    if (opts.empty_net) {
+      core->mutable_net()->set_empty(true);
+      core->mutable_net()->set_lo_up(true);
+    } else {
+      ns = TRY(ReadNetContents(pid));
+    }
     if (!ns.not_carried.empty())
       return MakeError("PID %d is in a network namespace holding %s: not carried yet", pid,
                        ns.not_carried[0].c_str());

@@ -167,6 +167,7 @@ class MigrateRun {
     f.tcp_close = opts_.tcp_close;
     f.action_scripts = opts_.action_scripts;
     f.ext_mounts = opts_.ext_mounts;
+    f.empty_net = opts_.empty_net;
     bool source_killed = false;
     f.before_release = [&]() -> Result<bool> {
       t_sent_ = Clock::now();

@@ -37,6 +37,7 @@ struct MigrateOptions {
   std::vector<std::string> action_scripts;  // the final pass's (dump's --action-script)
   std::string freeze_cgroup;                // every pass's (dump's --freeze-cgroup)
   std::map<std::string, std::string> ext_mounts;  // the final pass's --external mnt[...]
+  bool empty_net = false;                         // the final pass's --empty-ns net
   TlsOptions tls;
 };
 

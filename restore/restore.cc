@@ -51,8 +51,12 @@ namespace {
 
 // What a network namespace's image holds, for kernel/net_ns (an image
 // from before links were recorded has loopback's state alone).
-NetContents NetContentsOf(const img::NetNamespace& n) {
+NetContents NetContentsOf(const img::NetNamespace& n, bool empty) {
   NetContents out;
+  if (empty || n.empty()) {
+    out.links.push_back(NetLink{"lo", "loopback", n.lo_up() ? IFF_UP : 0u});
+    return out;
+  }
   if (n.links().empty()) out.links.push_back(NetLink{"lo", "loopback", n.lo_up() ? IFF_UP : 0u});
   for (const img::NetLink& l : n.links())
     out.links.push_back(
@@ -639,6 +643,86 @@ Status TreeBuilder::StartLazyPages() {
   return Ok{};
 }
 
+namespace {
+
+// The guard of a release: waits for a byte from criu-lite; EOF instead
+// (criu-lite died, or failed, between letting go of the first process and
+// the last) kills every process of the tree through its pidfd, so that no
+// part of a tree runs without the rest. Between fork and exit only system
+// calls; it keeps no fd but the pipe's and the pidfds (SORTED_KEEP, sorted).
+[[noreturn]] void GuardRelease(int fd, const int* pidfds, size_t n, const int* sorted_keep,
+                               size_t kept) {
+  setsid();
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+  unsigned from = 0;
+  for (size_t i = 0; i < kept; i++) {
+    if (static_cast<unsigned>(sorted_keep[i]) > from)
+      syscall(SYS_close_range, from, sorted_keep[i] - 1, 0);
+    from = sorted_keep[i] + 1;
+  }
+  syscall(SYS_close_range, from, ~0U, 0);
+  char c;
+  ssize_t r;
+  do r = read(fd, &c, 1);
+  while (r < 0 && errno == EINTR);
+  if (r == 0)
+    for (size_t i = 0; i < n; i++) syscall(SYS_pidfd_send_signal, pidfds[i], SIGKILL, nullptr, 0);
+  _exit(0);
+}
+
+// A tree let go all or nothing: from Arm to Done, a guard process kills
+// every process of the tree if criu-lite dies or gives up (ptrace kills
+// those not yet let go as their tracer dies; the guard, those already).
+class ReleaseGuard {
+ public:
+  Status Arm(const std::vector<pid_t>& pids) {
+    for (pid_t p : pids) {
+      int fd = static_cast<int>(syscall(SYS_pidfd_open, p, 0));
+      if (fd < 0) return ErrnoError("pidfd_open(%d)", p);
+      pidfds_.push_back(fd);
+    }
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) < 0) return ErrnoError("pipe2");
+    std::vector<int> keep = pidfds_;
+    keep.push_back(pipe_fds[0]);
+    std::sort(keep.begin(), keep.end());
+    guard_ = fork();
+    if (guard_ == 0)
+      GuardRelease(pipe_fds[0], pidfds_.data(), pidfds_.size(), keep.data(), keep.size());
+    close(pipe_fds[0]);
+    if (guard_ < 0) {
+      close(pipe_fds[1]);
+      return ErrnoError("fork (the guard of the release)");
+    }
+    fd_ = pipe_fds[1];
+    return Ok{};
+  }
+  // Every process runs: the guard goes.
+  void Done() {
+    char c = 'R';
+    if (fd_ >= 0) (void)!write(fd_, &c, 1);
+    Close();
+  }
+  ~ReleaseGuard() { Close(); }  // not Done: the guard kills the tree
+
+ private:
+  void Close() {
+    if (fd_ >= 0) close(std::exchange(fd_, -1));
+    if (guard_ > 0)
+      while (waitpid(std::exchange(guard_, -1), nullptr, 0) < 0 && errno == EINTR) {
+      }
+    for (int fd : pidfds_) close(fd);
+    pidfds_.clear();
+  }
+  std::vector<int> pidfds_;
+  pid_t guard_ = -1;
+  int fd_ = -1;
+};
+
+}  // namespace
+
 Status TreeBuilder::ReleaseAll() {
   std::vector<std::vector<Registers>> regs;
   std::vector<std::vector<int64_t>> restart;
@@ -658,12 +742,20 @@ Status TreeBuilder::ReleaseAll() {
     regs.push_back(std::move(r));
     restart.push_back(std::move(codes));
   }
-  // Everything is in place: let the whole tree go at once.
+  // Everything is in place: let the whole tree go at once, or none of it.
+  ReleaseGuard guard;
+  if (puppets_.size() > 1) {
+    std::vector<pid_t> pids;
+    for (const auto& [t, p] : puppets_) pids.push_back(p->pid());
+    TRY(guard.Arm(pids));
+  }
   for (size_t i = 0; i < puppets_.size(); i++) {
     const img::TreeEntry& e = puppets_[i].first->entry;
     int stop = e.stopped() ? (e.stop_signal() ? e.stop_signal() : SIGSTOP) : 0;
     TRY(puppets_[i].second->Release(regs[i], restart[i], stop));
+    if (i == 0 && puppets_.size() > 1) FaultPoint("restore-releasing");
   }
+  guard.Done();
   return Ok{};
 }
 
@@ -767,10 +859,15 @@ class RestoreRun {
     // of the PID it names as its peer credentials, which the tree's tasks
     // then take), but in a mount namespace restore makes: after its root
     // has made it, inside it.
-    bool inside = tree_.root->core.has_mnt();
+    // So are they in an empty network namespace, once the caller has set it
+    // up (CRIU's setup-namespaces, its root in it).
+    bool empty_net =
+        tree_.root->core.has_net() && (opts_.empty_net || tree_.root->core.net().empty());
+    bool inside = tree_.root->core.has_mnt() || empty_net;
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
+    if (empty_net) TRY(scripts_.Run("setup-namespaces"));
     if (inside) TRY(OpenFiles());
     builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
     TRY(builder_->Build(std::move(root_)));
@@ -859,8 +956,9 @@ class RestoreRun {
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
     if (tree_.root->core.has_net())
-      net_ns_ = TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net()), opts_.veths)
-                        .Context("making the tree's network namespace"));
+      net_ns_ =
+          TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net(), opts_.empty_net), opts_.veths)
+                  .Context("making the tree's network namespace"));
     TRY(LockConnections());
     return Ok{};
   }

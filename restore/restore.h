@@ -37,6 +37,10 @@ struct RestoreOptions {
   // --external veth[IF]:NAME[@BRIDGE] (CRIU's): where the other end of
   // each veth whose peer was outside the tree's network namespace goes.
   std::map<std::string, VethOutside> veths;
+  // --empty-ns net (CRIU's): the tree's network namespace is made empty
+  // (loopback as it was) and set up by the caller's setup-namespaces
+  // action script, before the tree's sockets are made in it.
+  bool empty_net = false;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
   // The destination of a migration: once the tree is built (every task

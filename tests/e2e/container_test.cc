@@ -7,13 +7,15 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <functional>
+#include <fstream>
 
+#include "base/scoped_fd.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
 
@@ -120,10 +122,18 @@ TEST_P(ContainerWorkload, ComesBackAndChecksItself) {
 INSTANTIATE_TEST_SUITE_P(Inside, ContainerWorkload,
                          ::testing::Values("memory", "threads", "tree", "tcp", "pipeline"));
 
+// CMD for bash: /bin/sh may be busybox's (the 6.1 VM), which runs its own
+// ip and nsenter applets, not iproute2's and util-linux's.
+std::string InBash(const std::string& cmd) {
+  std::string quoted;
+  for (char c : cmd) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return "bash -c '" + quoted + "'";
+}
+
 // What a shell command prints.
 std::string Output(const std::string& cmd) {
   std::string out;
-  FILE* f = popen(cmd.c_str(), "r");
+  FILE* f = popen(InBash(cmd).c_str(), "r");
   if (!f) return out;
   char buf[4096];
   for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
@@ -141,85 +151,143 @@ std::string Echo(int fd, const std::string& line) {
   return back;
 }
 
+// A shell command's exit status, its output thrown away.
+int Quiet(const std::string& cmd) { return system((InBash(cmd) + " >/dev/null 2>&1").c_str()); }
+
 // A container on a bridge, as runtimes' network plugins put one: a veth
 // pair (eth0 inside, 10.98.0.2/24 with a default route and an address of
 // its own on loopback; crl-ct0 outside in the bridge crl-ctbr, 10.98.0.1).
 // Its init is busybox's nc serving cat on each connection (a server nobody
-// here wrote), and a client on the host holds a connection to it. Dumped
-// with --tcp-established (the veth goes with the container), restored with
-// --external veth[eth0]:crl-ct0@crl-ctbr: the same link, addresses and
-// routes inside, the other end back in the bridge, and the client's
-// connection answers as before.
-TEST_F(Containers, ContainerOnABridgeKeepsItsClientOnTheHost) {
-  auto sh = [](const std::string& cmd) { return system((cmd + " >/dev/null 2>&1").c_str()); };
-  sh("ip link del crl-ctbr");
-  if (sh("ip link add crl-ctbr type bridge") != 0)
-    GTEST_SKIP() << "SKIPPED: no bridge links here (the bridge module)";
-  struct Cleanup {
-    std::function<int(const std::string&)> sh;
-    ~Cleanup() { sh("ip link del crl-ctbr; ip link del crl-ct0"); }
-  } cleanup{sh};
-  ASSERT_EQ(sh("ip addr add 10.98.0.1/24 dev crl-ctbr && ip link set crl-ctbr up"), 0);
-  const TestDir& dir = dir_;
-  killer_.pids.push_back(
-      StartProgram(dir, {CONTAINER_BIN, "--rootfs", root_, "--pidfile", dir / "init-pid", "--bind",
-                         dir.path() + ":/check", "--stdio", "/check/out", "--veth",
-                         "crl-ct0@crl-ctbr:10.98.0.2/24,10.98.0.1", "--", "/bin/busybox", "nc",
-                         "-ll", "-p", "7000", "-e", "/bin/cat"}));
-  ASSERT_TRUE(WaitForFile(dir / "init-pid", 10000)) << ReadFile(dir / "err");
-  pid_t init = atoi(ReadFile(dir / "init-pid").c_str());
-  std::string in_ns = "nsenter -t " + std::to_string(init) + " -n ";
-  ASSERT_EQ(sh(in_ns + "ip addr add 10.98.7.7/32 dev lo"), 0);
-  ASSERT_EQ(sh(in_ns + "ip route add 10.97.0.0/16 via 10.98.0.1 metric 9"), 0);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(7000);
-  inet_pton(AF_INET, "10.98.0.2", &to.sin_addr);
-  bool connected = false;
-  for (int i = 0; i < 500 && !connected; i++) {
-    connected = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
-    if (!connected) {
-      close(fd);
-      fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// here wrote), and a client on the host holds a connection to it.
+class BridgedContainer : public Containers {
+ protected:
+  void SetUp() override {
+    Quiet("ip link del crl-ctbr");
+    if (Quiet("ip link add crl-ctbr type bridge") != 0)
+      GTEST_SKIP() << "SKIPPED: no bridge links here (the bridge module)";
+    ASSERT_EQ(Quiet("ip addr add 10.98.0.1/24 dev crl-ctbr && ip link set crl-ctbr up"), 0);
+    killer_.pids.push_back(
+        StartProgram(dir_, {CONTAINER_BIN, "--rootfs", root_, "--pidfile", dir_ / "init-pid",
+                            "--bind", dir_.path() + ":/check", "--stdio", "/check/out", "--veth",
+                            "crl-ct0@crl-ctbr:10.98.0.2/24,10.98.0.1", "--", "/bin/busybox", "nc",
+                            "-ll", "-p", "7000", "-e", "/bin/cat"}));
+    ASSERT_TRUE(WaitForFile(dir_ / "init-pid", 10000)) << ReadFile(dir_ / "err");
+    init_ = atoi(ReadFile(dir_ / "init-pid").c_str());
+    ASSERT_EQ(Quiet(InNs(init_) + "ip addr add 10.98.7.7/32 dev lo"), 0);
+    ASSERT_EQ(Quiet(InNs(init_) + "ip route add 10.97.0.0/16 via 10.98.0.1 metric 9"), 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(7000);
+    inet_pton(AF_INET, "10.98.0.2", &to.sin_addr);
+    for (int i = 0; i < 500; i++) {
+      client_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (connect(client_.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) break;
+      client_.reset();
       usleep(20000);
     }
+    ASSERT_TRUE(client_.valid()) << "nothing listens in the container: " << ReadFile(dir_ / "out");
+    timeval tv{20, 0};
+    setsockopt(client_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ASSERT_EQ(Echo(client_.get(), "before\n"), "before\n");
+    SettleTree(init_, 500);
   }
-  ASSERT_TRUE(connected) << "nothing listens in the container: " << ReadFile(dir / "out");
-  timeval tv{20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ASSERT_EQ(Echo(fd, "before\n"), "before\n");
-  SettleTree(init, 500);
+  void TearDown() override { Quiet("ip link del crl-ctbr; ip link del crl-ct0"); }
+  static std::string InNs(pid_t pid) { return "nsenter -t " + std::to_string(pid) + " -n "; }
   // What the container sees of its network (the link's index in the
   // other namespace aside).
-  auto network = [&](pid_t pid) {
-    std::string in = "nsenter -t " + std::to_string(pid) + " -n ";
-    return Output(in + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
-           Output(in + "ip -o addr | sed 's/\\\\.*//'") + Output(in + "ip route") +
-           Output(in + "ip -6 route");
-  };
-  std::string before = network(init);
+  static std::string Network(pid_t pid) {
+    return Output(InNs(pid) + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
+           Output(InNs(pid) + "ip -o addr | sed 's/\\\\.*//'") + Output(InNs(pid) + "ip route") +
+           Output(InNs(pid) + "ip -6 route");
+  }
+  CmdResult Dump(const std::vector<std::string>& more = {}) {
+    std::vector<std::string> args = {"dump",
+                                     "-t",
+                                     std::to_string(init_),
+                                     "-D",
+                                     dir_ / "img",
+                                     "-v",
+                                     "-o",
+                                     dir_ / "dump.log",
+                                     "--tcp-established",
+                                     "--external",
+                                     "mnt[/check]:results"};
+    args.insert(args.end(), more.begin(), more.end());
+    return RunCriuLite(args);
+  }
+  // Restores it; the restored init's host PID (-1: restore failed).
+  pid_t Restore(const std::vector<std::string>& more) {
+    std::vector<std::string> args = {"restore",
+                                     "-D",
+                                     dir_ / "img",
+                                     "-d",
+                                     "-v",
+                                     "-o",
+                                     dir_ / "restore.log",
+                                     "--root",
+                                     root_,
+                                     "--tcp-established",
+                                     "--external",
+                                     "mnt[results]:" + dir_.path(),
+                                     "--pidfile",
+                                     dir_ / "pidfile"};
+    args.insert(args.end(), more.begin(), more.end());
+    CmdResult r = RunCriuLite(args);
+    EXPECT_TRUE(r.ok()) << r.err;
+    if (!r.ok()) return -1;
+    pid_t pid = atoi(ReadFile(dir_ / "pidfile").c_str());
+    killer_.pids.push_back(pid);
+    return pid;
+  }
+  pid_t init_ = -1;
+  ScopedFd client_;
+};
+
+// Dumped with --tcp-established (the veth goes with the container),
+// restored with --external veth[eth0]:crl-ct0@crl-ctbr: the same link,
+// addresses and routes inside, the other end back in the bridge, and the
+// client's connection answers as before.
+TEST_F(BridgedContainer, ComesBackOnTheBridgeAndKeepsItsClientOnTheHost) {
+  std::string before = Network(init_);
   for (const char* seen : {"eth0", "10.98.0.2/24", "10.98.7.7/32", "default via 10.98.0.1",
                            "10.97.0.0/16 via 10.98.0.1 dev eth0 metric 9"})
     EXPECT_NE(before.find(seen), std::string::npos) << seen << " not in: " << before;
-  CmdResult d =
-      RunCriuLite({"dump", "-t", std::to_string(init), "-D", dir / "img", "-v", "-o",
-                   dir / "dump.log", "--tcp-established", "--external", "mnt[/check]:results"});
+  CmdResult d = Dump();
   ASSERT_TRUE(d.ok()) << d.err;
-  EXPECT_FALSE(Alive(init));
-  CmdResult r =
-      RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log", "--root",
-                   root_, "--tcp-established", "--external", "mnt[results]:" + dir.path(),
-                   "--external", "veth[eth0]:crl-ct0@crl-ctbr", "--pidfile", dir / "pidfile"});
-  ASSERT_TRUE(r.ok()) << r.err;
-  pid_t restored = atoi(ReadFile(dir / "pidfile").c_str());
-  killer_.pids.push_back(restored);
-  EXPECT_EQ(network(restored), before);
-  EXPECT_NE(Output("ip -o link show crl-ct0"), "") << "no crl-ct0 outside";
+  EXPECT_FALSE(Alive(init_));
+  pid_t restored = Restore({"--external", "veth[eth0]:crl-ct0@crl-ctbr"});
+  ASSERT_GT(restored, 0);
+  EXPECT_EQ(Network(restored), before);
   EXPECT_NE(Output("ip -o link show crl-ct0").find("master crl-ctbr"), std::string::npos)
       << Output("ip -o link show crl-ct0");
-  EXPECT_EQ(Echo(fd, "after\n"), "after\n");
-  close(fd);
+  EXPECT_EQ(Echo(client_.get(), "after\n"), "after\n");
+}
+
+// --empty-ns net (CRIU's, as runc passes it when the runtime makes the
+// network itself): the dump records the namespace without its links, and
+// restore makes it empty and runs the caller's setup-namespaces script
+// (which makes the veth into the root's namespace, CRTOOLS_INIT_PID) before
+// the tree's sockets are made in it; the client's connection answers.
+TEST_F(BridgedContainer, AnEmptyNetworkNamespaceIsSetUpByTheCaller) {
+  CmdResult d = Dump({"--empty-ns", "net"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  std::ofstream(dir_ / "setup.sh")
+      << "#!/bin/bash\n"
+      << "[ \"$CRTOOLS_SCRIPT_ACTION\" = setup-namespaces ] || exit 0\n"
+      << "echo \"$CRTOOLS_INIT_PID\" >" << (dir_ / "setup.pid") << "\n"
+      << "ip link add crl-ct0 type veth peer name eth0 netns $CRTOOLS_INIT_PID &&\n"
+      << "ip link set crl-ct0 master crl-ctbr up &&\n"
+      << "nsenter -t $CRTOOLS_INIT_PID -n sh -c 'ip addr add 10.98.0.2/24 dev eth0 && "
+         "ip link set eth0 up && ip route add default via 10.98.0.1'\n";
+  chmod((dir_ / "setup.sh").c_str(), 0755);
+  pid_t restored = Restore({"--empty-ns", "net", "--action-script", dir_ / "setup.sh"});
+  ASSERT_GT(restored, 0);
+  EXPECT_EQ(atoi(ReadFile(dir_ / "setup.pid").c_str()), restored);
+  std::string now = Network(restored);
+  // What the script made, and nothing the dump saw besides.
+  EXPECT_NE(now.find("10.98.0.2/24"), std::string::npos) << now;
+  EXPECT_EQ(now.find("10.98.7.7"), std::string::npos) << now;
+  EXPECT_EQ(Echo(client_.get(), "after\n"), "after\n");
 }
 
 // A file the launcher gave the init (its log, on the host's file system)

@@ -466,6 +466,46 @@ TEST_F(Faults, PidNamespaceRestoreKilledAnywhereLeavesNothingOrTheWholeTree) {
   KillAndReap(outer);
 }
 
+// Restore killed after it let the tree's first process go and before the
+// last: the guard of the release kills the processes already let go (the
+// others die with their tracer), so no part of the tree runs without the
+// rest; a restore after that brings the whole tree back. (CI47 saw a
+// namespace's init run on without its four children.)
+TEST_F(Faults, KilledWhileLettingTheTreeGoLeavesNoneOfIt) {
+  for (const char* scenario : {"tree", "pidns"}) {
+    TestDir dir;
+    pid_t outer = StartWorkload(dir, scenario);
+    bool pidns = std::string(scenario) == "pidns";
+    pid_t root = pidns ? atoi(ReadFile(dir / "init-pid").c_str()) : outer;
+    std::vector<pid_t> pids = TreePids(root);
+    ASSERT_GT(pids.size(), 1u) << scenario;
+    ASSERT_TRUE(RunCriuLite({"dump", "-t", std::to_string(root), "-D", dir / "img"}, {root}).ok());
+    CmdResult r =
+        RunCriuLiteInterrupted({"restore", "-D", dir / "img", "-d", "--pidfile", dir / "pid"}, -1,
+                               0, {"CRIU_LITE_FAULT=restore-releasing"});
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL) << scenario << ": the fault point was not reached";
+    kills_++;
+    // Nothing of the tree is left (in a PID namespace: none of the
+    // workload's processes there; otherwise none of its PIDs).
+    auto left = [&] {
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      if (pidns) return WorkloadsInOtherPidNamespaces().size();
+      size_t n = 0;
+      for (pid_t p : pids) n += Alive(p);
+      return n;
+    };
+    for (int i = 0; i < 400 && left() > 0; i++) usleep(5000);
+    EXPECT_EQ(left(), 0u) << scenario << ": part of the tree runs on";
+    CmdResult again = RunCriuLite({"restore", "-D", dir / "img", "-d", "--pidfile", dir / "pid"});
+    ASSERT_TRUE(again.ok()) << scenario << ": " << again.err;
+    pid_t back = atoi(ReadFile(dir / "pid").c_str());
+    EXPECT_EQ(CheckWorkload(back, dir), "PASS") << scenario;
+    KillAndReap(back);
+    if (pidns) KillAndReap(outer);
+  }
+}
+
 // The live tasks of containers made by test-containers/container (their
 // workloads are told --dir /check), as the test sees them.
 std::vector<pid_t> ContainerTasks() {
