@@ -74,7 +74,7 @@ mkdir -p "$R/var/lib/nginx" "$R/var/log/nginx"
 ln -sf pgrep "$R/usr/bin/pkill"
 mkdir -p "$R$ROOT/test-containers/vm"
 cp "$ROOT/test-containers/hosts.sh" "$R$ROOT/test-containers/"
-cp "$ROOT"/test-containers/vm/guest-*.sh "$R$ROOT/test-containers/vm/"
+cp "$ROOT"/test-containers/vm/guest-*.sh "$ROOT"/test-containers/vm/guest-*.py "$R$ROOT/test-containers/vm/"
 # The TLS tests make their certificates with openssl, which reads its config.
 mkdir -p "$R$ROOT/tests/e2e" "$R/etc/ssl" "$R/usr/lib/ssl"
 cp "$ROOT/tests/e2e/make-certs.sh" "$R$ROOT/tests/e2e/"

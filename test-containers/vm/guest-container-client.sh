@@ -67,36 +67,7 @@ cat >$W/b.sh <<SCRIPT
 ip route del $S/32 via 10.78.0.1
 SCRIPT
 chmod +x $W/b.sh
-cat >$W/client.py <<'PY'
-import os, socket, sys, time
-d, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for i in range(1200):
-    try:
-        s = socket.socket(); s.connect((addr, port)); break
-    except OSError:
-        s.close(); time.sleep(0.1)
-s.settimeout(60)
-def echo(line):
-    s.sendall(line); data = b''
-    while len(data) < len(line):
-        chunk = s.recv(4096)
-        if not chunk: raise EOFError('the connection was closed')
-        data += chunk
-    if data != line: raise ValueError('sent %r, got %r' % (line, data))
-n, worst = 0, 0.0
-try:
-    echo(b'first\n')
-    open(d + '/client.ready', 'w').close()
-    while not os.path.exists(d + '/client.stop'):
-        t = time.monotonic(); echo(b'line %d\n' % n)
-        worst = max(worst, time.monotonic() - t); n += 1; time.sleep(0.01)
-    res = 'PASS %d lines back, the longest wait %.3f s' % (n, worst)
-except Exception as e:
-    res = 'FAIL after %d lines: %r' % (n, e)
-open(d + '/client.tmp', 'w').write(res)
-os.rename(d + '/client.tmp', d + '/client.result')  # whole, never seen half-written
-PY
-ip netns exec c python3 $W/client.py $W $S 7000 >$W/client.out 2>&1 &
+ip netns exec c python3 "$ROOT/test-containers/vm/guest-client.py" echo $W $S 7000 >$W/client.out 2>&1 &
 i=0
 while [ ! -f $W/client.ready ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
 [ -f $W/client.ready ] || { say "the client never connected"; cat $W/client.out; exit 1; }

@@ -194,11 +194,12 @@ class BridgedContainer : public Containers {
   void TearDown() override { Quiet("ip link del crl-ctbr; ip link del crl-ct0"); }
   static std::string InNs(pid_t pid) { return "nsenter -t " + std::to_string(pid) + " -n "; }
   // What the container sees of its network (the link's index in the
-  // other namespace aside).
+  // other namespace aside, and whether duplicate address detection of the
+  // link-local address the kernel makes is over yet: a moment's state).
   static std::string Network(pid_t pid) {
     return Output(InNs(pid) + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
-           Output(InNs(pid) + "ip -o addr | sed 's/\\\\.*//'") + Output(InNs(pid) + "ip route") +
-           Output(InNs(pid) + "ip -6 route");
+           Output(InNs(pid) + "ip -o addr | sed 's/\\\\.*//; s/ tentative//'") +
+           Output(InNs(pid) + "ip route") + Output(InNs(pid) + "ip -6 route");
   }
   CmdResult Dump(const std::vector<std::string>& more = {}) {
     std::vector<std::string> args = {"dump",
