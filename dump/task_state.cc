@@ -482,6 +482,7 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
       m->set_scope(a.scope);
       m->set_flags(a.flags);
     }
+    for (const auto& [path, value] : ns.sysctls) (*n->mutable_sysctls())[path] = value;
     for (const NetRoute& r : ns.routes) {
       img::NetRoute* m = n->add_routes();
       m->set_family(r.family);

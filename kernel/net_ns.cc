@@ -16,15 +16,19 @@
 #include <netlink/socket.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <regex>
 #include <set>
 #include <thread>
 
 #include "kernel/namespaces.h"
+#include "kernel/proc_parsers.h"
 
 namespace crl {
 
@@ -318,6 +322,80 @@ Status AddRoute(nl_sock* s, nl_cache* links, const NetRoute& r) {
   return Ok{};
 }
 
+// The directories of /proc/sys/net whose files are a namespace's own (not
+// bridge's or netfilter's, which are the host's or a module's).
+const char* const kSysctlDirs[] = {"core", "ipv4", "ipv6", "unix", "mptcp"};
+
+// A link's directory in a sysctl path ("ipv4/conf/eth0/rp_filter" ->
+// the position of "eth0"), or npos.
+size_t LinkPart(const std::string& path) {
+  for (const char* dir : {"ipv4/conf/", "ipv6/conf/", "ipv4/neigh/", "ipv6/neigh/"})
+    if (path.rfind(dir, 0) == 0) return strlen(dir);
+  return std::string::npos;
+}
+
+// Every readable and writable sysctl of the calling thread's network
+// namespace, path under /proc/sys/net -> value.
+std::map<std::string, std::string> ReadSysctls() {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> out;
+  for (const char* top : kSysctlDirs) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it("/proc/sys/net/" + std::string(top), ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      struct stat st {};
+      std::string path = it->path().string();
+      if (stat(path.c_str(), &st) < 0 || !(st.st_mode & S_IWUSR) || !(st.st_mode & S_IRUSR))
+        continue;
+      auto value = ReadFileToString(path);  // some say EIO until set (stable_secret)
+      if (!value.ok()) continue;
+      while (!value->empty() && value->back() == '\n') value->pop_back();
+      out[path.substr(strlen("/proc/sys/net/"))] = *value;
+    }
+  }
+  return out;
+}
+
+// Those of SYSCTLS that differ from a new namespace's (FRESH): a link's
+// against the new one's default, or its loopback's.
+std::map<std::string, std::string> Differing(const std::map<std::string, std::string>& sysctls,
+                                             const std::map<std::string, std::string>& fresh) {
+  std::map<std::string, std::string> out;
+  for (const auto& [path, value] : sysctls) {
+    std::string like = path;
+    if (size_t at = LinkPart(path); at != std::string::npos && !fresh.count(path)) {
+      size_t slash = path.find('/', at);
+      if (slash == std::string::npos) continue;
+      like = path.substr(0, at) + "default" + path.substr(slash);
+    }
+    auto it = fresh.find(like);
+    if (it == fresh.end() || it->second != value) out[path] = value;
+  }
+  return out;
+}
+
+// Writes the sysctls of SYSCTLS that are (LINKS false) or are not (LINKS
+// true) the namespace's own, where they differ from what is there now.
+Status WriteSysctls(const std::map<std::string, std::string>& sysctls, bool links) {
+  for (const auto& [path, value] : sysctls) {
+    size_t at = LinkPart(path);
+    bool of_link = at != std::string::npos && path.compare(at, 4, "all/") != 0 &&
+                   path.compare(at, 8, "default/") != 0;
+    if (of_link != links) continue;
+    if (path.find("..") != std::string::npos || path.empty() || path[0] == '/')
+      return MakeError("'%s' is not a path under /proc/sys/net", path.c_str());
+    std::string full = "/proc/sys/net/" + path;
+    auto now = ReadFileToString(full);
+    if (now.ok()) {
+      while (!now->empty() && now->back() == '\n') now->pop_back();
+      if (*now == value) continue;
+    }
+    TRY(WriteKernelFile(full, value).Context("setting the sysctl net/" + path));
+  }
+  return Ok{};
+}
+
 }  // namespace
 
 Result<NetContents> ReadNetContents(pid_t pid) {
@@ -335,8 +413,22 @@ Result<NetContents> ReadNetContents(pid_t pid) {
     ReadAddresses(links.get(), addrs.get(), &out);
     ReadRoutes(links.get(), routes.get(), &out);
     ReadRules(s.get(), &out);
+    out.sysctls = ReadSysctls();
     return Ok{};
   }));
+  // What a new namespace here has, to keep only what differs.
+  std::map<std::string, std::string> fresh;
+  Status made = MakeError("no answer from the thread reading a new network namespace");
+  std::thread t([&] {
+    made = [&]() -> Status {
+      if (unshare(CLONE_NEWNET) < 0) return ErrnoError("unshare(CLONE_NEWNET)");
+      fresh = ReadSysctls();
+      return Ok{};
+    }();
+  });
+  t.join();
+  TRY(made);
+  out.sysctls = Differing(out.sysctls, fresh);
   return out;
 }
 
@@ -359,6 +451,7 @@ Result<ScopedFd> MakeNetNamespace(const NetContents& contents,
       ScopedFd ns(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
       if (!ns.valid()) return ErrnoError("open(/proc/thread-self/ns/net)");
       Sock in = TRY(Connect());
+      TRY(WriteSysctls(contents.sysctls, false));
       std::set<std::string> made;
       for (const NetLink& l : contents.links) {
         if (l.kind != "veth" || made.count(l.name)) continue;
@@ -387,6 +480,7 @@ Result<ScopedFd> MakeNetNamespace(const NetContents& contents,
           TRY(SetUp(host.get(), o->name, master));
         }
       }
+      TRY(WriteSysctls(contents.sysctls, true));
       for (const NetLink& l : contents.links)
         if (l.flags & IFF_UP) TRY(SetUp(in.get(), l.name, 0));
       Cache links = TRY(Links(in.get()));

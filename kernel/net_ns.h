@@ -54,6 +54,10 @@ struct NetContents {
   std::vector<NetLink> links;
   std::vector<NetAddress> addresses;
   std::vector<NetRoute> routes;
+  // Its sysctls that differ from a new namespace's here (path under
+  // /proc/sys/net -> value). A link's own (ipv4/conf/eth0/...) are those
+  // that differ from what a new link gets (.../conf/default/...).
+  std::map<std::string, std::string> sysctls;
   // What it holds that restore would not make again, named ("the link
   // br0 (a bridge)", "2 policy routing rules"...).
   std::vector<std::string> not_carried;

@@ -64,6 +64,7 @@ NetContents NetContentsOf(const img::NetNamespace& n, bool empty) {
   for (const img::NetAddress& a : n.addresses())
     out.addresses.push_back(NetAddress{a.link(), a.family(), a.local(), a.prefix(), a.label(),
                                        a.broadcast(), a.scope(), a.flags()});
+  for (const auto& [path, value] : n.sysctls()) out.sysctls[path] = value;
   for (const img::NetRoute& r : n.routes())
     out.routes.push_back(NetRoute{r.family(), r.table(), r.protocol(), r.scope(), r.type(),
                                   r.priority(), r.dst(), r.dst_len(), r.gateway(), r.link(),

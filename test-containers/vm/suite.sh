@@ -57,7 +57,7 @@ for ((i = 0; i < SHARDS; i++)); do
   fi
 done
 echo
-echo "on $(grep -h -o 'kernel [^,]*' "$OUT"/shard-0.log | head -1): $ok passed, $failed failed, $skipped skipped in $(( $(date +%s) - start )) s"
+echo "on $(grep -h -o 'crl-vm: kernel [^,]*' "$OUT"/shard-0.log | head -1 | sed 's/crl-vm: //'): $ok passed, $failed failed, $skipped skipped in $(( $(date +%s) - start )) s"
 # Each failed test's whole output, from its RUN line (the shard logs go
 # with the VM): what CI shows of a failure on 6.1.
 for ((i = 0; i < SHARDS; i++)); do

@@ -175,6 +175,9 @@ class BridgedContainer : public Containers {
     init_ = atoi(ReadFile(dir_ / "init-pid").c_str());
     ASSERT_EQ(Quiet(InNs(init_) + "ip addr add 10.98.7.7/32 dev lo"), 0);
     ASSERT_EQ(Quiet(InNs(init_) + "ip route add 10.97.0.0/16 via 10.98.0.1 metric 9"), 0);
+    for (const auto& [path, value] : kSysctls)
+      ASSERT_EQ(Quiet(InNs(init_) + "sh -c 'echo " + value + " >/proc/sys/net/" + path + "'"), 0)
+          << path;
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(7000);
@@ -197,7 +200,10 @@ class BridgedContainer : public Containers {
   // other namespace aside, and whether duplicate address detection of the
   // link-local address the kernel makes is over yet: a moment's state).
   static std::string Network(pid_t pid) {
-    return Output(InNs(pid) + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
+    std::string sysctls;
+    for (const auto& [path, value] : kSysctls)
+      sysctls += path + " " + Output(InNs(pid) + "cat /proc/sys/net/" + path);
+    return sysctls + Output(InNs(pid) + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
            Output(InNs(pid) + "ip -o addr | sed 's/\\\\.*//; s/ tentative//'") +
            Output(InNs(pid) + "ip route") + Output(InNs(pid) + "ip -6 route");
   }
@@ -242,16 +248,25 @@ class BridgedContainer : public Containers {
   }
   pid_t init_ = -1;
   ScopedFd client_;
+  // Sysctls of the namespace set unlike a new one's: its own, and one of
+  // its link's.
+  static inline const std::vector<std::pair<std::string, std::string>> kSysctls = {
+      {"ipv4/ip_forward", "1"},
+      {"core/somaxconn", "1234"},
+      {"ipv4/ip_local_port_range", "20000 30000"},
+      {"ipv4/conf/all/rp_filter", "2"},
+      {"ipv4/conf/eth0/arp_ignore", "1"}};
 };
 
 // Dumped with --tcp-established (the veth goes with the container),
 // restored with --external veth[eth0]:crl-ct0@crl-ctbr: the same link,
-// addresses and routes inside, the other end back in the bridge, and the
-// client's connection answers as before.
+// addresses, routes and sysctls inside, the other end back in the bridge,
+// and the client's connection answers as before.
 TEST_F(BridgedContainer, ComesBackOnTheBridgeAndKeepsItsClientOnTheHost) {
   std::string before = Network(init_);
   for (const char* seen : {"eth0", "10.98.0.2/24", "10.98.7.7/32", "default via 10.98.0.1",
-                           "10.97.0.0/16 via 10.98.0.1 dev eth0 metric 9"})
+                           "10.97.0.0/16 via 10.98.0.1 dev eth0 metric 9", "somaxconn 1234",
+                           "ip_local_port_range 20000\t30000", "eth0/arp_ignore 1"})
     EXPECT_NE(before.find(seen), std::string::npos) << seen << " not in: " << before;
   CmdResult d = Dump();
   ASSERT_TRUE(d.ok()) << d.err;
