@@ -9,14 +9,16 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <sstream>
 
 #include "kernel/namespaces.h"
 
 namespace crl {
 namespace {
 
-// Runs nft commands CMDS; the error names WHAT.
-Status NftHere(const std::string& cmds, const char* what) {
+// Runs nft commands CMDS; the error names WHAT. OUTPUT (if given) gets
+// what they print.
+Status NftHere(const std::string& cmds, const char* what, std::string* output = nullptr) {
   // libnftables exits the process when it cannot open its netlink socket
   // (a kernel without nfnetlink): try that first.
   int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
@@ -28,6 +30,7 @@ Status NftHere(const std::string& cmds, const char* what) {
   nft_ctx_buffer_error(ctx);
   int r = nft_run_cmd_from_buffer(ctx, cmds.c_str());
   std::string err = nft_ctx_get_error_buffer(ctx);
+  if (output) *output = nft_ctx_get_output_buffer(ctx);
   nft_ctx_free(ctx);
   if (r != 0) {
     while (!err.empty() && err.back() == '\n') err.pop_back();
@@ -109,6 +112,19 @@ Status Unlock(const std::string& table, int netns) {
 
 bool LockExists(const std::string& table, int netns) {
   return Nft(Format("list table inet %s\n", table.c_str()), "looking for the lock", netns).ok();
+}
+
+Result<std::vector<std::string>> NftTables() {
+  std::string out;
+  TRY(NftHere("list tables\n", "listing nftables tables", &out));
+  std::vector<std::string> tables;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("table ", 0) != 0) continue;
+    std::string t = line.substr(6);
+    if (t.find("criu_lite_") == std::string::npos) tables.push_back(t);
+  }
+  return tables;
 }
 
 bool NetLockAvailable() {

@@ -45,6 +45,11 @@ Status Unlock(const std::string& table, int netns = -1);
 // Whether table TABLE is here (the dump's lock, on the host it ran on).
 bool LockExists(const std::string& table, int netns = -1);
 
+// The nftables tables of the calling thread's network namespace ("inet
+// filter"...), criu-lite's own locks left out; an error where nf_tables is
+// not there (nor, then, any table).
+Result<std::vector<std::string>> NftTables();
+
 // Whether nftables works here (libnftables, and nf_tables in the kernel).
 bool NetLockAvailable();
 

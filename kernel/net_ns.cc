@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "kernel/namespaces.h"
+#include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 
 namespace crl {
@@ -413,6 +414,9 @@ Result<NetContents> ReadNetContents(pid_t pid) {
     ReadAddresses(links.get(), addrs.get(), &out);
     ReadRoutes(links.get(), routes.get(), &out);
     ReadRules(s.get(), &out);
+    // Its firewall (nftables, iptables-nft's too): not carried.
+    if (auto tables = NftTables(); tables.ok())
+      for (const std::string& t : *tables) out.not_carried.push_back("the nftables table " + t);
     out.sysctls = ReadSysctls();
     return Ok{};
   }));

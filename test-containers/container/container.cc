@@ -251,7 +251,11 @@ int main(int argc, char** argv) {
     WriteFile(o.cgroup + "/cgroup.procs", std::to_string(init));
   }
   if (!o.veth.empty()) MakeVeth(o.veth, init);
-  if (!o.pidfile.empty()) WriteFile(o.pidfile, std::to_string(init) + "\n");
+  if (!o.pidfile.empty()) {
+    // Whole or not at all, for whoever waits for it.
+    WriteFile(o.pidfile + ".tmp", std::to_string(init) + "\n");
+    Check(rename((o.pidfile + ".tmp").c_str(), o.pidfile.c_str()) == 0, o.pidfile.c_str());
+  }
   Check(write(go[1], "g", 1) == 1, "starting the init");
   close(go[1]);
   int status;

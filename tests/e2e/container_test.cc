@@ -171,8 +171,11 @@ class BridgedContainer : public Containers {
                             "--bind", dir_.path() + ":/check", "--stdio", "/check/out", "--veth",
                             "crl-ct0@crl-ctbr:10.98.0.2/24,10.98.0.1", "--", "/bin/busybox", "nc",
                             "-ll", "-p", "7000", "-e", "/bin/cat"}));
-    ASSERT_TRUE(WaitForFile(dir_ / "init-pid", 10000)) << ReadFile(dir_ / "err");
-    init_ = atoi(ReadFile(dir_ / "init-pid").c_str());
+    // The launcher writes the file once the veth is made: wait for its
+    // number, not for the file (made before its number is in it).
+    for (int i = 0; i < 2000 && (init_ = atoi(ReadFile(dir_ / "init-pid").c_str())) <= 0; i++)
+      usleep(10000);
+    ASSERT_GT(init_, 0) << ReadFile(dir_ / "err");
     ASSERT_EQ(Quiet(InNs(init_) + "ip addr add 10.98.7.7/32 dev lo"), 0);
     ASSERT_EQ(Quiet(InNs(init_) + "ip route add 10.97.0.0/16 via 10.98.0.1 metric 9"), 0);
     for (const auto& [path, value] : kSysctls)
