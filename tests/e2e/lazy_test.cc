@@ -54,8 +54,11 @@ const std::vector<std::string> kLazy = {"--pages=lazy", "--lazy-fill-rate", "16"
 
 // Dump, restore lazily, check at once (while most pages are still missing),
 // then see the daemon finish.
+// TIMEOUT_MS bounds the check and the daemon's end each (a gibibyte
+// placed page by page in an emulated VM takes its time).
 DaemonFigures LazyRoundTrip(const std::string& scenario, const std::vector<std::string>& wl_args,
-                            const std::vector<std::string>& restore_extra = kLazy) {
+                            const std::vector<std::string>& restore_extra = kLazy,
+                            int timeout_ms = 20000) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, scenario, wl_args);
   CmdResult d = RunCriuLite(
@@ -68,8 +71,8 @@ DaemonFigures LazyRoundTrip(const std::string& scenario, const std::vector<std::
   CmdResult r = RunCriuLite(restore);
   EXPECT_TRUE(r.ok()) << r.err;
   if (!r.ok()) return {};
-  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
-  DaemonFigures f = WaitForDaemon(dir / "restore.log");
+  EXPECT_EQ(CheckWorkload(pid, dir, timeout_ms), "PASS");
+  DaemonFigures f = WaitForDaemon(dir / "restore.log", timeout_ms);
   EXPECT_TRUE(f.done || f.none) << "the lazy-pages daemon did not finish:\n"
                                 << ReadFile(dir / "restore.log");
   EXPECT_FALSE(f.warned) << ReadFile(dir / "restore.log");
@@ -85,7 +88,7 @@ TEST(LazyRestore, ForkMremapDontneedMunmapAndReadIntoMissingMemory) {
 }
 
 TEST(LazyRestore, UnthrottledFillOfAGibibyte) {
-  DaemonFigures f = LazyRoundTrip("hold", {"--big-mib", "1024"}, {"--pages=lazy"});
+  DaemonFigures f = LazyRoundTrip("hold", {"--big-mib", "1024"}, {"--pages=lazy"}, 120000);
   EXPECT_GE(f.on_demand + f.background, 262144);
 }
 
