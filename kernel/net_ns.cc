@@ -176,11 +176,12 @@ void ReadRoutes(nl_cache* links, nl_cache* routes, NetContents* out) {
     route.dst = route.dst_len ? Bytes(dst) : "";
     route.prefsrc = Bytes(rtnl_route_get_pref_src(r));
     int hops = rtnl_route_get_nnexthops(r);
-    std::string what = "the route to " + (route.dst_len ? Text(route.family, route.dst) + "/" +
-                                                              std::to_string(route.dst_len)
-                                                        : std::string("default"));
     if (hops > 1) {
-      out->not_carried.push_back(what + " over several next hops");
+      out->not_carried.push_back(
+          "the route to " +
+          (route.dst_len ? Text(route.family, route.dst) + "/" + std::to_string(route.dst_len)
+                         : std::string("default")) +
+          " over several next hops");
       continue;
     }
     if (hops == 1) {

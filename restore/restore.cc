@@ -49,15 +49,15 @@
 namespace crl {
 namespace {
 
-// What a network namespace's image holds, for kernel/net_ns (an image
-// from before links were recorded has loopback's state alone).
+// What a network namespace's image holds, for kernel/net_ns; loopback's
+// state alone for an empty one (--empty-ns net) and for an image from
+// before links were recorded.
 NetContents NetContentsOf(const img::NetNamespace& n, bool empty) {
   NetContents out;
-  if (empty || n.empty()) {
+  if (empty || n.links().empty()) {
     out.links.push_back(NetLink{"lo", "loopback", n.lo_up() ? IFF_UP : 0u});
     return out;
   }
-  if (n.links().empty()) out.links.push_back(NetLink{"lo", "loopback", n.lo_up() ? IFF_UP : 0u});
   for (const img::NetLink& l : n.links())
     out.links.push_back(
         NetLink{l.name(), l.kind(), l.flags(), l.mtu(), l.mac(), l.peer(), l.peer_outside()});
@@ -862,8 +862,7 @@ class RestoreRun {
     // has made it, inside it.
     // So are they in an empty network namespace, once the caller has set it
     // up (CRIU's setup-namespaces, its root in it).
-    bool empty_net =
-        tree_.root->core.has_net() && (opts_.empty_net || tree_.root->core.net().empty());
+    bool empty_net = tree_.root->core.has_net() && EmptyNet();
     bool inside = tree_.root->core.has_mnt() || empty_net;
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
@@ -957,9 +956,8 @@ class RestoreRun {
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
     if (tree_.root->core.has_net())
-      net_ns_ =
-          TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net(), opts_.empty_net), opts_.veths)
-                  .Context("making the tree's network namespace"));
+      net_ns_ = TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net(), EmptyNet()), opts_.veths)
+                        .Context("making the tree's network namespace"));
     TRY(LockConnections());
     return Ok{};
   }
@@ -1124,6 +1122,9 @@ class RestoreRun {
   std::optional<CriuLitePidfdInTasks> criu_pidfd_;
   ScopedFd net_ns_;  // the root's network namespace, made before its sockets
   int NetNs() const { return net_ns_.valid() ? net_ns_.get() : -1; }
+  // The tree's network namespace is the caller's to set up (--empty-ns
+  // net here, or at dump).
+  bool EmptyNet() const { return opts_.empty_net || tree_.root->core.net().empty(); }
   ScopedFd mnt_ns_;  // the root's mount namespace, made before its files are opened
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)

@@ -38,7 +38,7 @@ struct RestoreOptions {
   // each veth whose peer was outside the tree's network namespace goes.
   std::map<std::string, VethOutside> veths;
   // --empty-ns net (CRIU's): the tree's network namespace is made empty
-  // (loopback as it was) and set up by the caller's setup-namespaces
+  // (loopback up) and set up by the caller's setup-namespaces
   // action script, before the tree's sockets are made in it.
   bool empty_net = false;
   PagePlacement pages = PagePlacement::kRead;
