@@ -202,6 +202,7 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> task
   TreeFds tree(opts.shell_job, opts.ghost_limit, shared, std::move(tasks));
   tree.set_ext_unix_sk(opts.ext_unix_sk_all, opts.ext_unix_sk);
   tree.set_tcp(tcp);
+  if (!procs.empty()) tree.set_root(procs.front().pid);  // parents come first
   std::map<img::Fd::KindCase, std::vector<FdRef>> by_arm;
   std::vector<FdRef> all;
   for (const auto& [pid, fds] : procs)

@@ -30,7 +30,8 @@ struct ProcessFds {
 // tree is carried; one whose other end is outside is restore's stdio with
 // --shell-job, an error otherwise...) and captures data in flight without
 // consuming it; then fds that share one open file description are found
-// (kcmp), and each description's signal owner recorded. TASKS: every thread
+// (kcmp), and each description's signal owner recorded. PROCS: the tree's
+// processes, parents first (the root first). TASKS: every thread
 // and zombie of the tree. TCP: the dump's connections, locked here.
 Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> tasks,
                       const DumpOptions& opts, TcpRepairs* tcp, img::Shared* shared);

@@ -383,7 +383,8 @@ Status CollectPidNamespaces(pid_t pid, const std::vector<pid_t>& tids, img::Tree
   return Ok{};
 }
 
-// An IPC namespace (inode IPC) PID made: its sysctls and System V objects.
+// An IPC namespace (inode IPC) PID made: its sysctls, System V objects and
+// POSIX message queues.
 static Status CollectIpcNamespace(pid_t pid, uint64_t ipc, uint64_t shm_limit,
                                   img::TaskCore* core) {
   IpcNamespace ns = TRY(ReadIpcNamespace(pid, shm_limit));
@@ -416,6 +417,20 @@ static Status CollectIpcNamespace(pid_t pid, uint64_t ipc, uint64_t shm_limit,
           pid, o.id);
     out->set_shm_size(o.shm_size);
     out->set_shm_data(o.shm_data);
+  }
+  for (const PosixQueue& q : ns.posix) {
+    img::PosixQueue* out = i->add_posix_queues();
+    out->set_name(q.name);
+    out->set_mode(q.mode);
+    out->set_uid(q.uid);
+    out->set_gid(q.gid);
+    out->set_max_messages(q.max_messages);
+    out->set_message_size(q.message_size);
+    for (const auto& [prio, bytes] : q.messages) {
+      img::PosixMessage* m = out->add_messages();
+      m->set_priority(prio);
+      m->set_data(bytes);
+    }
   }
   return Ok{};
 }

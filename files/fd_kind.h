@@ -110,6 +110,9 @@ class TreeFds {
   bool shell_job() const { return shell_job_; }
   // --ghost-limit: the most bytes of data a deleted file may hold.
   uint64_t ghost_limit() const { return ghost_limit_; }
+  // The tree's root.
+  pid_t root() const { return root_; }
+  void set_root(pid_t root) { root_ = root; }
   // Whether TID is a thread of the tree.
   bool HasTask(pid_t tid) const { return tasks_.count(tid) != 0; }
   // Every fd of the tree, of every kind.
@@ -143,6 +146,7 @@ class TreeFds {
   bool ext_unix_all_ = false;
   std::set<uint64_t> ext_unix_;
   TcpRepairs* tcp_ = nullptr;
+  pid_t root_ = -1;
 };
 
 class FdKind;

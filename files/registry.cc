@@ -1,7 +1,7 @@
 // The kinds of fd criu-lite carries, one line each, in the order dump asks
 // them whether an fd is theirs: fds that are no file first (by their /proc
-// link), then terminals and memfds before the plain files they also look
-// like. An fd no kind claims is refused, named (dump/fd_dump.cc).
+// link), then terminals, memfds and message queues before the plain files
+// they also look like. An fd no kind claims is refused, named (dump/fd_dump.cc).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -26,6 +26,7 @@ const FdKind& PtyKind();            // files/pty.cc
 const FdKind& ExternalKind();       // files/external.cc: --external, claims nothing itself
 const FdKind& InheritedKind();      // files/inherited.cc: terminals, --shell-job
 const FdKind& MemfdKind();          // files/memfd.cc
+const FdKind& MqueueKind();         // files/mqueue.cc
 const FdKind& RegularKind();        // files/path_files.cc
 const FdKind& DirectoryKind();      // files/path_files.cc
 const FdKind& ChardevKind();        // files/path_files.cc
@@ -35,8 +36,9 @@ const std::vector<const FdKind*>& FdKinds() {
   static const std::vector<const FdKind*> kinds = {
       &PipeKind(),     &InetSocketKind(), &NetlinkSocketKind(), &UnixSocketKind(), &EventfdKind(),
       &TimerfdKind(),  &SignalfdKind(),   &EpollKind(),         &PidfdKind(),      &InotifyKind(),
-      &FanotifyKind(), &PtyKind(),        &InheritedKind(),     &MemfdKind(),      &GhostKind(),
-      &RegularKind(),  &DirectoryKind(),  &ChardevKind(),       &FifoKind(),       &ExternalKind(),
+      &FanotifyKind(), &PtyKind(),        &InheritedKind(),     &MemfdKind(),      &MqueueKind(),
+      &GhostKind(),    &RegularKind(),    &DirectoryKind(),     &ChardevKind(),    &FifoKind(),
+      &ExternalKind(),
   };
   return kinds;
 }

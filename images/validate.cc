@@ -205,6 +205,22 @@ Status ValidateCore(const img::TaskCore& core) {
     for (uint32_t v : o.sem_values())
       if (v > 32767) return MakeError("semaphore set %d holds the value %u", o.id(), v);
   }
+  for (const img::PosixQueue& q : core.ipc().posix_queues()) {
+    // The kernel's ceilings: NAME_MAX, HARD_MSGMAX, HARD_MSGSIZEMAX,
+    // MQ_PRIO_MAX.
+    if (q.name().empty() || q.name().size() > 255 || q.name().find('/') != std::string::npos ||
+        q.name() == "." || q.name() == "..")
+      return MakeError("a POSIX message queue named '%s'", q.name().c_str());
+    if (q.max_messages() < 1 || q.max_messages() > 65536 || q.message_size() < 1 ||
+        q.message_size() > (16 << 20) || q.messages_size() > q.max_messages())
+      return MakeError("POSIX message queue /%s: %d message(s) in %ld of %ld bytes",
+                       q.name().c_str(), q.messages_size(), static_cast<long>(q.max_messages()),
+                       static_cast<long>(q.message_size()));
+    for (const img::PosixMessage& m : q.messages())
+      if (m.priority() >= 32768 || static_cast<int64_t>(m.data().size()) > q.message_size())
+        return MakeError("POSIX message queue /%s holds a message that cannot be in it",
+                         q.name().c_str());
+  }
   if (core.has_mnt()) TRY(ValidateMounts(core.mnt()).Context("its mount namespace"));
   return Ok{};
 }

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <sys/ipc.h>
 #include <sys/mount.h>
@@ -126,21 +127,77 @@ std::string Value(std::string text) {
   return text;
 }
 
+// QUEUE's messages, taken and at once sent again in the order they came
+// (the tree is frozen: no task of it takes or sends one meanwhile). What
+// was taken is sent again even if a later take fails.
+Status TakeAndPutBack(mqd_t q, const std::string& name, long size,
+                      std::vector<std::pair<unsigned, std::string>>* out) {
+  std::vector<char> buf(static_cast<size_t>(size));
+  Status taking = Ok{};
+  for (;;) {
+    unsigned prio = 0;
+    ssize_t n = mq_receive(q, buf.data(), buf.size(), &prio);
+    if (n < 0) {
+      if (errno != EAGAIN) taking = ErrnoError("mq_receive(/%s)", name.c_str());
+      break;
+    }
+    out->push_back({prio, std::string(buf.data(), static_cast<size_t>(n))});
+  }
+  for (const auto& [prio, bytes] : *out)
+    if (mq_send(q, bytes.data(), bytes.size(), prio) < 0)
+      return ErrnoError("mq_send(/%s): putting back a message taken to read it", name.c_str());
+  return taking;
+}
+
 // The POSIX message queues of the calling thread's IPC namespace: an mqueue
 // file system (the instance of that namespace) mounted over /tmp in a
 // private mount namespace of the thread's own, which goes with the thread.
-Result<std::vector<std::string>> MessageQueues() {
+Status ReadPosixQueues(IpcNamespace* out) {
   if (unshare(CLONE_FS | CLONE_NEWNS) < 0) return ErrnoError("unshare(CLONE_FS | CLONE_NEWNS)");
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
     return ErrnoError("making the reader's mounts private");
   if (mount("mqueue", "/tmp", "mqueue", 0, nullptr) < 0) return ErrnoError("mount(mqueue)");
-  std::vector<std::string> out;
+  std::vector<std::string> names;
   if (DIR* d = opendir("/tmp")) {
     while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.') out.push_back(std::string("POSIX message queue /") + e->d_name);
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
     closedir(d);
   }
-  return out;
+  for (const std::string& name : names) {
+    std::string path = "/tmp/" + name;
+    // "QSIZE:N NOTIFY:N SIGNO:N NOTIFY_PID:N": a registration (mq_notify)
+    // belongs to a process and is not carried.
+    std::string info = TRY(ReadFileToString(path));
+    size_t at = info.find("NOTIFY_PID:");
+    if (at != std::string::npos && strtol(info.c_str() + at + 11, nullptr, 10) != 0) {
+      out->objects.push_back(
+          Format("POSIX message queue /%s (a process waits to be notified "
+                 "by it: mq_notify)",
+                 name.c_str()));
+      continue;
+    }
+    struct stat st {};
+    if (stat(path.c_str(), &st) < 0) return ErrnoError("stat(mqueue /%s)", name.c_str());
+    mqd_t q = mq_open(("/" + name).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (q < 0) return ErrnoError("mq_open(/%s)", name.c_str());
+    mq_attr a{};
+    PosixQueue p;
+    p.name = name;
+    p.mode = st.st_mode & 07777;
+    p.uid = st.st_uid;
+    p.gid = st.st_gid;
+    Status read = mq_getattr(q, &a) < 0 ? ErrnoError("mq_getattr(/%s)", name.c_str())
+                                        : TakeAndPutBack(q, name, a.mq_msgsize, &p.messages);
+    mq_close(q);
+    TRY(read);
+    if (p.messages.size() != static_cast<size_t>(a.mq_curmsgs))
+      return MakeError("POSIX message queue /%s held %ld message(s) and %zu were read",
+                       name.c_str(), a.mq_curmsgs, p.messages.size());
+    p.max_messages = a.mq_maxmsg;
+    p.message_size = a.mq_msgsize;
+    out->posix.push_back(std::move(p));
+  }
+  return Ok{};
 }
 
 }  // namespace
@@ -321,7 +378,7 @@ Result<IpcNamespace> ReadIpcNamespace(pid_t pid, uint64_t shm_limit) {
       if (auto v = ReadFileToString(std::string("/proc/sys/") + name); v.ok())
         out.sysctls[name] = Value(*v);
     // Last: it leaves this thread in a mount namespace of its own.
-    for (std::string& q : TRY(MessageQueues())) out.objects.push_back(std::move(q));
+    TRY(ReadPosixQueues(&out));
     return out;
   });
 }
@@ -329,6 +386,57 @@ Result<IpcNamespace> ReadIpcNamespace(pid_t pid, uint64_t shm_limit) {
 Status WriteSysvObjects(pid_t pid, const std::vector<SysvObject>& objects) {
   return InNamespace<Ok>(pid, "ipc", CLONE_NEWIPC, [&]() -> Result<Ok> {
     for (const SysvObject& o : objects) TRY(MakeSysvObject(o));
+    return Ok{};
+  });
+}
+
+Status WritePosixQueues(pid_t pid, const std::vector<PosixQueue>& queues) {
+  if (queues.empty()) return Ok{};
+  return InNamespace<Ok>(pid, "ipc", CLONE_NEWIPC, [&]() -> Result<Ok> {
+    // Without CAP_SYS_RESOURCE a new queue may be no larger than the
+    // namespace's limits allow now, and they may have been lowered since
+    // the queue was made: raised for the moment where they are short.
+    long need[3] = {0, 0, static_cast<long>(queues.size())};
+    for (const PosixQueue& q : queues) {
+      need[0] = std::max(need[0], q.max_messages);
+      need[1] = std::max(need[1], q.message_size);
+    }
+    const char* const kLimits[3] = {"/proc/sys/fs/mqueue/msg_max",
+                                    "/proc/sys/fs/mqueue/msgsize_max",
+                                    "/proc/sys/fs/mqueue/queues_max"};
+    std::vector<std::pair<std::string, std::string>> set_back;
+    Status made = [&]() -> Status {
+      for (int i = 0; i < 3; i++) {
+        std::string now = Value(TRY(ReadFileToString(kLimits[i])));
+        if (std::stol(now) >= need[i]) continue;
+        TRY(WriteKernelFile(kLimits[i], std::to_string(need[i])));
+        set_back.push_back({kLimits[i], now});
+      }
+      for (const PosixQueue& q : queues) {
+        mq_attr a{};
+        a.mq_maxmsg = q.max_messages;
+        a.mq_msgsize = q.message_size;
+        std::string name = "/" + q.name;
+        mqd_t fd = mq_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC,
+                           q.mode & 0777, &a);
+        if (fd < 0)
+          return ErrnoError("mq_open(%s, %ld messages of %ld bytes)", name.c_str(), q.max_messages,
+                            q.message_size);
+        ScopedFd held(fd);
+        // The mode as it was, not as criu-lite's umask leaves it.
+        if (fchmod(fd, q.mode) < 0 || fchown(fd, q.uid, q.gid) < 0)
+          return ErrnoError("setting the owner and mode of %s", name.c_str());
+        for (const auto& [prio, bytes] : q.messages)
+          if (mq_send(fd, bytes.data(), bytes.size(), prio) < 0)
+            return ErrnoError("mq_send(%s, %zu bytes)", name.c_str(), bytes.size());
+      }
+      return Ok{};
+    }();
+    for (const auto& [path, value] : set_back) {
+      Status s = WriteKernelFile(path, value);
+      if (made.ok() && !s.ok()) made = s;
+    }
+    TRY(made);
     return Ok{};
   });
 }

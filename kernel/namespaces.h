@@ -61,14 +61,32 @@ struct SysvObject {
   std::string shm_data;
 };
 
-// An IPC namespace: its System V objects (from /proc/sysvipc), what it
-// holds that is not carried, each as "KIND KEY/NAME" (POSIX message
-// queues, from an mqueue file system mounted for the moment in a mount
-// namespace of the reading thread's own; shared memory some process has
-// attached, or larger than SHM_LIMIT), and its sysctls (kernel/shmmax,
-// fs/mqueue/msg_max...: path under /proc/sys -> value).
+// A POSIX message queue: its name (without the leading '/'), owner, mode,
+// sizes, and its messages in the order they are received (highest priority
+// first, oldest first within a priority), which is the order they are sent
+// again in.
+struct PosixQueue {
+  std::string name;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  long max_messages = 0, message_size = 0;
+  std::vector<std::pair<unsigned, std::string>> messages;  // priority, bytes
+};
+
+// An IPC namespace: its System V objects (from /proc/sysvipc), its POSIX
+// message queues (from an mqueue file system mounted for the moment in a
+// mount namespace of the reading thread's own), what it holds that is not
+// carried, each as "KIND KEY/NAME (WHY)" (a queue some process waits to be
+// notified by; shared memory some process has attached, or larger than
+// SHM_LIMIT), and its sysctls (kernel/shmmax, fs/mqueue/msg_max...: path
+// under /proc/sys -> value).
+//
+// A POSIX queue cannot be read without taking its messages (there is no
+// MSG_COPY for it): with the tree frozen, each is emptied and at once
+// filled again in the same order, all of it on the reading thread, before
+// anything else is asked of the kernel.
 struct IpcNamespace {
   std::vector<SysvObject> sysv;
+  std::vector<PosixQueue> posix;
   std::vector<std::string> objects;
   std::map<std::string, std::string> sysctls;
 };
@@ -76,6 +94,10 @@ Result<IpcNamespace> ReadIpcNamespace(pid_t pid, uint64_t shm_limit);
 // Makes OBJECTS again in PID's IPC namespace with the same IDs (through
 // kernel/{msg,sem,shm}_next_id), contents, owners and modes.
 Status WriteSysvObjects(pid_t pid, const std::vector<SysvObject>& objects);
+// Makes QUEUES again in PID's IPC namespace, with their messages; limits
+// (fs/mqueue/msg_max, msgsize_max, queues_max) the namespace has now and a
+// queue exceeds are raised for the moment and set back.
+Status WritePosixQueues(pid_t pid, const std::vector<PosixQueue>& queues);
 // Writes SYSCTLS into PID's IPC namespace (each only where it differs).
 Status WriteIpcSysctls(pid_t pid, const std::map<std::string, std::string>& sysctls);
 

@@ -55,7 +55,11 @@ namespace {
 NetContents NetContentsOf(const img::NetNamespace& n, bool empty) {
   NetContents out;
   if (empty || n.links().empty()) {
-    out.links.push_back(NetLink{"lo", "loopback", n.lo_up() ? IFF_UP : 0u});
+    NetLink lo;
+    lo.name = "lo";
+    lo.kind = "loopback";
+    lo.flags = n.lo_up() ? static_cast<uint32_t>(IFF_UP) : 0;
+    out.links.push_back(std::move(lo));
     return out;
   }
   for (const img::NetLink& l : n.links())
@@ -861,9 +865,10 @@ class RestoreRun {
     // then take), but in a mount namespace restore makes: after its root
     // has made it, inside it.
     // So are they in an empty network namespace, once the caller has set it
-    // up (CRIU's setup-namespaces, its root in it).
+    // up (CRIU's setup-namespaces, its root in it), and message queues in
+    // the ipc namespace the root makes.
     bool empty_net = tree_.root->core.has_net() && EmptyNet();
-    bool inside = tree_.root->core.has_mnt() || empty_net;
+    bool inside = tree_.root->core.has_mnt() || empty_net || QueuesInside();
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
@@ -964,7 +969,8 @@ class RestoreRun {
 
   // The root makes its own namespaces (a file system made anew belongs to
   // the namespaces of the task that mounts it); criu-lite opens the files
-  // on a thread that has joined the root's network and mount namespaces.
+  // on a thread that has joined the root's network, mount and ipc
+  // namespaces.
   Status RootNamespaces() {
     const img::TaskCore& core = tree_.root->core;
     auto step = [&](Status s, const char* what) -> Status {
@@ -975,6 +981,12 @@ class RestoreRun {
     TRY(step(cgroups_->Move(root_pid_, core), "restoring cgroups"));
     TRY(step(RestoreNamespaces(*root_, core, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1),
              "restoring namespaces"));
+    if (core.has_ipc()) {
+      // Where its POSIX message queues are, for the fds opened on them.
+      std::string ipc = ProcTask(root_pid_).Path("ns/ipc");
+      ipc_ns_.reset(open(ipc.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!ipc_ns_.valid()) return ErrnoError("open(%s)", ipc.c_str());
+    }
     if (!core.has_mnt()) return Ok{};
     TRY(step(MakeMountNamespace(*root_, core.mnt(), opts_.root, opts_.ext_mounts),
              "making its mount namespace"));
@@ -985,10 +997,21 @@ class RestoreRun {
     return Ok{};
   }
 
+  // Whether a task has an fd of a message queue of the ipc namespace the
+  // root makes.
+  bool QueuesInside() const {
+    if (!tree_.root->core.has_ipc()) return false;
+    for (const img::Fds* fds : all_fds_)
+      for (const img::Fd& f : fds->fds())
+        if (f.has_mqueue()) return true;
+    return false;
+  }
+
   Status OpenFiles() {
     std::vector<std::pair<int, int>> inside;
     if (net_ns_.valid()) inside.push_back({net_ns_.get(), CLONE_NEWNET});
     if (mnt_ns_.valid()) inside.push_back({mnt_ns_.get(), CLONE_NEWNS});
+    if (ipc_ns_.valid()) inside.push_back({ipc_ns_.get(), CLONE_NEWIPC});
     auto open_all = [&]() -> Status {
       // Checked at load time where criu-lite sees the files as the tree does.
       if (mnt_ns_.valid())
@@ -1126,6 +1149,7 @@ class RestoreRun {
   // net here, or at dump).
   bool EmptyNet() const { return opts_.empty_net || tree_.root->core.net().empty(); }
   ScopedFd mnt_ns_;  // the root's mount namespace, made before its files are opened
+  ScopedFd ipc_ns_;  // the root's ipc namespace, if it made one
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
   // Last: destroyed first, killing every task not yet released.

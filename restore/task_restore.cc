@@ -276,6 +276,21 @@ Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupResto
       objects.push_back(std::move(o));
     }
     TRY(WriteSysvObjects(p.pid(), objects).Context("restoring the ipc namespace's objects"));
+    std::vector<PosixQueue> queues;
+    for (const img::PosixQueue& in : core.ipc().posix_queues()) {
+      PosixQueue q;
+      q.name = in.name();
+      q.mode = in.mode();
+      q.uid = in.uid();
+      q.gid = in.gid();
+      q.max_messages = in.max_messages();
+      q.message_size = in.message_size();
+      for (const img::PosixMessage& m : in.messages())
+        q.messages.push_back({m.priority(), m.data()});
+      queues.push_back(std::move(q));
+    }
+    TRY(WritePosixQueues(p.pid(), queues)
+            .Context("restoring the ipc namespace's POSIX message queues"));
   }
   if (!core.has_uts()) return Ok{};
   RemoteScratch& scratch = p.scratch();

@@ -657,3 +657,88 @@ int IpcObjects() {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- ipcmq ----------------------------------------------------------------------
+// An IPC namespace holding POSIX message queues: /crl (20 messages of at
+// most 64 bytes, another user's, mode 0640) with six messages of four
+// priorities, one of them holding NULs, made while fs/mqueue/msg_max was 20
+// and kept after it was lowered to 10 (restore has to raise it for the
+// moment); an empty /idle. The root holds /crl read-write and /idle
+// write-only and non-blocking; a child shares those descriptions. Each
+// checks its fds name the namespace's queues with their sizes and flags; the
+// root then reads the messages in the order the kernel gives them.
+namespace {
+
+const std::pair<unsigned, std::string> kQueued[] = {{1, "low-1"}, {5, "high-1"},
+                                                    {1, "low-2"}, {5, "high-2"},
+                                                    {0, "zero"},  {3, std::string("a\0b", 3)}};
+// Highest priority first, oldest first within one.
+const int kReceiveOrder[] = {1, 3, 5, 0, 2, 4};
+
+struct Queues {
+  int rw = -1, idle = -1;
+};
+
+bool QueuesAsMade(const Queues& q) {
+  mq_attr a{}, i{};
+  struct stat st {
+  }, named{};
+  int again = mq_open("/crl", O_RDONLY | O_CLOEXEC);
+  bool same = again >= 0 && fstat(q.rw, &st) == 0 && fstat(again, &named) == 0 &&
+              st.st_ino == named.st_ino && st.st_dev == named.st_dev;
+  if (again >= 0) close(again);
+  return same && mq_getattr(q.rw, &a) == 0 && a.mq_maxmsg == 20 && a.mq_msgsize == 64 &&
+         a.mq_curmsgs == 6 && a.mq_flags == 0 && (st.st_mode & 07777) == 0640 &&
+         st.st_uid == 65534 && st.st_gid == 65534 && mq_getattr(q.idle, &i) == 0 &&
+         i.mq_curmsgs == 0 && i.mq_flags == O_NONBLOCK &&
+         (fcntl(q.idle, F_GETFL) & O_ACCMODE) == O_WRONLY && Sysctl("fs/mqueue/msg_max") == "10";
+}
+
+bool MessagesInOrder(const Queues& q) {
+  char buf[64];
+  for (int k : kReceiveOrder) {
+    unsigned prio = 0;
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    ssize_t n = mq_timedreceive(q.rw, buf, sizeof buf, &prio, &now);
+    if (n < 0 || prio != kQueued[k].first ||
+        std::string(buf, static_cast<size_t>(n)) != kQueued[k].second)
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int IpcMessageQueues() {
+  if (unshare(CLONE_NEWIPC) < 0) return 2;
+  std::ofstream("/proc/sys/fs/mqueue/msg_max") << "20" << std::flush;
+  mq_attr a{};
+  a.mq_maxmsg = 20;
+  a.mq_msgsize = 64;
+  Queues q;
+  q.rw = mq_open("/crl", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
+  q.idle = mq_open("/idle", O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600, nullptr);
+  if (q.rw < 0 || q.idle < 0 || fchmod(q.rw, 0640) < 0 || fchown(q.rw, 65534, 65534) < 0) return 2;
+  for (const auto& [prio, text] : kQueued)
+    if (mq_send(q.rw, text.data(), text.size(), prio) < 0) return 2;
+  std::ofstream("/proc/sys/fs/mqueue/msg_max") << "10" << std::flush;
+  if (!QueuesAsMade(q)) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    InstallCheckHandler();
+    WaitForCheck();
+    _exit(QueuesAsMade(q) && IpcOf(getpid()) == IpcOf(getppid()) ? 0 : 1);
+  }
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  CheckChildren({kid});
+  EXPECT(QueuesAsMade(q), "the namespace's message queues or the fds on them changed");
+  EXPECT(MessagesInOrder(q), "the queued messages changed (or their order)");
+  Report();
+}
+
+}  // namespace wl

@@ -44,6 +44,8 @@
 //             its PID 1, host name, mounts and their kinds and flags
 //   ipcobjs   an IPC namespace holding System V message queues (with
 //             messages), a semaphore set and a shared memory segment
+//   ipcmq     an IPC namespace holding POSIX message queues (with
+//             messages of several priorities) and fds on them
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
 //             and exiting, in that cgroup: a fork bomb a walk cannot catch
 //   pipeline  producer | relay | consumer through pipes with data in flight
@@ -81,7 +83,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|netns-rule|netns-nft|guard-region|
+//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mqueue-unlinked|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|netns-rule|netns-nft|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|
@@ -155,6 +157,7 @@ const Scenario kScenarios[] = {
     {"pidns", [](const Args&) { return PidNs(); }},
     {"timens", [](const Args&) { return TimeNs(); }},
     {"ipcobjs", [](const Args&) { return IpcObjects(); }},
+    {"ipcmq", [](const Args&) { return IpcMessageQueues(); }},
     {"netns", [](const Args&) { return NetNs(); }},
     {"container", [](const Args&) { return Container(); }},
     {"dirtier",

@@ -160,9 +160,28 @@ int Refuse(const std::string& what) {
       at[0] = 'x';
       check = [] { EXPECT(at[0] == 'x', "the shared memory changed"); };
     } else {
-      if (mq_open("/crl", O_CREAT | O_RDWR, 0600, nullptr) < 0) return 2;
-      check = [] { EXPECT(mq_open("/crl", O_RDWR) >= 0, "the message queue is gone"); };
+      // A queue the workload waits to be notified by (the registration
+      // belongs to the process, and is not carried yet).
+      static int q = mq_open("/crl", O_CREAT | O_RDWR, 0600, nullptr);
+      sigevent ev{};
+      ev.sigev_notify = SIGEV_NONE;
+      if (q < 0 || mq_notify(q, &ev) < 0) return 2;
+      check = [] {
+        sigevent again{};
+        again.sigev_notify = SIGEV_NONE;
+        EXPECT(mq_notify(q, &again) < 0 && errno == EBUSY, "the registration is gone");
+      };
     }
+  } else if (what == "mqueue-unlinked") {
+    // An fd on a queue removed from its namespace: nothing could open it
+    // again by name.
+    if (unshare(CLONE_NEWIPC) < 0) return 2;
+    static int q = mq_open("/gone", O_CREAT | O_RDWR, 0600, nullptr);
+    if (q < 0 || mq_send(q, "x", 1, 0) < 0 || mq_unlink("/gone") < 0) return 2;
+    check = [] {
+      mq_attr a{};
+      EXPECT(mq_getattr(q, &a) == 0 && a.mq_curmsgs == 1, "the removed queue changed");
+    };
   } else if (what == "pidns-for-children") {
     // A PID namespace made for children the workload has not forked: the
     // first it forks would be the init of a namespace it is not in.

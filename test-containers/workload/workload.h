@@ -140,6 +140,7 @@ int CgroupNs(const std::string& dir);
 int PidNs();
 int TimeNs();
 int IpcObjects();
+int IpcMessageQueues();
 int NetNs();
 int Container();
 // Unshares a network namespace and brings its loopback up.

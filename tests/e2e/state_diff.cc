@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -307,9 +308,14 @@ class Recorder {
     for (int fd : Numbers(ListDir(Proc(pid, "fd")))) {
       std::string key = "fd." + std::to_string(fd);
       std::string target = Link(Proc(pid, "fd/" + std::to_string(fd)));
+      // A POSIX message queue is made anew too: its inode number is the
+      // kernel's choice.
+      struct statfs fs {};
+      bool mqueue = statfs(Proc(pid, "fd/" + std::to_string(fd)).c_str(), &fs) == 0 &&
+                    fs.f_type == 0x19800202;  // MQUEUE_MAGIC
       bool anonymous = target.empty() || target[0] != '/' ||
                        target.find(" (deleted)") != std::string::npos ||
-                       target.rfind("/memfd:", 0) == 0;
+                       target.rfind("/memfd:", 0) == 0 || mqueue;
       std::string info = ReadFile(Proc(pid, "fdinfo/" + std::to_string(fd)));
       std::string ino;
       for (const auto& line : Lines(info))
@@ -337,7 +343,9 @@ class Recorder {
         // A timerfd's time left and pending expirations move with the
         // clock: the workload checks them itself.
         if (line.rfind("it_value:", 0) == 0 || line.rfind("ticks:", 0) == 0) continue;
-        // Mount ids are per mount namespace: a key of their own.
+        // Mount ids are per mount namespace: a key of their own. A queue's
+        // is that of its ipc namespace's internal mount, made with it.
+        if (line.rfind("mnt_id:", 0) == 0 && mqueue) continue;
         if (line.rfind("mnt_id:", 0) == 0) {
           (*r)[key + ".mnt_id"] = line.substr(7);
           continue;

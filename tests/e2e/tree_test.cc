@@ -79,6 +79,23 @@ TEST(Tree, TimeNamespacesComeBackWithTheirOffsets) { DumpRestoreCheck("timens");
 // owners and modes: messages in order with their types, semaphore values,
 // shared memory bytes.
 TEST(Tree, IpcNamespaceObjectsComeBackWithWhatTheyHold) { DumpRestoreCheck("ipcobjs"); }
+// An IPC namespace's POSIX message queues made again with their sizes,
+// owners and modes, their messages in the order they are received, under
+// limits lowered since; the fds on them open the same queues with their
+// access modes and flags.
+TEST(Tree, PosixMessageQueuesComeBackWithTheirMessagesInOrder) { DumpRestoreCheck("ipcmq"); }
+// Reading a queue takes its messages; a dump that leaves the tree running
+// has put them back as they were.
+TEST(Tree, PosixMessageQueuesAreLeftAsTheyWereByADumpThatLeavesThemRunning) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "ipcmq");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
 // A network namespace the root made (loopback only) comes back, and the
 // tree's sockets are made in it: its listeners on 127.0.0.1:7777 and the
 // abstract name "crl-netns" take connections there, and the host cannot
