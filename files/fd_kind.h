@@ -239,8 +239,10 @@ const std::vector<const FdKind*>& FdKinds();
 Result<const FdKind*> KindOf(const img::Fd& f);
 
 // The session leader of the session whose controlling terminal pty P was
-// makes it its own again, and sets its foreground group (files/pty.cc).
-Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p);
+// makes it its own again, and sets its foreground group, FG_PGRP as the
+// leader names it (0: none) (files/pty.cc).
+Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p,
+                               pid_t fg_pgrp);
 
 // Saves the bytes of a deleted file once (ACCESS_PATH opens it:
 // /proc/PID/fd/N or /proc/PID/map_files/RANGE), up to LIMIT bytes of data

@@ -188,14 +188,15 @@ const FdKind& PtyKind() {
   return k;
 }
 
-Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p) {
+Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p,
+                               pid_t fg_pgrp) {
   std::string path = Format("/dev/pts/%d", p.index());
   RemoteFd fd = TRY(OpenRemote(rs, scratch, path, O_RDWR | O_NOCTTY));
   TRY(rs.Checked(Format("ioctl(%s, TIOCSCTTY)", path.c_str()).c_str(), SYS_ioctl, fd.get(),
                  TIOCSCTTY, 0));
-  if (p.fg_pgrp()) {
+  if (fg_pgrp) {
     RemoteScratch::Frame frame(scratch);
-    pid_t pgrp = p.fg_pgrp();
+    pid_t pgrp = fg_pgrp;
     RemotePtr at = TRY(scratch.Push(pgrp));
     TRY(rs.Checked(Format("ioctl(%s, TIOCSPGRP, %d)", path.c_str(), pgrp).c_str(), SYS_ioctl,
                    fd.get(), TIOCSPGRP, at));

@@ -399,6 +399,14 @@ class TreeBuilder {
     return nullptr;
   }
 
+  // The foreground group of TTY as its session's tasks name it (in a PID
+  // namespace restore made, not as criu-lite saw it at dump); 0: none.
+  pid_t ForegroundGroup(const img::PtyFd& tty) const {
+    for (const auto& [p, t] : tree_.tasks)
+      if (t->entry.pgid() == tty.fg_pgrp()) return SelfPgid(t->entry);
+    return tty.fg_pgrp();
+  }
+
   const Tree& tree_;
   const RestoreOptions& opts_;
   FileTable& files_;
@@ -482,7 +490,7 @@ Status TreeBuilder::FinishProcess(Puppet& p, const TaskImages& t) {
     TRY(step(RestoreSched(p, i, t.core.threads(i).sched()), "restoring scheduling"));
   if (t.entry.sid() == pid)
     if (const img::PtyFd* tty = ControllingPty(pid))
-      TRY(step(TakeControllingTerminal(p.rs(), p.scratch(), *tty),
+      TRY(step(TakeControllingTerminal(p.rs(), p.scratch(), *tty, ForegroundGroup(*tty)),
                "restoring the controlling terminal"));
   TRY(step(TakeTaskLocks(p, pid, t.fds), "restoring file locks"));
   TRY(step(RestoreSeccomp(p, t.core), "restoring seccomp"));

@@ -2,6 +2,7 @@
 // runtime made for it, checked from inside.
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -88,15 +89,33 @@ int Container() {
   size_t mounts = MountCount();
   struct stat data {};
   fstat(fd, &data);
+  // A pty of the container's devpts, its master here, its slave the
+  // controlling terminal of the child's session; and a message queue of
+  // the container's IPC namespace, seen in its /dev/mqueue.
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  int index = -1, unlock = 0;
+  if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &index) < 0)
+    return 2;
+  std::string slave = "/dev/pts/" + std::to_string(index);
+  int queue = mq_open("/jobs", O_RDWR | O_CREAT | O_CLOEXEC, 0600, nullptr);
+  if (queue < 0 || mq_send(queue, "job-1", 5, 2) < 0) return 2;
+  int sync[2];
+  if (pipe(sync) < 0) return 2;
   pid_t kid = fork();
   if (kid == 0) {
-    if (chdir("/tmp/work") < 0) _exit(2);
+    // Without O_NOCTTY: a session leader's first terminal becomes its own.
+    int tty = setsid() < 0 ? -1 : open(slave.c_str(), O_RDWR);
+    if (tty < 0 || chdir("/tmp/work") < 0 || write(sync[1], "k", 1) != 1) _exit(2);
     InstallCheckHandler();
     WaitForCheck();
-    char cwd[256] = {};
+    char cwd[256] = {}, line[16] = {};
     bool ok = getcwd(cwd, sizeof cwd) && strcmp(cwd, "/tmp/work") == 0 && getppid() == 1;
+    ok = ok && tcgetsid(tty) == getpid() && read(tty, line, sizeof line - 1) == 5 &&
+         strcmp(line, "ping\n") == 0;
     _exit(ok ? 0 : 1);
   }
+  char c;
+  if (read(sync[0], &c, 1) != 1) return 2;
   volatile bool stop = false;
   std::thread spinner([&] {
     while (!stop) usleep(1000);
@@ -126,6 +145,18 @@ int Container() {
   EXPECT(readlink("/proc/self", self, sizeof self - 1) > 0 && strcmp(self, "1") == 0,
          "/proc is not the container's: /proc/self is %s", self);
   CheckMounts(mounts);
+  int now_index = -1;
+  EXPECT(ioctl(master, TIOCGPTN, &now_index) == 0 && now_index == index, "the pty is %d, was %d",
+         now_index, index);
+  struct stat pts {};
+  EXPECT(stat(slave.c_str(), &pts) == 0, "%s is gone from the container's devpts", slave.c_str());
+  EXPECT(write(master, "ping\n", 5) == 5, "the pty's master takes no write");
+  char job[8192] = {};
+  unsigned prio = 0;
+  struct stat named {};
+  EXPECT(stat("/dev/mqueue/jobs", &named) == 0, "/dev/mqueue does not show the queue");
+  EXPECT(mq_receive(queue, job, sizeof job, &prio) == 5 && prio == 2 && strcmp(job, "job-1") == 0,
+         "the queue lost its message");
   int st;
   kill(kid, SIGUSR1);
   EXPECT(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
