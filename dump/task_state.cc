@@ -512,6 +512,13 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
       m->set_link(r.link);
       m->set_prefsrc(r.prefsrc);
     }
+    for (const NetNeighbour& e : ns.neighbours) {
+      img::NetNeighbour* m = n->add_neighbours();
+      m->set_link(e.link);
+      m->set_family(e.family);
+      m->set_dst(e.dst);
+      m->set_lladdr(e.lladdr);
+    }
   }
   if (uint64_t time = made_here("time")) {
     TimeOffsets off = TRY(ReadTimeOffsets(pid));

@@ -10,6 +10,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
+#include <netlink/route/neighbour.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
 #include <netlink/route/rule.h>
@@ -25,6 +26,7 @@
 #include <memory>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "kernel/namespaces.h"
@@ -208,6 +210,53 @@ void ReadRules(nl_sock* s, NetContents* out) {
   if (v4 > 3 || v6 > 2)
     out->not_carried.push_back(std::to_string(std::max(v4 - 3, 0) + std::max(v6 - 2, 0)) +
                                " policy routing rule(s) of its own");
+}
+
+void ReadNeighbours(nl_cache* links, nl_cache* neighbours, NetContents* out) {
+  for (nl_object* o = nl_cache_get_first(neighbours); o; o = nl_cache_get_next(o)) {
+    auto* n = reinterpret_cast<rtnl_neigh*>(o);
+    int family = rtnl_neigh_get_family(n);
+    // (A bridge's forwarding entries are AF_BRIDGE: bridges are refused.)
+    if (!(rtnl_neigh_get_state(n) & NUD_PERMANENT) || (family != AF_INET && family != AF_INET6))
+      continue;
+    NetNeighbour entry;
+    entry.link = NameOf(links, rtnl_neigh_get_ifindex(n));
+    entry.family = family;
+    entry.dst = Bytes(rtnl_neigh_get_dst(n));
+    entry.lladdr = Bytes(rtnl_neigh_get_lladdr(n));
+    out->neighbours.push_back(entry);
+  }
+}
+
+Status AddNeighbour(nl_sock* s, nl_cache* links, const NetNeighbour& n) {
+  std::unique_ptr<rtnl_neigh, void (*)(rtnl_neigh*)> neigh(rtnl_neigh_alloc(), rtnl_neigh_put);
+  int index = rtnl_link_name2i(links, n.link.c_str());
+  if (index <= 0)
+    return MakeError("no link %s for the neighbour %s", n.link.c_str(),
+                     Text(n.family, n.dst).c_str());
+  rtnl_neigh_set_ifindex(neigh.get(), index);
+  rtnl_neigh_set_family(neigh.get(), n.family);
+  Addr dst = Build(n.family, n.dst, n.dst.size() * 8);
+  rtnl_neigh_set_dst(neigh.get(), dst.get());
+  Addr ll(nl_addr_build(AF_LLC, n.lladdr.data(), n.lladdr.size()));
+  if (!n.lladdr.empty()) rtnl_neigh_set_lladdr(neigh.get(), ll.get());
+  rtnl_neigh_set_state(neigh.get(), NUD_PERMANENT);
+  if (int e = rtnl_neigh_add(s, neigh.get(), NLM_F_CREATE); e < 0)
+    return NlError(e, "adding the neighbour " + Text(n.family, n.dst) + " on " + n.link);
+  return Ok{};
+}
+
+// The tables of the legacy iptables (x_tables) PID's namespace has: made
+// the first time iptables-legacy touched them there, rules or none.
+void ReadLegacyTables(pid_t pid, NetContents* out) {
+  for (const char* family : {"ip", "ip6", "arp"}) {
+    auto names = ReadFileToString(Format("/proc/%d/net/%s_tables_names", pid, family));
+    if (!names.ok()) continue;  // the module is not loaded: no such tables
+    std::istringstream in(*names);
+    for (std::string name; in >> name;)
+      out->not_carried.push_back(
+          Format("the legacy %stables table %s (iptables-legacy)", family, name.c_str()));
+  }
 }
 
 Status SetUp(nl_sock* s, const std::string& name, int master) {
@@ -411,9 +460,12 @@ Result<NetContents> ReadNetContents(pid_t pid) {
     if (int e = rtnl_route_alloc_cache(s.get(), AF_UNSPEC, 0, &c); e < 0)
       return NlError(e, "listing routes");
     Cache routes(c);
+    if (int e = rtnl_neigh_alloc_cache(s.get(), &c); e < 0) return NlError(e, "listing neighbours");
+    Cache neighbours(c);
     ReadLinks(links.get(), &out);
     ReadAddresses(links.get(), addrs.get(), &out);
     ReadRoutes(links.get(), routes.get(), &out);
+    ReadNeighbours(links.get(), neighbours.get(), &out);
     ReadRules(s.get(), &out);
     // Its firewall (nftables, iptables-nft's too): not carried.
     if (auto tables = NftTables(); tables.ok())
@@ -421,6 +473,7 @@ Result<NetContents> ReadNetContents(pid_t pid) {
     out.sysctls = ReadSysctls();
     return Ok{};
   }));
+  ReadLegacyTables(pid, &out);
   // What a new namespace here has, to keep only what differs.
   std::map<std::string, std::string> fresh;
   Status made = MakeError("no answer from the thread reading a new network namespace");
@@ -507,6 +560,7 @@ Result<ScopedFd> MakeNetNamespace(const NetContents& contents,
         if (again.size() == left.size()) return last.error();
         left = again;
       }
+      for (const NetNeighbour& n : contents.neighbours) TRY(AddNeighbour(in.get(), links.get(), n));
       return ns;
     }();
   });

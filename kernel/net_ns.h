@@ -50,10 +50,19 @@ struct NetRoute {
   std::string gateway, link, prefsrc;
 };
 
+// A neighbour entry the namespace's user made permanent (ip neigh add ...
+// nud permanent); those the kernel learns come again by themselves.
+struct NetNeighbour {
+  std::string link;
+  int family = 0;
+  std::string dst, lladdr;  // their bytes
+};
+
 struct NetContents {
   std::vector<NetLink> links;
   std::vector<NetAddress> addresses;
   std::vector<NetRoute> routes;
+  std::vector<NetNeighbour> neighbours;
   // Its sysctls that differ from a new namespace's here (path under
   // /proc/sys/net -> value). A link's own (ipv4/conf/eth0/...) are those
   // that differ from what a new link gets (.../conf/default/...).

@@ -73,6 +73,8 @@ NetContents NetContentsOf(const img::NetNamespace& n, bool empty) {
     out.routes.push_back(NetRoute{r.family(), r.table(), r.protocol(), r.scope(), r.type(),
                                   r.priority(), r.dst(), r.dst_len(), r.gateway(), r.link(),
                                   r.prefsrc()});
+  for (const img::NetNeighbour& e : n.neighbours())
+    out.neighbours.push_back(NetNeighbour{e.link(), e.family(), e.dst(), e.lladdr()});
   return out;
 }
 

@@ -83,7 +83,7 @@
 //   ptimers   POSIX timers: signalling the process with a value, one thread,
 //             nobody (SIGEV_NONE), disarmed, with a gap in their IDs
 //   refuse    --what flock|posix-lock|ofd-lock|lease|scm-rights|shutdown|
-//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mqueue-unlinked|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|netns-rule|netns-nft|guard-region|
+//             clone-files|seccomp-notify|uts-joined|ipc-sysv|ipc-mqueue|mqueue-unlinked|mount-namespace|pidns-for-children|pidns-joined|timens-for-children|netns-rule|netns-nft|netns-iptables|guard-region|
 //             shared-twice|shared-split|droppable|epoll-closed-target|pidfd-outside|
 //             inotify-deleted|aio-in-flight|tcp-established|
 //             tcp-pending|tcp-then-owner-outside|packet|netlink-unread|mptcp-established|

@@ -198,6 +198,25 @@ int Refuse(const std::string& what) {
     if (!NewNetNamespaceWithLoopbackUp()) return 2;
     if (system("nft add table inet crl_test >/dev/null 2>&1") != 0) return 2;
     check = [] {};
+  } else if (what == "netns-iptables") {
+    // A network namespace with a table of the legacy iptables (x_tables):
+    // asking for the filter table's size makes it there, as
+    // iptables-legacy's first call does.
+    if (!NewNetNamespaceWithLoopbackUp()) return 2;
+    // linux/netfilter_ipv4/ip_tables.h's (its linux/if.h collides with
+    // net/if.h).
+    struct {
+      char name[32];
+      unsigned valid_hooks, hook_entry[5], underflow[5], num_entries, size;
+    } info{};
+    constexpr int kIptSoGetInfo = 64;  // IPT_SO_GET_INFO
+    int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    strcpy(info.name, "filter");
+    socklen_t len = sizeof info;
+    if (raw < 0 || getsockopt(raw, SOL_IP, kIptSoGetInfo, &info, &len) < 0)
+      WriteFile("unsupported",
+                "no legacy iptables (x_tables) here: " + std::string(strerror(errno)));
+    check = [] {};
   } else if (what == "netns-rule") {
     // A network namespace with a policy routing rule of its own (iproute2's
     // ip makes it): links, addresses and routes are carried, rules not.

@@ -178,6 +178,12 @@ class BridgedContainer : public Containers {
     ASSERT_GT(init_, 0) << ReadFile(dir_ / "err");
     ASSERT_EQ(Quiet(InNs(init_) + "ip addr add 10.98.7.7/32 dev lo"), 0);
     ASSERT_EQ(Quiet(InNs(init_) + "ip route add 10.97.0.0/16 via 10.98.0.1 metric 9"), 0);
+    ASSERT_EQ(Quiet(InNs(init_) +
+                    "ip neigh add 10.98.0.77 lladdr 02:00:00:00:00:77 dev eth0 nud permanent"),
+              0);
+    ASSERT_EQ(Quiet(InNs(init_) +
+                    "ip -6 neigh add fd00::77 lladdr 02:00:00:00:00:78 dev eth0 nud permanent"),
+              0);
     for (const auto& [path, value] : kSysctls)
       ASSERT_EQ(Quiet(InNs(init_) + "sh -c 'echo " + value + " >/proc/sys/net/" + path + "'"), 0)
           << path;
@@ -208,7 +214,9 @@ class BridgedContainer : public Containers {
       sysctls += path + " " + Output(InNs(pid) + "cat /proc/sys/net/" + path);
     return sysctls + Output(InNs(pid) + "ip -o link | sed 's/@if[0-9]*//; s/ qdisc.*link/ link/'") +
            Output(InNs(pid) + "ip -o addr | sed 's/\\\\.*//; s/ tentative//'") +
-           Output(InNs(pid) + "ip route") + Output(InNs(pid) + "ip -6 route");
+           Output(InNs(pid) + "ip route") + Output(InNs(pid) + "ip -6 route") +
+           Output(InNs(pid) + "ip -4 neigh show nud permanent") +
+           Output(InNs(pid) + "ip -6 neigh show nud permanent");
   }
   CmdResult Dump(const std::vector<std::string>& more = {}) {
     std::vector<std::string> args = {"dump",
@@ -263,7 +271,7 @@ class BridgedContainer : public Containers {
 
 // Dumped with --tcp-established (the veth goes with the container),
 // restored with --external veth[eth0]:crl-ct0@crl-ctbr: the same link,
-// addresses, routes and sysctls inside, the other end back in the bridge,
+// addresses, routes, permanent neighbours and sysctls inside, the other end back in the bridge,
 // and the client's connection answers as before.
 TEST_F(BridgedContainer, ComesBackOnTheBridgeAndKeepsItsClientOnTheHost) {
   std::string before = Network(init_);

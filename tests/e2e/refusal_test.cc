@@ -92,6 +92,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"timens-for-children", "made a time namespace for its children"},
         Case{"netns-rule", "network namespace holding 1 policy routing rule(s) of its own"},
         Case{"netns-nft", "network namespace holding the nftables table inet crl_test"},
+        Case{"netns-iptables", "the legacy iptables table filter (iptables-legacy)"},
         Case{"guard-region", "guard regions (MADV_GUARD_INSTALL)"},
         Case{"shared-twice", "map the same shared anonymous memory"},
         Case{"shared-split", "map the same shared anonymous memory"},
