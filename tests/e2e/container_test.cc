@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +114,37 @@ TEST_F(Containers, ContainerComesBackOnItsRootWithItsMounts) { ComesBack("contai
 // The same, read from /proc/PID/mountinfo, as on Debian's 6.1.
 TEST_F(Containers, MountinfoFallbackReadsTheSameTree) {
   ComesBack("container", {"--disable-kernel-feature", "statmount"});
+}
+
+// The root a runtime gives a container is often an overlayfs it mounted
+// (an image's layers below, the container's writes above): dumped from it
+// and restored with --root naming it again, the init's executable and
+// everything it maps come from the overlay, checked by size and time.
+TEST_F(Containers, AnOverlayRootTheRuntimeMountedComesBack) {
+  std::string merged = dir_ / "merged", upper = dir_ / "upper", work = dir_ / "work";
+  for (const std::string& d : {merged, upper, work}) ASSERT_EQ(mkdir(d.c_str(), 0755), 0) << d;
+  std::string options = "lowerdir=" + root_ + ",upperdir=" + upper + ",workdir=" + work;
+  if (mount("overlay", merged.c_str(), "overlay", 0, options.c_str()) < 0)
+    GTEST_SKIP() << "SKIPPED: no overlayfs here: " << strerror(errno);
+  struct Unmount {
+    std::string at;
+    ~Unmount() { umount2(at.c_str(), MNT_DETACH); }
+  } unmount{merged};
+  // A file of the container's own, only in the upper layer.
+  std::ofstream(merged + "/etc-written") << "by the runtime\n";
+  Container c = StartContainer(dir_, merged, "container");
+  killer_.pids.push_back(c.launcher);
+  ASSERT_GT(c.init, 0);
+  pid_t restored = DumpAndRestore(dir_, merged, c.init);
+  ASSERT_GT(restored, 0);
+  killer_.pids.push_back(restored);
+  // Its root is the overlay, as the original's was.
+  struct statfs fs {};
+  EXPECT_EQ(statfs(("/proc/" + std::to_string(restored) + "/root/").c_str(), &fs), 0);
+  EXPECT_EQ(fs.f_type, 0x794c7630)
+      << "the restored root is not an overlayfs";  // OVERLAYFS_SUPER_MAGIC
+  EXPECT_EQ(CheckWorkload(restored, dir_), "PASS");
+  EXPECT_EQ(ReadFile(upper + "/etc-written"), "by the runtime\n");
 }
 
 // The workloads of the earlier issues, each the init of a container.
