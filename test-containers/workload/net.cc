@@ -613,7 +613,8 @@ namespace wl {
 // test checks the host cannot reach the unix one), a UDP socket, and a
 // unix connection a child made to the listener, accepted. After restore
 // loopback is up, both listeners take new connections, and the accepted
-// connection passes bytes both ways.
+// connection passes bytes both ways, each end's peer credentials naming the
+// other's maker.
 bool LoopbackUp() {
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   ifreq req{};
@@ -666,7 +667,11 @@ int NetNs() {
     InstallCheckHandler();
     WaitForCheck();
     char b[4] = {};
+    ucred peer{};
+    socklen_t plen = sizeof peer;
     bool ok = write(c, "ping", 4) == 4 && read(c, b, 4) == 4 && memcmp(b, "pong", 4) == 0;
+    // The listener's maker: the root.
+    ok = ok && getsockopt(c, SOL_SOCKET, SO_PEERCRED, &peer, &plen) == 0 && peer.pid == getppid();
     _exit(ok && LoopbackUp() ? 0 : 1);
   }
   int conn = accept(ul, nullptr, nullptr);
@@ -675,6 +680,10 @@ int NetNs() {
   Ready();
   WaitForCheck();
   EXPECT(LoopbackUp(), "loopback is down");
+  ucred peer{};
+  socklen_t plen = sizeof peer;
+  EXPECT(getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &plen) == 0 && peer.pid == kid,
+         "the accepted connection's peer is PID %d, not the child %d", peer.pid, kid);
   int t = socket(AF_INET, SOCK_STREAM, 0);
   EXPECT(connect(t, reinterpret_cast<sockaddr*>(&tcp), sizeof tcp) == 0 &&
              accept(tl, nullptr, nullptr) >= 0,
