@@ -1,5 +1,6 @@
 // The tree's PID-namespace fields, as ValidateTree checks them before
-// restore makes any task.
+// restore makes any task; a task's mounts and message queues, as
+// ValidateCore does.
 #include "images/validate.h"
 
 #include <gtest/gtest.h>
@@ -125,6 +126,46 @@ TEST(ValidateMounts, RefusesARootThatIsNotFirstAndFilesOnNoTmpfs) {
   core = WithMounts();
   core.mutable_mnt()->mutable_mounts(1)->set_tmpfs_tar("x");
   EXPECT_FALSE(ValidateCore(core).ok());
+}
+
+// An IPC namespace's POSIX message queue as the dump records it.
+img::TaskCore WithQueue() {
+  img::TaskCore core;
+  core.add_threads();
+  img::PosixQueue* q = core.mutable_ipc()->add_posix_queues();
+  q->set_name("jobs");
+  q->set_mode(0640);
+  q->set_max_messages(2);
+  q->set_message_size(8);
+  img::PosixMessage* m = q->add_messages();
+  m->set_priority(5);
+  m->set_data(std::string("a\0b", 3));
+  return core;
+}
+
+TEST(ValidateIpc, AcceptsAQueueWithItsMessages) {
+  Status s = ValidateCore(WithQueue());
+  EXPECT_TRUE(s.ok()) << s.error().message;
+}
+
+TEST(ValidateIpc, RefusesAQueueTheKernelCouldNotHold) {
+  for (const char* name : {"", "a/b", ".", ".."}) {
+    img::TaskCore core = WithQueue();
+    core.mutable_ipc()->mutable_posix_queues(0)->set_name(name);
+    EXPECT_FALSE(ValidateCore(core).ok()) << "name '" << name << "'";
+  }
+  img::TaskCore core = WithQueue();
+  core.mutable_ipc()->mutable_posix_queues(0)->mutable_messages(0)->set_data("123456789");
+  EXPECT_FALSE(ValidateCore(core).ok()) << "a message over mq_msgsize";
+  core = WithQueue();
+  core.mutable_ipc()->mutable_posix_queues(0)->mutable_messages(0)->set_priority(32768);
+  EXPECT_FALSE(ValidateCore(core).ok()) << "a priority of MQ_PRIO_MAX";
+  core = WithQueue();
+  for (int i = 0; i < 2; i++) core.mutable_ipc()->mutable_posix_queues(0)->add_messages();
+  EXPECT_FALSE(ValidateCore(core).ok()) << "more messages than mq_maxmsg";
+  core = WithQueue();
+  core.mutable_ipc()->mutable_posix_queues(0)->set_max_messages(0);
+  EXPECT_FALSE(ValidateCore(core).ok()) << "mq_maxmsg 0";
 }
 
 }  // namespace
