@@ -87,14 +87,18 @@ if [ -d "$OUT/kernel/lib/modules/$KVER" ]; then
   # unix_diag because criu-lite asks UNIX_DIAG which sockets are pairs (a
   # running system loads it on demand); nf_tables (and what it needs) for
   # the network lock; bridge (and llc, stp under it) for a container's
-  # veth in a bridge. In load order:
+  # veth in a bridge; overlay for a container's overlayfs root; the legacy
+  # iptables' filter table (x_tables, ip_tables), which a network namespace
+  # may hold and dump must refuse. In load order:
   : >"$R/lib/modules/load-order"
   for m in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko \
            drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
            drivers/virtio/virtio_pci.ko net/core/failover.ko drivers/net/net_failover.ko \
            drivers/net/virtio_net.ko net/unix/unix_diag.ko drivers/net/veth.ko \
            net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko \
-           lib/libcrc32c.ko net/netfilter/nfnetlink.ko net/netfilter/nf_tables.ko; do
+           lib/libcrc32c.ko net/netfilter/nfnetlink.ko net/netfilter/nf_tables.ko \
+           fs/overlayfs/overlay.ko net/netfilter/x_tables.ko net/ipv4/netfilter/ip_tables.ko \
+           net/ipv4/netfilter/iptable_filter.ko; do
     f=$(find "$OUT/kernel/lib/modules/$KVER" -path "*/$m*" | head -1)
     if [ -n "$f" ]; then
       cp "$f" "$R/lib/modules/$KVER/kernel/"
