@@ -171,25 +171,23 @@ Status ReadPosixQueues(IpcNamespace* out) {
     size_t at = info.find("NOTIFY_PID:");
     if (at != std::string::npos && strtol(info.c_str() + at + 11, nullptr, 10) != 0) {
       out->objects.push_back(
-          Format("POSIX message queue /%s (a process waits to be notified "
-                 "by it: mq_notify)",
+          Format("POSIX message queue /%s (a process waits to be notified by it: mq_notify)",
                  name.c_str()));
       continue;
     }
-    struct stat st {};
-    if (stat(path.c_str(), &st) < 0) return ErrnoError("stat(mqueue /%s)", name.c_str());
     mqd_t q = mq_open(("/" + name).c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (q < 0) return ErrnoError("mq_open(/%s)", name.c_str());
+    ScopedFd held(q);
+    struct stat st {};
+    if (fstat(q, &st) < 0) return ErrnoError("fstat(mqueue /%s)", name.c_str());
     mq_attr a{};
     PosixQueue p;
     p.name = name;
     p.mode = st.st_mode & 07777;
     p.uid = st.st_uid;
     p.gid = st.st_gid;
-    Status read = mq_getattr(q, &a) < 0 ? ErrnoError("mq_getattr(/%s)", name.c_str())
-                                        : TakeAndPutBack(q, name, a.mq_msgsize, &p.messages);
-    mq_close(q);
-    TRY(read);
+    if (mq_getattr(q, &a) < 0) return ErrnoError("mq_getattr(/%s)", name.c_str());
+    TRY(TakeAndPutBack(q, name, a.mq_msgsize, &p.messages));
     if (p.messages.size() != static_cast<size_t>(a.mq_curmsgs))
       return MakeError("POSIX message queue /%s held %ld message(s) and %zu were read",
                        name.c_str(), a.mq_curmsgs, p.messages.size());
