@@ -39,14 +39,37 @@ void AddRun(std::vector<PageRun>* runs, uint64_t start, uint64_t end) {
     runs->push_back({start, end});
 }
 
-// Without swap devices, a "swapped" entry is no page of data (a marker or
-// an entry in migration), and counting it would invent pages.
-bool SwapEnabled() {
-  static bool on = [] {
-    auto swaps = ReadFileToString("/proc/swaps");
-    return swaps.ok() && std::count(swaps->begin(), swaps->end(), '\n') > 1;
-  }();
-  return on;
+// A "swapped" pagemap entry is data even without a swap device: a page
+// being migrated (compaction, khugepaged) has a migration entry for as long
+// as its copy takes, a large folio's 512 pages at once, and is read back
+// whole. Left out, those pages were restored as zeros (seen on 6.1). A PTE
+// marker is not data: uffd-wp's on the pages of a file mapping it protects
+// (criu-lite's own tracking puts them there), a guard region's, a poisoned
+// page's. Markers are the last swap type, whatever else the kernel has; the
+// type is only shown to CAP_SYS_ADMIN, and unknown, the entry counts.
+constexpr uint64_t kSwapTypeMask = (1 << 5) - 1;  // MAX_SWAPFILES_SHIFT
+constexpr uint64_t kSwapPteMarker = kSwapTypeMask;
+
+bool SwappedEntryHoldsData(uint64_t e) { return (e & kSwapTypeMask) != kSwapPteMarker; }
+
+Result<std::vector<PageRun>> ScanWithPagemapFile(int fd, uint64_t start, uint64_t end,
+                                                 bool shared_anon) {
+  std::vector<PageRun> runs;
+  std::vector<uint64_t> entries(4096);
+  for (uint64_t pos = start; pos < end;) {
+    size_t n = std::min<uint64_t>((end - pos) / kPageSize, entries.size());
+    ssize_t got = pread(fd, entries.data(), n * 8, (pos / kPageSize) * 8);
+    if (got != static_cast<ssize_t>(n * 8)) return ErrnoError("pread(pagemap, 0x%lx)", pos);
+    for (size_t i = 0; i < n; i++) {
+      uint64_t e = entries[i];
+      bool present = e & (1ull << 63), swapped = e & (1ull << 62), file = e & (1ull << 61);
+      bool keep = (present || (swapped && SwappedEntryHoldsData(e))) && (shared_anon || !file);
+      uint64_t a = pos + i * kPageSize;
+      if (keep) AddRun(&runs, a, a + kPageSize);
+    }
+    pos += n * kPageSize;
+  }
+  return runs;
 }
 
 Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_t end,
@@ -61,7 +84,7 @@ Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_
     arg.end = end;
     arg.vec = reinterpret_cast<uint64_t>(vec.data());
     arg.vec_len = vec.size();
-    arg.category_anyof_mask = PAGE_IS_PRESENT | (SwapEnabled() ? PAGE_IS_SWAPPED : 0);
+    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
     if (!shared_anon) {
       // Only anonymous pages: not page-cache pages of a private file mapping,
       // not the shared zero page.
@@ -71,29 +94,17 @@ Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_
     arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
     long n = ioctl(fd, PAGEMAP_SCAN, &arg);
     if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, 0x%lx-0x%lx)", pos, end);
-    for (long i = 0; i < n; i++) AddRun(&runs, vec[i].start, vec[i].end);
+    for (long i = 0; i < n; i++) {
+      if (vec[i].categories & PAGE_IS_PRESENT) {
+        AddRun(&runs, vec[i].start, vec[i].end);
+        continue;
+      }
+      // Swapped: PAGEMAP_SCAN does not tell a marker from a page.
+      for (const PageRun& r : TRY(ScanWithPagemapFile(fd, vec[i].start, vec[i].end, shared_anon)))
+        AddRun(&runs, r.start, r.end);
+    }
     if (arg.walk_end <= pos) break;
     pos = arg.walk_end;
-  }
-  return runs;
-}
-
-Result<std::vector<PageRun>> ScanWithPagemapFile(int fd, uint64_t start, uint64_t end,
-                                                 bool shared_anon) {
-  std::vector<PageRun> runs;
-  std::vector<uint64_t> entries(4096);
-  for (uint64_t pos = start; pos < end;) {
-    size_t n = std::min<uint64_t>((end - pos) / kPageSize, entries.size());
-    ssize_t got = pread(fd, entries.data(), n * 8, (pos / kPageSize) * 8);
-    if (got != static_cast<ssize_t>(n * 8)) return ErrnoError("pread(pagemap, 0x%lx)", pos);
-    for (size_t i = 0; i < n; i++) {
-      uint64_t e = entries[i];
-      bool present = e & (1ull << 63), swapped = e & (1ull << 62), file = e & (1ull << 61);
-      bool keep = (present || (swapped && SwapEnabled())) && (shared_anon || !file);
-      uint64_t a = pos + i * kPageSize;
-      if (keep) AddRun(&runs, a, a + kPageSize);
-    }
-    pos += n * kPageSize;
   }
   return runs;
 }

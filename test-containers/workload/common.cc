@@ -31,7 +31,19 @@ void WriteFile(const std::string& name, const std::string& text) {
   _exit(ok ? 0 : 1);
 }
 
-void OnCheck(int) { g_check = 1; }
+// A signal sent to the process is taken by any thread that does not block
+// it. One that comes while the main thread is between its test of g_check
+// and sigsuspend() (where a ptrace detach restarts the call: right after a
+// dump that leaves the tree running) goes to another thread, and the main
+// thread would wait for ever (seen: the container's spinner thread took it).
+// Another thread passes it on to the main thread, which has it pending then.
+void OnCheck(int) {
+  int saved = errno;
+  g_check = 1;
+  pid_t self = static_cast<pid_t>(syscall(SYS_gettid)), main = getpid();
+  if (self != main) syscall(SYS_tgkill, main, main, SIGUSR1);
+  errno = saved;
+}
 
 // Asks each child to check itself (SIGUSR1) and waits for it to exit 0.
 void CheckChildren(const std::vector<pid_t>& kids) {
