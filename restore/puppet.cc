@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 
@@ -76,25 +77,40 @@ Result<pid_t> CloneWithPid(const NewPid& pids, bool sibling, const PuppetPipes& 
 }
 
 // Before clone3 (5.5): make the kernel's next PID ours by writing the one
-// before it to ns_last_pid. Racy against other forks, hence the check.
+// before it to ns_last_pid. Another process that forks in between takes it
+// (the flock only keeps out other restores). Such a racer is most often
+// short-lived: while it holds the PID, wait for it (a while), then write
+// and fork again. A PID in use before the first try is refused at once.
 Result<pid_t> ForkWithNsLastPid(pid_t pid, const PuppetPipes& pp) {
+  auto in_use = [pid] { return !(kill(pid, 0) < 0 && errno == ESRCH); };
   ScopedFd fd(open("/proc/sys/kernel/ns_last_pid", O_RDWR | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(/proc/sys/kernel/ns_last_pid)");
   if (flock(fd.get(), LOCK_EX) < 0) return ErrnoError("flock(ns_last_pid)");
-  std::string s = std::to_string(pid - 1);
-  if (pwrite(fd.get(), s.data(), s.size(), 0) != static_cast<ssize_t>(s.size()))
-    return ErrnoError("write(ns_last_pid, %d)", pid - 1);
-  pid_t child = fork();
-  if (child < 0) return ErrnoError("fork");
-  if (child == 0) PuppetMain(pp);
-  if (child != pid) {
+  if (in_use()) return CodedError(ErrorCode::kPidInUse, "PID %d is already in use", pid);
+  constexpr int kTries = 20;
+  constexpr auto kWaitForRacer = std::chrono::seconds(2);
+  pid_t got = -1;
+  for (int attempt = 1; attempt <= kTries; attempt++) {
+    std::string s = std::to_string(pid - 1);
+    if (pwrite(fd.get(), s.data(), s.size(), 0) != static_cast<ssize_t>(s.size()))
+      return ErrnoError("write(ns_last_pid, %d)", pid - 1);
+    pid_t child = fork();
+    if (child < 0) return ErrnoError("fork");
+    if (child == 0) PuppetMain(pp);
+    if (child == pid) return child;
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
-    return CodedError(ErrorCode::kPidInUse,
-                      "PID %d is already in use (or was taken by another process first; got %d)",
-                      pid, child);
+    got = child;
+    LOG_DEBUG("PID %d was taken by another fork (got %d): try %d of %d", pid, child, attempt,
+              kTries);
+    auto until = std::chrono::steady_clock::now() + kWaitForRacer;
+    while (in_use() && std::chrono::steady_clock::now() < until) usleep(5000);
+    if (in_use()) break;
   }
-  return child;
+  return CodedError(ErrorCode::kPidInUse,
+                    "PID %d was taken by another process while restore made it (got %d), and "
+                    "it still holds it",
+                    pid, got);
 }
 
 }  // namespace
