@@ -36,12 +36,17 @@ void WriteFile(const std::string& name, const std::string& text) {
 // and sigsuspend() (where a ptrace detach restarts the call: right after a
 // dump that leaves the tree running) goes to another thread, and the main
 // thread would wait for ever (seen: the container's spinner thread took it).
-// Another thread passes it on to the main thread, which has it pending then.
+// Another thread passes it on to the thread that installed the handler,
+// which has it pending then. That thread itself makes no system call here
+// (seccomp's strict mode allows none but read, write, exit and sigreturn).
+thread_local bool t_waits_for_check = false;
+pid_t g_check_tgid = 0, g_check_waiter = 0;
+
 void OnCheck(int) {
-  int saved = errno;
   g_check = 1;
-  pid_t self = static_cast<pid_t>(syscall(SYS_gettid)), main = getpid();
-  if (self != main) syscall(SYS_tgkill, main, main, SIGUSR1);
+  if (t_waits_for_check || g_check_waiter <= 0) return;
+  int saved = errno;
+  syscall(SYS_tgkill, g_check_tgid, g_check_waiter, SIGUSR1);
   errno = saved;
 }
 
@@ -55,6 +60,9 @@ void CheckChildren(const std::vector<pid_t>& kids) {
 }
 
 void InstallCheckHandler() {
+  t_waits_for_check = true;
+  g_check_tgid = getpid();
+  g_check_waiter = static_cast<pid_t>(syscall(SYS_gettid));
   struct sigaction sa {};
   sa.sa_handler = OnCheck;
   sigaction(SIGUSR1, &sa, nullptr);  // no SA_RESTART: interrupt sleeps
