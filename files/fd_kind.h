@@ -23,6 +23,7 @@
 #include "base/result.h"
 #include "base/scoped_fd.h"
 #include "images/criu_lite.pb.h"
+#include "kernel/as_task.h"
 
 namespace crl {
 
@@ -183,6 +184,19 @@ class OpenFiles {
     auto it = live_pids_.find(image);
     return it == live_pids_.end() ? image : it->second;
   }
+  // Where the files are opened once the root exists (inside namespaces it
+  // made), its PID is taken: what it made as a unix socket's maker of
+  // record is made by it again. STAMPER runs a call as task IMAGE (its PID
+  // at dump) with the credentials given.
+  using Stamper = std::function<Result<std::array<int, 2>>(const TaskCreds&, const StampingCall&)>;
+  void SetStamper(pid_t image, Stamper s) {
+    stamper_pid_ = image;
+    stamper_ = std::move(s);
+  }
+  // The stamper for task IMAGE, or nullptr.
+  const Stamper* StamperFor(pid_t image) const {
+    return stamper_ && image == stamper_pid_ ? &stamper_ : nullptr;
+  }
 
  private:
   const img::Shared& shared_;
@@ -192,6 +206,8 @@ class OpenFiles {
   std::vector<ScopedFd> held_;
   std::vector<int> repairing_;
   std::map<pid_t, pid_t> live_pids_;
+  pid_t stamper_pid_ = 0;
+  Stamper stamper_;
 };
 
 class FdKind {

@@ -254,29 +254,33 @@ Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si, UnixTree& t) {
   return Ok{};
 }
 
-// OP (WHAT) made as the task CRED names, so that the socket records it
-// (criu-lite itself for a socket no one connected or listened on). A PID
-// another process has here (the task that made the socket had ended before
-// the dump) is replaced by a new one, and said.
-Result<std::array<int, 2>> MadeAs(const img::PeerCred& cred, const char* what,
-                                  const std::function<int(std::array<int, 2>&)>& op) {
+// CALL made as the task CRED names, so that the socket records it
+// (criu-lite itself for a socket no one connected or listened on): by that
+// task itself where it exists already (FILES' stamper), else by a child of
+// that PID. A PID another process has here (the task that made the socket
+// had ended before the dump) is replaced by a new one, and said.
+Result<std::array<int, 2>> MadeAs(const img::PeerCred& cred, const StampingCall& call,
+                                  const OpenFiles& files) {
+  auto here = [&call](std::array<int, 2>& out) { return call.Run(out); };
   if (cred.pid() == 0) {
     std::array<int, 2> out{-1, -1};
-    if (op(out) < 0) return ErrnoError("%s", what);
+    if (here(out) < 0) return ErrnoError("%s", call.what());
     return out;
   }
   TaskCreds tc{cred.pid_not_kept() ? 0 : cred.pid(),
                cred.uid(),
                cred.gid(),
                {cred.groups().begin(), cred.groups().end()}};
-  auto made = AsTask(tc, what, op);
+  if (tc.pid)
+    if (const OpenFiles::Stamper* by = files.StamperFor(tc.pid)) return (*by)(tc, call);
+  auto made = AsTask(tc, call.what(), here);
   if (made.ok() || !made.error().Is(ErrorCode::kPidInUse)) return made;
   LOG_WARN(
       "%s: PID %d, which made the socket (SO_PEERCRED), is another process's here: made "
       "as a new PID with its credentials",
-      what, cred.pid());
+      call.what(), cred.pid());
   tc.pid = 0;
-  return AsTask(tc, what, op);
+  return AsTask(tc, call.what(), here);
 }
 
 // Binds SOCK to U's name: the file the dumped socket left behind replaced,
@@ -308,14 +312,11 @@ Status BindName(int sock, const img::UnixSocketFd& u) {
 
 // The socket U describes, on its own: bound, listening (as the task that
 // listened), or connected by name.
-Result<ScopedFd> OpenOnItsOwn(const img::UnixSocketFd& u) {
+Result<ScopedFd> OpenOnItsOwn(const img::UnixSocketFd& u, const OpenFiles& files) {
   ScopedFd sock(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return ErrnoError("socket(AF_UNIX)");
   TRY(BindName(sock.get(), u));
-  int fd = sock.get(), backlog = u.backlog();
-  if (u.listening())
-    TRY(MadeAs(u.cred(), "listen()",
-               [fd, backlog](std::array<int, 2>&) { return listen(fd, backlog); }));
+  if (u.listening()) TRY(MadeAs(u.cred(), StampingCall::Listen(sock.get(), u.backlog()), files));
   if (!u.peer_name().empty()) {
     auto [addr, len] = TRY(UnixAddr(u.peer_name()));
     if (connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), len) < 0)
@@ -327,14 +328,13 @@ Result<ScopedFd> OpenOnItsOwn(const img::UnixSocketFd& u) {
 // CLIENT connected to LISTENER (a listening socket criu-lite made) as
 // CONNECTOR; with ACCEPT, the server's end accepted, else (a connection that
 // waits to be accepted) none.
-Result<ScopedFd> ConnectTo(int listener, int client, const img::PeerCred& connector, bool accept) {
+Result<ScopedFd> ConnectTo(int listener, int client, const img::PeerCred& connector, bool accept,
+                           const OpenFiles& files) {
   sockaddr_un addr{};
   socklen_t len = sizeof addr;
   if (getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) < 0)
     return ErrnoError("getsockname(listener)");
-  TRY(MadeAs(connector, "connect()", [&](std::array<int, 2>&) {
-    return connect(client, reinterpret_cast<sockaddr*>(&addr), len);
-  }));
+  TRY(MadeAs(connector, StampingCall::Connect(client, addr, len), files));
   if (!accept) return ScopedFd();
   // connect() has queued the connection: accept() does not wait.
   ScopedFd server(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
@@ -446,17 +446,14 @@ Status MakePair(const FdKind* kind, const img::Fd& f, OpenFiles& files) {
   const img::UnixSocketFd& u = f.unix_socket();
   std::map<uint64_t, ScopedFd> ends;
   if (!u.listener_ino()) {
-    int type = u.type();
-    auto sv = TRY(MadeAs(u.cred(), "socketpair()", [type](std::array<int, 2>& out) {
-      return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, out.data());
-    }));
+    auto sv = TRY(MadeAs(u.cred(), StampingCall::Socketpair(u.type()), files));
     ends[f.ino()] = ScopedFd(sv[0]);
     ends[u.peer_ino()] = ScopedFd(sv[1]);
   } else {
     int listener = TRY(Listener(kind, files, u.listener_ino()));
     ScopedFd client(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
     if (!client.valid()) return ErrnoError("socket(AF_UNIX)");
-    ScopedFd server = TRY(ConnectTo(listener, client.get(), u.connector(), true));
+    ScopedFd server = TRY(ConnectTo(listener, client.get(), u.connector(), true, files));
     ends[u.accepted() ? u.peer_ino() : f.ino()] = std::move(client);
     ends[u.accepted() ? f.ino() : u.peer_ino()] = std::move(server);
   }
@@ -478,7 +475,7 @@ Result<ScopedFd> OpenConnection(const FdKind* kind, const img::Fd& f, OpenFiles&
     ScopedFd client(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
     if (!client.valid()) return ErrnoError("socket(AF_UNIX)");
     TRY(BindName(client.get(), u));
-    TRY(ConnectTo(listener, client.get(), u.connector(), false));
+    TRY(ConnectTo(listener, client.get(), u.connector(), false, files));
     return client;
   }
   ScopedFd mine, peer;
@@ -486,12 +483,9 @@ Result<ScopedFd> OpenConnection(const FdKind* kind, const img::Fd& f, OpenFiles&
     int listener = TRY(Listener(kind, files, u.listener_ino()));
     peer = ScopedFd(socket(AF_UNIX, u.type() | SOCK_CLOEXEC, 0));
     if (!peer.valid()) return ErrnoError("socket(AF_UNIX)");
-    mine = TRY(ConnectTo(listener, peer.get(), u.connector(), true));
+    mine = TRY(ConnectTo(listener, peer.get(), u.connector(), true, files));
   } else {
-    int type = u.type();
-    auto sv = TRY(MadeAs(u.cred(), "socketpair()", [type](std::array<int, 2>& out) {
-      return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, out.data());
-    }));
+    auto sv = TRY(MadeAs(u.cred(), StampingCall::Socketpair(u.type()), files));
     mine = ScopedFd(sv[0]);
     peer = ScopedFd(sv[1]);
   }
@@ -570,7 +564,7 @@ class UnixSocket : public FdKind {
       else if (u.pending_index() || u.peer_gone())
         mine = {files.Hold(TRY(OpenConnection(this, f, files).Context(what)))};
       else
-        mine = {files.Hold(TRY(OpenOnItsOwn(u).Context(what)))};
+        mine = {files.Hold(TRY(OpenOnItsOwn(u, files).Context(what)))};
     }
     ScopedFd fd(fcntl(files.Object(this, f.ino())[0], F_DUPFD_CLOEXEC, 3));
     if (!fd.valid()) return ErrnoError("dup(socket)");

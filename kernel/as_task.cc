@@ -30,6 +30,55 @@ namespace {
 
 }  // namespace
 
+StampingCall StampingCall::Listen(int fd, int backlog) {
+  StampingCall c;
+  c.kind = kListen;
+  c.fd = fd;
+  c.backlog = backlog;
+  return c;
+}
+
+StampingCall StampingCall::Connect(int fd, const sockaddr_un& addr, socklen_t len) {
+  StampingCall c;
+  c.kind = kConnect;
+  c.fd = fd;
+  c.addr = addr;
+  c.addr_len = len;
+  return c;
+}
+
+StampingCall StampingCall::Socketpair(int type) {
+  StampingCall c;
+  c.kind = kSocketpair;
+  c.type = type;
+  return c;
+}
+
+const char* StampingCall::what() const {
+  switch (kind) {
+    case kListen:
+      return "listen()";
+    case kConnect:
+      return "connect()";
+    case kSocketpair:
+      return "socketpair()";
+  }
+  return "?";
+}
+
+int StampingCall::Run(std::array<int, 2>& out) const {
+  switch (kind) {
+    case kListen:
+      return listen(fd, backlog);
+    case kConnect:
+      return connect(fd, reinterpret_cast<const sockaddr*>(&addr), addr_len);
+    case kSocketpair:
+      return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, out.data());
+  }
+  errno = EINVAL;
+  return -1;
+}
+
 Result<std::array<int, 2>> AsTask(const TaskCreds& creds, const char* what,
                                   const std::function<int(std::array<int, 2>& out)>& op) {
   void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

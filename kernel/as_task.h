@@ -7,7 +7,9 @@
 // criu-lite's.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <array>
 #include <cstdint>
@@ -22,6 +24,26 @@ struct TaskCreds {
   pid_t pid = 0;  // 0: any PID
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;
+};
+
+// One of those calls, as data: run in the child AsTask makes, or by a task
+// of the tree in remote syscalls where that task exists already.
+struct StampingCall {
+  enum Kind { kListen, kConnect, kSocketpair };
+  Kind kind = kSocketpair;
+  int fd = -1;         // kListen, kConnect: criu-lite's socket
+  int backlog = 0;     // kListen
+  sockaddr_un addr{};  // kConnect
+  socklen_t addr_len = 0;
+  int type = 0;  // kSocketpair: SOCK_STREAM, ... (made close-on-exec)
+
+  static StampingCall Listen(int fd, int backlog);
+  static StampingCall Connect(int fd, const sockaddr_un& addr, socklen_t len);
+  static StampingCall Socketpair(int type);
+  // "listen()", "connect()", "socketpair()".
+  const char* what() const;
+  // The call here: 0, or -1 with errno set; a socketpair's ends in OUT.
+  int Run(std::array<int, 2>& out) const;
 };
 
 // Runs OP in such a child with CREDS; OP returns 0, or -1 with errno set,

@@ -19,6 +19,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "base/scoped_fd.h"
 #include "kernel/proc_parsers.h"
@@ -63,9 +64,21 @@ Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn) {
   return InNamespacesFd({{ns_fd, flag}}, fn);
 }
 
+Status CallerThread::Run(const std::function<Status()>& work) {
+  std::unique_lock lock(mu_);
+  work_ = &work;
+  result_.reset();
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return result_.has_value(); });
+  Status out = std::move(*result_);
+  result_.reset();
+  return out;
+}
+
 Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
-                      const std::function<Status()>& fn) {
+                      const std::function<Status(CallerThread&)>& fn) {
   Status out = MakeError("no answer from the thread in the namespace");
+  CallerThread caller;
   std::thread t([&] {
     out = [&]() -> Status {
       for (const auto& [fd, flag] : namespaces) {
@@ -74,11 +87,33 @@ Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
         if (flag == CLONE_NEWNS && unshare(CLONE_FS) < 0) return ErrnoError("unshare(CLONE_FS)");
         if (setns(fd, flag) < 0) return ErrnoError("setns(%d)", flag);
       }
-      return fn();
+      return fn(caller);
     }();
+    std::lock_guard lock(caller.mu_);
+    caller.finished_ = true;
+    caller.cv_.notify_all();
   });
+  // Meanwhile, what the thread hands this one.
+  {
+    std::unique_lock lock(caller.mu_);
+    for (;;) {
+      caller.cv_.wait(lock, [&] { return caller.work_ || caller.finished_; });
+      if (!caller.work_) break;
+      const std::function<Status()>* work = std::exchange(caller.work_, nullptr);
+      lock.unlock();
+      Status done = (*work)();
+      lock.lock();
+      caller.result_ = std::move(done);
+      caller.cv_.notify_all();
+    }
+  }
   t.join();
   return out;
+}
+
+Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
+                      const std::function<Status()>& fn) {
+  return InNamespacesFd(namespaces, [&fn](CallerThread&) { return fn(); });
 }
 
 Result<size_t> PidNamespaceLevels(pid_t pid) {

@@ -5,9 +5,12 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,26 @@ Status InNamespaceFd(int ns_fd, int flag, const std::function<Status()>& fn);
 // The same with several: (fd, flag) each.
 Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
                       const std::function<Status()>& fn);
+
+// The thread that called InNamespacesFd, waiting for FN: what only it may do
+// (ptrace requests come from the thread that attached) FN hands it here.
+class CallerThread {
+ public:
+  // Runs WORK on the calling thread, and waits for it.
+  Status Run(const std::function<Status()>& work);
+
+ private:
+  friend Status InNamespacesFd(const std::vector<std::pair<int, int>>&,
+                               const std::function<Status(CallerThread&)>&);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<Status()>* work_ = nullptr;
+  std::optional<Status> result_;
+  bool finished_ = false;
+};
+// The same, FN given the caller's thread.
+Status InNamespacesFd(const std::vector<std::pair<int, int>>& namespaces,
+                      const std::function<Status(CallerThread&)>& fn);
 
 // How many PID namespaces PID is in, as criu-lite sees it: its NSpid
 // fields, criu-lite's own level and those above it included. criu-lite's

@@ -11,6 +11,8 @@
 
 #include "base/log.h"
 #include "kernel/proc_parsers.h"
+#include "kernel/ptrace_task.h"
+#include "kernel/task_fd.h"
 
 namespace crl {
 namespace {
@@ -110,6 +112,58 @@ Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds
   if (c.no_new_privs())
     TRY(rs.Checked("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
   return Ok{};
+}
+
+Result<std::array<int, 2>> StampAs(Puppet& p, const TaskCreds& c, const StampingCall& call) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  // The puppet's credentials until RestoreCreds are criu-lite's.
+  int n = getgroups(0, nullptr);
+  std::vector<gid_t> own(n > 0 ? n : 0);
+  if (n > 0 && getgroups(n, own.data()) != n) return ErrnoError("getgroups");
+  std::vector<gid_t> want(c.groups.begin(), c.groups.end());
+  RemotePtr own_at =
+      own.empty() ? RemotePtr(0) : TRY(p.scratch().PushArray(own.data(), own.size()));
+  RemotePtr want_at =
+      want.empty() ? RemotePtr(0) : TRY(p.scratch().PushArray(want.data(), want.size()));
+  RemoteFd lent;
+  if (call.kind != StampingCall::kSocketpair) {
+    FdGiver giver = TRY(FdGiver::Open(rs, scm));
+    lent = TRY(giver.Give(call.fd, call.what()));
+  }
+  RemotePtr arg;
+  if (call.kind == StampingCall::kConnect)
+    arg = TRY(p.scratch().Push(&call.addr, sizeof call.addr));
+  if (call.kind == StampingCall::kSocketpair) arg = TRY(p.scratch().Reserve(2 * sizeof(int)));
+  std::string what = Format("%s as PID %d (uid %u)", call.what(), p.pid(), c.uid);
+  // Groups first (CAP_SETGID), the uid last: back, the uid first.
+  Result<int64_t> done = [&]() -> Result<int64_t> {
+    TRY(rs.Checked("setgroups", SYS_setgroups, want.size(), want_at));
+    TRY(rs.Checked("setresgid", SYS_setresgid, -1, c.gid, -1));
+    TRY(rs.Checked("setresuid", SYS_setresuid, -1, c.uid, -1));
+    switch (call.kind) {
+      case StampingCall::kListen:
+        return rs.Checked(what.c_str(), SYS_listen, lent.get(), call.backlog);
+      case StampingCall::kConnect:
+        return rs.Checked(what.c_str(), SYS_connect, lent.get(), arg, call.addr_len);
+      case StampingCall::kSocketpair:
+        return rs.Checked(what.c_str(), SYS_socketpair, AF_UNIX, call.type | SOCK_CLOEXEC, 0, arg);
+    }
+    return MakeError("%s: no such call", what.c_str());
+  }();
+  TRY(rs.Checked("setresuid (back)", SYS_setresuid, -1, geteuid(), -1));
+  TRY(rs.Checked("setresgid (back)", SYS_setresgid, -1, getegid(), -1));
+  TRY(rs.Checked("setgroups (back)", SYS_setgroups, own.size(), own_at));
+  TRY(done);
+  std::array<int, 2> out{-1, -1};
+  if (call.kind != StampingCall::kSocketpair) return out;
+  int fds[2];
+  TRY(ReadRemote(p.pid(), arg, fds, sizeof fds));
+  ScopedFd a = TRY(TakeMadeFd(rs, scm, p.pid(), fds[0], "socketpair()"));
+  ScopedFd b = TRY(TakeMadeFd(rs, scm, p.pid(), fds[1], "socketpair()"));
+  out = {a.release(), b.release()};
+  return out;
 }
 
 }  // namespace crl

@@ -5,9 +5,13 @@
 // ones left (see creds_restore.cc).
 #pragma once
 
+#include <array>
+
 #include "base/result.h"
 #include "images/criu_lite.pb.h"
+#include "kernel/as_task.h"
 #include "kernel/remote_syscalls.h"
+#include "restore/puppet.h"
 
 namespace crl {
 
@@ -16,5 +20,12 @@ namespace crl {
 Status ValidateCreds(pid_t tid, const img::Creds& c);
 
 Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds& c);
+
+// CALL made by the puppet itself, with C's effective uid, gid and groups
+// for the moment, so that what it makes records it (a unix socket its
+// maker, SO_PEERCRED): for a task that exists while the files are opened.
+// The puppet has criu-lite's credentials again after, whatever happened.
+// A socketpair's ends come back as criu-lite's fds.
+Result<std::array<int, 2>> StampAs(Puppet& p, const TaskCreds& c, const StampingCall& call);
 
 }  // namespace crl

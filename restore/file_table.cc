@@ -130,9 +130,11 @@ Status FileTable::Add(const img::Fd& f) {
 
 Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
                                     const img::Shared& shared,
-                                    const std::map<std::string, int>& inherit) {
+                                    const std::map<std::string, int>& inherit,
+                                    std::pair<pid_t, OpenFiles::Stamper> stamper) {
   FileTable t(shared);
   t.inherit_ = inherit;
+  if (stamper.second) t.files_.SetStamper(stamper.first, std::move(stamper.second));
   for (const auto& [key, fd] : inherit) {
     bool used = false;
     for (const img::Fds* fds : all)

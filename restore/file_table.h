@@ -27,9 +27,12 @@ bool InheritKeyMatches(const std::string& key, const img::Fd& f);
 class FileTable {
  public:
   // INHERIT: --inherit-fd's keys and criu-lite's fds for them.
+  // STAMPER: where a task of the tree exists already, what it made (a unix
+  // socket's maker of record) it makes again (OpenFiles::SetStamper).
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
                                   const img::Shared& shared,
-                                  const std::map<std::string, int>& inherit = {});
+                                  const std::map<std::string, int>& inherit = {},
+                                  std::pair<pid_t, OpenFiles::Stamper> stamper = {});
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;

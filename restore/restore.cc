@@ -1022,16 +1022,33 @@ class RestoreRun {
     if (net_ns_.valid()) inside.push_back({net_ns_.get(), CLONE_NEWNET});
     if (mnt_ns_.valid()) inside.push_back({mnt_ns_.get(), CLONE_NEWNS});
     if (ipc_ns_.valid()) inside.push_back({ipc_ns_.get(), CLONE_NEWIPC});
-    auto open_all = [&]() -> Status {
+    auto open_all = [&](CallerThread* caller) -> Status {
       // Checked at load time where criu-lite sees the files as the tree does.
       if (mnt_ns_.valid())
         for (const auto& [p, t] : tree_.tasks)
           if (!t->entry.zombie()) TRY(CheckTaskFiles(*t, opts_, false));
-      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds)
-                             .Context("opening the tree's files")));
+      // Opened once the root exists: what the root made, it makes again
+      // (its PID is taken), by remote syscalls from the thread that traces
+      // it.
+      std::pair<pid_t, OpenFiles::Stamper> stamper;
+      if (caller && root_)
+        stamper = {inv_.root_pid(),
+                   [this, caller](const TaskCreds& c,
+                                  const StampingCall& call) -> Result<std::array<int, 2>> {
+                     Result<std::array<int, 2>> made = MakeError("%s: not made", call.what());
+                     TRY(caller->Run([&]() -> Status {
+                       made = StampAs(*root_, c, call);
+                       return Ok{};
+                     }));
+                     return made;
+                   }};
+      files_.emplace(
+          TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds, std::move(stamper))
+                  .Context("opening the tree's files")));
       return Ok{};
     };
-    return inside.empty() ? open_all() : InNamespacesFd(inside, open_all);
+    if (inside.empty()) return open_all(nullptr);
+    return InNamespacesFd(inside, [&](CallerThread& caller) { return open_all(&caller); });
   }
 
   // The tree's TCP connections, locked on this host before they are made

@@ -118,6 +118,31 @@ TEST(Tree, NetworkNamespaceComesBackWithItsSocketsInIt) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// The same tree dumped with --empty-ns net: restore makes the namespace
+// empty, the caller's setup-namespaces script brings loopback up, and the
+// tree's sockets are made in it once the root exists. The listener the root
+// made is made by the root again (its PID is taken by then): the child's
+// connection names it as its peer (SO_PEERCRED), the accepted end the child,
+// and nothing is "made as a new PID".
+TEST(Tree, AnEmptyNetworkNamespaceGetsTheSocketsWithTheirMakers) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "netns");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--empty-ns",
+                             "net", "-v", "-o", dir / "dump.log"},
+                            {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  std::ofstream(dir / "setup.sh") << "#!/bin/sh\n"
+                                  << "[ \"$CRTOOLS_SCRIPT_ACTION\" = setup-namespaces ] || exit 0\n"
+                                  << "nsenter -t $CRTOOLS_INIT_PID -n ip link set lo up\n";
+  chmod((dir / "setup.sh").c_str(), 0755);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log",
+                             "--empty-ns", "net", "--action-script", dir / "setup.sh"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  std::string log = ReadFile(dir / "restore.log");
+  EXPECT_EQ(log.find("made as a new PID"), std::string::npos) << log;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // The init of a PID namespace, as `unshare -pf` or a container runtime
 // makes it: restored as the init of a new one, every task with its PIDs
 // there (a nested namespace's too), and a new host PID for the init, which
