@@ -20,6 +20,7 @@
 #include "dump/aio_dump.h"
 #include "images/file_id.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/uapi.h"
@@ -225,6 +226,33 @@ Status DescribeFileVma(pid_t pid, const VmaInfo& v, img::Vma* out) {
   return Ok{};
 }
 
+// An attachment of System V shared memory (maps shows its ID as the inode).
+// The segment is carried with the IPC namespace the tree made, contents and
+// all; one of the host's is not the tree's. An attachment is made again
+// whole from the segment's start: a piece must start there, or go on from
+// the piece before it (an attachment split by mprotect).
+Status DescribeSysvAttachment(pid_t pid, const VmaInfo& v, const img::MmState* mm, img::Vma* out) {
+  std::string what = Format("PID %d maps System V shared memory (shmid %lu, key 0x%.8s) at 0x%lx",
+                            pid, v.inode, v.path.c_str() + 5, v.start);
+  if (NamespaceId(pid, "ipc") == NamespaceId(getpid(), "ipc"))
+    return MakeError(
+        "%s, of criu-lite's own IPC namespace: it outlives the tree there, and is carried only "
+        "in an IPC namespace of the tree's",
+        what.c_str());
+  out->set_kind(img::Vma::SYSV_SHM);
+  out->set_shmid(static_cast<int32_t>(v.inode));
+  if (v.offset == 0) return Ok{};
+  int n = mm->vmas_size();
+  const img::Vma* before = n ? &mm->vmas(n - 1) : nullptr;
+  if (before && before->kind() == img::Vma::SYSV_SHM && before->shmid() == out->shmid() &&
+      before->end() == v.start && before->pgoff() + (before->end() - before->start()) == v.offset)
+    return Ok{};
+  return MakeError(
+      "%s from its byte %lu: a part of an attachment (the rest unmapped) is not "
+      "carried yet",
+      what.c_str(), v.offset);
+}
+
 }  // namespace
 
 Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* mm) {
@@ -268,11 +296,11 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
       out.set_kind(img::Vma::VVAR_VCLOCK);
     } else if (v.shared && (p.rfind("/dev/zero", 0) == 0 || p.rfind("/SYSV", 0) == 0 ||
                             p.rfind("[anon_shmem", 0) == 0)) {
-      if (p.rfind("/SYSV", 0) == 0)
-        return MakeError(
-            "PID %d maps System V shared memory (shmid %lu, key 0x%.8s) at 0x%lx: it is carried "
-            "with its IPC namespace, which criu-lite does not carry yet",
-            pid, v.inode, p.c_str() + 5, v.start);
+      if (p.rfind("/SYSV", 0) == 0) {
+        TRY(DescribeSysvAttachment(pid, v, mm, &out));
+        *mm->add_vmas() = std::move(out);
+        continue;
+      }
       out.set_kind(img::Vma::ANON_SHARED);
       out.set_shmem_ino(v.inode);
     } else if (p.empty() || p == "[heap]" || p == "[stack]" || p.rfind("[anon:", 0) == 0) {
@@ -308,7 +336,8 @@ Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t e
 
 void MarkInherited(const img::MmState& parent, img::MmState* child, bool shared_only) {
   for (img::Vma& v : *child->mutable_vmas()) {
-    if (shared_only && v.kind() != img::Vma::ANON_SHARED) continue;
+    if (shared_only && v.kind() != img::Vma::ANON_SHARED && v.kind() != img::Vma::SYSV_SHM)
+      continue;
     for (const img::Vma& p : parent.vmas()) {
       if (p.start() != v.start() || p.end() != v.end() || p.kind() != v.kind()) continue;
       bool same = false;
@@ -318,6 +347,9 @@ void MarkInherited(const img::MmState& parent, img::MmState* child, bool shared_
           break;
         case img::Vma::ANON_SHARED:
           same = p.shmem_ino() == v.shmem_ino();
+          break;
+        case img::Vma::SYSV_SHM:
+          same = p.shmid() == v.shmid() && p.pgoff() == v.pgoff();
           break;
         case img::Vma::FILE_PRIVATE:
         case img::Vma::FILE_SHARED:

@@ -417,6 +417,8 @@ static Status CollectIpcNamespace(pid_t pid, uint64_t ipc, uint64_t shm_limit,
           pid, o.id);
     out->set_shm_size(o.shm_size);
     out->set_shm_data(o.shm_data);
+    out->set_shm_destroyed(o.shm_destroyed);
+    out->set_shm_locked(o.shm_locked);
   }
   for (const PosixQueue& q : ns.posix) {
     img::PosixQueue* out = i->add_posix_queues();

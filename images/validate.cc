@@ -91,6 +91,8 @@ Status ValidateMm(const img::MmState& mm) {
       return MakeError("mapping 0x%lx has offset 0x%lx", v.start(), v.pgoff());
     if (!img::Vma::Kind_IsValid(v.kind()))
       return MakeError("mapping 0x%lx has kind %d", v.start(), v.kind());
+    if (v.kind() == img::Vma::SYSV_SHM && v.shmid() < 0)
+      return MakeError("mapping 0x%lx attaches System V shared memory %d", v.start(), v.shmid());
     prev_end = v.end();
   }
   return Ok{};

@@ -301,20 +301,21 @@ Result<SysvObject> ReadSemSet(int id) {
   return o;
 }
 
-// A segment no process has attached, up to LIMIT bytes; else what it is,
-// in NOT_CARRIED.
+// A segment with its contents: one no process has attached up to LIMIT
+// bytes (--ghost-limit), one the tree has attached (its memory) up to
+// kMaxAttachedShm; else what it is, in NOT_CARRIED.
+constexpr uint64_t kMaxAttachedShm = 1ull << 30;
+
 Result<std::optional<SysvObject>> ReadShm(int id, uint64_t limit,
                                           std::vector<std::string>* not_carried) {
   shmid_ds ds{};
   if (shmctl(id, IPC_STAT, &ds) < 0) return ErrnoError("shmctl(%d, IPC_STAT)", id);
   std::string what = Format("System V shared memory key %d id %d", ds.shm_perm.__key, id);
-  if (ds.shm_nattch > 0) {
-    not_carried->push_back(what + " (attached by a process)");
-    return std::optional<SysvObject>();
-  }
-  if (ds.shm_segsz > limit) {
-    not_carried->push_back(Format("%s (%lu bytes, over the ghost limit)", what.c_str(),
-                                  static_cast<unsigned long>(ds.shm_segsz)));
+  uint64_t max = ds.shm_nattch > 0 ? kMaxAttachedShm : limit;
+  if (ds.shm_segsz > max) {
+    not_carried->push_back(Format("%s (%lu bytes, over %s)", what.c_str(),
+                                  static_cast<unsigned long>(ds.shm_segsz),
+                                  ds.shm_nattch > 0 ? "1 GiB" : "the ghost limit"));
     return std::optional<SysvObject>();
   }
   SysvObject o;
@@ -322,6 +323,8 @@ Result<std::optional<SysvObject>> ReadShm(int id, uint64_t limit,
   o.id = id;
   SetPerm(ds.shm_perm, &o);
   o.shm_size = ds.shm_segsz;
+  o.shm_destroyed = ds.shm_perm.mode & SHM_DEST;
+  o.shm_locked = ds.shm_perm.mode & SHM_LOCKED;
   void* at = shmat(id, nullptr, SHM_RDONLY);
   if (at == reinterpret_cast<void*>(-1)) return ErrnoError("shmat(%d)", id);
   o.shm_data.assign(static_cast<const char*>(at), ds.shm_segsz);
@@ -386,8 +389,17 @@ Status MakeSysvObject(const SysvObject& o) {
   } else {
     void* at = shmat(id, nullptr, 0);
     if (at == reinterpret_cast<void*>(-1)) return ErrnoError("shmat(%d)", id);
-    memcpy(at, o.shm_data.data(), std::min<size_t>(o.shm_data.size(), o.shm_size));
+    // Pages of zeros are left as holes: a segment mostly unused stays so.
+    size_t n = std::min<size_t>(o.shm_data.size(), o.shm_size);
+    static const char kZeros[4096] = {};
+    for (size_t off = 0; off < n; off += sizeof kZeros) {
+      size_t len = std::min(sizeof kZeros, n - off);
+      if (memcmp(o.shm_data.data() + off, kZeros, len) != 0)
+        memcpy(static_cast<char*>(at) + off, o.shm_data.data() + off, len);
+    }
     shmdt(at);
+    if (o.shm_locked && shmctl(id, SHM_LOCK, nullptr) < 0)
+      return ErrnoError("shmctl(%d, SHM_LOCK)", id);
     if (shmctl(id, IPC_STAT, &hds) < 0) return ErrnoError("shmctl(%d, IPC_STAT)", id);
     perm = &hds.shm_perm;
   }

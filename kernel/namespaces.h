@@ -82,6 +82,8 @@ struct SysvObject {
   std::vector<uint16_t> sem_values;
   uint64_t shm_size = 0;
   std::string shm_data;
+  bool shm_destroyed = false;  // IPC_RMID while attached (SHM_DEST)
+  bool shm_locked = false;     // SHM_LOCK (SHM_LOCKED)
 };
 
 // A POSIX message queue: its name (without the leading '/'), owner, mode,

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -190,6 +191,29 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   return Ok{};
 }
 
+namespace {
+
+// Attaches V's segment at V's start, as it was attached (read-only unless it
+// could be made writable, executable if it is), and unmaps what lies past
+// END, where the task had unmapped its tail.
+Status AttachSysv(Puppet& p, const img::Vma& v, uint64_t end) {
+  RemoteSyscalls& rs = p.rs();
+  RemoteScratch::Frame frame(p.scratch());
+  int flags = (v.may_write() ? 0 : SHM_RDONLY) | ((v.prot() & PROT_EXEC) ? SHM_EXEC : 0);
+  std::string what = Format("shmat(%d at 0x%lx)", v.shmid(), v.start());
+  int64_t at = TRY(rs.Checked(what.c_str(), SYS_shmat, v.shmid(), v.start(), flags));
+  if (static_cast<uint64_t>(at) != v.start())
+    return MakeError("%s attached it at 0x%lx", what.c_str(), static_cast<uint64_t>(at));
+  RemotePtr ds = TRY(p.scratch().Reserve(sizeof(shmid_ds)));
+  TRY(rs.Checked("shmctl(IPC_STAT)", SYS_shmctl, v.shmid(), IPC_STAT, ds));
+  shmid_ds got = TRY(ReadRemote(p.pid(), ds.As<shmid_ds>()));
+  uint64_t whole = v.start() + ((got.shm_segsz + kPageSize - 1) & ~(kPageSize - 1));
+  if (end < whole) TRY(rs.Checked("munmap(the attachment's tail)", SYS_munmap, end, whole - end));
+  return Ok{};
+}
+
+}  // namespace
+
 Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
                const std::function<Result<int>(const img::Vma&)>& file_of) {
   RemoteSyscalls& rs = p.rs();
@@ -224,9 +248,25 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
     }
     return open_files.emplace(key, std::move(fd)).first->second.get();
   };
+  // Each System V attachment's end: its first piece and those that go on
+  // from it (an attachment mprotect split) are attached at once.
+  std::map<uint64_t, uint64_t> sysv_end;  // start of a first piece -> end
+  for (auto it = mm.vmas().begin(); it != mm.vmas().end(); ++it) {
+    if (it->kind() != img::Vma::SYSV_SHM) continue;
+    if (it->pgoff() == 0)
+      sysv_end[it->start()] = it->end();
+    else if (!sysv_end.empty() && std::prev(sysv_end.end())->second == it->start())
+      std::prev(sysv_end.end())->second = it->end();
+    else
+      return MakeError("System V shared memory at 0x%lx goes on from no attachment", it->start());
+  }
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
     uint64_t len = v.end() - v.start();
+    if (v.kind() == img::Vma::SYSV_SHM && !v.inherited()) {
+      if (v.pgoff() == 0) TRY(AttachSysv(p, v, sysv_end[v.start()]));
+      continue;
+    }
     if (v.inherited()) {
       // Already there from the parent; its pages may need writing.
       if (WritableWhileBuilt(v, with_pages))
@@ -449,7 +489,7 @@ Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_p
       TRY(rs.Checked("madvise(DONTNEED)", SYS_madvise, v.start(), kPageSize, MADV_DONTNEED));
     }
     if ((WritableWhileBuilt(v, with_pages) && v.prot() != (PROT_READ | PROT_WRITE)) ||
-        v.inherited())
+        v.inherited() || v.kind() == img::Vma::SYSV_SHM)
       TRY(rs.Checked(Format("mprotect(0x%lx)", v.start()).c_str(), SYS_mprotect, v.start(), len,
                      v.prot()));
     for (const auto& [code, advice] : kAdvice)

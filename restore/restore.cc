@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -364,6 +365,7 @@ class TreeBuilder {
   // ROOT is in its cgroups and namespaces already (RootNamespaces).
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
+    TRY(RemoveDestroyedSegments());
     TRY(SetProcessGroups());
     for (Zombie& z : zombies_) TRY(ExitZombie(z));
     // No task forks from here on (a fork would wait for the lazy-pages
@@ -393,6 +395,19 @@ class TreeBuilder {
   Status SetProcessGroups();
   Status MakeLeaderlessGroup(Puppet& member, const TaskImages& t);
   Status StartLazyPages();
+  // System V segments removed while attached (IPC_RMID) are removed again
+  // once every task has attached them: gone with the last detach, as they
+  // were.
+  Status RemoveDestroyedSegments() {
+    for (auto& [t, p] : puppets_) {
+      if (!t->core.has_ipc()) continue;
+      for (const img::SysvObject& o : t->core.ipc().objects())
+        if (o.kind() == img::SysvObject::SHM && o.shm_destroyed())
+          TRY(p->rs().Checked(Format("shmctl(%d, IPC_RMID)", o.id()).c_str(), SYS_shmctl, o.id(),
+                              IPC_RMID, 0));
+    }
+    return Ok{};
+  }
   // The pty of the tree that session SID had as its controlling terminal.
   const img::PtyFd* ControllingPty(pid_t sid) const {
     for (const auto& [p, t] : tree_.tasks)

@@ -273,6 +273,7 @@ Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupResto
       for (uint32_t v : in.sem_values()) o.sem_values.push_back(static_cast<uint16_t>(v));
       o.shm_size = in.shm_size();
       o.shm_data = in.shm_data();
+      o.shm_locked = in.shm_locked();
       objects.push_back(std::move(o));
     }
     TRY(WriteSysvObjects(p.pid(), objects).Context("restoring the ipc namespace's objects"));

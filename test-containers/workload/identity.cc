@@ -742,3 +742,133 @@ int IpcMessageQueues() {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- ipcshm ---------------------------------------------------------------------
+// System V shared memory attached in an IPC namespace of the workload's own:
+//   A  key 0x5ea1, 5 pages, attached by the root and inherited by its child
+//      over fork (a byte one writes the other reads), as are D and E;
+//   B  3 pages attached by the root (the child detached it) and removed
+//      (IPC_RMID): it exists (key 0, SHM_DEST) until the root detaches it,
+//      then is gone;
+//   C  2 pages the child attached read-only (it cannot be made writable);
+//   D  4 pages whose second page the root made read-only (three pieces);
+//   E  4 pages whose last page the root unmapped.
+// Each holds its pattern; every segment's attach count is what it was.
+namespace {
+
+struct Shm {
+  int id = -1;
+  uint64_t* at = nullptr;
+  size_t pages = 0;
+};
+
+Shm MakeShm(key_t key, size_t pages, uint64_t seed) {
+  Shm s;
+  s.pages = pages;
+  s.id = shmget(key, pages * 4096, IPC_CREAT | 0600);
+  if (s.id < 0) return s;
+  void* at = shmat(s.id, nullptr, 0);
+  if (at == reinterpret_cast<void*>(-1)) return s;
+  s.at = static_cast<uint64_t*>(at);
+  for (size_t i = 0; i < pages * 512; i++) s.at[i] = Mix(seed + i);
+  return s;
+}
+
+bool Holds(const uint64_t* at, size_t pages, uint64_t seed) {
+  for (size_t i = 0; i < pages * 512; i++)
+    if (at[i] != Mix(seed + i)) return false;
+  return true;
+}
+
+long Attaches(int id) {
+  shmid_ds ds{};
+  return shmctl(id, IPC_STAT, &ds) == 0 ? static_cast<long>(ds.shm_nattch) : -1;
+}
+
+// The permissions /proc/self/maps shows for the mapping holding ADDR, or "".
+std::string PermsAt(const void* addr) {
+  std::string maps;
+  if (FILE* f = fopen("/proc/self/maps", "re")) {
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) maps.append(buf, n);
+    fclose(f);
+  }
+  auto a = reinterpret_cast<uintptr_t>(addr);
+  size_t pos = 0;
+  while (pos < maps.size()) {
+    size_t eol = maps.find('\n', pos);
+    std::string line = maps.substr(pos, eol - pos);
+    pos = eol == std::string::npos ? maps.size() : eol + 1;
+    uintptr_t s = 0, e = 0;
+    char perms[8] = {};
+    if (sscanf(line.c_str(), "%lx-%lx %7s", &s, &e, perms) == 3 && s <= a && a < e) return perms;
+  }
+  return "";
+}
+
+}  // namespace
+
+int IpcShm() {
+  if (unshare(CLONE_NEWIPC) < 0) return 2;
+  Shm a = MakeShm(0x5ea1, 5, 100), b = MakeShm(IPC_PRIVATE, 3, 200),
+      c = MakeShm(IPC_PRIVATE, 2, 300), d = MakeShm(IPC_PRIVATE, 4, 400),
+      e = MakeShm(IPC_PRIVATE, 4, 500);
+  for (const Shm* s : {&a, &b, &c, &d, &e})
+    if (!s->at) return 2;
+  shmdt(c.at);  // the child's, read-only
+  if (shmctl(b.id, IPC_RMID, nullptr) < 0) return 2;
+  auto* d1 = reinterpret_cast<char*>(d.at) + 4096;
+  if (mprotect(d1, 4096, PROT_READ) < 0) return 2;
+  if (munmap(reinterpret_cast<char*>(e.at) + 3 * 4096, 4096) < 0) return 2;
+  int sync[2];
+  if (pipe(sync) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) {
+    shmdt(b.at);  // inherited: B is the root's alone
+    auto* ro = static_cast<uint64_t*>(shmat(c.id, nullptr, SHM_RDONLY));
+    if (ro == reinterpret_cast<void*>(-1) || write(sync[1], "k", 1) != 1) _exit(2);
+    InstallCheckHandler();
+    WaitForCheck();
+    bool ok = Holds(ro, 2, 300) && mprotect(ro, 4096, PROT_READ | PROT_WRITE) < 0 &&
+              errno == EACCES && PermsAt(ro) == "r--s";
+    // The root wrote into A after the restore, before it signalled.
+    ok = ok && a.at[0] == 0xabcdef;
+    for (size_t i = 1; ok && i < 5 * 512; i++) ok = a.at[i] == Mix(100 + i);
+    _exit(ok ? 0 : 1);
+  }
+  char k;
+  if (read(sync[0], &k, 1) != 1) return 2;
+  const long before[] = {Attaches(a.id), Attaches(b.id), Attaches(c.id), Attaches(d.id),
+                         Attaches(e.id)};
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  const long now[] = {Attaches(a.id), Attaches(b.id), Attaches(c.id), Attaches(d.id),
+                      Attaches(e.id)};
+  for (int i = 0; i < 5; i++)
+    EXPECT(now[i] == before[i], "segment %c is attached %ld times, %ld before", 'A' + i, now[i],
+           before[i]);
+  EXPECT(Holds(a.at, 5, 100), "segment A differs");
+  EXPECT(Holds(b.at, 3, 200), "segment B differs");
+  EXPECT(Holds(d.at, 4, 400), "segment D differs");
+  EXPECT(Holds(e.at, 3, 500), "segment E differs");
+  EXPECT(PermsAt(d.at) == "rw-s" && PermsAt(d1) == "r--s" && PermsAt(d1 + 4096) == "rw-s",
+         "segment D's pieces are %s %s %s", PermsAt(d.at).c_str(), PermsAt(d1).c_str(),
+         PermsAt(d1 + 4096).c_str());
+  EXPECT(PermsAt(reinterpret_cast<char*>(e.at) + 3 * 4096).empty(),
+         "segment E's unmapped tail is mapped");
+  shmid_ds ds{};
+  EXPECT(shmctl(b.id, IPC_STAT, &ds) == 0 && (ds.shm_perm.mode & SHM_DEST) &&
+             ds.shm_perm.__key == IPC_PRIVATE,
+         "segment B is not the removed one still attached");
+  shmdt(b.at);
+  EXPECT(shmctl(b.id, IPC_STAT, &ds) < 0 && errno == EINVAL,
+         "segment B outlived its last attachment");
+  a.at[0] = 0xabcdef;
+  CheckChildren({kid});
+  Report();
+}
+
+}  // namespace wl

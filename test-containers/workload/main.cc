@@ -44,6 +44,9 @@
 //             its PID 1, host name, mounts and their kinds and flags
 //   ipcobjs   an IPC namespace holding System V message queues (with
 //             messages), a semaphore set and a shared memory segment
+//   ipcshm    an IPC namespace's System V shared memory attached by the
+//             root and its child: inherited, removed while attached,
+//             read-only, split by mprotect, its tail unmapped
 //   ipcmq     an IPC namespace holding POSIX message queues (with
 //             messages of several priorities) and fds on them
 //   runaway   --what CGROUP_DIR: lines of processes each forking its successor
@@ -157,6 +160,7 @@ const Scenario kScenarios[] = {
     {"pidns", [](const Args&) { return PidNs(); }},
     {"timens", [](const Args&) { return TimeNs(); }},
     {"ipcobjs", [](const Args&) { return IpcObjects(); }},
+    {"ipcshm", [](const Args&) { return IpcShm(); }},
     {"ipcmq", [](const Args&) { return IpcMessageQueues(); }},
     {"netns", [](const Args&) { return NetNs(); }},
     {"container", [](const Args&) { return Container(); }},

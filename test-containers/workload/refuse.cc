@@ -152,13 +152,13 @@ int Refuse(const std::string& what) {
     // An IPC namespace of its own, holding an object.
     if (unshare(CLONE_NEWIPC) < 0) return 2;
     if (what == "ipc-sysv") {
-      // Shared memory the workload has attached (the attachment is not
-      // carried yet).
-      static int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+      // Shared memory the workload attached, then unmapped the first page
+      // of (a part of an attachment is not carried yet).
+      static int id = shmget(IPC_PRIVATE, 2 * 4096, IPC_CREAT | 0600);
       static auto* at = static_cast<char*>(shmat(id, nullptr, 0));
-      if (id < 0 || at == reinterpret_cast<char*>(-1)) return 2;
-      at[0] = 'x';
-      check = [] { EXPECT(at[0] == 'x', "the shared memory changed"); };
+      if (id < 0 || at == reinterpret_cast<char*>(-1) || munmap(at, 4096) < 0) return 2;
+      at[4096] = 'x';
+      check = [] { EXPECT(at[4096] == 'x', "the shared memory changed"); };
     } else {
       // A queue the workload waits to be notified by (the registration
       // belongs to the process, and is not carried yet).

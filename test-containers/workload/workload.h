@@ -140,6 +140,7 @@ int CgroupNs(const std::string& dir);
 int PidNs();
 int TimeNs();
 int IpcObjects();
+int IpcShm();
 int IpcMessageQueues();
 int NetNs();
 int Container();

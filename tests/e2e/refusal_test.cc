@@ -83,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"clone-files", "shares its fd table (CLONE_FILES)"},
         Case{"seccomp-notify", "(SECCOMP_RET_USER_NOTIF)"},
         Case{"uts-joined", "joined the uts namespace of PID"},
-        Case{"ipc-sysv", "not carried yet (System V shared memory key 0 id 0 (attached by"},
+        Case{"ipc-sysv", "from its byte 4096: a part of an attachment (the rest unmapped)"},
         Case{"ipc-mqueue", "POSIX message queue /crl (a process waits to be notified by it"},
         Case{"mqueue-unlinked", "no longer holds by that name"},
         Case{"mount-namespace", "which is neither made anew nor a bind of another of its mounts"},
@@ -110,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"netlink-unread", "has messages waiting to be read (the kernel's answers)"},
         Case{"unix-outside", "connected outside the tree (to "},
         Case{"mptcp-established", "TCP_REPAIR does not apply to MPTCP", {"--tcp-established"}},
-        Case{"sysv-shm", "System V shared memory"},
+        Case{"sysv-shm", "of criu-lite's own IPC namespace: it outlives the tree there"},
         Case{"ghost-big", "more than --ghost-limit (1048576 bytes)"},
         Case{"fanotify-perm", "a fanotify group of a permission class"}),
     [](const auto& info) {

@@ -79,6 +79,23 @@ TEST(Tree, TimeNamespacesComeBackWithTheirOffsets) { DumpRestoreCheck("timens");
 // owners and modes: messages in order with their types, semaphore values,
 // shared memory bytes.
 TEST(Tree, IpcNamespaceObjectsComeBackWithWhatTheyHold) { DumpRestoreCheck("ipcobjs"); }
+// System V shared memory the tree has attached, in its IPC namespace: each
+// segment made again with its bytes and attached where it was, with its
+// protections; inherited over fork, removed while attached, read-only,
+// split, its tail unmapped. Attach counts are as they were.
+TEST(Tree, AttachedSystemVSharedMemoryComesBackShared) { DumpRestoreCheck("ipcshm"); }
+// A dump that leaves the tree running reads the segments without changing
+// them, and the image restores.
+TEST(Tree, AttachedSystemVSharedMemoryIsLeftAsItWasByADumpThatLeavesItRunning) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "ipcshm");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
 // An IPC namespace's POSIX message queues made again with their sizes,
 // owners and modes, their messages in the order they are received, under
 // limits lowered since; the fds on them open the same queues with their
