@@ -35,6 +35,19 @@ void DumpRestoreCheck(const std::string& scenario, const std::vector<std::string
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// A dump with -R: the workload checks it is as it was, then the image
+// restores and the workload checks itself again.
+void DumpLeavingItRunningThenRestore(const std::string& scenario) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, scenario);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 TEST(Tree, EightThreadsUnderMutexAndCondvar) { DumpRestoreCheck("threads"); }
 TEST(Tree, ThreeLevelsSessionsGroupsZombieStopped) { DumpRestoreCheck("tree"); }
 TEST(Tree, StopSignalAndZombiesInLeaderlessGroupsAndSessions) { DumpRestoreCheck("jobs"); }
@@ -87,14 +100,7 @@ TEST(Tree, AttachedSystemVSharedMemoryComesBackShared) { DumpRestoreCheck("ipcsh
 // A dump that leaves the tree running reads the segments without changing
 // them, and the image restores.
 TEST(Tree, AttachedSystemVSharedMemoryIsLeftAsItWasByADumpThatLeavesItRunning) {
-  TestDir dir;
-  pid_t pid = StartWorkload(dir, "ipcshm");
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
-  ASSERT_TRUE(d.ok()) << d.err;
-  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
-  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
-  ASSERT_TRUE(r.ok()) << r.err;
-  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  DumpLeavingItRunningThenRestore("ipcshm");
 }
 // An IPC namespace's POSIX message queues made again with their sizes,
 // owners and modes, their messages in the order they are received, under
@@ -104,14 +110,7 @@ TEST(Tree, PosixMessageQueuesComeBackWithTheirMessagesInOrder) { DumpRestoreChec
 // Reading a queue takes its messages; a dump that leaves the tree running
 // has put them back as they were.
 TEST(Tree, PosixMessageQueuesAreLeftAsTheyWereByADumpThatLeavesThemRunning) {
-  TestDir dir;
-  pid_t pid = StartWorkload(dir, "ipcmq");
-  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-R"});
-  ASSERT_TRUE(d.ok()) << d.err;
-  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
-  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
-  ASSERT_TRUE(r.ok()) << r.err;
-  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+  DumpLeavingItRunningThenRestore("ipcmq");
 }
 // A network namespace the root made (loopback only) comes back, and the
 // tree's sockets are made in it: its listeners on 127.0.0.1:7777 and the
