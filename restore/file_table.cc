@@ -167,6 +167,9 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   std::stable_sort(order.begin(), order.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [rank, f] : order) TRY(t.Add(*f));
+  // The stamper is the caller's for the time of Create (it runs on the
+  // thread that opened the files): none is kept past it.
+  t.files_.SetStamper(0, nullptr);
   return t;
 }
 

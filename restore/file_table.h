@@ -28,7 +28,8 @@ class FileTable {
  public:
   // INHERIT: --inherit-fd's keys and criu-lite's fds for them.
   // STAMPER: where a task of the tree exists already, what it made (a unix
-  // socket's maker of record) it makes again (OpenFiles::SetStamper).
+  // socket's maker of record) it makes again (OpenFiles::SetStamper); used
+  // during Create only.
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
                                   const img::Shared& shared,
                                   const std::map<std::string, int>& inherit = {},

@@ -108,8 +108,8 @@ Result<pid_t> ForkWithNsLastPid(pid_t pid, const PuppetPipes& pp) {
     if (in_use()) break;
   }
   return CodedError(ErrorCode::kPidInUse,
-                    "PID %d was taken by another process while restore made it (got %d), and "
-                    "it still holds it",
+                    "PID %d was taken by other processes' forks while restore made it (last got "
+                    "%d)",
                     pid, got);
 }
 
