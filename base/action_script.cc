@@ -13,6 +13,7 @@ extern char** environ;
 namespace crl {
 
 Status ActionScripts::Run(const char* action) const {
+  if (notifier_) TRY(notifier_(action, init_pid_));
   if (scripts_.empty()) return Ok{};
   // The environment is made here, not in the child: criu-lite may have
   // threads, and a child of a threaded process must not allocate.

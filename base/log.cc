@@ -10,6 +10,7 @@ namespace crl {
 namespace {
 int g_level = static_cast<int>(LogLevel::kWarn);
 FILE* g_file = nullptr;
+bool g_errors_to_stderr = true;
 timespec g_start = [] {
   timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -27,13 +28,16 @@ bool SetLogFile(const char* path) {
   return true;
 }
 
+void SetErrorsToStderr(bool on) { g_errors_to_stderr = on; }
+
 int LogFileFd() { return g_file ? fileno(g_file) : -1; }
 
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) <= g_level; }
 
 void Log(LogLevel level, const char* fmt, ...) {
   bool to_file = g_file && (static_cast<int>(level) <= g_level || level == LogLevel::kError);
-  bool to_stderr = (!g_file && static_cast<int>(level) <= g_level) || level == LogLevel::kError;
+  bool to_stderr = (!g_file && static_cast<int>(level) <= g_level) ||
+                   (level == LogLevel::kError && (!g_file || g_errors_to_stderr));
   if (!to_file && !to_stderr) return;
   char msg[4096];
   va_list ap;

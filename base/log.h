@@ -8,6 +8,9 @@ enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 void SetLogLevel(int level);
 // Sends log lines to FILE (appending); errors still go to stderr too.
 bool SetLogFile(const char* path);
+// Whether errors also go to stderr while there is a log file (yes by
+// default; not where stderr is someone else's, as a restored container's).
+void SetErrorsToStderr(bool on);
 // The log file's descriptor, or -1 (a daemon keeps it open, closing the rest).
 int LogFileFd();
 bool LogEnabled(LogLevel level);

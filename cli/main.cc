@@ -3,6 +3,7 @@
 // subcommand is a Command: its options, then what it runs once they parsed.
 #include <fcntl.h>
 #include <google/protobuf/stubs/logging.h>
+#include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -15,11 +16,13 @@
 #include "dump/dump.h"
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/mounts.h"
 #include "kernel/net_ns.h"
 #include "migrate/migrate.h"
 #include "pageserver/receiver.h"
 #include "pageserver/sender.h"
 #include "restore/restore.h"
+#include "rpc/service.h"
 
 namespace {
 
@@ -40,28 +43,6 @@ crl::Status DumpStatus(const crl::Result<crl::img::Stats>& r) {
 int Usage(const std::string& what) {
   fprintf(stderr, "criu-lite: %s\n", what.c_str());
   return 1;
-}
-
-// CRIU's mount externals into OUT (first -> second): --external
-// mnt[A]:B (KIND_A, KIND_B name the parts for the message) and
-// --ext-mount-map A:B. A message for the first that is neither, or "".
-std::string ParseMountExternals(const std::vector<std::string>& externals,
-                                const std::vector<std::string>& maps, const char* parts,
-                                std::map<std::string, std::string>* out) {
-  for (const std::string& key : externals) {
-    size_t close = key.find("]:");
-    if (key.rfind("mnt[", 0) != 0 || close == std::string::npos || close == 4 ||
-        close + 2 == key.size())
-      return "--external " + key + ": not mnt[" + parts + "]";
-    (*out)[key.substr(4, close - 4)] = key.substr(close + 2);
-  }
-  for (const std::string& map : maps) {
-    size_t colon = map.find(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
-      return "--ext-mount-map " + map + ": not " + parts;
-    (*out)[map.substr(0, colon)] = map.substr(colon + 1);
-  }
-  return "";
 }
 
 // CRIU's --empty-ns: only "net" is a namespace it can leave empty.
@@ -214,30 +195,12 @@ class DumpCommand : public Command {
         }
       }
     }
-    std::vector<std::string> mnt_externals;
-    for (const std::string& key : externals_) {
-      unsigned long a, b;
-      int end = 0;
-      if (sscanf(key.c_str(), "unix[%lu]%n", &a, &end) == 1 &&
-          end == static_cast<int>(key.size())) {
-        o_.ext_unix_sk.insert(a);  // CRIU's other name for --ext-unix-sk=INODE
-        continue;
-      }
-      if (key.rfind("mnt[", 0) == 0) {
-        mnt_externals.push_back(key);
-        continue;
-      }
-      bool tty = sscanf(key.c_str(), "tty[%lx:%lx]%n", &a, &b, &end) == 2;
-      bool file = !tty && sscanf(key.c_str(), "file[%lx:%lx]%n", &a, &b, &end) == 2;
-      if ((!tty && !file) || end != static_cast<int>(key.size()))
-        return Usage("--external " + key +
-                     ": not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE] or "
-                     "mnt[MOUNTPOINT]:KEY");
-      o_.externals.insert(crl::Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
-    }
-    std::string bad =
-        ParseMountExternals(mnt_externals, ext_mount_map_, "MOUNTPOINT]:KEY", &o_.ext_mounts);
-    if (!bad.empty()) return Usage(bad);
+    for (const std::string& key : externals_)
+      if (crl::Status st = crl::AddDumpExternal(key, &o_); !st.ok())
+        return Usage("--external " + st.error().message);
+    for (const std::string& map : ext_mount_map_)
+      if (crl::Status st = crl::AddDumpExtMountMap(map, &o_); !st.ok())
+        return Usage("--ext-mount-map " + st.error().message);
     if (!manage_cgroups_.empty()) {
       auto mode = crl::ParseCgroupMode(manage_cgroups_);
       if (!mode.ok()) return Usage(mode.error().message);
@@ -368,9 +331,16 @@ class MigrateCommand : public Command {
     AddTlsOptions(app_, &o_.tls);
   }
   int Run() override {
-    std::string bad =
-        ParseMountExternals(externals_, ext_mount_map_, "MOUNTPOINT]:KEY", &o_.ext_mounts);
-    if (!bad.empty()) return Usage(bad);
+    for (const std::string& key : externals_) {
+      auto m = crl::ParseMountExternal(key, "MOUNTPOINT]:KEY");
+      if (!m.ok()) return Usage("--external " + m.error().message);
+      o_.ext_mounts[m->first] = m->second;
+    }
+    for (const std::string& map : ext_mount_map_) {
+      auto m = crl::ParseExtMountMap(map, "MOUNTPOINT]:KEY");
+      if (!m.ok()) return Usage("--ext-mount-map " + m.error().message);
+      o_.ext_mounts[m->first] = m->second;
+    }
     if (o_.tcp_established && o_.tcp_close)
       return Usage("--tcp-established and --tcp-close exclude each other");
     size_t colon = to_.rfind(':');
@@ -473,15 +443,12 @@ class RestoreCommand : public Command {
       if (!mode.ok()) return Usage(mode.error().message);
       o_.cgroups = *mode;
     }
-    std::vector<std::string> mnt_externals;
-    for (const std::string& e : externals_) {
-      auto veth = crl::ParseVethExternal(e, &o_.veths);
-      if (!veth.ok()) return Usage("--external " + veth.error().message);
-      if (!*veth) mnt_externals.push_back(e);
-    }
-    std::string bad =
-        ParseMountExternals(mnt_externals, ext_mount_map_, "KEY]:PATH", &o_.ext_mounts);
-    if (!bad.empty()) return Usage(bad);
+    for (const std::string& e : externals_)
+      if (crl::Status st = crl::AddRestoreExternal(e, &o_); !st.ok())
+        return Usage("--external " + st.error().message);
+    for (const std::string& map : ext_mount_map_)
+      if (crl::Status st = crl::AddRestoreExtMountMap(map, &o_); !st.ok())
+        return Usage("--ext-mount-map " + st.error().message);
     for (const std::string& spec : inherit_fds_) {
       int fd = -1, used = 0;
       if (sscanf(spec.c_str(), "fd[%d]:%n", &fd, &used) != 1 || used == 0 ||
@@ -525,6 +492,27 @@ class CheckCommand : public Command {
       return Usage("this kernel cannot restore (no PR_SET_MM_MAP)");
     return 0;
   }
+};
+
+// CRIU's RPC service, as container runtimes start it (`criu swrk FD`).
+class SwrkCommand : public Command {
+ public:
+  explicit SwrkCommand(CLI::App& root)
+      : Command(root.add_subcommand("swrk",
+                                    "serve CRIU's RPC on a connected SOCK_SEQPACKET socket, as "
+                                    "container runtimes start criu")) {
+    app_->add_option("fd", fd_, "the socket's fd")->required()->type_name("FD");
+  }
+  int Run() override {
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+      return Usage("swrk " + std::to_string(fd_) + ": not a SOCK_SEQPACKET socket");
+    return crl::ServeRpc(fd_);
+  }
+
+ private:
+  int fd_ = -1;
 };
 
 class ShowCommand : public Command {
@@ -602,6 +590,7 @@ int main(int argc, char** argv) {
   commands.push_back(std::make_unique<RestoreCommand>(app));
   commands.push_back(std::make_unique<CheckCommand>(app));
   commands.push_back(std::make_unique<ShowCommand>(app));
+  commands.push_back(std::make_unique<SwrkCommand>(app));
   CLI11_PARSE(app, argc, argv);
   if (!global.Apply()) return 1;
   for (const auto& c : commands)

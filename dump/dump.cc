@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 #include <map>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "images/image_file.h"
 #include "images/image_output.h"
 #include "images/page_file.h"
+#include "kernel/mounts.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
@@ -108,7 +110,7 @@ class DumpRun {
         local_(opts.images_dir),
         out_(opts.output ? *opts.output : local_),
         chained_(!opts.prev_images_dir.empty()),
-        scripts_(opts.action_scripts, opts.images_dir) {
+        scripts_(opts.action_scripts, opts.images_dir, opts.notify) {
     scripts_.set_init_pid(opts.pid);
     prev_dir_ = opts.prev_images_dir;
     if (chained_ && prev_dir_[0] != '/') prev_dir_ = opts.images_dir + "/" + prev_dir_;
@@ -482,5 +484,33 @@ class DumpRun {
 }  // namespace
 
 Result<img::Stats> Dump(const DumpOptions& opts) { return DumpRun(opts).Run(); }
+
+Status AddDumpExternal(const std::string& key, DumpOptions* opts) {
+  unsigned long a, b;
+  int end = 0;
+  if (sscanf(key.c_str(), "unix[%lu]%n", &a, &end) == 1 && end == static_cast<int>(key.size())) {
+    opts->ext_unix_sk.insert(a);  // CRIU's other name for --ext-unix-sk=INODE
+    return Ok{};
+  }
+  if (key.rfind("mnt[", 0) == 0) {
+    auto [mountpoint, name] = TRY(ParseMountExternal(key, "MOUNTPOINT]:KEY"));
+    opts->ext_mounts[mountpoint] = name;
+    return Ok{};
+  }
+  bool tty = sscanf(key.c_str(), "tty[%lx:%lx]%n", &a, &b, &end) == 2;
+  bool file = !tty && sscanf(key.c_str(), "file[%lx:%lx]%n", &a, &b, &end) == 2;
+  if ((!tty && !file) || end != static_cast<int>(key.size()))
+    return MakeError(
+        "%s: not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE] or mnt[MOUNTPOINT]:KEY",
+        key.c_str());
+  opts->externals.insert(Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
+  return Ok{};
+}
+
+Status AddDumpExtMountMap(const std::string& map, DumpOptions* opts) {
+  auto [mountpoint, name] = TRY(ParseExtMountMap(map, "MOUNTPOINT]:KEY"));
+  opts->ext_mounts[mountpoint] = name;
+  return Ok{};
+}
 
 }  // namespace crl

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/action_script.h"
 #include "base/result.h"
 #include "images/criu_lite.pb.h"
 #include "images/image_output.h"
@@ -51,6 +52,8 @@ struct DumpOptions {
   // --inherit-fd fd[N]:socket:[INO].
   // --action-script (CRIU's): run at pre-dump, network-lock, post-dump.
   std::vector<std::string> action_scripts;
+  // The same points told to the RPC client (CRIU's notify_scripts).
+  ActionNotifier notify;
   bool ext_unix_sk_all = false;
   std::set<uint64_t> ext_unix_sk;
   // --manage-cgroups=ignore (CRIU's) records no cgroup at all; any other
@@ -83,5 +86,12 @@ struct DumpOptions {
 
 // The dump's figures (also written to the image directory's stats file).
 Result<img::Stats> Dump(const DumpOptions& opts);
+
+// One of CRIU's --external keys at dump into OPTS: tty[RDEV:DEV] and
+// file[MNT_ID:INODE] (hex), unix[INODE], mnt[MOUNTPOINT]:KEY. The error
+// names KEY and what it should have been.
+Status AddDumpExternal(const std::string& key, DumpOptions* opts);
+// --ext-mount-map MOUNTPOINT:KEY (CRIU's other spelling of mnt[...]).
+Status AddDumpExtMountMap(const std::string& map, DumpOptions* opts);
 
 }  // namespace crl

@@ -398,4 +398,23 @@ Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar,
   });
 }
 
+Result<std::pair<std::string, std::string>> ParseMountExternal(const std::string& spec,
+                                                               const char* parts) {
+  size_t close = spec.find("]:");
+  if (spec.rfind("mnt[", 0) != 0 || close == std::string::npos || close == 4 ||
+      close + 2 == spec.size())
+    return MakeError("%s: not mnt[%s", spec.c_str(), parts);
+  return std::make_pair(spec.substr(4, close - 4), spec.substr(close + 2));
+}
+
+Result<std::pair<std::string, std::string>> ParseExtMountMap(const std::string& map,
+                                                             const char* parts) {
+  size_t colon = map.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == map.size()) {
+    std::string want = parts;
+    return MakeError("%s: not %s", map.c_str(), want.replace(want.find("]"), 1, "").c_str());
+  }
+  return std::make_pair(map.substr(0, colon), map.substr(colon + 1));
+}
+
 }  // namespace crl

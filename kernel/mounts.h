@@ -59,4 +59,12 @@ Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint,
 Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar,
                       const std::vector<uint64_t>& inos);
 
+// CRIU's names for a mount the caller owns: `mnt[A]:B` (--external) and
+// `A:B` (--ext-mount-map), A and B both non-empty; PARTS names them for the
+// error ("MOUNTPOINT]:KEY" at dump, "KEY]:PATH" at restore).
+Result<std::pair<std::string, std::string>> ParseMountExternal(const std::string& spec,
+                                                               const char* parts);
+Result<std::pair<std::string, std::string>> ParseExtMountMap(const std::string& map,
+                                                             const char* parts);
+
 }  // namespace crl

@@ -31,6 +31,7 @@
 #include "images/registers_image.h"
 #include "images/validate.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/mounts.h"
 #include "kernel/namespaces.h"
 #include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
@@ -879,7 +880,7 @@ class RestoreRun {
 
   Result<int> Run() {
     t_start_ = Clock::now();
-    scripts_ = ActionScripts(opts_.action_scripts, opts_.images_dir);
+    scripts_ = ActionScripts(opts_.action_scripts, opts_.images_dir, opts_.notify);
     TRY(ReadImages());
     scripts_.set_init_pid(inv_.root_pid());
     TRY(scripts_.Run("pre-restore"));
@@ -897,8 +898,11 @@ class RestoreRun {
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
-    if (empty_net) TRY(scripts_.Run("setup-namespaces"));
+    // As CRIU: the root's namespaces exist and nothing of the tree runs (a
+    // runtime runs its hooks and sets up an empty network namespace here).
+    TRY(scripts_.Run("setup-namespaces"));
     if (inside) TRY(OpenFiles());
+    TRY(scripts_.Run("post-setup-namespaces"));
     builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
     TRY(builder_->Build(std::move(root_)));
     TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
@@ -1201,5 +1205,18 @@ class RestoreRun {
 }  // namespace
 
 Result<int> Restore(const RestoreOptions& opts) { return RestoreRun(opts).Run(); }
+
+Status AddRestoreExternal(const std::string& spec, RestoreOptions* opts) {
+  if (TRY(ParseVethExternal(spec, &opts->veths))) return Ok{};
+  auto [name, path] = TRY(ParseMountExternal(spec, "KEY]:PATH"));
+  opts->ext_mounts[name] = path;
+  return Ok{};
+}
+
+Status AddRestoreExtMountMap(const std::string& map, RestoreOptions* opts) {
+  auto [name, path] = TRY(ParseExtMountMap(map, "KEY]:PATH"));
+  opts->ext_mounts[name] = path;
+  return Ok{};
+}
 
 }  // namespace crl

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/action_script.h"
 #include "base/result.h"
 #include "kernel/net_ns.h"
 #include "restore/cgroup_restore.h"
@@ -21,6 +22,9 @@ struct RestoreOptions {
   // --action-script (CRIU's): run at pre-restore, post-restore,
   // network-unlock, post-resume.
   std::vector<std::string> action_scripts;
+  // The same points told to the RPC client (CRIU's notify_scripts), with
+  // the root's PID here from setup-namespaces on.
+  ActionNotifier notify;
   // --inherit-fd fd[N]:KEY (CRIU's): criu-lite's fd N is the open file
   // description for every fd of the tree whose object was KEY at dump
   // ("pipe:[INO]", "socket:[INO]", or a file's path, with or without its
@@ -55,5 +59,11 @@ struct RestoreOptions {
 // The exit status criu-lite should end with: 0 with -d once the task runs;
 // without -d, the restored task's own exit status once it ends.
 Result<int> Restore(const RestoreOptions& opts);
+
+// One of CRIU's --external specs at restore into OPTS: mnt[KEY]:PATH or
+// veth[IF]:NAME[@BRIDGE]. The error names SPEC and what it should have been.
+Status AddRestoreExternal(const std::string& spec, RestoreOptions* opts);
+// --ext-mount-map KEY:PATH (CRIU's other spelling of mnt[KEY]:PATH).
+Status AddRestoreExtMountMap(const std::string& map, RestoreOptions* opts);
 
 }  // namespace crl

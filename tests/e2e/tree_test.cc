@@ -232,8 +232,9 @@ TEST(Tree, ActionScriptsRunAtEachPointAndAFailureStops) {
   unsetenv("FAIL_AT");
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_EQ(ReadFile(log), "pre-dump " + p + "\npost-dump " + p + "\npre-restore " + p +
-                               "\npre-restore " + p + "\npost-restore " + p + "\nnetwork-unlock " +
-                               p + "\npost-resume " + p + "\n");
+                               "\npre-restore " + p + "\nsetup-namespaces " + p +
+                               "\npost-setup-namespaces " + p + "\npost-restore " + p +
+                               "\nnetwork-unlock " + p + "\npost-resume " + p + "\n");
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 // Netlink sockets (route with groups past 32 and options, uevent, generic
