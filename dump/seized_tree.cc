@@ -66,6 +66,13 @@ std::set<pid_t> Descendants(pid_t root) {
   return out;
 }
 
+// Whether a thread sits in a group stop (SIGSTOP and its kin); its state
+// says D while the v1 freezer holds it, its wait channel still says where.
+bool JobStopped(pid_t pid, pid_t tid) {
+  auto wchan = ProcTask(pid, tid).Read("wchan");
+  return wchan.ok() && *wchan == "do_signal_stop";
+}
+
 }  // namespace
 
 // The cgroup is frozen, its processes checked against the tree and every
@@ -84,8 +91,14 @@ Status SeizedTree::AttachFrozen(const std::string& cgroup) {
             pid, comm.ok() ? comm->substr(0, comm->find('\n')).c_str() : "?", cgroup.c_str(),
             root_);
       }
-      for (pid_t tid : ListThreads(pid))
+      for (pid_t tid : ListThreads(pid)) {
+        // A thread stopped by a signal cannot run, so cannot fork: it is
+        // left to the walk after the thaw. Attached while frozen, it would
+        // hang the attach: PTRACE_SEIZE wakes a stopped thread to trap, a
+        // wake-up a thread frozen by the v1 freezer never gets, thaw or not.
+        if (JobStopped(pid, tid)) continue;
         if (auto suspended = TRY(Attach(pid, tid))) attached_[tid] = *suspended;
+      }
     }
     FaultPoint("dump-cgroup-frozen");
     return Ok{};

@@ -409,6 +409,26 @@ TEST_P(FreezeCgroup, StopsARunawayTree) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// A tree with a child stopped by SIGSTOP (and a zombie, sessions, groups),
+// the whole of it in the cgroup: under the v1 freezer an attach of the
+// stopped child would wait for a wake-up the frozen child never gets (runc
+// gives its freezer cgroup, and a container may hold a stopped process).
+// The dump attaches it after the thaw, and the tree comes back as it was.
+TEST_P(FreezeCgroup, AStoppedTaskInTheCgroupIsDumped) {
+  if (f.empty()) GTEST_SKIP() << "SKIPPED: no " << GetParam() << " hierarchy here";
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "tree");
+  for (pid_t p : TreePids(pid)) ASSERT_TRUE(Write(f + "/cgroup.procs", std::to_string(p))) << p;
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "-o",
+                             dir / "dump.log", "-v", "--freeze-cgroup", f},
+                            {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_EQ(Trim(ReadFile(state)), thawed);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // criu-lite killed with the cgroup frozen and every task attached: its
 // guard thaws the cgroup, the kernel lets the tasks go, and they run on.
 TEST_P(FreezeCgroup, KilledWhileFrozenLeavesItThawed) {
