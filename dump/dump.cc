@@ -102,6 +102,15 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
 //            fails before this leaves the checkpoint that was there;
 //   Release  kill the tree (dump), resume it (-R, pre-dump), or let a
 //            migration decide between the two.
+// Whether PID has ended (a zombie, or gone).
+bool Exited(pid_t pid) {
+  auto stat = ReadFileToString(Format("/proc/%d/stat", pid));
+  if (!stat.ok()) return true;
+  size_t close = stat->rfind(')');
+  return close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] == 'Z' ||
+         (*stat)[close + 2] == 'X';
+}
+
 class DumpRun {
  public:
   explicit DumpRun(const DumpOptions& opts)
@@ -323,15 +332,28 @@ class DumpRun {
   Status Copy() {
     for (size_t i = 0; i < procs_.size(); i++) {
       ProcessImages& p = procs_[i];
-      PageWriter writer =
-          TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level));
-      TRY(CopyPages(p.pid, plans_[i], opts_.leave_running || opts_.pre_dump, &writer, &mstats_)
-              .Context(Format("dumping memory of PID %d", p.pid)));
-      for (const PageRun& r : in_parent_[i]) writer.AppendInParent(r.start, r.end - r.start);
+      std::optional<PageWriter> writer;
+      writer.emplace(TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level)));
+      Status copied =
+          CopyPages(p.pid, plans_[i], opts_.leave_running || opts_.pre_dump, &*writer, &mstats_);
+      if (!copied.ok() && opts_.pre_dump && Exited(p.pid)) {
+        // A pre-dump copies while the tree runs: a task that ended meanwhile
+        // (a shell's short-lived child) has nothing left to save, and the
+        // final dump will not find it.
+        LOG_INFO("PID %d exited while its pages were copied: none kept", p.pid);
+        tracker_.Forget(p.pid);
+        writer.reset();
+        writer.emplace(
+            TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level)));
+        in_parent_[i].clear();
+      } else {
+        TRY(std::move(copied).Context(Format("dumping memory of PID %d", p.pid)));
+      }
+      for (const PageRun& r : in_parent_[i]) writer->AppendInParent(r.start, r.end - r.start);
       img::Pagemap pagemap;
-      TRY(writer.Finish(&pagemap));
-      bytes_ += writer.bytes_written();
-      checksum_nsec_ += writer.checksum_nsec();
+      TRY(writer->Finish(&pagemap));
+      bytes_ += writer->bytes_written();
+      checksum_nsec_ += writer->checksum_nsec();
       TRY(WriteImage(out_, ImageDir::PagemapName(p.pid), ImageKind::kPagemap, pagemap));
     }
     if (chained_) TRY(out_.Symlink(ImageDir::kParentLink, opts_.prev_images_dir));

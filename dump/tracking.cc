@@ -65,6 +65,45 @@ bool Trackable(const img::Vma& v) {
   _exit(0);
 }
 
+// Ends the holders of other chains that track PID (each has a pidfd for it),
+// and waits until their fds are closed: a task's memory can be registered
+// with one userfaultfd at a time, and a new chain supersedes an old one
+// (whose next pass then finds no holder and copies in full, as it says).
+void EndOtherChains(pid_t pid) {
+  DIR* proc = opendir("/proc");
+  if (!proc) return;
+  std::vector<pid_t> holders;
+  char want[32];
+  snprintf(want, sizeof want, "Pid:\t%d\n", pid);
+  while (dirent* d = readdir(proc)) {
+    pid_t h = atoi(d->d_name);
+    if (h <= 0 || h == getpid()) continue;
+    auto comm = ReadFileToString(Format("/proc/%d/comm", h));
+    if (!comm.ok() || *comm != "crl-wp-holder\n") continue;
+    DIR* fds = opendir(Format("/proc/%d/fdinfo", h).c_str());
+    if (!fds) continue;
+    while (dirent* f = readdir(fds)) {
+      auto info = ReadFileToString(Format("/proc/%d/fdinfo/%s", h, f->d_name));
+      if (info.ok() && info->find(want) != std::string::npos) {
+        holders.push_back(h);
+        break;
+      }
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  for (pid_t h : holders) {
+    LOG_INFO("PID %d: ending the tracking of an earlier chain (holder %d)", pid, h);
+    kill(h, SIGKILL);
+    // Its files are closed once it is a zombie (it is nobody's child here).
+    for (int i = 0; i < 2000; i++) {
+      auto st = ProcTask(h).Stat();
+      if (!st.ok() || st->state == 'Z' || st->state == 'X') break;
+      usleep(1000);
+    }
+  }
+}
+
 }  // namespace
 
 TrackingMethod BestTrackingMethod() {
@@ -150,7 +189,18 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
   {
     RemoteSyscalls rs(p.threads[0].tid, site, p.threads[0].live, RemoteSyscalls::Mode::kWindow);
     // Created by the task itself: a userfaultfd belongs to its creator's mm.
-    int64_t remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    // User-mode faults only: the task may lack CAP_SYS_PTRACE (a
+    // container's), which a full userfaultfd needs where
+    // vm.unprivileged_userfaultfd is 0; asynchronous write-protection never
+    // delivers a fault, from user or kernel mode. Kernels before 5.11 do
+    // not know the flag.
+    int64_t remote_fd =
+        TRY(rs.Syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+    if (remote_fd == -EINVAL)
+      remote_fd = TRY(rs.Checked("userfaultfd", SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    else if (remote_fd < 0)
+      return ErrnoError(static_cast<int>(-remote_fd), "userfaultfd(UFFD_USER_MODE_ONLY) in PID %d",
+                        pid);
     uffds_[pid] = TRY(TakeMadeFd(rs, TRY(rs.Scratch()), pid, remote_fd, "userfaultfd"));
   }
   int uffd = uffds_[pid].get();
@@ -165,12 +215,21 @@ Status Tracker::Start(const SeizedProcess& p, const img::MmState& mm) {
   if (ioctl(uffd, UFFDIO_API, &api) < 0)
     return ErrnoError("ioctl(UFFDIO_API, WP_ASYNC) for %d", pid);
   int tracked = 0;
+  bool ended_other_chains = false;
   for (const img::Vma& v : mm.vmas()) {
     if (!Trackable(v)) continue;
     uffdio_register reg{};
     reg.range = {v.start(), v.end() - v.start()};
     reg.mode = UFFDIO_REGISTER_MODE_WP;
-    if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0) {
+    int ok = ioctl(uffd, UFFDIO_REGISTER, &reg);
+    if (ok < 0 && errno == EBUSY && !ended_other_chains) {
+      // Registered already: with an earlier chain's userfaultfd, or the
+      // task's own.
+      EndOtherChains(pid);
+      ended_other_chains = true;
+      ok = ioctl(uffd, UFFDIO_REGISTER, &reg);
+    }
+    if (ok < 0) {
       // Not trackable (the task's own userfaultfd, say): dumped in full.
       LOG_DEBUG("PID %d: cannot track 0x%lx-0x%lx: %m", pid, v.start(), v.end());
       continue;

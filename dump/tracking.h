@@ -69,6 +69,12 @@ class Tracker {
   Status Save(const std::string& dir, pid_t owner = -1);
   // Ends tracking: the holder goes, the tasks' registrations with it.
   void Stop();
+  // Drops a task that is gone (it exited while a pre-dump copied): its PID,
+  // if taken again, is some other process's.
+  void Forget(pid_t pid) {
+    uffds_.erase(pid);
+    soft_dirty_.erase(pid);
+  }
 
  private:
   explicit Tracker(TrackingMethod m) : method_(m) {}
