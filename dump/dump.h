@@ -43,6 +43,9 @@ struct DumpOptions {
   // that mount of the root's mount namespace is the caller's, given back at
   // restore with --external mnt[KEY]:PATH.
   std::map<std::string, std::string> ext_mounts;
+  // CRIU's RPC ext_mnt: the same for the mount points the namespace has
+  // (runtimes name every device node and masked path, mounts or not).
+  std::map<std::string, std::string> ext_mount_map;
   // --empty-ns net (CRIU's): the root's network namespace is recorded
   // without what it holds; the caller sets the new one up at restore.
   bool empty_net = false;

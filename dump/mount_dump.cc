@@ -46,6 +46,7 @@ img::Mount Recorded(const MountEntry& m) {
 
 Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
                              const std::map<std::string, std::string>& external,
+                             const std::map<std::string, std::string>& maybe_external,
                              img::MountNamespace* out) {
   char root[4096];
   ssize_t n = readlink(ProcTask(pid).Path("root").c_str(), root, sizeof root - 1);
@@ -65,6 +66,10 @@ Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
     const MountEntry& m = all[i];
     img::Mount o = Recorded(m);
     auto ext = external.find(m.mountpoint);
+    if (ext == external.end()) {
+      ext = maybe_external.find(m.mountpoint);
+      if (ext == maybe_external.end()) ext = external.end();
+    }
     if (i == 0) {
       o.set_how(img::Mount::ROOT);
     } else if (ext != external.end()) {

@@ -15,8 +15,12 @@ namespace crl {
 
 // EXTERNAL: mountpoint -> key (--external mnt[MOUNTPOINT]:KEY). A mount
 // that is none of these is refused, named with its task.
+// EXTERNAL: the caller's mounts (mount point -> key), each of which must be
+// there; MAYBE_EXTERNAL: the same where there is such a mount (CRIU's RPC
+// ext_mnt, which runtimes fill with every device node and masked path).
 Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
                              const std::map<std::string, std::string>& external,
+                             const std::map<std::string, std::string>& maybe_external,
                              img::MountNamespace* out);
 
 }  // namespace crl

@@ -536,7 +536,7 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
           "PID %d made a mount namespace of its own below the tree's root: not carried yet (the "
           "root's is)",
           pid);
-    TRY(CollectMountNamespace(pid, mnt, opts.ext_mounts, core->mutable_mnt()));
+    TRY(CollectMountNamespace(pid, mnt, opts.ext_mounts, opts.ext_mount_map, core->mutable_mnt()));
   }
   return Ok{};
 }

@@ -22,8 +22,9 @@ bool IsDump(rpc::RequestType t) {
 Status RefuseEverywhere(const rpc::Options& o) {
   if (o.auto_dedup())
     return Refuse("auto_dedup", "a pre-dump's pages are never punched out of its parent");
-  if (o.evasive_devices())
-    return Refuse("evasive_devices", "a device file is reopened at the path it had, or refused");
+  // evasive_devices (runc always sends it at restore) only allows another
+  // path to the same device where the recorded one is gone: a device file
+  // is reopened at the path it had, and a restore without it fails.
   if (o.link_remap())
     return Refuse("link_remap",
                   "a deleted file is saved into the images (ghost_limit), never linked back");
@@ -161,7 +162,7 @@ Result<DumpOptions> DumpOptionsFromRpc(const rpc::Options& o, const std::string&
     for (const rpc::UnixSk& sk : o.unix_sk_ino()) d.ext_unix_sk.insert(sk.inode());
     for (const std::string& key : o.external())
       TRY(AddDumpExternal(key, &d).Context("RPC option external"));
-    for (const rpc::ExtMountMap& m : o.ext_mnt()) d.ext_mounts[m.key()] = m.val();
+    for (const rpc::ExtMountMap& m : o.ext_mnt()) d.ext_mount_map[m.key()] = m.val();
     d.empty_net = o.empty_ns() & CLONE_NEWNET;
     d.record_cgroups = TRY(CgroupModeFrom(o)) != CgroupMode::kIgnore;
     d.track_mem = o.track_mem();

@@ -47,7 +47,7 @@ bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/test
       "$(command -v bash)" "$(command -v ip)" "$(command -v unshare)" "$(command -v nsenter)"
       "$(command -v pgrep)" "$(command -v openssl)" "$(command -v timeout)" /usr/bin/tail
       /usr/bin/cat)
-for f in /usr/sbin/nft /usr/bin/redis-server /usr/sbin/nginx /usr/bin/python3; do
+for f in /usr/sbin/nft /usr/bin/redis-server /usr/sbin/nginx /usr/bin/python3 /usr/sbin/runc; do
   [ -x "$f" ] && bins+=("$f")
 done
 PYLIB=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | head -1)

@@ -1,0 +1,277 @@
+// runc (Debian's, a runtime nobody here wrote) with criu-lite as its criu:
+// `runc --criu criu-lite checkpoint` and `restore` drive `criu-lite swrk`
+// over CRIU's RPC exactly as they drive CRIU. The container is what `runc
+// spec` makes (new PID, mount, IPC, UTS and network namespaces, runc's
+// mounts, masked and read-only paths, cgroup v1 or v2 as the host has them,
+// its default capabilities) on a busybox root, its stdio on pipes as
+// containerd and Podman give it, a bind of the test's directory at /check
+// (an external mount for the checkpoint), and the workload of the earlier
+// issues as its init, checking itself after restore.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/e2e/harness.h"
+
+namespace crl::test {
+namespace {
+
+const char* kRunc = "/usr/sbin/runc";
+
+// The OCI configuration `runc spec` writes, with ARGS as the process, ROOT
+// as the root, and DIR bound at /check.
+std::string Config(const std::string& root, const std::string& dir,
+                   const std::vector<std::string>& args) {
+  std::string argv;
+  for (const std::string& a : args) argv += (argv.empty() ? "\"" : ", \"") + a + "\"";
+  const char* caps = R"(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])";
+  return std::string(R"({
+  "ociVersion": "1.0.2-dev",
+  "process": {
+    "terminal": false,
+    "user": {"uid": 0, "gid": 0},
+    "args": [)") +
+         argv + R"(],
+    "env": ["PATH=/bin", "TERM=xterm"],
+    "cwd": "/",
+    "capabilities": {"bounding": )" +
+         caps + R"(, "effective": )" + caps + R"(, "permitted": )" + caps + R"(, "ambient": )" +
+         caps + R"(},
+    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+    "noNewPrivileges": true
+  },
+  "root": {"path": ")" +
+         root + R"(", "readonly": false},
+  "hostname": "runc",
+  "mounts": [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+     "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+     "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    {"destination": "/check", "type": "bind", "source": ")" +
+         dir + R"(", "options": ["rbind", "rw"]}
+  ],
+  "linux": {
+    "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+    "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"},
+                   {"type": "mount"}],
+    "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                    "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+    "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+  }
+}
+)";
+}
+
+// Whether / is an initial ramfs (the 6.1 VM's), where pivot_root cannot
+// work: runc is then told --no-pivot, as its documentation says.
+bool RootIsRamfs() { return ReadFile("/proc/self/mounts").find(" / rootfs ") != std::string::npos; }
+
+// One container under a runc state directory of the test's own.
+class Runc : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(access(kRunc, X_OK), 0)
+        << kRunc << " is missing: scripts/install-deps.sh installs it";
+    root_ = MakeContainerRoot(dir_);
+    mkdir((dir_ / "bundle").c_str(), 0755);
+    id_ = "crl-" + std::to_string(getpid());
+  }
+  void TearDown() override {
+    RunRunc({"kill", id_, "KILL"});
+    RunRunc({"delete", "-f", id_});
+    for (int fd : stdin_) close(fd);
+    for (pid_t p : readers_) KillAndReap(p);
+  }
+
+  // `runc --root STATE --criu criu-lite ARGS...` with stdio on fresh pipes
+  // (PIPES: the output read into DIR/out by a cat of ours, stdin held open),
+  // as a runtime gives them, else /dev/null; its exit status, its log (its
+  // errors) in err_.
+  int RunRunc(const std::vector<std::string>& args, bool pipes = false) {
+    std::string log = dir_ / "runc.log";
+    unlink(log.c_str());
+    std::vector<std::string> argv = {kRunc, "--log", log, "--root", dir_ / "state"};
+    if (!criu_on_path_) {
+      argv.push_back("--criu");
+      argv.push_back(CRIU_LITE_BIN);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    int in[2] = {-1, -1}, out[2] = {-1, -1};
+    if (pipes) {
+      EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+      EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+      readers_.push_back(StartProgram(dir_, {"/bin/cat"}, out[0]));
+      close(out[0]);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      int null = open("/dev/null", O_RDWR);
+      dup2(pipes ? in[0] : null, 0);
+      dup2(pipes ? out[1] : null, 1);
+      dup2(pipes ? out[1] : null, 2);
+      // runc's own default: `criu` found on PATH.
+      if (criu_on_path_)
+        setenv("PATH", (dir_.path() + "/bin:/usr/sbin:/usr/bin:/sbin:/bin").c_str(), 1);
+      std::vector<char*> a;
+      for (std::string& s : argv) a.push_back(s.data());
+      a.push_back(nullptr);
+      execv(a[0], a.data());
+      _exit(127);
+    }
+    if (pipes) {
+      close(in[0]);
+      close(out[1]);
+      stdin_.push_back(in[1]);  // the container's stdin stays a live pipe
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    err_ = ReadFile(log);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  // The workload SCENARIO as the container's init; its host PID.
+  pid_t Start(const std::string& scenario) {
+    std::ofstream(dir_ / "bundle/config.json")
+        << Config(root_, dir_.path(), {"/bin/workload", scenario, "--dir", "/check"});
+    std::vector<std::string> run = {"run", "-d", "--bundle", dir_ / "bundle", id_};
+    if (RootIsRamfs()) run.insert(run.begin() + 1, "--no-pivot");
+    EXPECT_EQ(RunRunc(run, true), 0) << err_;
+    EXPECT_TRUE(WaitForFile(dir_ / "ready", 30000)) << ReadFile(dir_ / "out");
+    unlink((dir_ / "ready").c_str());
+    pid_t pid = InitPid();
+    SettleTree(pid, 500);
+    return pid;
+  }
+
+  // The container's init as `runc state` says, or -1.
+  pid_t InitPid() {
+    std::vector<std::string> argv = {kRunc, "--root", dir_ / "state", "state", id_};
+    std::string cmd;
+    for (const std::string& a : argv) cmd += a + " ";
+    FILE* f = popen((cmd + "2>/dev/null").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    pclose(f);
+    size_t p = out.find("\"pid\": ");
+    return p == std::string::npos ? -1 : atoi(out.c_str() + p + 7);
+  }
+
+  int Checkpoint(const std::vector<std::string>& extra, const std::string& images = "img") {
+    std::vector<std::string> args = {"checkpoint", "--image-path", dir_ / images, "--work-path",
+                                     dir_ / "work"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(id_);
+    return RunRunc(args);
+  }
+  int Restore(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"restore",      "-d",         "--bundle",    dir_ / "bundle",
+                                     "--image-path", dir_ / "img", "--work-path", dir_ / "work"};
+    if (RootIsRamfs()) args.push_back("--no-pivot");
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(id_);
+    return RunRunc(args, true);
+  }
+
+  // Installed as `criu` (the link `cmake --install --component criu`
+  // makes) first on runc's PATH, instead of runc's --criu.
+  void CriuOnPath() {
+    mkdir((dir_ / "bin").c_str(), 0755);
+    ASSERT_EQ(symlink(CRIU_LITE_BIN, (dir_ / "bin/criu").c_str()), 0);
+    criu_on_path_ = true;
+  }
+
+  TestDir dir_;
+  bool criu_on_path_ = false;
+  std::string root_, id_, err_;
+  std::vector<pid_t> readers_;
+  std::vector<int> stdin_;
+};
+
+// runc checkpoint, with criu-lite as the `criu` on its PATH: the container
+// is gone, its images and dump.log where runc said; runc restore -d: the
+// same container runs again (its init PID 1 inside, a new host PID) and
+// checks itself: a tree of processes with sessions, groups, a zombie and a
+// stopped child (runc gives its freezer cgroup to freeze for the dump).
+TEST_F(Runc, CheckpointThenRestoreATreeWithStdioOnPipes) {
+  CriuOnPath();
+  pid_t pid = Start("tree");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Checkpoint({}), 0) << err_ << ReadFile(dir_ / "work/dump.log");
+  EXPECT_FALSE(Alive(pid));
+  EXPECT_EQ(InitPid(), -1) << "runc still knows the checkpointed container";
+  EXPECT_TRUE((access((dir_ / "work/dump.log").c_str(), F_OK) == 0));
+  EXPECT_TRUE((access((dir_ / "img/inventory.img").c_str(), F_OK) == 0));
+  ASSERT_EQ(Restore(), 0) << err_ << ReadFile(dir_ / "work/restore.log");
+  pid_t restored = InitPid();
+  ASSERT_GT(restored, 0);
+  EXPECT_NE(ReadFile("/proc/" + std::to_string(restored) + "/status")
+                .find("NSpid:\t" + std::to_string(restored) + "\t1\n"),
+            std::string::npos)
+      << "the restored init is not PID 1 in its namespace";
+  // runc exec joins the restored namespaces.
+  EXPECT_EQ(RunRunc({"exec", id_, "/bin/sh", "-c",
+                     "test -d /check && test \"$(cat /proc/1/comm)\" = workload"}),
+            0)
+      << err_;
+  EXPECT_EQ(CheckWorkload(restored, dir_), "PASS");
+}
+
+// --leave-running: the container runs on and checks itself, then the
+// images restore it once it is gone (threads under a mutex and condition
+// variable: a workload whose check changes no file the images hold).
+TEST_F(Runc, CheckpointLeavingItRunningThenRestore) {
+  pid_t pid = Start("threads");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Checkpoint({"--leave-running"}), 0) << err_ << ReadFile(dir_ / "work/dump.log");
+  EXPECT_EQ(InitPid(), pid);
+  EXPECT_EQ(CheckWorkload(pid, dir_), "PASS");
+  RunRunc({"delete", "-f", id_});
+  ASSERT_EQ(Restore(), 0) << err_ << ReadFile(dir_ / "work/restore.log");
+  EXPECT_EQ(CheckWorkload(InitPid(), dir_), "PASS");
+}
+
+// --pre-dump, then checkpoint --parent-path: the final images are a link
+// of the chain (only what was written since is in them) and restore.
+TEST_F(Runc, PreDumpThenCheckpointWithItsParent) {
+  pid_t pid = Start("memory");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Checkpoint({"--pre-dump"}, "pre"), 0) << err_ << ReadFile(dir_ / "work/dump.log");
+  EXPECT_EQ(InitPid(), pid);
+  ASSERT_EQ(Checkpoint({"--parent-path", "../pre"}), 0) << err_ << ReadFile(dir_ / "work/dump.log");
+  char link[64] = {};
+  EXPECT_GT(readlink((dir_ / "img/parent").c_str(), link, sizeof link - 1), 0);
+  ASSERT_EQ(Restore(), 0) << err_ << ReadFile(dir_ / "work/restore.log");
+  EXPECT_EQ(CheckWorkload(InitPid(), dir_), "PASS");
+}
+
+// --tcp-established: the workload's connections (IPv4 and IPv6 over the
+// container's loopback, data in flight both ways) come back established.
+TEST_F(Runc, TcpConnectionsComeBackWithTcpEstablished) {
+  pid_t pid = Start("tcp");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(Checkpoint({"--tcp-established"}), 0) << err_ << ReadFile(dir_ / "work/dump.log");
+  ASSERT_EQ(Restore({"--tcp-established"}), 0) << err_ << ReadFile(dir_ / "work/restore.log");
+  EXPECT_EQ(CheckWorkload(InitPid(), dir_), "PASS");
+}
+
+}  // namespace
+}  // namespace crl::test
