@@ -115,6 +115,36 @@ TEST(PreCopy, LostTrackingFallsBackToAFullDumpAndSaysSo) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// A second chain on the same tree (a pre-dump with no previous one, as
+// runc's --pre-dump makes each time): the first chain's holder is ended,
+// since a task's memory is registered with one userfaultfd at a time, and
+// the new chain tracks every mapping (it used to find each busy and track
+// none, copying everything again at the final dump). The first chain's
+// next pass then copies in full and says so.
+TEST(PreCopy, ANewChainOnTheSameTreeTakesOverTheTracking) {
+  if (!KernelHas("written-page tracking"))
+    GTEST_SKIP() << "SKIPPED: no uffd-wp async on this kernel (soft-dirty has no holder)";
+  TestDir dir;
+  ExpectStateDiff flips({"maps."});  // as in LostTracking...: the dirtier flips a page
+  pid_t pid = StartWorkload(dir, "dirtier", {"--big-mib", "8", "--rate", "8"});
+  std::string p = std::to_string(pid);
+  ASSERT_TRUE(RunCriuLite({"pre-dump", "-t", p, "-D", dir / "a"}).ok());
+  CmdResult b = RunCriuLite({"pre-dump", "-t", p, "-D", dir / "b", "-v", "-o", dir / "b.log"});
+  ASSERT_TRUE(b.ok()) << b.err;
+  std::string log = ReadFile(dir / "b.log");
+  EXPECT_NE(log.find("ending the tracking of an earlier chain"), std::string::npos) << log;
+  EXPECT_EQ(log.find("tracking writes in 0 mappings"), std::string::npos) << log;
+  CmdResult old = RunCriuLite({"pre-dump", "-t", p, "-D", dir / "a2", "--prev-images-dir", "../a"});
+  ASSERT_TRUE(old.ok()) << old.err;
+  EXPECT_NE(old.err.find("was lost"), std::string::npos) << old.err;
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", p, "-D", dir / "final", "--prev-images-dir", "../a2", "--track-mem"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "final", "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 TEST(PreCopy, APreDumpAloneIsNotRestorable) {
   TestDir dir;
   pid_t pid = StartWorkload(dir, "dirtier", {"--big-mib", "4"});
