@@ -63,25 +63,10 @@ class Connection {
     return std::optional<rpc::Request>(std::move(req));
   }
 
-  // RESP, with PASS_FD beside it where there is one (SCM_RIGHTS).
-  Status Send(const rpc::Response& resp, int pass_fd = -1) {
+  Status Send(const rpc::Response& resp) {
     std::string bytes = resp.SerializeAsString();
-    iovec iov = {bytes.data(), bytes.size()};
-    msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (pass_fd >= 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
     ssize_t n;
-    do n = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    do n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0) return ErrnoError("send(RPC socket %d)", fd_);
     return Ok{};
