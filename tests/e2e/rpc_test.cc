@@ -328,6 +328,35 @@ TEST(Rpc, AFailedNotificationOrAGarbledRequestFailsAndTheTreeRunsOn) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// A client that dies with a notification unanswered (runc killed
+// mid-checkpoint): the service sees its end close, fails the dump there and
+// lets the tree go, which runs on untraced and unstopped; at post-dump the
+// images are complete but nobody asked for the kill, so none happens.
+TEST(Rpc, AClientThatGoesAwayMidDumpLeavesTheTreeRunning) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "memory");
+  ScopedFd images(OpenDir(dir / "img")), work(OpenDir(dir / "work"));
+  for (const char* at : {"pre-dump", "post-dump"}) {
+    SwrkClient c(dir / "err");
+    c.Send(RuncDump(pid, images.get(), work.get()));
+    for (;;) {
+      auto n = c.Receive();
+      ASSERT_TRUE(n && n->type() == rpc::NOTIFY) << ReadFile(dir / "err");
+      if (n->notify().script() == at) break;
+      rpc::Request ok = Request(rpc::NOTIFY);
+      ok.set_notify_success(true);
+      c.Send(ok);
+    }
+    EXPECT_NE(c.Wait(), 0);  // closes the client's end, unanswered
+    EXPECT_TRUE(Alive(pid)) << at;
+    EXPECT_EQ(TracerPid(pid), 0) << at;
+    EXPECT_NE(TaskState(pid), 't') << at;
+    EXPECT_NE(ReadFile(dir / "work/dump.log").find("went away at " + std::string(at)),
+              std::string::npos);
+  }
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 // runc's --pre-dump: one PRE_DUMP per criu process, then a checkpoint with
 // parent_img and track_mem in another; and CRIU's own way, PRE_DUMP then
 // DUMP on one socket. Both restore the pages the workload wrote between
