@@ -279,7 +279,7 @@ TEST(Rpc, WhatCannotBeHonouredIsRefusedByNameAndTheTreeRunsOn) {
   req.mutable_opts()->add_join_ns()->set_ns("net");
   refused(req, "join_ns");
   req = RuncDump(pid, images.get(), work.get());
-  req.mutable_opts()->set_empty_ns(0x20000000 /* CLONE_NEWUTS */);
+  req.mutable_opts()->set_empty_ns(0x20000000 /* CLONE_NEWPID */);
   refused(req, "empty_ns");
   req = RuncDump(pid, images.get(), work.get());
   req.mutable_opts()->clear_pid();
