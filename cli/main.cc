@@ -337,7 +337,7 @@ class MigrateCommand : public Command {
       o_.ext_mounts[m->first] = m->second;
     }
     for (const std::string& map : ext_mount_map_) {
-      auto m = crl::ParseExtMountMap(map, "MOUNTPOINT]:KEY");
+      auto m = crl::ParseExtMountMap(map, "MOUNTPOINT:KEY");
       if (!m.ok()) return Usage("--ext-mount-map " + m.error().message);
       o_.ext_mounts[m->first] = m->second;
     }

@@ -87,6 +87,12 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   return Ok{};
 }
 
+// Whether PID has ended (a zombie, or gone).
+bool Exited(pid_t pid) {
+  auto st = ProcTask(pid).Stat();
+  return !st.ok() || st->state == 'Z' || st->state == 'X';
+}
+
 // One dump, as its phases in the order they run:
 //   Check    refuse a PID that cannot be dumped, before touching anything;
 //   Freeze   seize the whole tree (every thread stopped, see seized_tree.h);
@@ -102,15 +108,6 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
 //            fails before this leaves the checkpoint that was there;
 //   Release  kill the tree (dump), resume it (-R, pre-dump), or let a
 //            migration decide between the two.
-// Whether PID has ended (a zombie, or gone).
-bool Exited(pid_t pid) {
-  auto stat = ReadFileToString(Format("/proc/%d/stat", pid));
-  if (!stat.ok()) return true;
-  size_t close = stat->rfind(')');
-  return close == std::string::npos || close + 2 >= stat->size() || (*stat)[close + 2] == 'Z' ||
-         (*stat)[close + 2] == 'X';
-}
-
 class DumpRun {
  public:
   explicit DumpRun(const DumpOptions& opts)
@@ -530,7 +527,7 @@ Status AddDumpExternal(const std::string& key, DumpOptions* opts) {
 }
 
 Status AddDumpExtMountMap(const std::string& map, DumpOptions* opts) {
-  auto [mountpoint, name] = TRY(ParseExtMountMap(map, "MOUNTPOINT]:KEY"));
+  auto [mountpoint, name] = TRY(ParseExtMountMap(map, "MOUNTPOINT:KEY"));
   opts->ext_mounts[mountpoint] = name;
   return Ok{};
 }

@@ -65,16 +65,14 @@ Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
   for (size_t i = 0; i < all.size(); i++) {
     const MountEntry& m = all[i];
     img::Mount o = Recorded(m);
-    auto ext = external.find(m.mountpoint);
-    if (ext == external.end()) {
-      ext = maybe_external.find(m.mountpoint);
-      if (ext == maybe_external.end()) ext = external.end();
-    }
+    const std::string* key = nullptr;
+    for (const auto* names : {&external, &maybe_external})
+      if (auto it = names->find(m.mountpoint); !key && it != names->end()) key = &it->second;
     if (i == 0) {
       o.set_how(img::Mount::ROOT);
-    } else if (ext != external.end()) {
+    } else if (key) {
       o.set_how(img::Mount::EXTERNAL);
-      o.set_external_key(ext->second);
+      o.set_external_key(*key);
     } else if (MadeAnew(m.fstype) && m.root == "/") {
       o.set_how(img::Mount::NEW);
       if (m.fstype == "tmpfs") {

@@ -410,10 +410,8 @@ Result<std::pair<std::string, std::string>> ParseMountExternal(const std::string
 Result<std::pair<std::string, std::string>> ParseExtMountMap(const std::string& map,
                                                              const char* parts) {
   size_t colon = map.find(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == map.size()) {
-    std::string want = parts;
-    return MakeError("%s: not %s", map.c_str(), want.replace(want.find("]"), 1, "").c_str());
-  }
+  if (colon == std::string::npos || colon == 0 || colon + 1 == map.size())
+    return MakeError("%s: not %s", map.c_str(), parts);
   return std::make_pair(map.substr(0, colon), map.substr(colon + 1));
 }
 

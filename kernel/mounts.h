@@ -61,7 +61,7 @@ Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar,
 
 // CRIU's names for a mount the caller owns: `mnt[A]:B` (--external) and
 // `A:B` (--ext-mount-map), A and B both non-empty; PARTS names them for the
-// error ("MOUNTPOINT]:KEY" at dump, "KEY]:PATH" at restore).
+// error: "MOUNTPOINT]:KEY" after `mnt[` at dump, "MOUNTPOINT:KEY" for a map.
 Result<std::pair<std::string, std::string>> ParseMountExternal(const std::string& spec,
                                                                const char* parts);
 Result<std::pair<std::string, std::string>> ParseExtMountMap(const std::string& map,

@@ -1214,7 +1214,7 @@ Status AddRestoreExternal(const std::string& spec, RestoreOptions* opts) {
 }
 
 Status AddRestoreExtMountMap(const std::string& map, RestoreOptions* opts) {
-  auto [name, path] = TRY(ParseExtMountMap(map, "KEY]:PATH"));
+  auto [name, path] = TRY(ParseExtMountMap(map, "KEY:PATH"));
   opts->ext_mounts[name] = path;
   return Ok{};
 }
