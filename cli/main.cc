@@ -6,14 +6,19 @@
 #include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <vector>
 
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "dump/dump.h"
+#include "images/image_archive.h"
 #include "images/image_file.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/mounts.h"
@@ -97,10 +102,17 @@ class DumpCommand : public Command {
                      pre ? "PID of the tree's root" : "PID of the process to dump")
         ->required()
         ->type_name("PID");
-    app_->add_option("-D,--images-dir", o_.images_dir,
-                     pre ? "directory to write the pages to" : "directory to write the images to")
-        ->required()
-        ->type_name("DIR");
+    auto* dir = app_->add_option("-D,--images-dir", o_.images_dir,
+                                 pre ? "directory to write the pages to"
+                                     : "directory to write the images to")
+                    ->type_name("DIR");
+    if (pre) dir->required();
+    if (!pre)
+      app_->add_option("--archive", archive_,
+                       "write the images into one archive FILE instead of -D: .tar, .tar.zst or "
+                       ".tar.gz by its name, streamed (no image file on disk first)")
+          ->type_name("FILE")
+          ->excludes(dir);
     if (pre) {
       app_->add_option("--prev-images-dir", o_.prev_images_dir,
                        "the previous pre-dump (relative to -D): copy only what was written since")
@@ -209,6 +221,15 @@ class DumpCommand : public Command {
     if (compress_ && o_.zstd_level == 0) o_.zstd_level = 1;
     if (o_.zstd_level && !o_.prev_images_dir.empty())
       return Usage("--compress with --prev-images-dir is not supported yet");
+    if (!archive_.empty()) {
+      if (server_) return Usage("--archive and --page-server: the images go to one of them");
+      if (!o_.prev_images_dir.empty())
+        return Usage(
+            "--archive with --prev-images-dir: an archive holds a whole dump, not a "
+            "pass that needs its parent directory");
+      return Exit(IntoArchive());
+    }
+    if (o_.images_dir.empty()) return Usage("dump needs -D DIR or --archive FILE");
     if (!server_) return Exit(DumpStatus(crl::Dump(o_)));
     if (address_.empty() || port_ <= 0) return Usage("--page-server needs --address and --port");
     return Exit(ThroughPageServer());
@@ -229,12 +250,18 @@ class DumpCommand : public Command {
     return sender->Done();
   }
 
+  crl::Status IntoArchive() {
+    auto out = TRY(crl::ArchiveImageOutput::Create(archive_));
+    o_.output = out.get();
+    return DumpStatus(crl::Dump(o_));
+  }
+
   crl::DumpOptions o_;
   std::string manage_cgroups_;
   std::vector<std::string> externals_, ext_unix_, ext_mount_map_;
   CLI::Option* ext_unix_opt_ = nullptr;
   bool compress_ = false, track_mem_ignored_ = false, server_ = false;
-  std::string address_;
+  std::string address_, archive_;
   int port_ = 0;
   crl::TlsOptions tls_;
 };
@@ -360,9 +387,13 @@ class RestoreCommand : public Command {
  public:
   explicit RestoreCommand(CLI::App& root)
       : Command(root.add_subcommand("restore", "restore a process from an image directory")) {
-    app_->add_option("-D,--images-dir", o_.images_dir, "directory holding the images")
-        ->required()
-        ->type_name("DIR");
+    auto* dir = app_->add_option("-D,--images-dir", o_.images_dir, "directory holding the images")
+                    ->type_name("DIR");
+    app_->add_option("--archive", o_.archive,
+                     "restore from an archive dump --archive made instead of -D (unpacked into a "
+                     "private directory under $TMPDIR, removed once the tree runs)")
+        ->type_name("FILE")
+        ->excludes(dir);
     app_->add_flag("-d,--restore-detached", o_.detached,
                    "return once the process runs (default: wait for it and exit with its "
                    "status)");
@@ -436,6 +467,8 @@ class RestoreCommand : public Command {
         ->group("");
   }
   int Run() override {
+    if (o_.images_dir.empty() && o_.archive.empty())
+      return Usage("restore needs -D DIR or --archive FILE");
     // CLI checked the name against the same list.
     o_.pages = crl::ParsePagePlacement(pages_).value_or(crl::PagePlacement::kRead);
     if (!manage_cgroups_.empty()) {
@@ -519,10 +552,34 @@ class ShowCommand : public Command {
  public:
   explicit ShowCommand(CLI::App& root)
       : Command(root.add_subcommand("show", "print image files as JSON")) {
-    app_->add_option("files", files_, "image files")->required();
+    app_->add_option("files", files_,
+                     "image files (with --archive: names in it; default: all but page data)");
+    app_->add_option("--archive", archive_, "read the files inside this archive of a dump")
+        ->type_name("FILE");
   }
   int Run() override {
-    for (const auto& f : files_) {
+    if (archive_.empty() && files_.empty()) return Usage("show needs image files or --archive");
+    std::vector<std::string> paths = files_;
+    std::optional<crl::TempImageDir> tmp;
+    if (!archive_.empty()) {
+      auto dir = crl::TempImageDir::Create();
+      if (!dir.ok()) return Fail(dir.error());
+      tmp.emplace(std::move(*dir));
+      std::set<std::string> names(files_.begin(), files_.end());
+      auto want = [&](const std::string& n) {
+        return names.empty() ? n.rfind("pages-", 0) != 0 : names.count(n) > 0;
+      };
+      if (crl::Status st = crl::UnpackImageArchive(archive_, tmp->path(), want); !st.ok())
+        return Fail(st.error());
+      paths.clear();
+      for (const auto& e : std::filesystem::directory_iterator(tmp->path()))
+        paths.push_back(e.path().string());
+      std::sort(paths.begin(), paths.end());
+      for (const std::string& n : names)
+        if (!std::count(paths.begin(), paths.end(), tmp->path() + "/" + n))
+          return Usage(archive_ + " has no " + n);
+    }
+    for (const auto& f : paths) {
       auto json = crl::ImageToJson(f);
       if (!json.ok()) return Fail(json.error());
       fputs(json->c_str(), stdout);
@@ -532,6 +589,7 @@ class ShowCommand : public Command {
 
  private:
   std::vector<std::string> files_;
+  std::string archive_;
 };
 
 // Options every command takes: the log and, for tests, kernel features to

@@ -125,7 +125,8 @@ class DumpRun {
   Result<img::Stats> Run() {
     Mark("start");
     TRY(CheckDumpable(opts_.pid));
-    TRY(dir_.PrepareForDump());
+    // Without a directory (an archive is the output), nothing is kept aside.
+    if (!opts_.images_dir.empty()) TRY(dir_.PrepareForDump());
     TRY(scripts_.Run("pre-dump"));
     TRY(Freeze());
     TRY(Collect());
@@ -466,7 +467,7 @@ class DumpRun {
     stats.set_frozen_usec(Between("frozen", opts_.pre_dump ? "thawed" : "end"));
     stats.set_total_usec(Between("start", "end"));
     stats.set_kind(opts_.pre_dump ? "pre-dump" : "dump");
-    TRY(WriteImage(dir_.Stats("dump"), ImageKind::kStats, stats));
+    if (!opts_.images_dir.empty()) TRY(WriteImage(dir_.Stats("dump"), ImageKind::kStats, stats));
     LOG_INFO(
         "dumped the tree of PID %d: %zu processes, %lu pages (%lu more shared with parents), "
         "%lu bytes in %.3f s (frozen %.3f s)",

@@ -73,8 +73,10 @@ struct DumpOptions {
   std::string prev_images_dir;
   bool pre_dump = false;
   bool track_mem = false;
-  // Where the images go (a page server, say); by default images_dir. The
-  // small files a next pass needs are read from images_dir either way.
+  // Where the images go (a page server, an archive); by default images_dir.
+  // The small files a next pass needs are read from images_dir either way;
+  // with an output, images_dir may be empty (no pass follows, and the
+  // figures are in the log only).
   ImageOutput* output = nullptr;
   // Called with the tree still frozen once every image is out: true to kill
   // it, false to resume it.

@@ -25,6 +25,7 @@
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "files/fd_kind.h"
+#include "images/image_archive.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/page_file.h"
@@ -880,6 +881,7 @@ class RestoreRun {
 
   Result<int> Run() {
     t_start_ = Clock::now();
+    if (!opts_.archive.empty()) TRY(Unpack());
     scripts_ = ActionScripts(opts_.action_scripts, opts_.images_dir, opts_.notify);
     TRY(ReadImages());
     scripts_.set_init_pid(inv_.root_pid());
@@ -914,10 +916,24 @@ class RestoreRun {
     if (Status st = scripts_.Run("post-resume"); !st.ok())
       LOG_WARN("%s", st.error().message.c_str());
     WriteStats();
+    unpacked_.reset();  // every page is in place
     return Wait();
   }
 
  private:
+  Status Unpack() {
+    if (opts_.pages == PagePlacement::kLazy)
+      return MakeError(
+          "--pages=lazy with --archive: the lazy-pages daemon reads the page files after the "
+          "restore returns; unpack the archive and restore from the directory");
+    unpacked_.emplace(TRY(TempImageDir::Create()));
+    opts_.images_dir = unpacked_->path();
+    auto t = Clock::now();
+    TRY(UnpackImageArchive(opts_.archive, opts_.images_dir));
+    LOG_INFO("unpacked %s in %.3f s", opts_.archive.c_str(), UsecBetween(t, Clock::now()) / 1e6);
+    return Ok{};
+  }
+
   Status ReadImages() {
     ImageDir dir(opts_.images_dir);
     inv_ = TRY(dir.ReadInventory());
@@ -1153,7 +1169,10 @@ class RestoreRun {
     for (const auto& [p, t] : tree_.tasks) pages += t->pagemap.total_pages();
     st.set_pages_written(pages);
     st.set_total_usec(UsecBetween(t_start_, Clock::now()));
-    Status s = WriteImage(ImageDir(opts_.images_dir).Stats("restore"), ImageKind::kStats, st);
+    // From an archive the figures are in the log only: no directory keeps them.
+    Status s = unpacked_
+                   ? Ok{}
+                   : WriteImage(ImageDir(opts_.images_dir).Stats("restore"), ImageKind::kStats, st);
     if (!s.ok()) LOG_WARN("writing restore stats: %s", s.error().message.c_str());
     LOG_INFO("restored the tree of PID %d (%zu processes) in %.3f s", root_pid_,
              builder_->processes(), st.total_usec() / 1e6);
@@ -1176,6 +1195,7 @@ class RestoreRun {
   }
 
   RestoreOptions opts_;
+  std::optional<TempImageDir> unpacked_;  // --archive's files
   ActionScripts scripts_;
   std::string own_lock_;  // a lock this restore made, lifted if it fails
   Clock::time_point t_start_;

@@ -15,6 +15,9 @@ namespace crl {
 
 struct RestoreOptions {
   std::string images_dir;
+  // Or an archive of them (images/image_archive.h): unpacked into a
+  // private directory removed once the tree runs.
+  std::string archive;
   bool detached = false;
   bool sibling = false;  // --restore-sibling: the root's parent is criu-lite's parent
   bool shell_job = false;
