@@ -130,7 +130,9 @@ class DumpCommand : public Command {
               "an fd's object the caller owns and hands back at restore with "
               "--inherit-fd: tty[RDEV:DEV] or file[MNT_ID:INODE] (hex), or unix[INODE]; or "
               "mnt[MOUNTPOINT]:KEY, a mount of the root's mount namespace the caller gives "
-              "back at restore with --external mnt[KEY]:PATH; as CRIU's")
+              "back at restore with --external mnt[KEY]:PATH; or net[INODE]:KEY, the root's "
+              "network namespace if it is INODE, the caller's: its contents not recorded, "
+              "joined at restore from --inherit-fd fd[N]:KEY; as CRIU's")
           ->type_name("KEY");
       app_->add_option("--ext-mount-map", ext_mount_map_,
                        "the same as --external mnt[MOUNTPOINT]:KEY, as CRIU's")
@@ -412,7 +414,8 @@ class RestoreCommand : public Command {
                    "taken back");
     app_->add_option("--inherit-fd", inherit_fds_,
                      "use criu-lite's fd N for every fd of the tree that was RESOURCE at dump: "
-                     "pipe:[INO], socket:[INO] or a file's path (as CRIU's)")
+                     "pipe:[INO], socket:[INO] or a file's path; or KEY, the network namespace "
+                     "the dump named with --external net[INODE]:KEY (as CRIU's)")
         ->type_name("fd[N]:RESOURCE");
     app_->add_option("--action-script", o_.action_scripts,
                      "run SCRIPT at pre-restore, post-restore, network-unlock and post-resume "

@@ -512,6 +512,12 @@ Status AddDumpExternal(const std::string& key, DumpOptions* opts) {
     opts->ext_unix_sk.insert(a);  // CRIU's other name for --ext-unix-sk=INODE
     return Ok{};
   }
+  if (sscanf(key.c_str(), "net[%lu]:%n", &a, &end) == 1 && end > 0) {
+    if (static_cast<size_t>(end) == key.size())
+      return MakeError("%s: no KEY after ':'", key.c_str());
+    opts->ext_net_ns[a] = key.substr(end);
+    return Ok{};
+  }
   if (key.rfind("mnt[", 0) == 0) {
     auto [mountpoint, name] = TRY(ParseMountExternal(key, "MOUNTPOINT]:KEY"));
     opts->ext_mounts[mountpoint] = name;
@@ -521,7 +527,8 @@ Status AddDumpExternal(const std::string& key, DumpOptions* opts) {
   bool file = !tty && sscanf(key.c_str(), "file[%lx:%lx]%n", &a, &b, &end) == 2;
   if ((!tty && !file) || end != static_cast<int>(key.size()))
     return MakeError(
-        "%s: not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE] or mnt[MOUNTPOINT]:KEY",
+        "%s: not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE], mnt[MOUNTPOINT]:KEY or "
+        "net[INODE]:KEY",
         key.c_str());
   opts->externals.insert(Format(tty ? "tty[%lx:%lx]" : "file[%lx:%lx]", a, b));
   return Ok{};

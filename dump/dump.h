@@ -46,6 +46,11 @@ struct DumpOptions {
   // CRIU's RPC ext_mnt: the same for the mount points the namespace has
   // (runtimes name every device node and masked path, mounts or not).
   std::map<std::string, std::string> ext_mount_map;
+  // --external net[INODE]:KEY (CRIU's; runtimes send it for a network
+  // namespace they made and configured, "extRootNetNS"): the root's network
+  // namespace, if its inode is INODE, is the caller's: recorded without what
+  // it holds, and joined at restore from --inherit-fd fd[N]:KEY.
+  std::map<uint64_t, std::string> ext_net_ns;
   // --empty-ns net (CRIU's): the root's network namespace is recorded
   // without what it holds; the caller sets the new one up at restore.
   bool empty_net = false;

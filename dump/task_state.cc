@@ -466,7 +466,12 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
           "(the root's is)",
           pid);
     NetContents ns;
-    if (opts.empty_net) {
+    auto ext = opts.ext_net_ns.find(net);
+    if (ext != opts.ext_net_ns.end()) {
+      // The caller's, joined again at restore: what it holds is the caller's.
+      core->mutable_net()->set_external(ext->second);
+      core->mutable_net()->set_empty(true);
+    } else if (opts.empty_net) {
       core->mutable_net()->set_empty(true);
       core->mutable_net()->set_lo_up(true);
     } else {

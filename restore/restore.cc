@@ -1,8 +1,10 @@
 #include "restore/restore.h"
 
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -1005,11 +1007,31 @@ class RestoreRun {
       });
     for (const auto& [p, t] : tree_.tasks)
       if (!t->entry.zombie()) all_fds_.push_back(&t->fds);
-    if (tree_.root->core.has_net())
+    if (tree_.root->core.has_net() && !tree_.root->core.net().external().empty())
+      net_ns_ = TRY(ExternalNetNamespace(tree_.root->core.net().external()));
+    else if (tree_.root->core.has_net())
       net_ns_ = TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net(), EmptyNet()), opts_.veths)
                         .Context("making the tree's network namespace"));
     TRY(LockConnections());
     return Ok{};
+  }
+
+  // The caller's network namespace (dumped with --external net[INODE]:KEY):
+  // the fd --inherit-fd gives for KEY, which must be a network namespace.
+  Result<ScopedFd> ExternalNetNamespace(const std::string& key) const {
+    auto it = opts_.inherit_fds.find(key);
+    if (it == opts_.inherit_fds.end())
+      return MakeError(
+          "the tree's network namespace was the caller's at dump (--external net[INODE]:%s): "
+          "give one with --inherit-fd fd[N]:%s",
+          key.c_str(), key.c_str());
+    int type = ioctl(it->second, NS_GET_NSTYPE);
+    if (type != CLONE_NEWNET)
+      return MakeError("--inherit-fd fd[%d]:%s: not a network namespace", it->second, key.c_str());
+    ScopedFd fd(fcntl(it->second, F_DUPFD_CLOEXEC, 3));
+    if (!fd.valid()) return ErrnoError("dup(%d)", it->second);
+    LOG_INFO("the tree joins the network namespace given as %s", key.c_str());
+    return fd;
   }
 
   // The root makes its own namespaces (a file system made anew belongs to
@@ -1077,9 +1099,11 @@ class RestoreRun {
                      }));
                      return made;
                    }};
-      files_.emplace(
-          TRY(FileTable::Create(all_fds_, tree_.shared, opts_.inherit_fds, std::move(stamper))
-                  .Context("opening the tree's files")));
+      // The network namespace's key is no fd's.
+      std::map<std::string, int> for_fds = opts_.inherit_fds;
+      if (tree_.root->core.has_net()) for_fds.erase(tree_.root->core.net().external());
+      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper))
+                             .Context("opening the tree's files")));
       return Ok{};
     };
     if (inside.empty()) return open_all(nullptr);

@@ -106,9 +106,10 @@ Result<RpcSession> SessionFromRpc(const rpc::Options& o, const PeerDirResolver& 
     s.images_dir = TRY(dir_of(o.images_dir_fd(), "images_dir_fd"));
   else if (!o.images_dir().empty())
     s.images_dir = o.images_dir();
-  std::string work_dir = s.images_dir;
+  s.work_dir = s.images_dir;
   if (o.has_work_dir_fd() && o.work_dir_fd() >= 0)
-    work_dir = TRY(dir_of(o.work_dir_fd(), "work_dir_fd"));
+    s.work_dir = TRY(dir_of(o.work_dir_fd(), "work_dir_fd"));
+  const std::string& work_dir = s.work_dir;
   if (!o.log_file().empty()) {
     if (o.log_file().find('/') != std::string::npos)
       return MakeError("RPC option log_file %s: a name in the work directory, not a path",

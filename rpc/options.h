@@ -19,6 +19,9 @@ namespace crl {
 // What a request asks of the service itself, beside the dump or restore.
 struct RpcSession {
   std::string images_dir;
+  // The work directory (work_dir_fd, else the images directory, as CRIU):
+  // the log and CRIU's stats files (stats-dump, stats-restore) go there.
+  std::string work_dir;
   // Where the log goes (the work directory, else the images directory, as
   // CRIU); "" for no log file.
   std::string log_file;

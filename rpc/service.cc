@@ -15,9 +15,13 @@
 #include "base/log.h"
 #include "dump/dump.h"
 #include "dump/tracking.h"
+#include "images/image_dir.h"
+#include "images/image_file.h"
+#include "images/image_output.h"
 #include "kernel/kernel_probe.h"
 #include "restore/restore.h"
 #include "rpc/criu_rpc.pb.h"
+#include "rpc/criu_stats.pb.h"
 #include "rpc/options.h"
 
 namespace crl {
@@ -32,6 +36,57 @@ constexpr int kCriuMinor = 19;
 // A packet larger than this is not a request any runtime sends (runc's,
 // with every mount named, is a few KiB).
 constexpr size_t kMaxRequest = 1 << 20;
+
+// CRIU's stats file NAME (stats-dump, stats-restore) in the work directory,
+// where runtimes read it (rpc/criu_stats.proto): written whole, then
+// renamed. A failure costs the figures only: it is logged.
+void WriteCriuStats(const std::string& work_dir, const char* name, const criu::StatsEntry& e) {
+  constexpr uint32_t kServiceMagic = 0x55105940, kStatsMagic = 0x57093306;
+  std::string body = e.SerializeAsString();
+  uint32_t head[3] = {kServiceMagic, kStatsMagic, static_cast<uint32_t>(body.size())};
+  std::string data(reinterpret_cast<const char*>(head), sizeof head);
+  data += body;
+  std::string path = work_dir + "/" + name, tmp = path + ".tmp";
+  Status st = [&]() -> Status {
+    ScopedFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd.valid()) return ErrnoError("open(%s)", tmp.c_str());
+    TRY(WriteAllToFd(fd.get(), data.data(), data.size(), tmp));
+    if (rename(tmp.c_str(), path.c_str()) < 0) return ErrnoError("rename(%s)", tmp.c_str());
+    return Ok{};
+  }();
+  if (!st.ok()) LOG_WARN("CRIU's stats file: %s", st.error().message.c_str());
+}
+
+uint32_t PhaseUsec(const img::Stats& s, const char* name) {
+  for (const img::Phase& p : s.phases())
+    if (p.name() == name) return static_cast<uint32_t>(p.usec());
+  return 0;
+}
+
+criu::StatsEntry CriuDumpStats(const img::Stats& s) {
+  criu::StatsEntry e;
+  criu::DumpStatsEntry* d = e.mutable_dump();
+  d->set_freezing_time(PhaseUsec(s, "validate"));
+  d->set_frozen_time(static_cast<uint32_t>(s.frozen_usec()));
+  d->set_memdump_time(PhaseUsec(s, "memory"));
+  d->set_memwrite_time(PhaseUsec(s, "write-images"));
+  d->set_pages_scanned(s.pages_scanned());
+  d->set_pages_skipped_parent(0);
+  d->set_pages_written(s.pages_written());
+  d->set_pages_lazy(0);
+  return e;
+}
+
+criu::StatsEntry CriuRestoreStats(const img::Stats& s) {
+  criu::StatsEntry e;
+  criu::RestoreStatsEntry* r = e.mutable_restore();
+  r->set_pages_compared(0);
+  r->set_pages_skipped_cow(0);
+  r->set_forking_time(PhaseUsec(s, "fork"));
+  r->set_restore_time(static_cast<uint32_t>(s.total_usec()));
+  r->set_pages_restored(s.pages_written());
+  return e;
+}
 
 class Connection {
  public:
@@ -235,6 +290,7 @@ class Service {
     opts->notify = Notifier(*s);
     auto stats = crl::Dump(*opts);
     if (!stats.ok()) return Failure(r.type(), stats.error());
+    WriteCriuStats(s->work_dir, "stats-dump", CriuDumpStats(*stats));
     rpc::Response resp = Answer(r.type());
     if (r.type() == rpc::DUMP) resp.mutable_dump()->set_restored(false);
     return resp;
@@ -253,6 +309,9 @@ class Service {
     opts->notify = Notifier(*s);
     auto st = crl::Restore(*opts);
     if (!st.ok()) return Failure(rpc::RESTORE, st.error());
+    img::Stats stats;
+    if (ReadImage(ImageDir(s->images_dir).Stats("restore"), ImageKind::kStats, &stats).ok())
+      WriteCriuStats(s->work_dir, "stats-restore", CriuRestoreStats(stats));
     rpc::Response resp = Answer(rpc::RESTORE);
     resp.mutable_restore()->set_pid(restored_pid_);
     return resp;

@@ -4,7 +4,7 @@ set -euo pipefail
 PACKAGES=(g++ cmake make pkg-config libprotobuf-dev protobuf-compiler libzstd-dev
           libcli11-dev libgtest-dev libcap-dev libgnutls28-dev libnftables-dev nftables libxxhash-dev libarchive-dev libnl-3-dev libnl-route-3-dev openssl procps time bc iproute2 util-linux
           python3 redis-server nginx  # real servers the tests checkpoint
-          runc  # a container runtime that drives criu-lite over CRIU's RPC
+          runc podman  # container runtimes that drive criu-lite over CRIU's RPC
           qemu-system-x86 busybox-static cpio)  # the last three: the VM tests
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "base/scoped_fd.h"
@@ -347,6 +348,78 @@ TEST_F(BridgedContainer, AnEmptyNetworkNamespaceIsSetUpByTheCaller) {
   // What the script made, and nothing the dump saw besides.
   EXPECT_NE(now.find("10.98.0.2/24"), std::string::npos) << now;
   EXPECT_EQ(now.find("10.98.7.7"), std::string::npos) << now;
+  EXPECT_EQ(Echo(client_.get(), "after\n"), "after\n");
+}
+
+// --external net[INODE]:KEY (what runc and Podman send for a network
+// namespace the runtime made, "extRootNetNS"): the dump records none of
+// the namespace's contents; restore needs the caller's namespace as
+// --inherit-fd fd[N]:KEY (refused by name without it, or with an fd that
+// is no network namespace, nothing left running) and puts the tree in it,
+// the client's connection answering there.
+TEST_F(BridgedContainer, TheCallersNetworkNamespaceIsJoinedFromInheritFd) {
+  // The caller's namespace, held by a process (`ip netns` would add mounts,
+  // whose IDs the restored mounts are compared on) and set up as a
+  // runtime's network plugin would; the link joins the bridge once the
+  // container's address is free.
+  pid_t holder = StartProgram(dir_, {"/usr/bin/unshare", "-n", "/bin/sleep", "1000"});
+  struct Gone {
+    pid_t holder;
+    ~Gone() {
+      KillAndReap(holder);
+      Output("ip link del crl-ext0 2>&1");
+    }
+  } gone{holder};
+  std::string ns_path = "/proc/" + std::to_string(holder) + "/ns/net";
+  auto link = [](const std::string& p) { return std::filesystem::read_symlink(p).string(); };
+  for (int i = 0; i < 500 && link(ns_path) == link("/proc/self/ns/net"); i++) usleep(10000);
+  std::string in_ns = "nsenter -t " + std::to_string(holder) + " -n ";
+  Output("ip link add crl-ext0 type veth peer name eth0 netns " + std::to_string(holder) + " && " +
+         in_ns + "ip addr add 10.98.0.2/24 dev eth0 && " + in_ns + "ip link set eth0 up && " +
+         in_ns + "ip link set lo up && " + in_ns + "ip route add default via 10.98.0.1");
+  struct stat ns {};
+  ASSERT_EQ(stat(("/proc/" + std::to_string(init_) + "/ns/net").c_str(), &ns), 0);
+  CmdResult d = Dump({"--external", "net[" + std::to_string(ns.st_ino) + "]:extRootNetNS"});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_FALSE(Alive(init_));
+  Output("ip link set crl-ext0 master crl-ctbr up");
+  ScopedFd given(open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(given.valid());
+  // Handed in as criu-lite's fd 0 (the harness closes the others).
+  std::vector<std::string> args = {"restore",
+                                   "-D",
+                                   dir_ / "img",
+                                   "-d",
+                                   "--root",
+                                   root_,
+                                   "--tcp-established",
+                                   "--external",
+                                   "mnt[results]:" + dir_.path(),
+                                   "--pidfile",
+                                   dir_ / "pidfile"};
+  CmdResult none = RunCriuLite(args, {}, given.get());
+  EXPECT_FALSE(none.ok());
+  EXPECT_NE(none.err.find("give one with --inherit-fd fd[N]:extRootNetNS"), std::string::npos)
+      << none.err;
+  args.insert(args.end(), {"--inherit-fd", "fd[0]:extRootNetNS"});
+  ScopedFd null(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  CmdResult bad = RunCriuLite(args, {}, null.get());
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.err.find("fd[0]:extRootNetNS: not a network namespace"), std::string::npos)
+      << bad.err;
+  EXPECT_FALSE(Alive(init_)) << "a refused restore left the tree running";
+  CmdResult r = RunCriuLite(args, {}, given.get());
+  ASSERT_TRUE(r.ok()) << r.err;
+  pid_t restored = atoi(ReadFile(dir_ / "pidfile").c_str());
+  killer_.pids.push_back(restored);
+  struct stat now {
+  }, want{};
+  ASSERT_EQ(stat(("/proc/" + std::to_string(restored) + "/ns/net").c_str(), &now), 0);
+  ASSERT_EQ(fstat(given.get(), &want), 0);
+  EXPECT_EQ(now.st_ino, want.st_ino) << "the tree is not in the namespace given";
+  std::string net = Network(restored);
+  EXPECT_NE(net.find("10.98.0.2/24"), std::string::npos) << net;
+  EXPECT_EQ(net.find("10.98.7.7"), std::string::npos) << "the dump carried the contents: " << net;
   EXPECT_EQ(Echo(client_.get(), "after\n"), "after\n");
 }
 

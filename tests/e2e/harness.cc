@@ -71,6 +71,8 @@ std::string MakeContainerRoot(const TestDir& dir) {
   return root;
 }
 
+bool RootIsRamfs() { return ReadFile("/proc/self/mounts").find(" / rootfs ") != std::string::npos; }
+
 std::string ReadFile(const std::string& path) {
   // Plain reads: a /proc file whose task vanishes mid-read ends the text
   // there (ESRCH), where a stream would throw.

@@ -90,5 +90,8 @@ void SettleTree(pid_t root, int timeout_ms);
 // Every process of the tree rooted at ROOT (zombies too), in PID order.
 std::vector<pid_t> TreePids(pid_t root);
 std::string ReadFile(const std::string& path);
+// Whether / is an initial ramfs (the 6.1 VM's), where pivot_root cannot
+// work: runc is then told --no-pivot, as its documentation says.
+bool RootIsRamfs();
 
 }  // namespace crl::test

@@ -288,8 +288,8 @@ TEST(Rpc, WhatCannotBeHonouredIsRefusedByNameAndTheTreeRunsOn) {
   req.mutable_opts()->set_images_dir_fd(999);
   refused(req, "images_dir_fd 999");
   req = RuncDump(pid, images.get(), work.get());
-  req.mutable_opts()->add_external("net[4026531840]:extRootNetNS");
-  refused(req, "net[4026531840]:extRootNetNS");
+  req.mutable_opts()->add_external("pid[4026531836]:extRootPidNS");
+  refused(req, "pid[4026531836]:extRootPidNS");
   // Field 250 of the options, a varint 1: a newer CRIU's option.
   req = RuncDump(pid, images.get(), work.get());
   req.mutable_opts()->GetReflection()->MutableUnknownFields(req.mutable_opts())->AddVarint(250, 1);

@@ -80,10 +80,6 @@ std::string Config(const std::string& root, const std::string& dir,
 )";
 }
 
-// Whether / is an initial ramfs (the 6.1 VM's), where pivot_root cannot
-// work: runc is then told --no-pivot, as its documentation says.
-bool RootIsRamfs() { return ReadFile("/proc/self/mounts").find(" / rootfs ") != std::string::npos; }
-
 // One container under a runc state directory of the test's own.
 class Runc : public ::testing::Test {
  protected:
