@@ -100,6 +100,17 @@ TEST(RpcOptions, RuncsRestoreRequestBecomesTheRestoreItMeans) {
   EXPECT_EQ(r.veths.at("eth0").name, "veth123");
 }
 
+// runc's and Podman's network namespace, made by the runtime: recorded as
+// the caller's under its key.
+TEST(RpcOptions, TheRuntimesNetworkNamespaceIsExternal) {
+  rpc::Options o;
+  o.set_pid(1);
+  o.add_external("net[4026532177]:extRootNetNS");
+  auto d = DumpOptionsFromRpc(o, "/img", rpc::DUMP);
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->ext_net_ns.at(4026532177), "extRootNetNS");
+}
+
 TEST(RpcOptions, WhatCannotBeHonouredIsRefusedByName) {
   auto refused = [](void (*set)(rpc::Options*), const char* name) {
     rpc::Options o;
@@ -117,8 +128,8 @@ TEST(RpcOptions, WhatCannotBeHonouredIsRefusedByName) {
   refused([](rpc::Options* o) { o->set_unprivileged(true); }, "unprivileged");
   refused([](rpc::Options* o) { o->mutable_ps()->set_port(1); }, "ps");
   refused([](rpc::Options* o) { o->set_empty_ns(0x04000000 /* CLONE_NEWUTS */); }, "empty_ns");
-  refused([](rpc::Options* o) { o->add_external("net[4026531840]:extRootNetNS"); },
-          "net[4026531840]:extRootNetNS");
+  refused([](rpc::Options* o) { o->add_external("pid[4026531836]:extRootPidNS"); },
+          "pid[4026531836]:extRootPidNS");
   refused(
       [](rpc::Options* o) {
         o->set_network_lock(rpc::SKIP);
