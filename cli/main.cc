@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <google/protobuf/stubs/logging.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -83,6 +85,8 @@ class Command {
   virtual ~Command() = default;
   bool chosen() const { return app_->parsed(); }
   virtual int Run() = 0;
+  // Where a relative --log-file goes without --work-dir (CRIU's rule).
+  virtual std::string images_dir() const { return ""; }
 
  protected:
   CLI::App* app_;
@@ -258,6 +262,7 @@ class DumpCommand : public Command {
     return DumpStatus(crl::Dump(o_));
   }
 
+  std::string images_dir() const override { return o_.images_dir; }
   crl::DumpOptions o_;
   std::string manage_cgroups_;
   std::vector<std::string> externals_, ext_unix_, ext_mount_map_;
@@ -396,6 +401,10 @@ class RestoreCommand : public Command {
                      "private directory under $TMPDIR, removed once the tree runs)")
         ->type_name("FILE")
         ->excludes(dir);
+    app_->add_flag("--exec-cmd", exec_cmd_,
+                   "once the tree runs, become the command given after -- (criu-lite execs it): "
+                   "the restored root is its child; implies -d, as CRIU's");
+    app_->add_option("command", exec_args_, "with --exec-cmd: the command and its arguments");
     app_->add_flag("-d,--restore-detached", o_.detached,
                    "return once the process runs (default: wait for it and exit with its "
                    "status)");
@@ -499,14 +508,27 @@ class RestoreCommand : public Command {
       }
       o_.inherit_fds[spec.substr(used)] = fd;
     }
+    if (exec_cmd_ == exec_args_.empty())
+      return Usage("--exec-cmd needs the command after --, and a command needs --exec-cmd");
+    // CRIU's --exec-cmd: the restored tree runs on as the command's child.
+    if (exec_cmd_) o_.detached = true;
     // Without -d the restored process is criu-lite's child; keep its output
     // ordered with ours.
     fflush(nullptr);
     auto r = crl::Restore(o_);
-    return r.ok() ? *r : Fail(r.error());
+    if (!r.ok()) return Fail(r.error());
+    if (!exec_cmd_) return *r;
+    std::vector<char*> argv;
+    for (std::string& a : exec_args_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    return Fail(crl::ErrnoError("--exec-cmd: execvp(%s) (the restored tree runs on)", argv[0]));
   }
 
  private:
+  std::string images_dir() const override { return o_.images_dir; }
+  bool exec_cmd_ = false;
+  std::vector<std::string> exec_args_;
   crl::RestoreOptions o_;
   std::string manage_cgroups_;
   std::string pages_ = "read";
@@ -599,22 +621,34 @@ class ShowCommand : public Command {
 // pretend absent.
 struct GlobalOptions {
   int verbosity = 0;
-  std::string log_file;
+  std::string log_file, work_dir;
   std::vector<std::string> disable;
 
   void Add(CLI::App& app) {
     app.add_flag("-v,--verbose", verbosity, "more log output; repeat for more (-vv: debug)");
-    app.add_option("-o,--log-file", log_file, "write the log to FILE (errors also go to stderr)")
+    app.add_option("-o,--log-file", log_file,
+                   "write the log to FILE (errors also go to stderr); a relative FILE is in the "
+                   "work directory, as CRIU's")
         ->type_name("FILE");
+    app.add_option("-W,--work-dir", work_dir,
+                   "the work directory, where a relative --log-file goes (default: -D), as "
+                   "CRIU's")
+        ->type_name("DIR");
     app.add_option("--disable-kernel-feature", disable,
                    "take the fallback path as if the kernel lacked FEATURE (" +
                        crl::DisableableFeatures() + "); for testing")
         ->group("Testing");
   }
-  bool Apply() const {
+  bool Apply(const std::string& images_dir) const {
     crl::SetLogLevel(1 + verbosity);
-    if (!log_file.empty() && !crl::SetLogFile(log_file.c_str())) {
-      fprintf(stderr, "criu-lite: cannot open log file %s: %m\n", log_file.c_str());
+    std::string log = log_file;
+    std::string base = work_dir.empty() ? images_dir : work_dir;
+    if (!log.empty() && log[0] != '/' && !base.empty()) {
+      mkdir(base.c_str(), 0755);  // a dump's -D may not exist yet (the dump makes it)
+      log = base + "/" + log;
+    }
+    if (!log.empty() && !crl::SetLogFile(log.c_str())) {
+      fprintf(stderr, "criu-lite: cannot open log file %s: %m\n", log.c_str());
       return false;
     }
     for (const auto& f : disable) {
@@ -652,9 +686,25 @@ int main(int argc, char** argv) {
   commands.push_back(std::make_unique<CheckCommand>(app));
   commands.push_back(std::make_unique<ShowCommand>(app));
   commands.push_back(std::make_unique<SwrkCommand>(app));
-  CLI11_PARSE(app, argc, argv);
-  if (!global.Apply()) return 1;
+  // CRIU's -vN (N: 0 none .. 4 debug; 2, warnings, its default) as -v's
+  // count here (0: warnings, 1: info, 2: debug).
+  std::vector<std::string> args;  // CLI11 takes them last first
+  bool after_dashes = false;
+  for (int i = argc - 1; i >= 1; i--) args.push_back(argv[i]);
+  for (auto it = args.rbegin(); it != args.rend(); ++it) {
+    after_dashes |= *it == "--";
+    if (!after_dashes && it->size() == 3 && it->compare(0, 2, "-v") == 0 && isdigit((*it)[2])) {
+      int n = (*it)[2] - '0';
+      *it = n <= 2 ? "-v0" : n == 3 ? "-v" : "-vv";
+    }
+  }
+  std::erase(args, std::string("-v0"));
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
   for (const auto& c : commands)
-    if (c->chosen()) return c->Run();
+    if (c->chosen()) return global.Apply(c->images_dir()) ? c->Run() : 1;
   return 1;
 }

@@ -225,6 +225,38 @@ TEST(CheckpointRestore, ShellJobImagesNeedShellJobRestore) {
   close(p[1]);
 }
 
+// CRaC's use of the command line (its criuengine): dump --shell-job -v4
+// -o LOG (the log in the images directory, CRIU's work directory by
+// default), restore -W DIR --shell-job --action-script S -v1 --exec-cmd --
+// CMD: criu-lite becomes CMD once the tree runs, the restored root its
+// child, and the script sees CRIU's actions.
+TEST(CheckpointRestore, CracsCommandLine) {
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "memory");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--shell-job",
+                             "-v4", "-o", "dump4.log"},
+                            {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_NE(ReadFile(dir / "img/dump4.log").find("Debug: "), std::string::npos)
+      << "-v4 is CRIU's debug level";
+  std::ofstream(dir / "action.sh")
+      << "#!/bin/sh\necho \"$CRTOOLS_SCRIPT_ACTION\" >> " << (dir / "actions") << "\n";
+  chmod((dir / "action.sh").c_str(), 0755);
+  CmdResult r =
+      RunCriuLite({"restore", "-W", dir.path(), "--shell-job", "--action-script", dir / "action.sh",
+                   "-D", dir / "img", "-v1", "-o", "restore.log", "--exec-cmd", "--", "/bin/sh",
+                   "-c", "cat /proc/$$/task/$$/children > " + (dir / "children")});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(r.err, "") << "-v1 is CRIU's errors-only level";
+  EXPECT_EQ(access((dir / "restore.log").c_str(), F_OK), 0) << "-o is relative to -W";
+  EXPECT_EQ(atoi(ReadFile(dir / "children").c_str()), pid)
+      << "the restored root is not the command's child";
+  std::string actions = ReadFile(dir / "actions");
+  for (const char* a : {"pre-restore\n", "post-restore\n", "post-resume\n"})
+    EXPECT_NE(actions.find(a), std::string::npos) << a << " not in " << actions;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
 TEST(CheckpointRestore, LeaveRunningThenRestoreAfterKill) {
   TestDir dir;
   // (Not the memory workload: its check writes to a file it maps, and a
