@@ -267,8 +267,8 @@ class BridgedContainer : public Containers {
     args.insert(args.end(), more.begin(), more.end());
     return RunCriuLite(args);
   }
-  // Restores it; the restored init's host PID (-1: restore failed).
-  pid_t Restore(const std::vector<std::string>& more) {
+  // The restore of it, with MORE.
+  std::vector<std::string> RestoreArgs(const std::vector<std::string>& more) const {
     std::vector<std::string> args = {"restore",
                                      "-D",
                                      dir_ / "img",
@@ -284,7 +284,11 @@ class BridgedContainer : public Containers {
                                      "--pidfile",
                                      dir_ / "pidfile"};
     args.insert(args.end(), more.begin(), more.end());
-    CmdResult r = RunCriuLite(args);
+    return args;
+  }
+  // Restores it; the restored init's host PID (-1: restore failed).
+  pid_t Restore(const std::vector<std::string>& more) {
+    CmdResult r = RunCriuLite(RestoreArgs(more));
     EXPECT_TRUE(r.ok()) << r.err;
     if (!r.ok()) return -1;
     pid_t pid = atoi(ReadFile(dir_ / "pidfile").c_str());
@@ -386,17 +390,7 @@ TEST_F(BridgedContainer, TheCallersNetworkNamespaceIsJoinedFromInheritFd) {
   ScopedFd given(open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(given.valid());
   // Handed in as criu-lite's fd 0 (the harness closes the others).
-  std::vector<std::string> args = {"restore",
-                                   "-D",
-                                   dir_ / "img",
-                                   "-d",
-                                   "--root",
-                                   root_,
-                                   "--tcp-established",
-                                   "--external",
-                                   "mnt[results]:" + dir_.path(),
-                                   "--pidfile",
-                                   dir_ / "pidfile"};
+  std::vector<std::string> args = RestoreArgs({});
   CmdResult none = RunCriuLite(args, {}, given.get());
   EXPECT_FALSE(none.ok());
   EXPECT_NE(none.err.find("give one with --inherit-fd fd[N]:extRootNetNS"), std::string::npos)
