@@ -288,6 +288,11 @@ class PageServerCommand : public Command {
     app_->add_option("-D,--images-dir", o_.images_dir, "where image directories go")
         ->required()
         ->type_name("DIR");
+    app_->add_option("--archive", o_.archive,
+                     "write each image directory received as one archive -D/NAME.SUFFIX instead "
+                     "(restore --archive reads it; not with --restore)")
+        ->check(CLI::IsMember({".tar", ".tar.zst", ".tar.gz"}))
+        ->type_name("SUFFIX");
     app_->add_flag("--daemon", o_.daemon, "keep serving after a client is done");
     app_->add_flag("--restore", o_.restore,
                    "restore on request: the destination of `criu-lite migrate`");
@@ -319,9 +324,14 @@ class PageServerCommand : public Command {
                      "shortest freeze)")
         ->check(CLI::IsMember({"read", "writev", "lazy"}));
   }
-  int Run() override { return Exit(crl::RunPageServer(o_)); }
+  int Run() override {
+    if (!o_.archive.empty() && o_.restore)
+      return Usage("page-server --archive with --restore: restore reads image directories");
+    return Exit(crl::RunPageServer(o_));
+  }
 
  private:
+  std::string images_dir() const override { return o_.images_dir; }
   crl::PageServerOptions o_;
 };
 

@@ -25,6 +25,7 @@
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "base/scoped_fd.h"
+#include "images/image_archive.h"
 #include "images/image_dir.h"
 #include "pageserver/wire.h"
 
@@ -215,6 +216,7 @@ class Session {
   Status Handle(const wire::Header& h, bool* done);
   Status Open(const std::string& name);
   Status Receive(const wire::Header& h);
+  Status ReceiveIntoArchive(const wire::Header& h);
   Status Symlink(const std::string& name, const std::string& target);
   Status Commit();
   Status Restore(const std::string& name);
@@ -231,6 +233,10 @@ class Session {
   std::map<std::string, ScopedFd> streams_;
   std::set<std::string> names_;  // written in the current directory
   ScopedFd pipe_r_, pipe_w_;
+  // With --archive: the current directory is written as this archive, and
+  // the file being streamed into it.
+  std::unique_ptr<ArchiveImageOutput> archive_;
+  std::string archive_stream_;
 };
 
 Result<int> Session::Stream(const std::string& name) {
@@ -294,11 +300,21 @@ Status Session::Open(const std::string& name) {
     return MakeError("the sender named a directory '%.64s' (not a plain name)", name.c_str());
   if (!cur_.empty())
     return MakeError("the sender opened '%s' inside '%s'", name.c_str(), cur_name_.c_str());
-  std::string final_path = opts_.images_dir + "/" + name;
+  std::string final_path = opts_.images_dir + "/" + name + opts_.archive;
   struct stat st;
   if (lstat(final_path.c_str(), &st) == 0)
-    return MakeError("'%s' exists already: a page server never replaces images", name.c_str());
+    return MakeError("'%s' exists already: a page server never replaces images",
+                     (name + opts_.archive).c_str());
   cur_name_ = name;
+  names_.clear();
+  if (!opts_.archive.empty()) {
+    // Streamed into the archive as it comes (written beside it, renamed
+    // at COMMIT).
+    archive_ = TRY(ArchiveImageOutput::Create(final_path));
+    cur_ = final_path;
+    LOG_INFO("receiving %s into %s", name.c_str(), final_path.c_str());
+    return Ok{};
+  }
   // Hidden while it is written: a restore never sees half of it.
   cur_ = opts_.images_dir + "/." + name + ".partial";
   std::error_code ec;
@@ -314,6 +330,7 @@ Status Session::Open(const std::string& name) {
 Status Session::Receive(const wire::Header& h) {
   if (!ImageName(h.name()))
     return MakeError("the sender named a file '%.64s' (not NAME.img)", h.name().c_str());
+  if (archive_) return ReceiveIntoArchive(h);
   int f;
   ScopedFd whole;
   if (h.type() == wire::Header::PUT) {
@@ -331,9 +348,30 @@ Status Session::Receive(const wire::Header& h) {
   return CopyToFile(c_, f, h.payload_len());
 }
 
+// A file as entries of the archive: a PUT whole, the APPENDs of a stream
+// one after another (the archive takes no file back once the next began).
+Status Session::ReceiveIntoArchive(const wire::Header& h) {
+  const std::string& name = h.name();
+  bool put = h.type() == wire::Header::PUT;
+  if (put || name != archive_stream_) {
+    if (!names_.insert(name).second) return MakeError("the sender sent '%s' twice", name.c_str());
+    archive_stream_ = put ? "" : name;
+    TRY(archive_->AppendFile(name, "", 0));  // the file exists even if empty
+  }
+  std::vector<char> buf(1 << 20);
+  for (uint64_t left = h.payload_len(); left > 0;) {
+    size_t n = std::min<uint64_t>(left, buf.size());
+    TRY(c_.Recv(buf.data(), n));
+    TRY(archive_->AppendFile(name, buf.data(), n));
+    left -= n;
+  }
+  return Ok{};
+}
+
 // Only the link of an iterative dump to the pass before it, a sibling
 // directory: ../NAME.
 Status Session::Symlink(const std::string& name, const std::string& target) {
+  if (archive_) return archive_->Symlink(name, target);
   if (name != ImageDir::kParentLink || target.rfind("../", 0) != 0 || !SafeName(target.substr(3)))
     return MakeError("the sender asked for a link '%.64s' -> '%.64s' (only parent -> ../NAME)",
                      name.c_str(), target.c_str());
@@ -345,6 +383,15 @@ Status Session::Symlink(const std::string& name, const std::string& target) {
 
 Status Session::Commit() {
   streams_.clear();
+  if (archive_) {
+    TRY(archive_->Commit());
+    archive_.reset();
+    archive_stream_.clear();
+    committed_.insert(cur_name_);
+    LOG_INFO("received %s", cur_.c_str());
+    cur_.clear();
+    return SendAck(c_);
+  }
   std::string final_path = opts_.images_dir + "/" + cur_name_;
   // RENAME_NOREPLACE: a directory that appeared meanwhile is not replaced.
   if (renameat2(AT_FDCWD, cur_.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) < 0)

@@ -15,6 +15,9 @@ struct PageServerOptions {
   std::string address;  // default: 127.0.0.1 without TLS, every address with it
   int port = 0;
   std::string images_dir;
+  // --archive SUFFIX (.tar, .tar.zst, .tar.gz): each image directory sent
+  // is written as the archive DIR/NAME.SUFFIX instead (not with restore).
+  std::string archive;
   bool daemon = false;      // keep serving after a client is done
   bool restore = false;     // accept RESTORE requests (the migration destination)
   int timeout = 30;         // seconds without progress before a peer counts as stalled

@@ -4,6 +4,7 @@
 // is cut short, foreign or misnamed refused with nothing run or changed.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -151,6 +152,35 @@ TEST(Archive, ADumpKilledBeforeItsEndLeavesTheArchiveThatWasThere) {
       << "the abandoned partial archive was not removed";
   KillAndReap(pid);
   CmdResult r = RunCriuLite({"restore", "--archive", archive, "-d"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
+}
+
+// A page server with --archive receives a dump sent to it as one archive
+// (streamed in as it comes, renamed when the sender commits), which
+// restore --archive takes.
+TEST(Archive, APageServerReceivesTheDumpAsAnArchive) {
+  TestDir dir;
+  int port = 27000 + getpid() % 1000;
+  mkdir((dir / "server").c_str(), 0700);
+  pid_t server = fork();
+  if (server == 0) {
+    execl(CRIU_LITE_BIN, CRIU_LITE_BIN, "page-server", "--port", std::to_string(port).c_str(), "-D",
+          (dir / "server").c_str(), "--archive", ".tar.zst", "--status-file",
+          (dir / "ready").c_str(), "-o", (dir / "server.log").c_str(), nullptr);
+    _exit(127);
+  }
+  ASSERT_TRUE(WaitForFile(dir / "ready", 5000));
+  pid_t pid = StartWorkload(dir, "tree");
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img", "--page-server",
+                             "--address", "127.0.0.1", "--port", std::to_string(port)},
+                            {pid});
+  int st = 0;
+  waitpid(server, &st, 0);
+  ASSERT_TRUE(d.ok()) << d.err;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ReadFile(dir / "server.log");
+  EXPECT_EQ(Listing(dir / "server"), std::vector<std::string>{"img.tar.zst"});
+  CmdResult r = RunCriuLite({"restore", "--archive", dir / "server/img.tar.zst", "-d"});
   ASSERT_TRUE(r.ok()) << r.err;
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
