@@ -264,7 +264,8 @@ TEST(OutsidePipes, BadInheritFdIsRefused) {
   CmdResult b = RunCriuLite({"restore", "-D", dir.path(), "--inherit-fd", "fd[900]:pipe:[1]"});
   EXPECT_NE(b.err.find("fd 900 is not open"), std::string::npos) << b.err;
   CmdResult c = RunCriuLite({"dump", "-t", "1", "-D", dir.path(), "--external", "tty[zz]"});
-  EXPECT_NE(c.err.find("not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE] or mnt[MOUNTPOINT]:KEY"),
+  EXPECT_NE(c.err.find("not tty[RDEV:DEV], file[MNT_ID:INODE], unix[INODE], mnt[MOUNTPOINT]:KEY "
+                       "or net[INODE]:KEY"),
             std::string::npos)
       << c.err;
 }
