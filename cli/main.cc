@@ -85,8 +85,11 @@ class Command {
   virtual ~Command() = default;
   bool chosen() const { return app_->parsed(); }
   virtual int Run() = 0;
-  // Where a relative --log-file goes without --work-dir (CRIU's rule).
+  // Where a relative --log-file goes without --work-dir (CRIU's rule), and
+  // whether the command makes that directory (a dump's -D) rather than
+  // needing it.
   virtual std::string images_dir() const { return ""; }
+  virtual bool makes_images_dir() const { return false; }
 
  protected:
   CLI::App* app_;
@@ -263,6 +266,7 @@ class DumpCommand : public Command {
   }
 
   std::string images_dir() const override { return o_.images_dir; }
+  bool makes_images_dir() const override { return true; }
   crl::DumpOptions o_;
   std::string manage_cgroups_;
   std::vector<std::string> externals_, ext_unix_, ext_mount_map_;
@@ -649,12 +653,13 @@ struct GlobalOptions {
                        crl::DisableableFeatures() + "); for testing")
         ->group("Testing");
   }
-  bool Apply(const std::string& images_dir) const {
+  bool Apply(const Command& cmd) const {
     crl::SetLogLevel(1 + verbosity);
     std::string log = log_file;
-    std::string base = work_dir.empty() ? images_dir : work_dir;
+    std::string base = work_dir.empty() ? cmd.images_dir() : work_dir;
     if (!log.empty() && log[0] != '/' && !base.empty()) {
-      mkdir(base.c_str(), 0755);  // a dump's -D may not exist yet (the dump makes it)
+      // A dump's -D may not exist yet: the dump makes it anyway.
+      if (work_dir.empty() && cmd.makes_images_dir()) mkdir(base.c_str(), 0755);
       log = base + "/" + log;
     }
     if (!log.empty() && !crl::SetLogFile(log.c_str())) {
@@ -715,6 +720,6 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   for (const auto& c : commands)
-    if (c->chosen()) return global.Apply(c->images_dir()) ? c->Run() : 1;
+    if (c->chosen()) return global.Apply(*c) ? c->Run() : 1;
   return 1;
 }

@@ -237,6 +237,7 @@ class Session {
   // the file being streamed into it.
   std::unique_ptr<ArchiveImageOutput> archive_;
   std::string archive_stream_;
+  std::vector<char> archive_buf_;  // what the channel gives, on its way in
 };
 
 Result<int> Session::Stream(const std::string& name) {
@@ -358,11 +359,11 @@ Status Session::ReceiveIntoArchive(const wire::Header& h) {
     archive_stream_ = put ? "" : name;
     TRY(archive_->AppendFile(name, "", 0));  // the file exists even if empty
   }
-  std::vector<char> buf(1 << 20);
+  archive_buf_.resize(1 << 20);
   for (uint64_t left = h.payload_len(); left > 0;) {
-    size_t n = std::min<uint64_t>(left, buf.size());
-    TRY(c_.Recv(buf.data(), n));
-    TRY(archive_->AppendFile(name, buf.data(), n));
+    size_t n = std::min<uint64_t>(left, archive_buf_.size());
+    TRY(c_.Recv(archive_buf_.data(), n));
+    TRY(archive_->AppendFile(name, archive_buf_.data(), n));
     left -= n;
   }
   return Ok{};

@@ -1193,6 +1193,7 @@ class RestoreRun {
     for (const auto& [p, t] : tree_.tasks) pages += t->pagemap.total_pages();
     st.set_pages_written(pages);
     st.set_total_usec(UsecBetween(t_start_, Clock::now()));
+    if (opts_.stats_out) *opts_.stats_out = st;
     // From an archive the figures are in the log only: no directory keeps them.
     Status s = unpacked_
                    ? Ok{}

@@ -7,6 +7,7 @@
 
 #include "base/action_script.h"
 #include "base/result.h"
+#include "images/criu_lite.pb.h"
 #include "kernel/net_ns.h"
 #include "restore/cgroup_restore.h"
 #include "restore/memory_restore.h"
@@ -18,6 +19,8 @@ struct RestoreOptions {
   // Or an archive of them (images/image_archive.h): unpacked into a
   // private directory removed once the tree runs.
   std::string archive;
+  // If set, the restore's figures (also in the stats file) once the tree runs.
+  img::Stats* stats_out = nullptr;
   bool detached = false;
   bool sibling = false;  // --restore-sibling: the root's parent is criu-lite's parent
   bool shell_job = false;

@@ -15,8 +15,6 @@
 #include "base/log.h"
 #include "dump/dump.h"
 #include "dump/tracking.h"
-#include "images/image_dir.h"
-#include "images/image_file.h"
 #include "images/image_output.h"
 #include "kernel/kernel_probe.h"
 #include "restore/restore.h"
@@ -307,11 +305,11 @@ class Service {
                        MakeError("RPC option inherit_fd %s: fd %d is not open in criu-lite swrk",
                                  key.c_str(), fd));
     opts->notify = Notifier(*s);
+    img::Stats stats;
+    opts->stats_out = &stats;
     auto st = crl::Restore(*opts);
     if (!st.ok()) return Failure(rpc::RESTORE, st.error());
-    img::Stats stats;
-    if (ReadImage(ImageDir(s->images_dir).Stats("restore"), ImageKind::kStats, &stats).ok())
-      WriteCriuStats(s->work_dir, "stats-restore", CriuRestoreStats(stats));
+    WriteCriuStats(s->work_dir, "stats-restore", CriuRestoreStats(stats));
     rpc::Response resp = Answer(rpc::RESTORE);
     resp.mutable_restore()->set_pid(restored_pid_);
     return resp;

@@ -28,7 +28,7 @@ class Podman : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access(kPodman, X_OK) != 0) {
-      if (RootIsRamfs()) GTEST_SKIP() << "podman is not in the 6.1 VM's image";
+      if (RootIsRamfs()) GTEST_SKIP() << "SKIPPED: podman is not in the 6.1 VM's image";
       FAIL() << kPodman << " is missing: scripts/install-deps.sh installs it";
     }
     mkdir((dir_ / "bin").c_str(), 0755);

@@ -440,6 +440,16 @@ std::string RealDir(const std::string& dir) {
   return realpath(dir.c_str(), real) ? std::string(real) : dir;
 }
 
+// Which images ARGS dump to or restore from: -D's directory, or --archive's
+// file (which a dump has not made yet: its directory resolved instead).
+std::string ImagesOf(const std::vector<std::string>& args) {
+  std::string archive = Arg(args, {"--archive"});
+  if (archive.empty()) return RealDir(Arg(args, {"-D", "--images-dir"}));
+  size_t slash = archive.rfind('/');
+  if (slash == std::string::npos) return RealDir(".") + "/" + archive;
+  return RealDir(archive.substr(0, slash)) + archive.substr(slash);
+}
+
 }  // namespace
 
 namespace {
@@ -582,21 +592,23 @@ const std::vector<std::string>& ExpectStateDiff::Current() { return g_allowed; }
 
 void RecordBeforeDump(const std::vector<std::string>& args) {
   if (args.empty() || args[0] != "dump") return;
-  std::string pid = Arg(args, {"-t", "--tree"}), dir = Arg(args, {"-D", "--images-dir"});
-  if (pid.empty() || dir.empty()) return;
-  g_dumps[RealDir(dir)] = RecordTree(atoi(pid.c_str()), 500);
+  std::string pid = Arg(args, {"-t", "--tree"});
+  if (pid.empty() ||
+      (Arg(args, {"-D", "--images-dir"}).empty() && Arg(args, {"--archive"}).empty()))
+    return;
+  g_dumps[ImagesOf(args)] = RecordTree(atoi(pid.c_str()), 500);
 }
 
 void ForgetDump(const std::vector<std::string>& args) {
   if (args.empty() || args[0] != "dump") return;
-  g_dumps.erase(RealDir(Arg(args, {"-D", "--images-dir"})));
+  g_dumps.erase(ImagesOf(args));
 }
 
 void CompareAfterRestore(const std::vector<std::string>& args) {
   if (args.empty() || args[0] != "restore") return;
   // Without -d restore waits for the tree to exit: nothing left to compare.
   if (!Has(args, {"-d", "--restore-detached", "--restore-sibling"})) return;
-  auto it = g_dumps.find(RealDir(Arg(args, {"-D", "--images-dir"})));
+  auto it = g_dumps.find(ImagesOf(args));
   if (it == g_dumps.end()) return;
   // The init of a PID namespace comes back with another host PID.
   pid_t host_root = 0;
