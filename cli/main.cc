@@ -132,6 +132,9 @@ class DumpCommand : public Command {
       app_->add_flag("-j,--shell-job", o_.shell_job,
                      "the process's stdin/stdout/stderr are a terminal or pipe that restore "
                      "provides");
+      app_->add_flag("--orphan-pts-master", o_.orphan_pts_master,
+                     "a terminal whose master is outside the tree (a container's console) is "
+                     "carried: restore over RPC makes it again and hands its new master over");
       app_->add_option(
               "--external", externals_,
               "an fd's object the caller owns and hands back at restore with "

@@ -22,6 +22,10 @@ struct DumpOptions {
   std::string images_dir;
   bool leave_running = false;
   bool shell_job = false;
+  // --orphan-pts-master (CRIU's): a terminal whose master is outside the
+  // tree (a container's console, its master held by the runtime) is
+  // recorded as such; restore makes it again and hands its new master over.
+  bool orphan_pts_master = false;
   // The most bytes of data a deleted file the tree holds open may have
   // (--ghost-limit; CRIU's default).
   uint64_t ghost_limit = 1 << 20;

@@ -201,6 +201,7 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> task
   // not) and saves what is in flight in them.
   TreeFds tree(opts.shell_job, opts.ghost_limit, shared, std::move(tasks));
   tree.set_ext_unix_sk(opts.ext_unix_sk_all, opts.ext_unix_sk);
+  tree.set_orphan_pts_master(opts.orphan_pts_master);
   tree.set_tcp(tcp);
   if (!procs.empty()) tree.set_root(procs.front().pid);  // parents come first
   std::map<img::Fd::KindCase, std::vector<FdRef>> by_arm;

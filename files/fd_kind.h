@@ -109,6 +109,10 @@ class TreeFds {
         tasks_(std::move(tasks)) {}
   img::Shared* shared() { return shared_; }
   bool shell_job() const { return shell_job_; }
+  // --orphan-pts-master: a terminal whose master is outside the tree is
+  // recorded as such (files/pty.cc), not refused.
+  bool orphan_pts_master() const { return orphan_pts_master_; }
+  void set_orphan_pts_master(bool on) { orphan_pts_master_ = on; }
   // --ghost-limit: the most bytes of data a deleted file may hold.
   uint64_t ghost_limit() const { return ghost_limit_; }
   // The tree's root.
@@ -139,6 +143,7 @@ class TreeFds {
 
  private:
   bool shell_job_;
+  bool orphan_pts_master_ = false;
   uint64_t ghost_limit_;
   img::Shared* shared_;
   std::set<std::pair<std::string, uint64_t>> done_;
@@ -193,6 +198,23 @@ class OpenFiles {
     stamper_pid_ = image;
     stamper_ = std::move(s);
   }
+  // Pty masters made with the mounts, by index: a bind of a slave (runc's
+  // /dev/console) needs the slave to exist (restore/mount_restore.cc).
+  void SetPremadePtys(std::map<int, ScopedFd> ptys) { premade_ptys_ = std::move(ptys); }
+  // Pty INDEX's master made with the mounts, given up to the caller; or an
+  // invalid fd.
+  ScopedFd TakePremadePty(int index) {
+    auto it = premade_ptys_.find(index);
+    if (it == premade_ptys_.end()) return ScopedFd();
+    ScopedFd fd = std::move(it->second);
+    premade_ptys_.erase(it);
+    return fd;
+  }
+  // Where the new master of a terminal whose master was outside the tree
+  // goes (RestoreOptions::orphan_pts_master); null: nowhere.
+  using MasterSink = std::function<Status(int master)>;
+  void SetOrphanMasterSink(MasterSink sink) { orphan_master_sink_ = std::move(sink); }
+  const MasterSink& orphan_master_sink() const { return orphan_master_sink_; }
   // The stamper for task IMAGE, or nullptr.
   const Stamper* StamperFor(pid_t image) const {
     return stamper_ && image == stamper_pid_ ? &stamper_ : nullptr;
@@ -208,6 +230,8 @@ class OpenFiles {
   std::map<pid_t, pid_t> live_pids_;
   pid_t stamper_pid_ = 0;
   Stamper stamper_;
+  std::map<int, ScopedFd> premade_ptys_;
+  MasterSink orphan_master_sink_;
 };
 
 class FdKind {
@@ -259,6 +283,10 @@ Result<const FdKind*> KindOf(const img::Fd& f);
 // leader names it (0: none) (files/pty.cc).
 Status TakeControllingTerminal(RemoteSyscalls& rs, RemoteScratch& scratch, const img::PtyFd& p,
                                pid_t fg_pgrp);
+// The master of a new pty numbered INDEX, from the ptmx at PTMX (opened
+// until the kernel hands out INDEX; the others opened meanwhile closed
+// again), unlocked (files/pty.cc).
+Result<ScopedFd> OpenPtyNumbered(const std::string& ptmx, int index);
 
 // Saves the bytes of a deleted file once (ACCESS_PATH opens it:
 // /proc/PID/fd/N or /proc/PID/map_files/RANGE), up to LIMIT bytes of data

@@ -45,6 +45,8 @@ struct ProcStat {
   std::string comm;
   char state = '?';
   pid_t ppid = 0, pgrp = 0, session = 0;
+  int tty_nr = 0;      // the controlling terminal's device (proc(5)'s encoding), 0: none
+  pid_t tpgid = -1;    // its foreground process group
   uint64_t flags = 0;  // PF_*
   int64_t num_threads = 0;
   uint64_t start_time = 0;

@@ -131,8 +131,10 @@ Status FileTable::Add(const img::Fd& f) {
 Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
                                     const img::Shared& shared,
                                     const std::map<std::string, int>& inherit,
-                                    std::pair<pid_t, OpenFiles::Stamper> stamper) {
+                                    std::pair<pid_t, OpenFiles::Stamper> stamper,
+                                    const std::function<void(OpenFiles&)>& prepare) {
   FileTable t(shared);
+  if (prepare) prepare(t.files_);
   t.inherit_ = inherit;
   if (stamper.second) t.files_.SetStamper(stamper.first, std::move(stamper.second));
   for (const auto& [key, fd] : inherit) {

@@ -29,11 +29,14 @@ class FileTable {
   // INHERIT: --inherit-fd's keys and criu-lite's fds for them.
   // STAMPER: where a task of the tree exists already, what it made (a unix
   // socket's maker of record) it makes again (OpenFiles::SetStamper); used
-  // during Create only.
+  // during Create only. PREPARE is given the table's OpenFiles before any
+  // file is opened (the ptys made with the mounts, where a terminal's new
+  // master goes).
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
                                   const img::Shared& shared,
                                   const std::map<std::string, int>& inherit = {},
-                                  std::pair<pid_t, OpenFiles::Stamper> stamper = {});
+                                  std::pair<pid_t, OpenFiles::Stamper> stamper = {},
+                                  const std::function<void(OpenFiles&)>& prepare = nullptr);
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/scoped_fd.h"
+#include "files/fd_kind.h"
 #include "kernel/mounts.h"
 #include "kernel/proc_task.h"
 
@@ -29,8 +30,9 @@ std::string BelowMount(const std::string& at, const std::string& root_of, const 
 
 class MountBuilder {
  public:
-  MountBuilder(Puppet& p, std::string root, const std::map<std::string, std::string>& external)
-      : p_(p), rs_(p.rs()), root_(std::move(root)), external_(external) {}
+  MountBuilder(Puppet& p, std::string root, const std::map<std::string, std::string>& external,
+               std::map<int, ScopedFd>* ptys)
+      : p_(p), rs_(p.rs()), root_(std::move(root)), external_(external), ptys_(ptys) {}
 
   Status Build(const img::MountNamespace& ns) {
     TRY(rs_.Checked("unshare(CLONE_NEWNS)", SYS_unshare, CLONE_NEWNS));
@@ -54,6 +56,7 @@ class MountBuilder {
     const img::Mount* peer = PeerOf(m);
     if (peer) {
       // A peer (or a slave) of a mount made already: a bind of it.
+      TRY(MakePtyFor(*peer, m));
       TRY(Mount(BelowMount(made_[peer->id()], peer->root(), m.root()), at, "", MS_BIND, ""));
     } else {
       switch (m.how()) {
@@ -70,6 +73,7 @@ class MountBuilder {
         case img::Mount::BIND: {
           const img::Mount* of = by_id_.count(m.bind_of()) ? by_id_[m.bind_of()] : nullptr;
           if (!of) return MakeError("it binds mount %lu, which is not made before it", m.bind_of());
+          TRY(MakePtyFor(*of, m));
           TRY(Mount(BelowMount(made_[of->id()], of->root(), m.root()), at, "", MS_BIND, ""));
           break;
         }
@@ -89,6 +93,21 @@ class MountBuilder {
     by_id_[m.id()] = &m;
     if (m.how() == img::Mount::ROOT) return Ok{};
     return SetAttributes(m, at);
+  }
+
+  // M, a bind of OF below its root: if OF is a devpts and M one of its ptys'
+  // slaves (runc's /dev/console is /dev/pts/N), that pty is made first (its
+  // slave exists only while its master is open), through the puppet's view
+  // of the devpts, and its master kept.
+  Status MakePtyFor(const img::Mount& of, const img::Mount& m) {
+    int index;
+    char extra;
+    if (of.fstype() != "devpts" || sscanf(m.root().c_str(), "/%d%c", &index, &extra) != 1)
+      return Ok{};
+    if (ptys_->count(index)) return Ok{};
+    std::string ptmx = ProcTask(p_.pid()).Path("root") + made_[of.id()] + "/ptmx";
+    (*ptys_)[index] = TRY(OpenPtyNumbered(ptmx, index).Context("the pty whose slave it binds"));
+    return Ok{};
   }
 
   // The mount made already whose peer group M shares, or is a slave of.
@@ -183,6 +202,7 @@ class MountBuilder {
   RemoteSyscalls& rs_;
   std::string root_;
   const std::map<std::string, std::string>& external_;
+  std::map<int, ScopedFd>* ptys_;
   ScopedFd ns_;
   std::map<uint64_t, std::string> made_;  // mount ID at dump -> where it is made
   std::map<uint64_t, const img::Mount*> by_id_;
@@ -191,7 +211,8 @@ class MountBuilder {
 }  // namespace
 
 Status MakeMountNamespace(Puppet& p, const img::MountNamespace& ns, const std::string& root,
-                          const std::map<std::string, std::string>& external) {
+                          const std::map<std::string, std::string>& external,
+                          std::map<int, ScopedFd>* ptys) {
   if (root.empty())
     return MakeError(
         "the tree's root made a mount namespace (a container): give the directory that is its "
@@ -203,7 +224,7 @@ Status MakeMountNamespace(Puppet& p, const img::MountNamespace& ns, const std::s
   if (ns.mounts_size() == 0) return MakeError("the mount namespace has no mounts recorded");
   if (std::string(real) == "/")
     return MakeError("--root /: the tree's root must be another directory");
-  return MountBuilder(p, real, external).Build(ns);
+  return MountBuilder(p, real, external, ptys).Build(ns);
 }
 
 }  // namespace crl

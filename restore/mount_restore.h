@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/scoped_fd.h"
 #include "images/criu_lite.pb.h"
 #include "restore/puppet.h"
 
@@ -19,7 +20,12 @@ namespace crl {
 // attributes and propagation; a tmpfs with its files; EXTERNAL: key ->
 // path for the caller's), and pivots into ROOT, leaving nothing of
 // criu-lite's mounts in it.
+//
+// A bind of a pty's slave (runc's /dev/console) needs the slave to exist:
+// the pair is made in its devpts first, its master left in PTYS by index for
+// the files' restore (files/pty.cc).
 Status MakeMountNamespace(Puppet& p, const img::MountNamespace& ns, const std::string& root,
-                          const std::map<std::string, std::string>& external);
+                          const std::map<std::string, std::string>& external,
+                          std::map<int, ScopedFd>* ptys);
 
 }  // namespace crl

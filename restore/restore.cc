@@ -416,7 +416,8 @@ class TreeBuilder {
   const img::PtyFd* ControllingPty(pid_t sid) const {
     for (const auto& [p, t] : tree_.tasks)
       for (const img::Fd& f : t->fds.fds())
-        if (f.has_pty() && f.pty().master() && f.pty().sid() == sid) return &f.pty();
+        if (f.has_pty() && (f.pty().master() || f.pty().orphan()) && f.pty().sid() == sid)
+          return &f.pty();
     return nullptr;
   }
 
@@ -1055,7 +1056,7 @@ class RestoreRun {
       if (!ipc_ns_.valid()) return ErrnoError("open(%s)", ipc.c_str());
     }
     if (!core.has_mnt()) return Ok{};
-    TRY(step(MakeMountNamespace(*root_, core.mnt(), opts_.root, opts_.ext_mounts),
+    TRY(step(MakeMountNamespace(*root_, core.mnt(), opts_.root, opts_.ext_mounts, &ptys_),
              "making its mount namespace"));
     std::string path = ProcTask(root_pid_).Path("ns/mnt");
     mnt_ns_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -1102,8 +1103,13 @@ class RestoreRun {
       // The network namespace's key is no fd's.
       std::map<std::string, int> for_fds = opts_.inherit_fds;
       if (tree_.root->core.has_net()) for_fds.erase(tree_.root->core.net().external());
-      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper))
-                             .Context("opening the tree's files")));
+      auto prepare = [this](crl::OpenFiles& files) {
+        files.SetPremadePtys(std::move(ptys_));
+        files.SetOrphanMasterSink(opts_.orphan_pts_master);
+      };
+      files_.emplace(
+          TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper), prepare)
+                  .Context("opening the tree's files")));
       return Ok{};
     };
     if (inside.empty()) return open_all(nullptr);
@@ -1239,8 +1245,9 @@ class RestoreRun {
   // The tree's network namespace is the caller's to set up (--empty-ns
   // net here, or at dump).
   bool EmptyNet() const { return opts_.empty_net || tree_.root->core.net().empty(); }
-  ScopedFd mnt_ns_;  // the root's mount namespace, made before its files are opened
-  ScopedFd ipc_ns_;  // the root's ipc namespace, if it made one
+  ScopedFd mnt_ns_;               // the root's mount namespace, made before its files are opened
+  std::map<int, ScopedFd> ptys_;  // masters of ptys made with the mounts, by index
+  ScopedFd ipc_ns_;               // the root's ipc namespace, if it made one
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
   // Last: destroyed first, killing every task not yet released.

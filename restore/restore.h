@@ -1,6 +1,7 @@
 // `criu-lite restore`: rebuild a dumped process from its images.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +25,10 @@ struct RestoreOptions {
   bool detached = false;
   bool sibling = false;  // --restore-sibling: the root's parent is criu-lite's parent
   bool shell_job = false;
+  // Where the new master of a terminal whose master was outside the tree
+  // goes (CRIU's orphan-pts-master: over the RPC socket to the runtime,
+  // which passes it to its console socket); unset: such images are refused.
+  std::function<Status(int master)> orphan_pts_master;
   std::string pidfile;
   // --action-script (CRIU's): run at pre-restore, post-restore,
   // network-unlock, post-resume.

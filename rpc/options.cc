@@ -153,6 +153,7 @@ Result<DumpOptions> DumpOptionsFromRpc(const rpc::Options& o, const std::string&
   d.leave_running = d.pre_dump || o.leave_running();
   if (!d.pre_dump) {
     d.shell_job = o.shell_job();
+    d.orphan_pts_master = o.orphan_pts_master();
     d.file_locks = o.file_locks();
     d.tcp_established = o.tcp_established();
     d.tcp_close = o.tcp_close();

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -116,10 +117,25 @@ class Connection {
     return std::optional<rpc::Request>(std::move(req));
   }
 
-  Status Send(const rpc::Response& resp) {
+  // RESP, with FD passed along (SCM_RIGHTS) if it is not -1.
+  Status Send(const rpc::Response& resp, int fd = -1) {
     std::string bytes = resp.SerializeAsString();
+    iovec iov{bytes.data(), bytes.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
     ssize_t n;
-    do n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    do n = sendmsg(fd_, &msg, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0) return ErrnoError("send(RPC socket %d)", fd_);
     return Ok{};
@@ -268,16 +284,22 @@ class Service {
     return [this, notify = s.notify](const char* action, pid_t init_pid) -> Status {
       if (strcmp(action, "post-restore") == 0) restored_pid_ = init_pid;
       if (!notify) return Ok{};
-      rpc::Response n = Answer(rpc::NOTIFY);
-      n.mutable_notify()->set_script(action);
-      if (init_pid > 0) n.mutable_notify()->set_pid(init_pid);
-      TRY(conn_.Send(n));
-      auto reply = TRY(conn_.Receive());
-      if (!reply) return MakeError("the RPC client went away at %s", action);
-      if (reply->type() != rpc::NOTIFY || !reply->notify_success())
-        return MakeError("the RPC client reported a failure at %s", action);
-      return Ok{};
+      return Notify(action, init_pid, -1);
     };
+  }
+
+  // Tells the client ACTION (with INIT_PID if > 0, and FD passed along if
+  // not -1) and waits for its answer.
+  Status Notify(const char* action, pid_t init_pid, int fd) {
+    rpc::Response n = Answer(rpc::NOTIFY);
+    n.mutable_notify()->set_script(action);
+    if (init_pid > 0) n.mutable_notify()->set_pid(init_pid);
+    TRY(conn_.Send(n, fd));
+    auto reply = TRY(conn_.Receive());
+    if (!reply) return MakeError("the RPC client went away at %s", action);
+    if (reply->type() != rpc::NOTIFY || !reply->notify_success())
+      return MakeError("the RPC client reported a failure at %s", action);
+    return Ok{};
   }
 
   rpc::Response Dump(const rpc::Request& r) {
@@ -305,6 +327,17 @@ class Service {
                        MakeError("RPC option inherit_fd %s: fd %d is not open in criu-lite swrk",
                                  key.c_str(), fd));
     opts->notify = Notifier(*s);
+    // orphan_pts_master (runc sends it always): a terminal's new master goes
+    // to the client in CRIU's orphan-pts-master notification, the fd passed
+    // along; runc hands it to its console socket.
+    if (r.opts().orphan_pts_master())
+      opts->orphan_pts_master = [this, notify = s->notify](int master) -> Status {
+        if (!notify)
+          return MakeError(
+              "RPC option orphan_pts_master needs notify_scripts: the new master is handed "
+              "over in the orphan-pts-master notification");
+        return Notify("orphan-pts-master", 0, master);
+      };
     img::Stats stats;
     opts->stats_out = &stats;
     auto st = crl::Restore(*opts);

@@ -662,4 +662,47 @@ int Pty() {
   Report();
 }
 
+// A container's init on a terminal whose master is outside the tree (runc
+// run with --console-socket): stdin/out/err the slave, its session's
+// controlling terminal, /dev/console a bind of it; set to 40x132 without
+// echo. After restore: the same pty, still the controlling terminal with it
+// in the foreground, the same size and modes, /dev/console the same device,
+// and lines go both ways: it writes "pong" and reads the "ping" typed at the
+// master the caller holds now.
+int Console() {
+  struct stat in {};
+  const char* name = ttyname(0);
+  if (!isatty(0) || !isatty(1) || fstat(0, &in) < 0 || !name) return 2;
+  std::string was = name;
+  termios t{};
+  if (tcgetattr(0, &t) < 0) return 2;
+  t.c_lflag &= ~ECHO;
+  winsize ws{40, 132, 0, 0};
+  if (tcsetattr(0, TCSANOW, &t) < 0 || ioctl(0, TIOCSWINSZ, &ws) < 0) return 2;
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  struct stat now {
+  }, console{};
+  EXPECT(fstat(0, &now) == 0 && now.st_rdev == in.st_rdev, "stdin is another device");
+  name = ttyname(0);
+  EXPECT(name && was == name, "the terminal is %s, was %s", name ? name : "none", was.c_str());
+  EXPECT(getsid(0) == getpid() && tcgetsid(0) == getpid(),
+         "not the controlling terminal of its session (%d)", tcgetsid(0));
+  EXPECT(tcgetpgrp(0) == getpgrp(), "the foreground group is %d, not its own", tcgetpgrp(0));
+  EXPECT(stat("/dev/console", &console) == 0 && console.st_rdev == in.st_rdev,
+         "/dev/console is not its terminal");
+  winsize now_ws{};
+  EXPECT(ioctl(0, TIOCGWINSZ, &now_ws) == 0 && now_ws.ws_row == 40 && now_ws.ws_col == 132,
+         "window %dx%d", now_ws.ws_row, now_ws.ws_col);
+  termios now_t{};
+  EXPECT(tcgetattr(0, &now_t) == 0 && now_t.c_lflag == t.c_lflag, "termios lflag 0x%x, was 0x%x",
+         now_t.c_lflag, t.c_lflag);
+  EXPECT(write(1, "pong\n", 5) == 5, "writing to the terminal");
+  char line[16] = {};
+  EXPECT(read(0, line, sizeof line - 1) == 5 && strcmp(line, "ping\n") == 0,
+         "read '%s' from the terminal", line);
+  Report();
+}
+
 }  // namespace wl

@@ -74,6 +74,9 @@
 //   locks     flock, POSIX (also a child's) and OFD locks (--file-locks)
 //   pty       a pty pair, the slave a child session's controlling terminal,
 //             and a locked pty
+//   console   its stdin/out/err a terminal whose master is outside (runc's
+//             --console-socket), its controlling terminal, /dev/console
+//             bound to it; after restore it writes "pong" and reads "ping"
 //   fanotify  a fanotify group with a file mark, an ignored mask and a
 //             filesystem mark
 //   memfd     a memfd mapped by a parent and (after the fork) its child
@@ -186,6 +189,7 @@ const Scenario kScenarios[] = {
     {"ghosts", [](const Args&) { return Ghosts(); }},
     {"locks", [](const Args&) { return Locks(); }},
     {"pty", [](const Args&) { return Pty(); }},
+    {"console", [](const Args&) { return Console(); }},
     {"fanotify", [](const Args&) { return Fanotify(); }},
     {"forest", [](const Args& a) { return Forest(a.procs, a.threads, a.MibOr(20)); }},
     {"counter", [](const Args&) { return Counter(); }},

@@ -122,6 +122,7 @@ int Conns(int n);
 int Ghosts();
 int Locks();
 int Pty();
+int Console();
 int Fanotify();
 int Memfd();
 int Signals();

@@ -225,6 +225,36 @@ TEST(CheckpointRestore, ShellJobImagesNeedShellJobRestore) {
   close(p[1]);
 }
 
+// A terminal whose master is the caller's (as a runtime holds a container's
+// console), dumped with --orphan-pts-master: carried, but the command line
+// has no caller to hand the new master to, so restore refuses the images,
+// saying where they restore (runc: Runc.ATerminalOnTheConsoleSocketComesBack),
+// and leaves nothing behind.
+TEST(CheckpointRestore, AnOrphanTerminalRestoresThroughTheRpcOnly) {
+  TestDir dir;
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(grantpt(master), 0);
+  ASSERT_EQ(unlockpt(master), 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+  ASSERT_GE(slave, 0);
+  pid_t pid = StartWorkload(dir, "read", {}, slave);
+  close(slave);
+  ASSERT_TRUE(WaitInSyscall(pid, SYS_read));
+  CmdResult plain = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "refused"});
+  EXPECT_FALSE(plain.ok());
+  EXPECT_NE(plain.err.find("is a terminal"), std::string::npos) << plain.err;
+  EXPECT_TRUE(Alive(pid));
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "--orphan-pts-master"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("restore through the RPC"), std::string::npos) << r.err;
+  EXPECT_FALSE(Alive(pid));
+  close(master);
+}
+
 // CRaC's use of the command line (its criuengine): dump --shell-job -v4
 // -o LOG (the log in the images directory, CRIU's work directory by
 // default), restore -W DIR --shell-job --action-script S -v1 --exec-cmd --

@@ -6,14 +6,20 @@
 // its default capabilities) on a busybox root, its stdio on pipes as
 // containerd and Podman give it, a bind of the test's directory at /check
 // (an external mount for the checkpoint), and the workload of the earlier
-// issues as its init, checking itself after restore.
+// issues as its init, checking itself after restore. Or its stdio on a
+// terminal whose master runc hands to a console socket of the test's.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -26,16 +32,18 @@ namespace {
 const char* kRunc = "/usr/sbin/runc";
 
 // The OCI configuration `runc spec` writes, with ARGS as the process, ROOT
-// as the root, and DIR bound at /check.
+// as the root, and DIR bound at /check; with TERMINAL, the process's stdio
+// is a terminal (runc then wants a --console-socket).
 std::string Config(const std::string& root, const std::string& dir,
-                   const std::vector<std::string>& args) {
+                   const std::vector<std::string>& args, bool terminal = false) {
   std::string argv;
   for (const std::string& a : args) argv += (argv.empty() ? "\"" : ", \"") + a + "\"";
   const char* caps = R"(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])";
   return std::string(R"({
   "ociVersion": "1.0.2-dev",
   "process": {
-    "terminal": false,
+    "terminal": )" + std::string(terminal ? "true" : "false") +
+                     R"(,
     "user": {"uid": 0, "gid": 0},
     "args": [)") +
          argv + R"(],
@@ -80,6 +88,65 @@ std::string Config(const std::string& root, const std::string& dir,
 )";
 }
 
+// A console socket, as `runc --console-socket` wants: runc connects and
+// passes the master of the container's terminal (SCM_RIGHTS), at run and
+// again (CRIU's orphan-pts-master notification) at restore.
+class ConsoleSocket {
+ public:
+  explicit ConsoleSocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+    EXPECT_EQ(listen(fd_, 4), 0);
+  }
+  ~ConsoleSocket() { close(fd_); }
+  const std::string& path() const { return path_; }
+
+  // The master passed by the next connection runc made (it connected and
+  // sent before it exited), or -1.
+  int TakeMaster() {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 10000) != 1) return -1;
+    int conn = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) return -1;
+    char buf[4096];
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    int master = -1;
+    if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) >= 0)
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+          memcpy(&master, CMSG_DATA(c), sizeof master);
+    close(conn);
+    return master;
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// What master MASTER reads within TIMEOUT_MS, until it has WANT.
+std::string ReadUntil(int master, const std::string& want, int timeout_ms = 10000) {
+  std::string got;
+  for (int waited = 0; got.find(want) == std::string::npos && waited < timeout_ms; waited += 100) {
+    pollfd p{master, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    char buf[512];
+    ssize_t n = read(master, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, n);
+  }
+  return got;
+}
+
 // One container under a runc state directory of the test's own.
 class Runc : public ::testing::Test {
  protected:
@@ -94,6 +161,7 @@ class Runc : public ::testing::Test {
     RunRunc({"kill", id_, "KILL"});
     RunRunc({"delete", "-f", id_});
     for (int fd : stdin_) close(fd);
+    for (int fd : masters_) close(fd);
     for (pid_t p : readers_) KillAndReap(p);
   }
 
@@ -143,11 +211,13 @@ class Runc : public ::testing::Test {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
-  // The workload SCENARIO as the container's init; its host PID.
-  pid_t Start(const std::string& scenario) {
-    std::ofstream(dir_ / "bundle/config.json")
-        << Config(root_, dir_.path(), {"/bin/workload", scenario, "--dir", "/check"});
+  // The workload SCENARIO as the container's init (on a terminal whose
+  // master goes to the socket at CONSOLE, if given); its host PID.
+  pid_t Start(const std::string& scenario, const std::string& console = "") {
+    std::ofstream(dir_ / "bundle/config.json") << Config(
+        root_, dir_.path(), {"/bin/workload", scenario, "--dir", "/check"}, !console.empty());
     std::vector<std::string> run = {"run", "-d", "--bundle", dir_ / "bundle", id_};
+    if (!console.empty()) run.insert(run.begin() + 1, {"--console-socket", console});
     if (RootIsRamfs()) run.insert(run.begin() + 1, "--no-pivot");
     EXPECT_EQ(RunRunc(run, true), 0) << err_;
     EXPECT_TRUE(WaitForFile(dir_ / "ready", 30000)) << ReadFile(dir_ / "out");
@@ -200,6 +270,7 @@ class Runc : public ::testing::Test {
   std::string root_, id_, err_;
   std::vector<pid_t> readers_;
   std::vector<int> stdin_;
+  std::vector<int> masters_;  // terminals' masters from a console socket
 };
 
 // runc checkpoint, with criu-lite as the `criu` on its PATH: the container
@@ -257,6 +328,35 @@ TEST_F(Runc, PreDumpThenCheckpointWithItsParent) {
   EXPECT_GT(readlink((dir_ / "img/parent").c_str(), link, sizeof link - 1), 0);
   ASSERT_EQ(Restore(), 0) << err_ << ReadFile(dir_ / "work/restore.log");
   EXPECT_EQ(CheckWorkload(InitPid(), dir_), "PASS");
+}
+
+// A terminal (runc run with --console-socket, as Podman's conmon and
+// containerd give one to `-t` containers): its master is the caller's, so
+// runc's checkpoint sends orphan_pts_master; restore makes the pty again in
+// the container's devpts (before /dev/console is bound to it) and hands its
+// new master over the RPC socket, which runc passes to the console socket.
+// The restored init finds the same terminal in the same state, and a line
+// typed at the new master reaches it and its answer comes back.
+TEST_F(Runc, ATerminalOnTheConsoleSocketComesBack) {
+  ConsoleSocket console(dir_ / "console.sock");
+  pid_t pid = Start("console", console.path());
+  ASSERT_GT(pid, 0);
+  int before = console.TakeMaster();
+  ASSERT_GE(before, 0) << "runc passed no master to the console socket";
+  masters_.push_back(before);
+  ASSERT_EQ(Checkpoint({}), 0) << err_ << ReadFile(dir_ / "work/dump.log");
+  EXPECT_FALSE(Alive(pid));
+  ASSERT_EQ(Restore({"--console-socket", console.path()}), 0)
+      << err_ << ReadFile(dir_ / "work/restore.log");
+  int master = console.TakeMaster();
+  ASSERT_GE(master, 0) << "no master came to the console socket at restore";
+  masters_.push_back(master);
+  int index = -1;
+  EXPECT_EQ(ioctl(master, TIOCGPTN, &index), 0);
+  EXPECT_EQ(index, 0) << "the new master is not the container's pty 0";
+  ASSERT_EQ(write(master, "ping\n", 5), 5);
+  EXPECT_EQ(CheckWorkload(InitPid(), dir_), "PASS");
+  EXPECT_NE(ReadUntil(master, "pong").find("pong"), std::string::npos);
 }
 
 // --tcp-established: the workload's connections (IPv4 and IPv6 over the

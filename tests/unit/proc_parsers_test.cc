@@ -88,6 +88,8 @@ TEST(ParseProcStat, HandlesHostileComm) {
   EXPECT_EQ(r->ppid, 1);
   EXPECT_EQ(r->pgrp, 1234);
   EXPECT_EQ(r->session, 1234);
+  EXPECT_EQ(r->tty_nr, 0);
+  EXPECT_EQ(r->tpgid, -1);
   EXPECT_EQ(r->num_threads, 1);
   EXPECT_EQ(r->start_code, 94000000u);
   EXPECT_EQ(r->end_code, 94100000u);
@@ -97,6 +99,18 @@ TEST(ParseProcStat, HandlesHostileComm) {
   EXPECT_EQ(r->arg_start, 140721000u);
   EXPECT_EQ(r->env_end, 140722000u);
   EXPECT_EQ(r->exit_code, 0);
+}
+
+// A session leader on /dev/pts/3 (136:3) with group 1240 in the foreground.
+TEST(ParseProcStat, ControllingTerminalAndForegroundGroup) {
+  std::string line =
+      "1234 (sh) S 1 1234 1234 34819 1240 4194560 100 0 0 0 1 2 0 0 20 0 1 0 500 1000 10 "
+      "18446744073709551615 94000000 94100000 140720000 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 "
+      "94200000 94300000 95000000 140721000 140721100 140721100 140722000 0\n";
+  auto r = ParseProcStat(line);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->tty_nr, (136 << 8) | 3);
+  EXPECT_EQ(r->tpgid, 1240);
 }
 
 TEST(ParseProcStat, RejectsShortLine) {
