@@ -74,14 +74,20 @@ class Podman : public ::testing::Test {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
-  // The workload SCENARIO as the container's init under runc; its host PID.
-  pid_t Start(const std::string& scenario) {
-    EXPECT_EQ(
-        RunPodman({"run", "-d", "--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit",
-                   "nproc=4096:4096", "--name", name_, "-v", dir_.path() + ":/check", image_,
-                   "/bin/workload", scenario, "--dir", "/check"}),
-        0)
-        << err_;
+  // The workload SCENARIO as the container's init under runc (with
+  // TERMINAL, on a terminal conmon holds: `podman run -t`); its host PID.
+  pid_t Start(const std::string& scenario, bool terminal = false) {
+    std::vector<std::string> run = {"run",       "-d",
+                                    "--runtime", "runc",
+                                    "--ulimit",  "nofile=1024:1024",
+                                    "--ulimit",  "nproc=4096:4096",
+                                    "--name",    name_,
+                                    "-v",        dir_.path() + ":/check",
+                                    image_,      "/bin/workload",
+                                    scenario,    "--dir",
+                                    "/check"};
+    if (terminal) run.insert(run.begin() + 1, "-t");
+    EXPECT_EQ(RunPodman(run), 0) << err_;
     EXPECT_TRUE(WaitForFile(dir_ / "ready", 30000)) << ReadFile(dir_ / "out");
     unlink((dir_ / "ready").c_str());
     pid_t pid = InitPid();
@@ -139,6 +145,27 @@ TEST_F(Podman, CheckpointExportThenRestoreImport) {
             std::string::npos)
       << "the restored init is not PID 1 in its namespace";
   EXPECT_TRUE(InPodmansNetwork(restored)) << "the tree is not in the network Podman made";
+  EXPECT_EQ(CheckWorkload(restored, dir_), "PASS");
+}
+
+// `podman run -t`: conmon holds the terminal's master; the checkpoint
+// carries the slave as an orphan, and at restore the new master goes
+// through runc's console socket to conmon: the init is on the container's
+// pty 0 again, and checks itself.
+TEST_F(Podman, ATerminalContainerComesBack) {
+  pid_t pid = Start("threads", true);
+  ASSERT_GT(pid, 0);
+  std::string file = dir_ / "checkpoint.tar.zst";
+  ASSERT_EQ(RunPodman({"container", "checkpoint", "--export", file, name_}), 0) << err_;
+  EXPECT_FALSE(Alive(pid));
+  ASSERT_EQ(RunPodman({"rm", "-f", name_}), 0) << err_;
+  ASSERT_EQ(RunPodman({"container", "restore", "--import", file}), 0) << err_;
+  pid_t restored = InitPid();
+  ASSERT_GT(restored, 0);
+  char link[64] = {};
+  EXPECT_GT(
+      readlink(("/proc/" + std::to_string(restored) + "/fd/0").c_str(), link, sizeof link - 1), 0);
+  EXPECT_STREQ(link, "/dev/pts/0");
   EXPECT_EQ(CheckWorkload(restored, dir_), "PASS");
 }
 
