@@ -291,7 +291,8 @@ Result<std::vector<MountEntry>> ParseMountinfo(std::string_view text) {
   return out;
 }
 
-Result<std::vector<MountEntry>> MountTreeOrder(std::vector<MountEntry> entries) {
+Result<std::vector<MountEntry>> MountTreeOrder(std::vector<MountEntry> entries,
+                                               bool ids_in_mount_order) {
   std::map<uint64_t, size_t> by_id;
   for (size_t i = 0; i < entries.size(); i++) by_id[entries[i].id] = i;
   std::map<uint64_t, std::vector<size_t>> children;
@@ -314,8 +315,9 @@ Result<std::vector<MountEntry>> MountTreeOrder(std::vector<MountEntry> entries) 
     out.push_back(entries[i]);
     std::vector<size_t>& kids = children[entries[i].id];
     // Mounted first, made first: over-mounts are their mount's children.
-    std::sort(kids.begin(), kids.end(),
-              [&](size_t a, size_t b) { return entries[a].id > entries[b].id; });
+    std::sort(kids.begin(), kids.end(), [&](size_t a, size_t b) {
+      return ids_in_mount_order ? entries[a].id > entries[b].id : a > b;
+    });
     todo.insert(todo.end(), kids.begin(), kids.end());
   }
   if (out.size() != entries.size())
@@ -347,7 +349,7 @@ Result<MountTable> ReadMounts(pid_t pid) {
     all = TRY(ListAndStat());
     return Ok{};
   }));
-  return MountTable{TRY(MountTreeOrder(std::move(all))), "statmount"};
+  return MountTable{TRY(MountTreeOrder(std::move(all), true)), "statmount"};
 }
 
 Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint,

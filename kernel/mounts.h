@@ -32,9 +32,14 @@ struct MountEntry {
 Result<std::vector<MountEntry>> ParseMountinfo(std::string_view text);
 
 // ENTRIES parents first, from the one whose parent is not among them (the
-// namespace's root); children in the order they were mounted. A mount not
-// below that root is an error.
-Result<std::vector<MountEntry>> MountTreeOrder(std::vector<MountEntry> entries);
+// namespace's root); children in the order they were mounted: by ID where
+// IDS_IN_MOUNT_ORDER (statmount's 64-bit IDs are never reused), else in
+// ENTRIES' order (mountinfo lists mounts in the order they were mounted,
+// and its 32-bit IDs are the lowest free ones: runc's /dev/console, bound
+// from /dev/pts/0 after /dev/pts was mounted, can have the lower ID). A
+// mount not below that root is an error.
+Result<std::vector<MountEntry>> MountTreeOrder(std::vector<MountEntry> entries,
+                                               bool ids_in_mount_order = false);
 
 struct MountTable {
   std::vector<MountEntry> mounts;  // MountTreeOrder's

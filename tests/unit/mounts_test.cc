@@ -60,6 +60,26 @@ TEST(MountTreeOrder, ParentsFirstAndOverMountsAfterWhatTheyCover) {
   EXPECT_EQ(ids, (std::vector<uint64_t>{64, 65, 66, 67, 72, 80}));
 }
 
+// mountinfo's IDs are the lowest free ones: runc's /dev/console, bound from
+// /dev/pts/0 after /dev/pts was mounted, has the lower ID; the order of the
+// lines is the order of mounting. statmount's IDs are that order themselves.
+TEST(MountTreeOrder, MountinfoSiblingsInTheirLinesOrder) {
+  const char text[] =
+      "64 42 254:0 / / rw - ext4 /dev/vda rw\n"
+      "69 64 0:41 / /dev rw - tmpfs tmpfs rw\n"
+      "70 69 0:42 / /dev/pts rw - devpts devpts rw\n"
+      "45 69 0:42 /0 /dev/console rw - devpts devpts rw\n";
+  auto lines = MountTreeOrder(*ParseMountinfo(text));
+  auto by_id = MountTreeOrder(*ParseMountinfo(text), true);
+  ASSERT_TRUE(lines.ok() && by_id.ok());
+  std::vector<uint64_t> ids;
+  for (const MountEntry& m : *lines) ids.push_back(m.id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{64, 69, 70, 45}));
+  ids.clear();
+  for (const MountEntry& m : *by_id) ids.push_back(m.id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{64, 69, 45, 70}));
+}
+
 TEST(MountTreeOrder, RefusesTwoRoots) {
   std::vector<MountEntry> two(2);
   two[0].id = 1;
