@@ -72,7 +72,24 @@ start_workload() {
   # shellcheck disable=SC2046
   setsid $B/test-containers/workload $(workload_args "$1") --dir "$WORK" </dev/null >"$WORK/out" 2>&1 &
   WPID=$!
+  disown
   while [ ! -f "$WORK/ready" ]; do sleep 0.05; done
+  TREE=$(tree_pids "$WPID")
+}
+# PID and its descendants.
+tree_pids() {
+  local kids
+  echo "$1"
+  kids=$(cat /proc/"$1"/task/*/children 2>/dev/null || true)
+  for k in $kids; do tree_pids "$k"; done
+}
+# Until every PID of the dumped tree is free again (its processes reaped):
+# a restore needs them, and the wait is neither tool's.
+wait_tree_gone() {
+  local p
+  for p in $TREE; do
+    while [ -e /proc/"$p" ]; do sleep 0.02; done
+  done
 }
 # The restored tree checks itself and exits.
 check_workload() {
@@ -82,29 +99,26 @@ check_workload() {
   while kill -0 "$WPID" 2>/dev/null; do sleep 0.02; done
 }
 
-# One tool (criu-lite or criu) on workload NAME, REPS times; prints
-# "dump_s restore_s image_mib dump_rss_kib restore_rss_kib" (medians).
+# One run of TOOL (criu-lite or criu) on workload NAME; appends
+# "dump_s restore_s image_mib dump_rss_kib restore_rss_kib" to WORK/TOOL.NAME.
 run_tool() {
-  local tool=$1 name=$2 bin
-  local -a D R S DR RR
+  local tool=$1 name=$2 bin d dr s
   [ "$tool" = criu-lite ] && bin=$B/criu-lite || bin=$CRIU
-  for _ in $(seq "$REPS"); do
-    rm -rf "$WORK/img"
-    mkdir "$WORK/img"
-    start_workload "$name"
-    drop_caches
-    measure "$bin" dump -t "$WPID" -D "$WORK/img"
-    D+=("$SECS")
-    DR+=("$RSS")
-    S+=("$(du -sm "$WORK/img" | cut -f1)")
-    while kill -0 "$WPID" 2>/dev/null; do sleep 0.02; done
-    measure "$bin" restore -D "$WORK/img" -d
-    R+=("$SECS")
-    RR+=("$RSS")
-    check_workload "$tool"
-  done
-  echo "$(median "${D[@]}") $(median "${R[@]}") $(median "${S[@]}") $(median "${DR[@]}") $(median "${RR[@]}")"
+  rm -rf "$WORK/img"
+  mkdir "$WORK/img"
+  start_workload "$name"
+  drop_caches
+  measure "$bin" dump -t "$WPID" -D "$WORK/img"
+  d=$SECS dr=$RSS
+  s=$(du -sm "$WORK/img" | cut -f1)
+  wait_tree_gone
+  measure "$bin" restore -D "$WORK/img" -d
+  check_workload "$tool"
+  echo "$d $SECS $s $dr $RSS" >>"$WORK/$tool.$name"
 }
+# Column N's median of WORK/TOOL.NAME.
+col() { median $(cut -d' ' -f"$3" "$WORK/$1.$2"); }
+figures() { echo "$(col "$1" "$2" 1) $(col "$1" "$2" 2) $(col "$1" "$2" 3) $(col "$1" "$2" 4) $(col "$1" "$2" 5)"; }
 
 floor() { "$B/tests/bench/bench_floors" "$1" "$WORK" "$2"; }
 declare -a FC FW FS FT
@@ -128,10 +142,16 @@ names="1g tree50 tree500"
 [ "$BIG" = 1 ] && names="1g 8g tree50 tree500"
 [ -n "$ONLY" ] && names=$ONLY
 for name in $names; do
-  read -r ld lr ls ldr lrr <<<"$(run_tool criu-lite "$name")"
+  # The tools take turns, run by run: a machine that slows down meanwhile
+  # slows both.
+  for _ in $(seq "$REPS"); do
+    run_tool criu-lite "$name"
+    [ -z "$CRIU" ] || run_tool criu "$name"
+  done
+  read -r ld lr ls ldr lrr <<<"$(figures criu-lite "$name")"
   printf '%-24s %-10s %9.3f %9.3f %9d %12d %12d\n' "$(workload_args "$name" | cut -d' ' -f1) $name" criu-lite "$ld" "$lr" "$ls" "$ldr" "$lrr"
   [ -z "$CRIU" ] && continue
-  read -r cd cr cs cdr crr <<<"$(run_tool criu "$name")"
+  read -r cd cr cs cdr crr <<<"$(figures criu "$name")"
   printf '%-24s %-10s %9.3f %9.3f %9d %12d %12d\n' "" CRIU "$cd" "$cr" "$cs" "$cdr" "$crr"
   printf '%-24s %-10s %8.2fx %8.2fx\n' "" ratio "$(echo "$ld / $cd" | bc -l)" "$(echo "$lr / $cr" | bc -l)"
 done
