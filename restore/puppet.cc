@@ -17,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <vector>
 
 #include "base/interrupt.h"
 #include "base/log.h"
@@ -209,10 +210,27 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(const NewPid& pids, const Blob& b
     return seized.error();
   }
   TRY(PtraceInterrupt(child));
-  WaitStatus ws = TRY(WaitForTask(child));
-  if (!ws.stopped() || ws.ptrace_event() != PTRACE_EVENT_STOP)
-    return MakeError("the new task %d did not stop as expected: %s", child, ws.ToString().c_str());
+  // It has the dumped task's PID, and someone may signal it already (once
+  // it shows as traced): a signal that comes before the interrupt's stop
+  // is reported first (signal-delivery-stop). It is withheld, and sent
+  // again once every signal is blocked: pending, it is delivered when the
+  // restored task runs, as the signals that come later are.
+  std::vector<int> withheld;
+  for (;;) {
+    WaitStatus ws = TRY(WaitForTask(child));
+    if (ws.stopped() && ws.ptrace_event() == PTRACE_EVENT_STOP) break;
+    if (!ws.stopped() || ws.ptrace_event() != 0 || withheld.size() > 64 ||
+        ptrace(PTRACE_CONT, child, 0, 0) < 0) {
+      kill(child, SIGKILL);
+      return MakeError("the new task %d did not stop as expected: %s", child,
+                       ws.ToString().c_str());
+    }
+    withheld.push_back(ws.stop_sig());
+  }
   TRY(SetSigmask(child, ~0ull));
+  for (int sig : withheld)
+    if (syscall(SYS_tgkill, child, child, sig) < 0)
+      return ErrnoError("sending signal %d withheld from the new task %d again", sig, child);
   __ptrace_rseq_configuration rseq{};
   if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, child, sizeof rseq, &rseq) == sizeof rseq &&
       rseq.rseq_abi_pointer != 0)
