@@ -220,11 +220,9 @@ Result<std::unique_ptr<Puppet>> Puppet::Create(const NewPid& pids, const Blob& b
     WaitStatus ws = TRY(WaitForTask(child));
     if (ws.stopped() && ws.ptrace_event() == PTRACE_EVENT_STOP) break;
     if (!ws.stopped() || ws.ptrace_event() != 0 || withheld.size() > 64 ||
-        ptrace(PTRACE_CONT, child, 0, 0) < 0) {
-      kill(child, SIGKILL);
+        ptrace(PTRACE_CONT, child, 0, 0) < 0)
       return MakeError("the new task %d did not stop as expected: %s", child,
-                       ws.ToString().c_str());
-    }
+                       ws.ToString().c_str());  // P, not released, kills it
     withheld.push_back(ws.stop_sig());
   }
   TRY(SetSigmask(child, ~0ull));
