@@ -378,25 +378,28 @@ Result<std::vector<uint64_t>> PageFrames(int pagemap_fd, uint64_t start, uint64_
 
 }  // namespace
 
-Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
-                          const std::vector<PageRun>& runs, std::vector<PageRun>* own,
-                          img::MmState* mm, MemoryDumpStats* stats) {
+Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
+                                    const std::vector<PageRun>& runs, std::vector<PageRun>* own,
+                                    img::MmState* mm, MemoryDumpStats* stats) {
   ScopedFd child_pm(open(ProcTask(pid).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
   ScopedFd parent_pm(open(ProcTask(parent).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
   if (!child_pm.valid() || !parent_pm.valid())
     return ErrnoError("open(pagemap of %d/%d)", pid, parent);
+  uint64_t shared = 0;
   for (const PageRun& r : runs) {
     auto mine = TRY(PageFrames(child_pm.get(), r.start, r.end));
     auto theirs = TRY(PageFrames(parent_pm.get(), r.start, r.end));
     for (size_t i = 0; i < mine.size(); i++) {
       uint64_t a = r.start + i * kPageSize;
       if (mine[i] != 0 && mine[i] == theirs[i]) {
-        stats->pages_shared_with_parent++;
+        shared++;
         continue;
       }
       AddRun(own, a, a + kPageSize);
     }
   }
+  stats->pages_shared_with_parent += shared;
+  if (shared == 0 && v.kind() == img::Vma::ANON_PRIVATE) return shared;
   // Parent data pages where the child has none: the child dropped them.
   std::vector<PageRun> parent_runs =
       TRY(FindDataPages(parent, v.start(), v.end(), v.kind() == img::Vma::ANON_SHARED));
@@ -416,12 +419,12 @@ Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
       }
     }
   }
-  return Ok{};
+  return shared;
 }
 
 Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats) {
   MemoryPlan plan;
-  for (const img::Vma& v : mm->vmas()) {
+  for (img::Vma& v : *mm->mutable_vmas()) {
     bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
     if (v.kind() != img::Vma::ANON_PRIVATE && v.kind() != img::Vma::FILE_PRIVATE && !shared_anon)
       continue;
@@ -431,8 +434,13 @@ Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryD
     std::vector<PageRun> runs = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
     if (v.inherited() && parent > 0) {
       std::vector<PageRun> own;
-      TRY(SplitAgainstParent(pid, parent, v, runs, &own, mm, stats));
+      uint64_t shared = TRY(SplitAgainstParent(pid, parent, v, runs, &own, mm, stats));
       runs = std::move(own);
+      // Private memory that shares no page with the parent's at the same
+      // place (each process allocated its own after the fork, or wrote all
+      // of it) is mapped afresh at restore: inherited, each of its pages
+      // would be copied from the parent's only to be overwritten.
+      if (shared == 0 && v.kind() == img::Vma::ANON_PRIVATE) v.set_inherited(false);
     }
     for (const PageRun& r : runs) plan.push_back({r, (v.prot() & PROT_READ) != 0});
   }

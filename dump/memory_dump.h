@@ -41,10 +41,11 @@ struct MemoryDumpStats {
 
 // Splits a child's data pages RUNS of a mapping V it inherited into those
 // to dump, OWN (not the parent's page frame at this moment), and records in
-// MM's zap list the parent's pages the child lacks.
-Status SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
-                          const std::vector<PageRun>& runs, std::vector<PageRun>* own,
-                          img::MmState* mm, MemoryDumpStats* stats);
+// MM's zap list the parent's pages the child lacks; returns how many pages
+// it shares with the parent (none: private memory gets no zap list).
+Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
+                                    const std::vector<PageRun>& runs, std::vector<PageRun>* own,
+                                    img::MmState* mm, MemoryDumpStats* stats);
 // The runs of pages to copy, and whether the task itself can read them.
 using MemoryPlan = std::vector<std::pair<PageRun, bool>>;
 

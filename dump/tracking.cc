@@ -420,7 +420,7 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* m
       a = lim;
     }
   };
-  for (const img::Vma& v : mm->vmas()) {
+  for (img::Vma& v : *mm->mutable_vmas()) {
     if (!Trackable(v)) continue;
     // A shared object inherited from the parent is the parent's: one copy.
     if (v.kind() == img::Vma::ANON_SHARED && v.inherited()) continue;
@@ -434,8 +434,9 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* m
     if (v.inherited() && parent > 0) {
       // Frames still the parent's are inherited at restore, as in a plain dump.
       std::vector<PageRun> own;
-      TRY(SplitAgainstParent(pid, parent, v, data, &own, mm, stats));
+      uint64_t shared = TRY(SplitAgainstParent(pid, parent, v, data, &own, mm, stats));
       data = std::move(own);
+      if (shared == 0 && v.kind() == img::Vma::ANON_PRIVATE) v.set_inherited(false);  // PlanMemory
     }
     auto written = tracker.TakeWritten(pid, v.start(), v.end());
     // Untracked (a mapping made since the last pass): copied whole. Any
