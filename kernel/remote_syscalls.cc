@@ -453,6 +453,131 @@ Result<WaitStatus> RemoteSyscalls::SyscallThatExits(long nr, uint64_t a1, uint64
   }
 }
 
+// The batch loop. rbx: the first record (RemoteBatch::Record), r12: how
+// many. Each record's syscall is made and its result stored; a failure
+// (-4095..-1) stops the loop unless the record may fail. Then the task
+// sends itself SIGSTOP (tkill(gettid())) and stops at crl_batch_loop_stop:
+// rbx and r12 then say how far it went.
+asm(R"(
+  .pushsection .rodata.crl_batch_loop, "a"
+  .globl crl_batch_loop, crl_batch_loop_stop, crl_batch_loop_end
+crl_batch_loop:
+1:
+  test %r12, %r12
+  jz 2f
+  mov (%rbx), %eax
+  mov 8(%rbx), %rdi
+  mov 16(%rbx), %rsi
+  mov 24(%rbx), %rdx
+  mov 32(%rbx), %r10
+  mov 40(%rbx), %r8
+  mov 48(%rbx), %r9
+  syscall
+  mov %rax, 56(%rbx)
+  add $64, %rbx
+  dec %r12
+  cmp $-4095, %rax
+  jb 1b
+  testb $1, -60(%rbx)
+  jnz 1b
+2:
+  mov $186, %eax
+  syscall
+  mov %eax, %edi
+  mov $19, %esi
+  mov $200, %eax
+  syscall
+crl_batch_loop_stop:
+  ud2
+crl_batch_loop_end:
+  .popsection
+)");
+extern "C" const uint8_t crl_batch_loop[], crl_batch_loop_stop[], crl_batch_loop_end[];
+static_assert(SYS_gettid == 186 && SYS_tkill == 200 && SIGSTOP == 19);
+
+BatchLoopCode BatchLoop() {
+  return {crl_batch_loop, static_cast<size_t>(crl_batch_loop_end - crl_batch_loop),
+          static_cast<size_t>(crl_batch_loop_stop - crl_batch_loop)};
+}
+
+Result<size_t> RemoteSyscalls::RunBatchLoop(RemotePtr loop, RemotePtr records, size_t n) {
+  if (mode_ != Mode::kPuppet) return MakeError("thread %d: batches are for puppets", tid_);
+  if (batches_forbidden_)
+    return MakeError("thread %d: no batch of syscalls once its pending signals are queued", tid_);
+  Registers r = saved_;
+  r.rip = loop.addr();
+  r.rbx = records.addr();
+  r.r12 = n;
+  r.orig_rax = static_cast<unsigned long>(-1);
+  TRY(SetRegs(tid_, r));
+  RemotePtr stop = loop + BatchLoop().stop_offset;
+  int group_stop_traps = 0;
+  for (;;) {
+    if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+    WaitStatus ws = TRY(WaitForTask(tid_));
+    if (ws.ptrace_event() == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
+    if (!ws.stopped() || ws.ptrace_event() != 0 || ws.stop_sig() != SIGSTOP)
+      return MakeError(
+          "a batch of %zu remote syscalls in pid %d: expected it to stop itself, got %s", n, tid_,
+          ws.ToString().c_str());
+    Registers after = TRY(GetRegs(tid_));
+    if (after.rip != stop.addr() || after.r12 > n)
+      return MakeError("a batch of %zu remote syscalls in pid %d stopped at 0x%llx, not at its end",
+                       n, tid_, after.rip);
+    LOG_DEBUG("a batch of %zu remote syscalls in pid %d ran %llu", n, tid_, n - after.r12);
+    // The SIGSTOP is discarded: the next resume passes no signal.
+    return n - after.r12;
+  }
+}
+
+void RemoteBatch::Append(std::string what, bool may_fail, long nr,
+                         const std::array<uint64_t, 6>& args) {
+  Record rec{};
+  rec.nr = static_cast<uint32_t>(nr);
+  rec.may_fail = may_fail ? 1 : 0;
+  std::copy(args.begin(), args.end(), rec.args);
+  records_.push_back(rec);
+  what_.push_back(std::move(what));
+}
+
+Status RemoteBatch::Run() {
+  std::vector<Record> records = std::exchange(records_, {});
+  std::vector<std::string> what = std::exchange(what_, {});
+  results_.clear();
+  if (records.empty()) return Ok{};
+  if (rs_.batches_forbidden()) {
+    for (size_t i = 0; i < records.size(); i++) {
+      const Record& r = records[i];
+      int64_t got =
+          TRY(rs_.Syscall(r.nr, r.args[0], r.args[1], r.args[2], r.args[3], r.args[4], r.args[5]));
+      results_.push_back(got);
+      if (got < 0 && got > -4096 && !r.may_fail)
+        return ErrnoError(static_cast<int>(-got), "%s in pid %d", what[i].c_str(), rs_.tid());
+    }
+    return Ok{};
+  }
+  RemoteScratch::Frame frame(scratch_);
+  auto at = TRY(scratch_.PushArray(records.data(), records.size()));
+  size_t ran = TRY(rs_.RunBatchLoop(loop_, RemotePtr(at), records.size()));
+  TRY(ReadRemote(rs_.tid(), RemotePtr(at), records.data(), ran * sizeof(Record)));
+  for (size_t i = 0; i < ran; i++) {
+    int64_t r = records[i].result;
+    LOG_DEBUG(
+        "remote syscall %u(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld "
+        "(batched)",
+        records[i].nr, records[i].args[0], records[i].args[1], records[i].args[2],
+        records[i].args[3], records[i].args[4], records[i].args[5], rs_.tid(),
+        static_cast<long>(r));
+    results_.push_back(r);
+    if (r < 0 && r > -4096 && !records[i].may_fail)
+      return ErrnoError(static_cast<int>(-r), "%s in pid %d", what[i].c_str(), rs_.tid());
+  }
+  if (ran < records.size())
+    return MakeError("a batch of %zu remote syscalls in pid %d stopped after %zu", records.size(),
+                     rs_.tid(), ran);
+  return Ok{};
+}
+
 Result<int64_t> RemoteSyscalls::RawChecked(const char* what, long nr, uint64_t a1, uint64_t a2,
                                            uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6) {
   int64_t r = TRY(RawSyscall(nr, a1, a2, a3, a4, a5, a6));

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -79,6 +80,10 @@ class RemoteSyscalls {
   // Leaves the registers as they are at destruction (the restorer sets the
   // final ones itself).
   void DontRestoreRegisters() { restore_ = false; }
+  // The task's pending signals are queued: from now on RunBatchLoop
+  // refuses, and a RemoteBatch runs its syscalls one at a time.
+  void ForbidBatches() { batches_forbidden_ = true; }
+  bool batches_forbidden() const { return batches_forbidden_; }
 
   // The task the last remote fork or clone made, by its PID in criu-lite's
   // namespace (the syscall's result is the one in the caller's), or 0.
@@ -87,6 +92,12 @@ class RemoteSyscalls {
   // Runs a syscall that ends the task (exit_group, or a kill of itself with
   // a fatal signal) and waits until it is gone; returns how it ended.
   Result<WaitStatus> SyscallThatExits(long nr, uint64_t a1 = 0, uint64_t a2 = 0);
+
+  // kPuppet: runs the batch loop at LOOP (BatchLoop(), copied into the
+  // task) over the N records at RECORDS, in one resume; returns how many
+  // ran (the last of them the one that failed, if one did). RemoteBatch is
+  // the way to use it.
+  Result<size_t> RunBatchLoop(RemotePtr loop, RemotePtr records, size_t n);
 
  private:
   // The saved registers, at the syscall instruction, loaded for NR(args).
@@ -117,6 +128,7 @@ class RemoteSyscalls {
   RemotePtr covered_;
   std::vector<uint8_t> covered_bytes_;
   bool restore_ = true;
+  bool batches_forbidden_ = false;
 };
 
 // Scratch memory in a puppet (criu-lite's own blob in it), used as a
@@ -164,6 +176,69 @@ class RemoteScratch {
   RemotePtr base_;
   size_t size_;
   size_t used_ = 0;
+};
+
+// The loop a puppet runs a RemoteBatch with: position-independent code to
+// copy into the task (the restore's blob), and the offset of the instruction
+// it stops at once done.
+struct BatchLoopCode {
+  const uint8_t* bytes;
+  size_t size;
+  size_t stop_offset;
+};
+BatchLoopCode BatchLoop();
+
+// Syscalls a puppet runs one after another by itself, in one resume
+// (RemoteSyscalls::RunBatchLoop), where each syscall made one at a time
+// costs two trips through ptrace. For syscalls whose arguments do not
+// depend on an earlier one's result. The first that fails stops the batch
+// (its error names it), unless it was added with AddMayFail.
+//
+// The loop ends with the task sending itself SIGSTOP, the one signal it
+// cannot block, which criu-lite takes at its delivery stop and discards.
+// Sending a stop signal also discards a pending SIGCONT: once the task's
+// pending signals are queued (RemoteSyscalls::ForbidBatches), a batch is run
+// one syscall at a time.
+class RemoteBatch {
+ public:
+  RemoteBatch(RemoteSyscalls& rs, RemoteScratch& scratch, RemotePtr loop)
+      : rs_(rs), scratch_(scratch), loop_(loop) {}
+  // NR(args); WHAT names it if it fails.
+  void Add(std::string what, long nr, SyscallArg a1 = 0, SyscallArg a2 = 0, SyscallArg a3 = 0,
+           SyscallArg a4 = 0, SyscallArg a5 = 0, SyscallArg a6 = 0) {
+    Append(std::move(what), false, nr,
+           {a1.value(), a2.value(), a3.value(), a4.value(), a5.value(), a6.value()});
+  }
+  // The same, for a syscall whose failure is an answer (result() has it).
+  void AddMayFail(std::string what, long nr, SyscallArg a1 = 0, SyscallArg a2 = 0,
+                  SyscallArg a3 = 0, SyscallArg a4 = 0, SyscallArg a5 = 0, SyscallArg a6 = 0) {
+    Append(std::move(what), true, nr,
+           {a1.value(), a2.value(), a3.value(), a4.value(), a5.value(), a6.value()});
+  }
+  size_t size() const { return records_.size(); }
+  // Runs what was added (then empty again); what the arguments point to in
+  // the task must stay there until this returns.
+  Status Run();
+  // The raw result of the I-th syscall of the last Run.
+  int64_t result(size_t i) const { return results_.at(i); }
+
+  // One syscall as the loop reads it (64 bytes).
+  struct Record {
+    uint32_t nr;
+    uint32_t may_fail;
+    uint64_t args[6];
+    int64_t result;
+  };
+  static_assert(sizeof(Record) == 64);
+
+ private:
+  void Append(std::string what, bool may_fail, long nr, const std::array<uint64_t, 6>& args);
+  RemoteSyscalls& rs_;
+  RemoteScratch& scratch_;
+  RemotePtr loop_;
+  std::vector<Record> records_;
+  std::vector<std::string> what_;
+  std::vector<int64_t> results_;
 };
 
 // An fd opened in a task by remote syscalls, closed there when this ends:

@@ -26,9 +26,14 @@ struct CapData {
 };
 static_assert(sizeof(CapHeader) == 8 && sizeof(CapData) == 12);
 
+// Read once: the kernel's answer does not change, and each read of a
+// /proc/sys file costs a zeroed kernel buffer as large as the read.
 int LastCap() {
-  auto text = ReadFileToString("/proc/sys/kernel/cap_last_cap");
-  return text.ok() ? atoi(text->c_str()) : CAP_LAST_CAP;
+  static const int last = [] {
+    auto text = ReadFileToString("/proc/sys/kernel/cap_last_cap");
+    return text.ok() ? atoi(text->c_str()) : CAP_LAST_CAP;
+  }();
+  return last;
 }
 
 std::string CapName(int cap) {
@@ -46,14 +51,14 @@ uint64_t OwnPermitted() {
   return d[0].permitted | (uint64_t{d[1].permitted} << 32);
 }
 
-Status Capset(RemoteSyscalls& rs, RemoteScratch& scratch, uint64_t eff, uint64_t prm, uint64_t inh,
+Status Capset(RemoteBatch& batch, RemoteScratch& scratch, uint64_t eff, uint64_t prm, uint64_t inh,
               const char* what) {
   CapHeader h{_LINUX_CAPABILITY_VERSION_3, 0};
   CapData d[2] = {{uint32_t(eff), uint32_t(prm), uint32_t(inh)},
                   {uint32_t(eff >> 32), uint32_t(prm >> 32), uint32_t(inh >> 32)}};
   auto rh = TRY(scratch.Push(h));
   auto rd = TRY(scratch.Push(d));
-  TRY(rs.Checked(what, SYS_capset, rh, rd));
+  batch.Add(what, SYS_capset, rh, rd);
   return Ok{};
 }
 
@@ -61,7 +66,8 @@ Status Capset(RemoteSyscalls& rs, RemoteScratch& scratch, uint64_t eff, uint64_t
 
 Status ValidateCreds(pid_t tid, const img::Creds& c) {
   uint64_t missing = (c.cap_prm() | c.cap_amb()) & ~OwnPermitted();
-  for (int cap = 0; cap <= LastCap(); cap++)
+  int last = LastCap();
+  for (int cap = 0; cap <= last; cap++)
     if (missing & (1ull << cap))
       return MakeError(
           "thread %d had capability %s, which criu-lite itself does not have: it cannot give it "
@@ -82,35 +88,35 @@ Status ValidateCreds(pid_t tid, const img::Creds& c) {
 //  5. the bounding set, then the final securebits: both need CAP_SETPCAP;
 //  6. capset of the final sets (lowering only: always allowed);
 //  7. no_new_privs, which nothing can take back.
-Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds& c) {
+Status RestoreCreds(RemoteBatch& batch, RemoteScratch& scratch, const img::Creds& c) {
   if (c.uids_size() != 4 || c.gids_size() != 4) return Ok{};  // images without credentials
-  RemoteScratch::Frame frame(scratch);
   uint64_t own = OwnPermitted();
-  TRY(rs.Checked("prctl(PR_SET_SECUREBITS, KEEP_CAPS|NO_SETUID_FIXUP)", SYS_prctl,
-                 PR_SET_SECUREBITS, SECBIT_KEEP_CAPS | SECBIT_NO_SETUID_FIXUP));
+  batch.Add("prctl(PR_SET_SECUREBITS, KEEP_CAPS|NO_SETUID_FIXUP)", SYS_prctl, PR_SET_SECUREBITS,
+            SECBIT_KEEP_CAPS | SECBIT_NO_SETUID_FIXUP);
   std::vector<uint32_t> groups(c.groups().begin(), c.groups().end());
   groups.push_back(0);  // never an empty array to push; not counted below
   auto rgroups = TRY(scratch.PushArray(groups.data(), groups.size()));
   groups.pop_back();
-  TRY(rs.Checked("setgroups", SYS_setgroups, groups.size(), rgroups));
-  TRY(rs.Checked("setresgid", SYS_setresgid, c.gids(0), c.gids(1), c.gids(2)));
-  TRY(rs.Syscall(SYS_setfsgid, c.gids(3)));  // returns the previous fsgid, never an error
-  TRY(rs.Checked("setresuid", SYS_setresuid, c.uids(0), c.uids(1), c.uids(2)));
-  TRY(rs.Syscall(SYS_setfsuid, c.uids(3)));
-  TRY(Capset(rs, scratch, own, own, c.cap_inh(), "capset(inheritable)"));
+  batch.Add("setgroups", SYS_setgroups, groups.size(), rgroups);
+  batch.Add("setresgid", SYS_setresgid, c.gids(0), c.gids(1), c.gids(2));
+  // setfs[ug]id return the previous id, never an error.
+  batch.AddMayFail("setfsgid", SYS_setfsgid, c.gids(3));
+  batch.Add("setresuid", SYS_setresuid, c.uids(0), c.uids(1), c.uids(2));
+  batch.AddMayFail("setfsuid", SYS_setfsuid, c.uids(3));
+  TRY(Capset(batch, scratch, own, own, c.cap_inh(), "capset(inheritable)"));
   int last = LastCap();
   for (int cap = 0; cap <= last; cap++)
     if (c.cap_amb() & (1ull << cap))
-      TRY(rs.Checked(Format("prctl(PR_CAP_AMBIENT_RAISE, %s)", CapName(cap).c_str()).c_str(),
-                     SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
+      batch.Add(Format("prctl(PR_CAP_AMBIENT_RAISE, %s)", CapName(cap).c_str()), SYS_prctl,
+                PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
   for (int cap = 0; cap <= last; cap++)
     if (!(c.cap_bnd() & (1ull << cap)))
-      TRY(rs.Checked(Format("prctl(PR_CAPBSET_DROP, %s)", CapName(cap).c_str()).c_str(), SYS_prctl,
-                     PR_CAPBSET_DROP, cap));
-  TRY(rs.Checked("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.securebits()));
-  TRY(Capset(rs, scratch, c.cap_eff(), c.cap_prm(), c.cap_inh(), "capset"));
+      batch.Add(Format("prctl(PR_CAPBSET_DROP, %s)", CapName(cap).c_str()), SYS_prctl,
+                PR_CAPBSET_DROP, cap);
+  batch.Add("prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS, c.securebits());
+  TRY(Capset(batch, scratch, c.cap_eff(), c.cap_prm(), c.cap_inh(), "capset"));
   if (c.no_new_privs())
-    TRY(rs.Checked("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    batch.Add("prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   return Ok{};
 }
 

@@ -19,7 +19,9 @@ namespace crl {
 // capability criu-lite itself lacks (root without CAP_SYS_RESOURCE, say).
 Status ValidateCreds(pid_t tid, const img::Creds& c);
 
-Status RestoreCreds(RemoteSyscalls& rs, RemoteScratch& scratch, const img::Creds& c);
+// Adds to BATCH (a thread's) the syscalls that give it C; their arguments
+// are pushed in SCRATCH, in the caller's frame, which lasts until the run.
+Status RestoreCreds(RemoteBatch& batch, RemoteScratch& scratch, const img::Creds& c);
 
 // CALL made by the puppet itself, with C's effective uid, gid and groups
 // for the moment, so that what it makes records it (a unix socket its

@@ -237,13 +237,13 @@ Status GiveFds(Puppet& p, const img::Fds& fds, const FileTable& table, bool afte
 }  // namespace
 
 Status InstallFds(Puppet& p, const img::Fds& fds, const FileTable& table) {
-  RemoteSyscalls& rs = p.rs();
   // Drop what it inherited (criu-lite's files, or its parent's).
   // All but criu-lite's pidfd, which is above the task's fds.
   std::vector<int> open_now = TRY(ProcTask(p.pid()).Fds());
+  RemoteBatch closes = p.Batch();
   for (int fd : open_now)
-    if (fd != CriuLitePidfdInTasks::InTasks())
-      TRY(rs.Checked(Format("close(%d)", fd).c_str(), SYS_close, fd));
+    if (fd != CriuLitePidfdInTasks::InTasks()) closes.Add(Format("close(%d)", fd), SYS_close, fd);
+  TRY(closes.Run());
   return GiveFds(p, fds, table, false);
 }
 

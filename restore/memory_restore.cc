@@ -144,6 +144,7 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
   std::vector<std::pair<uint64_t, uint64_t>> keep;
   for (const img::Vma& v : mm.vmas())
     if (v.inherited()) keep.push_back({v.start(), v.end()});
+  RemoteBatch unmaps = p.Batch();
   for (const MapsEntry& e : TRY(ParseProcMaps(text))) {
     if (e.path == "[vdso]" || e.path == "[vvar]" || e.path == "[vvar_vclock]") {
       specials[e.path] = {e.start, e.end};
@@ -155,14 +156,14 @@ Status ClearAddressSpace(Puppet& p, const img::MmState& mm) {
     uint64_t pos = e.start;
     for (const auto& [ks, ke] : keep) {
       if (ke <= pos || ks >= e.end) continue;
-      if (ks > pos)
-        TRY(rs.Checked(Format("munmap(0x%lx-0x%lx)", pos, ks).c_str(), SYS_munmap, pos, ks - pos));
+      if (ks > pos) unmaps.Add(Format("munmap(0x%lx-0x%lx)", pos, ks), SYS_munmap, pos, ks - pos);
       pos = std::max(pos, ke);
     }
     if (pos < e.end)
-      TRY(rs.Checked(Format("munmap(0x%lx-0x%lx %s)", pos, e.end, e.path.c_str()).c_str(),
-                     SYS_munmap, pos, e.end - pos));
+      unmaps.Add(Format("munmap(0x%lx-0x%lx %s)", pos, e.end, e.path.c_str()), SYS_munmap, pos,
+                 e.end - pos);
   }
+  TRY(unmaps.Run());
   // Park each vDSO piece in the blob first, so that no move lands on a piece
   // that has not moved yet; then put each where the task had it.
   uint64_t park = blob.park_start();
@@ -260,6 +261,9 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
     else
       return MakeError("System V shared memory at 0x%lx goes on from no attachment", it->start());
   }
+  // The mappings are made in one batch, each file opened first.
+  RemoteBatch batch = p.Batch();
+  std::vector<std::pair<size_t, uint64_t>> mmaps;  // the batch's mmaps: index, address
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
     uint64_t len = v.end() - v.start();
@@ -270,8 +274,8 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
     if (v.inherited()) {
       // Already there from the parent; its pages may need writing.
       if (WritableWhileBuilt(v, with_pages))
-        TRY(rs.Checked(Format("mprotect(0x%lx, rw)", v.start()).c_str(), SYS_mprotect, v.start(),
-                       len, PROT_READ | PROT_WRITE));
+        batch.Add(Format("mprotect(0x%lx, rw)", v.start()), SYS_mprotect, v.start(), len,
+                  PROT_READ | PROT_WRITE);
       continue;
     }
     uint32_t prot = v.prot() | (WritableWhileBuilt(v, with_pages) ? PROT_READ | PROT_WRITE : 0);
@@ -300,18 +304,20 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
       default:
         return MakeError("unexpected VMA kind %d at 0x%lx", v.kind(), v.start());
     }
-    int64_t r =
-        TRY(rs.Checked(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(), v.path().c_str()).c_str(),
-                       SYS_mmap, v.start(), len, prot, flags, fd, pgoff));
-    if (static_cast<uint64_t>(r) != v.start())
-      return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), v.start(), r);
+    mmaps.push_back({batch.size(), v.start()});
+    batch.Add(Format("mmap(0x%lx-0x%lx %s)", v.start(), v.end(), v.path().c_str()), SYS_mmap,
+              v.start(), len, prot, flags, fd, pgoff);
     // Huge-page advice before any page lands: with THP "always", writing
     // the first page of a 2 MiB range would otherwise fault in a huge page
     // and make its untouched rest resident (found on Debian's 6.1).
     if (HasMadvise(v, "nh") || HasMadvise(v, "hg"))
-      TRY(rs.Checked("madvise(THP)", SYS_madvise, v.start(), len,
-                     HasMadvise(v, "nh") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE));
+      batch.Add("madvise(THP)", SYS_madvise, v.start(), len,
+                HasMadvise(v, "nh") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
   }
+  TRY(batch.Run());
+  for (const auto& [i, start] : mmaps)
+    if (static_cast<uint64_t>(batch.result(i)) != start)
+      return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start, batch.result(i));
   return Ok{};
 }
 
@@ -463,18 +469,19 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
 }
 
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm) {
+  RemoteBatch batch = p.Batch();
   for (const img::PageRange& z : mm.zap())
-    TRY(p.rs().Checked(Format("madvise(0x%lx, DONTNEED)", z.start()).c_str(), SYS_madvise,
-                       z.start(), z.end() - z.start(), MADV_DONTNEED));
-  return Ok{};
+    batch.Add(Format("madvise(0x%lx, DONTNEED)", z.start()), SYS_madvise, z.start(),
+              z.end() - z.start(), MADV_DONTNEED);
+  return batch.Run();
 }
 
 Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages) {
-  RemoteSyscalls& rs = p.rs();
   static const std::pair<const char*, int> kAdvice[] = {
       {"dd", MADV_DONTDUMP},   {"hg", MADV_HUGEPAGE},   {"nh", MADV_NOHUGEPAGE},
       {"dc", MADV_DONTFORK},   {"wf", MADV_WIPEONFORK}, {"mg", MADV_MERGEABLE},
       {"sr", MADV_SEQUENTIAL}, {"rr", MADV_RANDOM}};
+  RemoteBatch batch = p.Batch();
   for (const img::Vma& v : mm.vmas()) {
     if (IsSpecial(v.kind()) || v.kind() == img::Vma::VSYSCALL) continue;
     uint64_t len = v.end() - v.start();
@@ -486,22 +493,21 @@ Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_p
         !v.inherited() && !with_pages.eager.count(v.start())) {
       char zero = 0;
       TRY(WriteRemote(p.pid(), RemotePtr(v.start()), &zero, 1));
-      TRY(rs.Checked("madvise(DONTNEED)", SYS_madvise, v.start(), kPageSize, MADV_DONTNEED));
+      batch.Add("madvise(DONTNEED)", SYS_madvise, v.start(), kPageSize, MADV_DONTNEED);
     }
     if ((WritableWhileBuilt(v, with_pages) && v.prot() != (PROT_READ | PROT_WRITE)) ||
         v.inherited() || v.kind() == img::Vma::SYSV_SHM)
-      TRY(rs.Checked(Format("mprotect(0x%lx)", v.start()).c_str(), SYS_mprotect, v.start(), len,
-                     v.prot()));
+      batch.Add(Format("mprotect(0x%lx)", v.start()), SYS_mprotect, v.start(), len, v.prot());
     for (const auto& [code, advice] : kAdvice)
       if (HasMadvise(v, code))
-        TRY(rs.Checked(Format("madvise(0x%lx, %s)", v.start(), code).c_str(), SYS_madvise,
-                       v.start(), len, advice));
+        batch.Add(Format("madvise(0x%lx, %s)", v.start(), code), SYS_madvise, v.start(), len,
+                  advice);
     // Locked memory (mlock, or mlock2 MLOCK_ONFAULT: "lf") is locked again.
     if (HasMadvise(v, "lo"))
-      TRY(rs.Checked(Format("mlock2(0x%lx)", v.start()).c_str(), SYS_mlock2, v.start(), len,
-                     HasMadvise(v, "lf") ? MLOCK_ONFAULT : 0));
+      batch.Add(Format("mlock2(0x%lx)", v.start()), SYS_mlock2, v.start(), len,
+                HasMadvise(v, "lf") ? MLOCK_ONFAULT : 0);
   }
-  return Ok{};
+  return batch.Run();
 }
 
 }  // namespace crl

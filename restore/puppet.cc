@@ -136,6 +136,10 @@ Result<Blob> MapBlob(const std::vector<std::pair<uint64_t, uint64_t>>& avoid, ui
   blob.start = cand;
   static const uint8_t kCode[] = {0x0f, 0x05, 0xcc};  // syscall; int3
   memcpy(p, kCode, sizeof kCode);
+  BatchLoopCode loop = BatchLoop();
+  static_assert(sizeof kCode <= 64);
+  if (loop.size > 4096 - 64) return MakeError("the batch loop does not fit in the blob");
+  memcpy(static_cast<char*>(p) + (blob.batch_loop() - cand), loop.bytes, loop.size);
   return blob;
 }
 

@@ -26,6 +26,7 @@ struct Blob {
   uint64_t start = 0;
   uint64_t size = 0;
   uint64_t syscall_insn() const { return start; }
+  uint64_t batch_loop() const { return start + 64; }  // BatchLoop()
   uint64_t scratch_start() const { return start + 4096; }
   static constexpr uint64_t kScratchSize = 1 << 20;
   uint64_t park_start() const { return scratch_start() + kScratchSize; }  // for the vDSO
@@ -72,6 +73,14 @@ class Puppet {
   RemoteScratch& scratch() { return scratch_; }
   pid_t thread_tid(size_t i) const { return threads_[i].tid; }
   RemoteSyscalls& thread_rs(size_t i) { return *threads_[i].rs; }
+  // Syscalls thread I runs one after another in one resume (RemoteBatch).
+  RemoteBatch Batch(size_t i = 0) {
+    return RemoteBatch(*threads_[i].rs, scratch_, RemotePtr(blob_.batch_loop()));
+  }
+  // The task's pending signals are being queued: no batch from now on.
+  void ForbidBatches() {
+    for (Thread& t : threads_) t.rs->ForbidBatches();
+  }
 
   // Sets each thread's final registers (REGS[i] for thread i), lets the task
   // run, and gives up ownership. STOP_SIGNAL, if not 0: leave it in a

@@ -200,12 +200,20 @@ Status RestoreSeccomp(Puppet& p, const img::TaskCore& core) {
 }
 
 Status RestoreCredsLast(Puppet& p, const img::TaskCore& core) {
-  for (int i = 0; i < core.threads_size(); i++)
-    TRY(RestoreCreds(p.thread_rs(i), p.scratch(), core.threads(i).creds()));
+  for (int i = 0; i < core.threads_size(); i++) {
+    RemoteScratch::Frame frame(p.scratch());
+    RemoteBatch batch = p.Batch(i);
+    TRY(RestoreCreds(batch, p.scratch(), core.threads(i).creds()));
+    TRY(batch.Run());
+  }
   // A change of credentials resets both of these.
   if (!HasSettings(core)) return Ok{};
-  TRY(p.rs().Checked("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, core.dumpable()));
-  for (int i = 0; i < core.threads_size(); i++)
+  RemoteBatch batch = p.Batch();
+  batch.Add("prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE, core.dumpable());
+  batch.Add("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+            core.threads(0).pdeath_signal());
+  TRY(batch.Run());
+  for (int i = 1; i < core.threads_size(); i++)
     TRY(p.thread_rs(i).Checked("prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
                                core.threads(i).pdeath_signal()));
   return Ok{};
@@ -308,54 +316,54 @@ Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupResto
 }
 
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core) {
-  RemoteSyscalls& rs = p.rs();
   RemoteScratch& scratch = p.scratch();
   RemoteScratch::Frame frame(scratch);
-  TRY(rs.Checked("umask", SYS_umask, core.umask()));
-  RemotePtr cwd = TRY(scratch.PushString(core.cwd()));
-  TRY(rs.Checked(Format("chdir(%s)", core.cwd().c_str()).c_str(), SYS_chdir, cwd));
-  if (!core.root().empty() && core.root() != "/") {
-    RemotePtr root = TRY(scratch.PushString(core.root()));
-    TRY(rs.Checked(Format("chroot(%s)", core.root().c_str()).c_str(), SYS_chroot, root));
-  }
-  TRY(rs.Checked("personality", SYS_personality, core.personality()));
+  RemoteBatch batch = p.Batch();
+  batch.Add("umask", SYS_umask, core.umask());
+  batch.Add(Format("chdir(%s)", core.cwd().c_str()), SYS_chdir,
+            TRY(scratch.PushString(core.cwd())));
+  if (!core.root().empty() && core.root() != "/")
+    batch.Add(Format("chroot(%s)", core.root().c_str()), SYS_chroot,
+              TRY(scratch.PushString(core.root())));
+  batch.Add("personality", SYS_personality, core.personality());
   char comm[16] = {};
   strncpy(comm, core.comm().c_str(), sizeof comm - 1);
-  auto rcomm = TRY(scratch.Push(comm));
-  TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rcomm));
+  batch.Add("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.Push(comm)));
   // The puppet asked to die with criu-lite; the restored task must not.
-  TRY(rs.Checked("prctl(PR_SET_PDEATHSIG, 0)", SYS_prctl, PR_SET_PDEATHSIG, 0));
+  batch.Add("prctl(PR_SET_PDEATHSIG, 0)", SYS_prctl, PR_SET_PDEATHSIG, 0);
   if (core.child_subreaper())
-    TRY(rs.Checked("prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1));
-  return Ok{};
+    batch.Add("prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1);
+  return batch.Run();
 }
 
 Status RestoreThreadState(Puppet& p, size_t i, const img::ThreadCore& th) {
   RemoteSyscalls& rs = p.thread_rs(i);
   RemoteScratch& scratch = p.scratch();
-  if (th.tid_address()) TRY(rs.Checked("set_tid_address", SYS_set_tid_address, th.tid_address()));
-  if (th.robust_list())
-    TRY(rs.Checked("set_robust_list", SYS_set_robust_list, th.robust_list(), th.robust_list_len()));
-  if (th.rseq_addr())
-    TRY(rs.Checked("rseq(register)", SYS_rseq, th.rseq_addr(), th.rseq_len(), 0, th.rseq_sig()));
   RemoteScratch::Frame frame(scratch);
+  RemoteBatch batch = p.Batch(i);
+  if (th.tid_address()) batch.Add("set_tid_address", SYS_set_tid_address, th.tid_address());
+  if (th.robust_list())
+    batch.Add("set_robust_list", SYS_set_robust_list, th.robust_list(), th.robust_list_len());
+  if (th.rseq_addr())
+    batch.Add("rseq(register)", SYS_rseq, th.rseq_addr(), th.rseq_len(), 0, th.rseq_sig());
   if (!th.comm().empty()) {
     char comm[16] = {};
     strncpy(comm, th.comm().c_str(), sizeof comm - 1);
-    TRY(rs.Checked("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.Push(comm))));
+    batch.Add("prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, TRY(scratch.Push(comm)));
   }
   stack_t ss{};
   ss.ss_sp = reinterpret_cast<void*>(th.altstack_sp());
   ss.ss_size = th.altstack_size();
   ss.ss_flags = th.altstack_flags() & ~SS_ONSTACK;
-  auto rss = TRY(scratch.Push(ss));
-  TRY(rs.Checked("sigaltstack", SYS_sigaltstack, rss, 0));
+  batch.Add("sigaltstack", SYS_sigaltstack, TRY(scratch.Push(ss)), 0);
+  TRY(batch.Run());
   for (const std::string& raw : th.pending()) {
     if (raw.size() != sizeof(siginfo_t)) return MakeError("pending siginfo has a bad size");
     siginfo_t si;
     memcpy(&si, raw.data(), sizeof si);
     RemoteScratch::Frame frame(scratch);
     auto rsi = TRY(scratch.Push(si));
+    p.ForbidBatches();
     TRY(rs.Checked(Format("rt_tgsigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_tgsigqueueinfo,
                    p.self_pid(), p.thread_self_tid(i), si.si_signo, rsi));
   }
@@ -400,11 +408,14 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
   for (const img::SigAction& sa : core.sigactions())
     if (sa.signo() >= 1 && sa.signo() <= 64)
       acts[sa.signo()] = {sa.handler(), sa.flags(), sa.restorer(), sa.mask()};
-  for (int sig = 1; sig <= 64; sig++) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
+  {
     RemoteScratch::Frame frame(scratch);
-    auto ra = TRY(scratch.Push(acts[sig]));
-    TRY(rs.Checked(Format("rt_sigaction(%d)", sig).c_str(), SYS_rt_sigaction, sig, ra, 0, 8));
+    auto ra = TRY(scratch.PushArray(acts.data(), acts.size()));
+    RemoteBatch batch = p.Batch();
+    for (int sig = 1; sig <= 64; sig++)
+      if (sig != SIGKILL && sig != SIGSTOP)
+        batch.Add(Format("rt_sigaction(%d)", sig), SYS_rt_sigaction, sig, ra + sig, 0, 8);
+    TRY(batch.Run());
   }
   // Process-wide pending signals, queued while every signal is blocked; each
   // thread's own come with its state, its mask with its registers.
@@ -415,6 +426,7 @@ Status RestoreSignals(Puppet& p, const img::TaskCore& core) {
     memcpy(&si, raw.data(), sizeof si);
     RemoteScratch::Frame frame(scratch);
     auto rsi = TRY(scratch.Push(si));
+    p.ForbidBatches();
     TRY(rs.Checked(Format("rt_sigqueueinfo(%d)", si.si_signo).c_str(), SYS_rt_sigqueueinfo, pid,
                    si.si_signo, rsi));
     return Ok{};

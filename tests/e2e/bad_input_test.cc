@@ -69,6 +69,29 @@ TEST(BadInput, UnsupportedFdFailsNamingItAndLeavesTargetRunning) {
   EXPECT_FALSE(std::ifstream(dir / "img/inventory.img").good()) << "a failed dump looks complete";
 }
 
+// The working directory is gone by restore time: the chdir fails inside the
+// batch of syscalls the new task runs by itself; the error names that call
+// and its path, and what restore made is killed.
+TEST(BadInput, RestoreWhoseWorkingDirectoryIsGoneNamesTheCallAndLeavesNothing) {
+  TestDir dir;
+  std::string cwd = dir / "cwd";
+  ASSERT_EQ(mkdir(cwd.c_str(), 0755), 0);
+  char here[4096];
+  ASSERT_NE(getcwd(here, sizeof here), nullptr);
+  ASSERT_EQ(chdir(cwd.c_str()), 0);  // the workload inherits it
+  pid_t pid = StartWorkload(dir, "forest", {"--procs", "3", "--threads", "2", "--big-mib", "1"});
+  ASSERT_EQ(chdir(here), 0);
+  std::vector<pid_t> pids = TreePids(pid);
+  ASSERT_EQ(pids.size(), 3u);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_EQ(rmdir(cwd.c_str()), 0);
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d"});
+  ExpectFailure(r, "chdir(" + cwd + ") in pid");
+  EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
+  for (pid_t p : pids) EXPECT_FALSE(Alive(p)) << "PID " << p << " left behind";
+}
+
 TEST(BadInput, MissingImageDirectory) {
   TestDir dir;
   ExpectFailure(RunCriuLite({"restore", "-D", dir / "nope"}), "does not exist");
