@@ -487,6 +487,10 @@ class RestoreCommand : public Command {
                      "with --pages=lazy: place at most this many MiB/s in the background "
                      "(faults are always served at once; default 0: no limit)")
         ->type_name("MIB");
+    app_->add_flag("--no-huge-pages{false}", o_.huge_pages,
+                   "leave memory the tree had in transparent huge pages in small pages (by "
+                   "default it is made huge again once its pages are placed, so that the "
+                   "restored tree runs as fast as before; never with --pages=lazy)");
     app_->add_option("--handover-fd", o_.handover_fd,
                      "a migration's destination: say on FD when the tree is ready and run it "
                      "only after reading 'G' there (the page server passes it)")

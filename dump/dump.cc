@@ -319,6 +319,7 @@ class DumpRun {
         if (opts_.pre_dump) TRY(tracker_.Start(tree_->processes()[i], p.mm));
       }
       if (opts_.pre_dump) TRY(tracker_.Rearm(p.pid));
+      TRY(RecordHugePages(p.pid, &p.mm).Context(Format("finding huge pages of PID %d", p.pid)));
     }
     Mark("planned");
     FaultPoint("dump-written-pages-taken");

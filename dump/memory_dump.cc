@@ -422,6 +422,57 @@ Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
   return shared;
 }
 
+Status RecordHugePages(pid_t pid, img::MmState* mm) {
+  constexpr uint64_t kHuge = 2 << 20;
+  mm->clear_huge();
+  std::string path = ProcTask(pid).Path("pagemap");
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+  auto add = [mm](uint64_t start, uint64_t end) {
+    int n = mm->huge_size();
+    if (n && mm->huge(n - 1).end() == start) {
+      mm->mutable_huge(n - 1)->set_end(end);
+      return;
+    }
+    img::PageRange* r = mm->add_huge();
+    r->set_start(start);
+    r->set_end(end);
+  };
+  for (const img::Vma& v : mm->vmas()) {
+    uint64_t first = (v.start() + kHuge - 1) & ~(kHuge - 1), last = v.end() & ~(kHuge - 1);
+    if (v.kind() != img::Vma::ANON_PRIVATE || first >= last) continue;
+    if (Kernel().pagemap_scan) {
+      std::vector<page_region> vec(256);
+      for (uint64_t pos = first; pos < last;) {
+        pm_scan_arg arg{};
+        arg.size = sizeof arg;
+        arg.start = pos;
+        arg.end = last;
+        arg.vec = reinterpret_cast<uint64_t>(vec.data());
+        arg.vec_len = vec.size();
+        arg.category_mask = PAGE_IS_HUGE | PAGE_IS_PRESENT;
+        arg.return_mask = PAGE_IS_HUGE;
+        long n = ioctl(fd.get(), PAGEMAP_SCAN, &arg);
+        if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, huge pages, 0x%lx-0x%lx)", pos, last);
+        for (long i = 0; i < n; i++) {
+          uint64_t s = (vec[i].start + kHuge - 1) & ~(kHuge - 1), e = vec[i].end & ~(kHuge - 1);
+          if (s < e) add(s, e);
+        }
+        if (arg.walk_end <= pos) break;
+        pos = arg.walk_end;
+      }
+      continue;
+    }
+    for (uint64_t at = first; at < last; at += kHuge) {
+      std::vector<uint64_t> frames = TRY(PageFrames(fd.get(), at, at + kHuge));
+      bool huge = frames[0] != 0 && frames[0] % (kHuge / kPageSize) == 0;
+      for (size_t i = 1; huge && i < frames.size(); i++) huge = frames[i] == frames[0] + i;
+      if (huge) add(at, at + kHuge);
+    }
+  }
+  return Ok{};
+}
+
 Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats) {
   MemoryPlan plan;
   for (img::Vma& v : *mm->mutable_vmas()) {

@@ -46,6 +46,12 @@ struct MemoryDumpStats {
 Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
                                     const std::vector<PageRun>& runs, std::vector<PageRun>* own,
                                     img::MmState* mm, MemoryDumpStats* stats);
+// Records in MM's huge list the private anonymous memory of PID that is in
+// transparent huge pages (mapped whole by one page-table entry):
+// PAGEMAP_SCAN's PAGE_IS_HUGE, else /proc/PID/pagemap, where such a page
+// shows as 512 present pages whose frames are one aligned run.
+Status RecordHugePages(pid_t pid, img::MmState* mm);
+
 // The runs of pages to copy, and whether the task itself can read them.
 using MemoryPlan = std::vector<std::pair<PageRun, bool>>;
 

@@ -95,6 +95,23 @@ Status ValidateMm(const img::MmState& mm) {
       return MakeError("mapping 0x%lx attaches System V shared memory %d", v.start(), v.shmid());
     prev_end = v.end();
   }
+  // Huge-page ranges: whole 2 MiB pages, in order, each inside private
+  // anonymous mappings only (restore writes a byte at each one's start).
+  constexpr uint64_t kHuge = 2 << 20;
+  prev_end = 0;
+  for (const img::PageRange& r : mm.huge()) {
+    if (r.start() % kHuge || r.end() % kHuge || r.start() >= r.end() || r.end() > kUserSpaceEnd ||
+        r.start() < prev_end)
+      return MakeError("a huge-page range 0x%lx-0x%lx that cannot exist", r.start(), r.end());
+    uint64_t covered = r.start();
+    for (const img::Vma& v : mm.vmas())
+      if (v.start() <= covered && covered < v.end() && v.kind() == img::Vma::ANON_PRIVATE)
+        covered = v.end();
+    if (covered < r.end())
+      return MakeError("the huge-page range 0x%lx-0x%lx is not private anonymous memory", r.start(),
+                       r.end());
+    prev_end = r.end();
+  }
   return Ok{};
 }
 

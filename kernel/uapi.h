@@ -105,6 +105,9 @@ static_assert(PROCMAP_QUERY == 0xC0686611);
 #ifndef __NR_pidfd_getfd
 #define __NR_pidfd_getfd 438
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25  // 6.1
+#endif
 #ifndef __NR_process_madvise
 #define __NR_process_madvise 440
 #endif

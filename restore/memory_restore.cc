@@ -22,6 +22,7 @@
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
+#include "kernel/uapi.h"
 
 namespace crl {
 namespace {
@@ -318,6 +319,50 @@ Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_page
   for (const auto& [i, start] : mmaps)
     if (static_cast<uint64_t>(batch.result(i)) != start)
       return MakeError("mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start, batch.result(i));
+  return Ok{};
+}
+
+Status PrepareHugePages(Puppet& p, const img::MmState& mm) {
+  // Not where the task inherited the mapping: it has the parent's pages,
+  // in huge pages if the parent's are.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const img::PageRange& r : mm.huge()) {
+    bool inherited = false;
+    for (const img::Vma& v : mm.vmas())
+      inherited |= v.inherited() && v.start() < r.end() && r.start() < v.end();
+    if (!inherited) ranges.push_back({r.start(), r.end()});
+  }
+  if (ranges.empty()) return Ok{};
+  constexpr uint64_t kHuge = 2 << 20;
+  static const char zero = 0;
+  std::vector<iovec> local, remote;
+  for (const auto& [s, e] : ranges)
+    for (uint64_t at = s; at < e; at += kHuge) {
+      local.push_back({const_cast<char*>(&zero), 1});
+      remote.push_back({reinterpret_cast<void*>(at), 1});
+    }
+  for (size_t i = 0; i < local.size(); i += 1024) {
+    size_t n = std::min<size_t>(local.size() - i, 1024);
+    if (process_vm_writev(p.pid(), &local[i], n, &remote[i], n, 0) != static_cast<ssize_t>(n))
+      return ErrnoError("process_vm_writev(pid %d, a byte in each huge page)", p.pid());
+  }
+  RemoteBatch batch = p.Batch();
+  for (const auto& [s, e] : ranges)
+    batch.AddMayFail("madvise(MADV_COLLAPSE)", SYS_madvise, s, e - s, MADV_COLLAPSE);
+  TRY(batch.Run());
+  uint64_t bytes = 0, failed = 0;
+  int64_t error = 0;
+  for (size_t i = 0; i < ranges.size(); i++) {
+    bytes += ranges[i].second - ranges[i].first;
+    if (batch.result(i) < 0) failed += ranges[i].second - ranges[i].first, error = batch.result(i);
+  }
+  if (failed)
+    LOG_INFO(
+        "PID %d: %lu of the %lu MiB it had in huge pages left in small pages: "
+        "MADV_COLLAPSE: %s",
+        p.pid(), failed >> 20, bytes >> 20, strerror(static_cast<int>(-error)));
+  else
+    LOG_DEBUG("PID %d: %lu MiB in huge pages again", p.pid(), bytes >> 20);
   return Ok{};
 }
 

@@ -49,6 +49,13 @@ struct VmasWithPages {
 // path (a memfd, a deleted file): the task is given it.
 Status MapVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
                const std::function<Result<int>(const img::Vma&)>& file_of);
+// Before its pages are placed: memory the task had in transparent huge
+// pages (MmState.huge) gets huge pages, each range touched once and
+// collapsed (MADV_COLLAPSE fills the rest with zeros), so that the pages
+// are then written into them: no small pages made only to be collapsed. A
+// collapse that fails (no huge page free; a kernel before 6.1) leaves small
+// pages, said at -v: the same bytes.
+Status PrepareHugePages(Puppet& p, const img::MmState& mm);
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);

@@ -462,6 +462,9 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     return v.ghost() ? files_.Ghost(v.file(), v.path()) : files_.Memfd(v.memfd_ino());
   };
   TRY(step(MapVmas(p, t.mm, with_pages, file_of), "mapping VMAs"));
+  // Not with lazy pages: a collapse fills what it finds missing.
+  if (opts_.huge_pages && opts_.pages != PagePlacement::kLazy)
+    TRY(step(PrepareHugePages(p, t.mm), "making huge pages"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
   PagePlacement how = opts_.pages == PagePlacement::kLazy ? PagePlacement::kRead : opts_.pages;

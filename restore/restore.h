@@ -58,6 +58,10 @@ struct RestoreOptions {
   bool empty_net = false;
   PagePlacement pages = PagePlacement::kRead;
   uint64_t lazy_fill_mib_s = 0;  // --lazy-fill-rate: 0 is as fast as it goes
+  // Memory the tree had in transparent huge pages is made huge again
+  // (MADV_COLLAPSE) once its pages are placed; --no-huge-pages leaves it in
+  // small pages (a shorter restore, a slower task). Not with --pages=lazy.
+  bool huge_pages = true;
   // The destination of a migration: once the tree is built (every task
   // held, nothing run), write one byte to HANDOVER_FD and wait (at most
   // HANDOVER_TIMEOUT seconds) for one byte back: 'G' lets the tree run;

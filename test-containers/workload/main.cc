@@ -81,6 +81,9 @@
 //             filesystem mark
 //   memfd     a memfd mapped by a parent and (after the fork) its child
 //   forest    --procs N processes x --threads T threads x --big-mib M MiB
+//   thp       --big-mib M MiB in transparent huge pages (collapsed, not
+//             advised), huge again after the restore; --what time: times a
+//             memory-bound loop before and after instead (the benchmark)
 //   dirtier   keeps writing pages stamped with generations (--rate pages/ms),
 //             also dropping pages; for iterative dumps
 //   identity  another user with capabilities, securebits, no_new_privs; nice,
@@ -200,6 +203,7 @@ const Scenario kScenarios[] = {
     {"refuse", [](const Args& a) { return Refuse(a.what); }},
     {"reaper", [](const Args&) { return Reaper(); }},
     {"hold", [](const Args& a) { return Hold(a.MibOr(1024)); }},
+    {"thp", [](const Args& a) { return Thp(a.MibOr(256), a.what); }},
     {"vmas", [](const Args& a) { return Vmas(a.procs > 0 ? a.procs : 50); }},
     {"lazy", [](const Args& a) { return Lazy(a.MibOr(64)); }},
     {"conns", [](const Args& a) { return Conns(a.procs_set ? a.procs : 100); }},

@@ -403,6 +403,95 @@ int Hold(long mib) {
   Report();
 }
 
+// ---- thp: memory in transparent huge pages, and how fast it is read ---------------
+// --big-mib M MiB, 2 MiB aligned, filled, then collapsed into huge pages
+// (MADV_COLLAPSE, as khugepaged would, with no MADV_HUGEPAGE on the mapping:
+// a fault there gives small pages). It writes how much of the region is in
+// huge pages to DIR/huge-before and, at the check, DIR/huge-after. The check
+// fails if the region's bytes differ, or if less of it is in huge pages than
+// before. --what time (the benchmark): no such check; instead it times a
+// memory-bound loop (dependent random reads, each likely a TLB miss with
+// small pages) before Ready and after the check, into DIR/loop-before and
+// DIR/loop-after.
+namespace {
+
+// KiB of [P, P+LEN) in huge pages: AnonHugePages of the smaps entry at P.
+long HugeKib(const void* p) {
+  FILE* f = fopen("/proc/self/smaps", "re");
+  if (!f) return -1;
+  char line[512];
+  bool in = false;
+  long kib = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long start, end;
+    if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {  // an entry's first line
+      in = start == reinterpret_cast<uintptr_t>(p);
+      continue;
+    }
+    if (in && sscanf(line, "AnonHugePages: %ld kB", &kib) == 1) break;
+  }
+  fclose(f);
+  return kib;
+}
+
+volatile uint64_t g_loop_sum;  // so that the loop is not optimized away
+
+double OneLoop(const uint64_t* words, size_t n) {
+  auto t0 = std::chrono::steady_clock::now();
+  // Each read's address depends on the word read before: the reads wait on
+  // one another, as a pointer chase does, so each one's TLB miss counts.
+  uint64_t x = 1, sum = 0;
+  for (int i = 0; i < 2000000; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull + (sum & 1);
+    sum += words[(x >> 17) % n];
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  g_loop_sum = sum;
+  return s;
+}
+
+// The best of five: the machine's other work only ever adds.
+double LoopSeconds(const uint64_t* words, size_t n) {
+  double best = 1e9;
+  for (int i = 0; i < 5; i++) best = std::min(best, OneLoop(words, n));
+  return best;
+}
+
+}  // namespace
+
+int Thp(long mib, const std::string& what) {
+  constexpr size_t kHuge = 2 << 20;
+  size_t len = static_cast<size_t>(mib) << 20;
+  auto* raw = static_cast<char*>(
+      mmap(nullptr, len + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (raw == MAP_FAILED) return 2;
+  char* mem =
+      reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(kHuge - 1));
+  // Its own mapping, so that smaps shows the region alone.
+  if (mem > raw) munmap(raw, mem - raw);
+  munmap(mem + len, raw + kHuge - mem);
+  Fill(mem, len, 55);
+  if (madvise(mem, len, 25 /* MADV_COLLAPSE */) != 0) {
+    WriteFile("skip", Format2("MADV_COLLAPSE: %s", strerror(errno)));
+    return 3;
+  }
+  bool time = what == "time";
+  auto* words = reinterpret_cast<uint64_t*>(mem);
+  long before = HugeKib(mem);
+  WriteFile("huge-before", std::to_string(before));
+  if (time) WriteFile("loop-before", Format2("%.3f", LoopSeconds(words, len / 8)));
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  long after = HugeKib(mem);
+  WriteFile("huge-after", std::to_string(after));
+  if (time) WriteFile("loop-after", Format2("%.3f", LoopSeconds(words, len / 8)));
+  EXPECT(Verify(mem, len, 55), "the %ld MiB region differs", mib);
+  if (!time)
+    EXPECT(after >= before, "%ld KiB of the region in huge pages, %ld before", after, before);
+  Report();
+}
+
 // ---- vmas (a process with tens of thousands of mappings) ------------------------
 int Vmas(long thousands) {
   InstallCheckHandler();

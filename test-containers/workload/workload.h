@@ -47,6 +47,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdarg>
 #include <cstdint>
@@ -102,6 +103,7 @@ int Cow(long mib);
 int Shmem();
 int DirtierMain(long mib, int threads, int rate, int procs);
 int Hold(long mib);
+int Thp(long mib, const std::string& what);
 int Vmas(long thousands);
 int Lazy(long mib);
 int Files();

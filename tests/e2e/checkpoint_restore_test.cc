@@ -1,12 +1,14 @@
 // Checkpoint and restore real processes that check themselves afterwards.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -49,6 +51,52 @@ TEST(CheckpointRestore, MemoryPatterns) { DumpRestoreCheck("memory"); }
 TEST(CheckpointRestore, OneGibRegionAndSparse64GibReservation) {
   DumpRestoreCheck("memory", {"--big-mib", "1024", "--sparse"});
 }
+// Why this kernel cannot make memory of ours huge with MADV_COLLAPSE, or "".
+std::string WhyNoCollapse() {
+  constexpr size_t kHuge = 2 << 20;
+  void* raw = mmap(nullptr, 2 * kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return "mmap failed";
+  auto* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(kHuge - 1));
+  p[0] = 1;
+  std::string why;
+  if (madvise(p, kHuge, 25 /* MADV_COLLAPSE */) != 0)
+    why = std::string("MADV_COLLAPSE: ") + strerror(errno) + " (Linux 6.1, THP)";
+  munmap(raw, 2 * kHuge);
+  return why;
+}
+
+// Memory in transparent huge pages that the mapping's advice would not give
+// (collapsed, as khugepaged or THP "always" leaves it) is in huge pages again
+// after the restore: the workload compares AnonHugePages of its region.
+TEST(CheckpointRestore, TransparentHugePagesComeBackHuge) {
+  if (std::string why = WhyNoCollapse(); !why.empty()) GTEST_SKIP() << why;
+  DumpRestoreCheck("thp", {"--big-mib", "64"});
+}
+
+// --no-huge-pages leaves that memory in small pages, its bytes intact; the
+// workload's check sees it, so the test above looks at what it says. Where
+// THP is "always" (Debian's default), the page faults that place the pages
+// make huge pages anyway.
+TEST(CheckpointRestore, WithNoHugePagesTheSameMemoryComesBackInSmallPages) {
+  if (std::string why = WhyNoCollapse(); !why.empty()) GTEST_SKIP() << why;
+  bool always =
+      ReadFile("/sys/kernel/mm/transparent_hugepage/enabled").find("[always]") != std::string::npos;
+  TestDir dir;
+  pid_t pid = StartWorkload(dir, "thp", {"--big-mib", "16"});
+  ASSERT_GT(std::stol(ReadFile(dir / "huge-before")), 0);
+  CmdResult d = RunCriuLite({"dump", "-t", std::to_string(pid), "-D", dir / "img"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "--no-huge-pages"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  std::string result = CheckWorkload(pid, dir);
+  if (always) {
+    EXPECT_EQ(result, "PASS");
+    return;
+  }
+  EXPECT_NE(result.find("0 KiB of the region in huge pages"), std::string::npos) << result;
+  EXPECT_EQ(result.find("differs"), std::string::npos) << result;
+}
+
 TEST(CheckpointRestore, FpuAndAvxRegisters) { DumpRestoreCheck("fpu"); }
 TEST(CheckpointRestore, FilesAtOffsetsAndAppend) { DumpRestoreCheck("files"); }
 TEST(CheckpointRestore, SignalsHandlersMasksPending) { DumpRestoreCheck("signals"); }

@@ -168,5 +168,37 @@ TEST(ValidateIpc, RefusesAQueueTheKernelCouldNotHold) {
   EXPECT_FALSE(ValidateCore(core).ok()) << "mq_maxmsg 0";
 }
 
+// Huge-page ranges: restore writes a byte at each one's start, so a range
+// must lie in private anonymous memory, whole 2 MiB pages.
+img::MmState WithHugeRange(uint64_t start, uint64_t end, img::Vma::Kind kind) {
+  img::MmState mm;
+  img::Vma* v = mm.add_vmas();
+  v->set_start(0x7f0000000000);
+  v->set_end(0x7f0000800000);
+  v->set_kind(kind);
+  v->set_prot(3);
+  img::PageRange* r = mm.add_huge();
+  r->set_start(start);
+  r->set_end(end);
+  return mm;
+}
+
+TEST(ValidateMm, AcceptsHugePagesInPrivateAnonymousMemory) {
+  Status s = ValidateMm(WithHugeRange(0x7f0000200000, 0x7f0000600000, img::Vma::ANON_PRIVATE));
+  EXPECT_TRUE(s.ok()) << s.error().message;
+}
+
+TEST(ValidateMm, RefusesHugePagesElsewhere) {
+  for (auto [start, end, kind] :
+       {std::tuple{0x7f0000200000ul, 0x7f0000600000ul, img::Vma::FILE_SHARED},
+        std::tuple{0x7f0000201000ul, 0x7f0000600000ul, img::Vma::ANON_PRIVATE},
+        std::tuple{0x7f0000600000ul, 0x7f0000a00000ul, img::Vma::ANON_PRIVATE},
+        std::tuple{0x7f0000600000ul, 0x7f0000600000ul, img::Vma::ANON_PRIVATE}}) {
+    Status s = ValidateMm(WithHugeRange(start, end, kind));
+    ASSERT_FALSE(s.ok()) << std::hex << start << "-" << end;
+    EXPECT_NE(s.error().message.find("huge-page range"), std::string::npos) << s.error().message;
+  }
+}
+
 }  // namespace
 }  // namespace crl
