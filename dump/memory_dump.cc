@@ -114,9 +114,10 @@ Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_
 // /proc/PID/mem for mappings the task itself cannot read, such as PROT_NONE).
 class PageCopier {
  public:
-  PageCopier(pid_t pid, PageWriter* writer) : pid_(pid), writer_(writer) {
-    buf_.resize(kPageChunkBytes);
-  }
+  // One buffer for every process of the dump: a fresh one each time would
+  // be fresh memory, every page of it faulted in again (most of a tree's
+  // processes have far less than the buffer holds).
+  PageCopier(pid_t pid, PageWriter* writer) : pid_(pid), writer_(writer), buf_(SharedBuffer()) {}
   Status Add(uint64_t start, uint64_t end, bool readable) {
     if (!readable) {
       TRY(Flush());
@@ -166,9 +167,14 @@ class PageCopier {
     return Ok{};
   }
 
+  static std::vector<char>& SharedBuffer() {
+    static thread_local std::vector<char> buf(kPageChunkBytes);
+    return buf;
+  }
+
   pid_t pid_;
   PageWriter* writer_;
-  std::vector<char> buf_;
+  std::vector<char>& buf_;
   std::vector<iovec> remote_;
   size_t used_ = 0;
   ScopedFd mem_;
