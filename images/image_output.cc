@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "base/interrupt.h"
 #include "images/image_dir.h"
@@ -52,7 +55,61 @@ Status LocalImageOutput::AppendFile(const std::string& name, const void* data, s
     if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
     it = streams_.emplace(name, std::move(fd)).first;
   }
-  return WriteAllToFd(it->second.get(), data, len, staging_ + "/" + name);
+  return SpliceOrWrite(it->second.get(), data, len, staging_ + "/" + name);
+}
+
+Status LocalImageOutput::SpliceOrWrite(int fd, const void* data, size_t len,
+                                       const std::string& what) {
+  if (len < (64 << 10) || splice_refused_) return WriteAllToFd(fd, data, len, what);
+  if (!pipe_w_.valid()) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return ErrnoError("pipe2 (to write %s)", what.c_str());
+    pipe_r_.reset(p[0]);
+    pipe_w_.reset(p[1]);
+    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);  // pipe-max-size, without CAP_SYS_RESOURCE
+    int size = fcntl(p[1], F_GETPIPE_SZ);
+    pipe_size_ = size > 0 ? size : 65536;
+  }
+  // Whatever goes wrong, no bytes are left in the pipe for the next call.
+  auto fail = [this](Error e) -> Status {
+    pipe_r_.reset();
+    pipe_w_.reset();
+    return e;
+  };
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    iovec iov{const_cast<char*>(p), std::min(len, pipe_size_)};
+    ssize_t n = vmsplice(pipe_w_.get(), &iov, 1, 0);
+    if (n < 0 && errno == EINTR) {
+      if (Status stop = CheckStop(); !stop.ok()) return fail(stop.error());
+      continue;
+    }
+    if (n <= 0) return fail(ErrnoError("vmsplice(%s, %zu bytes)", what.c_str(), iov.iov_len));
+    for (ssize_t left = n; left > 0;) {
+      ssize_t m = splice(pipe_r_.get(), nullptr, fd, nullptr, left, SPLICE_F_MOVE);
+      if (m < 0 && errno == EINTR) {
+        if (Status stop = CheckStop(); !stop.ok()) return fail(stop.error());
+        continue;
+      }
+      if (m < 0 && errno == EINVAL) {
+        // A file system that takes no splice: what is in the pipe is
+        // written, and so is everything after it.
+        splice_refused_ = true;
+        std::vector<char> rest(left);
+        if (read(pipe_r_.get(), rest.data(), left) != left)
+          return fail(ErrnoError("reading back the pipe to %s", what.c_str()));
+        pipe_r_.reset();
+        pipe_w_.reset();
+        TRY(WriteAllToFd(fd, rest.data(), rest.size(), what));
+        return WriteAllToFd(fd, p + n, len - n, what);
+      }
+      if (m <= 0) return fail(ErrnoError("splice(%s, %zd bytes)", what.c_str(), left));
+      left -= m;
+    }
+    p += n;
+    len -= n;
+  }
+  return Ok{};
 }
 
 Status LocalImageOutput::Symlink(const std::string& name, const std::string& target) {

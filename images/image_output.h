@@ -42,9 +42,19 @@ class LocalImageOutput : public ImageOutput {
   // The staged path of NAME (the staging directory is made on first use:
   // the image directory may not exist yet when this is constructed).
   Result<std::string> Staged(const std::string& name);
+  // LEN bytes at DATA to FD (named WHAT) through a pipe: vmsplice takes
+  // references to the caller's pages, splice copies them into the file's
+  // page cache, one copy as with write(), but several times faster than
+  // write() into fresh page cache on the development machine (the floors
+  // of tests/bench/vs_criu.sh); CRIU writes its pages this way too. Small
+  // pieces, and files that refuse splice, are written.
+  Status SpliceOrWrite(int fd, const void* data, size_t len, const std::string& what);
   std::string dir_, staging_;
   std::set<std::string> names_;
   std::map<std::string, ScopedFd> streams_;
+  ScopedFd pipe_r_, pipe_w_;
+  size_t pipe_size_ = 0;
+  bool splice_refused_ = false;
 };
 
 // Small files to both; page streams to the second only.
