@@ -73,18 +73,25 @@ Result<std::vector<PageRun>> ScanWithPagemapFile(int fd, uint64_t start, uint64_
   return runs;
 }
 
+// A PAGEMAP_SCAN request over [START, END) answered into VEC; which pages,
+// and what is said of them, are the caller's to add.
+pm_scan_arg ScanRequest(uint64_t start, uint64_t end, std::vector<page_region>& vec) {
+  pm_scan_arg arg{};
+  arg.size = sizeof arg;
+  arg.start = start;
+  arg.end = end;
+  arg.vec = reinterpret_cast<uint64_t>(vec.data());
+  arg.vec_len = vec.size();
+  return arg;
+}
+
 Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_t end,
                                                  bool shared_anon) {
   std::vector<PageRun> runs;
   std::vector<page_region> vec(1024);
   uint64_t pos = start;
   while (pos < end) {
-    pm_scan_arg arg{};
-    arg.size = sizeof arg;
-    arg.start = pos;
-    arg.end = end;
-    arg.vec = reinterpret_cast<uint64_t>(vec.data());
-    arg.vec_len = vec.size();
+    pm_scan_arg arg = ScanRequest(pos, end, vec);
     arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
     if (!shared_anon) {
       // Only anonymous pages: not page-cache pages of a private file mapping,
@@ -450,12 +457,7 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
     if (Kernel().pagemap_scan) {
       std::vector<page_region> vec(256);
       for (uint64_t pos = first; pos < last;) {
-        pm_scan_arg arg{};
-        arg.size = sizeof arg;
-        arg.start = pos;
-        arg.end = last;
-        arg.vec = reinterpret_cast<uint64_t>(vec.data());
-        arg.vec_len = vec.size();
+        pm_scan_arg arg = ScanRequest(pos, last, vec);
         arg.category_mask = PAGE_IS_HUGE | PAGE_IS_PRESENT;
         arg.return_mask = PAGE_IS_HUGE;
         long n = ioctl(fd.get(), PAGEMAP_SCAN, &arg);
