@@ -319,7 +319,9 @@ class DumpRun {
         if (opts_.pre_dump) TRY(tracker_.Start(tree_->processes()[i], p.mm));
       }
       if (opts_.pre_dump) TRY(tracker_.Rearm(p.pid));
-      TRY(RecordHugePages(p.pid, &p.mm).Context(Format("finding huge pages of PID %d", p.pid)));
+      // Restore reads the last pass's mm only.
+      if (!opts_.pre_dump)
+        TRY(RecordHugePages(p.pid, &p.mm).Context(Format("finding huge pages of PID %d", p.pid)));
     }
     Mark("planned");
     FaultPoint("dump-written-pages-taken");

@@ -451,6 +451,14 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
     r->set_start(start);
     r->set_end(end);
   };
+  // Without PAGEMAP_SCAN, a process with no huge page at all (most) is not
+  // looked at page by page.
+  if (!Kernel().pagemap_scan) {
+    std::string rollup = TRY(ProcTask(pid).Read("smaps_rollup"));
+    size_t at = rollup.find("AnonHugePages:");
+    if (at == std::string::npos || strtoull(rollup.c_str() + at + 14, nullptr, 10) == 0)
+      return Ok{};
+  }
   for (const img::Vma& v : mm->vmas()) {
     uint64_t first = (v.start() + kHuge - 1) & ~(kHuge - 1), last = v.end() & ~(kHuge - 1);
     if (v.kind() != img::Vma::ANON_PRIVATE || first >= last) continue;
@@ -471,7 +479,11 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
       }
       continue;
     }
+    // Read whole only where the first page is a huge page's head: most of
+    // a large mapping may be untouched (a sparse reservation of 64 GiB).
     for (uint64_t at = first; at < last; at += kHuge) {
+      std::vector<uint64_t> head = TRY(PageFrames(fd.get(), at, at + kPageSize));
+      if (head[0] == 0 || head[0] % (kHuge / kPageSize) != 0) continue;
       std::vector<uint64_t> frames = TRY(PageFrames(fd.get(), at, at + kHuge));
       bool huge = frames[0] != 0 && frames[0] % (kHuge / kPageSize) == 0;
       for (size_t i = 1; huge && i < frames.size(); i++) huge = frames[i] == frames[0] + i;

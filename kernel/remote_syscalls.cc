@@ -545,32 +545,34 @@ Status RemoteBatch::Run() {
   std::vector<std::string> what = std::exchange(what_, {});
   results_.clear();
   if (records.empty()) return Ok{};
-  if (rs_.batches_forbidden()) {
-    for (size_t i = 0; i < records.size(); i++) {
-      const Record& r = records[i];
-      int64_t got =
-          TRY(rs_.Syscall(r.nr, r.args[0], r.args[1], r.args[2], r.args[3], r.args[4], r.args[5]));
-      results_.push_back(got);
-      if (got < 0 && got > -4096 && !r.may_fail)
-        return ErrnoError(static_cast<int>(-got), "%s in pid %d", what[i].c_str(), rs_.tid());
-    }
-    return Ok{};
-  }
+  auto failed = [](const Record& r) { return r.result < 0 && r.result > -4096 && !r.may_fail; };
+  size_t ran = 0;
   RemoteScratch::Frame frame(scratch_);
-  auto at = TRY(scratch_.PushArray(records.data(), records.size()));
-  size_t ran = TRY(rs_.RunBatchLoop(loop_, RemotePtr(at), records.size()));
-  TRY(ReadRemote(rs_.tid(), RemotePtr(at), records.data(), ran * sizeof(Record)));
+  if (rs_.batches_forbidden()) {
+    // One at a time, stopping where the loop would.
+    while (ran < records.size()) {
+      Record& r = records[ran++];
+      r.result =
+          TRY(rs_.Syscall(r.nr, r.args[0], r.args[1], r.args[2], r.args[3], r.args[4], r.args[5]));
+      if (failed(r)) break;
+    }
+  } else {
+    auto at = TRY(scratch_.PushArray(records.data(), records.size()));
+    ran = TRY(rs_.RunBatchLoop(loop_, RemotePtr(at), records.size()));
+    TRY(ReadRemote(rs_.tid(), RemotePtr(at), records.data(), ran * sizeof(Record)));
+    for (size_t i = 0; i < ran; i++)
+      LOG_DEBUG(
+          "remote syscall %u(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld "
+          "(batched)",
+          records[i].nr, records[i].args[0], records[i].args[1], records[i].args[2],
+          records[i].args[3], records[i].args[4], records[i].args[5], rs_.tid(),
+          static_cast<long>(records[i].result));
+  }
   for (size_t i = 0; i < ran; i++) {
-    int64_t r = records[i].result;
-    LOG_DEBUG(
-        "remote syscall %u(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld "
-        "(batched)",
-        records[i].nr, records[i].args[0], records[i].args[1], records[i].args[2],
-        records[i].args[3], records[i].args[4], records[i].args[5], rs_.tid(),
-        static_cast<long>(r));
-    results_.push_back(r);
-    if (r < 0 && r > -4096 && !records[i].may_fail)
-      return ErrnoError(static_cast<int>(-r), "%s in pid %d", what[i].c_str(), rs_.tid());
+    results_.push_back(records[i].result);
+    if (failed(records[i]))
+      return ErrnoError(static_cast<int>(-records[i].result), "%s in pid %d", what[i].c_str(),
+                        rs_.tid());
   }
   if (ran < records.size())
     return MakeError("a batch of %zu remote syscalls in pid %d stopped after %zu", records.size(),
