@@ -6,9 +6,13 @@
 # them compiled in). The VM runs /init, which runs the command given on the
 # kernel command line (crl.cmd=...) and powers off.
 #
-#   test-containers/vm/build-image.sh OUT_DIR       (after scripts/build.sh; as root)
+# With KERNEL (a bzImage with everything built in: linux-patches/build-kernel.sh's)
+# the VM boots that instead of Debian's.
+#
+#   test-containers/vm/build-image.sh OUT_DIR [KERNEL]   (after scripts/build.sh; as root)
 set -euo pipefail
-OUT=${1:?usage: build-image.sh OUT_DIR}
+OUT=${1:?usage: build-image.sh OUT_DIR [KERNEL]}
+KERNEL=${2:-}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$ROOT/build
 mkdir -p "$OUT"
@@ -20,7 +24,10 @@ done
 if [ -n "${NEED:-}" ]; then apt-get update -qq; apt-get install -y -qq $NEED >/dev/null; fi
 
 # The kernel: Debian's cloud flavour of 6.1 (soft-dirty, no PAGEMAP_SCAN).
-if ! ls "$OUT"/vmlinuz-* >/dev/null 2>&1; then
+if [ -n "$KERNEL" ]; then
+  rm -f "$OUT"/vmlinuz-*
+  cp "$KERNEL" "$OUT/vmlinuz-$(basename "$KERNEL" | sed 's/^vmlinuz-//')"
+elif ! ls "$OUT"/vmlinuz-* >/dev/null 2>&1; then
   apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || apt-get update -qq
   pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
   (cd "$OUT" && apt-get download "$pkg" >/dev/null 2>&1)

@@ -6,20 +6,27 @@
 # at a time. Prints each shard's results, then every failed and skipped test
 # (a skip must name what the kernel lacks); exits 0 only if none failed.
 #
+# With VM_KERNEL=BZIMAGE the VMs boot that kernel instead (vm-mmap.sh: the
+# kernel with process_vm_mmap); GTEST_FILTER and CRL_TEST_PAGES (the page
+# placement of every restore that names none) are passed to the suite.
+#
 #   test-containers/vm/suite.sh [IMAGE_DIR=build/vm] [SHARDS=8] [JOBS=2]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 IMG=${1:-$ROOT/build/vm}
 SHARDS=${2:-8}
 JOBS=${3:-2}
-"$ROOT/test-containers/vm/build-image.sh" "$IMG" >/dev/null
+"$ROOT/test-containers/vm/build-image.sh" "$IMG" ${VM_KERNEL:+"$VM_KERNEL"} >/dev/null
+PASS_ENV=""
+[ -n "${GTEST_FILTER:-}" ] && PASS_ENV+=" GTEST_FILTER='$GTEST_FILTER'"
+[ -n "${CRL_TEST_PAGES:-}" ] && PASS_ENV+=" CRL_TEST_PAGES=$CRL_TEST_PAGES"
 OUT=$(mktemp -d /tmp/crl-vm-suite-XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 start=$(date +%s)
 run_shard() {
   local i=$1 rc=0
   VM_TIMEOUT=${VM_TIMEOUT:-1200} "$ROOT/test-containers/vm/run.sh" "$IMG" \
-    "cd /tmp && GTEST_COLOR=no GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i $ROOT/build/tests/e2e_tests" \
+    "cd /tmp && GTEST_COLOR=no GTEST_TOTAL_SHARDS=$SHARDS GTEST_SHARD_INDEX=$i$PASS_ENV $ROOT/build/tests/e2e_tests" \
     4096 >"$OUT/shard-$i.log" 2>&1 || rc=$?
   echo $rc >"$OUT/shard-$i.rc"
   echo "shard $i/$SHARDS: exit $(cat "$OUT/shard-$i.rc"), $(grep -c '^\[       OK \]' "$OUT/shard-$i.log") passed, $(grep -c '^\[  FAILED  \].*(' "$OUT/shard-$i.log") failed, $(grep -c '^\[  SKIPPED \].*(' "$OUT/shard-$i.log") skipped ($(( $(date +%s) - start )) s)"
