@@ -479,10 +479,11 @@ class RestoreCommand : public Command {
                      "are made in it, as CRIU's");
     app_->add_option("--pages", pages_,
                      "how pages get into the process: read (it reads them from the page file "
-                     "itself: one copy), writev (criu-lite writes them: the baseline) or lazy "
+                     "itself: one copy), writev (criu-lite writes them: the baseline), lazy "
                      "(the tree runs at once; a daemon fills its memory on demand and in the "
-                     "background)")
-        ->check(CLI::IsMember({"read", "writev", "lazy"}));
+                     "background) or vm-mmap (it takes them from criu-lite's memory with "
+                     "process_vm_mmap, no copy: a kernel built by linux-patches/build-kernel.sh)")
+        ->check(CLI::IsMember({"read", "writev", "lazy", "vm-mmap"}));
     app_->add_option("--lazy-fill-rate", o_.lazy_fill_mib_s,
                      "with --pages=lazy: place at most this many MiB/s in the background "
                      "(faults are always served at once; default 0: no limit)")

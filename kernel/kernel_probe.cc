@@ -138,11 +138,15 @@ bool ProbeSetMmMap() {
   return prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, &size, 0, 0) == 0 && size > 0;
 }
 
-bool ProbeProcessVmMmap() {
-  // process_vm_mmap never reached mainline and has no fixed number: trust only
-  // a kernel that names the syscall in its symbol table.
-  auto syms = ReadFileToString("/proc/kallsyms");
-  return syms.ok() && syms->find(" __x64_sys_process_vm_mmap\n") != std::string::npos;
+// process_vm_mmap never reached mainline and has no number of its own: the
+// patched kernel (linux-patches/patches) says which it has in a sysctl, so that no
+// number that may be another syscall is ever called to find out.
+long ProbeProcessVmMmap() {
+  auto text = ReadFileToString("/proc/sys/vm/process_vm_mmap_nr");
+  if (!text.ok()) return -1;
+  char* end = nullptr;
+  long nr = strtol(text->c_str(), &end, 10);
+  return end != text->c_str() && nr > 0 ? nr : -1;
 }
 
 bool ProbeVvarVclock() {
@@ -262,8 +266,13 @@ KernelFeatures& MutableKernel() {
 
 const KernelFeatures& Kernel() { return MutableKernel(); }
 
+long ProcessVmMmapNr() {
+  static long nr = ProbeProcessVmMmap();
+  return nr;
+}
+
 bool HasProcessVmMmap() {
-  static bool has = ProbeProcessVmMmap();
+  static bool has = ProcessVmMmapNr() > 0;
   return has;
 }
 
@@ -313,12 +322,13 @@ std::vector<CheckRow> CheckTable() {
   std::vector<CheckRow> rows;
   for (const FeatureRow& row : kFeatures)
     rows.push_back({row.need, row.interface, yes(f.*row.flag), row.uses(f)});
-  // Not probed at start-up: the first is always there, the second reads
-  // the kernel's symbol table.
+  // Not probed at start-up: the first is always there, the second is a
+  // patched kernel's.
   rows.push_back({"read target memory", "process_vm_readv", "yes", "process_vm_readv"});
   bool vm_mmap = HasProcessVmMmap();
   rows.push_back({"pages without a copy", "process_vm_mmap", yes(vm_mmap),
-                  vm_mmap ? "process_vm_mmap" : "--pages=read (task preadv)"});
+                  vm_mmap ? Format("--pages=vm-mmap (syscall %ld)", ProcessVmMmapNr())
+                          : std::string("--pages=read (task preadv)")});
   rows.push_back(CgroupRow());
   return rows;
 }

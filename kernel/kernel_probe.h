@@ -28,9 +28,14 @@ struct KernelFeatures {
 };
 
 const KernelFeatures& Kernel();
-// process_vm_mmap is an out-of-tree patch with no fixed syscall number: only a
-// kernel that names it in /proc/kallsyms has it (probed on first use).
+// process_vm_mmap is an out-of-tree patch (linux-patches/patches) with no mainline
+// number: a kernel that has it says its number in
+// /proc/sys/vm/process_vm_mmap_nr (probed on first use; -1 without it).
 bool HasProcessVmMmap();
+long ProcessVmMmapNr();
+// Its flags (the patch's include/uapi/linux/mman.h).
+inline constexpr unsigned long kPvmmapFixed = 0x01, kPvmmapFixedNoreplace = 0x02,
+                               kPvmmapPidfd = 0x04;
 
 // --disable-kernel-feature NAME: the fallback path taken on a kernel that
 // has the newer interface (for tests). False for a name it does not know.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 #include "images/image_dir.h"
 #include "images/image_file.h"
 #include "images/validate.h"
+#include "kernel/kernel_probe.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/task_fd.h"
@@ -94,12 +96,15 @@ const char* PagePlacementName(PagePlacement p) {
       return "writev";
     case PagePlacement::kLazy:
       return "lazy";
+    case PagePlacement::kVmMmap:
+      return "vm-mmap";
   }
   return "?";
 }
 
 std::optional<PagePlacement> ParsePagePlacement(std::string_view name) {
-  for (PagePlacement p : {PagePlacement::kRead, PagePlacement::kWritev, PagePlacement::kLazy})
+  for (PagePlacement p :
+       {PagePlacement::kRead, PagePlacement::kWritev, PagePlacement::kLazy, PagePlacement::kVmMmap})
     if (name == PagePlacementName(p)) return p;
   return std::nullopt;
 }
@@ -433,7 +438,184 @@ Status PlaceByWritev(Puppet& p, PageReader& pages) {
   });
 }
 
+// --pages=vm-mmap. criu-lite holds the pages of each private anonymous
+// mapping in memory of its own at the same address (read there from the
+// page file, whose cache is then dropped) and the task takes the whole
+// mapping with process_vm_mmap: its pages are shared, not copied, and
+// once criu-lite unmaps its copy they are the task's alone, so memory is
+// never held twice. The same address on both sides keeps the mapping's page
+// offset what mmap gave the dumped task (brk, mmap and mremap merge by it)
+// and lets a huge page be shared whole. The mapping the task gets is a copy
+// of criu-lite's: made as MapVmas makes the task's (growing down, without
+// reserve), and FinishVmas sets its protection and advice as for the others.
+//
+// Pages anywhere else (private file mappings, shared memory, mappings
+// inherited from the parent, an address criu-lite itself uses) are read
+// by criu-lite and written into the task, as --pages=writev does.
+class VmMmapHolder {
+ public:
+  ~VmMmapHolder() {
+    for (const auto& [start, end] : regions_) munmap(reinterpret_cast<void*>(start), end - start);
+  }
+
+  // Holds V's pages, if criu-lite can map it at its address.
+  bool Hold(const img::Vma& v) {
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE |
+                (v.growsdown() ? MAP_GROWSDOWN : 0) | (HasMadvise(v, "nr") ? MAP_NORESERVE : 0);
+    void* at = mmap(reinterpret_cast<void*>(v.start()), v.end() - v.start(), PROT_READ | PROT_WRITE,
+                    flags, -1, 0);
+    if (at == MAP_FAILED) {
+      LOG_INFO("vm-mmap: 0x%lx-0x%lx is taken in criu-lite (%s): its pages are written in",
+               v.start(), v.end(), strerror(errno));
+      return false;
+    }
+    if (at != reinterpret_cast<void*>(v.start())) {  // a kernel before 4.17 ignores the flag
+      munmap(at, v.end() - v.start());
+      return false;
+    }
+    regions_[v.start()] = v.end();
+    return true;
+  }
+  bool Holds(uint64_t start, uint64_t len) const {
+    auto it = regions_.upper_bound(start);
+    return it != regions_.begin() && std::prev(it)->second >= start + len;
+  }
+  // [START, START+LEN) cut where criu-lite's copies begin and end.
+  struct Piece {
+    uint64_t start, end;
+    bool held;
+  };
+  std::vector<Piece> Split(uint64_t start, uint64_t len) const {
+    std::vector<Piece> out;
+    uint64_t end = start + len;
+    while (start < end) {
+      auto next = regions_.upper_bound(start);
+      if (next != regions_.begin() && std::prev(next)->second > start) {
+        uint64_t stop = std::min(end, std::prev(next)->second);
+        out.push_back({start, stop, true});
+        start = stop;
+      } else {
+        uint64_t stop = next == regions_.end() ? end : std::min(end, next->first);
+        out.push_back({start, stop, false});
+        start = stop;
+      }
+    }
+    return out;
+  }
+  const std::map<uint64_t, uint64_t>& regions() const { return regions_; }
+
+ private:
+  std::map<uint64_t, uint64_t> regions_;  // start -> end
+};
+
+// Reads LEN bytes at OFFSET of FD to ADDR, in criu-lite.
+Status ReadInto(int fd, const std::string& path, uint64_t offset, uint64_t addr, uint64_t len) {
+  while (len > 0) {
+    ssize_t n = pread(fd, reinterpret_cast<void*>(addr), len, offset);
+    if (n <= 0)
+      return n < 0 ? ErrnoError("pread(%s)", path.c_str())
+                   : MakeError("%s ended early", path.c_str());
+    addr += n;
+    offset += n;
+    len -= n;
+  }
+  return Ok{};
+}
+
 }  // namespace
+
+Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
+                     PageReader& pages, const PageChain* chain, bool huge_pages) {
+  long nr = ProcessVmMmapNr();
+  if (nr < 0) return MakeError("--pages=vm-mmap: this kernel has no process_vm_mmap");
+  VmMmapHolder holder;
+  {
+    // Huge pages only where the dumped task had them: none while filling.
+    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    Status filled = [&]() -> Status {
+      for (const img::Vma& v : mm.vmas())
+        if (v.kind() == img::Vma::ANON_PRIVATE && !v.inherited() &&
+            with_pages.eager.count(v.start()))
+          holder.Hold(v);
+      // Bytes for [VADDR, VADDR+LEN) come from DATA (in criu-lite) or
+      // OFFSET of FD: into criu-lite's copy where it holds them, written
+      // into the task elsewhere (the task's mapping there stays its own).
+      std::vector<char> buf;
+      auto place = [&](uint64_t vaddr, uint64_t len, const char* data, const PageReader* file,
+                       uint64_t offset) -> Status {
+        for (const VmMmapHolder::Piece& piece : holder.Split(vaddr, len)) {
+          uint64_t skip = piece.start - vaddr, n = piece.end - piece.start;
+          if (piece.held) {
+            char* to = reinterpret_cast<char*>(piece.start);
+            if (data) {
+              memcpy(to, data + skip, n);
+              continue;
+            }
+            TRY(ReadInto(file->fd(), file->path(), offset + skip, piece.start, n));
+            // Read once: their cache goes as they are read, not at the end,
+            // so that the page file and criu-lite's copy are never both
+            // held whole.
+            posix_fadvise(file->fd(), offset + skip, n, POSIX_FADV_DONTNEED);
+            continue;
+          }
+          const char* from = data ? data + skip : nullptr;
+          if (!data) {
+            buf.resize(n);
+            TRY(ReadInto(file->fd(), file->path(), offset + skip,
+                         reinterpret_cast<uint64_t>(buf.data()), n));
+            from = buf.data();
+          }
+          TRY(WriteRemote(p.pid(), RemotePtr(piece.start), from, n));
+        }
+        return Ok{};
+      };
+      if (chain) {
+        for (const ChainedRun& r : chain->runs)
+          TRY(place(r.vaddr, r.len, nullptr, chain->sources[r.source].get(), r.offset));
+        return Ok{};
+      }
+      if (!pages.raw())
+        return pages.ForEachChunk([&](uint64_t vaddr, const char* data, size_t len) {
+          return place(vaddr, len, data, nullptr, 0);
+        });
+      for (const img::PagemapEntry& e : pages.pagemap().entries())
+        TRY(place(e.vaddr(), e.nr_pages() * kPageSize, nullptr, &pages, e.data_offset()));
+      return Ok{};
+    }();
+    prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+    TRY(std::move(filled));
+  }
+  if (holder.regions().empty()) return Ok{};
+  // Memory the dumped task had in huge pages is collapsed here, in
+  // criu-lite's copy, at the same address: the task then shares it whole.
+  if (huge_pages)
+    for (const img::PageRange& r : mm.huge())
+      if (holder.Holds(r.start(), r.end() - r.start()) &&
+          madvise(reinterpret_cast<void*>(r.start()), r.end() - r.start(), MADV_COLLAPSE) != 0)
+        LOG_INFO("vm-mmap: MADV_COLLAPSE(0x%lx-0x%lx): %s: small pages there", r.start(), r.end(),
+                 strerror(errno));
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
+  ScopedFd own(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
+  if (!own.valid()) return ErrnoError("pidfd_open(criu-lite)");
+  RemoteFd pidfd = TRY(giver.Give(own.get(), "criu-lite's pidfd"));
+  RemoteBatch batch = p.Batch();
+  for (const auto& [start, end] : holder.regions())
+    batch.Add(Format("process_vm_mmap(0x%lx-0x%lx)", start, end), nr, pidfd.get(), start,
+              end - start, start, kPvmmapFixed | kPvmmapPidfd);
+  TRY(batch.Run());
+  size_t i = 0;
+  for (const auto& [start, end] : holder.regions())
+    if (static_cast<uint64_t>(batch.result(i++)) != start)
+      return MakeError("process_vm_mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start,
+                       batch.result(i - 1));
+  uint64_t bytes = 0;
+  for (const auto& [start, end] : holder.regions()) bytes += end - start;
+  LOG_INFO("vm-mmap: pid %d took %zu mappings (%lu KiB) from criu-lite", p.pid(),
+           holder.regions().size(), bytes >> 10);
+  return Ok{};
+}
 
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
   if (how != PagePlacement::kWritev && pages.raw())

@@ -23,6 +23,7 @@ enum class PagePlacement {
   kRead,    // the task preadv()s its pages from the page file: one copy
   kWritev,  // criu-lite process_vm_writev()s them: the baseline
   kLazy,    // private anonymous memory is filled after the tree runs (lazy_pages.h)
+  kVmMmap,  // the task takes its pages from criu-lite's memory: process_vm_mmap
 };
 // The name --pages gives it, and back (nothing for a name it does not know).
 const char* PagePlacementName(PagePlacement p);
@@ -61,6 +62,11 @@ Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
 
 Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how);
+// --pages=vm-mmap (CHAIN: the pages of a pre-copy chain, else PAGES); with
+// HUGE_PAGES, memory recorded in huge pages is collapsed before the task
+// takes it (PrepareHugePages is not used).
+Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
+                     PageReader& pages, const PageChain* chain, bool huge_pages);
 Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages);
 
 }  // namespace crl

@@ -463,12 +463,16 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   };
   TRY(step(MapVmas(p, t.mm, with_pages, file_of), "mapping VMAs"));
   // Not with lazy pages: a collapse fills what it finds missing.
-  if (opts_.huge_pages && opts_.pages != PagePlacement::kLazy)
+  if (opts_.huge_pages && opts_.pages != PagePlacement::kLazy &&
+      opts_.pages != PagePlacement::kVmMmap)
     TRY(step(PrepareHugePages(p, t.mm), "making huge pages"));
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
   PagePlacement how = opts_.pages == PagePlacement::kLazy ? PagePlacement::kRead : opts_.pages;
-  if (t.chain)
+  if (how == PagePlacement::kVmMmap)
+    TRY(step(PlaceByVmMmap(p, t.mm, with_pages, *t.pages, t.chain.get(), opts_.huge_pages),
+             "placing pages"));
+  else if (t.chain)
     TRY(step(PlaceChainedPages(p, *t.chain, how), "placing pages"));
   else
     TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
@@ -887,6 +891,12 @@ class RestoreRun {
 
   Result<int> Run() {
     t_start_ = Clock::now();
+    if (opts_.pages == PagePlacement::kVmMmap && !HasProcessVmMmap())
+      return MakeError(
+          "--pages=vm-mmap: this kernel has no process_vm_mmap (no "
+          "/proc/sys/vm/process_vm_mmap_nr: it needs the kernel linux-patches/build-kernel.sh "
+          "builds); "
+          "--pages=read is the nearest");
     if (!opts_.archive.empty()) TRY(Unpack());
     scripts_ = ActionScripts(opts_.action_scripts, opts_.images_dir, opts_.notify);
     TRY(ReadImages());

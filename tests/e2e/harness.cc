@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -164,6 +165,16 @@ CmdResult Spawn(const std::vector<std::string>& args, const std::vector<std::str
   std::string out_path = err_path + ".out";
   std::vector<std::string> argv = {CRIU_LITE_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
+  // CRL_TEST_PAGES=MODE: every restore that names no placement uses MODE
+  // (the suite run again with --pages=vm-mmap on the patched kernel).
+  const char* pages = getenv("CRL_TEST_PAGES");
+  if (pages && *pages && !args.empty() && args[0] == "restore" &&
+      std::find(args.begin(), args.end(), "--pages") == args.end() &&
+      std::none_of(args.begin(), args.end(),
+                   [](const std::string& a) { return a.rfind("--pages=", 0) == 0; })) {
+    argv.push_back("--pages");
+    argv.push_back(pages);
+  }
   auto start = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
