@@ -508,13 +508,19 @@ class VmMmapHolder {
   std::map<uint64_t, uint64_t> regions_;  // start -> end
 };
 
-// Reads LEN bytes at OFFSET of FD to ADDR, in criu-lite.
-Status ReadInto(int fd, const std::string& path, uint64_t offset, uint64_t addr, uint64_t len) {
+// Reads LEN bytes at OFFSET of FD to ADDR, in criu-lite. With DROP, a
+// piece at a time, each piece's page cache dropped once read: the page file
+// and criu-lite's copy are never both held whole, even for one long run.
+Status ReadInto(int fd, const std::string& path, uint64_t offset, uint64_t addr, uint64_t len,
+                bool drop = false) {
+  constexpr uint64_t kPiece = 8 << 20;
   while (len > 0) {
-    ssize_t n = pread(fd, reinterpret_cast<void*>(addr), len, offset);
+    ssize_t n =
+        pread(fd, reinterpret_cast<void*>(addr), drop ? std::min(len, kPiece) : len, offset);
     if (n <= 0)
       return n < 0 ? ErrnoError("pread(%s)", path.c_str())
                    : MakeError("%s ended early", path.c_str());
+    if (drop) posix_fadvise(fd, offset, n, POSIX_FADV_DONTNEED);
     addr += n;
     offset += n;
     len -= n;
@@ -537,6 +543,15 @@ Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& wit
         if (v.kind() == img::Vma::ANON_PRIVATE && !v.inherited() &&
             with_pages.eager.count(v.start()))
           holder.Hold(v);
+      // Where the task had huge pages they are made first, with huge pages
+      // allowed (THP "always" gives them here at once; the collapse below
+      // makes the rest).
+      prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+      if (huge_pages)
+        for (const img::PageRange& r : mm.huge())
+          if (holder.Holds(r.start(), r.end() - r.start()))
+            madvise(reinterpret_cast<void*>(r.start()), r.end() - r.start(), MADV_POPULATE_WRITE);
+      prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
       // Bytes for [VADDR, VADDR+LEN) come from DATA (in criu-lite) or
       // OFFSET of FD: into criu-lite's copy where it holds them, written
       // into the task elsewhere (the task's mapping there stays its own).
@@ -547,15 +562,13 @@ Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& wit
           uint64_t skip = piece.start - vaddr, n = piece.end - piece.start;
           if (piece.held) {
             char* to = reinterpret_cast<char*>(piece.start);
-            if (data) {
+            // One fault-free pass makes the pages (a fault per page is most of
+            // the time a copy into fresh memory takes), then they are filled.
+            madvise(to, n, MADV_POPULATE_WRITE);
+            if (data)
               memcpy(to, data + skip, n);
-              continue;
-            }
-            TRY(ReadInto(file->fd(), file->path(), offset + skip, piece.start, n));
-            // Read once: their cache goes as they are read, not at the end,
-            // so that the page file and criu-lite's copy are never both
-            // held whole.
-            posix_fadvise(file->fd(), offset + skip, n, POSIX_FADV_DONTNEED);
+            else
+              TRY(ReadInto(file->fd(), file->path(), offset + skip, piece.start, n, true));
             continue;
           }
           const char* from = data ? data + skip : nullptr;

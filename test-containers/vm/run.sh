@@ -9,6 +9,8 @@
 # mmap); the threshold is raised from 20 s to 120 s (watchdog_thresh=60) so
 # that only a lockup that lasts panics.
 #
+# VM_QEMU_EXTRA: more qemu arguments (a disk for the benchmark of vm-mmap).
+#
 #   test-containers/vm/run.sh IMAGE_DIR "CMD" [MEM_MB=4096]
 set -euo pipefail
 IMG=${1:?usage: run.sh IMAGE_DIR CMD [MEM_MB]}
@@ -19,6 +21,6 @@ trap 'rm -f "$LOG"' EXIT
 timeout "${VM_TIMEOUT:-3000}" qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 2 -m "$MEM" \
   -kernel "$IMG"/vmlinuz-* -initrd "$IMG/initramfs.gz" \
   -append "console=ttyS0 loglevel=5 softlockup_panic=1 watchdog_thresh=60 panic=-1 crl.cmd=\"$CMD\"" \
-  -nographic -no-reboot -serial mon:stdio </dev/null | tee "$LOG" | sed -u 's/\r//'
+  ${VM_QEMU_EXTRA:-} -nographic -no-reboot -serial mon:stdio </dev/null | tee "$LOG" | sed -u 's/\r//'
 rc=$(sed -n 's/.*crl-vm: exit status \([0-9]*\).*/\1/p' "$LOG" | tail -1)
 exit "${rc:-99}"
