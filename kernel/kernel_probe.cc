@@ -271,10 +271,7 @@ long ProcessVmMmapNr() {
   return nr;
 }
 
-bool HasProcessVmMmap() {
-  static bool has = ProcessVmMmapNr() > 0;
-  return has;
-}
+bool HasProcessVmMmap() { return ProcessVmMmapNr() > 0; }
 
 bool DisableFeature(const std::string& name) {
   for (const FeatureRow& row : kFeatures)

@@ -536,17 +536,14 @@ Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& wit
   if (nr < 0) return MakeError("--pages=vm-mmap: this kernel has no process_vm_mmap");
   VmMmapHolder holder;
   {
-    // Huge pages only where the dumped task had them: none while filling.
-    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
     Status filled = [&]() -> Status {
       for (const img::Vma& v : mm.vmas())
         if (v.kind() == img::Vma::ANON_PRIVATE && !v.inherited() &&
             with_pages.eager.count(v.start()))
           holder.Hold(v);
-      // Where the task had huge pages they are made first, with huge pages
-      // allowed (THP "always" gives them here at once; the collapse below
-      // makes the rest).
-      prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+      // Huge pages only where the dumped task had them: made first, with
+      // huge pages allowed (THP "always" gives them here at once; the
+      // collapse below makes the rest), then none while filling.
       if (huge_pages)
         for (const img::PageRange& r : mm.huge())
           if (holder.Holds(r.start(), r.end() - r.start()))

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The kernel with process_vm_mmap (linux-patches/build-kernel.sh: built, or taken
 # from its cache) in the test VM: the syscall's own tests, and the end-to-end
-# tests of memory, trees, pre-copy and containers with every restore placing
+# tests of memory, trees, pre-copy, containers, faults (criu-lite killed,
+# signals mid-restore) and Debian's servers with every restore placing
 # pages by --pages=vm-mmap. Fails if the VM's kernel turns out not to have
 # the syscall (its tests would only say SKIPPED).
 #
@@ -15,7 +16,7 @@ out=$(mktemp /tmp/crl-vm-mmap-XXXXXX.log)
 trap 'rm -f "$out"' EXIT
 rc=0
 VM_KERNEL=$KERNEL CRL_TEST_PAGES=vm-mmap \
-  GTEST_FILTER="${GTEST_FILTER:-ProcessVmMmap.*:VmMmap.*:CheckpointRestore.*:Tree.*:PreCopy.*:Containers.*}" \
+  GTEST_FILTER="${GTEST_FILTER:-ProcessVmMmap.*:VmMmap.*:CheckpointRestore.*:Tree.*:PreCopy.*:Containers.*:Faults.*:Servers.*:RealPrograms.*}" \
   "$ROOT/test-containers/vm/suite.sh" "$IMG" "${SHARDS:-4}" 2 | tee "$out" || rc=$?
 if grep -q 'SKIPPED \] ProcessVmMmap.ClonesAnotherProcesssMemoryCopyOnWrite' "$out"; then
   echo "vm-mmap.sh: the VM's kernel has no process_vm_mmap"
