@@ -22,6 +22,7 @@
 #include "dump/dump.h"
 #include "images/image_archive.h"
 #include "images/image_file.h"
+#include "images/page_holder.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/mounts.h"
 #include "kernel/net_ns.h"
@@ -328,12 +329,21 @@ class PageServerCommand : public Command {
     o_.pages = "lazy";
     app_->add_option("--pages", o_.pages,
                      "page placement for --restore (read, writev, lazy; default lazy: the "
-                     "shortest freeze)")
-        ->check(CLI::IsMember({"read", "writev", "lazy"}));
+                     "shortest freeze; or vm-mmap: received pages are held in memory, not "
+                     "written to files, and the restored tasks take them with "
+                     "process_vm_mmap, a kernel built by linux-patches/build-kernel.sh)")
+        ->check(CLI::IsMember({"read", "writev", "lazy", "vm-mmap"}));
   }
   int Run() override {
     if (!o_.archive.empty() && o_.restore)
       return Usage("page-server --archive with --restore: restore reads image directories");
+    if (o_.pages == "vm-mmap" && !o_.restore)
+      return Usage("page-server --pages=vm-mmap holds pages for a restore: it needs --restore");
+    if (o_.pages == "vm-mmap" && !crl::HasProcessVmMmap())
+      return Usage(
+          "--pages=vm-mmap: this kernel has no process_vm_mmap (no "
+          "/proc/sys/vm/process_vm_mmap_nr: it needs the kernel linux-patches/build-kernel.sh "
+          "builds); --pages=read is the nearest");
     return Exit(crl::RunPageServer(o_));
   }
 
@@ -499,6 +509,11 @@ class RestoreCommand : public Command {
         ->group("");
     app_->add_option("--handover-timeout", o_.handover_timeout, "seconds to wait for 'G'")
         ->group("");
+    app_->add_option("--page-holder", page_holders_,
+                     "with --pages=vm-mmap: the page holder of page file NAME is at the other "
+                     "end of socket FD (the page server passes them)")
+        ->type_name("NAME=FD")
+        ->group("");
   }
   int Run() override {
     if (o_.images_dir.empty() && o_.archive.empty())
@@ -530,6 +545,16 @@ class RestoreCommand : public Command {
       }
       o_.inherit_fds[spec.substr(used)] = fd;
     }
+    for (const std::string& spec : page_holders_) {
+      size_t eq = spec.find('=');
+      int fd = -1;
+      if (eq == std::string::npos || sscanf(spec.c_str() + eq + 1, "%d", &fd) != 1 ||
+          fcntl(fd, F_GETFD) < 0)
+        return Usage("--page-holder " + spec + ": not NAME=FD of an open fd");
+      o_.page_holders[spec.substr(0, eq)] = fd;
+    }
+    if (!o_.page_holders.empty() && o_.pages != crl::PagePlacement::kVmMmap)
+      return Usage("--page-holder is for --pages=vm-mmap");
     if (exec_cmd_ == exec_args_.empty())
       return Usage("--exec-cmd needs the command after --, and a command needs --exec-cmd");
     // CRIU's --exec-cmd: the restored tree runs on as the command's child.
@@ -554,7 +579,7 @@ class RestoreCommand : public Command {
   crl::RestoreOptions o_;
   std::string manage_cgroups_;
   std::string pages_ = "read";
-  std::vector<std::string> inherit_fds_, externals_, ext_mount_map_;
+  std::vector<std::string> inherit_fds_, externals_, ext_mount_map_, page_holders_;
   bool file_locks_ignored_ = false;
   bool tcp_ignored_ = false;
 };
@@ -572,6 +597,17 @@ class CheckCommand : public Command {
       return Usage("this kernel cannot restore (no PR_SET_MM_MAP)");
     return 0;
   }
+};
+
+// A page holder of `page-server --pages=vm-mmap` (images/page_holder.h),
+// which starts it; not for people.
+class PageHolderCommand : public Command {
+ public:
+  explicit PageHolderCommand(CLI::App& root)
+      : Command(root.add_subcommand("page-holder", "hold a task's pages for a page server")) {
+    app_->group("");
+  }
+  int Run() override { return crl::RunPageHolder(3); }
 };
 
 // CRIU's RPC service, as container runtimes start it (`criu swrk FD`).
@@ -709,6 +745,7 @@ int main(int argc, char** argv) {
   commands.push_back(std::make_unique<CheckCommand>(app));
   commands.push_back(std::make_unique<ShowCommand>(app));
   commands.push_back(std::make_unique<SwrkCommand>(app));
+  commands.push_back(std::make_unique<PageHolderCommand>(app));
   // CRIU's -vN (N: 0 none .. 4 debug; 2, warnings, its default) as -v's
   // count here (0: warnings, 1: info, 2: debug).
   std::vector<std::string> args;  // CLI11 takes them last first

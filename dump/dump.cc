@@ -335,8 +335,8 @@ class DumpRun {
       ProcessImages& p = procs_[i];
       std::optional<PageWriter> writer;
       writer.emplace(TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level)));
-      Status copied =
-          CopyPages(p.pid, plans_[i], opts_.leave_running || opts_.pre_dump, &*writer, &mstats_);
+      Status copied = CopyPages(p.pid, plans_[i], p.mm, opts_.leave_running || opts_.pre_dump,
+                                &*writer, &mstats_);
       if (!copied.ok() && opts_.pre_dump && Exited(p.pid)) {
         // A pre-dump copies while the tree runs: a task that ended meanwhile
         // (a shell's short-lived child) has nothing left to save, and the

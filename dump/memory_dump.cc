@@ -125,14 +125,16 @@ class PageCopier {
   // be fresh memory, every page of it faulted in again (most of a tree's
   // processes have far less than the buffer holds).
   PageCopier(pid_t pid, PageWriter* writer) : pid_(pid), writer_(writer), buf_(SharedBuffer()) {}
-  Status Add(uint64_t start, uint64_t end, bool readable) {
+  // VMA: the private anonymous mapping [START, END) is in, if it is one.
+  Status Add(uint64_t start, uint64_t end, bool readable, const PagePlace* vma) {
     if (!readable) {
       TRY(Flush());
-      return CopyViaProcMem(start, end);
+      return CopyViaProcMem(start, end, vma);
     }
     while (start < end) {
       size_t take = std::min<uint64_t>(end - start, buf_.size() - used_);
       remote_.push_back({reinterpret_cast<void*>(start), take});
+      places_.push_back(vma ? std::optional<PagePlace>(*vma) : std::nullopt);
       used_ += take;
       start += take;
       if (used_ == buf_.size() || remote_.size() == 1024) TRY(Flush());
@@ -147,17 +149,20 @@ class PageCopier {
       return ErrnoError("process_vm_readv(pid=%d, %zu ranges, %zu bytes) got %zd", pid_,
                         remote_.size(), used_, n);
     size_t off = 0;
-    for (const iovec& r : remote_) {
-      TRY(writer_->Append(reinterpret_cast<uint64_t>(r.iov_base), buf_.data() + off, r.iov_len));
+    for (size_t i = 0; i < remote_.size(); i++) {
+      const iovec& r = remote_[i];
+      TRY(writer_->Append(reinterpret_cast<uint64_t>(r.iov_base), buf_.data() + off, r.iov_len,
+                          places_[i] ? &*places_[i] : nullptr));
       off += r.iov_len;
     }
     remote_.clear();
+    places_.clear();
     used_ = 0;
     return Ok{};
   }
 
  private:
-  Status CopyViaProcMem(uint64_t start, uint64_t end) {
+  Status CopyViaProcMem(uint64_t start, uint64_t end, const PagePlace* vma) {
     if (!mem_.valid()) {
       std::string path = ProcTask(pid_).Path("mem");
       mem_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -168,7 +173,7 @@ class PageCopier {
       ssize_t n = pread(mem_.get(), buf_.data(), take, start);
       if (n != static_cast<ssize_t>(take))
         return ErrnoError("pread(/proc/%d/mem, 0x%lx, %zu)", pid_, start, take);
-      TRY(writer_->Append(start, buf_.data(), take));
+      TRY(writer_->Append(start, buf_.data(), take, vma));
       start += take;
     }
     return Ok{};
@@ -183,6 +188,7 @@ class PageCopier {
   PageWriter* writer_;
   std::vector<char>& buf_;
   std::vector<iovec> remote_;
+  std::vector<std::optional<PagePlace>> places_;  // each of remote_'s
   size_t used_ = 0;
   ScopedFd mem_;
 };
@@ -518,8 +524,28 @@ Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryD
   return plan;
 }
 
-Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWriter* writer,
-                 MemoryDumpStats* stats) {
+namespace {
+
+// The private anonymous mapping of MM (one not inherited: the task maps it
+// itself at restore) that RUN is in, if it is in one.
+std::optional<PagePlace> AnonPlace(const img::MmState& mm, const PageRun& run) {
+  auto it = std::upper_bound(mm.vmas().begin(), mm.vmas().end(), run.start,
+                             [](uint64_t a, const img::Vma& v) { return a < v.start(); });
+  if (it == mm.vmas().begin()) return std::nullopt;
+  const img::Vma& v = *std::prev(it);
+  if (v.end() < run.end || v.kind() != img::Vma::ANON_PRIVATE || v.inherited()) return std::nullopt;
+  PagePlace at;
+  at.vma_start = v.start();
+  at.vma_end = v.end();
+  bool noreserve = std::count(v.madvise().begin(), v.madvise().end(), "nr") > 0;
+  at.flags = (v.growsdown() ? PagePlace::kGrowsDown : 0) | (noreserve ? PagePlace::kNoReserve : 0);
+  return at;
+}
+
+}  // namespace
+
+Status CopyPages(pid_t pid, const MemoryPlan& plan, const img::MmState& mm, bool keep_cow_shared,
+                 PageWriter* writer, MemoryDumpStats* stats) {
   PageCopier copier(pid, writer);
   ScopedFd pagemap;
   if (keep_cow_shared) {
@@ -529,8 +555,10 @@ Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWr
   for (const auto& [r, readable] : plan) {
     TRY(CheckStop());
     stats->pages_written += (r.end - r.start) / kPageSize;
+    std::optional<PagePlace> place = AnonPlace(mm, r);
+    const PagePlace* at = place ? &*place : nullptr;
     if (!keep_cow_shared || !readable) {
-      TRY(copier.Add(r.start, r.end, readable));
+      TRY(copier.Add(r.start, r.end, readable, at));
       continue;
     }
     // process_vm_readv pins pages, and pinning a page shared copy-on-write
@@ -545,7 +573,7 @@ Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWr
       bool exclusive = e[i] & (1ull << 56);
       size_t j = i;
       while (j < e.size() && ((e[j] & (1ull << 56)) != 0) == exclusive) j++;
-      TRY(copier.Add(r.start + i * kPageSize, r.start + j * kPageSize, exclusive));
+      TRY(copier.Add(r.start + i * kPageSize, r.start + j * kPageSize, exclusive, at));
       i = j;
     }
   }

@@ -62,9 +62,10 @@ using MemoryPlan = std::vector<std::pair<PageRun, bool>>;
 // read: reading can unshare pages (see CopyPages).
 Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats);
 
-// Copies the planned pages to the page file. KEEP_COW_SHARED (for a tree
+// Copies the planned pages to the page file, each with the private
+// anonymous mapping of MM it is in, if any. KEEP_COW_SHARED (for a tree
 // left running): read pages shared copy-on-write without unsharing them.
-Status CopyPages(pid_t pid, const MemoryPlan& plan, bool keep_cow_shared, PageWriter* writer,
-                 MemoryDumpStats* stats);
+Status CopyPages(pid_t pid, const MemoryPlan& plan, const img::MmState& mm, bool keep_cow_shared,
+                 PageWriter* writer, MemoryDumpStats* stats);
 
 }  // namespace crl

@@ -12,6 +12,16 @@
 
 namespace crl {
 
+// Where raw page data belongs: at VADDR of a private anonymous mapping that
+// spans [VMA_START, VMA_END) (with MAP_GROWSDOWN, MAP_NORESERVE as FLAGS
+// say). A page server that holds pages in memory (page-server --pages=
+// vm-mmap) places them there; anything else appends them to the file.
+struct PagePlace {
+  static constexpr uint32_t kGrowsDown = 1, kNoReserve = 2;
+  uint64_t vaddr = 0, vma_start = 0, vma_end = 0;
+  uint32_t flags = 0;
+};
+
 class ImageOutput {
  public:
   virtual ~ImageOutput() = default;
@@ -19,6 +29,11 @@ class ImageOutput {
   virtual Status PutFile(const std::string& name, const std::string& data) = 0;
   // Appends to a file written as a stream (page data).
   virtual Status AppendFile(const std::string& name, const void* data, size_t len) = 0;
+  // Appends raw pages that belong AT a private anonymous mapping.
+  virtual Status AppendPages(const std::string& name, const PagePlace& /*at*/, const void* data,
+                             size_t len) {
+    return AppendFile(name, data, len);
+  }
   virtual Status Symlink(const std::string& name, const std::string& target) = 0;
   // Every file is complete.
   virtual Status Commit() = 0;
@@ -67,6 +82,10 @@ class TeeImageOutput : public ImageOutput {
   }
   Status AppendFile(const std::string& name, const void* data, size_t len) override {
     return all_->AppendFile(name, data, len);
+  }
+  Status AppendPages(const std::string& name, const PagePlace& at, const void* data,
+                     size_t len) override {
+    return all_->AppendPages(name, at, data, len);
   }
   Status Symlink(const std::string& name, const std::string& target) override {
     TRY(small_->Symlink(name, target));

@@ -78,8 +78,11 @@ void PageWriter::EndRunHash() {
   hashed_entry_ = -1;
 }
 
-Status PageWriter::WriteOut(const void* data, size_t len) {
-  TRY(out_->AppendFile(name_, data, len));
+Status PageWriter::WriteOut(const void* data, size_t len, const PagePlace* at) {
+  if (at)
+    TRY(out_->AppendPages(name_, *at, data, len));
+  else
+    TRY(out_->AppendFile(name_, data, len));
   file_offset_ += len;
   return Ok{};
 }
@@ -113,7 +116,7 @@ void PageWriter::AppendInParent(uint64_t vaddr, size_t len) {
   e->set_in_parent(true);
 }
 
-Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len) {
+Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len, const PagePlace* vma) {
   CRL_CHECK(len % kPageSize == 0 && vaddr % kPageSize == 0, "unaligned pages at 0x%lx", vaddr);
   int n = pm_.entries_size();
   img::PagemapEntry* last = n ? pm_.mutable_entries(n - 1) : nullptr;
@@ -130,7 +133,10 @@ Status PageWriter::Append(uint64_t vaddr, const void* data, size_t len) {
   pm_.set_total_pages(pm_.total_pages() + len / kPageSize);
   if (zstd_level_ == 0) {
     Hash(data, len);
-    return WriteOut(data, len);
+    if (!vma) return WriteOut(data, len);
+    PagePlace at = *vma;
+    at.vaddr = vaddr;
+    return WriteOut(data, len, &at);
   }
   const char* p = static_cast<const char*>(data);
   while (len > 0) {

@@ -26,8 +26,9 @@ class PageWriter {
   static Result<PageWriter> Create(ImageOutput* out, const std::string& name, int zstd_level);
   PageWriter(PageWriter&&) = default;
 
-  // Appends LEN bytes (whole pages) that belong at VADDR.
-  Status Append(uint64_t vaddr, const void* data, size_t len);
+  // Appends LEN bytes (whole pages) that belong at VADDR; VMA, if given: the
+  // private anonymous mapping they are in (for a page server holding pages).
+  Status Append(uint64_t vaddr, const void* data, size_t len, const PagePlace* vma = nullptr);
   // Records pages at [VADDR, VADDR+LEN) whose data is in the parent image.
   void AppendInParent(uint64_t vaddr, size_t len);
   // Flushes and fills in everything the pagemap needs to find the pages.
@@ -38,7 +39,7 @@ class PageWriter {
 
  private:
   PageWriter() = default;
-  Status WriteOut(const void* data, size_t len);
+  Status WriteOut(const void* data, size_t len, const PagePlace* at = nullptr);
   Status FlushFrame();
   void Hash(const void* data, size_t len);
   void EndRunHash();

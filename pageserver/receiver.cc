@@ -27,6 +27,8 @@
 #include "base/scoped_fd.h"
 #include "images/image_archive.h"
 #include "images/image_dir.h"
+#include "images/image_output.h"
+#include "images/page_holder.h"
 #include "pageserver/wire.h"
 
 namespace crl {
@@ -115,7 +117,9 @@ class RestoreProcess {
     control_.reset();  // EOF: a tree not yet let go is killed
     if (pid_ > 0) waitpid(pid_, nullptr, 0);
   }
-  Status Start(const std::string& dir, const PageServerOptions& opts) {
+  // HOLDERS: the page holders of --pages=vm-mmap, by page file name.
+  Status Start(const std::string& dir, const PageServerOptions& opts,
+               const std::map<std::string, PageHolder>& holders) {
     const std::string& pages = opts.pages;
     int timeout = opts.timeout;
     // The command line, made before the fork (the child must not allocate).
@@ -146,6 +150,13 @@ class RestoreProcess {
     for (const std::string& r : opts.cgroup_roots) args.insert(args.end(), {"--cgroup-root", r});
     if (!opts.root.empty()) args.insert(args.end(), {"--root", opts.root});
     for (const std::string& e : opts.externals) args.insert(args.end(), {"--external", e});
+    // Each holder's control socket, at a number above the ones set below.
+    std::vector<ScopedFd> passed;
+    for (const auto& [name, holder] : holders) {
+      passed.emplace_back(fcntl(holder.control(), F_DUPFD_CLOEXEC, 10));
+      if (!passed.back().valid()) return ErrnoError("dup(page holder)");
+      args.insert(args.end(), {"--page-holder", name + "=" + std::to_string(passed.back().get())});
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -161,6 +172,7 @@ class RestoreProcess {
     if (pid_ == 0) {
       dup2(err_w.get(), 2);
       dup2(theirs.get(), 3);
+      for (const ScopedFd& fd : passed) fcntl(fd.get(), F_SETFD, 0);
       execv("/proc/self/exe", argv.data());
       _exit(127);
     }
@@ -201,7 +213,8 @@ class RestoreProcess {
 
 class Session {
  public:
-  Session(Channel& c, int fd, const PageServerOptions& opts) : c_(c), fd_(fd), opts_(opts) {}
+  Session(Channel& c, int fd, const PageServerOptions& opts)
+      : c_(c), fd_(fd), opts_(opts), hold_pages_(opts.restore && opts.pages == "vm-mmap") {}
   ~Session() {
     // Nothing half-written is left looking complete.
     std::error_code ec;
@@ -217,6 +230,8 @@ class Session {
   Status Open(const std::string& name);
   Status Receive(const wire::Header& h);
   Status ReceiveIntoArchive(const wire::Header& h);
+  Status ReceiveHeld(const wire::Header& h, int file);
+  Status WriteHeldList();
   Status Symlink(const std::string& name, const std::string& target);
   Status Commit();
   Status Restore(const std::string& name);
@@ -238,7 +253,96 @@ class Session {
   std::unique_ptr<ArchiveImageOutput> archive_;
   std::string archive_stream_;
   std::vector<char> archive_buf_;  // what the channel gives, on its way in
+  // --pages=vm-mmap: pages that belong in a private anonymous mapping go
+  // to a page holder for their page file, which keeps them for the restore;
+  // the file keeps a hole there (and the rest). The current directory's
+  // files' sizes, and what of each went to its holder.
+  bool hold_pages_ = false;
+  std::map<std::string, PageHolder> holders_;
+  std::map<std::string, uint64_t> sizes_;
+  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> held_;
 };
+
+constexpr size_t kMaxPageHolders = 4096;
+
+// The pages of an APPEND with a place: each piece the holder holds written
+// into it, the rest into FILE at its offset (the file's own position is
+// not used: what the holder has is a hole).
+Status Session::ReceiveHeld(const wire::Header& h, int file) {
+  const std::string& name = h.name();
+  uint64_t len = h.payload_len(), vaddr = h.vaddr(), offset = sizes_[name];
+  auto it = holders_.find(name);
+  if (it == holders_.end()) {
+    if (holders_.size() >= kMaxPageHolders)
+      return MakeError("the sender sent pages for over %zu page files", kMaxPageHolders);
+    it = holders_.emplace(name, TRY(PageHolder::Start())).first;
+    LOG_INFO("page holder %d holds the pages of %s", it->second.pid(), name.c_str());
+  }
+  PageHolder& holder = it->second;
+  auto pieces = holder.Hold(h.vma_start(), h.vma_end(), h.vma_flags() & 3, vaddr, len);
+  if (!pieces.ok())
+    return MakeError("the sender placed %lu bytes of %s at 0x%lx, in a mapping 0x%lx-0x%lx: %s",
+                     len, name.c_str(), vaddr, h.vma_start(), h.vma_end(),
+                     pieces.error().message.c_str());
+  archive_buf_.resize(1 << 20);
+  auto& held = held_[name];
+  for (const PageHolder::Piece& piece : *pieces) {
+    for (uint64_t at = piece.start; at < piece.end;) {
+      size_t n = std::min<uint64_t>(piece.end - at, archive_buf_.size());
+      TRY(c_.Recv(archive_buf_.data(), n));
+      if (piece.held) {
+        TRY(holder.Write(at, archive_buf_.data(), n));
+      } else {
+        for (size_t done = 0; done < n;) {
+          ssize_t w =
+              pwrite(file, archive_buf_.data() + done, n - done, offset + at - vaddr + done);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) return ErrnoError("write(%s)", name.c_str());
+          done += w;
+        }
+      }
+      at += n;
+    }
+    if (!piece.held) continue;
+    if (!held.empty() && held.back().second == piece.start)
+      held.back().second = piece.end;
+    else
+      held.push_back({piece.start, piece.end});
+  }
+  sizes_[name] += len;
+  return Ok{};
+}
+
+// `held-pages`, beside the page files, once the directory is complete:
+// restore then knows what is in the holders, and refuses the directory
+// without them. (Not NAME.img: a sender cannot send one.)
+Status Session::WriteHeldList() {
+  img::HeldPages list;
+  for (auto& [name, ranges] : held_) {
+    if (ranges.empty()) continue;
+    std::sort(ranges.begin(), ranges.end());
+    img::HeldPages::File* f = list.add_files();
+    f->set_pages_file(name);
+    for (const auto& [start, end] : ranges) {
+      img::PageRange* r = f->add_held();
+      r->set_start(start);
+      r->set_end(end);
+    }
+  }
+  for (const auto& [name, fd] : streams_) {
+    auto size = sizes_.find(name);
+    if (size != sizes_.end() && ftruncate(fd.get(), size->second) < 0)
+      return ErrnoError("ftruncate(%s)", name.c_str());
+  }
+  held_.clear();
+  sizes_.clear();
+  if (list.files().empty()) return Ok{};
+  std::string path = cur_ + "/held-pages";
+  ScopedFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!f.valid()) return ErrnoError("open(%s)", path.c_str());
+  std::string data = list.SerializeAsString();
+  return WriteAllToFd(f.get(), data.data(), data.size(), path);
+}
 
 Result<int> Session::Stream(const std::string& name) {
   auto it = streams_.find(name);
@@ -343,6 +447,13 @@ Status Session::Receive(const wire::Header& h) {
     f = whole.get();
   } else {
     f = TRY(Stream(h.name()));
+    if (hold_pages_ && h.vma_end() != 0) return ReceiveHeld(h, f);
+    if (hold_pages_) {
+      // After holes the file's position is behind: its end is what came.
+      uint64_t& size = sizes_[h.name()];
+      if (lseek(f, size, SEEK_SET) < 0) return ErrnoError("lseek(%s)", h.name().c_str());
+      size += h.payload_len();
+    }
   }
   if (c_.plain_fd() >= 0)
     return SpliceToFile(c_.plain_fd(), f, h.payload_len(), pipe_r_.get(), pipe_w_.get());
@@ -383,6 +494,7 @@ Status Session::Symlink(const std::string& name, const std::string& target) {
 }
 
 Status Session::Commit() {
+  if (hold_pages_ && !archive_) TRY(WriteHeldList());
   streams_.clear();
   if (archive_) {
     TRY(archive_->Commit());
@@ -418,8 +530,11 @@ Status Session::Restore(const std::string& name) {
   std::string dir = opts_.images_dir + "/" + name;
   auto t0 = Clock::now();
   RestoreProcess restore;
-  Status r = restore.Start(dir, opts_);
+  Status r = restore.Start(dir, opts_, holders_);
   if (r.ok()) r = restore.WaitReady();
+  // The tasks took what they could; the holders' other pages (earlier
+  // passes' of mappings since gone) go with them.
+  holders_.clear();
   uint64_t usec = UsecBetween(t0, Clock::now());
   if (!r.ok()) {
     LOG_ERROR("restoring %s: %s", name.c_str(), r.error().message.c_str());

@@ -76,10 +76,26 @@ Status PageServerSender::PutFile(const std::string& name, const std::string& dat
 }
 
 Status PageServerSender::AppendFile(const std::string& name, const void* data, size_t len) {
+  return Append(name, nullptr, data, len);
+}
+
+Status PageServerSender::AppendPages(const std::string& name, const PagePlace& at, const void* data,
+                                     size_t len) {
+  return Append(name, &at, data, len);
+}
+
+Status PageServerSender::Append(const std::string& name, const PagePlace* at, const void* data,
+                                size_t len) {
   wire::Header h;
   h.set_type(wire::Header::APPEND);
   h.set_name(name);
   h.set_payload_len(len);
+  if (at) {
+    h.set_vaddr(at->vaddr);
+    h.set_vma_start(at->vma_start);
+    h.set_vma_end(at->vma_end);
+    h.set_vma_flags(at->flags);
+  }
   TRY(SendHeader(*channel_, h).Context("page server " + peer_));
   TRY(channel_->Send(data, len).Context("page server " + peer_));
   bytes_ += len;

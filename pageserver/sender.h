@@ -22,6 +22,8 @@ class PageServerSender : public ImageOutput {
   Status Open(const std::string& dir);
   Status PutFile(const std::string& name, const std::string& data) override;
   Status AppendFile(const std::string& name, const void* data, size_t len) override;
+  Status AppendPages(const std::string& name, const PagePlace& at, const void* data,
+                     size_t len) override;
   Status Symlink(const std::string& name, const std::string& target) override;
   // The directory is complete; returns once the server has it in place.
   Status Commit() override;
@@ -37,6 +39,7 @@ class PageServerSender : public ImageOutput {
 
  private:
   Status Expect(const char* what);
+  Status Append(const std::string& name, const PagePlace* at, const void* data, size_t len);
   std::string peer_, dir_;
   ScopedFd fd_;
   std::unique_ptr<Channel> channel_;

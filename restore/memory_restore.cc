@@ -627,6 +627,158 @@ Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& wit
   return Ok{};
 }
 
+Status PlaceFromPageHolder(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
+                           PageReader& pages, const PageChain* chain, bool huge_pages,
+                           PageHolder& holder, const HeldRanges& held) {
+  long nr = ProcessVmMmapNr();
+  if (nr < 0) return MakeError("--pages=vm-mmap: this kernel has no process_vm_mmap");
+  // Compressed pages never go to a holder.
+  if (!chain && !pages.raw()) return PlacePages(p, pages, PagePlacement::kRead);
+  // Every run of the task's pages, cut where what the holder got of its
+  // page file begins and ends: in the holder, or in the file. (An address
+  // the holder held once it holds for good: the newest version of a page
+  // it got is the one the chain resolves to.)
+  struct Piece {
+    uint64_t start, end;
+    const PageReader* file;
+    uint64_t offset;
+    bool held;
+  };
+  std::vector<Piece> pieces;
+  auto add = [&](uint64_t vaddr, uint64_t len, const PageReader* file, uint64_t offset) {
+    auto it = held.find(file);
+    uint64_t end = vaddr + len;
+    if (it != held.end()) {
+      const auto& ranges = it->second;
+      auto r = std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(vaddr, ~0ul));
+      if (r != ranges.begin() && std::prev(r)->second > vaddr) --r;
+      for (; r != ranges.end() && r->first < end && vaddr < end; ++r) {
+        if (r->first > vaddr) {
+          pieces.push_back({vaddr, r->first, file, offset, false});
+          offset += r->first - vaddr;
+          vaddr = r->first;
+        }
+        uint64_t stop = std::min(end, r->second);
+        pieces.push_back({vaddr, stop, file, offset, true});
+        offset += stop - vaddr;
+        vaddr = stop;
+      }
+    }
+    if (vaddr < end) pieces.push_back({vaddr, end, file, offset, false});
+  };
+  if (chain) {
+    for (const ChainedRun& r : chain->runs)
+      add(r.vaddr, r.len, chain->sources[r.source].get(), r.offset);
+  } else {
+    for (const img::PagemapEntry& e : pages.pagemap().entries())
+      add(e.vaddr(), e.nr_pages() * kPageSize, &pages, e.data_offset());
+  }
+  std::sort(pieces.begin(), pieces.end(),
+            [](const Piece& a, const Piece& b) { return a.start < b.start; });
+  // A run may go on into the next mapping: each piece in one mapping.
+  {
+    std::vector<Piece> cut;
+    auto v = mm.vmas().begin();
+    for (Piece piece : pieces) {
+      while (v != mm.vmas().end() && v->end() <= piece.start) ++v;
+      while (v != mm.vmas().end() && v->start() <= piece.start && v->end() < piece.end) {
+        Piece head = piece;
+        head.end = v->end();
+        cut.push_back(head);
+        piece.offset += v->end() - piece.start;
+        piece.start = v->end();
+        ++v;
+      }
+      cut.push_back(piece);
+    }
+    pieces = std::move(cut);
+  }
+  // The mappings the task takes whole: each private anonymous one of its
+  // own that the holder has pages of and can hold whole, as one mapping.
+  std::map<uint64_t, uint64_t> taken;
+  for (const img::Vma& v : mm.vmas()) {
+    if (v.kind() != img::Vma::ANON_PRIVATE || v.inherited() || !with_pages.eager.count(v.start()))
+      continue;
+    auto first = std::lower_bound(pieces.begin(), pieces.end(), v.start(),
+                                  [](const Piece& a, uint64_t at) { return a.start < at; });
+    bool any = false;
+    for (auto it = first; it != pieces.end() && it->start < v.end() && !any; ++it) any = it->held;
+    if (!any) continue;
+    uint32_t flags = (v.growsdown() ? PagePlace::kGrowsDown : 0) |
+                     (HasMadvise(v, "nr") ? PagePlace::kNoReserve : 0);
+    if (!TRY(holder.Cover(v.start(), v.end(), flags))) {
+      LOG_INFO("vm-mmap: 0x%lx-0x%lx is not held whole: its pages are copied in", v.start(),
+               v.end());
+      continue;
+    }
+    // What the holder has there but the task had not (a page of an earlier
+    // pass since dropped) is made zero; what the files have is written in
+    // after the take.
+    uint64_t at = v.start();
+    for (auto it = first; it != pieces.end() && it->start < v.end(); ++it) {
+      if (!it->held) continue;
+      if (it->start > at) TRY(holder.Drop(at, it->start));
+      at = it->end;
+    }
+    if (at < v.end()) TRY(holder.Drop(at, v.end()));
+    taken[v.start()] = v.end();
+  }
+  auto in_taken = [&](uint64_t start) {
+    auto it = taken.upper_bound(start);
+    return it != taken.begin() && std::prev(it)->second > start;
+  };
+  if (huge_pages)
+    for (const img::PageRange& r : mm.huge())
+      if (in_taken(r.start()))
+        if (Status c = holder.Collapse(r.start(), r.end()); !c.ok())
+          LOG_INFO("vm-mmap: MADV_COLLAPSE(0x%lx-0x%lx): %s: small pages there", r.start(), r.end(),
+                   c.error().message.c_str());
+  if (!taken.empty()) {
+    RemoteScratch::Frame frame(p.scratch());
+    RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+    FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
+    RemoteFd pidfd = TRY(giver.Give(holder.pidfd(), "the page holder's pidfd"));
+    RemoteBatch batch = p.Batch();
+    for (const auto& [start, end] : taken)
+      batch.Add(Format("process_vm_mmap(0x%lx-0x%lx)", start, end), nr, pidfd.get(), start,
+                end - start, start, kPvmmapFixed | kPvmmapPidfd);
+    TRY(batch.Run());
+    size_t i = 0;
+    uint64_t bytes = 0;
+    for (const auto& [start, end] : taken) {
+      if (static_cast<uint64_t>(batch.result(i++)) != start)
+        return MakeError("process_vm_mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start,
+                         batch.result(i - 1));
+      // The task's alone now: the holder lets go of its side.
+      TRY(holder.Release(start, end));
+      bytes += end - start;
+    }
+    LOG_INFO("vm-mmap: pid %d took %zu mappings (%lu KiB) from page holder %d", p.pid(),
+             taken.size(), bytes >> 10, holder.pid());
+  }
+  // Everything else is copied in: from the holder where it got it, else
+  // from the file.
+  std::vector<char> buf;
+  uint64_t copied = 0;
+  for (const Piece& piece : pieces) {
+    if (piece.held && in_taken(piece.start)) continue;
+    for (uint64_t at = piece.start; at < piece.end;) {
+      uint64_t n = std::min<uint64_t>(piece.end - at, kPageChunkBytes);
+      buf.resize(n);
+      if (piece.held)
+        TRY(holder.Read(at, buf.data(), n));
+      else
+        TRY(ReadInto(piece.file->fd(), piece.file->path(), piece.offset + (at - piece.start),
+                     reinterpret_cast<uint64_t>(buf.data()), n));
+      TRY(WriteRemote(p.pid(), RemotePtr(at), buf.data(), n));
+      copied += n;
+      at += n;
+    }
+  }
+  if (copied) LOG_INFO("vm-mmap: %lu KiB copied into pid %d", copied >> 10, p.pid());
+  return Ok{};
+}
+
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
   if (how != PagePlacement::kWritev && pages.raw())
     return PlaceByTaskRead(p, pages, pages.pagemap());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -15,6 +16,7 @@
 #include "images/criu_lite.pb.h"
 #include "images/page_chain.h"
 #include "images/page_file.h"
+#include "images/page_holder.h"
 #include "restore/puppet.h"
 
 namespace crl {
@@ -67,6 +69,15 @@ Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how);
 // takes it (PrepareHugePages is not used).
 Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
                      PageReader& pages, const PageChain* chain, bool huge_pages);
+// --pages=vm-mmap from a page server's page holder (page-server
+// --pages=vm-mmap): HELD, for each page file of the task, the ranges the
+// holder got instead of the file (its `held-pages`). Whole private
+// anonymous mappings are taken from the holder; what the holder has of
+// anything else is copied from it, what it has not is read from the files.
+using HeldRanges = std::map<const PageReader*, std::vector<std::pair<uint64_t, uint64_t>>>;
+Status PlaceFromPageHolder(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
+                           PageReader& pages, const PageChain* chain, bool huge_pages,
+                           PageHolder& holder, const HeldRanges& held);
 Status FinishVmas(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages);
 
 }  // namespace crl

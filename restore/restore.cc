@@ -17,6 +17,7 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -197,6 +198,10 @@ struct Tree {
   std::map<pid_t, std::unique_ptr<TaskImages>> tasks;
   const TaskImages* root = nullptr;
   img::Shared shared;
+  // page-server --pages=vm-mmap: the page holders, by page file name, and
+  // what each page file has in one instead of in the file.
+  std::map<std::string, std::unique_ptr<PageHolder>> holders;
+  HeldRanges held;
 };
 
 // The page files of the tree, each once.
@@ -212,8 +217,41 @@ std::vector<const PageReader*> PageFiles(const Tree& tree) {
   return out;
 }
 
+// (Pages a page holder has never touched a disk: they are not checked.)
 Status VerifyPages(const Tree& tree) {
-  for (const PageReader* r : PageFiles(tree)) TRY(r->Verify());
+  for (const PageReader* r : PageFiles(tree))
+    if (!tree.held.count(r)) TRY(r->Verify());
+  return Ok{};
+}
+
+// page-server --pages=vm-mmap: the holders it gave, and for each page file
+// of the tree beside a `held-pages`, what the holder has instead of it.
+// Without the holders such images cannot be restored: refused, never
+// restored with holes for pages.
+Status AttachPageHolders(const RestoreOptions& opts, Tree* tree) {
+  for (const auto& [name, fd] : opts.page_holders)
+    tree->holders[name] =
+        std::make_unique<PageHolder>(TRY(PageHolder::FromControl(fd).Context("--page-holder")));
+  for (const PageReader* r : PageFiles(*tree)) {
+    std::filesystem::path path(r->path());
+    std::string held_path = (path.parent_path() / "held-pages").string();
+    if (access(held_path.c_str(), F_OK) != 0) continue;
+    std::string data = TRY(ReadFileToString(held_path));
+    if (opts.pages != PagePlacement::kVmMmap || tree->holders.empty())
+      return MakeError(
+          "%s: its pages are held in memory by the page server that received them "
+          "(page-server --pages=vm-mmap), not in its page files: only that page server can "
+          "restore it",
+          path.parent_path().c_str());
+    img::HeldPages hp;
+    if (!hp.ParseFromString(data)) return MakeError("%s does not parse", held_path.c_str());
+    for (const img::HeldPages::File& f : hp.files()) {
+      if (f.pages_file() != path.filename().string() || f.held().empty()) continue;
+      auto& ranges = tree->held[r];
+      for (const img::PageRange& h : f.held()) ranges.push_back({h.start(), h.end()});
+      std::sort(ranges.begin(), ranges.end());
+    }
+  }
   return Ok{};
 }
 
@@ -469,7 +507,12 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   TRY(step(ZapDroppedPages(p, t.mm), "dropping pages"));
   if (opts_.pages == PagePlacement::kLazy) TRY(step(DropLazyPages(p, t), "dropping pages"));
   PagePlacement how = opts_.pages == PagePlacement::kLazy ? PagePlacement::kRead : opts_.pages;
-  if (how == PagePlacement::kVmMmap)
+  auto holder = tree_.holders.find(ImageDir::PagesName(pid));
+  if (how == PagePlacement::kVmMmap && holder != tree_.holders.end())
+    TRY(step(PlaceFromPageHolder(p, t.mm, with_pages, *t.pages, t.chain.get(), opts_.huge_pages,
+                                 *holder->second, tree_.held),
+             "placing pages"));
+  else if (how == PagePlacement::kVmMmap)
     TRY(step(PlaceByVmMmap(p, t.mm, with_pages, *t.pages, t.chain.get(), opts_.huge_pages),
              "placing pages"));
   else if (t.chain)
@@ -968,6 +1011,7 @@ class RestoreRun {
       e->add_tids(inv_.root_pid());
     }
     tree_ = TRY(LoadTree(dir, inv_, opts_));
+    TRY(AttachPageHolders(opts_, &tree_));
     TRY(RerootCgroups());
     if (opts_.pages == PagePlacement::kLazy) PlanLazy(tree_);
     ph_.Mark("read-images");

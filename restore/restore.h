@@ -41,6 +41,9 @@ struct RestoreOptions {
   // ("pipe:[INO]", "socket:[INO]", or a file's path, with or without its
   // leading slash), instead of one restore makes.
   std::map<std::string, int> inherit_fds;
+  // --page-holder NAME=FD (page-server --pages=vm-mmap gives them): the
+  // control socket of the page holder that has the pages of page file NAME.
+  std::map<std::string, int> page_holders;
   // --manage-cgroups (CRIU's; soft by default): restore/cgroup_restore.h.
   CgroupMode cgroups = CgroupMode::kSoft;
   // --cgroup-root [CONTROLLER:]/NEWROOT (CRIU's), each: CgroupReroot.

@@ -165,11 +165,14 @@ CmdResult Spawn(const std::vector<std::string>& args, const std::vector<std::str
   std::string out_path = err_path + ".out";
   std::vector<std::string> argv = {CRIU_LITE_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
-  // CRL_TEST_PAGES=MODE: every restore that names no placement uses MODE
-  // (the suite run again with --pages=vm-mmap on the patched kernel).
+  // CRL_TEST_PAGES=MODE: every restore that names no placement uses MODE,
+  // and every page server that restores (the suite run again with
+  // --pages=vm-mmap on the patched kernel).
   const char* pages = getenv("CRL_TEST_PAGES");
-  if (pages && *pages && !args.empty() && args[0] == "restore" &&
-      std::find(args.begin(), args.end(), "--pages") == args.end() &&
+  bool restores = !args.empty() &&
+                  (args[0] == "restore" || (args[0] == "page-server" &&
+                                            std::count(args.begin(), args.end(), "--restore") > 0));
+  if (pages && *pages && restores && std::find(args.begin(), args.end(), "--pages") == args.end() &&
       std::none_of(args.begin(), args.end(),
                    [](const std::string& a) { return a.rfind("--pages=", 0) == 0; })) {
     argv.push_back("--pages");

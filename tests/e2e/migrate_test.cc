@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "kernel/kernel_probe.h"
 #include "pageserver/wire.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
@@ -586,8 +587,13 @@ class TwoHosts : public ::testing::Test {
     usleep(100000);
     return atoi(ReadFile(dir_ / "ready").c_str());
   }
-  void StartServerOnB(int port, const std::string& extra = "--restore") {
+  void StartServerOnB(int port, std::string extra = "--restore") {
     unlink((dir_ / "server.ready").c_str());
+    // CRL_TEST_PAGES (harness.cc) for this page server too.
+    const char* pages = getenv("CRL_TEST_PAGES");
+    if (pages && *pages && extra.find("--restore") != std::string::npos &&
+        extra.find("--pages") == std::string::npos)
+      extra += std::string(" --pages=") + pages;
     Sh(OnHost("b", std::string(CRIU_LITE_BIN) + " page-server --address 10.77.0.2 --port " +
                        std::to_string(port) + " -D " + (dir_ / "dest") + ServerTls() + " " + extra +
                        " --status-file " + (dir_ / "server.ready") + " -v -o " +
@@ -669,6 +675,41 @@ class TwoHosts : public ::testing::Test {
 
 TEST_F(TwoHosts, SingleProcess) { MigrateAndCheck("memory", "", 7101); }
 TEST_F(TwoHosts, TreeWithPipes) { MigrateAndCheck("pipeline", "", 7102); }
+// page-server --pages=vm-mmap (the kernel of linux-patches/): the pages b
+// receives are held in memory by page holders, never written to files, and
+// the restored task takes them with process_vm_mmap. The images left on b
+// cannot be restored without those holders, and say so.
+TEST_F(TwoHosts, VmMmapDestinationHoldsPagesInMemoryNotInFiles) {
+  if (!HasProcessVmMmap())
+    GTEST_SKIP() << "this kernel has no process_vm_mmap (no /proc/sys/vm/process_vm_mmap_nr): "
+                    "the kernel of linux-patches/build-kernel.sh has it";
+  pid_t pid = StartOnA("dirtier", "--big-mib 48 --rate 1");
+  ASSERT_GT(pid, 0) << ReadFile(dir_ / "out");
+  StartServerOnB(7108, "--restore --pages=vm-mmap");
+  MigrateStartedAndCheck(pid, 7108, "", true);
+  uint64_t size = 0, allocated = 0;
+  std::string final_dir, restore_log;
+  for (const auto& d : std::filesystem::directory_iterator(dir_ / "dest")) {
+    EXPECT_TRUE(std::filesystem::exists(d.path() / "held-pages")) << d.path();
+    for (const auto& f : std::filesystem::directory_iterator(d.path())) {
+      if (f.path().filename().string().rfind("pages-", 0) != 0) continue;
+      struct stat st;
+      ASSERT_EQ(stat(f.path().c_str(), &st), 0);
+      size += st.st_size;
+      allocated += st.st_blocks * 512;
+    }
+    if (d.path().string().find("-final") != std::string::npos) final_dir = d.path();
+  }
+  ASSERT_FALSE(final_dir.empty());
+  restore_log = ReadFile(final_dir + "/restore.log");
+  EXPECT_NE(restore_log.find("from page holder"), std::string::npos) << restore_log;
+  EXPECT_GE(size, 48ull << 20) << "the page files do not span the pages sent";
+  EXPECT_LT(allocated * 8, size) << "the page files hold " << allocated << " of " << size
+                                 << " bytes: the pages were written to them";
+  CmdResult r = RunCriuLite({"restore", "-D", final_dir, "--pages=read"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.err.find("held in memory by the page server"), std::string::npos) << r.err;
+}
 // A container (test-containers/container) moves from a to b: its mounts
 // made again on b below the same root (the two hosts share a file system,
 // as machines with the container's root in place do), its tmpfs's files
