@@ -6,9 +6,12 @@
 # whether its half went right: a, that migrate succeeded and the workload is
 # gone from a; b, that the workload runs on b and checks PASS.
 #
-#   guest-migrate.sh a|b [MIB=64] [RATE=1 page/ms] [EXTRA migrate args...]
+#   guest-migrate.sh a [MIB=64] [RATE=1 page/ms] [EXTRA migrate args...]
+#   guest-migrate.sh b [PAGES]      (the page server's --pages; vm-mmap: b checks
+#                                    the tasks took their memory from page holders)
 set -u
 ROLE=${1:?a or b}
+ARG2=${2:-}
 MIB=${2:-64}
 RATE=${3:-1}
 shift 3 2>/dev/null || shift $#
@@ -45,10 +48,18 @@ if [ "$ROLE" = a ]; then
 fi
 
 ip addr add 10.78.0.2/24 dev eth0
+PAGES=$ARG2
 # A private link between the two VMs: no TLS (the TwoHosts tests cover it).
 "$CRL" page-server --address 10.78.0.2 --port 7000 -D /tmp/img --restore --timeout 300 \
-  --allow-unauthenticated-restore || {
+  --allow-unauthenticated-restore ${PAGES:+--pages=$PAGES} || {
   say "page server failed"; cat /tmp/img/*/restore.log 2>/dev/null | tail -20; exit 1; }
+if [ "$PAGES" = vm-mmap ]; then
+  took=$(grep -h "from page holder" /tmp/img/*/restore.log)
+  [ -n "$took" ] || { say "no task took its memory from a page holder"; exit 1; }
+  say "$took"
+  for f in /tmp/img/*/pages-*.img; do stat -c '%s %b' "$f"; done |
+    awk '{ s += $1; b += $2 * 512 } END { printf "crl-vm-b: page files: %d KiB, %d KiB of it on disk\n", s / 1024, b / 1024 }' 
+fi
 PID=$(pidof workload)
 [ -n "$PID" ] || { say "no workload runs on b"; exit 1; }
 say "workload PID $PID runs on b; asking it to check itself"
