@@ -216,6 +216,11 @@ class Session {
   Session(Channel& c, int fd, const PageServerOptions& opts)
       : c_(c), fd_(fd), opts_(opts), hold_pages_(opts.restore && opts.pages == "vm-mmap") {}
   ~Session() {
+    if (!holders_.empty())
+      LOG_WARN(
+          "the pages held for a restore that did not come are gone with their page holders: "
+          "what this session received cannot be restored (--pages=vm-mmap keeps no pages in "
+          "files)");
     // Nothing half-written is left looking complete.
     std::error_code ec;
     for (const std::string& p : partial_) std::filesystem::remove_all(p, ec);
