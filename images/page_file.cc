@@ -267,7 +267,7 @@ Status PageReader::ForEachChunk(const std::function<Status(uint64_t, const char*
   return Ok{};
 }
 
-Status PageReader::Verify() const {
+Status PageReader::Verify(bool drop_cache) const {
   if (!raw() || !pm_.checksummed() || pm_.pages_file_size() == 0) return Ok{};
   // Read through a buffer, not a mapping of the whole file: mapped, the
   // file's pages would count in criu-lite's RSS (200 MiB for 200 MiB of pages).
@@ -285,6 +285,7 @@ Status PageReader::Verify() const {
       if (n < 0) return ErrnoError("pread(%s)", path_.c_str());
       if (n == 0) return MakeError("pages file %s ended early", path_.c_str());
       XXH3_64bits_update(st.get(), buf.data(), n);
+      if (drop_cache) posix_fadvise(fd_.get(), e.data_offset() + done, n, POSIX_FADV_DONTNEED);
       done += n;
     }
     if (XXH3_64bits_digest(st.get()) != e.xxh3())

@@ -79,8 +79,9 @@ class PageReader {
   // holding at most a few MiB in memory at a time.
   Status ForEachChunk(const std::function<Status(uint64_t, const char*, size_t)>& fn);
   // Checks every run against its checksum (raw pages; zstd frames are
-  // checked as they are decompressed). Reads the file through a mapping.
-  Status Verify() const;
+  // checked as they are decompressed). Reads the file through a buffer.
+  // DROP_CACHE: the page cache of what it read dropped behind it.
+  Status Verify(bool drop_cache = false) const;
 
  private:
   PageReader() = default;
