@@ -19,6 +19,7 @@
 #include "base/scoped_fd.h"
 #include "dump/aio_dump.h"
 #include "images/file_id.h"
+#include "images/page_holder.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
@@ -537,8 +538,7 @@ std::optional<PagePlace> AnonPlace(const img::MmState& mm, const PageRun& run) {
   PagePlace at;
   at.vma_start = v.start();
   at.vma_end = v.end();
-  bool noreserve = std::count(v.madvise().begin(), v.madvise().end(), "nr") > 0;
-  at.flags = (v.growsdown() ? PagePlace::kGrowsDown : 0) | (noreserve ? PagePlace::kNoReserve : 0);
+  at.flags = HolderFlags(v);
   return at;
 }
 

@@ -260,6 +260,11 @@ class Holder {
 
 }  // namespace
 
+uint32_t HolderFlags(const img::Vma& v) {
+  bool noreserve = std::count(v.madvise().begin(), v.madvise().end(), "nr") > 0;
+  return (v.growsdown() ? PagePlace::kGrowsDown : 0) | (noreserve ? PagePlace::kNoReserve : 0);
+}
+
 int RunPageHolder(int control) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;  // the page server is gone already

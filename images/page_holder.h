@@ -20,8 +20,12 @@
 
 #include "base/result.h"
 #include "base/scoped_fd.h"
+#include "images/criu_lite.pb.h"
 
 namespace crl {
+
+// How V is mapped, as a holder maps it: PagePlace::kGrowsDown, kNoReserve.
+uint32_t HolderFlags(const img::Vma& v);
 
 // The `criu-lite page-holder` process: serves CONTROL until it closes.
 int RunPageHolder(int control);

@@ -236,7 +236,7 @@ class Session {
   Status Receive(const wire::Header& h);
   Status ReceiveIntoArchive(const wire::Header& h);
   Status ReceiveHeld(const wire::Header& h, int file);
-  Status WriteHeldList();
+  Status FinishHeldFiles();
   Status Symlink(const std::string& name, const std::string& target);
   Status Commit();
   Status Restore(const std::string& name);
@@ -318,10 +318,11 @@ Status Session::ReceiveHeld(const wire::Header& h, int file) {
   return Ok{};
 }
 
-// `held-pages`, beside the page files, once the directory is complete:
+// The page files cut to their size (holes at their end too), and
+// `held-pages` beside them, once the directory is complete:
 // restore then knows what is in the holders, and refuses the directory
 // without them. (Not NAME.img: a sender cannot send one.)
-Status Session::WriteHeldList() {
+Status Session::FinishHeldFiles() {
   img::HeldPages list;
   for (auto& [name, ranges] : held_) {
     if (ranges.empty()) continue;
@@ -499,7 +500,7 @@ Status Session::Symlink(const std::string& name, const std::string& target) {
 }
 
 Status Session::Commit() {
-  if (hold_pages_ && !archive_) TRY(WriteHeldList());
+  if (hold_pages_ && !archive_) TRY(FinishHeldFiles());
   streams_.clear();
   if (archive_) {
     TRY(archive_->Commit());

@@ -528,6 +528,33 @@ Status ReadInto(int fd, const std::string& path, uint64_t offset, uint64_t addr,
   return Ok{};
 }
 
+// The task of P takes each of RANGES (start -> end) whole from the process
+// of HOLDER_PIDFD (FROM, for the log) at the same address, in one batch of
+// process_vm_mmap (syscall NR).
+Status TakeMappings(Puppet& p, long nr, int holder_pidfd,
+                    const std::map<uint64_t, uint64_t>& ranges, const std::string& from) {
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
+  RemoteFd pidfd = TRY(giver.Give(holder_pidfd, from + "'s pidfd"));
+  RemoteBatch batch = p.Batch();
+  for (const auto& [start, end] : ranges)
+    batch.Add(Format("process_vm_mmap(0x%lx-0x%lx)", start, end), nr, pidfd.get(), start,
+              end - start, start, kPvmmapFixed | kPvmmapPidfd);
+  TRY(batch.Run());
+  size_t i = 0;
+  uint64_t bytes = 0;
+  for (const auto& [start, end] : ranges) {
+    if (static_cast<uint64_t>(batch.result(i++)) != start)
+      return MakeError("process_vm_mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start,
+                       batch.result(i - 1));
+    bytes += end - start;
+  }
+  LOG_INFO("vm-mmap: pid %d took %zu mappings (%lu KiB) from %s", p.pid(), ranges.size(),
+           bytes >> 10, from.c_str());
+  return Ok{};
+}
+
 }  // namespace
 
 Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& with_pages,
@@ -604,26 +631,9 @@ Status PlaceByVmMmap(Puppet& p, const img::MmState& mm, const VmasWithPages& wit
           madvise(reinterpret_cast<void*>(r.start()), r.end() - r.start(), MADV_COLLAPSE) != 0)
         LOG_INFO("vm-mmap: MADV_COLLAPSE(0x%lx-0x%lx): %s: small pages there", r.start(), r.end(),
                  strerror(errno));
-  RemoteScratch::Frame frame(p.scratch());
-  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
-  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
   ScopedFd own(static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)));
   if (!own.valid()) return ErrnoError("pidfd_open(criu-lite)");
-  RemoteFd pidfd = TRY(giver.Give(own.get(), "criu-lite's pidfd"));
-  RemoteBatch batch = p.Batch();
-  for (const auto& [start, end] : holder.regions())
-    batch.Add(Format("process_vm_mmap(0x%lx-0x%lx)", start, end), nr, pidfd.get(), start,
-              end - start, start, kPvmmapFixed | kPvmmapPidfd);
-  TRY(batch.Run());
-  size_t i = 0;
-  for (const auto& [start, end] : holder.regions())
-    if (static_cast<uint64_t>(batch.result(i++)) != start)
-      return MakeError("process_vm_mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start,
-                       batch.result(i - 1));
-  uint64_t bytes = 0;
-  for (const auto& [start, end] : holder.regions()) bytes += end - start;
-  LOG_INFO("vm-mmap: pid %d took %zu mappings (%lu KiB) from criu-lite", p.pid(),
-           holder.regions().size(), bytes >> 10);
+  TRY(TakeMappings(p, nr, own.get(), holder.regions(), "criu-lite"));
   return Ok{};
 }
 
@@ -704,9 +714,7 @@ Status PlaceFromPageHolder(Puppet& p, const img::MmState& mm, const VmasWithPage
     bool any = false;
     for (auto it = first; it != pieces.end() && it->start < v.end() && !any; ++it) any = it->held;
     if (!any) continue;
-    uint32_t flags = (v.growsdown() ? PagePlace::kGrowsDown : 0) |
-                     (HasMadvise(v, "nr") ? PagePlace::kNoReserve : 0);
-    if (!TRY(holder.Cover(v.start(), v.end(), flags))) {
+    if (!TRY(holder.Cover(v.start(), v.end(), HolderFlags(v)))) {
       LOG_INFO("vm-mmap: 0x%lx-0x%lx is not held whole: its pages are copied in", v.start(),
                v.end());
       continue;
@@ -734,27 +742,9 @@ Status PlaceFromPageHolder(Puppet& p, const img::MmState& mm, const VmasWithPage
           LOG_INFO("vm-mmap: MADV_COLLAPSE(0x%lx-0x%lx): %s: small pages there", r.start(), r.end(),
                    c.error().message.c_str());
   if (!taken.empty()) {
-    RemoteScratch::Frame frame(p.scratch());
-    RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
-    FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
-    RemoteFd pidfd = TRY(giver.Give(holder.pidfd(), "the page holder's pidfd"));
-    RemoteBatch batch = p.Batch();
-    for (const auto& [start, end] : taken)
-      batch.Add(Format("process_vm_mmap(0x%lx-0x%lx)", start, end), nr, pidfd.get(), start,
-                end - start, start, kPvmmapFixed | kPvmmapPidfd);
-    TRY(batch.Run());
-    size_t i = 0;
-    uint64_t bytes = 0;
-    for (const auto& [start, end] : taken) {
-      if (static_cast<uint64_t>(batch.result(i++)) != start)
-        return MakeError("process_vm_mmap in pid %d put 0x%lx at 0x%lx", p.pid(), start,
-                         batch.result(i - 1));
-      // The task's alone now: the holder lets go of its side.
-      TRY(holder.Release(start, end));
-      bytes += end - start;
-    }
-    LOG_INFO("vm-mmap: pid %d took %zu mappings (%lu KiB) from page holder %d", p.pid(),
-             taken.size(), bytes >> 10, holder.pid());
+    TRY(TakeMappings(p, nr, holder.pidfd(), taken, Format("page holder %d", holder.pid())));
+    // The task's alone now: the holder lets go of its side.
+    for (const auto& [start, end] : taken) TRY(holder.Release(start, end));
   }
   // Everything else is copied in: from the holder where it got it, else
   // from the file.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "kernel/kernel_probe.h"
+
 namespace crl::test {
 
 // A scratch directory, removed when the test passes. The workloads started
@@ -39,6 +41,12 @@ std::string MakeContainerRoot(const TestDir& dir);
 // from STDIN_FD (/dev/null if -1), stdout to DIR/out and stderr to DIR/err,
 // as the test's child; does not wait.
 pid_t StartProgram(const TestDir& dir, const std::vector<std::string>& argv, int stdin_fd = -1);
+
+// In a test that needs process_vm_mmap: SKIPPED, saying why, without it.
+#define NEED_PROCESS_VM_MMAP()                                                                \
+  if (!crl::HasProcessVmMmap())                                                               \
+  GTEST_SKIP() << "this kernel has no process_vm_mmap (no /proc/sys/vm/process_vm_mmap_nr): " \
+                  "the kernel of linux-patches/build-kernel.sh has it"
 
 struct CmdResult;
 // Whether `criu-lite check` says yes on the line that starts with

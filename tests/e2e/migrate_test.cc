@@ -17,7 +17,6 @@
 #include <random>
 #include <thread>
 
-#include "kernel/kernel_probe.h"
 #include "pageserver/wire.h"
 #include "tests/e2e/harness.h"
 #include "tests/e2e/state_diff.h"
@@ -680,9 +679,7 @@ TEST_F(TwoHosts, TreeWithPipes) { MigrateAndCheck("pipeline", "", 7102); }
 // the restored task takes them with process_vm_mmap. The images left on b
 // cannot be restored without those holders, and say so.
 TEST_F(TwoHosts, VmMmapDestinationHoldsPagesInMemoryNotInFiles) {
-  if (!HasProcessVmMmap())
-    GTEST_SKIP() << "this kernel has no process_vm_mmap (no /proc/sys/vm/process_vm_mmap_nr): "
-                    "the kernel of linux-patches/build-kernel.sh has it";
+  NEED_PROCESS_VM_MMAP();
   pid_t pid = StartOnA("dirtier", "--big-mib 48 --rate 1");
   ASSERT_GT(pid, 0) << ReadFile(dir_ / "out");
   StartServerOnB(7108, "--restore --pages=vm-mmap");

@@ -26,11 +26,6 @@ long PvMmap(pid_t pid, const void* src, size_t len, void* dst, unsigned long fla
   return syscall(ProcessVmMmapNr(), pid, src, len, dst, flags);
 }
 
-#define NEED_PROCESS_VM_MMAP()                                                                \
-  if (!HasProcessVmMmap())                                                                    \
-  GTEST_SKIP() << "this kernel has no process_vm_mmap (no /proc/sys/vm/process_vm_mmap_nr): " \
-                  "the kernel of linux-patches/build-kernel.sh has it"
-
 // A child that fills LEN bytes of private anonymous memory with a pattern,
 // says where through a pipe and waits to be told what to do: 'w' writes
 // over its memory (copy-on-write must keep ours apart), 'q' exits.
