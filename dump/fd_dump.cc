@@ -133,13 +133,33 @@ namespace {
 
 // The mounts of PID's mount namespace (their IDs as fdinfo gives them),
 // where it is not criu-lite's: a file reopened by its path must be on one
-// of them. None (nullopt) in criu-lite's own.
+// of them. None (nullopt) in criu-lite's own. A namespace unshare made has
+// copies of the mounts of the one it was made from: a file opened before,
+// on the original, is reached by its path in the copy, so the originals
+// count too, up the task's ancestors' namespaces to criu-lite's.
 Result<std::optional<std::set<uint64_t>>> OwnNamespaceMounts(pid_t pid) {
   using Out = std::optional<std::set<uint64_t>>;
-  if (NamespaceId(pid, "mnt") == NamespaceId(getpid(), "mnt")) return Out();
+  uint64_t own = NamespaceId(pid, "mnt"), mine = NamespaceId(getpid(), "mnt");
+  if (own == mine) return Out();
+  std::vector<MountEntry> mounts = TRY(ParseMountinfo(TRY(ProcTask(pid).Read("mountinfo"))));
   std::set<uint64_t> ids;
-  for (const MountEntry& m : TRY(ParseMountinfo(TRY(ProcTask(pid).Read("mountinfo")))))
-    ids.insert(m.id);
+  for (const MountEntry& m : mounts) ids.insert(m.id);
+  uint64_t last = own;
+  for (pid_t up = pid; up > 1;) {
+    auto st = ProcTask(up).Stat();
+    if (!st.ok()) break;  // an ancestor gone: what it had counts for nothing
+    up = st->ppid;
+    uint64_t ns = NamespaceId(up, "mnt");
+    if (up <= 0 || ns == last) continue;
+    last = ns;
+    auto text = ProcTask(up).Read("mountinfo");
+    auto theirs = text.ok() ? ParseMountinfo(*text) : Result<std::vector<MountEntry>>(text.error());
+    if (!theirs.ok()) break;
+    for (const MountEntry& e : *theirs)
+      for (const MountEntry& m : mounts)
+        if (SameMountAt(m, e)) ids.insert(e.id);
+    if (ns == mine) break;
+  }
   return Out(std::move(ids));
 }
 

@@ -44,7 +44,7 @@ img::Mount Recorded(const MountEntry& m) {
 
 }  // namespace
 
-Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
+Status CollectMountNamespace(pid_t pid, pid_t parent, uint64_t ns_id,
                              const std::map<std::string, std::string>& external,
                              const std::map<std::string, std::string>& maybe_external,
                              img::MountNamespace* out) {
@@ -61,14 +61,36 @@ Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
   if (!ns.valid()) return ErrnoError("open(%s)", ns_path.c_str());
   out->set_ns_id(ns_id);
   out->set_read_with(table.read_with);
+  out->set_nested(parent > 0);
   const std::vector<MountEntry>& all = table.mounts;
+  // Below the root, the parent's mounts the namespace's copy still has.
+  std::vector<const MountEntry*> copied(all.size());
+  MountTable theirs;
+  if (parent > 0) {
+    theirs = TRY(ReadMounts(parent).Context(Format("the mount namespace of PID %d", parent)));
+    std::vector<bool> taken(theirs.mounts.size());
+    for (size_t i = 0; i < all.size(); i++)
+      for (size_t k = 0; k < theirs.mounts.size() && !copied[i]; k++)
+        if (!taken[k] && SameMountAt(all[i], theirs.mounts[k])) {
+          taken[k] = true;
+          copied[i] = &theirs.mounts[k];
+        }
+    if (!copied[0])
+      return MakeError(
+          "PID %d made a mount namespace whose root is not its parent's (pivot_root below the "
+          "tree's root): not carried",
+          pid);
+  }
   for (size_t i = 0; i < all.size(); i++) {
     const MountEntry& m = all[i];
     img::Mount o = Recorded(m);
     const std::string* key = nullptr;
     for (const auto* names : {&external, &maybe_external})
       if (auto it = names->find(m.mountpoint); !key && it != names->end()) key = &it->second;
-    if (i == 0) {
+    if (copied[i]) {
+      o.set_how(img::Mount::INHERITED);
+      o.set_peer_of_parent(m.peer_group && m.peer_group == copied[i]->peer_group);
+    } else if (i == 0) {
       o.set_how(img::Mount::ROOT);
     } else if (key) {
       o.set_how(img::Mount::EXTERNAL);
@@ -100,8 +122,8 @@ Status CollectMountNamespace(pid_t pid, uint64_t ns_id,
     *out->add_mounts() = std::move(o);
   }
   for (const auto& [point, key] : external)
-    if (std::none_of(all.begin(), all.end(),
-                     [&](const MountEntry& e) { return e.mountpoint == point; }))
+    if (parent <= 0 && std::none_of(all.begin(), all.end(),
+                                    [&](const MountEntry& e) { return e.mountpoint == point; }))
       return MakeError("--external mnt[%s]:%s: PID %d's mount namespace has no mount there",
                        point.c_str(), key.c_str(), pid);
   return Ok{};

@@ -535,14 +535,9 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
     t->set_ns_id(time);
   }
   if (uint64_t ipc = made_here("ipc")) TRY(CollectIpcNamespace(pid, ipc, opts.ghost_limit, core));
-  if (uint64_t mnt = made_here("mnt")) {
-    if (parent > 0)
-      return MakeError(
-          "PID %d made a mount namespace of its own below the tree's root: not carried yet (the "
-          "root's is)",
-          pid);
-    TRY(CollectMountNamespace(pid, mnt, opts.ext_mounts, opts.ext_mount_map, core->mutable_mnt()));
-  }
+  if (uint64_t mnt = made_here("mnt"))
+    TRY(CollectMountNamespace(pid, parent, mnt, opts.ext_mounts, opts.ext_mount_map,
+                              core->mutable_mnt()));
   return Ok{};
 }
 

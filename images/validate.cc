@@ -182,7 +182,11 @@ Status ValidateMounts(const img::MountNamespace& ns) {
   std::map<uint64_t, std::string> before;  // ID -> root
   for (int i = 0; i < ns.mounts_size(); i++) {
     const img::Mount& m = ns.mounts(i);
-    if ((i == 0) != (m.how() == img::Mount::ROOT) || !img::Mount::How_IsValid(m.how()))
+    // A nested namespace's root is its parent's, copied.
+    img::Mount::How first = ns.nested() ? img::Mount::INHERITED : img::Mount::ROOT;
+    if (!img::Mount::How_IsValid(m.how()) || (i == 0 && m.how() != first) ||
+        (i > 0 && m.how() == img::Mount::ROOT) ||
+        (!ns.nested() && m.how() == img::Mount::INHERITED))
       return MakeError("mount %d is recorded as kind %d", i, m.how());
     if (!PlainAbsolute(m.mountpoint()) || !PlainAbsolute(m.root()))
       return MakeError("a mount at '%.64s' of '%.64s'", m.mountpoint().c_str(), m.root().c_str());

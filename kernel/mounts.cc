@@ -254,6 +254,11 @@ Status SkipInodeNumbers(uint64_t want, uint64_t* last) {
 
 }  // namespace
 
+bool SameMountAt(const MountEntry& a, const MountEntry& b) {
+  return a.mountpoint == b.mountpoint && a.dev_major == b.dev_major && a.dev_minor == b.dev_minor &&
+         a.root == b.root && a.fstype == b.fstype;
+}
+
 Result<std::vector<MountEntry>> ParseMountinfo(std::string_view text) {
   // "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue"
   std::vector<MountEntry> out;

@@ -28,6 +28,11 @@ struct MountEntry {
   uint32_t dev_major = 0, dev_minor = 0;
 };
 
+// Whether A and B show the same directory of the same file system at the
+// same point, each in its namespace: a path below that point reaches the
+// same file in both (the copies unshare makes of a namespace's mounts).
+bool SameMountAt(const MountEntry& a, const MountEntry& b);
+
 // /proc/PID/mountinfo, parsed (its octal escapes undone), in its order.
 Result<std::vector<MountEntry>> ParseMountinfo(std::string_view text);
 

@@ -1,6 +1,7 @@
 #include "restore/file_table.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -132,7 +133,8 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
                                     const img::Shared& shared,
                                     const std::map<std::string, int>& inherit,
                                     std::pair<pid_t, OpenFiles::Stamper> stamper,
-                                    const std::function<void(OpenFiles&)>& prepare) {
+                                    const std::function<void(OpenFiles&)>& prepare,
+                                    const std::map<const img::Fds*, int>& mount_ns) {
   FileTable t(shared);
   if (prepare) prepare(t.files_);
   t.inherit_ = inherit;
@@ -160,15 +162,31 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
       return ErrnoError("filling memfd %s", m.name().c_str());
     t.files_.AddMemfd(m.ino(), std::move(fd));
   }
-  std::vector<std::pair<int, const img::Fd*>> order;
-  for (const img::Fds* fds : all)
+  struct Opening {
+    int rank;
+    const img::Fd* f;
+    int mount_ns;  // -1: where the caller is
+  };
+  std::vector<Opening> order;
+  for (const img::Fds* fds : all) {
+    auto ns = mount_ns.find(fds);
     for (const img::Fd& f : fds->fds()) {
       const FdKind* kind = TRY(KindOf(f));
-      if (!kind->AfterTree()) order.push_back({kind->OpenOrder(f), &f});
+      if (!kind->AfterTree())
+        order.push_back({kind->OpenOrder(f), &f, ns == mount_ns.end() ? -1 : ns->second});
     }
+  }
   std::stable_sort(order.begin(), order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [rank, f] : order) TRY(t.Add(*f));
+                   [](const Opening& a, const Opening& b) { return a.rank < b.rank; });
+  int in = -1;
+  for (const Opening& o : order) {
+    if (o.mount_ns >= 0 && o.mount_ns != in) {
+      if (setns(o.mount_ns, CLONE_NEWNS) < 0)
+        return ErrnoError("setns(the mount namespace of fd %d's task)", o.f->fd());
+      in = o.mount_ns;
+    }
+    TRY(t.Add(*o.f));
+  }
   // The stamper is the caller's for the time of Create (it runs on the
   // thread that opened the files): none is kept past it.
   t.files_.SetStamper(0, nullptr);

@@ -31,12 +31,15 @@ class FileTable {
   // socket's maker of record) it makes again (OpenFiles::SetStamper); used
   // during Create only. PREPARE is given the table's OpenFiles before any
   // file is opened (the ptys made with the mounts, where a terminal's new
-  // master goes).
+  // master goes). MOUNT_NS: the mount namespace each task's files are
+  // opened in (the calling thread, which must have its own fs_struct,
+  // joins each in turn); none: the caller's.
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
                                   const img::Shared& shared,
                                   const std::map<std::string, int>& inherit = {},
                                   std::pair<pid_t, OpenFiles::Stamper> stamper = {},
-                                  const std::function<void(OpenFiles&)>& prepare = nullptr);
+                                  const std::function<void(OpenFiles&)>& prepare = nullptr,
+                                  const std::map<const img::Fds*, int>& mount_ns = {});
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include "base/scoped_fd.h"
 #include "files/fd_kind.h"
@@ -37,12 +38,8 @@ class MountBuilder {
   Status Build(const img::MountNamespace& ns) {
     TRY(rs_.Checked("unshare(CLONE_NEWNS)", SYS_unshare, CLONE_NEWNS));
     TRY(Mount("", "/", "", MS_REC | MS_SLAVE, ""));
-    std::string path = ProcTask(p_.pid()).Path("ns/mnt");
-    ns_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!ns_.valid()) return ErrnoError("open(%s)", path.c_str());
-    for (const img::Mount& m : ns.mounts())
-      TRY(Make(m).Context(
-          Format("the mount at %s (%s)", m.mountpoint().c_str(), m.fstype().c_str())));
+    TRY(OpenNamespace());
+    for (const img::Mount& m : ns.mounts()) TRY(MakeNamed(m));
     TRY(Chdir(root_));
     TRY(Pivot());
     TRY(Chdir("/"));
@@ -50,7 +47,108 @@ class MountBuilder {
     return SetAttributes(ns.mounts(0), "/");
   }
 
+  // A namespace made below the tree's root, from the copy unshare makes of
+  // the one the puppet is in (its parent's). The copies NS kept get their
+  // propagation (unless still peers of the parent's) and attributes, before
+  // the others go, so that taking them away does not propagate to the
+  // parent's; then NS's own mounts are made, but those in LATER.
+  Status BuildNested(const img::MountNamespace& ns, const std::set<uint64_t>& later) {
+    TRY(rs_.Checked("unshare(CLONE_NEWNS)", SYS_unshare, CLONE_NEWNS));
+    TRY(OpenNamespace());
+    std::vector<MountEntry> live = TRY(ParseMountinfo(TRY(ProcTask(p_.pid()).Read("mountinfo"))));
+    std::vector<const img::Mount*> kept_by(live.size());  // the record each copy is
+    for (const img::Mount& m : ns.mounts()) {
+      if (m.how() != img::Mount::INHERITED) continue;
+      size_t k = 0;
+      while (k < live.size() && (kept_by[k] || live[k].mountpoint != m.mountpoint() ||
+                                 live[k].fstype != m.fstype() || live[k].root != m.root()))
+        k++;
+      if (k == live.size())
+        return MakeError(
+            "it had the mount at %s (%s) of the namespace it was made from, which has none "
+            "there now",
+            m.mountpoint().c_str(), m.fstype().c_str());
+      kept_by[k] = &m;
+      made_[m.id()] = m.mountpoint();
+      by_id_[m.id()] = &m;
+      if (!m.peer_of_parent()) {
+        mount_attr a{};
+        a.propagation = MS_PRIVATE;
+        TRY(SetAttr(m.mountpoint(), a, "private"));
+      }
+      TRY(SetAttributes(m, m.mountpoint(), !m.peer_of_parent())
+              .Context(Format("the mount at %s", m.mountpoint().c_str())));
+    }
+    // The copies it did not keep, topmost first; below a copy still a peer
+    // of the parent's, what propagates there stays, as it did for the task.
+    std::map<uint64_t, size_t> live_at;
+    for (size_t k = 0; k < live.size(); k++) live_at[live[k].id] = k;
+    for (size_t k = live.size(); k-- > 0;) {
+      if (kept_by[k]) continue;
+      auto parent = live_at.find(live[k].parent_id);
+      const img::Mount* under = parent == live_at.end() ? nullptr : kept_by[parent->second];
+      if (!under || under->peer_of_parent()) continue;
+      RemoteScratch::Frame frame(p_.scratch());
+      RemotePtr at = TRY(p_.scratch().PushString(live[k].mountpoint));
+      TRY(rs_.Checked(Format("umount2(%s)", live[k].mountpoint.c_str()).c_str(), SYS_umount2, at,
+                      MNT_DETACH));
+    }
+    for (const img::Mount& m : ns.mounts())
+      if (m.how() != img::Mount::INHERITED && !later.count(m.id())) TRY(MakeNamed(m));
+    return Ok{};
+  }
+
+  // The mounts of LATER, in the namespace BuildNested made, which the
+  // puppet has entered; then its mounts checked against NS's.
+  Status FinishNested(const img::MountNamespace& ns, const std::set<uint64_t>& later) {
+    TRY(OpenNamespace());
+    for (const img::Mount& m : ns.mounts()) {
+      if (later.count(m.id())) {
+        TRY(MakeNamed(m));
+      } else {
+        made_[m.id()] = m.mountpoint();
+        by_id_[m.id()] = &m;
+      }
+    }
+    // What it has against what it had, by point and kind.
+    std::multiset<std::pair<std::string, std::string>> want, have;
+    std::set<std::string> open_to_parent;  // below these, what the parent gets, it gets
+    for (const img::Mount& m : ns.mounts()) {
+      want.insert({m.mountpoint(), m.fstype()});
+      if (m.peer_of_parent()) open_to_parent.insert(m.mountpoint());
+    }
+    std::vector<MountEntry> live = TRY(ParseMountinfo(TRY(ProcTask(p_.pid()).Read("mountinfo"))));
+    std::map<uint64_t, std::string> point_of;
+    for (const MountEntry& e : live) point_of[e.id] = e.mountpoint;
+    for (const MountEntry& e : live) {
+      auto it = want.find({e.mountpoint, e.fstype});
+      if (it != want.end()) {
+        want.erase(it);
+        continue;
+      }
+      if (!open_to_parent.count(point_of[e.parent_id]))
+        return MakeError("its mount namespace has %s at %s, which it did not have",
+                         e.fstype.c_str(), e.mountpoint.c_str());
+    }
+    if (!want.empty())
+      return MakeError("its mount namespace lacks the %s at %s it had",
+                       want.begin()->second.c_str(), want.begin()->first.c_str());
+    return Ok{};
+  }
+
  private:
+  Status OpenNamespace() {
+    std::string path = ProcTask(p_.pid()).Path("ns/mnt");
+    ns_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns_.valid()) return ErrnoError("open(%s)", path.c_str());
+    return Ok{};
+  }
+
+  Status MakeNamed(const img::Mount& m) {
+    return Make(m).Context(
+        Format("the mount at %s (%s)", m.mountpoint().c_str(), m.fstype().c_str()));
+  }
+
   Status Make(const img::Mount& m) {
     std::string at = m.how() == img::Mount::ROOT ? root_ : root_ + m.mountpoint();
     const img::Mount* peer = PeerOf(m);
@@ -85,6 +183,7 @@ class MountBuilder {
           TRY(Mount(it->second, at, "", MS_BIND, ""));
           break;
         }
+        case img::Mount::INHERITED:  // BuildNested's
         default:
           return MakeError("unknown kind of mount %d", m.how());
       }
@@ -121,11 +220,12 @@ class MountBuilder {
     return nullptr;
   }
 
-  Status SetAttributes(const img::Mount& m, const std::string& at) {
+  Status SetAttributes(const img::Mount& m, const std::string& at, bool propagation = true) {
     mount_attr a{};
     a.attr_set = m.attr() & kAttrs;
     a.attr_clr = kAttrs;
     TRY(SetAttr(at, a, "attributes"));
+    if (!propagation) return Ok{};
     uint32_t prop = m.propagation();
     a = mount_attr{};
     if (prop & MS_SLAVE) {
@@ -225,6 +325,35 @@ Status MakeMountNamespace(Puppet& p, const img::MountNamespace& ns, const std::s
   if (std::string(real) == "/")
     return MakeError("--root /: the tree's root must be another directory");
   return MountBuilder(p, real, external, ptys).Build(ns);
+}
+
+std::set<uint64_t> TaskMadeMounts(const img::MountNamespace& ns, bool own_pid, bool own_ipc,
+                                  bool own_cgroup) {
+  std::set<uint64_t> later;
+  for (const img::Mount& m : ns.mounts()) {
+    bool tied = m.how() == img::Mount::NEW &&
+                ((own_pid && m.fstype() == "proc") || (own_ipc && m.fstype() == "mqueue") ||
+                 (own_cgroup && m.fstype() == "cgroup2"));
+    if (tied || later.count(m.parent_id()) ||
+        (m.how() == img::Mount::BIND && later.count(m.bind_of())))
+      later.insert(m.id());
+  }
+  return later;
+}
+
+Status MakeNestedMountNamespace(Puppet& helper, const img::MountNamespace& ns,
+                                const std::set<uint64_t>& later,
+                                const std::map<std::string, std::string>& external,
+                                std::map<int, ScopedFd>* ptys) {
+  if (ns.mounts_size() == 0) return MakeError("the mount namespace has no mounts recorded");
+  return MountBuilder(helper, "", external, ptys).BuildNested(ns, later);
+}
+
+Status FinishNestedMountNamespace(Puppet& p, const img::MountNamespace& ns,
+                                  const std::set<uint64_t>& later,
+                                  const std::map<std::string, std::string>& external) {
+  std::map<int, ScopedFd> ptys;
+  return MountBuilder(p, "", external, &ptys).FinishNested(ns, later);
 }
 
 }  // namespace crl

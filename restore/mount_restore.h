@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "base/result.h"
@@ -27,5 +28,33 @@ namespace crl {
 Status MakeMountNamespace(Puppet& p, const img::MountNamespace& ns, const std::string& root,
                           const std::map<std::string, std::string>& external,
                           std::map<int, ScopedFd>* ptys);
+
+// A mount namespace a task below the tree's root made (NS.nested): made
+// before the tree by a helper puppet, so that the files of the tasks in it
+// can be opened in it; entered by its task.
+//
+// The mounts of NS its task must make itself, once in the namespaces it
+// has and the helper has not: new instances of proc where it is in another
+// PID namespace than the helper (OWN_PID), mqueue in another IPC namespace,
+// cgroup2 in another cgroup namespace, and every mount below or bound from
+// one of them.
+std::set<uint64_t> TaskMadeMounts(const img::MountNamespace& ns, bool own_pid, bool own_ipc,
+                                  bool own_cgroup);
+// HELPER, in the namespace NS was copied from (it has entered it),
+// unshares one and turns the copy into NS: of the copies of the parent's
+// mounts, those NS kept get their attributes and propagation (a copy still
+// a peer of its original stays one), the others go (after, so that their
+// going does not propagate to the parent's); NS's own mounts are made, but
+// those of LATER (TaskMadeMounts).
+Status MakeNestedMountNamespace(Puppet& helper, const img::MountNamespace& ns,
+                                const std::set<uint64_t>& later,
+                                const std::map<std::string, std::string>& external,
+                                std::map<int, ScopedFd>* ptys);
+// P, the task, in the namespace made for it: makes the mounts of LATER, and
+// checks its mounts are NS's (by point and kind; below a mount still a peer
+// of the parent's, what came from there since the dump is allowed).
+Status FinishNestedMountNamespace(Puppet& p, const img::MountNamespace& ns,
+                                  const std::set<uint64_t>& later,
+                                  const std::map<std::string, std::string>& external);
 
 }  // namespace crl

@@ -119,23 +119,26 @@ Status CheckPidFree(pid_t pid) {
 
 // How task E is made by its PARENT in the tree (nullptr: the root, made by
 // criu-lite): in its parent's PID namespace, or as the init of one of its
-// own, with its PIDs in every namespace below criu-lite's (not in
-// criu-lite's: a namespace's host PIDs are no part of what is inside).
-NewPid PidsFor(const img::TreeEntry& e, const img::TreeEntry* parent) {
+// own, with its PIDs in every namespace below criu-lite's, and in
+// criu-lite's where the tree's root is in it (HOST_PIDS: the root sees
+// them, and keeps them in its memory; below a root in a namespace of its
+// own, a namespace's host PIDs are no part of what is inside).
+NewPid PidsFor(const img::TreeEntry& e, const img::TreeEntry* parent, bool host_pids) {
   int depth = e.ns_pids_size(), above = parent ? parent->ns_pids_size() : 0;
   NewPid n;
   n.new_ns = depth > above;
   for (int i = depth - 1; i >= 0; i--) n.set_tid.push_back(e.ns_pids(i));
-  if (depth == 0) n.set_tid.push_back(e.pid());
+  if (depth == 0 || host_pids) n.set_tid.push_back(e.pid());
   return n;
 }
 
 // E's thread I's TIDs, innermost first (as for its process).
-std::vector<pid_t> ThreadTids(const img::TreeEntry& e, int i) {
+std::vector<pid_t> ThreadTids(const img::TreeEntry& e, int i, bool host_pids) {
   int depth = e.ns_pids_size();
   if (depth == 0) return {e.tids(i)};
   std::vector<pid_t> out;
   for (int l = depth - 1; l >= 0; l--) out.push_back(e.ns_tids(i * depth + l));
+  if (host_pids) out.push_back(e.tids(i));
   return out;
 }
 
@@ -202,6 +205,37 @@ struct Tree {
   // what each page file has in one instead of in the file.
   std::map<std::string, std::unique_ptr<PageHolder>> holders;
   HeldRanges held;
+};
+
+// T's parent in the images (null for the root).
+const TaskImages* ParentOf(const Tree& tree, const TaskImages& t) {
+  if (&t == tree.root) return nullptr;
+  auto it = tree.tasks.find(t.entry.ppid());
+  return it == tree.tasks.end() ? nullptr : it->second.get();
+}
+
+// The mount namespace made below the root that T is in (its ID at dump), or
+// 0: the root's.
+uint64_t NestedMountNs(const Tree& tree, const TaskImages& t) {
+  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
+    if (u->core.has_mnt()) return u->core.mnt().ns_id();
+  return 0;
+}
+
+// Whether a task between T (included) and the root (not) made a namespace
+// of what HAS tests.
+bool MadeBelowRoot(const Tree& tree, const TaskImages& t, bool (img::TaskCore::*has)() const) {
+  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
+    if ((u->core.*has)()) return true;
+  return false;
+}
+
+// The mount namespaces tasks below the root made, made before the tree
+// (restore/mount_restore.h), by their ID at dump: an fd of each, and the
+// mounts its task makes itself.
+struct NestedMounts {
+  std::map<uint64_t, ScopedFd> fds;
+  std::map<uint64_t, std::set<uint64_t>> later;
 };
 
 // The page files of the tree, each once.
@@ -279,6 +313,14 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
     tree.tasks[e.pid()] = std::move(t);
   }
   tree.root = tree.tasks[inv.root_pid()].get();
+  // Below a root in criu-lite's PID namespace, the tasks of namespaces
+  // below keep their PIDs in criu-lite's too (PidsFor).
+  if (tree.root->entry.ns_pids().empty())
+    for (const img::TreeEntry& e : inv.tree())
+      if (!e.ns_pids().empty()) {
+        if (e.zombie()) TRY(CheckPidFree(e.pid()));
+        for (int tid : e.tids()) TRY(CheckPidFree(tid));
+      }
   // A group whose leader has exited needs the leader's PID for a moment.
   for (const img::TreeEntry& e : inv.tree())
     if (!tree.tasks.count(e.pgid()) && e.pgid() != tree.tasks[inv.root_pid()]->entry.pgid() &&
@@ -288,6 +330,10 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
     TRY(ReadImage(dir.Shared(), ImageKind::kShared, &tree.shared));
   if (!tree.root || tree.root->entry.zombie())
     return MakeError("%s has no live root task", dir.Inventory().c_str());
+  for (const auto& [p, t] : tree.tasks)
+    if (t->core.has_mnt() && t->core.mnt().nested() != (t.get() != tree.root))
+      return MakeError("%s: PID %d's mount namespace is recorded as %s the tree's root",
+                       dir.Inventory().c_str(), p, t->core.mnt().nested() ? "below" : "made by");
   if (tree.root->core.has_mnt()) {
     if (opts.root.empty())
       return MakeError(
@@ -297,8 +343,9 @@ Result<Tree> LoadTree(const ImageDir& dir, const img::Inventory& inv, const Rest
     if (!opts.root.empty())
       return MakeError("--root %s: the tree has no mount namespace of its own to put there",
                        opts.root.c_str());
+    // Those in namespaces of their own are checked in them (OpenFiles).
     for (const auto& [p, t] : tree.tasks)
-      if (!t->entry.zombie()) TRY(CheckTaskFiles(*t, opts, true));
+      if (!t->entry.zombie() && !NestedMountNs(tree, *t)) TRY(CheckTaskFiles(*t, opts, true));
   }
   return tree;
 }
@@ -397,8 +444,13 @@ struct Phases {
 class TreeBuilder {
  public:
   TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files,
-              const CgroupRestore& cgroups, int net_ns)
-      : tree_(tree), opts_(opts), files_(files), cgroups_(cgroups), net_ns_(net_ns) {}
+              const CgroupRestore& cgroups, int net_ns, const NestedMounts& nested)
+      : tree_(tree),
+        opts_(opts),
+        files_(files),
+        cgroups_(cgroups),
+        net_ns_(net_ns),
+        nested_(nested) {}
   // Tasks not released are killed children first: the init of a PID
   // namespace does not finish dying until every task in it has been reaped,
   // the traced ones by criu-lite.
@@ -470,11 +522,16 @@ class TreeBuilder {
     return tty.fg_pgrp();
   }
 
+  // Whether tasks in PID namespaces below keep their PIDs in criu-lite's
+  // too: where the root is in it (PidsFor).
+  bool HostPids() const { return tree_.root->entry.ns_pids_size() == 0; }
+
   const Tree& tree_;
   const RestoreOptions& opts_;
   FileTable& files_;
   const CgroupRestore& cgroups_;
   int net_ns_;  // the root's network namespace, made by restore (-1: none)
+  const NestedMounts& nested_;
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
@@ -496,6 +553,14 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   if (&t != tree_.root) {
     TRY(step(cgroups_.Move(p.pid(), t.core), "restoring cgroups"));
     TRY(step(RestoreNamespaces(p, t.core, cgroups_, net_ns_), "restoring namespaces"));
+    // Last: the mounts it makes itself may be of the namespaces above.
+    if (t.core.has_mnt()) {
+      uint64_t id = t.core.mnt().ns_id();
+      TRY(step(EnterNamespace(p, nested_.fds.at(id).get(), CLONE_NEWNS, "its mount namespace"),
+               "entering its mount namespace"));
+      TRY(step(FinishNestedMountNamespace(p, t.core.mnt(), nested_.later.at(id), opts_.ext_mounts),
+               "finishing its mount namespace"));
+    }
   }
   TRY(step(ClearAddressSpace(p, t.mm), "clearing the address space"));
   VmasWithPages with_pages = FindVmasWithPages(t);
@@ -536,7 +601,7 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   }
   TRY(ForkChildren(p, t, true));
   for (int i = 1; i < t.core.threads_size(); i++) {
-    TRY(step(p.CloneThread(ThreadTids(t.entry, i)), "creating a thread"));
+    TRY(step(p.CloneThread(ThreadTids(t.entry, i, HostPids())), "creating a thread"));
     files_.TaskMade(t.entry.tids(i), p.thread_tid(i));
   }
   return Ok{};
@@ -582,7 +647,7 @@ Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_sess
       TRY(MakeZombie(p, t, *c));
       continue;
     }
-    auto child = p.Fork(PidsFor(c->entry, &t.entry));
+    auto child = p.Fork(PidsFor(c->entry, &t.entry, HostPids()));
     if (!child.ok())
       return MakeError("restoring PID %d: creating it in %d: %s", c->entry.pid(), p.pid(),
                        child.error().message.c_str());
@@ -597,7 +662,7 @@ Status TreeBuilder::ForkChildren(Puppet& p, const TaskImages& t, bool in_my_sess
 Status TreeBuilder::MakeZombie(Puppet& parent, const TaskImages& parent_images,
                                const TaskImages& z) {
   pid_t pid = z.entry.pid();
-  auto child = parent.Fork(PidsFor(z.entry, &parent_images.entry));
+  auto child = parent.Fork(PidsFor(z.entry, &parent_images.entry, HostPids()));
   if (!child.ok()) return MakeError("restoring zombie %d: %s", pid, child.error().message.c_str());
   if (z.entry.sid() == pid) TRY((*child)->rs().Checked("setsid in a zombie", SYS_setsid));
   zombies_.push_back({&parent, &z, std::move(*child)});
@@ -958,7 +1023,7 @@ class RestoreRun {
     // up (CRIU's setup-namespaces, its root in it), and message queues in
     // the ipc namespace the root makes.
     bool empty_net = tree_.root->core.has_net() && EmptyNet();
-    bool inside = tree_.root->core.has_mnt() || empty_net || QueuesInside();
+    bool inside = tree_.root->core.has_mnt() || empty_net || QueuesInside() || AnyNestedMounts();
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
@@ -967,7 +1032,8 @@ class RestoreRun {
     TRY(scripts_.Run("setup-namespaces"));
     if (inside) TRY(OpenFiles());
     TRY(scripts_.Run("post-setup-namespaces"));
-    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1);
+    builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1,
+                     nested_mnt_);
     TRY(builder_->Build(std::move(root_)));
     TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
     ph_.Mark("build");
@@ -1115,14 +1181,69 @@ class RestoreRun {
       ipc_ns_.reset(open(ipc.c_str(), O_RDONLY | O_CLOEXEC));
       if (!ipc_ns_.valid()) return ErrnoError("open(%s)", ipc.c_str());
     }
-    if (!core.has_mnt()) return Ok{};
-    TRY(step(MakeMountNamespace(*root_, core.mnt(), opts_.root, opts_.ext_mounts, &ptys_),
-             "making its mount namespace"));
-    std::string path = ProcTask(root_pid_).Path("ns/mnt");
-    mnt_ns_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!mnt_ns_.valid()) return ErrnoError("open(%s)", path.c_str());
+    if (core.has_mnt()) {
+      TRY(step(MakeMountNamespace(*root_, core.mnt(), opts_.root, opts_.ext_mounts, &ptys_),
+               "making its mount namespace"));
+      std::string path = ProcTask(root_pid_).Path("ns/mnt");
+      mnt_ns_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!mnt_ns_.valid()) return ErrnoError("open(%s)", path.c_str());
+    }
+    TRY(NestedMountNamespaces());
     ph_.Mark("mounts");
     return Ok{};
+  }
+
+  bool AnyNestedMounts() const {
+    for (const auto& [p, t] : tree_.tasks)
+      if (t.get() != tree_.root && t->core.has_mnt()) return true;
+    return false;
+  }
+
+  // The mount namespace the root's files are opened in: the one it made,
+  // or criu-lite's.
+  int HomeMountNs() const { return mnt_ns_.valid() ? mnt_ns_.get() : own_mnt_ns_.get(); }
+
+  // The mount namespaces tasks below the root made, each made by the root's
+  // puppet as a helper (it is in the root's namespaces, which the new
+  // mounts of proc, sysfs, mqueue and cgroup2 are tied to; those a task
+  // must make itself it makes once it exists), parents' first, before the
+  // tree's files are opened in them. The root goes back into its own.
+  Status NestedMountNamespaces() {
+    if (!AnyNestedMounts()) return Ok{};
+    own_mnt_ns_.reset(open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+    if (!own_mnt_ns_.valid()) return ErrnoError("open(/proc/self/ns/mnt)");
+    const TaskImages& root = *tree_.root;
+    for (const img::TreeEntry& e : inv_.tree()) {  // parents first
+      const TaskImages& t = *tree_.tasks.at(e.pid());
+      if (&t == &root || !t.core.has_mnt()) continue;
+      uint64_t id = t.core.mnt().ns_id();
+      uint64_t from = NestedMountNs(tree_, *ParentOf(tree_, t));
+      auto step = [&](Status s) -> Status {
+        if (!s.ok())
+          return MakeError("restoring PID %d: making its mount namespace: %s", e.pid(),
+                           s.error().message.c_str());
+        return Ok{};
+      };
+      TRY(step(EnterNamespace(*root_, from ? nested_mnt_.fds.at(from).get() : HomeMountNs(),
+                              CLONE_NEWNS, "the mount namespace it was made from")));
+      bool own_pid = e.ns_pids_size() != root.entry.ns_pids_size();
+      std::set<uint64_t> later =
+          TaskMadeMounts(t.core.mnt(), own_pid, MadeBelowRoot(tree_, t, &img::TaskCore::has_ipc),
+                         MadeBelowRoot(tree_, t, &img::TaskCore::has_cgroup_ns));
+      TRY(step(MakeNestedMountNamespace(*root_, t.core.mnt(), later, opts_.ext_mounts, &ptys_)));
+      std::string path = ProcTask(root_pid_).Path("ns/mnt");
+      ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
+      nested_mnt_.fds[id] = std::move(fd);
+      nested_mnt_.later[id] = std::move(later);
+    }
+    return EnterNamespace(*root_, HomeMountNs(), CLONE_NEWNS, "its own mount namespace");
+  }
+
+  // The mount namespace fd TASK's files are opened in.
+  int MountNsFd(const TaskImages& t) const {
+    uint64_t id = NestedMountNs(tree_, t);
+    return id ? nested_mnt_.fds.at(id).get() : HomeMountNs();
   }
 
   // Whether a task has an fd of a message queue of the ipc namespace the
@@ -1138,13 +1259,21 @@ class RestoreRun {
   Status OpenFiles() {
     std::vector<std::pair<int, int>> inside;
     if (net_ns_.valid()) inside.push_back({net_ns_.get(), CLONE_NEWNET});
-    if (mnt_ns_.valid()) inside.push_back({mnt_ns_.get(), CLONE_NEWNS});
+    if (mnt_ns_.valid() || own_mnt_ns_.valid()) inside.push_back({HomeMountNs(), CLONE_NEWNS});
     if (ipc_ns_.valid()) inside.push_back({ipc_ns_.get(), CLONE_NEWIPC});
+    // Each task's files in its mount namespace: the thread that opens them
+    // moves between them (its own, not criu-lite's).
+    std::map<const img::Fds*, int> mount_ns;
+    if (own_mnt_ns_.valid() || mnt_ns_.valid())
+      for (const auto& [p, t] : tree_.tasks) mount_ns[&t->fds] = MountNsFd(*t);
     auto open_all = [&](CallerThread* caller) -> Status {
       // Checked at load time where criu-lite sees the files as the tree does.
-      if (mnt_ns_.valid())
-        for (const auto& [p, t] : tree_.tasks)
-          if (!t->entry.zombie()) TRY(CheckTaskFiles(*t, opts_, false));
+      for (const auto& [p, t] : tree_.tasks)
+        if (!t->entry.zombie() && (mnt_ns_.valid() || NestedMountNs(tree_, *t))) {
+          if (setns(MountNsFd(*t), CLONE_NEWNS) < 0)
+            return ErrnoError("setns(the mount namespace of PID %d)", p);
+          TRY(CheckTaskFiles(*t, opts_, false));
+        }
       // Opened once the root exists: what the root made, it makes again
       // (its PID is taken), by remote syscalls from the thread that traces
       // it.
@@ -1167,9 +1296,9 @@ class RestoreRun {
         files.SetPremadePtys(std::move(ptys_));
         files.SetOrphanMasterSink(opts_.orphan_pts_master);
       };
-      files_.emplace(
-          TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper), prepare)
-                  .Context("opening the tree's files")));
+      files_.emplace(TRY(
+          FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper), prepare, mount_ns)
+              .Context("opening the tree's files")));
       return Ok{};
     };
     if (inside.empty()) return open_all(nullptr);
@@ -1210,8 +1339,8 @@ class RestoreRun {
       criu_pidfd_.emplace(TRY(CriuLitePidfdInTasks::Open(max_fd + 1)));
     }
     Blob blob = TRY(MapBlob(AllVmaRanges(tree_), SpecialBytes(tree_.root->mm)));
-    auto puppet = Puppet::Create(PidsFor(tree_.root->entry, nullptr), blob, Kernel().clone3_set_tid,
-                                 opts_.sibling);
+    auto puppet = Puppet::Create(PidsFor(tree_.root->entry, nullptr, false), blob,
+                                 Kernel().clone3_set_tid, opts_.sibling);
     UnmapBlob(blob);  // the puppet has its own copy now
     if (!puppet.ok())
       return puppet.error().Is(ErrorCode::kPidInUse)
@@ -1305,7 +1434,9 @@ class RestoreRun {
   // The tree's network namespace is the caller's to set up (--empty-ns
   // net here, or at dump).
   bool EmptyNet() const { return opts_.empty_net || tree_.root->core.net().empty(); }
-  ScopedFd mnt_ns_;               // the root's mount namespace, made before its files are opened
+  ScopedFd mnt_ns_;      // the root's mount namespace, made before its files are opened
+  ScopedFd own_mnt_ns_;  // criu-lite's, where the root made none and a task below did
+  NestedMounts nested_mnt_;
   std::map<int, ScopedFd> ptys_;  // masters of ptys made with the mounts, by index
   ScopedFd ipc_ns_;               // the root's ipc namespace, if it made one
   std::unique_ptr<Puppet> root_;

@@ -225,16 +225,6 @@ namespace {
 // it is single-threaded, and before its vDSO data is moved: entering
 // remaps it). The offsets can be set only before any task is in it: made
 // for the puppet's children, set, then entered.
-// The puppet enters the namespace criu-lite's NS (of kind FLAG) names.
-Status EnterNamespace(Puppet& p, int ns, int flag, const char* what) {
-  RemoteScratch::Frame frame(p.scratch());
-  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
-  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
-  RemoteFd theirs = TRY(giver.Give(ns, what));
-  TRY(p.rs().Checked(Format("setns(%s)", what).c_str(), SYS_setns, theirs.get(), flag));
-  return Ok{};
-}
-
 Status MakeTimeNamespace(Puppet& p, const img::TimeNamespace& t) {
   RemoteSyscalls& rs = p.rs();
   TRY(rs.Checked("unshare(CLONE_NEWTIME)", SYS_unshare, CLONE_NEWTIME));
@@ -247,6 +237,15 @@ Status MakeTimeNamespace(Puppet& p, const img::TimeNamespace& t) {
 }
 
 }  // namespace
+
+Status EnterNamespace(Puppet& p, int ns, int flag, const char* what) {
+  RemoteScratch::Frame frame(p.scratch());
+  RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+  FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
+  RemoteFd theirs = TRY(giver.Give(ns, what));
+  TRY(p.rs().Checked(Format("setns(%s)", what).c_str(), SYS_setns, theirs.get(), flag));
+  return Ok{};
+}
 
 Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups,
                          int net_ns) {

@@ -17,6 +17,9 @@ namespace crl {
 // none), which the task enters if it made it.
 Status RestoreNamespaces(Puppet& p, const img::TaskCore& core, const CgroupRestore& cgroups,
                          int net_ns);
+// The puppet enters the namespace criu-lite's NS (of kind FLAG: CLONE_NEW*)
+// names; WHAT names it in errors.
+Status EnterNamespace(Puppet& p, int ns, int flag, const char* what);
 Status RestoreProcessState(Puppet& p, const img::TaskCore& core);
 Status RestoreMmFields(Puppet& p, const img::MmState& mm);
 // Dispositions and process-wide pending signals.

@@ -36,6 +36,10 @@
 //             groups, a thread, a zombie, a pidfd, a socket pair, and a
 //             nested namespace's init with its child
 //   timens    a time namespace with its clocks ahead, and a child in it
+//   mountns   mount namespaces below the root: a child's with a tmpfs and a
+//             file on it mapped, a grandchild's made from it without that
+//             tmpfs and with its own, a file there open, its cwd in it; a
+//             PID namespace's init with its own /proc in its own
 //   netns     a network namespace with loopback up and TCP, UDP and unix
 //             sockets made in it (an abstract unix name only it sees)
 //   container the init of a container (test-containers/container, static
@@ -165,6 +169,7 @@ const Scenario kScenarios[] = {
     {"cgroupns", [](const Args& a) { return CgroupNs(a.what); }},
     {"pidns", [](const Args&) { return PidNs(); }},
     {"timens", [](const Args&) { return TimeNs(); }},
+    {"mountns", [](const Args&) { return MountNs(); }},
     {"ipcobjs", [](const Args&) { return IpcObjects(); }},
     {"ipcshm", [](const Args&) { return IpcShm(); }},
     {"ipcmq", [](const Args&) { return IpcMessageQueues(); }},

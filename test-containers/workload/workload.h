@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
@@ -142,6 +143,7 @@ int IpcNs();
 int CgroupNs(const std::string& dir);
 int PidNs();
 int TimeNs();
+int MountNs();
 int IpcObjects();
 int IpcShm();
 int IpcMessageQueues();

@@ -112,6 +112,11 @@ class Containers : public ::testing::Test {
 // listmount/statmount (6.8+; where the kernel lacks them, the fallback below
 // runs in its place).
 TEST_F(Containers, ContainerComesBackOnItsRootWithItsMounts) { ComesBack("container", {}); }
+// Mount namespaces a container's tasks made inside it (a child's from the
+// container's, a grandchild's from the child's), each with mounts of its
+// own and without one it took away: made again from the container's as
+// restore made it, the files of each task opened in its own.
+TEST_F(Containers, MountNamespacesInsideComeBack) { ComesBack("mountns", {}); }
 // The same, read from /proc/PID/mountinfo, as on Debian's 6.1.
 TEST_F(Containers, MountinfoFallbackReadsTheSameTree) {
   ComesBack("container", {"--disable-kernel-feature", "statmount"});

@@ -268,6 +268,9 @@ class Recorder {
       in >> range >> perms >> offset >> dev >> ino;
       if (range.empty() || range.back() == ':' || range.find('-') == std::string::npos) continue;
       std::getline(in >> std::ws, path);
+      // A file system without a disk (a tmpfs) has a number the kernel
+      // picks when it is mounted: named by where the task has it mounted.
+      if (dev.rfind("00:", 0) == 0 && dev != "00:00") dev = DeviceNamed(pid, dev);
       std::string id = dev + ":" + ino;
       bool anonymous_object = !path.empty() && path[0] != '[' &&
                               (path.find(" (deleted)") != std::string::npos ||
@@ -302,6 +305,34 @@ class Recorder {
       (*r)[key] = m.perms + " " + std::to_string(m.offset) + " " + m.id + " " + m.path +
                   " flags: " + m.flags;
     }
+  }
+
+  // Mount ID of PID's namespace as "MOUNTPOINT FSTYPE" (or the ID, where
+  // it is in none the task sees).
+  static std::string MountNamed(pid_t pid, int id) {
+    for (const auto& line : Lines(ReadFile(Proc(pid, "mountinfo")))) {
+      std::istringstream f(line);
+      int mid;
+      std::string parent, dev, root, point;
+      if (!(f >> mid >> parent >> dev >> root >> point) || mid != id) continue;
+      size_t dash = line.find(" - ");
+      std::string type = dash == std::string::npos ? "" : line.substr(dash + 3);
+      return point + " " + type.substr(0, type.find(' '));
+    }
+    return std::to_string(id);
+  }
+
+  // Device DEV ("00:2f") as the mount point in PID's namespace of the
+  // first mount of its whole file system ("mount /tmp"), or DEV itself.
+  static std::string DeviceNamed(pid_t pid, const std::string& dev) {
+    unsigned major = 0, minor = std::stoul(dev.substr(3), nullptr, 16);
+    for (const auto& line : Lines(ReadFile(Proc(pid, "mountinfo")))) {
+      std::istringstream f(line);
+      std::string id, parent, numbers, root, point;
+      if (!(f >> id >> parent >> numbers >> root >> point) || root != "/") continue;
+      if (numbers == std::to_string(major) + ":" + std::to_string(minor)) return "mount " + point;
+    }
+    return dev;
   }
 
   void RecordFds(pid_t pid, TaskRecord* r) {
@@ -343,11 +374,13 @@ class Recorder {
         // A timerfd's time left and pending expirations move with the
         // clock: the workload checks them itself.
         if (line.rfind("it_value:", 0) == 0 || line.rfind("ticks:", 0) == 0) continue;
-        // Mount ids are per mount namespace: a key of their own. A queue's
-        // is that of its ipc namespace's internal mount, made with it.
+        // A mount id is the kernel's number for a mount: the mount is
+        // named by where it is in the task's namespace and what it is (a
+        // restore makes mounts anew, under other numbers). A queue's is
+        // that of its ipc namespace's internal mount, made with it.
         if (line.rfind("mnt_id:", 0) == 0 && mqueue) continue;
         if (line.rfind("mnt_id:", 0) == 0) {
-          (*r)[key + ".mnt_id"] = line.substr(7);
+          (*r)[key + ".mnt_id"] = MountNamed(pid, atoi(line.c_str() + 7));
           continue;
         }
         kept += line + "|";

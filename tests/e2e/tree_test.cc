@@ -88,6 +88,11 @@ TEST(Tree, IpcNamespacesComeBackWithTheirSysctls) { DumpRestoreCheck("ipcns"); }
 // A time namespace made again with its clocks' offsets, shared with a child
 // (the state-diff check compares timens_offsets too).
 TEST(Tree, TimeNamespacesComeBackWithTheirOffsets) { DumpRestoreCheck("timens"); }
+// Mount namespaces made below the root (unshare -m in a child, and again
+// in its child): each made again from its parent's, with the tmpfs of its
+// own and its files, without the mount it took away, its files opened and
+// its working directory in it, and the root's namespace untouched.
+TEST(Tree, MountNamespacesBelowTheRootComeBack) { DumpRestoreCheck("mountns"); }
 // An IPC namespace's System V objects made again with their IDs, keys,
 // owners and modes: messages in order with their types, semaphore values,
 // shared memory bytes.
