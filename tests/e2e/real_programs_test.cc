@@ -63,6 +63,47 @@ TEST(RealPrograms, TailFollowsItsFileAfterRestore) {
   KillAndReap(pid);
 }
 
+// util-linux's `unshare -m` under a shell, as a service gets a private
+// /tmp: the shell (in criu-lite's mount namespace) waits for sleep, which is
+// in a mount namespace of its own with a tmpfs holding a file. After
+// restore, sleep's namespace has the tmpfs and its file again, criu-lite's
+// has no such mount, and the shell still waits for the same sleep.
+TEST(RealPrograms, UnshareMountNamespaceUnderAShellComesBack) {
+  TestDir dir;
+  std::string m = dir / "private";
+  ASSERT_EQ(mkdir(m.c_str(), 0755), 0);
+  std::string script = "unshare -m --propagation private sh -c 'mount -t tmpfs -o size=1m crl " +
+                       m + " && echo kept > " + m + "/file && echo > " + dir / "ready" +
+                       " && exec sleep 1000'; echo waited $? > " + dir / "waited";
+  pid_t sh = StartProgram(dir, {"/bin/sh", "-c", script});
+  ASSERT_TRUE(WaitForFile(dir / "ready", 5000)) << ReadFile(dir / "err");
+  SettleTree(sh, 500);
+  std::string s = std::to_string(sh);
+  pid_t sleeper = atoi(ReadFile("/proc/" + s + "/task/" + s + "/children").c_str());
+  ASSERT_GT(sleeper, 0);
+  std::string in_ns = "/proc/" + std::to_string(sleeper) + "/root" + m + "/file";
+  ASSERT_EQ(ReadFile(in_ns), "kept\n");
+  CmdResult d =
+      RunCriuLite({"dump", "-t", s, "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {sh});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  EXPECT_EQ(ReadFile(in_ns), "kept\n");
+  struct stat at {
+  }, above{};
+  EXPECT_TRUE(stat(m.c_str(), &at) == 0 && stat(dir.path().c_str(), &above) == 0 &&
+              at.st_dev == above.st_dev)
+      << m << " is a mount point outside sleep's namespace";
+  std::string ns = "/proc/" + std::to_string(sleeper) + "/ns/mnt";
+  char theirs[64] = {}, mine[64] = {};
+  EXPECT_TRUE(readlink(ns.c_str(), theirs, sizeof theirs - 1) > 0 &&
+              readlink("/proc/self/ns/mnt", mine, sizeof mine - 1) > 0 &&
+              std::string(theirs) != mine);
+  kill(sleeper, SIGTERM);
+  EXPECT_TRUE(WaitForContent(dir / "waited", "waited 143\n", 5000)) << ReadFile(dir / "waited");
+  KillAndReap(sh);
+}
+
 // Python's asyncio (Debian's python3): an event loop on epoll, its self-pipe
 // socket pair, a signal handler that wakes it, and a timer that keeps
 // writing a count into a file it holds open (pwrite at 0: the file's fd and
