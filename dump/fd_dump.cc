@@ -1,6 +1,8 @@
 #include "dump/fd_dump.h"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -265,15 +267,35 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> task
   }
 
   // Who owns each description's signals: asked of criu-lite's own copy of
-  // it. An owner outside the tree could not be named again.
+  // it. An owner outside the tree could not be named again. And a socket's
+  // network namespace, where it is not criu-lite's: restore makes it there,
+  // which must be one of the tree's.
   std::set<pid_t> in_tree;
-  for (const auto& [pid, fds] : procs) in_tree.insert(pid);
+  std::set<uint64_t> tree_nets;
+  uint64_t own_net = NamespaceId(getpid(), "net");
+  for (const auto& [pid, fds] : procs) {
+    in_tree.insert(pid);
+    tree_nets.insert(NamespaceId(pid, "net"));
+  }
   std::map<uint32_t, std::pair<f_owner_ex, int>> owners;  // by file_id
+  std::map<uint32_t, uint64_t> socket_nets;               // by file_id
   for (const auto& [pid, fds] : procs) {
     for (img::Fd& f : *fds->mutable_fds()) {
       if (f.has_inherited()) continue;
       if (!owners.count(f.file_id())) {
         ScopedFd mine = TRY(TakeFd(pid, f.fd()));
+        if (S_ISSOCK(f.file().mode())) {
+          ScopedFd ns(ioctl(mine.get(), SIOCGSKNS));
+          struct stat st {};
+          if (!ns.valid() || fstat(ns.get(), &st) < 0)
+            return ErrnoError("the network namespace of PID %d fd %d (SIOCGSKNS)", pid, f.fd());
+          if (st.st_ino != own_net && !tree_nets.count(st.st_ino))
+            return MakeError(
+                "PID %d fd %d is a socket of a network namespace no task of the tree is in: not "
+                "carried",
+                pid, f.fd());
+          socket_nets[f.file_id()] = st.st_ino == own_net ? 0 : st.st_ino;
+        }
         f_owner_ex owner{};
         if (fcntl(mine.get(), F_GETOWN_EX, &owner) < 0)
           return ErrnoError("fcntl(PID %d fd %d, F_GETOWN_EX)", pid, f.fd());
@@ -292,6 +314,7 @@ Status ResolveTreeFds(const std::vector<ProcessFds>& procs, std::set<pid_t> task
             "PID %d fd %d (%s) sends its signals to %d, outside the tree: not "
             "carried",
             pid, f.fd(), f.path().c_str(), owner.pid);
+      if (socket_nets.count(f.file_id())) f.set_net_ns(socket_nets[f.file_id()]);
       f.set_owner_type(owner.type);
       f.set_owner_pid(owner.pid);
       f.set_owner_signal(sig);

@@ -460,14 +460,20 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
     c->set_ns_id(cg);
   }
   if (uint64_t net = made_here("net")) {
-    if (parent > 0)
-      return MakeError(
-          "PID %d made a network namespace of its own below the tree's root: not carried yet "
-          "(the root's is)",
-          pid);
     NetContents ns;
     auto ext = opts.ext_net_ns.find(net);
-    if (ext != opts.ext_net_ns.end()) {
+    if (parent > 0) {
+      // Below the root (unshare -n): a namespace of the tree's own, made
+      // again by restore. A link to another namespace would need its other
+      // end made there.
+      ns = TRY(ReadNetContents(pid));
+      for (const NetLink& l : ns.links)
+        if (l.kind != "loopback")
+          return MakeError(
+              "PID %d made a network namespace below the tree's root holding the link %s (%s): "
+              "not carried yet (below the root, only loopback)",
+              pid, l.name.c_str(), l.kind.c_str());
+    } else if (ext != opts.ext_net_ns.end()) {
       // The caller's, joined again at restore: what it holds is the caller's.
       core->mutable_net()->set_external(ext->second);
       core->mutable_net()->set_empty(true);

@@ -134,7 +134,8 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
                                     const std::map<std::string, int>& inherit,
                                     std::pair<pid_t, OpenFiles::Stamper> stamper,
                                     const std::function<void(OpenFiles&)>& prepare,
-                                    const std::map<const img::Fds*, int>& mount_ns) {
+                                    const std::map<const img::Fds*, TaskNamespaces>& namespaces,
+                                    const std::map<uint64_t, int>& networks) {
   FileTable t(shared);
   if (prepare) prepare(t.files_);
   t.inherit_ = inherit;
@@ -165,25 +166,32 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   struct Opening {
     int rank;
     const img::Fd* f;
-    int mount_ns;  // -1: where the caller is
+    TaskNamespaces namespaces;
   };
   std::vector<Opening> order;
   for (const img::Fds* fds : all) {
-    auto ns = mount_ns.find(fds);
+    auto ns = namespaces.find(fds);
     for (const img::Fd& f : fds->fds()) {
       const FdKind* kind = TRY(KindOf(f));
-      if (!kind->AfterTree())
-        order.push_back({kind->OpenOrder(f), &f, ns == mount_ns.end() ? -1 : ns->second});
+      if (kind->AfterTree()) continue;
+      Opening o{kind->OpenOrder(f), &f, ns == namespaces.end() ? TaskNamespaces{} : ns->second};
+      if (auto net = networks.find(f.net_ns()); f.net_ns() && net != networks.end()) {
+        std::erase_if(o.namespaces, [](const auto& n) { return n.second == CLONE_NEWNET; });
+        o.namespaces.push_back({net->second, CLONE_NEWNET});
+      }
+      order.push_back(std::move(o));
     }
   }
   std::stable_sort(order.begin(), order.end(),
                    [](const Opening& a, const Opening& b) { return a.rank < b.rank; });
-  int in = -1;
+  std::map<int, int> in;  // flag -> the namespace fd joined
   for (const Opening& o : order) {
-    if (o.mount_ns >= 0 && o.mount_ns != in) {
-      if (setns(o.mount_ns, CLONE_NEWNS) < 0)
-        return ErrnoError("setns(the mount namespace of fd %d's task)", o.f->fd());
-      in = o.mount_ns;
+    for (const auto& [fd, flag] : o.namespaces) {
+      if (in.count(flag) && in[flag] == fd) continue;
+      if (setns(fd, flag) < 0)
+        return ErrnoError("setns(the %s namespace of fd %d's task)",
+                          flag == CLONE_NEWNS ? "mount" : "network", o.f->fd());
+      in[flag] = fd;
     }
     TRY(t.Add(*o.f));
   }

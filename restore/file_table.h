@@ -24,6 +24,10 @@ namespace crl {
 // without its leading slash).
 bool InheritKeyMatches(const std::string& key, const img::Fd& f);
 
+// The namespaces a task's files are opened in: (fd, CLONE_NEWNS or
+// CLONE_NEWNET) each.
+using TaskNamespaces = std::vector<std::pair<int, int>>;
+
 class FileTable {
  public:
   // INHERIT: --inherit-fd's keys and criu-lite's fds for them.
@@ -31,15 +35,18 @@ class FileTable {
   // socket's maker of record) it makes again (OpenFiles::SetStamper); used
   // during Create only. PREPARE is given the table's OpenFiles before any
   // file is opened (the ptys made with the mounts, where a terminal's new
-  // master goes). MOUNT_NS: the mount namespace each task's files are
-  // opened in (the calling thread, which must have its own fs_struct,
-  // joins each in turn); none: the caller's.
+  // master goes). NAMESPACES: the mount and network namespaces each task's
+  // files are opened in (the calling thread, which must have its own
+  // fs_struct, joins each in turn); none: the caller's. NETWORKS: the
+  // network namespaces made for the tree, by their inode at dump: a socket
+  // of one (Fd.net_ns) is made there, whichever task holds it.
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
                                   const img::Shared& shared,
                                   const std::map<std::string, int>& inherit = {},
                                   std::pair<pid_t, OpenFiles::Stamper> stamper = {},
                                   const std::function<void(OpenFiles&)>& prepare = nullptr,
-                                  const std::map<const img::Fds*, int>& mount_ns = {});
+                                  const std::map<const img::Fds*, TaskNamespaces>& namespaces = {},
+                                  const std::map<uint64_t, int>& networks = {});
   FileTable(FileTable&&) = default;
   // criu-lite's fd for the description FILE_ID.
   int LocalFd(uint32_t file_id) const;

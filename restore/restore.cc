@@ -230,12 +230,21 @@ bool MadeBelowRoot(const Tree& tree, const TaskImages& t, bool (img::TaskCore::*
   return false;
 }
 
-// The mount namespaces tasks below the root made, made before the tree
-// (restore/mount_restore.h), by their ID at dump: an fd of each, and the
-// mounts its task makes itself.
-struct NestedMounts {
-  std::map<uint64_t, ScopedFd> fds;
+// The network namespace made below the root that T is in (its ID at
+// dump), or 0: the root's.
+uint64_t NestedNetNs(const Tree& tree, const TaskImages& t) {
+  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
+    if (u->core.has_net()) return u->core.net().ns_id();
+  return 0;
+}
+
+// The mount and network namespaces tasks below the root made, made before
+// the tree (mounts: restore/mount_restore.h), by their IDs at dump: an fd
+// of each, and the mounts a mount namespace's task makes itself.
+struct NestedNamespaces {
+  std::map<uint64_t, ScopedFd> mnt;
   std::map<uint64_t, std::set<uint64_t>> later;
+  std::map<uint64_t, ScopedFd> net;
 };
 
 // The page files of the tree, each once.
@@ -444,7 +453,7 @@ struct Phases {
 class TreeBuilder {
  public:
   TreeBuilder(const Tree& tree, const RestoreOptions& opts, FileTable& files,
-              const CgroupRestore& cgroups, int net_ns, const NestedMounts& nested)
+              const CgroupRestore& cgroups, int net_ns, const NestedNamespaces& nested)
       : tree_(tree),
         opts_(opts),
         files_(files),
@@ -531,7 +540,7 @@ class TreeBuilder {
   FileTable& files_;
   const CgroupRestore& cgroups_;
   int net_ns_;  // the root's network namespace, made by restore (-1: none)
-  const NestedMounts& nested_;
+  const NestedNamespaces& nested_;
   // Creation order: parents before children. Destroying a Puppet that was
   // not released kills it: a failed restore leaves nothing behind.
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
@@ -552,11 +561,12 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   // Into its cgroups first: the memory it is given is charged there.
   if (&t != tree_.root) {
     TRY(step(cgroups_.Move(p.pid(), t.core), "restoring cgroups"));
-    TRY(step(RestoreNamespaces(p, t.core, cgroups_, net_ns_), "restoring namespaces"));
+    int net = t.core.has_net() ? nested_.net.at(t.core.net().ns_id()).get() : net_ns_;
+    TRY(step(RestoreNamespaces(p, t.core, cgroups_, net), "restoring namespaces"));
     // Last: the mounts it makes itself may be of the namespaces above.
     if (t.core.has_mnt()) {
       uint64_t id = t.core.mnt().ns_id();
-      TRY(step(EnterNamespace(p, nested_.fds.at(id).get(), CLONE_NEWNS, "its mount namespace"),
+      TRY(step(EnterNamespace(p, nested_.mnt.at(id).get(), CLONE_NEWNS, "its mount namespace"),
                "entering its mount namespace"));
       TRY(step(FinishNestedMountNamespace(p, t.core.mnt(), nested_.later.at(id), opts_.ext_mounts),
                "finishing its mount namespace"));
@@ -1023,7 +1033,8 @@ class RestoreRun {
     // up (CRIU's setup-namespaces, its root in it), and message queues in
     // the ipc namespace the root makes.
     bool empty_net = tree_.root->core.has_net() && EmptyNet();
-    bool inside = tree_.root->core.has_mnt() || empty_net || QueuesInside() || AnyNestedMounts();
+    bool inside = tree_.root->core.has_mnt() || empty_net || QueuesInside() || AnyNestedMounts() ||
+                  !nested_.net.empty();
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
@@ -1033,7 +1044,7 @@ class RestoreRun {
     if (inside) TRY(OpenFiles());
     TRY(scripts_.Run("post-setup-namespaces"));
     builder_.emplace(tree_, opts_, *files_, *cgroups_, net_ns_.valid() ? net_ns_.get() : -1,
-                     nested_mnt_);
+                     nested_);
     TRY(builder_->Build(std::move(root_)));
     TRY(files_->Finish(all_fds_, tree_.shared).Context("finishing the tree's files"));
     ph_.Mark("build");
@@ -1139,6 +1150,17 @@ class RestoreRun {
     else if (tree_.root->core.has_net())
       net_ns_ = TRY(MakeNetNamespace(NetContentsOf(tree_.root->core.net(), EmptyNet()), opts_.veths)
                         .Context("making the tree's network namespace"));
+    // Those made below the root (loopback, addresses, routes, sysctls: the
+    // dump refuses links to other namespaces there), before their sockets.
+    for (const auto& [p, t] : tree_.tasks)
+      if (t.get() != tree_.root && t->core.has_net())
+        nested_.net[t->core.net().ns_id()] =
+            TRY(MakeNetNamespace(NetContentsOf(t->core.net(), false), {})
+                    .Context(Format("making the network namespace of PID %d", p)));
+    if (!nested_.net.empty() && !net_ns_.valid()) {
+      own_net_ns_.reset(open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+      if (!own_net_ns_.valid()) return ErrnoError("open(/proc/self/ns/net)");
+    }
     TRY(LockConnections());
     return Ok{};
   }
@@ -1199,6 +1221,10 @@ class RestoreRun {
     return false;
   }
 
+  // The network namespace the root's sockets are made in: the one restore
+  // made for it, or criu-lite's.
+  int HomeNetNs() const { return net_ns_.valid() ? net_ns_.get() : own_net_ns_.get(); }
+
   // The mount namespace the root's files are opened in: the one it made,
   // or criu-lite's.
   int HomeMountNs() const { return mnt_ns_.valid() ? mnt_ns_.get() : own_mnt_ns_.get(); }
@@ -1224,7 +1250,7 @@ class RestoreRun {
                            s.error().message.c_str());
         return Ok{};
       };
-      TRY(step(EnterNamespace(*root_, from ? nested_mnt_.fds.at(from).get() : HomeMountNs(),
+      TRY(step(EnterNamespace(*root_, from ? nested_.mnt.at(from).get() : HomeMountNs(),
                               CLONE_NEWNS, "the mount namespace it was made from")));
       bool own_pid = e.ns_pids_size() != root.entry.ns_pids_size();
       std::set<uint64_t> later =
@@ -1234,8 +1260,8 @@ class RestoreRun {
       std::string path = ProcTask(root_pid_).Path("ns/mnt");
       ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
       if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
-      nested_mnt_.fds[id] = std::move(fd);
-      nested_mnt_.later[id] = std::move(later);
+      nested_.mnt[id] = std::move(fd);
+      nested_.later[id] = std::move(later);
     }
     return EnterNamespace(*root_, HomeMountNs(), CLONE_NEWNS, "its own mount namespace");
   }
@@ -1243,7 +1269,7 @@ class RestoreRun {
   // The mount namespace fd TASK's files are opened in.
   int MountNsFd(const TaskImages& t) const {
     uint64_t id = NestedMountNs(tree_, t);
-    return id ? nested_mnt_.fds.at(id).get() : HomeMountNs();
+    return id ? nested_.mnt.at(id).get() : HomeMountNs();
   }
 
   // Whether a task has an fd of a message queue of the ipc namespace the
@@ -1258,14 +1284,24 @@ class RestoreRun {
 
   Status OpenFiles() {
     std::vector<std::pair<int, int>> inside;
-    if (net_ns_.valid()) inside.push_back({net_ns_.get(), CLONE_NEWNET});
+    if (net_ns_.valid() || own_net_ns_.valid()) inside.push_back({HomeNetNs(), CLONE_NEWNET});
     if (mnt_ns_.valid() || own_mnt_ns_.valid()) inside.push_back({HomeMountNs(), CLONE_NEWNS});
     if (ipc_ns_.valid()) inside.push_back({ipc_ns_.get(), CLONE_NEWIPC});
     // Each task's files in its mount namespace: the thread that opens them
     // moves between them (its own, not criu-lite's).
-    std::map<const img::Fds*, int> mount_ns;
-    if (own_mnt_ns_.valid() || mnt_ns_.valid())
-      for (const auto& [p, t] : tree_.tasks) mount_ns[&t->fds] = MountNsFd(*t);
+    std::map<uint64_t, int> networks;  // by inode at dump
+    if (net_ns_.valid() && tree_.root->core.net().ns_id())
+      networks[tree_.root->core.net().ns_id()] = net_ns_.get();
+    for (const auto& [id, fd] : nested_.net) networks[id] = fd.get();
+    std::map<const img::Fds*, TaskNamespaces> namespaces;
+    for (const auto& [p, t] : tree_.tasks) {
+      TaskNamespaces& ns = namespaces[&t->fds];
+      if (own_mnt_ns_.valid() || mnt_ns_.valid()) ns.push_back({MountNsFd(*t), CLONE_NEWNS});
+      if (!nested_.net.empty()) {
+        uint64_t id = NestedNetNs(tree_, *t);
+        ns.push_back({id ? nested_.net.at(id).get() : HomeNetNs(), CLONE_NEWNET});
+      }
+    }
     auto open_all = [&](CallerThread* caller) -> Status {
       // Checked at load time where criu-lite sees the files as the tree does.
       for (const auto& [p, t] : tree_.tasks)
@@ -1296,9 +1332,9 @@ class RestoreRun {
         files.SetPremadePtys(std::move(ptys_));
         files.SetOrphanMasterSink(opts_.orphan_pts_master);
       };
-      files_.emplace(TRY(
-          FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper), prepare, mount_ns)
-              .Context("opening the tree's files")));
+      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper),
+                                           prepare, namespaces, networks)
+                             .Context("opening the tree's files")));
       return Ok{};
     };
     if (inside.empty()) return open_all(nullptr);
@@ -1429,14 +1465,15 @@ class RestoreRun {
   std::optional<CgroupRestore> cgroups_;
   std::optional<FileTable> files_;
   std::optional<CriuLitePidfdInTasks> criu_pidfd_;
-  ScopedFd net_ns_;  // the root's network namespace, made before its sockets
+  ScopedFd net_ns_;      // the root's network namespace, made before its sockets
+  ScopedFd own_net_ns_;  // criu-lite's, where the root made none and a task below did
   int NetNs() const { return net_ns_.valid() ? net_ns_.get() : -1; }
   // The tree's network namespace is the caller's to set up (--empty-ns
   // net here, or at dump).
   bool EmptyNet() const { return opts_.empty_net || tree_.root->core.net().empty(); }
   ScopedFd mnt_ns_;      // the root's mount namespace, made before its files are opened
   ScopedFd own_mnt_ns_;  // criu-lite's, where the root made none and a task below did
-  NestedMounts nested_mnt_;
+  NestedNamespaces nested_;
   std::map<int, ScopedFd> ptys_;  // masters of ptys made with the mounts, by index
   ScopedFd ipc_ns_;               // the root's ipc namespace, if it made one
   std::unique_ptr<Puppet> root_;

@@ -42,6 +42,8 @@
 //             PID namespace's init with its own /proc in its own
 //   netns     a network namespace with loopback up and TCP, UDP and unix
 //             sockets made in it (an abstract unix name only it sees)
+//   netnsbelow  the same made by a child, with a sysctl changed and an
+//             established TCP connection (dump with --tcp-established)
 //   container the init of a container (test-containers/container, static
 //             build): a file on its /tmp tmpfs open at an offset and mapped
 //             shared, a child with its cwd there, a thread, /dev nodes; checks
@@ -174,6 +176,7 @@ const Scenario kScenarios[] = {
     {"ipcshm", [](const Args&) { return IpcShm(); }},
     {"ipcmq", [](const Args&) { return IpcMessageQueues(); }},
     {"netns", [](const Args&) { return NetNs(); }},
+    {"netnsbelow", [](const Args&) { return NetNsBelow(); }},
     {"container", [](const Args&) { return Container(); }},
     {"dirtier",
      [](const Args& a) {

@@ -704,3 +704,103 @@ int NetNs() {
 }
 
 }  // namespace wl
+
+namespace wl {
+
+// ---- netnsbelow ----------------------------------------------------------------
+// A network namespace below the root (a child ran unshare -n): loopback up,
+// its ip_default_ttl changed, a TCP listener on 127.0.0.1:7777 with an
+// established connection the child's child made, and a unix listener on
+// the abstract name "crl-netns-below", which the root has bound in its own
+// namespace (criu-lite's) too. After restore each name reaches its own
+// namespace's listener, the connection passes bytes both ways, and the
+// sysctl is as it was.
+namespace {
+
+sockaddr_un BelowName(socklen_t* len) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  memcpy(a.sun_path, "\0crl-netns-below", 16);
+  *len = offsetof(sockaddr_un, sun_path) + 16;
+  return a;
+}
+
+// Whether a new connection to NAME is accepted by LISTENER (within 2 s).
+bool ReachesListener(const sockaddr_un& name, socklen_t len, int listener) {
+  int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(c, reinterpret_cast<const sockaddr*>(&name), len) < 0) return false;
+  pollfd p{listener, POLLIN, 0};
+  bool ok = poll(&p, 1, 2000) == 1 && accept(listener, nullptr, nullptr) >= 0;
+  close(c);
+  return ok;
+}
+
+[[noreturn]] void NetNsBelowChild(int ready) {
+  if (!NewNetNamespaceWithLoopbackUp()) _exit(2);
+  {
+    std::ofstream ttl("/proc/sys/net/ipv4/ip_default_ttl");
+    ttl << "33\n" << std::flush;
+    if (!ttl) _exit(2);
+  }
+  sockaddr_in tcp{};
+  tcp.sin_family = AF_INET;
+  tcp.sin_port = htons(7777);
+  tcp.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int tl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bind(tl, reinterpret_cast<sockaddr*>(&tcp), sizeof tcp) < 0 || listen(tl, 8) < 0) _exit(2);
+  socklen_t len;
+  sockaddr_un name = BelowName(&len);
+  int ul = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bind(ul, reinterpret_cast<sockaddr*>(&name), len) < 0 || listen(ul, 8) < 0) _exit(2);
+  pid_t kid = fork();
+  if (kid == 0) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(c, reinterpret_cast<sockaddr*>(&tcp), sizeof tcp) < 0) _exit(2);
+    InstallCheckHandler();
+    WaitForCheck();
+    char b[4] = {};
+    bool ok = write(c, "ping", 4) == 4 && read(c, b, 4) == 4 && memcmp(b, "pong", 4) == 0;
+    _exit(ok && LoopbackUp() ? 0 : 1);
+  }
+  int conn = accept(tl, nullptr, nullptr);
+  if (conn < 0) _exit(2);
+  InstallCheckHandler();
+  if (write(ready, "k", 1) != 1) _exit(2);
+  WaitForCheck();
+  std::ifstream ttl("/proc/sys/net/ipv4/ip_default_ttl");
+  int now = 0;
+  bool ok = LoopbackUp() && (ttl >> now) && now == 33;
+  ok = ok && ReachesListener(name, len, ul);
+  int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ok = ok && connect(t, reinterpret_cast<sockaddr*>(&tcp), sizeof tcp) == 0 &&
+       accept(tl, nullptr, nullptr) >= 0;
+  kill(kid, SIGUSR1);
+  char b[4] = {};
+  ok = ok && read(conn, b, 4) == 4 && memcmp(b, "ping", 4) == 0 && write(conn, "pong", 4) == 4;
+  int st;
+  ok = ok && waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  _exit(ok ? 0 : 1);
+}
+
+}  // namespace
+
+int NetNsBelow() {
+  socklen_t len;
+  sockaddr_un name = BelowName(&len);
+  int ul = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bind(ul, reinterpret_cast<sockaddr*>(&name), len) < 0 || listen(ul, 8) < 0) return 2;
+  int ready[2];
+  if (pipe(ready) < 0) return 2;
+  pid_t kid = fork();
+  if (kid == 0) NetNsBelowChild(ready[1]);
+  char c;
+  if (read(ready[0], &c, 1) != 1) return 2;
+  InstallCheckHandler();
+  Ready();
+  WaitForCheck();
+  EXPECT(ReachesListener(name, len, ul), "the root's abstract name does not reach its listener");
+  CheckChildren({kid});
+  Report();
+}
+
+}  // namespace wl

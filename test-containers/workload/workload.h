@@ -148,6 +148,7 @@ int IpcObjects();
 int IpcShm();
 int IpcMessageQueues();
 int NetNs();
+int NetNsBelow();
 int Container();
 // Unshares a network namespace and brings its loopback up.
 bool NewNetNamespaceWithLoopbackUp();

@@ -139,6 +139,15 @@ TEST(Tree, NetworkNamespaceComesBackWithItsSocketsInIt) {
   EXPECT_EQ(CheckWorkload(pid, dir), "PASS");
 }
 
+// A network namespace a child made (unshare -n) comes back, not the
+// root's: its loopback, its changed ip_default_ttl, its listeners and the
+// TCP connection its child made (--tcp-established), while the same
+// abstract name in the root's namespace (criu-lite's) still reaches the
+// root's listener.
+TEST(Tree, NetworkNamespaceBelowTheRootComesBackWithItsSockets) {
+  DumpRestoreCheck("netnsbelow", {}, {"--tcp-established"});
+}
+
 // The same tree dumped with --empty-ns net: restore makes the namespace
 // empty, the caller's setup-namespaces script brings loopback up, and the
 // tree's sockets are made in it once the root exists. The listener the root
