@@ -191,13 +191,13 @@ class OpenFiles {
   }
   // Where the files are opened once the root exists (inside namespaces it
   // made), its PID is taken: what it made as a unix socket's maker of
-  // record is made by it again. STAMPER runs a call as task IMAGE (its PID
-  // at dump) with the credentials given.
+  // record is made by it again; in the PID namespace it is the init of, a
+  // task's PID there is free until that task is made, and what the task
+  // made is made by a short-lived process of that PID there. A stamper
+  // runs a call as task IMAGE (its PID at dump) with the credentials
+  // given.
   using Stamper = std::function<Result<std::array<int, 2>>(const TaskCreds&, const StampingCall&)>;
-  void SetStamper(pid_t image, Stamper s) {
-    stamper_pid_ = image;
-    stamper_ = std::move(s);
-  }
+  void SetStampers(std::map<pid_t, Stamper> by_image) { stampers_ = std::move(by_image); }
   // Pty masters made with the mounts, by index: a bind of a slave (runc's
   // /dev/console) needs the slave to exist (restore/mount_restore.cc).
   void SetPremadePtys(std::map<int, ScopedFd> ptys) { premade_ptys_ = std::move(ptys); }
@@ -217,7 +217,8 @@ class OpenFiles {
   const MasterSink& orphan_master_sink() const { return orphan_master_sink_; }
   // The stamper for task IMAGE, or nullptr.
   const Stamper* StamperFor(pid_t image) const {
-    return stamper_ && image == stamper_pid_ ? &stamper_ : nullptr;
+    auto it = stampers_.find(image);
+    return it == stampers_.end() ? nullptr : &it->second;
   }
 
  private:
@@ -228,8 +229,7 @@ class OpenFiles {
   std::vector<ScopedFd> held_;
   std::vector<int> repairing_;
   std::map<pid_t, pid_t> live_pids_;
-  pid_t stamper_pid_ = 0;
-  Stamper stamper_;
+  std::map<pid_t, Stamper> stampers_;
   std::map<int, ScopedFd> premade_ptys_;
   MasterSink orphan_master_sink_;
 };

@@ -123,12 +123,15 @@ Status ReadPeerCred(int sock, img::PeerCred* out) {
 }
 
 // A socket HOLDER holds, made by a task in a PID namespace below
-// criu-lite's: the socket cannot be made again as a task with that PID
-// there (restore makes it before the namespace has tasks, and its init is
-// the first), so the PID is not carried, and the dump says so.
-Status MarkPidNotKept(pid_t holder, int fd, img::PeerCred* c) {
+// criu-lite's: restore makes it again as the task with that PID there only
+// where the task is of the tree and in its root's PID namespace (which
+// exists when the files are made); otherwise the PID is not carried, and
+// the dump says so.
+Status MarkPidNotKept(pid_t holder, int fd, const TreeFds& tree, img::PeerCred* c) {
   if (c->pid() == 0 || c->pid_not_kept()) return Ok{};
   if (TRY(PidNamespaceLevels(holder)) <= TRY(OwnPidNamespaceLevels())) return Ok{};
+  if (tree.HasTask(c->pid()) && NamespaceId(c->pid(), "pid") == NamespaceId(tree.root(), "pid"))
+    return Ok{};
   c->set_pid_not_kept(true);
   LOG_WARN(
       "PID %d fd %d: a unix socket made in a PID namespace of the tree (by PID %d): the PID "
@@ -204,7 +207,7 @@ Status CollectName(const UnixSocketInfo& si, const std::string& what, img::UnixS
 // client waiting in a listener of the tree, a stream socket whose peer is
 // gone, or a datagram socket connected to a socket outside (reconnected by
 // name).
-Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si, UnixTree& t) {
+Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si, UnixTree& t, const TreeFds& tree) {
   img::UnixSocketFd* u = r.fd->mutable_unix_socket();
   std::string what = Format("PID %d fd %d is a unix socket", r.pid, r.fd->fd());
   u->set_type(si.type);
@@ -228,7 +231,7 @@ Status CollectOnItsOwn(const FdRef& r, const UnixSocketInfo& si, UnixTree& t) {
       u->set_listener_ino(w->second.first);
       u->set_pending_index(w->second.second);
       *u->mutable_connector() = TRY(TaskCred(r.pid));
-      TRY(MarkPidNotKept(r.pid, r.fd->fd(), u->mutable_connector()));
+      TRY(MarkPidNotKept(r.pid, r.fd->fd(), tree, u->mutable_connector()));
       return Ok{};
     }
     if (!si.name.empty() && !t.listeners.count(si.name))
@@ -400,7 +403,7 @@ Status SaveCredsAndQueues(const std::vector<FdRef>& carried, TreeFds& tree) {
     if (!creds.count(f.ino())) {
       TRY(ReadPeerCred(mine_fd.get(), &creds[f.ino()])
               .Context(Format("PID %d fd %d", r.pid, f.fd())));
-      TRY(MarkPidNotKept(r.pid, f.fd(), &creds[f.ino()]));
+      TRY(MarkPidNotKept(r.pid, f.fd(), tree, &creds[f.ino()]));
     }
     *u->mutable_cred() = creds[f.ino()];
     bool connected = u->peer_ino() || u->peer_gone();
@@ -540,7 +543,7 @@ class UnixSocket : public FdKind {
       if (si.peer_ino && in_tree)
         TRY(CollectPair(r, si, t));
       else
-        TRY(CollectOnItsOwn(r, si, t));
+        TRY(CollectOnItsOwn(r, si, t, tree));
       carried.push_back(r);
     }
     return SaveCredsAndQueues(carried, tree);

@@ -1,5 +1,6 @@
 #include "kernel/as_task.h"
 
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include <cerrno>
 
+#include "base/scoped_fd.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -112,6 +114,21 @@ Result<std::array<int, 2>> AsTask(const TaskCreds& creds, const char* what,
     return ErrnoError(WIFEXITED(status) ? WEXITSTATUS(status) : EINTR, "%s as PID %d (uid %u)",
                       what, creds.pid, creds.uid);
   return got;
+}
+
+Result<std::array<int, 2>> AsTaskInPidNamespace(
+    int pid_ns, const TaskCreds& creds, const char* what,
+    const std::function<int(std::array<int, 2>& out)>& op) {
+  ScopedFd own(open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+  if (!own.valid()) return ErrnoError("open(/proc/thread-self/ns/pid_for_children)");
+  if (setns(pid_ns, CLONE_NEWPID) < 0) return ErrnoError("setns(the PID namespace for %s)", what);
+  auto made = AsTask(creds, what, op);
+  if (setns(own.get(), CLONE_NEWPID) < 0) {
+    // Every later child of this thread would be born in the tree's
+    // namespace: nothing may go on.
+    return ErrnoError("setns(criu-lite's own PID namespace back)");
+  }
+  return made;
 }
 
 }  // namespace crl

@@ -51,5 +51,11 @@ struct StampingCall {
 // call in errors. A PID in use is ErrorCode::kPidInUse.
 Result<std::array<int, 2>> AsTask(const TaskCreds& creds, const char* what,
                                   const std::function<int(std::array<int, 2>& out)>& op);
+// The same, the child made in the PID namespace PID_NS names (a
+// descendant of criu-lite's; CREDS.pid: its PID there): the calling thread
+// joins it for its children for the moment of the clone.
+Result<std::array<int, 2>> AsTaskInPidNamespace(
+    int pid_ns, const TaskCreds& creds, const char* what,
+    const std::function<int(std::array<int, 2>& out)>& op);
 
 }  // namespace crl

@@ -132,14 +132,14 @@ Status FileTable::Add(const img::Fd& f) {
 Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
                                     const img::Shared& shared,
                                     const std::map<std::string, int>& inherit,
-                                    std::pair<pid_t, OpenFiles::Stamper> stamper,
+                                    std::map<pid_t, OpenFiles::Stamper> stampers,
                                     const std::function<void(OpenFiles&)>& prepare,
                                     const std::map<const img::Fds*, TaskNamespaces>& namespaces,
                                     const std::map<uint64_t, int>& networks) {
   FileTable t(shared);
   if (prepare) prepare(t.files_);
   t.inherit_ = inherit;
-  if (stamper.second) t.files_.SetStamper(stamper.first, std::move(stamper.second));
+  t.files_.SetStampers(std::move(stampers));
   for (const auto& [key, fd] : inherit) {
     bool used = false;
     for (const img::Fds* fds : all)
@@ -197,7 +197,7 @@ Result<FileTable> FileTable::Create(const std::vector<const img::Fds*>& all,
   }
   // The stamper is the caller's for the time of Create (it runs on the
   // thread that opened the files): none is kept past it.
-  t.files_.SetStamper(0, nullptr);
+  t.files_.SetStampers({});
   return t;
 }
 

@@ -31,19 +31,18 @@ using TaskNamespaces = std::vector<std::pair<int, int>>;
 class FileTable {
  public:
   // INHERIT: --inherit-fd's keys and criu-lite's fds for them.
-  // STAMPER: where a task of the tree exists already, what it made (a unix
-  // socket's maker of record) it makes again (OpenFiles::SetStamper); used
-  // during Create only. PREPARE is given the table's OpenFiles before any
-  // file is opened (the ptys made with the mounts, where a terminal's new
-  // master goes). NAMESPACES: the mount and network namespaces each task's
-  // files are opened in (the calling thread, which must have its own
-  // fs_struct, joins each in turn); none: the caller's. NETWORKS: the
-  // network namespaces made for the tree, by their inode at dump: a socket
-  // of one (Fd.net_ns) is made there, whichever task holds it.
+  // STAMPERS: by image PID, who makes again what that task made (a unix
+  // socket's maker of record) where criu-lite's own children cannot have its
+  // PID (OpenFiles::SetStampers); used during Create only. PREPARE is given the table's OpenFiles
+  // before any file is opened (the ptys made with the mounts, where a terminal's new master goes).
+  // NAMESPACES: the mount and network namespaces each task's files are opened in (the calling
+  // thread, which must have its own fs_struct, joins each in turn); none: the caller's. NETWORKS:
+  // the network namespaces made for the tree, by their inode at dump: a socket of one (Fd.net_ns)
+  // is made there, whichever task holds it.
   static Result<FileTable> Create(const std::vector<const img::Fds*>& all,
                                   const img::Shared& shared,
                                   const std::map<std::string, int>& inherit = {},
-                                  std::pair<pid_t, OpenFiles::Stamper> stamper = {},
+                                  std::map<pid_t, OpenFiles::Stamper> stampers = {},
                                   const std::function<void(OpenFiles&)>& prepare = nullptr,
                                   const std::map<const img::Fds*, TaskNamespaces>& namespaces = {},
                                   const std::map<uint64_t, int>& networks = {});

@@ -34,6 +34,7 @@
 #include "images/page_file.h"
 #include "images/registers_image.h"
 #include "images/validate.h"
+#include "kernel/as_task.h"
 #include "kernel/kernel_probe.h"
 #include "kernel/mounts.h"
 #include "kernel/namespaces.h"
@@ -1034,7 +1035,7 @@ class RestoreRun {
     // the ipc namespace the root makes.
     bool empty_net = tree_.root->core.has_net() && EmptyNet();
     bool inside = tree_.root->core.has_mnt() || empty_net || QueuesInside() || AnyNestedMounts() ||
-                  !nested_.net.empty();
+                  !nested_.net.empty() || MadeInRootPidNamespace();
     if (!inside) TRY(OpenFiles());
     TRY(Fork());
     TRY(RootNamespaces());
@@ -1215,6 +1216,25 @@ class RestoreRun {
     return Ok{};
   }
 
+  // Whether a unix socket was made by a task of the PID namespace the root
+  // is the init of (the root too): made again once the namespace exists
+  // (OpenFiles' stampers).
+  bool MadeInRootPidNamespace() const {
+    int depth = tree_.root->entry.ns_pids_size();
+    if (!depth) return false;
+    auto below = [&](const img::PeerCred& c) {
+      auto t = tree_.tasks.find(c.pid());
+      return c.pid() && !c.pid_not_kept() && t != tree_.tasks.end() &&
+             t->second->entry.ns_pids_size() == depth;
+    };
+    for (const img::Fds* fds : all_fds_)
+      for (const img::Fd& f : fds->fds())
+        if (f.has_unix_socket() &&
+            (below(f.unix_socket().cred()) || below(f.unix_socket().connector())))
+          return true;
+    return false;
+  }
+
   bool AnyNestedMounts() const {
     for (const auto& [p, t] : tree_.tasks)
       if (t.get() != tree_.root && t->core.has_mnt()) return true;
@@ -1312,19 +1332,39 @@ class RestoreRun {
         }
       // Opened once the root exists: what the root made, it makes again
       // (its PID is taken), by remote syscalls from the thread that traces
-      // it.
-      std::pair<pid_t, OpenFiles::Stamper> stamper;
-      if (caller && root_)
-        stamper = {inv_.root_pid(),
-                   [this, caller](const TaskCreds& c,
-                                  const StampingCall& call) -> Result<std::array<int, 2>> {
-                     Result<std::array<int, 2>> made = MakeError("%s: not made", call.what());
-                     TRY(caller->Run([&]() -> Status {
-                       made = StampAs(*root_, c, call);
-                       return Ok{};
-                     }));
-                     return made;
-                   }};
+      // it; what a task of the PID namespace the root is the init of made,
+      // a short-lived process of that task's PID there makes.
+      std::map<pid_t, OpenFiles::Stamper> stampers;
+      if (root_) {
+        stampers[inv_.root_pid()] = [this, caller](
+                                        const TaskCreds& c,
+                                        const StampingCall& call) -> Result<std::array<int, 2>> {
+          Result<std::array<int, 2>> made = MakeError("%s: not made", call.what());
+          auto stamp = [&]() -> Status {
+            made = StampAs(*root_, c, call);
+            return Ok{};
+          };
+          TRY(caller ? caller->Run(stamp) : stamp());
+          return made;
+        };
+        if (!root_pid_ns_.valid()) {
+          root_pid_ns_.reset(
+              open(ProcTask(root_pid_).Path("ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+          if (!root_pid_ns_.valid()) return ErrnoError("open(the root's PID namespace)");
+        }
+        int depth = tree_.root->entry.ns_pids_size();
+        for (const auto& [p, t] : tree_.tasks)
+          if (depth && t.get() != tree_.root && t->entry.ns_pids_size() == depth)
+            stampers[p] = [this, inside = t->entry.ns_pids(depth - 1)](
+                              const TaskCreds& c,
+                              const StampingCall& call) -> Result<std::array<int, 2>> {
+              TaskCreds as = c;
+              as.pid = inside;
+              return AsTaskInPidNamespace(
+                  root_pid_ns_.get(), as, call.what(),
+                  [&call](std::array<int, 2>& out) { return call.Run(out); });
+            };
+      }
       // The network namespace's key is no fd's.
       std::map<std::string, int> for_fds = opts_.inherit_fds;
       if (tree_.root->core.has_net()) for_fds.erase(tree_.root->core.net().external());
@@ -1332,7 +1372,7 @@ class RestoreRun {
         files.SetPremadePtys(std::move(ptys_));
         files.SetOrphanMasterSink(opts_.orphan_pts_master);
       };
-      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stamper),
+      files_.emplace(TRY(FileTable::Create(all_fds_, tree_.shared, for_fds, std::move(stampers),
                                            prepare, namespaces, networks)
                              .Context("opening the tree's files")));
       return Ok{};
@@ -1476,6 +1516,7 @@ class RestoreRun {
   NestedNamespaces nested_;
   std::map<int, ScopedFd> ptys_;  // masters of ptys made with the mounts, by index
   ScopedFd ipc_ns_;               // the root's ipc namespace, if it made one
+  ScopedFd root_pid_ns_;          // the root's PID namespace, once it exists
   std::unique_ptr<Puppet> root_;
   pid_t root_pid_ = 0;  // the root's PID here (another in a PID namespace restore made)
   // Last: destroyed first, killing every task not yet released.

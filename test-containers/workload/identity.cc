@@ -400,10 +400,10 @@ namespace wl {
 // leads a session of its own and has, each checking the PIDs it sees
 // through syscalls (the namespace has no /proc of its own):
 //   A  its own group, a second thread, the other end of a socket pair the
-//      init made, and a pidfd the init holds for it, through which it is
-//      asked to check itself. SO_PEERCRED names the init (PID 1) before the
-//      dump; its PID is not carried (criu-lite's dump says so): after
-//      restore it names no task (0), and still root;
+//      init made, a socket pair of its own, and a pidfd the init holds for
+//      it, through which it is asked to check itself. SO_PEERCRED names the
+//      init (PID 1) and A as the pairs' makers, before the dump and after
+//      the restore (made again as them in the namespace);
 //   B  in A's group;
 //   Z  a zombie that exited with 7, which the init reaps after restore;
 //   N  the init of a nested namespace (PID 1 there), with a child (PID 2).
@@ -424,13 +424,15 @@ pid_t PeerPid(int sock) {
   }).detach();
   while (!g_pidns_thread) usleep(1000);
   pid_t thread = g_pidns_thread;
-  if (PeerPid(sock) != 1) _exit(2);
+  int own[2];  // made by A itself
+  if (PeerPid(sock) != 1 || socketpair(AF_UNIX, SOCK_STREAM, 0, own) < 0 || PeerPid(own[0]) != me)
+    _exit(2);
   InstallCheckHandler();
   (void)!write(ready, "a", 1);
   WaitForCheck();
   bool ok = getpid() == me && getppid() == 1 && getpgid(0) == me && getsid(0) == 1 &&
             g_pidns_thread == thread && syscall(SYS_tgkill, me, thread, 0) == 0 &&
-            PeerPid(sock) == 0;
+            PeerPid(sock) == 1 && PeerPid(own[1]) == me;
   _exit(ok ? 0 : 1);
 }
 
@@ -492,7 +494,8 @@ pid_t PeerPid(int sock) {
   EXPECT(me == 1 && getpid() == 1 && getsid(0) == 1, "the init is %d (session %d)", getpid(),
          getsid(0));
   EXPECT(a == 2 && b == 4 && z == 5 && n == 6, "children %d %d %d %d, not 2 4 5 6", a, b, z, n);
-  EXPECT(PeerPid(sp[0]) == 0, "SO_PEERCRED names PID %d, not no task as said", PeerPid(sp[0]));
+  EXPECT(PeerPid(sp[0]) == 1, "SO_PEERCRED names PID %d, not the init that made the pair",
+         PeerPid(sp[0]));
   int st = 0;
   EXPECT(waitpid(z, &st, WNOHANG) == z && WIFEXITED(st) && WEXITSTATUS(st) == 7,
          "zombie %d is not there to reap with 7", z);
