@@ -120,6 +120,7 @@ class TreeFds {
   void set_root(pid_t root) { root_ = root; }
   // Whether TID is a thread of the tree.
   bool HasTask(pid_t tid) const { return tasks_.count(tid) != 0; }
+  const std::set<pid_t>& tasks() const { return tasks_; }
   // Every fd of the tree, of every kind.
   const std::vector<FdRef>& all() const { return all_; }
   void set_all(std::vector<FdRef> all) { all_ = std::move(all); }

@@ -127,11 +127,38 @@ Status ReadPeerCred(int sock, img::PeerCred* out) {
 // where the task is of the tree and in its root's PID namespace (which
 // exists when the files are made); otherwise the PID is not carried, and
 // the dump says so.
-Status MarkPidNotKept(pid_t holder, int fd, const TreeFds& tree, img::PeerCred* c) {
+//
+// SOCK (criu-lite's copy, or -1): where the maker named (as criu-lite sees
+// it) is no task of the tree, the PID the holder's namespace sees may be
+// one's (a socket made again by a restore, by a short-lived process with
+// that task's PID there): asked from inside that namespace.
+Status MarkPidNotKept(pid_t holder, int fd, const TreeFds& tree, img::PeerCred* c, int sock = -1) {
   if (c->pid() == 0 || c->pid_not_kept()) return Ok{};
   if (TRY(PidNamespaceLevels(holder)) <= TRY(OwnPidNamespaceLevels())) return Ok{};
-  if (tree.HasTask(c->pid()) && NamespaceId(c->pid(), "pid") == NamespaceId(tree.root(), "pid"))
-    return Ok{};
+  uint64_t root_ns = NamespaceId(tree.root(), "pid");
+  if (tree.HasTask(c->pid()) && NamespaceId(c->pid(), "pid") == root_ns) return Ok{};
+  if (sock >= 0 && NamespaceId(holder, "pid") == root_ns) {
+    ScopedFd ns(open(ProcTask(holder).Path("ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns.valid()) return ErrnoError("open(the PID namespace of PID %d)", holder);
+    auto seen = AsTaskInPidNamespace(ns.get(), TaskCreds{}, "getsockopt(SO_PEERCRED)",
+                                     [sock](std::array<int, 2>& out) {
+                                       ucred uc{};
+                                       socklen_t len = sizeof uc;
+                                       if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+                                         return -1;
+                                       out[0] = uc.pid;
+                                       return 0;
+                                     });
+    if (seen.ok() && (*seen)[0] > 0)
+      for (pid_t t : tree.tasks()) {
+        auto st = ProcTask(t).Status();
+        if (st.ok() && st->tgid == t && !st->nspid.empty() && st->nspid.back() == (*seen)[0] &&
+            NamespaceId(t, "pid") == root_ns) {
+          c->set_pid(t);
+          return Ok{};
+        }
+      }
+  }
   c->set_pid_not_kept(true);
   LOG_WARN(
       "PID %d fd %d: a unix socket made in a PID namespace of the tree (by PID %d): the PID "
@@ -403,7 +430,7 @@ Status SaveCredsAndQueues(const std::vector<FdRef>& carried, TreeFds& tree) {
     if (!creds.count(f.ino())) {
       TRY(ReadPeerCred(mine_fd.get(), &creds[f.ino()])
               .Context(Format("PID %d fd %d", r.pid, f.fd())));
-      TRY(MarkPidNotKept(r.pid, f.fd(), tree, &creds[f.ino()]));
+      TRY(MarkPidNotKept(r.pid, f.fd(), tree, &creds[f.ino()], mine_fd.get()));
     }
     *u->mutable_cred() = creds[f.ino()];
     bool connected = u->peer_ino() || u->peer_gone();

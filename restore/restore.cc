@@ -1322,6 +1322,11 @@ class RestoreRun {
         ns.push_back({id ? nested_.net.at(id).get() : HomeNetNs(), CLONE_NEWNET});
       }
     }
+    // (Through criu-lite's /proc: the thread below sees the tree's.)
+    if (root_ && !root_pid_ns_.valid()) {
+      root_pid_ns_.reset(open(ProcTask(root_pid_).Path("ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+      if (!root_pid_ns_.valid()) return ErrnoError("open(the root's PID namespace)");
+    }
     auto open_all = [&](CallerThread* caller) -> Status {
       // Checked at load time where criu-lite sees the files as the tree does.
       for (const auto& [p, t] : tree_.tasks)
@@ -1347,11 +1352,6 @@ class RestoreRun {
           TRY(caller ? caller->Run(stamp) : stamp());
           return made;
         };
-        if (!root_pid_ns_.valid()) {
-          root_pid_ns_.reset(
-              open(ProcTask(root_pid_).Path("ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
-          if (!root_pid_ns_.valid()) return ErrnoError("open(the root's PID namespace)");
-        }
         int depth = tree_.root->entry.ns_pids_size();
         for (const auto& [p, t] : tree_.tasks)
           if (depth && t.get() != tree_.root && t->entry.ns_pids_size() == depth)
