@@ -135,18 +135,23 @@ namespace {
 
 // The mounts of PID's mount namespace (their IDs as fdinfo gives them),
 // where it is not criu-lite's: a file reopened by its path must be on one
-// of them. None (nullopt) in criu-lite's own. A namespace unshare made has
-// copies of the mounts of the one it was made from: a file opened before,
-// on the original, is reached by its path in the copy, so the originals
-// count too, up the task's ancestors' namespaces to criu-lite's.
+// of them. None (nullopt) in criu-lite's own.
 Result<std::optional<std::set<uint64_t>>> OwnNamespaceMounts(pid_t pid) {
   using Out = std::optional<std::set<uint64_t>>;
-  uint64_t own = NamespaceId(pid, "mnt"), mine = NamespaceId(getpid(), "mnt");
-  if (own == mine) return Out();
-  std::vector<MountEntry> mounts = TRY(ParseMountinfo(TRY(ProcTask(pid).Read("mountinfo"))));
+  if (NamespaceId(pid, "mnt") == NamespaceId(getpid(), "mnt")) return Out();
   std::set<uint64_t> ids;
-  for (const MountEntry& m : mounts) ids.insert(m.id);
-  uint64_t last = own;
+  for (const MountEntry& m : TRY(ParseMountinfo(TRY(ProcTask(pid).Read("mountinfo")))))
+    ids.insert(m.id);
+  return Out(std::move(ids));
+}
+
+// A namespace unshare made has copies of the mounts of the one it was made
+// from: a file opened before, on the original, is reached by its path in
+// the copy. Adds to IDS those originals, up PID's ancestors' namespaces to
+// criu-lite's (asked only when an fd's mount is none of PID's own).
+Status AddAncestorsCopiedMounts(pid_t pid, std::set<uint64_t>* ids) {
+  std::vector<MountEntry> mounts = TRY(ParseMountinfo(TRY(ProcTask(pid).Read("mountinfo"))));
+  uint64_t last = NamespaceId(pid, "mnt"), mine = NamespaceId(getpid(), "mnt");
   for (pid_t up = pid; up > 1;) {
     auto st = ProcTask(up).Stat();
     if (!st.ok()) break;  // an ancestor gone: what it had counts for nothing
@@ -159,10 +164,10 @@ Result<std::optional<std::set<uint64_t>>> OwnNamespaceMounts(pid_t pid) {
     if (!theirs.ok()) break;
     for (const MountEntry& e : *theirs)
       for (const MountEntry& m : mounts)
-        if (SameMountAt(m, e)) ids.insert(e.id);
+        if (SameMountAt(m, e)) ids->insert(e.id);
     if (ns == mine) break;
   }
-  return Out(std::move(ids));
+  return Ok{};
 }
 
 }  // namespace
@@ -170,6 +175,7 @@ Result<std::optional<std::set<uint64_t>>> OwnNamespaceMounts(pid_t pid) {
 Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fds) {
   bool shell_job = opts.shell_job, file_locks = opts.file_locks;
   std::optional<std::set<uint64_t>> ns_mounts = TRY(OwnNamespaceMounts(pid));
+  bool ancestors_asked = false;
   for (int fd : TRY(ProcTask(pid).Fds())) {
     FdSeen s = TRY(See(pid, fd, shell_job));
     s.tcp = tcp;
@@ -187,6 +193,10 @@ Status DumpFds(pid_t pid, const DumpOptions& opts, TcpRepairs* tcp, img::Fds* fd
     if (!kind && external.empty()) return Unclaimed(s);
     bool by_path = kind && (kind->arm() == img::Fd::kRegular ||
                             kind->arm() == img::Fd::kDirectory || kind->arm() == img::Fd::kChardev);
+    if (by_path && ns_mounts && !ns_mounts->count(info.mnt_id) && !ancestors_asked) {
+      TRY(AddAncestorsCopiedMounts(pid, &*ns_mounts));
+      ancestors_asked = true;
+    }
     if (by_path && ns_mounts && !ns_mounts->count(info.mnt_id))
       return MakeError(
           "fd %d of PID %d is %s, on a mount outside its mount namespace (a file its launcher "

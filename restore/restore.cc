@@ -215,28 +215,26 @@ const TaskImages* ParentOf(const Tree& tree, const TaskImages& t) {
   return it == tree.tasks.end() ? nullptr : it->second.get();
 }
 
+// The task nearest T, from T (included) up to the root (not), that made a
+// namespace of what HAS tests; null: none below the root did.
+const TaskImages* MakerBelowRoot(const Tree& tree, const TaskImages& t,
+                                 bool (img::TaskCore::*has)() const) {
+  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
+    if ((u->core.*has)()) return u;
+  return nullptr;
+}
+
 // The mount namespace made below the root that T is in (its ID at dump), or
 // 0: the root's.
 uint64_t NestedMountNs(const Tree& tree, const TaskImages& t) {
-  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
-    if (u->core.has_mnt()) return u->core.mnt().ns_id();
-  return 0;
+  const TaskImages* maker = MakerBelowRoot(tree, t, &img::TaskCore::has_mnt);
+  return maker ? maker->core.mnt().ns_id() : 0;
 }
 
-// Whether a task between T (included) and the root (not) made a namespace
-// of what HAS tests.
-bool MadeBelowRoot(const Tree& tree, const TaskImages& t, bool (img::TaskCore::*has)() const) {
-  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
-    if ((u->core.*has)()) return true;
-  return false;
-}
-
-// The network namespace made below the root that T is in (its ID at
-// dump), or 0: the root's.
+// The same for the network namespace.
 uint64_t NestedNetNs(const Tree& tree, const TaskImages& t) {
-  for (const TaskImages* u = &t; u && u != tree.root; u = ParentOf(tree, *u))
-    if (u->core.has_net()) return u->core.net().ns_id();
-  return 0;
+  const TaskImages* maker = MakerBelowRoot(tree, t, &img::TaskCore::has_net);
+  return maker ? maker->core.net().ns_id() : 0;
 }
 
 // The mount and network namespaces tasks below the root made, made before
@@ -1274,8 +1272,9 @@ class RestoreRun {
                               CLONE_NEWNS, "the mount namespace it was made from")));
       bool own_pid = e.ns_pids_size() != root.entry.ns_pids_size();
       std::set<uint64_t> later =
-          TaskMadeMounts(t.core.mnt(), own_pid, MadeBelowRoot(tree_, t, &img::TaskCore::has_ipc),
-                         MadeBelowRoot(tree_, t, &img::TaskCore::has_cgroup_ns));
+          TaskMadeMounts(t.core.mnt(), own_pid,
+                         MakerBelowRoot(tree_, t, &img::TaskCore::has_ipc) != nullptr,
+                         MakerBelowRoot(tree_, t, &img::TaskCore::has_cgroup_ns) != nullptr);
       TRY(step(MakeNestedMountNamespace(*root_, t.core.mnt(), later, opts_.ext_mounts, &ptys_)));
       std::string path = ProcTask(root_pid_).Path("ns/mnt");
       ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -1307,8 +1306,9 @@ class RestoreRun {
     if (net_ns_.valid() || own_net_ns_.valid()) inside.push_back({HomeNetNs(), CLONE_NEWNET});
     if (mnt_ns_.valid() || own_mnt_ns_.valid()) inside.push_back({HomeMountNs(), CLONE_NEWNS});
     if (ipc_ns_.valid()) inside.push_back({ipc_ns_.get(), CLONE_NEWIPC});
-    // Each task's files in its mount namespace: the thread that opens them
-    // moves between them (its own, not criu-lite's).
+    // Each task's files in its mount and network namespaces (a socket in its
+    // own network namespace): the thread that opens them moves between them
+    // (its own, not criu-lite's).
     std::map<uint64_t, int> networks;  // by inode at dump
     if (net_ns_.valid() && tree_.root->core.net().ns_id())
       networks[tree_.root->core.net().ns_id()] = net_ns_.get();
