@@ -210,7 +210,11 @@ class Epoll : public FdKind {
       if (other.fd() == t.tfd()) holder = &other;
     int64_t aside = -1;
     if (holder) aside = TRY(rs.Checked("fcntl(F_DUPFD)", SYS_fcntl, t.tfd(), F_DUPFD, 0));
-    TRY(rs.Checked("dup3", SYS_dup3, from, t.tfd(), 0));
+    // The description lent may have come at that very number (free).
+    if (from == t.tfd())
+      lent.Release();  // closed below by its number
+    else
+      TRY(rs.Checked("dup3", SYS_dup3, from, t.tfd(), 0));
     TRY(rs.Checked(what.c_str(), SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, t.tfd(), at));
     if (holder) {
       TRY(rs.Checked("dup3", SYS_dup3, aside, t.tfd(), holder->cloexec() ? O_CLOEXEC : 0));

@@ -379,8 +379,16 @@ Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, ui
               a1, a2, a3, a4, a5, a6, tid_, static_cast<long>(result));
     return result;
   }
-  TRY(SetRegs(tid_, RegsFor(nr, a1, a2, a3, a4, a5, a6)));
   last_new_task_ = 0;
+  // Not a syscall that may take away the stub it runs from: it would fault
+  // on its next instruction (the release unmaps the blob).
+  auto touches_stub = [&] {
+    bool on_range = nr == SYS_munmap || nr == SYS_mremap || nr == SYS_mmap || nr == SYS_mprotect;
+    return on_range && a1 < loop_.addr() + 4096 && loop_.addr() < a1 + a2;
+  };
+  if (mode_ == Mode::kPuppet && !loop_.null() && !batches_forbidden_ && !touches_stub())
+    return StubSyscall(RegsFor(nr, a1, a2, a3, a4, a5, a6));
+  TRY(SetRegs(tid_, RegsFor(nr, a1, a2, a3, a4, a5, a6)));
   // Two syscall stops: entry, then exit.
   int group_stop_traps = 0;
   for (int stops = 0; stops < 2;) {
@@ -409,6 +417,39 @@ Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, ui
   LOG_DEBUG("remote syscall %ld(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld", nr, a1,
             a2, a3, a4, a5, a6, tid_, static_cast<long>(after.rax));
   return static_cast<int64_t>(after.rax);
+}
+
+Result<int64_t> RemoteSyscalls::StubSyscall(Registers r) {
+  r.rip = (loop_ + BatchLoop().single_offset).addr();
+  TRY(SetRegs(tid_, r));
+  RemotePtr stop = loop_ + BatchLoop().single_stop_offset;
+  int group_stop_traps = 0;
+  for (;;) {
+    if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+    WaitStatus ws = TRY(WaitForTask(tid_));
+    int ev = ws.ptrace_event();
+    if (ev == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
+    // A fork or clone it made reports first, with the new task's PID as
+    // criu-lite sees it.
+    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
+      unsigned long msg = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg) < 0)
+        return ErrnoError("ptrace(PTRACE_GETEVENTMSG, pid=%d)", tid_);
+      last_new_task_ = static_cast<pid_t>(msg);
+      continue;
+    }
+    if (!ws.stopped() || ev != 0 || ws.stop_sig() != SIGSTOP)
+      return MakeError("remote syscall %llu in pid %d: expected it to stop itself, got %s",
+                       r.rax, tid_, ws.ToString().c_str());
+    Registers after = TRY(GetRegs(tid_));
+    if (after.rip != stop.addr())
+      return MakeError("remote syscall %llu in pid %d stopped at 0x%llx, not after it", r.rax,
+                       tid_, after.rip);
+    // The SIGSTOP is discarded: the next resume passes no signal.
+    LOG_DEBUG("remote syscall %llu(0x%llx, 0x%llx, 0x%llx, 0x%llx, 0x%llx, 0x%llx) in pid %d = %ld",
+              r.rax, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, tid_, static_cast<long>(after.r13));
+    return static_cast<int64_t>(after.r13);
+  }
 }
 
 Result<int64_t> RemoteSyscalls::GuardedSyscall(long nr, const Registers& regs) {
@@ -458,6 +499,9 @@ Result<WaitStatus> RemoteSyscalls::SyscallThatExits(long nr, uint64_t a1, uint64
 // (-4095..-1) stops the loop unless the record may fail. Then the task
 // sends itself SIGSTOP (tkill(gettid())) and stops at crl_batch_loop_stop:
 // rbx and r12 then say how far it went.
+// After it, the same for one syscall whose arguments are in the registers
+// already: crl_single makes it, keeps its result in r13, and stops the same
+// way at crl_single_stop. One stop where PTRACE_SYSCALL takes two.
 asm(R"(
   .pushsection .rodata.crl_batch_loop, "a"
   .globl crl_batch_loop, crl_batch_loop_stop, crl_batch_loop_end
@@ -489,18 +533,36 @@ crl_batch_loop:
   syscall
 crl_batch_loop_stop:
   ud2
+crl_single:
+  syscall
+  mov %rax, %r13
+  mov $186, %eax
+  syscall
+  mov %eax, %edi
+  mov $19, %esi
+  mov $200, %eax
+  syscall
+crl_single_stop:
+  ud2
 crl_batch_loop_end:
   .popsection
 )");
-extern "C" const uint8_t crl_batch_loop[], crl_batch_loop_stop[], crl_batch_loop_end[];
+extern "C" const uint8_t crl_batch_loop[], crl_batch_loop_stop[], crl_single[], crl_single_stop[],
+    crl_batch_loop_end[];
 static_assert(SYS_gettid == 186 && SYS_tkill == 200 && SIGSTOP == 19);
 
 BatchLoopCode BatchLoop() {
-  return {crl_batch_loop, static_cast<size_t>(crl_batch_loop_end - crl_batch_loop),
-          static_cast<size_t>(crl_batch_loop_stop - crl_batch_loop)};
+  auto at = [](const uint8_t* label) { return static_cast<size_t>(label - crl_batch_loop); };
+  return {crl_batch_loop, at(crl_batch_loop_end), at(crl_batch_loop_stop), at(crl_single),
+          at(crl_single_stop)};
 }
 
 Result<size_t> RemoteSyscalls::RunBatchLoop(RemotePtr loop, RemotePtr records, size_t n) {
+  TRY(StartBatchLoop(loop, records, n));
+  return WaitBatchLoop();
+}
+
+Status RemoteSyscalls::StartBatchLoop(RemotePtr loop, RemotePtr records, size_t n) {
   if (mode_ != Mode::kPuppet) return MakeError("thread %d: batches are for puppets", tid_);
   if (batches_forbidden_)
     return MakeError("thread %d: no batch of syscalls once its pending signals are queued", tid_);
@@ -510,18 +572,28 @@ Result<size_t> RemoteSyscalls::RunBatchLoop(RemotePtr loop, RemotePtr records, s
   r.r12 = n;
   r.orig_rax = static_cast<unsigned long>(-1);
   TRY(SetRegs(tid_, r));
-  RemotePtr stop = loop + BatchLoop().stop_offset;
+  if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+  batch_stop_ = loop + BatchLoop().stop_offset;
+  batch_n_ = n;
+  return Ok{};
+}
+
+Result<size_t> RemoteSyscalls::WaitBatchLoop() {
+  size_t n = std::exchange(batch_n_, 0);
   int group_stop_traps = 0;
   for (;;) {
-    if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
     WaitStatus ws = TRY(WaitForTask(tid_));
-    if (ws.ptrace_event() == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
+    if (ws.ptrace_event() == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) {
+      if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0)
+        return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
+      continue;
+    }
     if (!ws.stopped() || ws.ptrace_event() != 0 || ws.stop_sig() != SIGSTOP)
       return MakeError(
           "a batch of %zu remote syscalls in pid %d: expected it to stop itself, got %s", n, tid_,
           ws.ToString().c_str());
     Registers after = TRY(GetRegs(tid_));
-    if (after.rip != stop.addr() || after.r12 > n)
+    if (after.rip != batch_stop_.addr() || after.r12 > n)
       return MakeError("a batch of %zu remote syscalls in pid %d stopped at 0x%llx, not at its end",
                        n, tid_, after.rip);
     LOG_DEBUG("a batch of %zu remote syscalls in pid %d ran %llu", n, tid_, n - after.r12);
@@ -541,42 +613,58 @@ void RemoteBatch::Append(std::string what, bool may_fail, long nr,
 }
 
 Status RemoteBatch::Run() {
-  std::vector<Record> records = std::exchange(records_, {});
-  std::vector<std::string> what = std::exchange(what_, {});
+  TRY(Start());
+  return Finish();
+}
+
+Status RemoteBatch::Start() {
+  running_ = std::exchange(records_, {});
+  running_what_ = std::exchange(what_, {});
   results_.clear();
-  if (records.empty()) return Ok{};
-  auto failed = [](const Record& r) { return r.result < 0 && r.result > -4096 && !r.may_fail; };
-  size_t ran = 0;
-  RemoteScratch::Frame frame(scratch_);
+  ran_ = 0;
+  if (running_.empty()) return Ok{};
+  frame_ = std::make_unique<RemoteScratch::Frame>(scratch_);
   if (rs_.batches_forbidden()) {
-    // One at a time, stopping where the loop would.
-    while (ran < records.size()) {
-      Record& r = records[ran++];
+    // One at a time, stopping where the loop would: done once Start returns.
+    while (ran_ < running_.size()) {
+      Record& r = running_[ran_++];
       r.result =
           TRY(rs_.Syscall(r.nr, r.args[0], r.args[1], r.args[2], r.args[3], r.args[4], r.args[5]));
-      if (failed(r)) break;
+      if (Failed(r)) break;
     }
-  } else {
-    auto at = TRY(scratch_.PushArray(records.data(), records.size()));
-    ran = TRY(rs_.RunBatchLoop(loop_, RemotePtr(at), records.size()));
-    TRY(ReadRemote(rs_.tid(), RemotePtr(at), records.data(), ran * sizeof(Record)));
-    for (size_t i = 0; i < ran; i++)
+    return Ok{};
+  }
+  records_at_ = RemotePtr(TRY(scratch_.PushArray(running_.data(), running_.size())));
+  TRY(rs_.StartBatchLoop(loop_, records_at_, running_.size()));
+  started_ = true;
+  return Ok{};
+}
+
+Status RemoteBatch::Finish() {
+  if (started_) {
+    started_ = false;
+    ran_ = TRY(rs_.WaitBatchLoop());
+    TRY(ReadRemote(rs_.tid(), records_at_, running_.data(), ran_ * sizeof(Record)));
+    for (size_t i = 0; i < ran_; i++)
       LOG_DEBUG(
           "remote syscall %u(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld "
           "(batched)",
-          records[i].nr, records[i].args[0], records[i].args[1], records[i].args[2],
-          records[i].args[3], records[i].args[4], records[i].args[5], rs_.tid(),
-          static_cast<long>(records[i].result));
+          running_[i].nr, running_[i].args[0], running_[i].args[1], running_[i].args[2],
+          running_[i].args[3], running_[i].args[4], running_[i].args[5], rs_.tid(),
+          static_cast<long>(running_[i].result));
   }
-  for (size_t i = 0; i < ran; i++) {
+  frame_.reset();
+  std::vector<Record> records = std::exchange(running_, {});
+  std::vector<std::string> what = std::exchange(running_what_, {});
+  for (size_t i = 0; i < ran_; i++) {
     results_.push_back(records[i].result);
-    if (failed(records[i]))
+    if (Failed(records[i]))
       return ErrnoError(static_cast<int>(-records[i].result), "%s in pid %d", what[i].c_str(),
                         rs_.tid());
   }
-  if (ran < records.size())
+  if (ran_ < records.size())
     return MakeError("a batch of %zu remote syscalls in pid %d stopped after %zu", records.size(),
-                     rs_.tid(), ran);
+                     rs_.tid(), ran_);
   return Ok{};
 }
 

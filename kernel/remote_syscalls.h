@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -77,6 +78,11 @@ class RemoteSyscalls {
   // killed inside it leaves the task changed).
   bool guarded() const { return guarded_; }
 
+  // kPuppet: LOOP is BatchLoop() copied into the task; from now on each
+  // syscall runs through its single-syscall stub (one ptrace stop instead
+  // of PTRACE_SYSCALL's two), except once batches are forbidden.
+  void UseLoop(RemotePtr loop) { loop_ = loop; }
+
   // Leaves the registers as they are at destruction (the restorer sets the
   // final ones itself).
   void DontRestoreRegisters() { restore_ = false; }
@@ -98,6 +104,11 @@ class RemoteSyscalls {
   // ran (the last of them the one that failed, if one did). RemoteBatch is
   // the way to use it.
   Result<size_t> RunBatchLoop(RemotePtr loop, RemotePtr records, size_t n);
+  // The same in two halves: the task is resumed and runs the batch while
+  // criu-lite does other work; WaitBatchLoop waits until it has stopped.
+  // Nothing else may be asked of the task in between.
+  Status StartBatchLoop(RemotePtr loop, RemotePtr records, size_t n);
+  Result<size_t> WaitBatchLoop();
 
  private:
   // The saved registers, at the syscall instruction, loaded for NR(args).
@@ -111,9 +122,11 @@ class RemoteSyscalls {
   Result<int64_t> RawChecked(const char* what, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
                              uint64_t a4, uint64_t a5, uint64_t a6);
   Result<int64_t> GuardedSyscall(long nr, const Registers& regs);
+  Result<int64_t> StubSyscall(Registers regs);
   pid_t tid_;
   pid_t last_new_task_ = 0;
   RemotePtr syscall_insn_;
+  RemotePtr loop_;
   Registers saved_;
   Mode mode_;
   bool window_open_ = false;
@@ -129,6 +142,9 @@ class RemoteSyscalls {
   std::vector<uint8_t> covered_bytes_;
   bool restore_ = true;
   bool batches_forbidden_ = false;
+  // The batch the task is running (StartBatchLoop): its stop, its length.
+  RemotePtr batch_stop_;
+  size_t batch_n_ = 0;
 };
 
 // Scratch memory in a puppet (criu-lite's own blob in it), used as a
@@ -185,6 +201,9 @@ struct BatchLoopCode {
   const uint8_t* bytes;
   size_t size;
   size_t stop_offset;
+  // One syscall from the registers, stopping the same way (RemoteSyscalls::UseLoop).
+  size_t single_offset;
+  size_t single_stop_offset;
 };
 BatchLoopCode BatchLoop();
 
@@ -219,6 +238,12 @@ class RemoteBatch {
   // Runs what was added (then empty again); what the arguments point to in
   // the task must stay there until this returns.
   Status Run();
+  // Run in two halves: Start resumes the task on the batch, Finish waits
+  // for it. In between criu-lite may drive other tasks, not this one (nor
+  // its scratch memory); the arguments must stay until Finish. Where
+  // batches are forbidden, Start runs it all.
+  Status Start();
+  Status Finish();
   // The raw result of the I-th syscall of the last Run.
   int64_t result(size_t i) const { return results_.at(i); }
 
@@ -233,12 +258,21 @@ class RemoteBatch {
 
  private:
   void Append(std::string what, bool may_fail, long nr, const std::array<uint64_t, 6>& args);
+  static bool Failed(const Record& r) { return r.result < 0 && r.result > -4096 && !r.may_fail; }
   RemoteSyscalls& rs_;
   RemoteScratch& scratch_;
   RemotePtr loop_;
   std::vector<Record> records_;
   std::vector<std::string> what_;
   std::vector<int64_t> results_;
+  // Between Start and Finish: what runs, where its records are in the task
+  // (in a scratch frame of their own), whether the task runs them still.
+  std::vector<Record> running_;
+  std::vector<std::string> running_what_;
+  std::unique_ptr<RemoteScratch::Frame> frame_;
+  RemotePtr records_at_;
+  size_t ran_ = 0;
+  bool started_ = false;
 };
 
 // An fd opened in a task by remote syscalls, closed there when this ends:

@@ -219,23 +219,30 @@ CriuLitePidfdInTasks::~CriuLitePidfdInTasks() {
 int CriuLitePidfdInTasks::InTasks() { return g_pidfd_in_tasks; }
 
 Result<FdGiver> FdGiver::Open(RemoteSyscalls& rs, RemotePtr scratch, int above) {
-  if (!Kernel().pidfd_getfd) return FdGiver(rs, scratch, RemoteFd());
+  if (!Kernel().pidfd_getfd) return FdGiver(rs, scratch, RemoteFd(), -1);
+  // The one every task holds, where it is out of the way: used as it is.
+  if (int held = g_pidfd_in_tasks; held >= above) return FdGiver(rs, scratch, RemoteFd(), held);
   int held = g_pidfd_in_tasks;
   RemoteFd pidfd(rs, held >= 0
                          ? TRY(rs.Checked("fcntl(criu-lite's pidfd, F_DUPFD_CLOEXEC)", SYS_fcntl,
                                           held, F_DUPFD_CLOEXEC, above))
                          : TRY(rs.Checked("pidfd_open(criu-lite)", __NR_pidfd_open, getpid(), 0)));
-  if (pidfd.get() >= above) return FdGiver(rs, scratch, std::move(pidfd));
-  RemoteFd parked(rs, TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd.get(),
-                                     F_DUPFD_CLOEXEC, above)));
-  return FdGiver(rs, scratch, std::move(parked));
+  if (pidfd.get() < above)
+    pidfd = RemoteFd(rs, TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, pidfd.get(),
+                                        F_DUPFD_CLOEXEC, above)));
+  int number = pidfd.get();
+  return FdGiver(rs, scratch, std::move(pidfd), number);
 }
 
 Result<RemoteFd> FdGiver::Give(int local, const std::string& what) {
-  if (!pidfd_.valid()) return GiveThroughTask(*rs_, scratch_, local).Context("giving " + what);
+  if (pidfd_ < 0) return GiveThroughTask(*rs_, scratch_, local).Context("giving " + what);
   int64_t fd = TRY(rs_->Checked(Format("pidfd_getfd(%s)", what.c_str()).c_str(), __NR_pidfd_getfd,
-                                pidfd_.get(), local, 0));
+                                pidfd_, local, 0));
   return RemoteFd(*rs_, static_cast<int>(fd));
+}
+
+void FdGiver::AddGive(RemoteBatch& batch, int local, const std::string& what) {
+  batch.Add(Format("pidfd_getfd(%s)", what.c_str()), __NR_pidfd_getfd, pidfd_, local, 0);
 }
 
 }  // namespace crl

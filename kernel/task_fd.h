@@ -82,13 +82,18 @@ class FdGiver {
   // LOCAL, criu-lite's fd, as a new close-on-exec fd in the task (WHAT
   // names it in messages).
   Result<RemoteFd> Give(int local, const std::string& what);
+  // With pidfd_getfd, Give can be a syscall of a RemoteBatch (AddGive),
+  // whose result is the fd; without, fds come one by one.
+  bool batches() const { return pidfd_ >= 0; }
+  void AddGive(RemoteBatch& batch, int local, const std::string& what);
 
  private:
-  FdGiver(RemoteSyscalls& rs, RemotePtr scratch, RemoteFd pidfd)
-      : rs_(&rs), scratch_(scratch), pidfd_(std::move(pidfd)) {}
+  FdGiver(RemoteSyscalls& rs, RemotePtr scratch, RemoteFd own_pidfd, int pidfd)
+      : rs_(&rs), scratch_(scratch), own_pidfd_(std::move(own_pidfd)), pidfd_(pidfd) {}
   RemoteSyscalls* rs_;
   RemotePtr scratch_;
-  RemoteFd pidfd_;  // invalid: SCM_RIGHTS
+  RemoteFd own_pidfd_;  // one opened for this giver, closed with it
+  int pidfd_;           // -1: SCM_RIGHTS
 };
 
 }  // namespace crl

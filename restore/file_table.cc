@@ -244,16 +244,56 @@ Status GiveFds(Puppet& p, const img::Fds& fds, const FileTable& table, bool afte
   RemoteScratch::Frame frame(p.scratch());
   RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
   FdGiver giver = TRY(FdGiver::Open(rs, scm, max_fd + 1));
+  std::vector<const img::Fd*> give;
   for (const img::Fd& f : fds.fds()) {
     if (TRY(KindOf(f))->AfterTree() != after_tree) continue;
-    int local = table.LocalFd(f.file_id());
-    if (local < 0) return MakeError("fd %d: no description %u", f.fd(), f.file_id());
-    RemoteFd got = TRY(giver.Give(local, Format("fd %d: %s", f.fd(), f.path().c_str())));
-    if (got.get() != f.fd()) {
-      TRY(rs.Checked(Format("dup3(%d, %d)", got.get(), f.fd()).c_str(), SYS_dup3, got.get(), f.fd(),
-                     f.cloexec() ? O_CLOEXEC : 0));
+    if (table.LocalFd(f.file_id()) < 0)
+      return MakeError("fd %d: no description %u", f.fd(), f.file_id());
+    give.push_back(&f);
+  }
+  auto what = [](const img::Fd& f) { return Format("fd %d: %s", f.fd(), f.path().c_str()); };
+  // With pidfd_getfd: the fds taken in batches (of up to kChunk, for the
+  // task's scratch memory), at numbers the kernel picks, then moved to their
+  // own in one more. A number taken that is another fd's is moved out of its
+  // way first.
+  constexpr size_t kChunk = 1024;
+  std::set<int> targets;
+  for (const img::Fd* f : give) targets.insert(f->fd());
+  if (giver.batches()) {
+    for (size_t from = 0; from < give.size(); from += kChunk) {
+      size_t n = std::min(kChunk, give.size() - from);
+      RemoteBatch take = p.Batch();
+      for (size_t i = from; i < from + n; i++)
+        giver.AddGive(take, table.LocalFd(give[i]->file_id()), what(*give[i]));
+      TRY(take.Run());
+      RemoteBatch place = p.Batch();
+      std::vector<int> temps;
+      for (size_t i = 0; i < n; i++) {
+        const img::Fd& f = *give[from + i];
+        int got = static_cast<int>(take.result(i));
+        if (got != f.fd() && targets.count(got))
+          got = static_cast<int>(TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, got,
+                                                F_DUPFD_CLOEXEC, max_fd + 1)));
+        int flags = f.cloexec() ? O_CLOEXEC : 0;
+        if (got == f.fd()) {
+          place.Add("fcntl(F_SETFD)", SYS_fcntl, f.fd(), F_SETFD, flags ? FD_CLOEXEC : 0);
+          continue;
+        }
+        place.Add(Format("dup3(%d, %d)", got, f.fd()), SYS_dup3, got, f.fd(), flags);
+        temps.push_back(got);
+      }
+      for (int fd : temps) place.Add(Format("close(%d)", fd), SYS_close, fd);
+      TRY(place.Run());
+    }
+    return Ok{};
+  }
+  for (const img::Fd* f : give) {
+    RemoteFd got = TRY(giver.Give(table.LocalFd(f->file_id()), what(*f)));
+    if (got.get() != f->fd()) {
+      TRY(rs.Checked(Format("dup3(%d, %d)", got.get(), f->fd()).c_str(), SYS_dup3, got.get(),
+                     f->fd(), f->cloexec() ? O_CLOEXEC : 0));
     } else {
-      TRY(rs.Checked("fcntl(F_SETFD)", SYS_fcntl, f.fd(), F_SETFD, f.cloexec() ? FD_CLOEXEC : 0));
+      TRY(rs.Checked("fcntl(F_SETFD)", SYS_fcntl, f->fd(), F_SETFD, f->cloexec() ? FD_CLOEXEC : 0));
       got.Release();  // it is the task's fd now
     }
   }

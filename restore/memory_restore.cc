@@ -777,6 +777,63 @@ Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how) {
   return PlaceByWritev(p, pages);
 }
 
+Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader& pages,
+                                                          PagePlacement how) {
+  // Each preadv at most 1024 runs and 1 GiB (the kernel cuts one read short
+  // near 2 GiB), of runs back to back in the file; their iovecs all in the
+  // task's scratch memory at once.
+  constexpr size_t kMaxIovecs = 1024, kMaxScratchIovecs = 16384;
+  constexpr uint64_t kMaxRead = 1ull << 30;
+  const img::Pagemap& pm = pages.pagemap();
+  if (how == PagePlacement::kWritev || !pages.raw() || pm.entries_size() > kMaxScratchIovecs) {
+    TRY(PlacePages(p, pages, how));
+    return std::unique_ptr<PagesBeingPlaced>();
+  }
+  std::vector<std::vector<iovec>> reads;
+  std::vector<uint64_t> offsets, lengths;
+  for (const img::PagemapEntry& e : pm.entries()) {
+    uint64_t len = e.nr_pages() * kPageSize;
+    bool joins = !reads.empty() && e.data_offset() == offsets.back() + lengths.back() &&
+                 reads.back().size() < kMaxIovecs && lengths.back() + len <= kMaxRead;
+    if (!joins) {
+      reads.emplace_back();
+      offsets.push_back(e.data_offset());
+      lengths.push_back(0);
+    }
+    reads.back().push_back({reinterpret_cast<void*>(e.vaddr()), len});
+    lengths.back() += len;
+  }
+  auto placing = std::make_unique<PagesBeingPlaced>(p, pages.path());
+  placing->frame_ = std::make_unique<RemoteScratch::Frame>(p.scratch());
+  int fd;
+  {
+    RemoteScratch::Frame frame(p.scratch());
+    RemotePtr scm = TRY(p.scratch().Reserve(kScmScratchBytes));
+    FdGiver giver = TRY(FdGiver::Open(p.rs(), scm));
+    fd = TRY(giver.Give(pages.fd(), pages.path())).Release();  // closed by the batch
+  }
+  // The iovecs stay in the task's scratch memory until Finish.
+  RemoteBatch& batch = placing->batch_;
+  std::string what = Format("preadv(%s)", pages.path().c_str());
+  for (size_t i = 0; i < reads.size(); i++) {
+    auto riov = TRY(p.scratch().PushArray(reads[i].data(), reads[i].size()));
+    batch.Add(what, SYS_preadv, fd, riov, reads[i].size(), offsets[i], 0);
+  }
+  batch.AddMayFail("close(pages)", SYS_close, fd);
+  placing->lengths_ = std::move(lengths);
+  TRY(batch.Start());
+  return placing;
+}
+
+Status PagesBeingPlaced::Finish() {
+  TRY(batch_.Finish());
+  frame_.reset();
+  for (size_t i = 0; i < lengths_.size(); i++)
+    if (static_cast<uint64_t>(batch_.result(i)) != lengths_[i])
+      return MakeError("page file %s ended early", path_.c_str());
+  return Ok{};
+}
+
 Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how) {
   if (how == PagePlacement::kWritev) {
     std::vector<char> buf(kPageChunkBytes);

@@ -62,6 +62,32 @@ Status PrepareHugePages(Puppet& p, const img::MmState& mm);
 // In mappings inherited by fork: drops the parent's pages the task had not.
 Status ZapDroppedPages(Puppet& p, const img::MmState& mm);
 Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
+// --pages=read, begun by StartPlacePages: the task reads its pages in one
+// resume while criu-lite drives other tasks. Finish waits for it and checks
+// that every read was whole; until then nothing else may be asked of the
+// task. Destroyed unfinished, it leaves the task to die with its Puppet.
+class PagesBeingPlaced {
+ public:
+  PagesBeingPlaced(Puppet& p, const std::string& path) : batch_(p.Batch()), path_(path) {}
+  PagesBeingPlaced(const PagesBeingPlaced&) = delete;
+  PagesBeingPlaced& operator=(const PagesBeingPlaced&) = delete;
+  Status Finish();
+
+ private:
+  friend Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader& pages,
+                                                                   PagePlacement how);
+  // The iovecs' frame in its scratch memory, then the batch (its own frame
+  // inside): released in that order's reverse.
+  std::unique_ptr<RemoteScratch::Frame> frame_;
+  RemoteBatch batch_;
+  std::vector<uint64_t> lengths_;  // what each preadv of the batch must read
+  std::string path_;
+};
+// Places the task's pages as PlacePages does: begun and left running where
+// the task reads them itself (--pages=read, raw pages, few enough runs for
+// its scratch memory), else done before it returns (null).
+Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader& pages,
+                                                          PagePlacement how);
 
 Status PlaceChainedPages(Puppet& p, const PageChain& chain, PagePlacement how);
 // --pages=vm-mmap (CHAIN: the pages of a pre-copy chain, else PAGES); with

@@ -165,6 +165,7 @@ Status Puppet::AdoptThread(pid_t tid, pid_t self_tid) {
       {tid, self_tid,
        std::make_unique<RemoteSyscalls>(tid, RemotePtr(blob_.syscall_insn()), regs)});
   threads_.back().rs->DontRestoreRegisters();
+  threads_.back().rs->UseLoop(RemotePtr(blob_.batch_loop()));
   return Ok{};
 }
 

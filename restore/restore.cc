@@ -463,6 +463,7 @@ class TreeBuilder {
   // namespace does not finish dying until every task in it has been reaped,
   // the traced ones by criu-lite.
   ~TreeBuilder() {
+    placing_.reset();  // before its task and scratch memory go
     while (!zombies_.empty()) zombies_.pop_back();
     while (!puppets_.empty()) puppets_.pop_back();
   }
@@ -470,6 +471,7 @@ class TreeBuilder {
   // ROOT is in its cgroups and namespaces already (RootNamespaces).
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
+    while (placing_) TRY(FinishPlacing(std::exchange(placing_, {})));
     TRY(RemoveDestroyedSegments());
     TRY(SetProcessGroups());
     for (Zombie& z : zombies_) TRY(ExitZombie(z));
@@ -486,6 +488,16 @@ class TreeBuilder {
 
  private:
   Status BuildProcess(std::unique_ptr<Puppet> p, const TaskImages& t);
+  // The task whose pages it reads itself while criu-lite builds the next
+  // one (StartPlacePages); FinishPlacing waits for it and goes on with it
+  // (BuildRest): what comes after its pages, its children included.
+  struct Placing {
+    Puppet* puppet;
+    const TaskImages* images;
+    std::unique_ptr<PagesBeingPlaced> pages;
+  };
+  Status FinishPlacing(std::optional<Placing> placing);
+  Status BuildRest(Puppet& p, const TaskImages& t);
   Status FinishProcess(Puppet& p, const TaskImages& t);
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
   // A zombie is created with the others, joins its group with them, and
@@ -545,6 +557,7 @@ class TreeBuilder {
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
   std::vector<Zombie> zombies_;
   std::set<pid_t> created_groups_;
+  std::optional<Placing> placing_;  // at most one task reads at a time
 };
 
 Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages& t) {
@@ -594,8 +607,34 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
              "placing pages"));
   else if (t.chain)
     TRY(step(PlaceChainedPages(p, *t.chain, how), "placing pages"));
-  else
-    TRY(step(PlacePages(p, *t.pages, opts_.pages), "placing pages"));
+  else {
+    Result<std::unique_ptr<PagesBeingPlaced>> started = StartPlacePages(p, *t.pages, opts_.pages);
+    if (!started.ok()) return step(started.error(), "placing pages");
+    if (*started) {
+      // It reads while criu-lite goes on with the task before it (and so
+      // on with this one's next sibling): both cores work.
+      std::optional<Placing> before = std::exchange(placing_, Placing{&p, &t, std::move(*started)});
+      return FinishPlacing(std::move(before));
+    }
+  }
+  return BuildRest(p, t);
+}
+
+Status TreeBuilder::FinishPlacing(std::optional<Placing> placing) {
+  if (!placing) return Ok{};
+  if (Status s = placing->pages->Finish(); !s.ok())
+    return MakeError("restoring PID %d: placing pages: %s", placing->images->entry.pid(),
+                     s.error().message.c_str());
+  return BuildRest(*placing->puppet, *placing->images);
+}
+
+Status TreeBuilder::BuildRest(Puppet& p, const TaskImages& t) {
+  pid_t pid = t.entry.pid();
+  auto step = [&](Status s, const char* what) -> Status {
+    if (!s.ok()) return MakeError("restoring PID %d: %s: %s", pid, what, s.error().message.c_str());
+    return Ok{};
+  };
+  VmasWithPages with_pages = FindVmasWithPages(t);
   TRY(step(FinishVmas(p, t.mm, with_pages), "setting protections"));
   TRY(step(RestoreAioRings(p, t.mm), "restoring AIO contexts"));
   TRY(step(InstallFds(p, t.fds, files_), "restoring files"));
