@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <csignal>
 #include <cstring>
+#include <future>
 #include <map>
 #include <set>
 #include <sstream>
@@ -122,10 +125,13 @@ Result<std::vector<PageRun>> ScanWithPagemapScan(int fd, uint64_t start, uint64_
 // /proc/PID/mem for mappings the task itself cannot read, such as PROT_NONE).
 class PageCopier {
  public:
-  // One buffer for every process of the dump: a fresh one each time would
+  // Two buffers for every process of the dump: a fresh one each time would
   // be fresh memory, every page of it faulted in again (most of a tree's
-  // processes have far less than the buffer holds).
-  PageCopier(pid_t pid, PageWriter* writer) : pid_(pid), writer_(writer), buf_(SharedBuffer()) {}
+  // processes have far less than a buffer holds). While criu-lite reads
+  // one buffer's pages out of the task, another thread checksums and
+  // writes the other's: both cores work.
+  PageCopier(pid_t pid, PageWriter* writer) : pid_(pid), writer_(writer), bufs_(SharedBuffers()) {}
+  ~PageCopier() { (void)Wait(); }
   // VMA: the private anonymous mapping [START, END) is in, if it is one.
   Status Add(uint64_t start, uint64_t end, bool readable, const PagePlace* vma) {
     if (!readable) {
@@ -133,36 +139,75 @@ class PageCopier {
       return CopyViaProcMem(start, end, vma);
     }
     while (start < end) {
-      size_t take = std::min<uint64_t>(end - start, buf_.size() - used_);
+      size_t take = std::min<uint64_t>(end - start, kPageChunkBytes - used_);
       remote_.push_back({reinterpret_cast<void*>(start), take});
       places_.push_back(vma ? std::optional<PagePlace>(*vma) : std::nullopt);
       used_ += take;
       start += take;
-      if (used_ == buf_.size() || remote_.size() == 1024) TRY(Flush());
+      if (used_ == kPageChunkBytes || remote_.size() == 1024) TRY(Flush());
     }
     return Ok{};
   }
-  Status Flush() {
+  // LAST: no more pages come; if the writing thread has nothing to do,
+  // they are written here (a small process starts no thread).
+  Status Flush(bool last = false) {
     if (remote_.empty()) return Ok{};
-    iovec local{buf_.data(), used_};
+    char* buf = bufs_[cur_].data();
+    iovec local{buf, used_};
     ssize_t n = process_vm_readv(pid_, &local, 1, remote_.data(), remote_.size(), 0);
     if (n != static_cast<ssize_t>(used_))
       return ErrnoError("process_vm_readv(pid=%d, %zu ranges, %zu bytes) got %zd", pid_,
                         remote_.size(), used_, n);
+    std::vector<Piece> pieces;
     size_t off = 0;
     for (size_t i = 0; i < remote_.size(); i++) {
-      const iovec& r = remote_[i];
-      TRY(writer_->Append(reinterpret_cast<uint64_t>(r.iov_base), buf_.data() + off, r.iov_len,
-                          places_[i] ? &*places_[i] : nullptr));
-      off += r.iov_len;
+      pieces.push_back({reinterpret_cast<uint64_t>(remote_[i].iov_base), buf + off,
+                        remote_[i].iov_len, places_[i]});
+      off += remote_[i].iov_len;
     }
     remote_.clear();
     places_.clear();
     used_ = 0;
-    return Ok{};
+    if (last && !writing_.valid()) return WritePieces(pieces);
+    return Write(std::move(pieces));
+  }
+  // Everything written: the writer is the caller's again.
+  Status Finish() {
+    TRY(Flush(true));
+    return Wait();
   }
 
  private:
+  struct Piece {
+    uint64_t vaddr;
+    const char* data;
+    size_t len;
+    std::optional<PagePlace> vma;
+  };
+  // Hands PIECES (in the current buffer) to the writing thread, once it is
+  // done with the buffer before; the next buffer is then free.
+  Status Write(std::vector<Piece> pieces) {
+    TRY(Wait());
+    writing_ = std::async(std::launch::async, [this, pieces = std::move(pieces)]() -> Status {
+      // The main thread takes the signals (a stop, the wait timer).
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      return WritePieces(pieces);
+    });
+    cur_ ^= 1;
+    return Ok{};
+  }
+  Status WritePieces(const std::vector<Piece>& pieces) {
+    for (const Piece& p : pieces)
+      TRY(writer_->Append(p.vaddr, p.data, p.len, p.vma ? &*p.vma : nullptr));
+    return Ok{};
+  }
+  Status Wait() {
+    if (!writing_.valid()) return Ok{};
+    return writing_.get();
+  }
+
   Status CopyViaProcMem(uint64_t start, uint64_t end, const PagePlace* vma) {
     if (!mem_.valid()) {
       std::string path = ProcTask(pid_).Path("mem");
@@ -170,28 +215,32 @@ class PageCopier {
       if (!mem_.valid()) return ErrnoError("open(%s)", path.c_str());
     }
     while (start < end) {
-      size_t take = std::min<uint64_t>(end - start, buf_.size());
-      ssize_t n = pread(mem_.get(), buf_.data(), take, start);
+      size_t take = std::min<uint64_t>(end - start, kPageChunkBytes);
+      char* buf = bufs_[cur_].data();
+      ssize_t n = pread(mem_.get(), buf, take, start);
       if (n != static_cast<ssize_t>(take))
         return ErrnoError("pread(/proc/%d/mem, 0x%lx, %zu)", pid_, start, take);
-      TRY(writer_->Append(start, buf_.data(), take, vma));
+      TRY(Write({{start, buf, take, vma ? std::optional<PagePlace>(*vma) : std::nullopt}}));
       start += take;
     }
     return Ok{};
   }
 
-  static std::vector<char>& SharedBuffer() {
-    static thread_local std::vector<char> buf(kPageChunkBytes);
-    return buf;
+  static std::array<std::vector<char>, 2>& SharedBuffers() {
+    static thread_local std::array<std::vector<char>, 2> bufs{std::vector<char>(kPageChunkBytes),
+                                                              std::vector<char>(kPageChunkBytes)};
+    return bufs;
   }
 
   pid_t pid_;
   PageWriter* writer_;
-  std::vector<char>& buf_;
+  std::array<std::vector<char>, 2>& bufs_;
+  int cur_ = 0;  // the buffer criu-lite reads into next
   std::vector<iovec> remote_;
   std::vector<std::optional<PagePlace>> places_;  // each of remote_'s
   size_t used_ = 0;
   ScopedFd mem_;
+  std::future<Status> writing_;  // the writing thread's work, if any
 };
 
 // Every VmFlag smaps shows is either restored (by the kind of mapping, its
@@ -546,6 +595,9 @@ std::optional<PagePlace> AnonPlace(const img::MmState& mm, const PageRun& run) {
 
 Status CopyPages(pid_t pid, const MemoryPlan& plan, const img::MmState& mm, bool keep_cow_shared,
                  PageWriter* writer, MemoryDumpStats* stats) {
+  uint64_t bytes = 0;
+  for (const auto& [r, readable] : plan) bytes += r.end - r.start;
+  writer->Reserve(bytes);
   PageCopier copier(pid, writer);
   ScopedFd pagemap;
   if (keep_cow_shared) {
@@ -577,7 +629,7 @@ Status CopyPages(pid_t pid, const MemoryPlan& plan, const img::MmState& mm, bool
       i = j;
     }
   }
-  return copier.Flush();
+  return copier.Finish();
 }
 
 }  // namespace crl

@@ -47,7 +47,7 @@ Status LocalImageOutput::PutFile(const std::string& name, const std::string& dat
   return WriteAllToFd(fd.get(), data.data(), data.size(), path);
 }
 
-Status LocalImageOutput::AppendFile(const std::string& name, const void* data, size_t len) {
+Result<int> LocalImageOutput::Stream(const std::string& name) {
   auto it = streams_.find(name);
   if (it == streams_.end()) {
     std::string path = TRY(Staged(name));
@@ -55,7 +55,18 @@ Status LocalImageOutput::AppendFile(const std::string& name, const void* data, s
     if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
     it = streams_.emplace(name, std::move(fd)).first;
   }
-  return SpliceOrWrite(it->second.get(), data, len, staging_ + "/" + name);
+  return it->second.get();
+}
+
+Status LocalImageOutput::AppendFile(const std::string& name, const void* data, size_t len) {
+  int fd = TRY(Stream(name));
+  return SpliceOrWrite(fd, data, len, staging_ + "/" + name);
+}
+
+void LocalImageOutput::Reserve(const std::string& name, uint64_t len) {
+  Result<int> fd = Stream(name);
+  // A file system without fallocate allocates as it is written.
+  if (fd.ok() && len > 0) (void)fallocate(*fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(len));
 }
 
 Status LocalImageOutput::SpliceOrWrite(int fd, const void* data, size_t len,

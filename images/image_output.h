@@ -34,6 +34,9 @@ class ImageOutput {
                              size_t len) {
     return AppendFile(name, data, len);
   }
+  // About LEN bytes will be appended to stream NAME: a file on disk gets
+  // its blocks at once (a hint; nothing else needs it).
+  virtual void Reserve(const std::string& /*name*/, uint64_t /*len*/) {}
   virtual Status Symlink(const std::string& name, const std::string& target) = 0;
   // Every file is complete.
   virtual Status Commit() = 0;
@@ -50,10 +53,16 @@ class LocalImageOutput : public ImageOutput {
   ~LocalImageOutput() override;
   Status PutFile(const std::string& name, const std::string& data) override;
   Status AppendFile(const std::string& name, const void* data, size_t len) override;
+  // fallocate (the size kept): one allocation of its blocks instead of one
+  // per page as they are written (delayed allocation on ext4), which made
+  // writing a page file a third slower on the development machine.
+  void Reserve(const std::string& name, uint64_t len) override;
   Status Symlink(const std::string& name, const std::string& target) override;
   Status Commit() override;
 
  private:
+  // The stream NAME writes to, opened on first use.
+  Result<int> Stream(const std::string& name);
   // The staged path of NAME (the staging directory is made on first use:
   // the image directory may not exist yet when this is constructed).
   Result<std::string> Staged(const std::string& name);
@@ -83,6 +92,7 @@ class TeeImageOutput : public ImageOutput {
   Status AppendFile(const std::string& name, const void* data, size_t len) override {
     return all_->AppendFile(name, data, len);
   }
+  void Reserve(const std::string& name, uint64_t len) override { all_->Reserve(name, len); }
   Status AppendPages(const std::string& name, const PagePlace& at, const void* data,
                      size_t len) override {
     return all_->AppendPages(name, at, data, len);

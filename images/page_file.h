@@ -29,6 +29,11 @@ class PageWriter {
   // Appends LEN bytes (whole pages) that belong at VADDR; VMA, if given: the
   // private anonymous mapping they are in (for a page server holding pages).
   Status Append(uint64_t vaddr, const void* data, size_t len, const PagePlace* vma = nullptr);
+  // About LEN bytes of pages will be appended (raw pages: the file is
+  // given its blocks at once).
+  void Reserve(uint64_t len) {
+    if (zstd_level_ == 0) out_->Reserve(name_, len);
+  }
   // Records pages at [VADDR, VADDR+LEN) whose data is in the parent image.
   void AppendInParent(uint64_t vaddr, size_t len);
   // Flushes and fills in everything the pagemap needs to find the pages.

@@ -439,12 +439,12 @@ Result<int64_t> RemoteSyscalls::StubSyscall(Registers r) {
       continue;
     }
     if (!ws.stopped() || ev != 0 || ws.stop_sig() != SIGSTOP)
-      return MakeError("remote syscall %llu in pid %d: expected it to stop itself, got %s",
-                       r.rax, tid_, ws.ToString().c_str());
+      return MakeError("remote syscall %llu in pid %d: expected it to stop itself, got %s", r.rax,
+                       tid_, ws.ToString().c_str());
     Registers after = TRY(GetRegs(tid_));
     if (after.rip != stop.addr())
-      return MakeError("remote syscall %llu in pid %d stopped at 0x%llx, not after it", r.rax,
-                       tid_, after.rip);
+      return MakeError("remote syscall %llu in pid %d stopped at 0x%llx, not after it", r.rax, tid_,
+                       after.rip);
     // The SIGSTOP is discarded: the next resume passes no signal.
     LOG_DEBUG("remote syscall %llu(0x%llx, 0x%llx, 0x%llx, 0x%llx, 0x%llx, 0x%llx) in pid %d = %ld",
               r.rax, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, tid_, static_cast<long>(after.r13));

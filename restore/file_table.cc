@@ -272,8 +272,8 @@ Status GiveFds(Puppet& p, const img::Fds& fds, const FileTable& table, bool afte
         const img::Fd& f = *give[from + i];
         int got = static_cast<int>(take.result(i));
         if (got != f.fd() && targets.count(got))
-          got = static_cast<int>(TRY(rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, got,
-                                                F_DUPFD_CLOEXEC, max_fd + 1)));
+          got = static_cast<int>(TRY(
+              rs.Checked("fcntl(F_DUPFD_CLOEXEC)", SYS_fcntl, got, F_DUPFD_CLOEXEC, max_fd + 1)));
         int flags = f.cloexec() ? O_CLOEXEC : 0;
         if (got == f.fd()) {
           place.Add("fcntl(F_SETFD)", SYS_fcntl, f.fd(), F_SETFD, flags ? FD_CLOEXEC : 0);

@@ -1310,10 +1310,9 @@ class RestoreRun {
       TRY(step(EnterNamespace(*root_, from ? nested_.mnt.at(from).get() : HomeMountNs(),
                               CLONE_NEWNS, "the mount namespace it was made from")));
       bool own_pid = e.ns_pids_size() != root.entry.ns_pids_size();
-      std::set<uint64_t> later =
-          TaskMadeMounts(t.core.mnt(), own_pid,
-                         MakerBelowRoot(tree_, t, &img::TaskCore::has_ipc) != nullptr,
-                         MakerBelowRoot(tree_, t, &img::TaskCore::has_cgroup_ns) != nullptr);
+      std::set<uint64_t> later = TaskMadeMounts(
+          t.core.mnt(), own_pid, MakerBelowRoot(tree_, t, &img::TaskCore::has_ipc) != nullptr,
+          MakerBelowRoot(tree_, t, &img::TaskCore::has_cgroup_ns) != nullptr);
       TRY(step(MakeNestedMountNamespace(*root_, t.core.mnt(), later, opts_.ext_mounts, &ptys_)));
       std::string path = ProcTask(root_pid_).Path("ns/mnt");
       ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));

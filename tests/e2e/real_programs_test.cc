@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "tests/e2e/harness.h"
@@ -57,6 +58,59 @@ TEST(RealPrograms, TailFollowsItsFileAfterRestore) {
   ASSERT_TRUE(d.ok()) << d.err;
   CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
   ASSERT_TRUE(r.ok()) << r.err;
+  Append(log, "two\n");
+  EXPECT_TRUE(WaitForContent(dir / "out", "one\ntwo\n", 5000))
+      << "tail wrote: " << ReadFile(dir / "out");
+  KillAndReap(pid);
+}
+
+// Each of a process's fds as /proc shows it: what it names and its flags.
+std::map<int, std::string> FdsOf(pid_t pid) {
+  std::map<int, std::string> fds;
+  std::string base = "/proc/" + std::to_string(pid);
+  for (int fd = 0; fd < 64; fd++) {
+    char link[256] = {};
+    if (readlink((base + "/fd/" + std::to_string(fd)).c_str(), link, sizeof link - 1) <= 0)
+      continue;
+    std::string info = ReadFile(base + "/fdinfo/" + std::to_string(fd));
+    size_t at = info.find("flags:");
+    fds[fd] = std::string(link) + " " + info.substr(at, info.find('\n', at) - at);
+  }
+  return fds;
+}
+
+// A shell leaves tail no stdin (its file takes fd 0) and fds at numbers of
+// their own (4, 6 in append mode, 9), so that the numbers the kernel gives restore as it hands
+// the files over are other fds' numbers: each comes back at its own, with
+// its own flags, and tail still follows its file.
+TEST(RealPrograms, FdsGivenAtOtherFdsNumbersComeBackAtTheirOwn) {
+  TestDir dir;
+  std::string log = dir / "log";
+  Append(log, "one\n");
+  std::string script = "exec 0<&- 4>" + dir / "four" + " 9</dev/zero 6>>" + dir / "six" +
+                       "; exec /usr/bin/tail -f " + log;
+  pid_t pid = StartProgram(dir, {"/bin/sh", "-c", script});
+  ASSERT_TRUE(WaitForContent(dir / "out", "one\n", 5000)) << ReadFile(dir / "err");
+  SettleTree(pid, 500);
+  std::map<int, std::string> before = FdsOf(pid);
+  // Without a stdin, tail's own file takes fd 0.
+  ASSERT_EQ(before[0].find("/dev/null"), std::string::npos) << "the shell left tail its stdin";
+  ASSERT_EQ(before.count(4) + before.count(6) + before.count(9), 3u);
+  CmdResult d = RunCriuLite(
+      {"dump", "-t", std::to_string(pid), "-D", dir / "img", "-v", "-o", dir / "dump.log"}, {pid});
+  ASSERT_TRUE(d.ok()) << d.err;
+  CmdResult r = RunCriuLite({"restore", "-D", dir / "img", "-d", "-v", "-o", dir / "restore.log"});
+  ASSERT_TRUE(r.ok()) << r.err;
+  std::map<int, std::string> after = FdsOf(pid);
+  for (auto& [fd, what] : before) {
+    // A pipe or an inotify is made again: its own inode, the same kind.
+    std::string kind = what.substr(0, what.find('['));
+    ASSERT_TRUE(after.count(fd)) << "fd " << fd << " (" << what << ") is missing";
+    EXPECT_EQ(after[fd].substr(0, after[fd].find('[')), kind) << "fd " << fd;
+    EXPECT_EQ(after[fd].substr(after[fd].find("flags:")), what.substr(what.find("flags:")))
+        << "fd " << fd;
+  }
+  EXPECT_EQ(after.size(), before.size());
   Append(log, "two\n");
   EXPECT_TRUE(WaitForContent(dir / "out", "one\ntwo\n", 5000))
       << "tail wrote: " << ReadFile(dir / "out");
