@@ -401,15 +401,7 @@ Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, ui
     int ev = ws.ptrace_event();
     // A task whose group-stop was just ended traps once more to say so.
     if (ev == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
-    // A fork or clone it made reports first, with the new task's PID as
-    // criu-lite sees it.
-    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
-      unsigned long msg = 0;
-      if (ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg) < 0)
-        return ErrnoError("ptrace(PTRACE_GETEVENTMSG, pid=%d)", tid_);
-      last_new_task_ = static_cast<pid_t>(msg);
-      continue;
-    }
+    if (TRY(TookNewTask(ev))) continue;
     return MakeError("remote syscall %ld in pid %d: expected a syscall stop, got %s", nr, tid_,
                      ws.ToString().c_str());
   }
@@ -417,6 +409,18 @@ Result<int64_t> RemoteSyscalls::RawSyscall(long nr, uint64_t a1, uint64_t a2, ui
   LOG_DEBUG("remote syscall %ld(0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx, 0x%lx) in pid %d = %ld", nr, a1,
             a2, a3, a4, a5, a6, tid_, static_cast<long>(after.rax));
   return static_cast<int64_t>(after.rax);
+}
+
+Result<bool> RemoteSyscalls::TookNewTask(int event) {
+  // A fork or clone it made reports first, with the new task's PID as
+  // criu-lite sees it.
+  if (event != PTRACE_EVENT_FORK && event != PTRACE_EVENT_CLONE && event != PTRACE_EVENT_VFORK)
+    return false;
+  unsigned long msg = 0;
+  if (ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg) < 0)
+    return ErrnoError("ptrace(PTRACE_GETEVENTMSG, pid=%d)", tid_);
+  last_new_task_ = static_cast<pid_t>(msg);
+  return true;
 }
 
 Result<int64_t> RemoteSyscalls::StubSyscall(Registers r) {
@@ -429,15 +433,7 @@ Result<int64_t> RemoteSyscalls::StubSyscall(Registers r) {
     WaitStatus ws = TRY(WaitForTask(tid_));
     int ev = ws.ptrace_event();
     if (ev == PTRACE_EVENT_STOP && ++group_stop_traps <= 4) continue;
-    // A fork or clone it made reports first, with the new task's PID as
-    // criu-lite sees it.
-    if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_VFORK) {
-      unsigned long msg = 0;
-      if (ptrace(PTRACE_GETEVENTMSG, tid_, 0, &msg) < 0)
-        return ErrnoError("ptrace(PTRACE_GETEVENTMSG, pid=%d)", tid_);
-      last_new_task_ = static_cast<pid_t>(msg);
-      continue;
-    }
+    if (TRY(TookNewTask(ev))) continue;
     if (!ws.stopped() || ev != 0 || ws.stop_sig() != SIGSTOP)
       return MakeError("remote syscall %llu in pid %d: expected it to stop itself, got %s", r.rax,
                        tid_, ws.ToString().c_str());

@@ -123,6 +123,9 @@ class RemoteSyscalls {
                              uint64_t a4, uint64_t a5, uint64_t a6);
   Result<int64_t> GuardedSyscall(long nr, const Registers& regs);
   Result<int64_t> StubSyscall(Registers regs);
+  // Whether a stop with ptrace EVENT was a fork or clone's report (its new
+  // task kept in last_new_task_).
+  Result<bool> TookNewTask(int event);
   pid_t tid_;
   pid_t last_new_task_ = 0;
   RemotePtr syscall_insn_;

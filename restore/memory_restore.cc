@@ -785,7 +785,8 @@ Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader&
   constexpr size_t kMaxIovecs = 1024, kMaxScratchIovecs = 16384;
   constexpr uint64_t kMaxRead = 1ull << 30;
   const img::Pagemap& pm = pages.pagemap();
-  if (how == PagePlacement::kWritev || !pages.raw() || pm.entries_size() > kMaxScratchIovecs) {
+  if (how == PagePlacement::kWritev || !pages.raw() ||
+      static_cast<size_t>(pm.entries_size()) > kMaxScratchIovecs) {
     TRY(PlacePages(p, pages, how));
     return std::unique_ptr<PagesBeingPlaced>();
   }

@@ -17,6 +17,7 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -463,7 +464,7 @@ class TreeBuilder {
   // namespace does not finish dying until every task in it has been reaped,
   // the traced ones by criu-lite.
   ~TreeBuilder() {
-    placing_.reset();  // before its task and scratch memory go
+    placing_.clear();  // before their tasks and scratch memory go
     while (!zombies_.empty()) zombies_.pop_back();
     while (!puppets_.empty()) puppets_.pop_back();
   }
@@ -471,7 +472,7 @@ class TreeBuilder {
   // ROOT is in its cgroups and namespaces already (RootNamespaces).
   Status Build(std::unique_ptr<Puppet> root) {
     TRY(BuildProcess(std::move(root), *tree_.root));
-    while (placing_) TRY(FinishPlacing(std::exchange(placing_, {})));
+    while (!placing_.empty()) TRY(FinishOldestPlacing());
     TRY(RemoveDestroyedSegments());
     TRY(SetProcessGroups());
     for (Zombie& z : zombies_) TRY(ExitZombie(z));
@@ -488,15 +489,15 @@ class TreeBuilder {
 
  private:
   Status BuildProcess(std::unique_ptr<Puppet> p, const TaskImages& t);
-  // The task whose pages it reads itself while criu-lite builds the next
-  // one (StartPlacePages); FinishPlacing waits for it and goes on with it
-  // (BuildRest): what comes after its pages, its children included.
+  // A task that reads its pages itself while criu-lite builds the next one
+  // (StartPlacePages); FinishOldestPlacing waits for the oldest and goes on
+  // with it (BuildRest): what comes after its pages, its children included.
   struct Placing {
     Puppet* puppet;
     const TaskImages* images;
     std::unique_ptr<PagesBeingPlaced> pages;
   };
-  Status FinishPlacing(std::optional<Placing> placing);
+  Status FinishOldestPlacing();
   Status BuildRest(Puppet& p, const TaskImages& t);
   Status FinishProcess(Puppet& p, const TaskImages& t);
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
@@ -557,7 +558,10 @@ class TreeBuilder {
   std::vector<std::pair<const TaskImages*, std::unique_ptr<Puppet>>> puppets_;
   std::vector<Zombie> zombies_;
   std::set<pid_t> created_groups_;
-  std::optional<Placing> placing_;  // at most one task reads at a time
+  // Tasks reading their pages, oldest first: as many as there are cores
+  // for them (criu-lite's own work needs little).
+  static constexpr size_t kReadingAtOnce = 2;
+  std::deque<Placing> placing_;
 };
 
 Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages& t) {
@@ -611,21 +615,23 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
     Result<std::unique_ptr<PagesBeingPlaced>> started = StartPlacePages(p, *t.pages, opts_.pages);
     if (!started.ok()) return step(started.error(), "placing pages");
     if (*started) {
-      // It reads while criu-lite goes on with the task before it (and so
+      // It reads while criu-lite goes on with the tasks before it (and so
       // on with this one's next sibling): both cores work.
-      std::optional<Placing> before = std::exchange(placing_, Placing{&p, &t, std::move(*started)});
-      return FinishPlacing(std::move(before));
+      placing_.push_back(Placing{&p, &t, std::move(*started)});
+      if (placing_.size() > kReadingAtOnce) return FinishOldestPlacing();
+      return Ok{};
     }
   }
   return BuildRest(p, t);
 }
 
-Status TreeBuilder::FinishPlacing(std::optional<Placing> placing) {
-  if (!placing) return Ok{};
-  if (Status s = placing->pages->Finish(); !s.ok())
-    return MakeError("restoring PID %d: placing pages: %s", placing->images->entry.pid(),
+Status TreeBuilder::FinishOldestPlacing() {
+  Placing placing = std::move(placing_.front());
+  placing_.pop_front();
+  if (Status s = placing.pages->Finish(); !s.ok())
+    return MakeError("restoring PID %d: placing pages: %s", placing.images->entry.pid(),
                      s.error().message.c_str());
-  return BuildRest(*placing->puppet, *placing->images);
+  return BuildRest(*placing.puppet, *placing.images);
 }
 
 Status TreeBuilder::BuildRest(Puppet& p, const TaskImages& t) {
