@@ -32,6 +32,7 @@
 #include "kernel/mounts.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
+#include "kernel/remote_syscalls.h"
 #include "kernel/task_fd.h"
 #include "kernel/vma_list.h"
 
@@ -74,14 +75,19 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   TRY(CheckTaskCarried(p, parent, root));
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
+  uint64_t unguarded = RemoteSyscalls::UnguardedWindows();
   TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
   TRY(CollectNamespaces(pid, root ? 0 : parent, opts, &out->core)
           .Context(Format("collecting PID %d", pid)));
   TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
   TRY(CollectAioRings(p, vmas, &out->mm));
   // An unguarded remote-syscall window maps and unmaps scratch memory (the
-  // kernel may then have split or merged a neighbour): list VMAs again.
-  vmas = TRY(ListVmas(pid));
+  // kernel may then have split or merged a neighbour), and a guarded one's
+  // frame may have grown the stack: then the VMAs are listed again (with
+  // smaps, which walks every page table entry: not when nothing changed).
+  if (RemoteSyscalls::UnguardedWindows() != unguarded ||
+      !SameMappings(vmas, TRY(ListMappings(pid))))
+    vmas = TRY(ListVmas(pid));
   TRY(DescribeVmas(pid, vmas, &out->mm));
   TRY(DumpFds(pid, opts, tcp, &out->fds));
   return Ok{};

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <map>
@@ -150,6 +151,12 @@ Result<RemotePtr> FindSigreturnInsn(pid_t pid) {
   return RemotePtr();
 }
 
+namespace {
+std::atomic<uint64_t> g_unguarded_windows{0};
+}  // namespace
+
+uint64_t RemoteSyscalls::UnguardedWindows() { return g_unguarded_windows; }
+
 RemoteSyscalls::RemoteSyscalls(pid_t tid, RemotePtr syscall_insn, const Registers& saved, Mode mode)
     : tid_(tid), syscall_insn_(syscall_insn), saved_(saved), mode_(mode) {}
 
@@ -173,6 +180,7 @@ Status RemoteSyscalls::OpenWindow() {
   // an unguarded window may leave this thread changed.
   LOG_DEBUG("%sremote-syscall window opens in thread %d", guarded_ ? "guarded " : "unguarded ",
             tid_);
+  if (!guarded_) g_unguarded_windows++;
   window_open_ = true;
   if (guarded_) {
     Registers rest = saved_;

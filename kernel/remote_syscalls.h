@@ -77,6 +77,9 @@ class RemoteSyscalls {
   // instruction in the task or no room under its stack pointer, a criu-lite
   // killed inside it leaves the task changed).
   bool guarded() const { return guarded_; }
+  // How many unguarded windows criu-lite has opened (each maps scratch
+  // memory in its task, and unmaps it).
+  static uint64_t UnguardedWindows();
 
   // kPuppet: LOOP is BatchLoop() copied into the task; from now on each
   // syscall runs through its single-syscall stub (one ptrace stop instead

@@ -50,14 +50,24 @@ Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid, uint64_t mus
   return out;
 }
 
+Result<std::vector<MapsEntry>> ListMappings(pid_t pid) {
+  if (Kernel().procmap_query) return QueryVmasWithProcmapQuery(pid);
+  std::string text = TRY(ProcTask(pid).Read("maps"));
+  return ParseProcMaps(text).Context(ProcTask(pid).Path("maps"));
+}
+
+bool SameMappings(const std::vector<VmaInfo>& a, const std::vector<MapsEntry>& b) {
+  auto same = [](const MapsEntry& x, const MapsEntry& y) {
+    return x.start == y.start && x.end == y.end && x.read == y.read && x.write == y.write &&
+           x.exec == y.exec && x.shared == y.shared && x.offset == y.offset &&
+           x.dev_major == y.dev_major && x.dev_minor == y.dev_minor && x.inode == y.inode &&
+           x.path == y.path;
+  };
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), same);
+}
+
 Result<std::vector<VmaInfo>> ListVmas(pid_t pid) {
-  std::vector<MapsEntry> entries;
-  if (Kernel().procmap_query) {
-    entries = TRY(QueryVmasWithProcmapQuery(pid));
-  } else {
-    std::string text = TRY(ProcTask(pid).Read("maps"));
-    entries = TRY(ParseProcMaps(text).Context(ProcTask(pid).Path("maps")));
-  }
+  std::vector<MapsEntry> entries = TRY(ListMappings(pid));
   // smaps is about 1 KiB per mapping: read it piece by piece, keeping only
   // the flags, so that 65,000 mappings do not cost criu-lite 65 MiB at once.
   std::string path = ProcTask(pid).Path("smaps");

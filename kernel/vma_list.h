@@ -17,6 +17,11 @@ struct VmaInfo : MapsEntry {
 };
 
 Result<std::vector<VmaInfo>> ListVmas(pid_t pid);
+// The same without VmFlags, which only smaps has (it walks every page
+// table entry to count what each mapping holds): the mappings alone.
+Result<std::vector<MapsEntry>> ListMappings(pid_t pid);
+// Whether A and B list the same mappings (bounds, protection, file).
+bool SameMappings(const std::vector<VmaInfo>& a, const std::vector<MapsEntry>& b);
 // MUST: PROCMAP_QUERY_VMA_* and _FILE_BACKED_VMA flags a VMA must have to
 // be listed (0: every VMA).
 Result<std::vector<MapsEntry>> QueryVmasWithProcmapQuery(pid_t pid, uint64_t must = 0);
