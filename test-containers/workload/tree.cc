@@ -83,6 +83,18 @@ std::vector<Shape> g_shape;
 char* g_cow = nullptr;
 const size_t kCow = 8 << 20;
 
+// Whether PID has a handler for SIG (/proc/PID/status, SigCgt).
+bool CatchesSignal(pid_t pid, int sig) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "re");
+  if (!f) return false;
+  char line[256];
+  unsigned long long caught = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "SigCgt: %llx", &caught) == 1) break;
+  fclose(f);
+  return caught & (1ull << (sig - 1));
+}
+
 Shape ShapeOf(pid_t pid) {
   FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "re");
   Shape s{pid, -1, -1, -1};
@@ -99,7 +111,6 @@ Shape ShapeOf(pid_t pid) {
 
 // A member of the tree: verifies its memory when told, and its own children.
 [[noreturn]] void TreeMember(uint64_t seed, const std::vector<pid_t>& kids) {
-  InstallCheckHandler();
   WaitForCheck();
   EXPECT(Verify(g_cow, kCow / 2, 500), "inherited half of the shared buffer differs");
   EXPECT(Verify(g_cow + kCow / 2, 4096, seed), "own page differs");
@@ -120,6 +131,8 @@ pid_t ForkMember(uint64_t seed, const std::function<std::vector<pid_t>()>& setup
   pid_t pid = fork();
   if (pid == 0) {
     Fill(g_cow + kCow / 2, 4096, seed);  // one page of its own
+    // Before its setup: the stopped member stops in it.
+    InstallCheckHandler();
     std::vector<pid_t> kids = setup();
     TreeMember(seed, kids);
   }
@@ -182,6 +195,11 @@ int Tree() {
   }
   for (pid_t p : all) g_shape.push_back(ShapeOf(p));
   InstallCheckHandler();
+  // Every member catches the check signal before the tree says it is
+  // ready: dumped before, a slow one would come back without its handler
+  // and die of the signal (the sleep above did not suffice under emulation).
+  for (pid_t p : all)
+    for (int i = 0; i < 2000 && !CatchesSignal(p, SIGUSR1); i++) usleep(5000);
   Ready();
   WaitForCheck();
 
