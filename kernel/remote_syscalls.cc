@@ -434,7 +434,7 @@ Result<bool> RemoteSyscalls::TookNewTask(int event) {
 Result<int64_t> RemoteSyscalls::StubSyscall(Registers r) {
   r.rip = (loop_ + BatchLoop().single_offset).addr();
   TRY(SetRegs(tid_, r));
-  RemotePtr stop = loop_ + BatchLoop().single_stop_offset;
+  RemotePtr stop = loop_ + BatchLoop().stop_offset;
   int group_stop_traps = 0;
   for (;;) {
     if (ptrace(PTRACE_CONT, tid_, 0, 0) < 0) return ErrnoError("ptrace(PTRACE_CONT, pid=%d)", tid_);
@@ -504,8 +504,8 @@ Result<WaitStatus> RemoteSyscalls::SyscallThatExits(long nr, uint64_t a1, uint64
 // sends itself SIGSTOP (tkill(gettid())) and stops at crl_batch_loop_stop:
 // rbx and r12 then say how far it went.
 // After it, the same for one syscall whose arguments are in the registers
-// already: crl_single makes it, keeps its result in r13, and stops the same
-// way at crl_single_stop. One stop where PTRACE_SYSCALL takes two.
+// already: crl_single makes it, keeps its result in r13, and stops through
+// the loop's end. One stop where PTRACE_SYSCALL takes two.
 asm(R"(
   .pushsection .rodata.crl_batch_loop, "a"
   .globl crl_batch_loop, crl_batch_loop_stop, crl_batch_loop_end
@@ -540,25 +540,17 @@ crl_batch_loop_stop:
 crl_single:
   syscall
   mov %rax, %r13
-  mov $186, %eax
-  syscall
-  mov %eax, %edi
-  mov $19, %esi
-  mov $200, %eax
-  syscall
-crl_single_stop:
-  ud2
+  jmp 2b
 crl_batch_loop_end:
   .popsection
 )");
-extern "C" const uint8_t crl_batch_loop[], crl_batch_loop_stop[], crl_single[], crl_single_stop[],
+extern "C" const uint8_t crl_batch_loop[], crl_batch_loop_stop[], crl_single[],
     crl_batch_loop_end[];
 static_assert(SYS_gettid == 186 && SYS_tkill == 200 && SIGSTOP == 19);
 
 BatchLoopCode BatchLoop() {
   auto at = [](const uint8_t* label) { return static_cast<size_t>(label - crl_batch_loop); };
-  return {crl_batch_loop, at(crl_batch_loop_end), at(crl_batch_loop_stop), at(crl_single),
-          at(crl_single_stop)};
+  return {crl_batch_loop, at(crl_batch_loop_end), at(crl_batch_loop_stop), at(crl_single)};
 }
 
 Result<size_t> RemoteSyscalls::RunBatchLoop(RemotePtr loop, RemotePtr records, size_t n) {

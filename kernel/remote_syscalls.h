@@ -207,9 +207,9 @@ struct BatchLoopCode {
   const uint8_t* bytes;
   size_t size;
   size_t stop_offset;
-  // One syscall from the registers, stopping the same way (RemoteSyscalls::UseLoop).
+  // One syscall from the registers, stopping at the same place
+  // (RemoteSyscalls::UseLoop).
   size_t single_offset;
-  size_t single_stop_offset;
 };
 BatchLoopCode BatchLoop();
 
