@@ -67,7 +67,7 @@ struct ProcessImages {
 };
 
 Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& opts,
-                      TcpRepairs* tcp, ProcessImages* out) {
+                      TcpRepairs* tcp, SameCpu& same_cpu, ProcessImages* out) {
   bool memory_only = opts.pre_dump;
   pid_t pid = p.pid;
   out->pid = pid;
@@ -76,10 +76,12 @@ Status CollectProcess(const SeizedProcess& p, pid_t parent, const DumpOptions& o
   std::vector<VmaInfo> vmas = TRY(ListVmas(pid).Context(Format("listing VMAs of PID %d", pid)));
   if (memory_only) return DescribeVmas(pid, vmas, &out->mm);
   uint64_t unguarded = RemoteSyscalls::UnguardedWindows();
-  TRY(CollectTaskCore(p, vmas, &out->core).Context(Format("collecting PID %d", pid)));
+  uint64_t brk = 0;
+  TRY(CollectTaskCore(p, vmas, same_cpu, &out->core, &brk)
+          .Context(Format("collecting PID %d", pid)));
   TRY(CollectNamespaces(pid, root ? 0 : parent, opts, &out->core)
           .Context(Format("collecting PID %d", pid)));
-  TRY(CollectMmFields(p, vmas, &out->mm).Context(Format("collecting mm of PID %d", pid)));
+  TRY(CollectMmFields(p, brk, &out->mm).Context(Format("collecting mm of PID %d", pid)));
   TRY(CollectAioRings(p, vmas, &out->mm));
   // An unguarded remote-syscall window maps and unmaps scratch memory (the
   // kernel may then have split or merged a neighbour), and a guarded one's
@@ -233,12 +235,15 @@ class DumpRun {
 
   Status Collect() {
     procs_.resize(tree_->processes().size());
+    // The remote syscalls are ptrace exchanges: on one CPU, each task's
+    // with criu-lite's (see same_cpu.h). Only here: the copy works on two.
+    SameCpu same_cpu;
     for (size_t i = 0; i < procs_.size(); i++) {
       TRY(CheckStop());
       const SeizedProcess& p = tree_->processes()[i];
       // The root too: what it shares with a parent outside the tree could
       // not be shared again either.
-      TRY(CollectProcess(p, p.ppid, opts_, &*tcp_, &procs_[i]));
+      TRY(CollectProcess(p, p.ppid, opts_, &*tcp_, same_cpu, &procs_[i]));
       // Pre-dump passes save each process's private memory whole; the final
       // dump (chained or not) leaves out what a child still shares with its
       // parent copy-on-write, compared at the freeze. Shared anonymous
@@ -301,6 +306,9 @@ class DumpRun {
     for (size_t i = 0; i < procs_.size(); i++) {
       TRY(CheckStop());
       ProcessImages& p = procs_[i];
+      PagemapFile pagemap = TRY(PagemapFile::Open(p.pid));
+      std::optional<PagemapFile> parent_pagemap;
+      if (p.parent > 0) parent_pagemap.emplace(TRY(PagemapFile::Open(p.parent)));
       img::MmState prev_mm;
       bool have_prev =
           chained_ && ReadImage(ImageDir(prev_dir_).Mm(p.pid), ImageKind::kMm, &prev_mm).ok();
@@ -320,14 +328,15 @@ class DumpRun {
         in_parent_[i] = std::move(inc.in_parent);
       } else {
         if (chained_) LOG_INFO("PID %d: no tracking from the previous pass: a full copy", p.pid);
-        plans_.push_back(TRY(PlanMemory(p.pid, p.parent, &p.mm, &mstats_)
-                                 .Context(Format("scanning memory of PID %d", p.pid))));
+        plans_.push_back(
+            TRY(PlanMemory(pagemap, parent_pagemap ? &*parent_pagemap : nullptr, &p.mm, &mstats_)
+                    .Context(Format("scanning memory of PID %d", p.pid))));
         if (opts_.pre_dump) TRY(tracker_.Start(tree_->processes()[i], p.mm));
       }
       if (opts_.pre_dump) TRY(tracker_.Rearm(p.pid));
       // Restore reads the last pass's mm only.
       if (!opts_.pre_dump)
-        TRY(RecordHugePages(p.pid, &p.mm).Context(Format("finding huge pages of PID %d", p.pid)));
+        TRY(RecordHugePages(pagemap, &p.mm).Context(Format("finding huge pages of PID %d", p.pid)));
     }
     Mark("planned");
     FaultPoint("dump-written-pages-taken");

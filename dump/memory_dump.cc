@@ -394,13 +394,26 @@ Status DescribeVmas(pid_t pid, const std::vector<VmaInfo>& vmas, img::MmState* m
   return Ok{};
 }
 
-Result<std::vector<PageRun>> FindDataPages(pid_t pid, uint64_t start, uint64_t end,
-                                           bool shared_anon) {
+Result<PagemapFile> PagemapFile::Open(pid_t pid) {
   std::string path = ProcTask(pid).Path("pagemap");
   ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
-  if (Kernel().pagemap_scan) return ScanWithPagemapScan(fd.get(), start, end, shared_anon);
-  return ScanWithPagemapFile(fd.get(), start, end, shared_anon);
+  return PagemapFile(pid, std::move(fd));
+}
+
+Result<std::vector<PageRun>> PagemapFile::DataPages(uint64_t start, uint64_t end,
+                                                    bool shared_anon) const {
+  if (Kernel().pagemap_scan) return ScanWithPagemapScan(fd(), start, end, shared_anon);
+  return ScanWithPagemapFile(fd(), start, end, shared_anon);
+}
+
+Result<std::vector<uint64_t>> PagemapFile::Frames(uint64_t start, uint64_t end) const {
+  std::vector<uint64_t> e((end - start) / kPageSize);
+  ssize_t n = pread(fd(), e.data(), e.size() * 8, (start / kPageSize) * 8);
+  if (n != static_cast<ssize_t>(e.size() * 8))
+    return ErrnoError("pread(/proc/%d/pagemap, 0x%lx)", pid_, start);
+  for (uint64_t& x : e) x = (x & (1ull << 63)) ? (x & ((1ull << 55) - 1)) : 0;
+  return e;
 }
 
 void MarkInherited(const img::MmState& parent, img::MmState* child, bool shared_only) {
@@ -434,30 +447,14 @@ void MarkInherited(const img::MmState& parent, img::MmState* child, bool shared_
   }
 }
 
-namespace {
-
-// Page frame numbers of [start, end) in PID (0 where no page is present).
-Result<std::vector<uint64_t>> PageFrames(int pagemap_fd, uint64_t start, uint64_t end) {
-  std::vector<uint64_t> e((end - start) / kPageSize);
-  ssize_t n = pread(pagemap_fd, e.data(), e.size() * 8, (start / kPageSize) * 8);
-  if (n != static_cast<ssize_t>(e.size() * 8)) return ErrnoError("pread(pagemap, 0x%lx)", start);
-  for (uint64_t& x : e) x = (x & (1ull << 63)) ? (x & ((1ull << 55) - 1)) : 0;
-  return e;
-}
-
-}  // namespace
-
-Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
-                                    const std::vector<PageRun>& runs, std::vector<PageRun>* own,
-                                    img::MmState* mm, MemoryDumpStats* stats) {
-  ScopedFd child_pm(open(ProcTask(pid).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
-  ScopedFd parent_pm(open(ProcTask(parent).Path("pagemap").c_str(), O_RDONLY | O_CLOEXEC));
-  if (!child_pm.valid() || !parent_pm.valid())
-    return ErrnoError("open(pagemap of %d/%d)", pid, parent);
+Result<uint64_t> SplitAgainstParent(const PagemapFile& child, const PagemapFile& parent,
+                                    const img::Vma& v, const std::vector<PageRun>& runs,
+                                    std::vector<PageRun>* own, img::MmState* mm,
+                                    MemoryDumpStats* stats) {
   uint64_t shared = 0;
   for (const PageRun& r : runs) {
-    auto mine = TRY(PageFrames(child_pm.get(), r.start, r.end));
-    auto theirs = TRY(PageFrames(parent_pm.get(), r.start, r.end));
+    auto mine = TRY(child.Frames(r.start, r.end));
+    auto theirs = TRY(parent.Frames(r.start, r.end));
     for (size_t i = 0; i < mine.size(); i++) {
       uint64_t a = r.start + i * kPageSize;
       if (mine[i] != 0 && mine[i] == theirs[i]) {
@@ -471,7 +468,7 @@ Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
   if (shared == 0 && v.kind() == img::Vma::ANON_PRIVATE) return shared;
   // Parent data pages where the child has none: the child dropped them.
   std::vector<PageRun> parent_runs =
-      TRY(FindDataPages(parent, v.start(), v.end(), v.kind() == img::Vma::ANON_SHARED));
+      TRY(parent.DataPages(v.start(), v.end(), v.kind() == img::Vma::ANON_SHARED));
   size_t ci = 0;
   for (const PageRun& pr : parent_runs) {
     for (uint64_t a = pr.start; a < pr.end; a += kPageSize) {
@@ -491,12 +488,9 @@ Result<uint64_t> SplitAgainstParent(pid_t pid, pid_t parent, const img::Vma& v,
   return shared;
 }
 
-Status RecordHugePages(pid_t pid, img::MmState* mm) {
+Status RecordHugePages(const PagemapFile& pagemap, img::MmState* mm) {
   constexpr uint64_t kHuge = 2 << 20;
   mm->clear_huge();
-  std::string path = ProcTask(pid).Path("pagemap");
-  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError("open(%s)", path.c_str());
   auto add = [mm](uint64_t start, uint64_t end) {
     int n = mm->huge_size();
     if (n && mm->huge(n - 1).end() == start) {
@@ -510,7 +504,7 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
   // Without PAGEMAP_SCAN, a process with no huge page at all (most) is not
   // looked at page by page.
   if (!Kernel().pagemap_scan) {
-    std::string rollup = TRY(ProcTask(pid).Read("smaps_rollup"));
+    std::string rollup = TRY(ProcTask(pagemap.pid()).Read("smaps_rollup"));
     size_t at = rollup.find("AnonHugePages:");
     if (at == std::string::npos || strtoull(rollup.c_str() + at + 14, nullptr, 10) == 0)
       return Ok{};
@@ -524,7 +518,7 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
         pm_scan_arg arg = ScanRequest(pos, last, vec);
         arg.category_mask = PAGE_IS_HUGE | PAGE_IS_PRESENT;
         arg.return_mask = PAGE_IS_HUGE;
-        long n = ioctl(fd.get(), PAGEMAP_SCAN, &arg);
+        long n = ioctl(pagemap.fd(), PAGEMAP_SCAN, &arg);
         if (n < 0) return ErrnoError("ioctl(PAGEMAP_SCAN, huge pages, 0x%lx-0x%lx)", pos, last);
         for (long i = 0; i < n; i++) {
           uint64_t s = (vec[i].start + kHuge - 1) & ~(kHuge - 1), e = vec[i].end & ~(kHuge - 1);
@@ -538,9 +532,9 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
     // Read whole only where the first page is a huge page's head: most of
     // a large mapping may be untouched (a sparse reservation of 64 GiB).
     for (uint64_t at = first; at < last; at += kHuge) {
-      std::vector<uint64_t> head = TRY(PageFrames(fd.get(), at, at + kPageSize));
+      std::vector<uint64_t> head = TRY(pagemap.Frames(at, at + kPageSize));
       if (head[0] == 0 || head[0] % (kHuge / kPageSize) != 0) continue;
-      std::vector<uint64_t> frames = TRY(PageFrames(fd.get(), at, at + kHuge));
+      std::vector<uint64_t> frames = TRY(pagemap.Frames(at, at + kHuge));
       bool huge = frames[0] != 0 && frames[0] % (kHuge / kPageSize) == 0;
       for (size_t i = 1; huge && i < frames.size(); i++) huge = frames[i] == frames[0] + i;
       if (huge) add(at, at + kHuge);
@@ -549,7 +543,8 @@ Status RecordHugePages(pid_t pid, img::MmState* mm) {
   return Ok{};
 }
 
-Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryDumpStats* stats) {
+Result<MemoryPlan> PlanMemory(const PagemapFile& pagemap, const PagemapFile* parent,
+                              img::MmState* mm, MemoryDumpStats* stats) {
   MemoryPlan plan;
   for (img::Vma& v : *mm->mutable_vmas()) {
     bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
@@ -558,10 +553,10 @@ Result<MemoryPlan> PlanMemory(pid_t pid, pid_t parent, img::MmState* mm, MemoryD
     // A shared object inherited from the parent is the parent's: one copy.
     if (shared_anon && v.inherited()) continue;
     stats->pages_scanned += (v.end() - v.start()) / kPageSize;
-    std::vector<PageRun> runs = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
-    if (v.inherited() && parent > 0) {
+    std::vector<PageRun> runs = TRY(pagemap.DataPages(v.start(), v.end(), shared_anon));
+    if (v.inherited() && parent) {
       std::vector<PageRun> own;
-      uint64_t shared = TRY(SplitAgainstParent(pid, parent, v, runs, &own, mm, stats));
+      uint64_t shared = TRY(SplitAgainstParent(pagemap, *parent, v, runs, &own, mm, stats));
       runs = std::move(own);
       // Private memory that shares no page with the parent's at the same
       // place (each process allocated its own after the fork, or wrote all

@@ -28,6 +28,7 @@
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
 #include "kernel/remote_syscalls.h"
+#include "kernel/same_cpu.h"
 #include "kernel/uapi.h"
 
 namespace crl {
@@ -42,10 +43,13 @@ std::string Readlink(const std::string& path) {
 // State only the task can tell: asked with remote syscalls, answers passed
 // through a scratch page mapped in the task for the occasion.
 Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
-                               uint64_t sig_set, img::TaskCore* core) {
+                               SameCpu& same_cpu, uint64_t sig_set, img::TaskCore* core,
+                               uint64_t* brk) {
   const SeizedThread& leader = task.threads[0];
   pid_t pid = task.pid;
   RemotePtr site = TRY(SyscallSite(pid, vmas));
+  // Pinned until its window has closed (the pin ends after it).
+  SameCpu::Pin leader_pin = same_cpu.Task(leader.tid);
   RemoteSyscalls rs(leader.tid, site, leader.live, RemoteSyscalls::Mode::kWindow);
   RemotePtr scratch = TRY(rs.Scratch());
   for (int sig = 1; sig <= 64; sig++) {
@@ -112,6 +116,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
       if (TRY(rs.Syscall(SYS_membarrier, cmd, 0, 0)) == 0) r |= cmd << 1;  // its REGISTER_
   }
   if (r > 0) core->set_membarrier(r);
+  // The current break is in no /proc file; brk(0) returns it.
+  *brk = TRY(rs.Syscall(SYS_brk, 0));
   r = TRY(rs.Syscall(SYS_prctl, PR_GET_MDWE, 0, 0, 0, 0));
   if (r > 0)
     return MakeError("PID %d denies writable-executable memory (PR_SET_MDWE): not carried yet",
@@ -121,6 +127,8 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     const SeizedThread& t = task.threads[i];
     img::ThreadCore* th = core->mutable_threads(i);
     // The leader's window is open already: one window per thread at a time.
+    std::optional<SameCpu::Pin> pin;
+    if (i > 0) pin.emplace(same_cpu.Task(t.tid));
     std::optional<RemoteSyscalls> other;
     RemoteSyscalls& trs =
         i == 0 ? rs : other.emplace(t.tid, site, t.live, RemoteSyscalls::Mode::kWindow);
@@ -132,8 +140,12 @@ Status CollectByRemoteSyscalls(const SeizedProcess& task, const std::vector<VmaI
     th->set_altstack_flags(ss.ss_flags);
     th->mutable_creds()->set_securebits(
         TRY(trs.Checked("prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS)));
+    // /proc/TID (a thread's own directory) says it without a remote syscall,
+    // unless criu-lite lacks CAP_SYS_NICE over the task.
+    Result<std::string> slack = ProcTask(t.tid).Read("timerslack_ns");
     th->mutable_sched()->set_timer_slack_ns(
-        TRY(trs.Checked("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
+        slack.ok() ? strtoull(slack->c_str(), nullptr, 10)
+                   : TRY(trs.Checked("prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK)));
     TRY(trs.Checked("prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, own));
     int pdeath = TRY(ReadRemote(pid, own.As<int>()));
     th->set_pdeath_signal(pdeath);
@@ -548,7 +560,7 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
 }
 
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
-                       img::TaskCore* core) {
+                       SameCpu& same_cpu, img::TaskCore* core, uint64_t* brk) {
   pid_t pid = task.pid;
   ProcStat st = TRY(ProcTask(pid).Stat());
   ProcStatus status = TRY(ProcTask(pid).Status());
@@ -588,12 +600,12 @@ Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vm
   for (const siginfo_t& si : TRY(PeekSiginfo(pid, true)))
     core->add_shared_pending(std::string(reinterpret_cast<const char*>(&si), sizeof si));
   for (const SeizedThread& t : task.threads) TRY(CollectThread(pid, t, core->add_threads()));
-  TRY(CollectByRemoteSyscalls(task, vmas, status.sig_caught | status.sig_ignored, core));
+  TRY(CollectByRemoteSyscalls(task, vmas, same_cpu, status.sig_caught | status.sig_ignored, core,
+                              brk));
   return Ok{};
 }
 
-Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
-                       img::MmState* mm) {
+Status CollectMmFields(const SeizedProcess& task, uint64_t brk, img::MmState* mm) {
   pid_t pid = task.pid;
   ProcStat st = TRY(ProcTask(pid).Stat());
   mm->set_start_code(st.start_code);
@@ -606,13 +618,7 @@ Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vm
   mm->set_arg_end(st.arg_end);
   mm->set_env_start(st.env_start);
   mm->set_env_end(st.env_end);
-  // The current break is in no /proc file; brk(0) in the task returns it.
-  RemotePtr site = TRY(SyscallSite(pid, vmas));
-  {
-    RemoteSyscalls rs(pid, site, task.threads[0].live, RemoteSyscalls::Mode::kWindow);
-    int64_t brk = TRY(rs.Syscall(SYS_brk, 0));
-    mm->set_brk(brk);
-  }
+  mm->set_brk(brk);
   std::string auxv = TRY(ProcTask(pid).Read("auxv"));
   for (uint64_t v : ParseAuxv(auxv)) mm->add_auxv(v);
   mm->set_exe_path(Readlink(ProcTask(pid).Path("exe")));

@@ -10,6 +10,7 @@
 #include "dump/seized_tree.h"
 #include "images/criu_lite.pb.h"
 #include "kernel/remote_ptr.h"
+#include "kernel/same_cpu.h"
 #include "kernel/vma_list.h"
 
 namespace crl {
@@ -33,9 +34,11 @@ Status CollectNamespaces(pid_t pid, pid_t parent, const DumpOptions& opts, img::
 // threads TIDS, its group and session as it sees them (TreeEntry.ns_*):
 // nothing where it is in criu-lite's. Zombies too.
 Status CollectPidNamespaces(pid_t pid, const std::vector<pid_t>& tids, img::TreeEntry* e);
+// The task's core, and its current break (BRK: asked of it in the same
+// remote-syscall window, no /proc file shows it). Each thread is on
+// criu-lite's CPU (SAME_CPU) while it is asked.
 Status CollectTaskCore(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
-                       img::TaskCore* core);
-Status CollectMmFields(const SeizedProcess& task, const std::vector<VmaInfo>& vmas,
-                       img::MmState* mm);
+                       SameCpu& same_cpu, img::TaskCore* core, uint64_t* brk);
+Status CollectMmFields(const SeizedProcess& task, uint64_t brk, img::MmState* mm);
 
 }  // namespace crl

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <optional>
 
 #include "base/background.h"
 #include "base/log.h"
@@ -420,6 +421,8 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* m
       a = lim;
     }
   };
+  PagemapFile pagemap = TRY(PagemapFile::Open(pid));
+  std::optional<PagemapFile> parent_pagemap;
   for (img::Vma& v : *mm->mutable_vmas()) {
     if (!Trackable(v)) continue;
     // A shared object inherited from the parent is the parent's: one copy.
@@ -430,11 +433,12 @@ Result<IncrementalPlan> PlanIncremental(pid_t pid, pid_t parent, img::MmState* m
     bool shared_anon = v.kind() == img::Vma::ANON_SHARED;
     bool readable = v.prot() & PROT_READ;
     stats->pages_scanned += (v.end() - v.start()) / kPageSize;
-    std::vector<PageRun> data = TRY(FindDataPages(pid, v.start(), v.end(), shared_anon));
+    std::vector<PageRun> data = TRY(pagemap.DataPages(v.start(), v.end(), shared_anon));
     if (v.inherited() && parent > 0) {
       // Frames still the parent's are inherited at restore, as in a plain dump.
+      if (!parent_pagemap) parent_pagemap.emplace(TRY(PagemapFile::Open(parent)));
       std::vector<PageRun> own;
-      uint64_t shared = TRY(SplitAgainstParent(pid, parent, v, data, &own, mm, stats));
+      uint64_t shared = TRY(SplitAgainstParent(pagemap, *parent_pagemap, v, data, &own, mm, stats));
       data = std::move(own);
       if (shared == 0 && v.kind() == img::Vma::ANON_PRIVATE) v.set_inherited(false);  // PlanMemory
     }
