@@ -4,6 +4,7 @@
 #include <linux/nsfs.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -486,10 +487,12 @@ class TreeBuilder {
     placing_.clear();  // before their tasks and scratch memory go
     while (!zombies_.empty()) zombies_.pop_back();
     while (!puppets_.empty()) puppets_.pop_back();
+    if (cpu_ >= 0) sched_setaffinity(0, sizeof own_cpus_, &own_cpus_);
   }
 
   // ROOT is in its cgroups and namespaces already (RootNamespaces).
   Status Build(std::unique_ptr<Puppet> root) {
+    ShareCpu(root->pid());
     TRY(BuildProcess(std::move(root), *tree_.root));
     while (!placing_.empty()) TRY(FinishOldestPlacing());
     TRY(RemoveDestroyedSegments());
@@ -500,6 +503,16 @@ class TreeBuilder {
     // the rseq areas, which FinishProcess registers, through the daemon.
     if (opts_.pages == PagePlacement::kLazy) TRY(StartLazyPages());
     for (auto& [t, p] : puppets_) TRY(FinishProcess(*p, *t));
+    // Threads whose images say no CPU set (made before it was recorded)
+    // get criu-lite's, as they did before tasks shared its CPU.
+    if (cpu_ >= 0) {
+      for (auto& [t, p] : puppets_)
+        for (int i = 0; i < t->core.threads_size(); i++)
+          if (t->core.threads(i).sched().affinity().empty())
+            sched_setaffinity(p->thread_tid(i), sizeof own_cpus_, &own_cpus_);
+      sched_setaffinity(0, sizeof own_cpus_, &own_cpus_);
+      cpu_ = -1;
+    }
     return Ok{};
   }
   // Last remote syscalls, signal masks, registers; every task runs at once.
@@ -518,6 +531,19 @@ class TreeBuilder {
   };
   Status FinishOldestPlacing();
   Status BuildRest(Puppet& p, const TaskImages& t);
+  // The tree is built on criu-lite's CPU: each remote syscall is a ptrace
+  // exchange, three times as costly between two CPUs (see
+  // kernel/same_cpu.h). ShareCpu pins criu-lite and the ROOT puppet to
+  // the CPU criu-lite is on; the puppets it forks inherit it. A puppet
+  // reading its pages meanwhile gets criu-lite's own set (OwnCpus): it
+  // works on the other CPU. Each thread gets its recorded set at the end
+  // (RestoreSched). Nothing is left pinned should criu-lite die: the
+  // puppets die with it (PTRACE_O_EXITKILL).
+  void ShareCpu(pid_t root);
+  void OnCriuLitesCpu(pid_t tid);
+  void OwnCpus(pid_t tid);
+  cpu_set_t own_cpus_{};
+  int cpu_ = -1;
   Status FinishProcess(Puppet& p, const TaskImages& t);
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
   // A zombie is created with the others, joins its group with them, and
@@ -631,8 +657,10 @@ Status TreeBuilder::BuildProcess(std::unique_ptr<Puppet> owned, const TaskImages
   else if (t.chain)
     TRY(step(PlaceChainedPages(p, *t.chain, how), "placing pages"));
   else {
+    OwnCpus(p.pid());
     Result<std::unique_ptr<PagesBeingPlaced>> started = StartPlacePages(p, *t.pages, opts_.pages);
     if (!started.ok()) return step(started.error(), "placing pages");
+    if (!*started) OnCriuLitesCpu(p.pid());
     if (*started) {
       // It reads while criu-lite goes on with the tasks before it (and so
       // on with this one's next sibling): both cores work.
@@ -650,7 +678,33 @@ Status TreeBuilder::FinishOldestPlacing() {
   if (Status s = placing.pages->Finish(); !s.ok())
     return MakeError("restoring PID %d: placing pages: %s", placing.images->entry.pid(),
                      s.error().message.c_str());
+  OnCriuLitesCpu(placing.puppet->pid());
   return BuildRest(*placing.puppet, *placing.images);
+}
+
+void TreeBuilder::ShareCpu(pid_t root) {
+  if (sched_getaffinity(0, sizeof own_cpus_, &own_cpus_) < 0) return;
+  int cpu = sched_getcpu();
+  if (cpu < 0 || CPU_COUNT(&own_cpus_) < 2) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  if (sched_setaffinity(0, sizeof one, &one) < 0) return;
+  cpu_ = cpu;
+  OnCriuLitesCpu(root);
+}
+
+// Either may fail (a cpuset without criu-lite's CPU): only slower.
+void TreeBuilder::OnCriuLitesCpu(pid_t tid) {
+  if (cpu_ < 0) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu_, &one);
+  sched_setaffinity(tid, sizeof one, &one);
+}
+
+void TreeBuilder::OwnCpus(pid_t tid) {
+  if (cpu_ >= 0) sched_setaffinity(tid, sizeof own_cpus_, &own_cpus_);
 }
 
 Status TreeBuilder::BuildRest(Puppet& p, const TaskImages& t) {
