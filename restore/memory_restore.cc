@@ -16,6 +16,7 @@
 #include <optional>
 #include <set>
 
+#include "base/interrupt.h"
 #include "base/log.h"
 #include "images/image_dir.h"
 #include "images/image_file.h"
@@ -790,21 +791,32 @@ Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader&
     TRY(PlacePages(p, pages, how));
     return std::unique_ptr<PagesBeingPlaced>();
   }
+  // The task's share: the first half, where there is enough to share.
+  constexpr uint64_t kShareFrom = 256ull << 20;
+  uint64_t total = 0;
+  for (const img::PagemapEntry& e : pm.entries()) total += e.nr_pages() * kPageSize;
+  uint64_t task_share = total >= kShareFrom ? total / 2 / kPageSize * kPageSize : total;
+  auto placing = std::make_unique<PagesBeingPlaced>(p, pages.path(), pages.fd());
   std::vector<std::vector<iovec>> reads;
   std::vector<uint64_t> offsets, lengths;
+  uint64_t given = 0;
   for (const img::PagemapEntry& e : pm.entries()) {
     uint64_t len = e.nr_pages() * kPageSize;
+    uint64_t take = std::min(len, task_share - given);
+    if (take < len)
+      placing->share_.push_back({e.vaddr() + take, e.data_offset() + take, len - take});
+    if (take == 0) continue;
+    given += take;
     bool joins = !reads.empty() && e.data_offset() == offsets.back() + lengths.back() &&
-                 reads.back().size() < kMaxIovecs && lengths.back() + len <= kMaxRead;
+                 reads.back().size() < kMaxIovecs && lengths.back() + take <= kMaxRead;
     if (!joins) {
       reads.emplace_back();
       offsets.push_back(e.data_offset());
       lengths.push_back(0);
     }
-    reads.back().push_back({reinterpret_cast<void*>(e.vaddr()), len});
-    lengths.back() += len;
+    reads.back().push_back({reinterpret_cast<void*>(e.vaddr()), take});
+    lengths.back() += take;
   }
-  auto placing = std::make_unique<PagesBeingPlaced>(p, pages.path());
   placing->frame_ = std::make_unique<RemoteScratch::Frame>(p.scratch());
   int fd;
   {
@@ -826,8 +838,42 @@ Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader&
   return placing;
 }
 
+// A piece at a time, each mapped (MAP_POPULATE: the page cache's pages,
+// no copy) and written into the task: criu-lite's memory holds no more than
+// a piece of it.
+Status PagesBeingPlaced::PlaceShare() {
+  constexpr uint64_t kPiece = 8 << 20;
+  for (const Run& r : share_) {
+    for (uint64_t done = 0; done < r.len;) {
+      TRY(CheckStop());
+      uint64_t n = std::min(r.len - done, kPiece);
+      uint64_t at = r.offset + done, skew = at % kPageSize;
+      void* m = mmap(nullptr, n + skew, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, at - skew);
+      if (m == MAP_FAILED) return ErrnoError("mmap(%s, 0x%lx)", path_.c_str(), at);
+      iovec local{static_cast<char*>(m) + skew, n};
+      iovec remote{reinterpret_cast<void*>(r.vaddr + done), n};
+      ssize_t w = process_vm_writev(pid_, &local, 1, &remote, 1, 0);
+      int err = errno;
+      munmap(m, n + skew);
+      if (w != static_cast<ssize_t>(n)) {
+        errno = err;
+        return w < 0 ? ErrnoError("process_vm_writev(pid=%d, 0x%lx, %lu bytes)", pid_,
+                                  r.vaddr + done, n)
+                     : MakeError(
+                           "process_vm_writev(pid=%d, 0x%lx): %zd of %lu bytes "
+                           "(page file %s ended early?)",
+                           pid_, r.vaddr + done, w, n, path_.c_str());
+      }
+      done += n;
+    }
+  }
+  return Ok{};
+}
+
 Status PagesBeingPlaced::Finish() {
+  Status mine = PlaceShare();
   TRY(batch_.Finish());
+  TRY(std::move(mine));
   frame_.reset();
   for (size_t i = 0; i < lengths_.size(); i++)
     if (static_cast<uint64_t>(batch_.result(i)) != lengths_[i])

@@ -68,24 +68,38 @@ Status PlacePages(Puppet& p, PageReader& pages, PagePlacement how);
 // task. Destroyed unfinished, it leaves the task to die with its Puppet.
 class PagesBeingPlaced {
  public:
-  PagesBeingPlaced(Puppet& p, const std::string& path) : batch_(p.Batch()), path_(path) {}
+  PagesBeingPlaced(Puppet& p, const std::string& path, int fd)
+      : batch_(p.Batch()), pid_(p.pid()), path_(path), fd_(fd) {}
   PagesBeingPlaced(const PagesBeingPlaced&) = delete;
   PagesBeingPlaced& operator=(const PagesBeingPlaced&) = delete;
+  // Places criu-lite's share of the pages (if any) while the task reads
+  // its own, then waits for the task.
   Status Finish();
 
  private:
   friend Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader& pages,
                                                                    PagePlacement how);
+  // A run of pages of the page file: LEN bytes at OFFSET, for VADDR.
+  struct Run {
+    uint64_t vaddr, offset, len;
+  };
+  Status PlaceShare();
   // The iovecs' frame in its scratch memory, then the batch (its own frame
   // inside): released in that order's reverse.
   std::unique_ptr<RemoteScratch::Frame> frame_;
   RemoteBatch batch_;
   std::vector<uint64_t> lengths_;  // what each preadv of the batch must read
+  std::vector<Run> share_;         // what criu-lite places itself
+  pid_t pid_;
   std::string path_;
+  int fd_;  // criu-lite's, of the page file
 };
 // Places the task's pages as PlacePages does: begun and left running where
 // the task reads them itself (--pages=read, raw pages, few enough runs for
-// its scratch memory), else done before it returns (null).
+// its scratch memory), else done before it returns (null). A task with
+// much memory reads half of it; criu-lite places the other half in Finish
+// (process_vm_writev from the page file mapped in pieces): faulting in
+// fresh memory is most of the time, and one task faults on one CPU.
 Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader& pages,
                                                           PagePlacement how);
 
