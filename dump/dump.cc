@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "base/action_script.h"
@@ -343,34 +345,76 @@ class DumpRun {
     return Ok{};
   }
 
-  // A pre-dump's tree runs meanwhile: a page it writes is copied new and
-  // also counts as written for the next pass.
-  Status Copy() {
-    for (size_t i = 0; i < procs_.size(); i++) {
-      ProcessImages& p = procs_[i];
-      std::optional<PageWriter> writer;
+  // What one copying thread counted.
+  struct CopyCounts {
+    MemoryDumpStats stats;
+    uint64_t bytes = 0, checksum_nsec = 0;
+  };
+
+  // Process I's pages into its page file, and its pagemap. A pre-dump's
+  // tree runs meanwhile: a page it writes is copied new and also counts as
+  // written for the next pass.
+  Status CopyProcess(size_t i, CopyCounts* counts) {
+    ProcessImages& p = procs_[i];
+    std::optional<PageWriter> writer;
+    writer.emplace(TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level)));
+    Status copied = CopyPages(p.pid, plans_[i], p.mm, opts_.leave_running || opts_.pre_dump,
+                              &*writer, &counts->stats);
+    if (!copied.ok() && opts_.pre_dump && Exited(p.pid)) {
+      // A pre-dump copies while the tree runs: a task that ended meanwhile
+      // (a shell's short-lived child) has nothing left to save, and the
+      // final dump will not find it.
+      LOG_INFO("PID %d exited while its pages were copied: none kept", p.pid);
+      tracker_.Forget(p.pid);
+      writer.reset();
       writer.emplace(TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level)));
-      Status copied = CopyPages(p.pid, plans_[i], p.mm, opts_.leave_running || opts_.pre_dump,
-                                &*writer, &mstats_);
-      if (!copied.ok() && opts_.pre_dump && Exited(p.pid)) {
-        // A pre-dump copies while the tree runs: a task that ended meanwhile
-        // (a shell's short-lived child) has nothing left to save, and the
-        // final dump will not find it.
-        LOG_INFO("PID %d exited while its pages were copied: none kept", p.pid);
-        tracker_.Forget(p.pid);
-        writer.reset();
-        writer.emplace(
-            TRY(PageWriter::Create(&out_, ImageDir::PagesName(p.pid), opts_.zstd_level)));
-        in_parent_[i].clear();
-      } else {
-        TRY(std::move(copied).Context(Format("dumping memory of PID %d", p.pid)));
-      }
-      for (const PageRun& r : in_parent_[i]) writer->AppendInParent(r.start, r.end - r.start);
-      img::Pagemap pagemap;
-      TRY(writer->Finish(&pagemap));
-      bytes_ += writer->bytes_written();
-      checksum_nsec_ += writer->checksum_nsec();
-      TRY(WriteImage(out_, ImageDir::PagemapName(p.pid), ImageKind::kPagemap, pagemap));
+      in_parent_[i].clear();
+    } else {
+      TRY(std::move(copied).Context(Format("dumping memory of PID %d", p.pid)));
+    }
+    for (const PageRun& r : in_parent_[i]) writer->AppendInParent(r.start, r.end - r.start);
+    img::Pagemap pagemap;
+    TRY(writer->Finish(&pagemap));
+    counts->bytes += writer->bytes_written();
+    counts->checksum_nsec += writer->checksum_nsec();
+    return WriteImage(out_, ImageDir::PagemapName(p.pid), ImageKind::kPagemap, pagemap);
+  }
+
+  // A tree's processes two at a time where their page files are files of
+  // an image directory (not a pre-dump: its tracker is one thread's): each
+  // page file is an inode of its own, and a file system writes one inode's
+  // pages on one CPU at a time (ext4 holds its lock for the copy).
+  Status Copy() {
+    std::vector<CopyCounts> counts(1);
+    bool two = !opts_.output && !opts_.pre_dump && procs_.size() > 1;
+    if (!two) {
+      for (size_t i = 0; i < procs_.size(); i++) TRY(CopyProcess(i, &counts[0]));
+    } else {
+      counts.resize(2);
+      std::atomic<size_t> next{0};
+      std::atomic<bool> failed{false};
+      std::vector<Status> ended(2, Ok{});
+      auto work = [&](size_t w) {
+        for (size_t i; !failed && (i = next++) < procs_.size();) {
+          ended[w] = CopyProcess(i, &counts[w]);
+          if (!ended[w].ok()) failed = true;
+        }
+      };
+      std::thread helper([&] {
+        // The main thread takes the signals (a stop, the wait timer).
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);
+        work(1);
+      });
+      work(0);
+      helper.join();
+      for (const Status& s : ended) TRY(s);
+    }
+    for (const CopyCounts& c : counts) {
+      mstats_.pages_written += c.stats.pages_written;
+      bytes_ += c.bytes;
+      checksum_nsec_ += c.checksum_nsec;
     }
     if (chained_) TRY(out_.Symlink(ImageDir::kParentLink, opts_.prev_images_dir));
     Mark("copied");

@@ -3,9 +3,13 @@
 // needs for the next pass locally and sends everything).
 #pragma once
 
+#include <atomic>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/scoped_fd.h"
@@ -46,7 +50,8 @@ class ImageOutput {
 // directory inside it and moved in by Commit() (the old inventory removed
 // first, the new one last), so that a dump that fails, or is killed, leaves
 // the checkpoint that was there as it was; an uncommitted output removes
-// what it staged.
+// what it staged. Threads may write different files at once (a tree's page
+// files are written on two); Commit comes after them all.
 class LocalImageOutput : public ImageOutput {
  public:
   explicit LocalImageOutput(std::string dir) : dir_(std::move(dir)) {}
@@ -73,12 +78,18 @@ class LocalImageOutput : public ImageOutput {
   // of tests/bench/vs_criu.sh); CRIU writes its pages this way too. Small
   // pieces, and files that refuse splice, are written.
   Status SpliceOrWrite(int fd, const void* data, size_t len, const std::string& what);
+  // A pipe for SpliceOrWrite: one per writing thread at a time, kept for
+  // the next call.
+  struct Pipe {
+    ScopedFd r, w;
+    size_t size = 0;
+  };
   std::string dir_, staging_;
+  std::mutex mu_;  // guards the names, the streams and the pool of pipes
   std::set<std::string> names_;
   std::map<std::string, ScopedFd> streams_;
-  ScopedFd pipe_r_, pipe_w_;
-  size_t pipe_size_ = 0;
-  bool splice_refused_ = false;
+  std::vector<std::unique_ptr<Pipe>> pipes_;
+  std::atomic<bool> splice_refused_{false};
 };
 
 // Small files to both; page streams to the second only.
