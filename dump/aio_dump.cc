@@ -212,7 +212,7 @@ Status CollectAioRings(const SeizedProcess& task, const std::vector<VmaInfo>& vm
   for (const VmaInfo& v : vmas) any |= IsAioRing(v);
   if (!any) return Ok{};
   pid_t pid = task.pid;
-  if (!Kernel().aio_poll)
+  if (!AioPollWorks())
     return MakeError(
         "PID %d has an AIO context, and this kernel's AIO has no IOCB_CMD_POLL "
         "(4.18), with which criu-lite counts and moves its ring",

@@ -527,7 +527,7 @@ Status TcpRepairs::Lock() {
   for (const auto& [at, c] : conns_)
     if (!c.repairing) tuples.push_back({c.local, c.peer});
   if (tuples.empty()) return Ok{};
-  if (!Kernel().nftables)
+  if (!NftablesWork())
     return MakeError(
         "the network lock needs nf_tables, which this kernel does not offer (criu-lite check)");
   // The same connection in several fds (dup, fork) is locked once.

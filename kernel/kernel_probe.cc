@@ -226,14 +226,6 @@ const FeatureRow kFeatures[] = {
      [](const KernelFeatures& f) {
        return f.open_by_handle ? "open_by_handle_at" : "unavailable: inotify watches refused";
      }},
-    {&KernelFeatures::aio_poll, ProbeAioPoll, "", "AIO contexts", "IOCB_CMD_POLL",
-     [](const KernelFeatures& f) {
-       return f.aio_poll ? "IOCB_CMD_POLL" : "unavailable: AIO contexts refused";
-     }},
-    {&KernelFeatures::nftables, NetLockAvailable, "", "network lock", "nf_tables",
-     [](const KernelFeatures& f) {
-       return f.nftables ? "nftables table" : "unavailable: --tcp-established refused";
-     }},
     {&KernelFeatures::prctl_set_mm_map, ProbeSetMmMap, "", "set mm fields", "PR_SET_MM_MAP",
      [](const KernelFeatures& f) {
        return f.prctl_set_mm_map ? "PR_SET_MM_MAP" : "unavailable: restore cannot work";
@@ -265,6 +257,16 @@ KernelFeatures& MutableKernel() {
 }  // namespace
 
 const KernelFeatures& Kernel() { return MutableKernel(); }
+
+bool AioPollWorks() {
+  static const bool works = ProbeAioPoll();
+  return works;
+}
+
+bool NftablesWork() {
+  static const bool work = NetLockAvailable();
+  return work;
+}
 
 long ProcessVmMmapNr() {
   static long nr = ProbeProcessVmMmap();
@@ -319,8 +321,12 @@ std::vector<CheckRow> CheckTable() {
   std::vector<CheckRow> rows;
   for (const FeatureRow& row : kFeatures)
     rows.push_back({row.need, row.interface, yes(f.*row.flag), row.uses(f)});
-  // Not probed at start-up: the first is always there, the second is a
-  // patched kernel's.
+  // Not probed at start-up.
+  rows.push_back({"AIO contexts", "IOCB_CMD_POLL", yes(AioPollWorks()),
+                  AioPollWorks() ? "IOCB_CMD_POLL" : "unavailable: AIO contexts refused"});
+  rows.push_back({"network lock", "nf_tables", yes(NftablesWork()),
+                  NftablesWork() ? "nftables table" : "unavailable: --tcp-established refused"});
+  // The first is always there, the second is a patched kernel's.
   rows.push_back({"read target memory", "process_vm_readv", "yes", "process_vm_readv"});
   bool vm_mmap = HasProcessVmMmap();
   rows.push_back({"pages without a copy", "process_vm_mmap", yes(vm_mmap),

@@ -20,14 +20,20 @@ struct KernelFeatures {
   bool pidfd_open = false;      // pidfds to make again (5.3)
   bool open_by_handle = false;  // an inotify watch's file from its handle (CAP_DAC_READ_SEARCH)
   bool process_madvise = false;
-  bool aio_poll = false;          // io_setup with IOCB_CMD_POLL (4.18)
-  bool nftables = false;          // nf_tables through libnftables: the network lock
   bool prctl_set_mm_map = false;  // PR_SET_MM_MAP (CONFIG_CHECKPOINT_RESTORE)
   bool vvar_vclock = false;       // [vvar_vclock] mapping (6.13+)
   bool statmount = false;         // listmount + statmount with the fs's options (6.11)
 };
 
 const KernelFeatures& Kernel();
+// Probed on first use, not with the rest at start-up: each probe costs
+// milliseconds (io_destroy waits for an RCU grace period, about 30 ms
+// here; closing an nf_tables socket about 5 ms), and most runs need
+// neither.
+// io_setup with IOCB_CMD_POLL (4.18): AIO contexts can be dumped.
+bool AioPollWorks();
+// nf_tables through libnftables: the network lock.
+bool NftablesWork();
 // process_vm_mmap is an out-of-tree patch (linux-patches/patches) with no mainline
 // number: a kernel that has it says its number in
 // /proc/sys/vm/process_vm_mmap_nr (probed on first use; -1 without it).
