@@ -1,7 +1,5 @@
 #include "images/image_archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +13,7 @@
 
 #include "base/interrupt.h"
 #include "images/image_dir.h"
+#include "kernel/lib_archive.h"
 #include "kernel/proc_task.h"
 
 namespace crl {
@@ -26,7 +25,7 @@ bool EndsWith(const std::string& s, const std::string& end) {
 }
 
 const char* ArchiveError(archive* a) {
-  const char* e = archive_error_string(a);
+  const char* e = Archive().archive_error_string(a);
   return e ? e : "unknown error";
 }
 
@@ -43,7 +42,7 @@ bool PieceOf(const std::string& name, std::string* file, int* k) {
 }
 
 struct ReadFree {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(archive* a) const { Archive().archive_read_free(a); }
 };
 
 }  // namespace
@@ -56,6 +55,7 @@ Result<std::string> ArchiveFilterOf(const std::string& path) {
 }
 
 Result<std::unique_ptr<ArchiveImageOutput>> ArchiveImageOutput::Create(const std::string& path) {
+  TRY(LoadLibArchive());
   std::string filter = TRY(ArchiveFilterOf(path));
   std::unique_ptr<ArchiveImageOutput> out(new ArchiveImageOutput());
   out->path_ = path;
@@ -75,21 +75,21 @@ Result<std::unique_ptr<ArchiveImageOutput>> ArchiveImageOutput::Create(const std
   out->fd_.reset(
       open(out->partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out->fd_.valid()) return ErrnoError("creating the archive %s", path.c_str());
-  out->a_ = archive_write_new();
+  out->a_ = Archive().archive_write_new();
   if (!out->a_) return MakeError("archive_write_new failed");
   archive* a = out->a_;
-  int r = archive_write_set_format_pax_restricted(a);
-  if (r == ARCHIVE_OK && filter == "zstd") r = archive_write_add_filter_zstd(a);
-  if (r == ARCHIVE_OK && filter == "gzip") r = archive_write_add_filter_gzip(a);
-  if (r == ARCHIVE_OK) r = archive_write_set_bytes_in_last_block(a, 1);
-  if (r == ARCHIVE_OK) r = archive_write_open_fd(a, out->fd_.get());
+  int r = Archive().archive_write_set_format_pax_restricted(a);
+  if (r == ARCHIVE_OK && filter == "zstd") r = Archive().archive_write_add_filter_zstd(a);
+  if (r == ARCHIVE_OK && filter == "gzip") r = Archive().archive_write_add_filter_gzip(a);
+  if (r == ARCHIVE_OK) r = Archive().archive_write_set_bytes_in_last_block(a, 1);
+  if (r == ARCHIVE_OK) r = Archive().archive_write_open_fd(a, out->fd_.get());
   if (r != ARCHIVE_OK) return out->Fail("opening").error();
   out->buf_.reserve(kArchivePart);
   return out;
 }
 
 ArchiveImageOutput::~ArchiveImageOutput() {
-  if (a_) archive_write_free(a_);
+  if (a_) Archive().archive_write_free(a_);
   if (!committed_ && !partial_.empty()) unlink(partial_.c_str());
 }
 
@@ -99,24 +99,24 @@ Status ArchiveImageOutput::Fail(const char* what) {
 
 Status ArchiveImageOutput::Entry(const std::string& name, const void* data, size_t len) {
   TRY(CheckStop());
-  archive_entry* e = archive_entry_new();
+  archive_entry* e = Archive().archive_entry_new();
   if (!e) return MakeError("archive_entry_new failed");
-  archive_entry_set_pathname(e, name.c_str());
-  archive_entry_set_filetype(e, AE_IFREG);
-  archive_entry_set_perm(e, 0600);
-  archive_entry_set_size(e, static_cast<la_int64_t>(len));
-  archive_entry_set_mtime(e, time(nullptr), 0);
-  int r = archive_write_header(a_, e);
-  archive_entry_free(e);
+  Archive().archive_entry_set_pathname(e, name.c_str());
+  Archive().archive_entry_set_filetype(e, AE_IFREG);
+  Archive().archive_entry_set_perm(e, 0600);
+  Archive().archive_entry_set_size(e, static_cast<la_int64_t>(len));
+  Archive().archive_entry_set_mtime(e, time(nullptr), 0);
+  int r = Archive().archive_write_header(a_, e);
+  Archive().archive_entry_free(e);
   if (r != ARCHIVE_OK) return Fail("writing to");
   const char* p = static_cast<const char*>(data);
   while (len > 0) {
-    la_ssize_t n = archive_write_data(a_, p, len);
+    la_ssize_t n = Archive().archive_write_data(a_, p, len);
     if (n <= 0) return Fail("writing to");
     p += n;
     len -= n;
   }
-  if (archive_write_finish_entry(a_) != ARCHIVE_OK) return Fail("writing to");
+  if (Archive().archive_write_finish_entry(a_) != ARCHIVE_OK) return Fail("writing to");
   return Ok{};
 }
 
@@ -166,7 +166,7 @@ Status ArchiveImageOutput::Symlink(const std::string& name, const std::string& t
 
 Status ArchiveImageOutput::Commit() {
   TRY(FlushStream(true));
-  if (archive_write_close(a_) != ARCHIVE_OK) return Fail("finishing");
+  if (Archive().archive_write_close(a_) != ARCHIVE_OK) return Fail("finishing");
   if (fsync(fd_.get()) < 0) return ErrnoError("fsync(%s)", partial_.c_str());
   if (rename(partial_.c_str(), path_.c_str()) < 0)
     return ErrnoError("rename(%s, %s)", partial_.c_str(), path_.c_str());
@@ -176,15 +176,16 @@ Status ArchiveImageOutput::Commit() {
 
 Status UnpackImageArchive(const std::string& path, const std::string& dir,
                           const std::function<bool(const std::string&)>& want) {
-  std::unique_ptr<archive, ReadFree> owned(archive_read_new());
+  TRY(LoadLibArchive());
+  std::unique_ptr<archive, ReadFree> owned(Archive().archive_read_new());
   archive* a = owned.get();
   if (!a) return MakeError("archive_read_new failed");
-  archive_read_support_format_tar(a);
-  archive_read_support_filter_zstd(a);
-  archive_read_support_filter_gzip(a);
+  Archive().archive_read_support_format_tar(a);
+  Archive().archive_read_support_filter_zstd(a);
+  Archive().archive_read_support_filter_gzip(a);
   struct stat st;
   if (stat(path.c_str(), &st) < 0) return ErrnoError("the archive %s", path.c_str());
-  if (archive_read_open_filename(a, path.c_str(), 1 << 20) != ARCHIVE_OK)
+  if (Archive().archive_read_open_filename(a, path.c_str(), 1 << 20) != ARCHIVE_OK)
     return MakeError("%s: not a tar archive (.tar, .tar.zst, .tar.gz): %s", path.c_str(),
                      ArchiveError(a));
   std::map<std::string, int> pieces;  // a streamed file: the last piece seen
@@ -193,7 +194,7 @@ Status UnpackImageArchive(const std::string& path, const std::string& dir,
   for (bool first = true;; first = false) {
     TRY(CheckStop());
     archive_entry* e = nullptr;
-    int r = archive_read_next_header(a, &e);
+    int r = Archive().archive_read_next_header(a, &e);
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK) {
       if (first)
@@ -201,12 +202,14 @@ Status UnpackImageArchive(const std::string& path, const std::string& dir,
                          ArchiveError(a));
       return MakeError("%s: truncated or damaged: %s", path.c_str(), ArchiveError(a));
     }
-    std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    std::string name =
+        Archive().archive_entry_pathname(e) ? Archive().archive_entry_pathname(e) : "";
     if (name.rfind("./", 0) == 0) name = name.substr(2);
-    if (archive_entry_filetype(e) != AE_IFREG || name.empty() || name[0] == '.' ||
+    if (Archive().archive_entry_filetype(e) != AE_IFREG || name.empty() || name[0] == '.' ||
         name.find('/') != std::string::npos)
-      return MakeError("%s is not a criu-lite image archive: it holds '%.100s'", path.c_str(),
-                       archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+      return MakeError(
+          "%s is not a criu-lite image archive: it holds '%.100s'", path.c_str(),
+          Archive().archive_entry_pathname(e) ? Archive().archive_entry_pathname(e) : "");
     if (inventory)
       return MakeError("%s is damaged: '%s' after the inventory, which comes last", path.c_str(),
                        name.c_str());
@@ -225,7 +228,7 @@ Status UnpackImageArchive(const std::string& path, const std::string& dir,
     }
     if (file == ImageDir::InventoryName()) inventory = true;
     if (want && !want(file)) {
-      if (archive_read_data_skip(a) != ARCHIVE_OK)
+      if (Archive().archive_read_data_skip(a) != ARCHIVE_OK)
         return MakeError("%s: truncated or damaged: %s", path.c_str(), ArchiveError(a));
       continue;
     }
@@ -239,7 +242,7 @@ Status UnpackImageArchive(const std::string& path, const std::string& dir,
       return ErrnoError("open(%s)", out.c_str());
     }
     for (;;) {
-      la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+      la_ssize_t n = Archive().archive_read_data(a, buf.data(), buf.size());
       if (n == 0) break;
       if (n < 0) return MakeError("%s: truncated or damaged: %s", path.c_str(), ArchiveError(a));
       TRY(WriteAllToFd(fd.get(), buf.data(), n, out));

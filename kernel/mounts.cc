@@ -1,7 +1,5 @@
 #include "kernel/mounts.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -17,6 +15,7 @@
 
 #include "base/scoped_fd.h"
 #include "kernel/kernel_probe.h"
+#include "kernel/lib_archive.h"
 #include "kernel/namespaces.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
@@ -149,10 +148,10 @@ Result<std::vector<MountEntry>> ListAndStat() {
 }
 
 struct ArchiveDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(archive* a) const { Archive().archive_read_free(a); }
 };
 struct WriterDeleter {
-  void operator()(archive* a) const { archive_write_free(a); }
+  void operator()(archive* a) const { Archive().archive_write_free(a); }
 };
 
 la_ssize_t AppendToString(archive*, void* out, const void* data, size_t len) {
@@ -161,7 +160,7 @@ la_ssize_t AppendToString(archive*, void* out, const void* data, size_t len) {
 }
 
 struct EntryDeleter {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
+  void operator()(archive_entry* e) const { Archive().archive_entry_free(e); }
 };
 // A file as read, with its bytes.
 struct ReadEntry {
@@ -172,24 +171,26 @@ struct ReadEntry {
 // The files below the working directory (sockets aside: their owners bind
 // them again), each with its bytes.
 Result<std::vector<ReadEntry>> ReadCwd() {
-  std::unique_ptr<archive, ArchiveDeleter> disk(archive_read_disk_new());
-  archive_read_disk_set_symlink_physical(disk.get());
-  archive_read_disk_set_behavior(disk.get(), ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
-  if (archive_read_disk_open(disk.get(), ".") != ARCHIVE_OK)
-    return MakeError("libarchive: %s", archive_error_string(disk.get()));
+  std::unique_ptr<archive, ArchiveDeleter> disk(Archive().archive_read_disk_new());
+  Archive().archive_read_disk_set_symlink_physical(disk.get());
+  Archive().archive_read_disk_set_behavior(disk.get(), ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS);
+  if (Archive().archive_read_disk_open(disk.get(), ".") != ARCHIVE_OK)
+    return MakeError("libarchive: %s", Archive().archive_error_string(disk.get()));
   std::vector<ReadEntry> out;
   std::vector<char> buf(1 << 16);
   for (;;) {
-    ReadEntry e{std::unique_ptr<archive_entry, EntryDeleter>(archive_entry_new()), ""};
-    int r = archive_read_next_header2(disk.get(), e.meta.get());
+    ReadEntry e{std::unique_ptr<archive_entry, EntryDeleter>(Archive().archive_entry_new()), ""};
+    int r = Archive().archive_read_next_header2(disk.get(), e.meta.get());
     if (r == ARCHIVE_EOF) return out;
     if (r < ARCHIVE_WARN)
-      return MakeError("reading the files: %s", archive_error_string(disk.get()));
-    archive_read_disk_descend(disk.get());
-    if (archive_entry_filetype(e.meta.get()) == AE_IFSOCK) continue;
-    if (archive_entry_filetype(e.meta.get()) == AE_IFREG)
-      for (la_ssize_t n; (n = archive_read_data(disk.get(), buf.data(), buf.size())) != 0;) {
-        if (n < 0) return MakeError("reading a file: %s", archive_error_string(disk.get()));
+      return MakeError("reading the files: %s", Archive().archive_error_string(disk.get()));
+    Archive().archive_read_disk_descend(disk.get());
+    if (Archive().archive_entry_filetype(e.meta.get()) == AE_IFSOCK) continue;
+    if (Archive().archive_entry_filetype(e.meta.get()) == AE_IFREG)
+      for (la_ssize_t n;
+           (n = Archive().archive_read_data(disk.get(), buf.data(), buf.size())) != 0;) {
+        if (n < 0)
+          return MakeError("reading a file: %s", Archive().archive_error_string(disk.get()));
         e.data.append(buf.data(), n);
       }
     out.push_back(std::move(e));
@@ -203,35 +204,36 @@ Result<std::vector<ReadEntry>> ReadCwd() {
 Result<std::string> ArchiveCwd(std::vector<uint64_t>* inos) {
   std::vector<ReadEntry> files = TRY(ReadCwd());
   std::stable_sort(files.begin(), files.end(), [](const ReadEntry& a, const ReadEntry& b) {
-    return archive_entry_ino64(a.meta.get()) < archive_entry_ino64(b.meta.get());
+    return Archive().archive_entry_ino64(a.meta.get()) <
+           Archive().archive_entry_ino64(b.meta.get());
   });
-  std::unique_ptr<archive, WriterDeleter> out(archive_write_new());
+  std::unique_ptr<archive, WriterDeleter> out(Archive().archive_write_new());
   std::string tar;
-  archive_write_set_format_pax(out.get());  // times to the nanosecond
-  archive_write_set_bytes_in_last_block(out.get(), 1);
-  if (archive_write_open(out.get(), &tar, nullptr, AppendToString, nullptr) != ARCHIVE_OK)
-    return MakeError("libarchive: %s", archive_error_string(out.get()));
-  archive_entry_linkresolver* links = archive_entry_linkresolver_new();
-  archive_entry_linkresolver_set_strategy(links, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE);
+  Archive().archive_write_set_format_pax(out.get());  // times to the nanosecond
+  Archive().archive_write_set_bytes_in_last_block(out.get(), 1);
+  if (Archive().archive_write_open(out.get(), &tar, nullptr, AppendToString, nullptr) != ARCHIVE_OK)
+    return MakeError("libarchive: %s", Archive().archive_error_string(out.get()));
+  archive_entry_linkresolver* links = Archive().archive_entry_linkresolver_new();
+  Archive().archive_entry_linkresolver_set_strategy(links, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE);
   Status st = [&]() -> Status {
     for (ReadEntry& f : files) {
       archive_entry* e = f.meta.release();
       archive_entry* sparse = nullptr;
-      archive_entry_linkify(links, &e, &sparse);
+      Archive().archive_entry_linkify(links, &e, &sparse);
       if (!e) continue;
       std::unique_ptr<archive_entry, EntryDeleter> owned(e);
-      bool data = !archive_entry_hardlink(e) && !f.data.empty();
-      inos->push_back(archive_entry_ino64(e));
-      if (archive_write_header(out.get(), e) < ARCHIVE_WARN ||
-          (data && archive_write_data(out.get(), f.data.data(), f.data.size()) < 0))
-        return MakeError("libarchive: %s", archive_error_string(out.get()));
+      bool data = !Archive().archive_entry_hardlink(e) && !f.data.empty();
+      inos->push_back(Archive().archive_entry_ino64(e));
+      if (Archive().archive_write_header(out.get(), e) < ARCHIVE_WARN ||
+          (data && Archive().archive_write_data(out.get(), f.data.data(), f.data.size()) < 0))
+        return MakeError("libarchive: %s", Archive().archive_error_string(out.get()));
     }
     return Ok{};
   }();
-  archive_entry_linkresolver_free(links);
+  Archive().archive_entry_linkresolver_free(links);
   TRY(st);
-  if (archive_write_close(out.get()) != ARCHIVE_OK)
-    return MakeError("libarchive: %s", archive_error_string(out.get()));
+  if (Archive().archive_write_close(out.get()) != ARCHIVE_OK)
+    return MakeError("libarchive: %s", Archive().archive_error_string(out.get()));
   return tar;
 }
 
@@ -359,6 +361,7 @@ Result<MountTable> ReadMounts(pid_t pid) {
 
 Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint,
                                  std::vector<uint64_t>* inos) {
+  TRY(LoadLibArchive());  // before entering: inside, dlopen would search the task's files
   std::string tar;
   TRY(InNamespaceFd(ns_fd, CLONE_NEWNS, [&]() -> Status {
     // A copy of the mount alone, without what is mounted below it.
@@ -373,34 +376,39 @@ Result<std::string> ArchiveMount(int ns_fd, const std::string& mountpoint,
 
 Status ExtractArchive(int ns_fd, const std::string& dir, const std::string& tar,
                       const std::vector<uint64_t>& inos) {
+  TRY(LoadLibArchive());  // before entering: inside, dlopen would search the task's files
   return InNamespaceFd(ns_fd, CLONE_NEWNS, [&]() -> Status {
     if (chdir(dir.c_str()) < 0) return ErrnoError("chdir(%s)", dir.c_str());
     struct stat top {};
     stat(".", &top);
     uint64_t last = top.st_ino;
-    std::unique_ptr<archive, ArchiveDeleter> in(archive_read_new());
-    std::unique_ptr<archive, WriterDeleter> disk(archive_write_disk_new());
-    archive_read_support_format_tar(in.get());
-    archive_write_disk_set_options(
+    std::unique_ptr<archive, ArchiveDeleter> in(Archive().archive_read_new());
+    std::unique_ptr<archive, WriterDeleter> disk(Archive().archive_write_disk_new());
+    Archive().archive_read_support_format_tar(in.get());
+    Archive().archive_write_disk_set_options(
         disk.get(), ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
                         ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_FFLAGS |
                         ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                         ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
-    if (archive_read_open_memory(in.get(), tar.data(), tar.size()) != ARCHIVE_OK)
-      return MakeError("libarchive: %s", archive_error_string(in.get()));
+    if (Archive().archive_read_open_memory(in.get(), tar.data(), tar.size()) != ARCHIVE_OK)
+      return MakeError("libarchive: %s", Archive().archive_error_string(in.get()));
     for (size_t i = 0;; i++) {
       archive_entry* e = nullptr;
-      int r = archive_read_next_header(in.get(), &e);
+      int r = Archive().archive_read_next_header(in.get(), &e);
       if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) return MakeError("the archive: %s", archive_error_string(in.get()));
-      if (i < inos.size() && !archive_entry_hardlink(e)) TRY(SkipInodeNumbers(inos[i], &last));
-      if (archive_read_extract2(in.get(), e, disk.get()) < ARCHIVE_WARN)
-        return MakeError("%s: %s", archive_entry_pathname(e), archive_error_string(disk.get()));
+      if (r < ARCHIVE_WARN)
+        return MakeError("the archive: %s", Archive().archive_error_string(in.get()));
+      if (i < inos.size() && !Archive().archive_entry_hardlink(e))
+        TRY(SkipInodeNumbers(inos[i], &last));
+      if (Archive().archive_read_extract2(in.get(), e, disk.get()) < ARCHIVE_WARN)
+        return MakeError("%s: %s", Archive().archive_entry_pathname(e),
+                         Archive().archive_error_string(disk.get()));
       struct stat st {};
-      if (lstat(archive_entry_pathname(e), &st) == 0 && st.st_ino > last) last = st.st_ino;
+      if (lstat(Archive().archive_entry_pathname(e), &st) == 0 && st.st_ino > last)
+        last = st.st_ino;
     }
-    if (archive_write_close(disk.get()) != ARCHIVE_OK)
-      return MakeError("libarchive: %s", archive_error_string(disk.get()));
+    if (Archive().archive_write_close(disk.get()) != ARCHIVE_OK)
+      return MakeError("libarchive: %s", Archive().archive_error_string(disk.get()));
     return Ok{};
   });
 }

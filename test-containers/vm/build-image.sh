@@ -57,6 +57,10 @@ bins=("$B/criu-lite" "$B/test-containers/workload" "$B/tests/e2e_tests" "$B/test
 for f in /usr/sbin/nft /usr/bin/redis-server /usr/sbin/nginx /usr/bin/python3 /usr/sbin/runc; do
   [ -x "$f" ] && bins+=("$f")
 done
+# criu-lite loads libarchive when it needs it (dlopen): ldd does not name it.
+for f in /lib/x86_64-linux-gnu/libarchive.so.13 /usr/lib/x86_64-linux-gnu/libarchive.so.13; do
+  [ -e "$f" ] && bins+=("$f") && break
+done
 PYLIB=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | head -1)
 if [ -x /usr/bin/python3 ] && [ -n "$PYLIB" ]; then
   tar -C / --exclude=__pycache__ --exclude="${PYLIB#/}/test" --exclude="${PYLIB#/}/idlelib" \
