@@ -786,15 +786,17 @@ Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader&
   constexpr size_t kMaxIovecs = 1024, kMaxScratchIovecs = 16384;
   constexpr uint64_t kMaxRead = 1ull << 30;
   const img::Pagemap& pm = pages.pagemap();
+  uint64_t total = 0;
+  for (const img::PagemapEntry& e : pm.entries()) total += e.nr_pages() * kPageSize;
+  // An entry longer than a read is cut into reads: at most one more iovec
+  // for each kMaxRead.
   if (how == PagePlacement::kWritev || !pages.raw() ||
-      static_cast<size_t>(pm.entries_size()) > kMaxScratchIovecs) {
+      static_cast<size_t>(pm.entries_size()) + total / kMaxRead > kMaxScratchIovecs) {
     TRY(PlacePages(p, pages, how));
     return std::unique_ptr<PagesBeingPlaced>();
   }
   // The task's share: the first half, where there is enough to share.
   constexpr uint64_t kShareFrom = 256ull << 20;
-  uint64_t total = 0;
-  for (const img::PagemapEntry& e : pm.entries()) total += e.nr_pages() * kPageSize;
   uint64_t task_share = total >= kShareFrom ? total / 2 / kPageSize * kPageSize : total;
   auto placing = std::make_unique<PagesBeingPlaced>(p, pages.path(), pages.fd());
   std::vector<std::vector<iovec>> reads;
@@ -805,17 +807,21 @@ Result<std::unique_ptr<PagesBeingPlaced>> StartPlacePages(Puppet& p, PageReader&
     uint64_t take = std::min(len, task_share - given);
     if (take < len)
       placing->share_.push_back({e.vaddr() + take, e.data_offset() + take, len - take});
-    if (take == 0) continue;
     given += take;
-    bool joins = !reads.empty() && e.data_offset() == offsets.back() + lengths.back() &&
-                 reads.back().size() < kMaxIovecs && lengths.back() + take <= kMaxRead;
-    if (!joins) {
-      reads.emplace_back();
-      offsets.push_back(e.data_offset());
-      lengths.push_back(0);
+    for (uint64_t done = 0; done < take;) {
+      uint64_t at = e.data_offset() + done;
+      bool joins = !reads.empty() && at == offsets.back() + lengths.back() &&
+                   reads.back().size() < kMaxIovecs && lengths.back() < kMaxRead;
+      if (!joins) {
+        reads.emplace_back();
+        offsets.push_back(at);
+        lengths.push_back(0);
+      }
+      uint64_t piece = std::min(take - done, kMaxRead - lengths.back());
+      reads.back().push_back({reinterpret_cast<void*>(e.vaddr() + done), piece});
+      lengths.back() += piece;
+      done += piece;
     }
-    reads.back().push_back({reinterpret_cast<void*>(e.vaddr()), take});
-    lengths.back() += take;
   }
   placing->frame_ = std::make_unique<RemoteScratch::Frame>(p.scratch());
   int fd;
