@@ -2,8 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <vector>
@@ -31,6 +33,20 @@ void CloseAllBut(const std::set<int>& keep) {
   }
   for (int fd : open_now)
     if (!keep.count(fd)) close(fd);
+}
+
+long GuardWait(int fd) {
+  setsid();
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, nullptr);
+  if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
+  syscall(SYS_close_range, fd + 1, ~0U, 0);
+  char c;
+  ssize_t n;
+  do n = read(fd, &c, 1);
+  while (n < 0 && errno == EINTR);
+  return n;
 }
 
 }  // namespace crl

@@ -15,4 +15,12 @@ void DetachFromTerminal(const std::set<int>& keep);
 // tree held here would keep it from seeing EOF.
 void CloseAllBut(const std::set<int>& keep);
 
+// What a guard (a child forked to undo something should criu-lite die,
+// SIGKILL too) does first, then its wait: a session of its own, every
+// signal blocked, no fd kept but FD (a page server's connection must see
+// criu-lite go); it waits for a byte on FD or its EOF (criu-lite closed
+// it, or died) and returns read()'s result: 1 or 0. Only system calls, as
+// between fork and exit in a process that may have threads.
+long GuardWait(int fd);
+
 }  // namespace crl

@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "base/background.h"
 #include "base/interrupt.h"
 #include "base/log.h"
 #include "kernel/proc_parsers.h"
@@ -156,21 +157,9 @@ Result<bool> IsV2(const std::string& dir) {
 }  // namespace
 
 // The guard: waits for a byte from criu-lite; EOF instead (criu-lite is
-// dead) thaws. Between fork and exit only system calls (criu-lite may have
-// threads); it keeps no fd but the pipe's (a page server's connection must
-// see criu-lite go).
+// dead) thaws.
 [[noreturn]] void GuardCgroup(int fd, const char* file, const char* thawed) {
-  setsid();
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, nullptr);
-  if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
-  syscall(SYS_close_range, fd + 1, ~0U, 0);
-  char c;
-  ssize_t n;
-  do n = read(fd, &c, 1);
-  while (n < 0 && errno == EINTR);
-  if (n == 0) {
+  if (GuardWait(fd) == 0) {
     int f = open(file, O_WRONLY | O_CLOEXEC);
     if (f >= 0) (void)!write(f, thawed, strlen(thawed));
   }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "base/background.h"
 #include "base/log.h"
 
 namespace crl {
@@ -33,21 +34,10 @@ cpu_set_t Only(int cpu) {
   return one;
 }
 
-// The guard: waits for EOF on FD (criu-lite closed it, or died), then puts
-// back the set of each task still pinned in SLOTS. Between fork and exit
-// only system calls (criu-lite may have threads); it keeps no fd but the
-// pipe's (a page server's connection must see criu-lite go).
+// The guard: once FD is closed (criu-lite is done, or dead), puts back
+// the set of each task still pinned in SLOTS.
 [[noreturn]] void GuardPins(int fd, SameCpu::Slot* slots, size_t n) {
-  setsid();
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, nullptr);
-  if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
-  syscall(SYS_close_range, fd + 1, ~0U, 0);
-  char c;
-  ssize_t r;
-  do r = read(fd, &c, 1);
-  while (r < 0 && errno == EINTR);
+  GuardWait(fd);
   for (size_t i = 0; i < n; i++) {
     pid_t tid = slots[i].tid.load(std::memory_order_acquire);
     if (tid > 0) sched_setaffinity(tid, sizeof slots[i].mask, &slots[i].mask);
