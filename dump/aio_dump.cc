@@ -34,6 +34,7 @@
 #include "kernel/kernel_probe.h"
 #include "kernel/ptrace_task.h"
 #include "kernel/remote_syscalls.h"
+#include "kernel/same_cpu.h"
 #include "kernel/task_fd.h"
 
 namespace crl {
@@ -58,9 +59,7 @@ class CpuPin {
   CpuPin& operator=(const CpuPin&) = delete;
   // False where the task may not run (its cpuset).
   bool To(int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
+    cpu_set_t one = OneCpu(cpu);
     return saved_ok_ && sched_setaffinity(tid_, sizeof one, &one) == 0;
   }
 

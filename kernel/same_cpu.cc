@@ -27,13 +27,6 @@ struct SameCpu::Slot {
 
 namespace {
 
-cpu_set_t Only(int cpu) {
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  return one;
-}
-
 // The guard: once FD is closed (criu-lite is done, or dead), puts back
 // the set of each task still pinned in SLOTS.
 [[noreturn]] void GuardPins(int fd, SameCpu::Slot* slots, size_t n) {
@@ -46,6 +39,13 @@ cpu_set_t Only(int cpu) {
 }
 
 }  // namespace
+
+cpu_set_t OneCpu(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return one;
+}
 
 SameCpu::SameCpu() {
   cpu_set_t own;
@@ -73,7 +73,7 @@ SameCpu::SameCpu() {
     return;
   }
   guard_fd_ = p[1];
-  cpu_set_t one = Only(cpu);
+  cpu_set_t one = OneCpu(cpu);
   if (sched_setaffinity(0, sizeof one, &one) == 0) own_ = own;
   cpu_ = cpu;
 }
@@ -96,7 +96,7 @@ SameCpu::Pin SameCpu::Task(pid_t tid) {
   if (!CPU_ISSET(cpu_, &mask)) {
     int cpu = 0;
     while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mask)) cpu++;
-    cpu_set_t one = Only(cpu);
+    cpu_set_t one = OneCpu(cpu);
     if (cpu == CPU_SETSIZE || sched_setaffinity(0, sizeof one, &one) < 0) return pin;
     cpu_ = cpu;
   }
@@ -105,7 +105,7 @@ SameCpu::Pin SameCpu::Task(pid_t tid) {
     if (slots_[i].tid.load(std::memory_order_relaxed) != 0) continue;
     slots_[i].mask = mask;
     slots_[i].tid.store(tid, std::memory_order_release);
-    cpu_set_t one = Only(cpu_);
+    cpu_set_t one = OneCpu(cpu_);
     if (sched_setaffinity(tid, sizeof one, &one) < 0) {
       slots_[i].tid.store(0, std::memory_order_release);
       return pin;

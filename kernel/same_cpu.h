@@ -23,6 +23,9 @@
 
 namespace crl {
 
+// The set of CPU alone.
+cpu_set_t OneCpu(int cpu);
+
 class SameCpu {
  public:
   // Pins criu-lite's calling thread to the CPU it is on. Without a guard

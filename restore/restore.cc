@@ -44,6 +44,7 @@
 #include "kernel/net_lock.h"
 #include "kernel/proc_parsers.h"
 #include "kernel/proc_task.h"
+#include "kernel/same_cpu.h"
 #include "kernel/task_fd.h"
 #include "kernel/uapi.h"
 #include "restore/aio_restore.h"
@@ -487,7 +488,7 @@ class TreeBuilder {
     placing_.clear();  // before their tasks and scratch memory go
     while (!zombies_.empty()) zombies_.pop_back();
     while (!puppets_.empty()) puppets_.pop_back();
-    if (cpu_ >= 0) sched_setaffinity(0, sizeof own_cpus_, &own_cpus_);
+    LeaveCpu();
   }
 
   // ROOT is in its cgroups and namespaces already (RootNamespaces).
@@ -501,7 +502,10 @@ class TreeBuilder {
     // No task forks from here on (a fork would wait for the lazy-pages
     // daemon), and nothing has written to lazy memory yet: the kernel writes
     // the rseq areas, which FinishProcess registers, through the daemon.
-    if (opts_.pages == PagePlacement::kLazy) TRY(StartLazyPages());
+    if (opts_.pages == PagePlacement::kLazy) {
+      LeaveCpu();  // the daemon it forks would keep criu-lite's pin for good
+      TRY(StartLazyPages());
+    }
     for (auto& [t, p] : puppets_) TRY(FinishProcess(*p, *t));
     // Threads whose images say no CPU set (made before it was recorded)
     // get criu-lite's, as they did before tasks shared its CPU.
@@ -510,7 +514,7 @@ class TreeBuilder {
         for (int i = 0; i < t->core.threads_size(); i++)
           if (t->core.threads(i).sched().affinity().empty())
             sched_setaffinity(p->thread_tid(i), sizeof own_cpus_, &own_cpus_);
-      sched_setaffinity(0, sizeof own_cpus_, &own_cpus_);
+      LeaveCpu();
       cpu_ = -1;
     }
     return Ok{};
@@ -542,8 +546,11 @@ class TreeBuilder {
   void ShareCpu(pid_t root);
   void OnCriuLitesCpu(pid_t tid);
   void OwnCpus(pid_t tid);
+  // criu-lite's own set back (puppets stay where they are).
+  void LeaveCpu();
   cpu_set_t own_cpus_{};
   int cpu_ = -1;
+  bool self_pinned_ = false;
   Status FinishProcess(Puppet& p, const TaskImages& t);
   Status ForkChildren(Puppet& p, const TaskImages& t, bool in_my_session);
   // A zombie is created with the others, joins its group with them, and
@@ -686,20 +693,22 @@ void TreeBuilder::ShareCpu(pid_t root) {
   if (sched_getaffinity(0, sizeof own_cpus_, &own_cpus_) < 0) return;
   int cpu = sched_getcpu();
   if (cpu < 0 || CPU_COUNT(&own_cpus_) < 2) return;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
+  cpu_set_t one = OneCpu(cpu);
   if (sched_setaffinity(0, sizeof one, &one) < 0) return;
   cpu_ = cpu;
+  self_pinned_ = true;
   OnCriuLitesCpu(root);
+}
+
+void TreeBuilder::LeaveCpu() {
+  if (self_pinned_) sched_setaffinity(0, sizeof own_cpus_, &own_cpus_);
+  self_pinned_ = false;
 }
 
 // Either may fail (a cpuset without criu-lite's CPU): only slower.
 void TreeBuilder::OnCriuLitesCpu(pid_t tid) {
   if (cpu_ < 0) return;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu_, &one);
+  cpu_set_t one = OneCpu(cpu_);
   sched_setaffinity(tid, sizeof one, &one);
 }
 
